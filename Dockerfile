@@ -1,0 +1,23 @@
+# One image for the API and the outbound worker.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY api ./api
+COPY bot ./bot
+COPY templates ./templates
+COPY locales ./locales
+COPY babel.cfg ./
+RUN pip install -e . \
+    && for po in locales/*/LC_MESSAGES/messages.po; do \
+         lang=$(basename "$(dirname "$(dirname "$po")")"); \
+         pybabel compile --domain messages -i "$po" -o "${po%.po}.mo" -l "$lang"; \
+       done \
+    && useradd --create-home --uid 10001 rabta \
+    && mkdir -p /app/var && chown rabta /app/var
+USER rabta
+
+EXPOSE 8000
+CMD ["rabta", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

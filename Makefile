@@ -1,0 +1,64 @@
+# Rabta: `make run` serves a demo on 127.0.0.1:8000, `make test` runs the whole suite.
+# Both set everything up on a fresh machine (a .venv beside this file).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+CATALOGS := $(wildcard locales/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGS:.po=.mo)
+
+.PHONY: run test test-fast lint format messages compile-messages bench clean help
+
+help:
+	@echo "make run       serve a seeded demo on http://127.0.0.1:8000"
+	@echo "make test      the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)"
+	@echo "make lint      ruff and mypy"
+	@echo "make messages  extract, update and compile the translation catalogs"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po | $(RUN_STAMP)
+	$(BIN)/pybabel compile --domain messages -i $< -o $@ -l $*
+
+compile-messages: $(COMPILED)
+
+run: $(RUN_STAMP) compile-messages
+	$(BIN)/rabta serve --demo
+
+test: $(DEV_STAMP) compile-messages
+	$(BIN)/pytest
+
+test-fast: $(DEV_STAMP) compile-messages
+	$(BIN)/pytest -m "not slow" -x -q
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+messages: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k pgettext:1c,2 --sort-output --project=Rabta \
+		--copyright-holder=Rabta -o locales/messages.pot .
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching \
+		--ignore-obsolete
+	$(BIN)/python -m bot.catalogs fix-headers
+	$(MAKE) compile-messages
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,81 @@
+"""`rabta chat`: a terminal conversation that goes through the real webhook, signed like Twilio."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from xml.etree import ElementTree
+
+import httpx
+from rich.console import Console
+from twilio.request_validator import RequestValidator
+
+from api.identity import InvalidPhone, normalise_phone
+from api.main import create_app
+from api.migrate import upgrade_async
+from api.settings import get_settings
+
+SERVICE_NUMBER = "+15005550006"
+
+
+def twilio_form(*, channel: str, phone: str, body: str, sid: str) -> dict[str, str]:
+    """The fields Twilio posts for an inbound SMS or WhatsApp message."""
+    prefix = "whatsapp:" if channel == "whatsapp" else ""
+    form = {
+        "MessageSid": sid,
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": prefix + phone,
+        "To": prefix + SERVICE_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
+    if channel == "whatsapp":
+        form["WaId"] = phone.lstrip("+")
+        form["ProfileName"] = "Rabta chat"
+    return form
+
+
+async def run_chat(*, channel: str, phone: str, console: Console) -> int:
+    """Read lines from the terminal, post each as an inbound message, print the reply."""
+    settings = get_settings()
+    try:
+        phone = normalise_phone(phone)
+    except InvalidPhone:
+        console.print(f"[red]{phone!r} is not a phone number.[/red]")
+        return 2
+    await upgrade_async(settings.database_url)
+    app = create_app(settings)
+    path = "/webhooks/twilio/messaging"
+    validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
+    interactive = sys.stdin.isatty()
+    console.print(f"[dim]{channel} as {phone}; an empty line or Ctrl-D ends.[/dim]")
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=settings.public_base_url
+    ) as client:
+        while True:
+            try:
+                line = input("> " if interactive else "")
+            except EOFError:
+                break
+            if not interactive:
+                console.print(f"[bold]> {line}[/bold]")
+            if not line.strip():
+                break
+            sid = f"SM{secrets.token_hex(16)}"
+            form = twilio_form(channel=channel, phone=phone, body=line, sid=sid)
+            headers = {}
+            if validator is not None:
+                url = settings.public_base_url.rstrip("/") + path
+                headers["X-Twilio-Signature"] = validator.compute_signature(url, form)
+            response = await client.post(path, data=form, headers=headers)
+            if response.status_code != 200:
+                console.print(f"[red]{response.status_code}[/red] {response.text}")
+                continue
+            for message in ElementTree.fromstring(response.text).iter("Message"):
+                console.print(f"[cyan]{message.text or ''}[/cyan]")
+    return 0

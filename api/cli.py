@@ -1,0 +1,138 @@
+"""The `rabta` command: serve, migrate, load the registry, and talk to the bot in a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from api.settings import get_settings
+
+app = typer.Typer(
+    name="rabta",
+    help="Rabta: self-service for cash-transfer beneficiaries over SMS, USSD, Telegram and WhatsApp.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+
+DEMO_HOUSEHOLDS = 5000
+
+
+def _settings_or_exit():  # type: ignore[no-untyped-def]
+    try:
+        return get_settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        err.print(f"[red]Configuration refused:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (SQLite or PostgreSQL, from DATABASE_URL)."""
+    from api.migrate import upgrade
+
+    settings = _settings_or_exit()
+    upgrade(settings.database_url)
+    console.print("[green]Database is up to date.[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    demo: Annotated[
+        bool, typer.Option(help="Seed a synthetic registry if empty and print what to try.")
+    ] = False,
+) -> None:
+    """Migrate, then serve `api.main:app` with uvicorn."""
+    import uvicorn
+
+    from api.logs import configure_logging
+    from api.migrate import upgrade
+
+    settings = _settings_or_exit()
+    configure_logging(json_lines=settings.is_production)
+    upgrade(settings.database_url)
+    if demo:
+        asyncio.run(_prepare_demo(host, port))
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+async def _prepare_demo(host: str, port: int) -> None:
+    from api.db import Database
+    from api.registry.seed import registry_is_empty, sample_cnics, seed_registry
+
+    settings = get_settings()
+    db = Database.from_settings(settings)
+    try:
+        if await registry_is_empty(db):
+            console.print(f"Seeding a synthetic registry of {DEMO_HOUSEHOLDS:,} households…")
+            await seed_registry(db, households=DEMO_HOUSEHOLDS, seed=1, cutoff=settings.pmt_cutoff)
+        samples = await sample_cnics(db, limit=4)
+    finally:
+        await db.dispose()
+    base = f"http://{host}:{port}"
+    console.rule("[bold]Rabta is starting")
+    console.print(f"  API docs          {base}/docs")
+    console.print(f"  Eligibility       {base}/v1/eligibility/<CNIC>")
+    console.print(f"  SMS/WhatsApp      POST {base}/webhooks/twilio/messaging")
+    console.print(f"  Health            {base}/healthz  {base}/readyz")
+    console.print("  Sample CNICs:")
+    for cnic, status in samples:
+        console.print(f"    {cnic}  {status}")
+    if samples:
+        first = samples[0][0]
+        console.print("  Try it:")
+        console.print(
+            f"    curl -s {base}/webhooks/twilio/messaging -d MessageSid=SMdemo1 "
+            f"--data-urlencode From=+923001234567 -d Body={first}"
+        )
+        console.print("    .venv/bin/rabta chat --channel sms --phone +923001234567")
+    console.rule()
+
+
+@app.command()
+def chat(
+    channel: Annotated[str, typer.Option(help="sms or whatsapp")] = "sms",
+    phone: Annotated[str, typer.Option(help="The phone you are texting from.")] = "+923001234567",
+) -> None:
+    """Talk to the bot in a terminal, through the same webhook a real gateway calls."""
+    from api.chat import run_chat
+
+    if channel not in ("sms", "whatsapp"):
+        err.print(f"[red]Unknown channel {channel!r}[/red]: use sms or whatsapp.")
+        raise typer.Exit(2)
+    _settings_or_exit()
+    logging.disable(logging.INFO)
+    sys.exit(asyncio.run(run_chat(channel=channel, phone=phone, console=console)))
+
+
+def _mount_registry() -> None:
+    from api.registry.cli import registry_app
+
+    app.add_typer(registry_app, name="registry")
+
+
+_mount_registry()
+
+
+def main() -> None:
+    app()

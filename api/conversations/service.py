@@ -1,0 +1,91 @@
+"""An inbound message's way through Rabta: dedup → contact → conversation → flow → reply.
+
+Each provider message is answered once: its id is claimed in the same transaction that stores
+the reply, so a replay (Twilio retries, a double-tap) gets the stored reply and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from api.bot_services import RabtaServices
+from api.conversations import repository
+from api.runtime import Runtime
+from bot.channels.base import Inbound
+from bot.dialogue import engine
+from bot.dialogue.state import Conversation
+from bot.segments import measure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    language: str | None
+    replayed: bool = False
+
+
+async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
+    """Answer one inbound message, exactly once per provider message id."""
+    async with runtime.db.transaction() as session:
+        if inbound.message_id:
+            earlier = await repository.claim_inbound(
+                session, channel=inbound.channel, external_id=inbound.message_id
+            )
+            if earlier is not None:
+                log.info("replayed %s message: answering with the stored reply", inbound.channel)
+                return Answer(text=earlier.reply or "", language=earlier.language, replayed=True)
+        contact = await repository.get_or_create_contact(
+            session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
+        )
+        conversation = await _load_conversation(runtime, inbound)
+        conversation.language = contact.language
+        outcome = await engine.handle(
+            inbound,
+            conversation,
+            RabtaServices(runtime),
+            default_language=runtime.settings.default_language,
+        )
+        text = runtime.renderer.render(
+            outcome.replies, language=outcome.language, channel=inbound.channel
+        )
+        contact.language = conversation.language
+        contact.last_inbound_at = dt.datetime.now(dt.UTC)
+        if inbound.message_id:
+            record = await repository.get_inbound(
+                session, channel=inbound.channel, external_id=inbound.message_id
+            )
+            assert record is not None
+            record.contact_id = contact.id
+            record.reply = text
+            record.intent = outcome.intent.value
+            record.language = outcome.language
+    await _save_conversation(runtime, conversation)
+    if inbound.channel == "sms":
+        cost = measure(text)
+        log.info(
+            "sms reply intent=%s lang=%s encoding=%s chars=%d segments=%d",
+            outcome.intent.value, outcome.language, cost.encoding, cost.characters, cost.segments,
+        )
+    return Answer(text=text, language=outcome.language)
+
+
+async def _load_conversation(runtime: Runtime, inbound: Inbound) -> Conversation:
+    try:
+        return await runtime.conversations.load(inbound.channel, inbound.sender)
+    except RedisError:
+        # Redis down: answer from a fresh conversation rather than not at all.
+        log.warning("conversation state unavailable (Redis); answering without it")
+        return Conversation(channel=inbound.channel, address=inbound.sender)
+
+
+async def _save_conversation(runtime: Runtime, conversation: Conversation) -> None:
+    try:
+        await runtime.conversations.save(conversation)
+    except RedisError:
+        log.warning("conversation state not saved (Redis)")

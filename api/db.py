@@ -1,0 +1,79 @@
+"""Database engines and sessions: one for Rabta's tables, one (maybe a replica) for registry reads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from api.settings import Settings
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for `url`; SQLite gets its folder created, WAL and foreign keys."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def is_postgres(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@dataclass
+class Database:
+    """The primary engine and the registry engine (the same one unless a replica is set)."""
+
+    engine: AsyncEngine
+    registry_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    registry_sessions: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        engine = create_engine(settings.database_url)
+        registry_engine = (
+            create_engine(settings.registry_url)
+            if settings.registry_url != settings.database_url
+            else engine
+        )
+        return cls(
+            engine=engine,
+            registry_engine=registry_engine,
+            sessions=async_sessionmaker(engine, expire_on_commit=False),
+            registry_sessions=async_sessionmaker(registry_engine, expire_on_commit=False),
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose work commits at the end of the block, or rolls back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.registry_engine is not self.engine:
+            await self.registry_engine.dispose()

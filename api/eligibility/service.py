@@ -1,0 +1,41 @@
+"""Eligibility by CNIC (SPEC §9): not_found, under_review, else the PMT cut-off decides."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.eligibility.schemas import EligibilityResult, EligibilityStatus, ProgrammeState
+from api.identity import Cnic
+from api.registry import repository
+from api.registry.models import Household, HouseholdStatus
+
+
+def decide(household: Household | None, *, cutoff: float) -> EligibilityStatus:
+    """The coarse status of a person in `household` (None: not in the registry)."""
+    if household is None:
+        return EligibilityStatus.NOT_FOUND
+    if household.status == HouseholdStatus.UNDER_REVIEW:
+        return EligibilityStatus.UNDER_REVIEW
+    if float(household.pmt_score) <= cutoff:
+        return EligibilityStatus.ELIGIBLE
+    return EligibilityStatus.NOT_ELIGIBLE
+
+
+async def check_eligibility(
+    session: AsyncSession, *, cnic: Cnic, cutoff: float, full: bool = False
+) -> EligibilityResult:
+    """Eligibility of `cnic`; with `full`, also programmes and district (verified callers only)."""
+    found = await repository.get_person_and_household(session, cnic=cnic.digits)
+    household = found[1] if found else None
+    status = decide(household, cutoff=cutoff)
+    if not full or household is None:
+        return EligibilityResult(cnic=cnic.digits, cnic_masked=cnic.masked, status=status)
+    enrollments = await repository.list_enrollments(session, cnic=cnic.digits)
+    return EligibilityResult(
+        cnic=cnic.digits,
+        cnic_masked=cnic.masked,
+        status=status,
+        programmes=tuple(ProgrammeState(e.programme, e.status) for e in enrollments),
+        district=household.district,
+        tehsil=household.tehsil,
+    )

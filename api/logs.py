@@ -1,0 +1,84 @@
+"""Logging set-up: every record passes a filter that masks CNICs, phone numbers and OTPs
+(SPEC §3), whatever logger wrote it and however the message was formatted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+_CNIC = re.compile(r"(?<![0-9])([1-7][0-9]{4})-?([0-9]{7})-?([0-9])(?![0-9])")
+_PHONE = re.compile(r"(?<![0-9])(\+?92|0092|0)(3[0-9]{2})[ -]?([0-9]{4})([0-9]{3})(?![0-9])")
+_LONG_DIGITS = re.compile(r"(?<![0-9])([0-9]{2})[0-9]{6,}([0-9]{3})(?![0-9])")
+# Any lone group of exactly six digits may be an OTP: it is never worth the risk.
+_SIX = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
+
+
+def mask_sensitive(text: str) -> str:
+    """Mask CNICs as `35202-*******-1`, phones as `+92300****567`, six-digit codes as `******`."""
+    text = _CNIC.sub(lambda m: f"{m.group(1)}-*******-{m.group(3)}", text)
+    text = _PHONE.sub(lambda m: f"+92{m.group(2)}****{m.group(4)}", text)
+    text = _LONG_DIGITS.sub(lambda m: f"{m.group(1)}******{m.group(2)}", text)
+    return _SIX.sub("******", text)
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _masking_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string must not lose the record
+        message = str(record.msg)
+    record.msg = mask_sensitive(message)
+    record.args = None
+    return record
+
+
+class MaskingFormatter(logging.Formatter):
+    """Masks the finished line too, tracebacks included (exception texts may quote input)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_sensitive(super().format(record))
+
+
+class JsonFormatter(MaskingFormatter):
+    """One JSON object per line: what log collectors want."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": mask_sensitive(record.getMessage()),
+        }
+        if record.exc_info:
+            payload["exc"] = mask_sensitive(self.formatException(record.exc_info))
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def install_masking() -> None:
+    """Mask every log record as it is created, whichever logger or handler takes it."""
+    if logging.getLogRecordFactory() is not _masking_record_factory:
+        logging.setLogRecordFactory(_masking_record_factory)
+
+
+def configure_logging(*, json_lines: bool = False, level: int = logging.INFO) -> None:
+    """Masked logging to stderr (JSON lines in production); uvicorn's loggers included."""
+    install_masking()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter()
+        if json_lines
+        else MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True

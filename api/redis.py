@@ -1,0 +1,39 @@
+"""Redis for shared state; without REDIS_URL an in-process substitute (one process only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from api.settings import Settings
+
+Redis = aioredis.Redis
+
+_fake_server: Any = None
+
+
+def _in_process_pool() -> aioredis.ConnectionPool:
+    global _fake_server
+    import fakeredis  # the substitute: a well-kept Redis implementation with Lua (lupa)
+
+    if _fake_server is None:
+        _fake_server = fakeredis.FakeServer()
+    return aioredis.ConnectionPool(
+        connection_class=fakeredis.FakeAsyncRedisConnection,
+        server=_fake_server,
+        decode_responses=True,
+    )
+
+
+def connect_redis(settings: Settings) -> aioredis.Redis:
+    """A client for REDIS_URL, or for the process's in-process substitute."""
+    if settings.redis_url:
+        return aioredis.Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=1.0,
+            socket_timeout=1.0,
+            health_check_interval=30,
+        )
+    return aioredis.Redis(connection_pool=_in_process_pool())

@@ -1,0 +1,238 @@
+"""SQLAlchemy models: the registry extract (read side) and Rabta's own tables (write side)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# -- the registry extract ------------------------------------------------------------------
+
+
+class HouseholdStatus(enum.StrEnum):
+    ACTIVE = "active"
+    UNDER_REVIEW = "under_review"
+
+
+class Household(Base):
+    __tablename__ = "households"
+
+    household_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    pmt_score: Mapped[float] = mapped_column(Numeric(6, 2))
+    province: Mapped[str] = mapped_column(String(40))
+    district: Mapped[str] = mapped_column(String(60))
+    tehsil: Mapped[str] = mapped_column(String(60))
+    survey_date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default=HouseholdStatus.ACTIVE)
+
+    persons: Mapped[list[Person]] = relationship(back_populates="household")
+
+
+class Person(Base):
+    __tablename__ = "persons"
+
+    cnic: Mapped[str] = mapped_column(String(13), primary_key=True)
+    household_id: Mapped[str] = mapped_column(
+        ForeignKey("households.household_id", ondelete="CASCADE"), index=True
+    )
+    full_name: Mapped[str] = mapped_column(String(120))
+    gender: Mapped[str] = mapped_column(String(1))
+    birth_date: Mapped[dt.date] = mapped_column(Date)
+    relation: Mapped[str] = mapped_column(String(20))
+    mobile: Mapped[str | None] = mapped_column(String(16), index=True)
+    cnic_expiry: Mapped[dt.date | None] = mapped_column(Date)
+
+    household: Mapped[Household] = relationship(back_populates="persons")
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    cnic: Mapped[str] = mapped_column(String(13), primary_key=True)
+    programme: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    since: Mapped[dt.date] = mapped_column(Date)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_cnic_window", "cnic", "window_start"),)
+
+    payment_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cnic: Mapped[str] = mapped_column(String(13))
+    programme: Mapped[str] = mapped_column(String(40))
+    tranche: Mapped[str] = mapped_column(String(20))
+    amount_pkr: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[dt.date] = mapped_column(Date)
+    window_end: Mapped[dt.date] = mapped_column(Date)
+    mode: Mapped[str] = mapped_column(String(20))
+    place: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+
+REGISTRY_TABLES = ("households", "persons", "enrollments", "payments")
+
+
+# -- Rabta's own ---------------------------------------------------------------------------
+
+
+class Contact(Base):
+    """One channel identity (a phone on SMS, a Telegram user) and what it chose."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(16), index=True)
+    language: Mapped[str | None] = mapped_column(String(10))
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_inbound_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InboundMessage(Base):
+    """Every inbound message once, keyed by the provider's id: a replay gets the stored reply."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    intent: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(10))
+    reply: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboundMessage(Base):
+    """The outbox: a message to deliver, written in the same transaction as its cause."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (Index("ix_outbound_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    to: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Grievance(Base):
+    __tablename__ = "grievances"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(12), unique=True)
+    cnic: Mapped[str] = mapped_column(String(13), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    events: Mapped[list[GrievanceEvent]] = relationship(
+        back_populates="grievance", order_by="GrievanceEvent.id"
+    )
+
+
+class GrievanceEvent(Base):
+    __tablename__ = "grievance_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    grievance_id: Mapped[int] = mapped_column(ForeignKey("grievances.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    grievance: Mapped[Grievance] = relationship(back_populates="events")
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    record_type: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+
+
+class Partner(Base):
+    """A partner app (portal backend, IVR) with its own API key and quota."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    quota: Mapped[str] = mapped_column(String(32), default="1000/minute")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

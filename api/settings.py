@@ -1,0 +1,100 @@
+"""One Settings object for the whole service (SPEC §9 "Environment")."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET_KEY = "rabta-development-key-not-for-production"  # noqa: S105
+
+#: The six languages Rabta speaks, as gettext/Babel locale identifiers.
+LANGUAGES: tuple[str, ...] = ("en", "ur", "ur_Latn", "sd", "ps", "pa_Arab")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration read from the environment; production refuses unsafe defaults."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    rabta_env: Literal["development", "production"] = Field("development", alias="RABTA_ENV")
+    database_url: str = Field("sqlite+aiosqlite:///var/rabta.db", alias="DATABASE_URL")
+    registry_database_url: str | None = Field(None, alias="REGISTRY_DATABASE_URL")
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    secret_key: str = Field(DEVELOPMENT_SECRET_KEY, alias="RABTA_SECRET_KEY")
+    public_base_url: str = Field("http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
+
+    twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    twilio_from: str | None = Field(None, alias="TWILIO_FROM")
+    twilio_whatsapp_from: str | None = Field(None, alias="TWILIO_WHATSAPP_FROM")
+
+    telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_webhook_secret: str | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_api_base_url: str | None = Field(None, alias="TELEGRAM_API_BASE_URL")
+
+    outbound: Literal["console", "twilio"] | None = Field(None, alias="RABTA_OUTBOUND")
+    console_outbox: Path = Field(Path("var/outbox.jsonl"), alias="RABTA_CONSOLE_OUTBOX")
+    default_language: str = Field("ur", alias="RABTA_DEFAULT_LANGUAGE")
+
+    limit_sender: str = Field("10/hour", alias="RABTA_LIMIT_SENDER")
+    limit_cnic: str = Field("20/day", alias="RABTA_LIMIT_CNIC")
+    limit_otp: str = Field("5/hour", alias="RABTA_LIMIT_OTP")
+
+    #: Programme rules come from configuration, not code (SPEC §5.1).
+    pmt_cutoff: float = Field(32.0, alias="RABTA_PMT_CUTOFF")
+    #: Largest request body accepted anywhere; gateways never send more.
+    max_body_bytes: int = Field(64 * 1024, alias="RABTA_MAX_BODY_BYTES")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.default_language not in LANGUAGES:
+            lang = self.default_language.replace("-", "_")
+            if lang not in LANGUAGES:
+                raise ValueError(
+                    f"RABTA_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}"
+                )
+            self.default_language = lang
+        if self.rabta_env != "production":
+            return self
+        problems = []
+        if self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("RABTA_SECRET_KEY must be set to a random value of 32+ characters")
+        if not self.twilio_auth_token:
+            problems.append("TWILIO_AUTH_TOKEN must be set: webhooks must be signed")
+        if self.telegram_bot_token and not self.telegram_webhook_secret:
+            problems.append("TELEGRAM_WEBHOOK_SECRET must be set when Telegram is on")
+        if not self.redis_url:
+            problems.append("REDIS_URL must be set: the in-process substitute serves one process")
+        if self.database_url.startswith("sqlite"):
+            problems.append("DATABASE_URL must point at PostgreSQL in production")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.rabta_env == "production"
+
+    @property
+    def registry_url(self) -> str:
+        return self.registry_database_url or self.database_url
+
+    @property
+    def outbound_mode(self) -> Literal["console", "twilio"]:
+        if self.outbound:
+            return self.outbound
+        if self.twilio_account_sid and self.twilio_auth_token and self.twilio_from:
+            return "twilio"
+        return "console"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear the cache to change them)."""
+    return Settings()

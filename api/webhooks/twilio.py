@@ -1,0 +1,80 @@
+"""`POST /webhooks/twilio/messaging`: SMS and WhatsApp from Twilio, answered in TwiML.
+
+Verify the signature (over the public URL Twilio called, not the one a proxy rewrote), dedup on
+MessageSid, hand the message to the conversation, answer with `<Response><Message>`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from fastapi import APIRouter, Request, Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from api.conversations.service import receive
+from api.deps import RuntimeDep
+from api.identity import InvalidPhone, normalise_phone
+from api.problems import Problem
+from api.settings import Settings
+from bot.channels.base import Inbound
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+
+TWIML = "application/xml"
+
+
+def public_url(request: Request, settings: Settings) -> str:
+    """The URL as Twilio called it: PUBLIC_BASE_URL + path + query (proxies rewrite the host)."""
+    url = settings.public_base_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    return url
+
+
+async def verified_form(request: Request, settings: Settings) -> Mapping[str, str]:
+    """The POSTed form, after checking `X-Twilio-Signature` when an auth token is configured."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        raise Problem(415, "Twilio webhooks are form-encoded.")
+    form = await request.form()
+    params = {key: value for key, value in form.items() if isinstance(value, str)}
+    if settings.twilio_auth_token:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        validator = RequestValidator(settings.twilio_auth_token)
+        if not signature or not validator.validate(public_url(request, settings), params, signature):
+            log.warning("twilio webhook refused: %s signature", "bad" if signature else "missing")
+            raise Problem(403, "The request is not signed by Twilio.")
+    return params
+
+
+@router.post("/messaging", response_class=Response)
+async def messaging(request: Request, runtime: RuntimeDep) -> Response:
+    """An inbound SMS or WhatsApp message; the reply goes back in the TwiML response."""
+    params = await verified_form(request, runtime.settings)
+    sid = params.get("MessageSid", "").strip()
+    sender = params.get("From", "").strip()
+    if not sid or not sender:
+        raise Problem(400, "MessageSid and From are required.")
+    if len(sid) > 64 or len(sender) > 64:
+        raise Problem(400, "MessageSid or From is too long.")
+    channel = "whatsapp" if sender.lower().startswith("whatsapp:") else "sms"
+    try:
+        phone: str | None = normalise_phone(sender)
+    except InvalidPhone:
+        phone = None  # an alphanumeric or short-code sender: answer, but it proves no one
+    inbound = Inbound(
+        channel=channel,
+        sender=phone or sender,
+        text=params.get("Body", "")[:1600],
+        message_id=sid,
+        phone=phone,
+    )
+    answer = await receive(runtime, inbound)
+    twiml = MessagingResponse()
+    if answer.text:
+        twiml.message(answer.text)
+    return Response(content=str(twiml), media_type=TWIML)

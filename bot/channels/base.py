@@ -1,0 +1,63 @@
+"""What every channel shares: the inbound message, the reply as data, and the Channel protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message from a person, whatever channel carried it."""
+
+    channel: str
+    #: The channel's address of the sender: an E.164 phone on SMS/WhatsApp/USSD, a user id on
+    #: Telegram.
+    sender: str
+    text: str
+    #: The provider's id for this message (Twilio MessageSid, Telegram update_id), for dedup.
+    message_id: str | None = None
+    #: The sender's phone in E.164 when the channel itself proves it (SMS, WhatsApp, USSD).
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A choice offered to the user: the text to send back and the label's template."""
+
+    reply: str
+    label: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A message as data: a template name, its context and choices; rendered at the edge."""
+
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    options: Sequence[Option] = ()
+    #: The conversation ends with this reply (USSD `END`).
+    end: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A reply turned into the channel's words, with what it costs there."""
+
+    text: str
+    options: Sequence[tuple[str, str]] = ()  # (label, reply) pairs for channels with buttons
+    end: bool = False
+
+
+class Channel(Protocol):
+    """A channel knows how its replies look; parsing its wire format lives at the HTTP edge."""
+
+    name: str
+    #: Most characters one reply may have on this channel (a USSD screen), or None.
+    max_chars: int | None
+
+    def compose(self, texts: Sequence[str], options: Sequence[tuple[str, str]]) -> str:
+        """Join rendered replies and options into the one message this channel sends."""
+        ...

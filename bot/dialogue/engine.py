@@ -1,0 +1,86 @@
+"""The conversation engine: one inbound message in, replies as data out.
+
+Each step of a conversation is a handler in `STEPS`; in `IDLE` the message's intent picks the
+flow from `INTENTS`. A handler may move the conversation to another step or return None to
+say "not mine", and the message is then handled afresh from `IDLE`.
+
+    IDLE ──LANG──────────► CHOOSE_LANGUAGE ──choice──► IDLE
+      ├──<CNIC>──────────► eligibility ──────────────► IDLE
+      ├──HELP / MENU─────► help
+      └──anything else───► not understood
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from api.identity import normalise_text
+from bot.channels.base import Inbound, Reply
+from bot.dialogue import keywords
+from bot.dialogue.flows import eligibility, help, language
+from bot.dialogue.keywords import Intent
+from bot.dialogue.state import Conversation, Step
+from bot.dialogue.turn import Handler, Turn
+from bot.i18n import detect_language
+from bot.ports import Services
+
+INTENTS: dict[Intent, Handler] = {
+    Intent.CNIC: eligibility.check,
+    Intent.NOT_CNIC: eligibility.not_a_cnic,
+    Intent.LANGUAGE: language.choose,
+    Intent.HELP: help.menu,
+    Intent.EMPTY: help.menu,
+}
+
+
+async def idle(turn: Turn) -> list[Reply]:
+    handler = INTENTS.get(turn.command.intent, help.not_understood)
+    return await handler(turn)
+
+
+StepHandler = Callable[[Turn], Awaitable[list[Reply] | None]]
+
+STEPS: dict[Step, StepHandler] = {
+    Step.IDLE: idle,
+    Step.CHOOSE_LANGUAGE: language.answer_menu,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    replies: list[Reply]
+    language: str
+    intent: Intent
+
+
+async def handle(
+    inbound: Inbound,
+    conversation: Conversation,
+    services: Services,
+    *,
+    default_language: str,
+) -> Outcome:
+    """Answer one message; `conversation` is updated in place for the caller to save."""
+    text = normalise_text(inbound.text)
+    command = keywords.parse(text)
+    if command.intent is Intent.NUMBER and conversation.options:
+        index = int(command.argument) - 1
+        if 0 <= index < len(conversation.options):
+            command = keywords.parse(conversation.options[index])
+
+    detected = detect_language(text)
+    if detected is not None:
+        conversation.guessed_language = detected
+    turn = Turn(
+        inbound=inbound,
+        conversation=conversation,
+        command=command,
+        services=services,
+        language=conversation.language or conversation.guessed_language or default_language,
+    )
+    replies = await STEPS[conversation.step](turn)
+    if replies is None:
+        conversation.reset()
+        replies = await idle(turn)
+    return Outcome(replies=replies, language=turn.language, intent=command.intent)

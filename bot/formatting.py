@@ -1,0 +1,165 @@
+"""Locale-aware dates, numbers and PKR amounts (Babel/CLDR) for Rabta's six languages.
+
+Digits follow each locale's CLDR default numbering system (``NUMBERING_SYSTEMS``): Babel
+formats separators for that system but always emits ASCII digits, so they are translated here.
+Spaces in the output are plain U+0020, never Babel's NO-BREAK SPACE, so English and Roman Urdu
+replies stay GSM-7. Nothing is wrapped in bidi isolates: templates call ``ltr()`` where needed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from functools import cache
+from types import MappingProxyType
+from typing import Final, Literal
+
+import babel
+from babel.dates import format_date as _babel_format_date
+from babel.numbers import format_currency, format_decimal
+
+LANGUAGES: tuple[str, ...] = ("en", "ur", "ur_Latn", "sd", "ps", "pa_Arab")
+RTL_LANGUAGES: frozenset[str] = frozenset({"ur", "sd", "ps", "pa_Arab"})
+
+# Roman Urdu has no CLDR locale (Locale.parse("ur_Latn") silently falls back to RTL `ur`); it
+# is Urdu written the way Pakistanis write English, so it borrows en_PK conventions.
+BABEL_LOCALES: Final = MappingProxyType(
+    {
+        "en": "en_PK",
+        "ur": "ur_PK",
+        "ur_Latn": "en_PK",
+        "sd": "sd_Arab_PK",
+        "ps": "ps_PK",
+        "pa_Arab": "pa_Arab_PK",
+    }
+)
+
+# The one table to change for digits: CLDR 47 defaults. `ur` is latn (Urdu SMS in Pakistan use
+# western digits); setting it to "arabext" would switch both digits and separators.
+NUMBERING_SYSTEMS: Final = MappingProxyType(
+    {
+        "en": "latn",
+        "ur": "latn",
+        "ur_Latn": "latn",
+        "sd": "arab",
+        "ps": "arabext",
+        "pa_Arab": "arabext",
+    }
+)
+
+DIGITS: Final = MappingProxyType(
+    {
+        "latn": "0123456789",
+        "arab": "".join(chr(0x0660 + i) for i in range(10)),  # ٠١٢٣٤٥٦٧٨٩
+        "arabext": "".join(chr(0x06F0 + i) for i in range(10)),  # ۰۱۲۳۴۵۶۷۸۹
+    }
+)
+
+DATE_PATTERN: Final = "d MMM y"
+
+LRI: Final = "\u2066"
+PDI: Final = "\u2069"
+
+_ALL_DIGITS: Final = "".join(DIGITS.values())
+_TO_DIGITS: Final = {
+    system: str.maketrans(_ALL_DIGITS, digits * len(DIGITS)) for system, digits in DIGITS.items()
+}
+_CANONICAL: Final = {lang.lower(): lang for lang in LANGUAGES}
+
+
+def canonical_language(lang: str) -> str:
+    """Return the canonical code for ``lang``; accepts BCP 47 hyphens (``ur-Latn``), any case."""
+    try:
+        return _CANONICAL[lang.replace("-", "_").lower()]
+    except KeyError:
+        raise ValueError(f"unsupported language {lang!r}; expected one of {LANGUAGES}") from None
+
+
+@cache
+def babel_locale(lang: str) -> babel.Locale:
+    """Return the Babel locale whose conventions ``lang`` is formatted with."""
+    return babel.Locale.parse(BABEL_LOCALES[canonical_language(lang)])
+
+
+def is_rtl(lang: str) -> bool:
+    """Return True when ``lang`` is written right to left."""
+    return canonical_language(lang) in RTL_LANGUAGES
+
+
+def _numbering_system(lang: str) -> str:
+    return NUMBERING_SYSTEMS[canonical_language(lang)]
+
+
+def native_digits(text: str, lang: str) -> str:
+    """Rewrite every ASCII, Arabic-Indic or Extended Arabic-Indic digit in ``lang``'s digits."""
+    return text.translate(_TO_DIGITS[_numbering_system(lang)])
+
+
+def _plain_spaces(text: str) -> str:
+    return text.replace("\u00a0", " ").replace("\u202f", " ")
+
+
+def format_date(d: date, lang: str) -> str:
+    """Format a date as day, abbreviated month name and year, e.g. ``15 Dec 2026``."""
+    # One day-first pattern for all six: CLDR's medium formats differ (sd/ps put the year first,
+    # en_PK uses "15-Dec-2026"), and a numeric date is ambiguous to a reader.
+    text = _babel_format_date(d, DATE_PATTERN, locale=babel_locale(lang))
+    return native_digits(_plain_spaces(text), lang)
+
+
+@cache
+def _amount_pattern(lang: str) -> str:
+    pattern: str = babel_locale(lang).currency_formats["standard"].pattern
+    pattern = _plain_spaces(re.sub(r"\.0+", "", pattern))  # PKR cash amounts have 0 decimals
+    # CLDR currencySpacing (which Babel does not apply) puts a space between a letter symbol
+    # ("Rs", "PKR", "ر") and the digits; every PKR symbol in these locales ends in a letter.
+    pattern = re.sub(r"¤(?=[#0])", "¤ ", pattern)
+    return re.sub(r"(?<=[#0])¤", " ¤", pattern)
+
+
+def format_amount(pkr: int, lang: str) -> str:
+    """Format a whole-rupee PKR amount with the locale's symbol, e.g. ``Rs 13,500``."""
+    text = format_currency(
+        pkr,
+        "PKR",
+        format=_amount_pattern(canonical_language(lang)),
+        locale=babel_locale(lang),
+        currency_digits=False,
+        numbering_system=_numbering_system(lang),
+    )
+    return native_digits(_plain_spaces(text), lang)
+
+
+def format_number(n: int, lang: str) -> str:
+    """Format an integer with the locale's grouping separator and digits."""
+    text = format_decimal(n, locale=babel_locale(lang), numbering_system=_numbering_system(lang))
+    return native_digits(_plain_spaces(text), lang)
+
+
+def ltr(text: str, lang: str) -> str:
+    """Isolate an LTR run (CNIC, phone, amount, ticket id) in LRI…PDI for RTL languages only."""
+    if not text or not is_rtl(lang):
+        return text
+    return f"{LRI}{text}{PDI}"
+
+
+def detect_script(text: str) -> Literal["arabic", "latin", "none"]:
+    """Return the script most of the letters in ``text`` are written in (ties go to Arabic)."""
+    arabic = latin = 0
+    for ch in text:
+        if not ch.isalpha():  # digits, punctuation, marks and emoji are not letters
+            continue
+        if ch.isascii():
+            latin += 1
+            continue
+        name = unicodedata.name(ch, "")
+        if name.startswith("ARABIC"):
+            arabic += 1
+        elif name.startswith("LATIN"):
+            latin += 1
+    if arabic == latin == 0:
+        return "none"
+    # A tie goes to Arabic: Latin letters in an Arabic-script message are usually a code or
+    # acronym (BISP, CNIC), and Arabic text is UCS-2 whatever language the reply is in.
+    return "arabic" if arabic >= latin else "latin"

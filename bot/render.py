@@ -1,0 +1,95 @@
+"""Replies to words: Jinja2 templates per flow (and per channel where they differ), translated
+with the gettext catalogs, dates and amounts formatted for the language, joined per channel."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bot import formatting
+from bot.channels import CHANNELS
+from bot.channels.base import Reply
+from bot.i18n import LANGUAGE_KEYWORD, LANGUAGES, translations
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+_BLANK_RUNS = re.compile(r"[ \t]*\n[ \t]*")
+_SPACES = re.compile(r"[ \t]{2,}")
+
+ProgrammeNamer = Callable[[str, str], str]
+
+
+class Renderer:
+    """Renders `Reply` objects in a language for a channel; one Jinja environment per language."""
+
+    def __init__(
+        self,
+        *,
+        brand: Mapping[str, str],
+        programme_name: ProgrammeNamer,
+        templates_dir: Path = TEMPLATES_DIR,
+    ) -> None:
+        self._brand = brand
+        self._programme_name = programme_name
+        self._loader = jinja2.FileSystemLoader(templates_dir / "messages")
+        self._envs: dict[str, jinja2.Environment] = {}
+
+    def environment(self, language: str) -> jinja2.Environment:
+        env = self._envs.get(language)
+        if env is None:
+            env = jinja2.Environment(
+                loader=self._loader,
+                extensions=["jinja2.ext.i18n"],
+                autoescape=False,  # noqa: S701 - plain text for SMS/USSD; HTML escaping is per channel
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=False,
+            )
+            env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+            env.filters["ltr"] = lambda value: formatting.ltr(str(value), language)
+            env.filters["date"] = lambda value: formatting.ltr(
+                formatting.format_date(value, language), language
+            )
+            env.filters["amount"] = lambda value: formatting.ltr(
+                formatting.format_amount(value, language), language
+            )
+            env.filters["number"] = lambda value: formatting.format_number(value, language)
+            env.filters["programme"] = lambda key: self._programme_name(key, language)
+            env.globals["brand"] = self._brand.get(language) or self._brand.get("en", "")
+            env.globals["language"] = language
+            env.globals["LANGUAGE_KEYWORD"] = LANGUAGE_KEYWORD
+            self._envs[language] = env
+        return env
+
+    def template_names(self, name: str, channel: str) -> list[str]:
+        """Where a reply's template is looked up: the channel's own first, then the shared one."""
+        return [f"{name}.{channel}.j2", f"{name}.j2"]
+
+    def render_text(
+        self, name: str, context: Mapping[str, Any], *, language: str, channel: str
+    ) -> str:
+        """One template, rendered and tidied (no blank lines or double spaces)."""
+        env = self.environment(language)
+        template = env.get_or_select_template(self.template_names(name, channel))
+        text = template.render(**context, channel=channel)
+        return _SPACES.sub(" ", _BLANK_RUNS.sub("\n", text)).strip()
+
+    def render(self, replies: Sequence[Reply], *, language: str, channel: str) -> str:
+        """The whole answer to one inbound message, composed as the channel sends it."""
+        texts = [
+            self.render_text(r.template, r.context, language=language, channel=channel)
+            for r in replies
+        ]
+        options = [
+            (self.render_text(o.label, o.context, language=language, channel=channel), o.reply)
+            for r in replies
+            for o in r.options
+        ]
+        return CHANNELS[channel].compose(texts, options)
+
+

@@ -1,0 +1,57 @@
+"""`GET /v1/eligibility/{cnic}`, `/healthz`, `/readyz` and problem documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, NOT_FOUND, UNDER_REVIEW
+
+
+@pytest.mark.parametrize(
+    ("cnic", "status", "masked"),
+    [
+        (ELIGIBLE, "eligible", "35202-*******-1"),
+        ("35202-1234567-2", "eligible", "35202-*******-2"),
+        ("۳۵۲۰۲۱۲۳۴۵۶۷۲", "eligible", "35202-*******-2"),
+        (NOT_ELIGIBLE, "not_eligible", "42101-*******-3"),
+        (UNDER_REVIEW, "under_review", "17301-*******-2"),
+        (NOT_FOUND, "not_found", "61101-*******-7"),
+    ],
+)
+async def test_coarse_status(client, registry, cnic, status, masked):
+    response = await client.get(f"/v1/eligibility/{cnic}")
+    assert response.status_code == 200
+    assert response.json() == {"cnic_masked": masked, "status": status}
+
+
+async def test_coarse_answer_holds_nothing_private(client, registry):
+    body = (await client.get(f"/v1/eligibility/{ELIGIBLE_WIFE}")).text
+    for private in ("Nasreen", "Lahore", "kafaalat", "13500", ELIGIBLE_WIFE):
+        assert private not in body
+
+
+@pytest.mark.parametrize("bad", ["123", "abcdefghijklm", "9520212345671", "3520212345671000", "😀"])
+async def test_not_a_cnic_is_a_problem(client, registry, bad):
+    response = await client.get(f"/v1/eligibility/{bad}")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422 and problem["title"] == "Not a CNIC"
+
+
+async def test_unknown_path_is_a_problem(client):
+    response = await client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_health(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
+
+
+async def test_openapi_is_served(client):
+    spec = (await client.get("/openapi.json")).json()
+    assert "/v1/eligibility/{cnic}" in spec["paths"]

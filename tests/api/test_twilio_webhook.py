@@ -1,0 +1,238 @@
+"""The Twilio messaging webhook: real payload shapes, signatures, replays and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from xml.etree import ElementTree
+
+import pytest
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from api.registry.models import Contact, InboundMessage
+from api.settings import get_settings
+from tests.conftest import (
+    ELIGIBLE,
+    ELIGIBLE_PHONE,
+    ELIGIBLE_WIFE,
+    NOT_ELIGIBLE,
+    NOT_FOUND,
+    UNDER_REVIEW,
+    load_payload,
+)
+
+URL = "/webhooks/twilio/messaging"
+PUBLIC = "http://127.0.0.1:8000"
+
+
+def reply_text(response) -> str:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/xml")
+    messages = [m.text or "" for m in ElementTree.fromstring(response.text).iter("Message")]
+    return "\n".join(messages)
+
+
+def sms(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
+    form = load_payload("twilio_sms_inbound.json")
+    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=sender)
+    return form
+
+
+def whatsapp(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
+    form = load_payload("twilio_whatsapp_inbound.json")
+    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid,
+                From=f"whatsapp:{sender}", WaId=sender.lstrip("+"))
+    return form
+
+
+# (what the person sends, the language they chose first or None, text the reply must contain)
+CASES = [
+    pytest.param("LANG EN", None, "Language set to English", id="lang-en"),
+    pytest.param(ELIGIBLE_WIFE, "en", "35202-*******-2 is eligible", id="eligible-bare"),
+    pytest.param("35202-1234567-2", "en", "35202-*******-2 is eligible", id="eligible-dashes"),
+    pytest.param("۳۵۲۰۲-۱۲۳۴۵۶۷-۲", "en", "35202-*******-2 is eligible", id="eligible-urdu-digits"),
+    pytest.param("35202 1234567 2", "en", "is eligible", id="eligible-spaces"),
+    pytest.param("\u200f3520212345672\u200e", "en", "is eligible", id="eligible-bidi-marks"),
+    pytest.param("my cnic 35202.1234567.2 plz", "en", "is eligible", id="cnic-in-sentence"),
+    pytest.param(NOT_ELIGIBLE, "en", "42101-*******-3 is not eligible", id="not-eligible"),
+    pytest.param(UNDER_REVIEW, "en", "17301-*******-2: your household is under review",
+                 id="under-review"),
+    pytest.param(NOT_FOUND, "en", "61101-*******-7 is not in the", id="not-found"),
+    pytest.param("352021234567", "en", "That is not a CNIC", id="twelve-digits"),
+    pytest.param("35202123456712", "en", "That is not a CNIC", id="fourteen-digits"),
+    pytest.param("9520212345671", "en", "That is not a CNIC", id="bad-province"),
+    pytest.param("HELP", "en", "Send your CNIC to check eligibility", id="help"),
+    pytest.param("menu", "en", "Send your CNIC to check eligibility", id="menu-lowercase"),
+    pytest.param("", "en", "Send your CNIC to check eligibility", id="empty-body"),
+    pytest.param("hello there", "en", "Sorry, we did not understand", id="letters"),
+    pytest.param("😀🙏", "en", "Sorry, we did not understand", id="emoji"),
+    pytest.param("LANG UR", "en", "زبان اردو", id="lang-ur"),
+    pytest.param("مدد", "ur", "اہلیت کے لیے", id="help-urdu"),
+    pytest.param(ELIGIBLE_WIFE, "ur", "کے لیے اہل ہے", id="eligible-urdu"),
+    pytest.param("madad", None, "Eligibility ke liye CNIC bhejein", id="help-roman-urdu-guessed"),
+    pytest.param(ELIGIBLE_WIFE, None, "کے لیے اہل ہے", id="bare-cnic-default-urdu"),
+]
+
+
+@pytest.mark.parametrize(("body", "language", "expected"), CASES)
+async def test_sms_case(client, registry, body, language, expected):
+    if language:
+        code = {"en": "EN", "ur": "UR"}[language]
+        reply_text(await client.post(URL, data=sms(f"LANG {code}", "SMsetlang")))
+    answer = reply_text(await client.post(URL, data=sms(body, "SMcase0001")))
+    assert expected in answer
+
+
+@pytest.mark.parametrize(("body", "language", "expected"), CASES[:12])
+async def test_whatsapp_case(client, registry, body, language, expected):
+    if language:
+        reply_text(await client.post(URL, data=whatsapp("LANG EN", "SMsetlangwa")))
+    answer = reply_text(await client.post(URL, data=whatsapp(body, "SMcasewa01")))
+    assert expected in answer
+
+
+async def test_whatsapp_help_is_formatted(client, registry):
+    answer = reply_text(await client.post(URL, data=whatsapp("LANG EN", "SMwa1")))
+    answer = reply_text(await client.post(URL, data=whatsapp("help", "SMwa2")))
+    assert "*PAY*" in answer
+
+
+async def test_language_menu_by_number_on_whatsapp(client, registry):
+    menu = reply_text(await client.post(URL, data=whatsapp("lang", "SMwl1")))
+    assert "*2.* اردو" in menu
+    changed = reply_text(await client.post(URL, data=whatsapp("2", "SMwl2")))
+    assert "زبان اردو" in changed
+
+
+async def test_language_is_remembered_per_contact(client, registry, db):
+    reply_text(await client.post(URL, data=sms("LANG EN", "SMrem1")))
+    answer = reply_text(await client.post(URL, data=sms("زبان", "SMrem2")))
+    assert "Send LANG with a code" in answer  # chosen English wins over the script guess
+    async with db.sessions() as session:
+        contact = await session.scalar(select(Contact).where(Contact.address == ELIGIBLE_PHONE))
+    assert contact is not None and contact.language == "en"
+
+
+async def test_replayed_message_sid_answers_the_same_and_does_nothing_again(client, registry, db):
+    first = reply_text(await client.post(URL, data=sms("LANG EN", "SMreplay1")))
+    # The replay carries a different body: it must still get the first reply, not a new one.
+    again = reply_text(await client.post(URL, data=sms("LANG UR", "SMreplay1")))
+    assert again == first
+    after = reply_text(await client.post(URL, data=sms("HELP", "SMreplay2")))
+    assert "Send your CNIC" in after  # still English: the replayed LANG UR did nothing
+    async with db.sessions() as session:
+        count = await session.scalar(select(func.count()).select_from(InboundMessage))
+    assert count == 2
+
+
+async def test_concurrent_duplicates_store_one_message(client, registry, db):
+    responses = await asyncio.gather(
+        *[client.post(URL, data=sms(ELIGIBLE, "SMconcurrent")) for _ in range(10)]
+    )
+    texts = {reply_text(r) for r in responses}
+    assert len(texts) == 1
+    async with db.sessions() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(InboundMessage)
+            .where(InboundMessage.external_id == "SMconcurrent")
+        )
+    assert count == 1
+
+
+@pytest.mark.parametrize(
+    ("form", "status"),
+    [
+        pytest.param({"From": ELIGIBLE_PHONE, "Body": "HELP"}, 400, id="no-sid"),
+        pytest.param({"MessageSid": "SMx", "Body": "HELP"}, 400, id="no-from"),
+        pytest.param({"MessageSid": "S" * 100, "From": ELIGIBLE_PHONE}, 400, id="sid-too-long"),
+    ],
+)
+async def test_malformed_forms_are_clean_4xx(client, registry, form, status):
+    response = await client.post(URL, data=form)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_json_body_is_415(client, registry):
+    response = await client.post(URL, json={"MessageSid": "SM1"})
+    assert response.status_code == 415
+    assert response.json()["status"] == 415
+
+
+async def test_megabyte_body_is_413(client, registry):
+    response = await client.post(
+        URL,
+        content=b"Body=" + b"a" * 1_000_000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_long_body_is_answered(client, registry):
+    answer = reply_text(await client.post(URL, data=sms("x" * 5000, "SMlong")))
+    assert answer  # Twilio caps bodies at 1600; anything longer is cut, never a crash
+
+
+async def test_alphanumeric_sender_is_answered(client, registry):
+    answer = reply_text(await client.post(URL, data=sms("HELP", "SMalpha", sender="BANK")))
+    assert answer
+
+
+@pytest.fixture
+def signed(settings, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "test-auth-token-0123456789abcdef")
+    get_settings.cache_clear()
+    yield RequestValidator("test-auth-token-0123456789abcdef")
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+async def signed_client(signed, settings, db, redis):
+    import httpx
+
+    from api.main import create_app
+
+    application = create_app(get_settings())
+    async with application.router.lifespan_context(application), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application), base_url="http://internal:9000"
+    ) as http:
+        yield http
+
+
+async def test_valid_signature_is_accepted(signed, signed_client, registry):
+    form = sms(ELIGIBLE, "SMsigned1")
+    # Twilio signs the public URL; the app is reached through a proxy on another host.
+    signature = signed.compute_signature(PUBLIC + URL, form)
+    response = await signed_client.post(URL, data=form, headers={"X-Twilio-Signature": signature})
+    assert "35202-*******-1" in reply_text(response)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda form, sig: (form, ""), id="missing"),
+        pytest.param(lambda form, sig: (form, "AAAA" + sig[4:]), id="forged"),
+        pytest.param(lambda form, sig: ({**form, "Body": "LANG UR"}, sig), id="body-changed"),
+        pytest.param(lambda form, sig: ({**form, "Extra": "1"}, sig), id="field-added"),
+    ],
+)
+async def test_bad_signature_is_403_and_stores_nothing(
+    signed, signed_client, registry, db, tamper
+):
+    form = sms(ELIGIBLE, "SMforged1")
+    signature = signed.compute_signature(PUBLIC + URL, form)
+    form, signature = tamper(form, signature)
+    headers = {"X-Twilio-Signature": signature} if signature else {}
+    response = await signed_client.post(URL, data=form, headers=headers)
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(InboundMessage)) == 0
+
+
+async def test_signature_over_the_internal_url_is_refused(signed, signed_client, registry):
+    form = sms(ELIGIBLE, "SMinternal")
+    signature = signed.compute_signature("http://internal:9000" + URL, form)
+    response = await signed_client.post(URL, data=form, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 403

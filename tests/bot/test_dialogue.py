@@ -1,0 +1,148 @@
+"""Keywords, language detection, catalogs, and every template in every language on every channel."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from api.programmes import get_programmes
+from bot.catalogs import check
+from bot.channels import CHANNELS
+from bot.dialogue.keywords import KEYWORDS, Intent, parse
+from bot.i18n import LANGUAGES, detect_language, language_from_code
+from bot.render import TEMPLATES_DIR, Renderer
+from bot.segments import measure
+
+KEYWORD_CASES = [
+    ("HELP", Intent.HELP), ("menu", Intent.HELP), ("Madad", Intent.HELP), ("مدد", Intent.HELP),
+    ("مرسته", Intent.HELP),
+    ("PAY", Intent.PAY), ("pay 3520212345671", Intent.PAY), ("paise", Intent.PAY),
+    ("ادائیگی", Intent.PAY),
+    ("COMPLAINT", Intent.COMPLAINT), ("shikayat paise nahi mile", Intent.COMPLAINT),
+    ("شکایت", Intent.COMPLAINT), ("شڪايت", Intent.COMPLAINT),
+    ("TRACK G-7K3M9Q", Intent.TRACK), ("LANG UR", Intent.LANGUAGE), ("زبان", Intent.LANGUAGE),
+    ("ٻولي", Intent.LANGUAGE), ("ژبه", Intent.LANGUAGE),
+    ("STOP", Intent.STOP), ("START", Intent.START), ("band", Intent.STOP),
+    ("3520212345671", Intent.CNIC), ("35202-1234567-1", Intent.CNIC),
+    ("123456", Intent.CODE), ("2", Intent.NUMBER), ("12345678", Intent.NOT_CNIC),
+    ("", Intent.EMPTY), ("hello", Intent.UNKNOWN), ("😀", Intent.UNKNOWN),
+]
+
+
+@pytest.mark.parametrize(("text", "intent"), KEYWORD_CASES)
+def test_keywords(text, intent):
+    assert parse(text).intent is intent
+
+
+def test_keyword_argument_is_the_rest():
+    command = parse("track   G-7K3M9Q")
+    assert command.intent is Intent.TRACK and command.argument == "G-7K3M9Q"
+
+
+def test_every_intent_with_keywords_has_latin_and_arabic_aliases():
+    for intent, words in KEYWORDS.items():
+        assert any(w.isascii() for w in words), intent
+        assert any(not w.isascii() for w in words) or intent in (Intent.STOP,), intent
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("HELP", "en"), ("what is my status", "en"), ("madad", "ur_Latn"),
+        ("mujhe paise nahi mile", "ur_Latn"), ("مدد", "ur"), ("میرے پیسے نہیں ملے", "ur"),
+        ("مون کي پئسا ڪونه مليا", "sd"), ("زما پیسې نه دي ترلاسه شوې", "ps"),
+        ("3520212345671", None), ("😀", None), ("", None),
+    ],
+)
+def test_detect_language(text, language):
+    assert detect_language(text) == language
+
+
+@pytest.mark.parametrize(
+    ("code", "language"),
+    [("EN", "en"), ("ur", "ur"), ("RU", "ur_Latn"), ("roman urdu", "ur_Latn"), ("SD", "sd"),
+     ("PS", "ps"), ("PA", "pa_Arab"), ("اردو", "ur"), ("3", "ur_Latn"), ("XX", None)],
+)
+def test_language_codes(code, language):
+    assert language_from_code(code) == language
+
+
+def test_catalogs_are_complete_with_identical_placeholders():
+    assert check() == []
+
+
+# -- every template, every language, every channel ---------------------------------------------
+
+WORST_CASE_CONTEXT = {
+    "cnic": "35202-*******-1",
+    "code": "pa_Arab",
+    "example": "12345-1234567-1",
+    "amount": 9_999_999,
+    "date": dt.date(2026, 12, 31),
+}
+
+
+def all_templates() -> list[str]:
+    root = TEMPLATES_DIR / "messages"
+    names = set()
+    for path in root.rglob("*.j2"):
+        relative = path.relative_to(root).as_posix()
+        stem = relative[: -len(".j2")]
+        for channel in CHANNELS:
+            stem = stem.removesuffix(f".{channel}")
+        names.add(stem)
+    return sorted(names)
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    programmes = get_programmes()
+    return Renderer(brand=programmes.brand, programme_name=programmes.name)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
+def test_every_template_renders(renderer, language, channel):
+    for name in all_templates():
+        text = renderer.render_text(name, WORST_CASE_CONTEXT, language=language, channel=channel)
+        assert text.strip(), f"{name} rendered empty in {language} on {channel}"
+        assert "%(" not in text and "{{" not in text, f"{name} left a placeholder"
+        if language != "en" and "name" not in name:
+            english = renderer.render_text(name, WORST_CASE_CONTEXT, language="en",
+                                           channel=channel)
+            assert text != english, f"{name} is not translated into {language}"
+
+
+SMS_ONE_SEGMENT = ["eligibility/eligible", "eligibility/not_eligible", "eligibility/not_found",
+                   "eligibility/under_review", "errors/not_cnic", "help/menu",
+                   "help/not_understood", "language/changed", "language/menu"]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", SMS_ONE_SEGMENT)
+def test_sms_budget(renderer, language, name):
+    """SPEC §2: answers, help, prompts and confirmations in one segment in Latin script and at
+    most two in Arabic script."""
+    text = renderer.render_text(name, WORST_CASE_CONTEXT, language=language, channel="sms")
+    cost = measure(text)
+    budget = 1 if language in ("en", "ur_Latn") else 2
+    assert cost.segments <= budget, f"{name} [{language}] {cost}: {text}"
+    if language in ("en", "ur_Latn"):
+        assert cost.encoding == "GSM-7", f"{name} [{language}] is not GSM-7: {text!r}"
+
+
+def test_templates_hold_no_untranslated_prose():
+    """Every line of prose in a template sits inside a trans block (names of languages aside)."""
+    for path in Path(TEMPLATES_DIR / "messages").rglob("*.j2"):
+        if path.name.startswith("name."):
+            continue
+        text = path.read_text(encoding="utf-8")
+        outside = text
+        while "{% trans" in outside:
+            start = outside.index("{% trans")
+            end = outside.index("{% endtrans %}", start) + len("{% endtrans %}")
+            outside = outside[:start] + outside[end:]
+        leftover = "".join(ch for ch in outside if ch.isalpha())
+        assert not leftover.strip(), f"{path}: text outside trans: {outside!r}"

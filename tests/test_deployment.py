@@ -1,0 +1,35 @@
+"""docker-compose.yml is read, never run here: check it says what a deployment needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_compose_runs_api_worker_postgres_and_redis():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"api", "worker", "postgres", "redis"} <= set(services)
+    api = services["api"]
+    assert api["command"][:2] == ["rabta", "serve"]
+    assert services["worker"]["command"] == ["rabta", "worker"]
+    env = api["environment"]
+    assert env["RABTA_ENV"] == "production"
+    assert env["DATABASE_URL"].startswith("postgresql+asyncpg://")
+    assert env["REDIS_URL"].startswith("redis://redis:")
+    for required in ("RABTA_SECRET_KEY", "TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL"):
+        assert ":?" in env[required], f"{required} must be required, not defaulted"
+    assert api["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["postgres"] and "healthcheck" in services["redis"]
+    assert "/readyz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_dockerfile_builds_what_compose_runs():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for folder in ("api", "bot", "templates", "locales"):
+        assert f"COPY {folder} ./{folder}" in dockerfile
+    assert "pybabel compile" in dockerfile
+    assert "USER rabta" in dockerfile

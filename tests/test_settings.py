@@ -1,0 +1,75 @@
+"""Settings: the environment of SPEC §9, and production refusing unsafe defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.settings import Settings
+
+SAFE = {
+    "RABTA_ENV": "production",
+    "RABTA_SECRET_KEY": "x" * 40,
+    "TWILIO_AUTH_TOKEN": "token",
+    "REDIS_URL": "redis://redis:6379/0",
+    "DATABASE_URL": "postgresql+asyncpg://rabta@db/rabta",
+}
+
+
+def make(monkeypatch, **env):
+    for key in ("RABTA_ENV", "RABTA_SECRET_KEY", "TWILIO_AUTH_TOKEN", "REDIS_URL", "DATABASE_URL",
+                "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "RABTA_DEFAULT_LANGUAGE",
+                "TWILIO_ACCOUNT_SID", "TWILIO_FROM", "RABTA_OUTBOUND"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings(_env_file=None)
+
+
+def test_defaults_are_the_documented_ones(monkeypatch):
+    s = make(monkeypatch)
+    assert s.rabta_env == "development"
+    assert s.database_url == "sqlite+aiosqlite:///var/rabta.db"
+    assert s.redis_url is None
+    assert s.public_base_url == "http://127.0.0.1:8000"
+    assert s.default_language == "ur"
+    assert (s.limit_sender, s.limit_cnic, s.limit_otp) == ("10/hour", "20/day", "5/hour")
+    assert s.outbound_mode == "console"
+    assert s.registry_url == s.database_url
+
+
+def test_production_accepts_safe_settings(monkeypatch):
+    assert make(monkeypatch, **SAFE).is_production
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"RABTA_SECRET_KEY": None}, "RABTA_SECRET_KEY"),
+        ({"RABTA_SECRET_KEY": "short"}, "RABTA_SECRET_KEY"),
+        ({"TWILIO_AUTH_TOKEN": None}, "TWILIO_AUTH_TOKEN"),
+        ({"REDIS_URL": None}, "REDIS_URL"),
+        ({"DATABASE_URL": None}, "DATABASE_URL"),
+        ({"TELEGRAM_BOT_TOKEN": "123:abc"}, "TELEGRAM_WEBHOOK_SECRET"),
+    ],
+)
+def test_production_refuses_unsafe_defaults(monkeypatch, change, complaint):
+    env = {**SAFE, **change}
+    env = {k: v for k, v in env.items() if v is not None}
+    with pytest.raises(ValueError, match=complaint):
+        make(monkeypatch, **env)
+
+
+@pytest.mark.parametrize(("given", "expected"), [("ur-Latn", "ur_Latn"), ("pa-Arab", "pa_Arab"),
+                                                 ("en", "en")])
+def test_default_language_accepts_both_spellings(monkeypatch, given, expected):
+    assert make(monkeypatch, RABTA_DEFAULT_LANGUAGE=given).default_language == expected
+
+
+def test_unknown_default_language_is_refused(monkeypatch):
+    with pytest.raises(ValueError, match="RABTA_DEFAULT_LANGUAGE"):
+        make(monkeypatch, RABTA_DEFAULT_LANGUAGE="fr")
+
+
+def test_outbound_is_twilio_when_credentials_are_set(monkeypatch):
+    s = make(monkeypatch, TWILIO_ACCOUNT_SID="AC1", TWILIO_AUTH_TOKEN="t", TWILIO_FROM="+1500")
+    assert s.outbound_mode == "twilio"
