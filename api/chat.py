@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sys
 from xml.etree import ElementTree
@@ -54,12 +55,15 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
     validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
     interactive = sys.stdin.isatty()
     console.print(f"[dim]{channel} as {phone}; an empty line or Ctrl-D ends.[/dim]")
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url=settings.public_base_url
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=settings.public_base_url
+        ) as client,
+    ):
         while True:
             try:
-                line = input("> " if interactive else "")
+                line = await asyncio.to_thread(input, "> " if interactive else "")
             except EOFError:
                 break
             if not interactive:
@@ -76,6 +80,7 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
             if response.status_code != 200:
                 console.print(f"[red]{response.status_code}[/red] {response.text}")
                 continue
-            for message in ElementTree.fromstring(response.text).iter("Message"):
+            twiml = ElementTree.fromstring(response.text)  # noqa: S314 - our own TwiML
+            for message in twiml.iter("Message"):
                 console.print(f"[cyan]{message.text or ''}[/cyan]")
     return 0

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from api.settings import get_settings
+from api.settings import Settings, get_settings
 
 app = typer.Typer(
     name="rabta",
-    help="Rabta: self-service for cash-transfer beneficiaries over SMS, USSD, Telegram and WhatsApp.",
+    help="Rabta: self-service for cash-transfer beneficiaries over SMS, USSD, Telegram, WhatsApp.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -27,7 +27,7 @@ err = Console(stderr=True)
 DEMO_HOUSEHOLDS = 5000
 
 
-def _settings_or_exit():  # type: ignore[no-untyped-def]
+def _settings_or_exit() -> Settings:
     try:
         return get_settings()
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -86,7 +86,7 @@ async def _prepare_demo(host: str, port: int) -> None:
         if await registry_is_empty(db):
             console.print(f"Seeding a synthetic registry of {DEMO_HOUSEHOLDS:,} households…")
             await seed_registry(db, households=DEMO_HOUSEHOLDS, seed=1, cutoff=settings.pmt_cutoff)
-        samples = await sample_cnics(db, limit=4)
+        samples = await sample_cnics(db, limit=4, cutoff=settings.pmt_cutoff)
     finally:
         await db.dispose()
     base = f"http://{host}:{port}"
@@ -96,10 +96,11 @@ async def _prepare_demo(host: str, port: int) -> None:
     console.print(f"  SMS/WhatsApp      POST {base}/webhooks/twilio/messaging")
     console.print(f"  Health            {base}/healthz  {base}/readyz")
     console.print("  Sample CNICs:")
-    for cnic, status in samples:
-        console.print(f"    {cnic}  {status}")
+    for sample in samples:
+        phone = sample.mobile or "no registered mobile"
+        console.print(f"    {sample.cnic}  {sample.status:<13} registered mobile: {phone}")
     if samples:
-        first = samples[0][0]
+        first = samples[0].cnic
         console.print("  Try it:")
         console.print(
             f"    curl -s {base}/webhooks/twilio/messaging -d MessageSid=SMdemo1 "

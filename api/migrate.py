@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.db import create_engine
@@ -28,7 +29,7 @@ async def upgrade_async(url: str, revision: str = "head") -> None:
         async with engine.begin() as connection:
             config = alembic_config(url)
 
-            def _upgrade(sync_connection) -> None:  # type: ignore[no-untyped-def]
+            def _upgrade(sync_connection: Connection) -> None:
                 config.attributes["connection"] = sync_connection
                 command.upgrade(config, revision)
 

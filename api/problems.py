@@ -64,14 +64,19 @@ def problem_response(
 async def _problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     return problem_response(
-        exc.status, exc.detail, title=exc.title, type_=exc.type, instance=request.url.path,
-        headers=exc.headers, **exc.extensions,
+        exc.status,
+        exc.detail,
+        title=exc.title,
+        type_=exc.type,
+        instance=request.url.path,
+        headers=exc.headers,
+        **exc.extensions,
     )
 
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else None
+    detail: str | None = exc.detail if isinstance(exc.detail, str) else None
     if detail == HTTPStatus(exc.status_code).phrase:
         detail = None
     return problem_response(

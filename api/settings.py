@@ -46,6 +46,37 @@ class Settings(BaseSettings):
     limit_cnic: str = Field("20/day", alias="RABTA_LIMIT_CNIC")
     limit_otp: str = Field("5/hour", alias="RABTA_LIMIT_OTP")
 
+    #: Per client IP on the REST API (partners with an API key get their own quota instead).
+    limit_ip: str = Field("60/minute", alias="RABTA_LIMIT_IP")
+    #: A partner's quota unless `rabta partner create --quota` sets another.
+    limit_partner: str = Field("1000/minute", alias="RABTA_LIMIT_PARTNER")
+
+    #: OTP rules (SPEC §3).
+    otp_ttl_seconds: int = Field(300, alias="RABTA_OTP_TTL")
+    otp_max_attempts: int = Field(5, alias="RABTA_OTP_MAX_ATTEMPTS")
+    otp_resend_seconds: int = Field(60, alias="RABTA_OTP_RESEND")
+    #: How long a conversation stays verified for a CNIC after an OTP or a phone match.
+    verification_ttl_seconds: int = Field(1800, alias="RABTA_VERIFICATION_TTL")
+    #: Lifetime of the bearer token `POST /v1/otp/verify` returns.
+    token_ttl_seconds: int = Field(900, alias="RABTA_TOKEN_TTL")
+
+    #: Days to resolve a grievance, per category (JSON object); unknown categories use `other`.
+    grievance_sla_days: dict[str, int] = Field(
+        default_factory=lambda: {
+            "payment_not_received": 7,
+            "deduction_by_agent": 3,
+            "biometric_failure": 7,
+            "eligibility_dispute": 30,
+            "data_correction": 15,
+            "other": 15,
+        },
+        alias="RABTA_GRIEVANCE_SLA_DAYS",
+    )
+
+    #: Run outbox delivery inside the API process (handy for `make run`); the default is on in
+    #: development and off in production, where `rabta worker` runs beside the API.
+    embedded_worker: bool | None = Field(None, alias="RABTA_EMBEDDED_WORKER")
+
     #: Programme rules come from configuration, not code (SPEC §5.1).
     pmt_cutoff: float = Field(32.0, alias="RABTA_PMT_CUTOFF")
     #: Largest request body accepted anywhere; gateways never send more.
@@ -56,9 +87,7 @@ class Settings(BaseSettings):
         if self.default_language not in LANGUAGES:
             lang = self.default_language.replace("-", "_")
             if lang not in LANGUAGES:
-                raise ValueError(
-                    f"RABTA_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}"
-                )
+                raise ValueError(f"RABTA_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
             self.default_language = lang
         if self.rabta_env != "production":
             return self
@@ -80,6 +109,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.rabta_env == "production"
+
+    @property
+    def run_embedded_worker(self) -> bool:
+        return self.embedded_worker if self.embedded_worker is not None else not self.is_production
 
     @property
     def registry_url(self) -> str:

@@ -43,6 +43,12 @@ def placeholders(text: str) -> set[str]:
     return {a or b for a, b in _PLACEHOLDER.findall(text)}
 
 
+def _texts(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ("",)
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @dataclass(frozen=True)
 class Problem:
     language: str
@@ -57,8 +63,8 @@ def check(locales_dir: Path = LOCALES_DIR) -> list[Problem]:
         for message in load(language, locales_dir):
             if not message.id:
                 continue
-            ids = message.id if isinstance(message.id, tuple) else (message.id,)
-            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            ids = _texts(message.id)
+            strings = _texts(message.string)
             msgid = ids[0]
             if message.fuzzy:
                 problems.append(Problem(language, msgid, "fuzzy"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel.support import NullTranslations, Translations
@@ -16,17 +16,46 @@ LANGUAGES: tuple[str, ...] = ("en", "ur", "ur_Latn", "sd", "ps", "pa_Arab")
 
 #: What people type after LANG (and the language menu's numbers), to a language.
 LANGUAGE_CODES: dict[str, str] = {
-    "en": "en", "english": "en", "eng": "en", "angrezi": "en", "انگریزی": "en", "1": "en",
-    "ur": "ur", "urdu": "ur", "اردو": "ur", "2": "ur",
-    "ru": "ur_Latn", "roman": "ur_Latn", "romanurdu": "ur_Latn", "3": "ur_Latn",
-    "sd": "sd", "sindhi": "sd", "سنڌي": "sd", "سندھی": "sd", "4": "sd",
-    "ps": "ps", "pashto": "ps", "pushto": "ps", "پښتو": "ps", "پشتو": "ps", "5": "ps",
-    "pa": "pa_Arab", "punjabi": "pa_Arab", "panjabi": "pa_Arab", "پنجابی": "pa_Arab", "6": "pa_Arab",
+    "en": "en",
+    "english": "en",
+    "eng": "en",
+    "angrezi": "en",
+    "انگریزی": "en",
+    "1": "en",
+    "ur": "ur",
+    "urdu": "ur",
+    "اردو": "ur",
+    "2": "ur",
+    "ru": "ur_Latn",
+    "roman": "ur_Latn",
+    "romanurdu": "ur_Latn",
+    "3": "ur_Latn",
+    "sd": "sd",
+    "sindhi": "sd",
+    "سنڌي": "sd",
+    "سندھی": "sd",
+    "4": "sd",
+    "ps": "ps",
+    "pashto": "ps",
+    "pushto": "ps",
+    "پښتو": "ps",
+    "پشتو": "ps",
+    "5": "ps",
+    "pa": "pa_Arab",
+    "punjabi": "pa_Arab",
+    "panjabi": "pa_Arab",
+    "پنجابی": "pa_Arab",
+    "6": "pa_Arab",
 }
 
 #: The code printed for each language in menus (`LANG RU`).
 LANGUAGE_KEYWORD: dict[str, str] = {
-    "en": "EN", "ur": "UR", "ur_Latn": "RU", "sd": "SD", "ps": "PS", "pa_Arab": "PA",
+    "en": "EN",
+    "ur": "UR",
+    "ur_Latn": "RU",
+    "sd": "SD",
+    "ps": "PS",
+    "pa_Arab": "PA",
 }
 
 # Letters only Sindhi or only Pashto use; Shahmukhi Punjabi shares Urdu's letters, so Arabic
@@ -66,7 +95,7 @@ def detect_language(text: str) -> str | None:
     return "ur_Latn" if is_roman_urdu(text) else "en"
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(language: str, locales_dir: Path = LOCALES_DIR) -> NullTranslations:
     """The compiled catalog of `language` (English falls back to the source strings)."""
     mo = locales_dir / language / "LC_MESSAGES" / "messages.mo"

@@ -13,7 +13,7 @@ import jinja2
 from bot import formatting
 from bot.channels import CHANNELS
 from bot.channels.base import Reply
-from bot.i18n import LANGUAGE_KEYWORD, LANGUAGES, translations
+from bot.i18n import LANGUAGE_KEYWORD, translations
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -66,7 +66,7 @@ class Renderer:
             self._envs[language] = env
         return env
 
-    def template_names(self, name: str, channel: str) -> list[str]:
+    def template_names(self, name: str, channel: str) -> list[str | jinja2.Template]:
         """Where a reply's template is looked up: the channel's own first, then the shared one."""
         return [f"{name}.{channel}.j2", f"{name}.j2"]
 
@@ -91,5 +91,3 @@ class Renderer:
             for o in r.options
         ]
         return CHANNELS[channel].compose(texts, options)
-
-

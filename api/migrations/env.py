@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the async engine of DATABASE_URL (SQLite or PostgreSQL)."""
+"""Alembic environment: migrations on the async engine of DATABASE_URL (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 

@@ -122,6 +122,10 @@ class Contact(Base):
     phone: Mapped[str | None] = mapped_column(String(16), index=True)
     language: Mapped[str | None] = mapped_column(String(10))
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The CNIC this contact proved to be (phone match, OTP or shared Telegram contact) and until
+    #: when that holds.
+    verified_cnic: Mapped[str | None] = mapped_column(String(13))
+    verified_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_inbound_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -152,19 +156,35 @@ class OutboundMessage(Base):
     channel: Mapped[str] = mapped_column(String(16))
     to: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
+    #: What the message is (`otp`, `grievance_status`, `escalation`, …), for metrics and rules.
     kind: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(10))
+    #: Lower is sooner: replies and OTPs go before bulk notifications.
     priority: Mapped[int] = mapped_column(Integer, default=5)
+    #: pending → sending → sent → delivered | failed (or undelivered / suppressed).
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: A worker's claim: past this moment a message stuck in `sending` is retried.
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    #: Enqueueing the same event twice creates one message.
+    dedup_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    #: A pre-approved WhatsApp template (Twilio Content SID) for use outside the 24-hour window.
+    template: Mapped[str | None] = mapped_column(String(64))
+    template_variables: Mapped[str | None] = mapped_column(Text)
+    grievance_id: Mapped[int | None] = mapped_column(ForeignKey("grievances.id"), index=True)
     provider_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    provider_status: Mapped[str | None] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Grievance(Base):
     __tablename__ = "grievances"
+    __table_args__ = (Index("ix_grievances_status_due", "status", "due_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     ticket_id: Mapped[str] = mapped_column(String(12), unique=True)
@@ -175,9 +195,19 @@ class Grievance(Base):
     channel: Mapped[str] = mapped_column(String(16))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     assigned_to: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    #: The language the owner spoke when filing, for notifications.
+    language: Mapped[str | None] = mapped_column(String(10))
+    #: USSD intake: the owner asked to be called back instead of typing a description.
+    callback_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Filed by an agent on the caller's behalf (the agent's username), else None.
+    filed_by: Mapped[str | None] = mapped_column(String(64))
+    district: Mapped[str | None] = mapped_column(String(60), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0)
 
     events: Mapped[list[GrievanceEvent]] = relationship(
         back_populates="grievance", order_by="GrievanceEvent.id"

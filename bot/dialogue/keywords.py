@@ -28,31 +28,66 @@ class Intent(enum.StrEnum):
 #: Keyword → intent. English, Roman Urdu, Urdu, Sindhi, Pashto and Punjabi (Shahmukhi) aliases.
 KEYWORDS: dict[Intent, tuple[str, ...]] = {
     Intent.HELP: (
-        "help", "menu", "madad", "maddad", "info",
-        "مدد", "مینو", "ہیلپ",  # ur / pa
-        "مدد", "مينيو",  # sd
-        "مرسته", "مینو",  # ps
+        "help",
+        "menu",
+        "madad",
+        "maddad",
+        "info",
+        "مدد",
+        "مینو",
+        "ہیلپ",  # ur / pa
+        "مدد",
+        "مينيو",  # sd
+        "مرسته",
+        "مینو",  # ps
     ),
     Intent.PAY: (
-        "pay", "payment", "paise", "paisay", "paisa", "raqam", "adaigi",
-        "ادائیگی", "رقم", "پیسے",  # ur / pa
-        "ادائگي", "پيسا", "رقم",  # sd
-        "پیسې", "تادیه",  # ps
+        "pay",
+        "payment",
+        "paise",
+        "paisay",
+        "paisa",
+        "raqam",
+        "adaigi",
+        "ادائیگی",
+        "رقم",
+        "پیسے",  # ur / pa
+        "ادائگي",
+        "پيسا",
+        "رقم",  # sd
+        "پیسې",
+        "تادیه",  # ps
     ),
     Intent.COMPLAINT: (
-        "complaint", "complain", "shikayat", "shikayet", "shikaayat",
+        "complaint",
+        "complain",
+        "shikayat",
+        "shikayet",
+        "shikaayat",
         "شکایت",  # ur / ps / pa
-        "شڪايت", "دانهن",  # sd
+        "شڪايت",
+        "دانهن",  # sd
         "شکايت",  # ps (Arabic yeh)
     ),
     Intent.TRACK: (
-        "track", "status", "halat", "haalat",
-        "ٹریک", "حالت",  # ur / pa
-        "ٽريڪ", "حالت",  # sd
-        "حالت", "تعقیب",  # ps
+        "track",
+        "status",
+        "halat",
+        "haalat",
+        "ٹریک",
+        "حالت",  # ur / pa
+        "ٽريڪ",
+        "حالت",  # sd
+        "حالت",
+        "تعقیب",  # ps
     ),
     Intent.LANGUAGE: (
-        "lang", "language", "zaban", "zuban", "zubaan", "zabaan",
+        "lang",
+        "language",
+        "zaban",
+        "zuban",
+        "zubaan",
+        "zabaan",
         "زبان",  # ur / pa
         "ٻولي",  # sd
         "ژبه",  # ps
@@ -65,12 +100,62 @@ KEYWORDS: dict[Intent, tuple[str, ...]] = {
 #: Words that mark a Latin-script message as Roman Urdu rather than English.
 ROMAN_URDU_WORDS = frozenset(
     {
-        "madad", "maddad", "paise", "paisay", "raqam", "adaigi", "shikayat", "shikayet",
-        "shikaayat", "halat", "haalat", "zaban", "zuban", "zubaan", "zabaan", "band", "shuru",
-        "mera", "meri", "mere", "mujhe", "mujhay", "kya", "kiya", "hai", "hain", "nahi",
-        "nahin", "kab", "kahan", "kaise", "kaisay", "kyun", "shukriya", "salam", "assalam",
-        "aoa", "aap", "ap", "bhai", "baji", "behan", "ammi", "abbu", "pesay", "pese", "milay",
-        "mila", "milega", "hoga", "hogi", "kardo", "karo", "batao", "bataen", "bataein",
+        "madad",
+        "maddad",
+        "paise",
+        "paisay",
+        "raqam",
+        "adaigi",
+        "shikayat",
+        "shikayet",
+        "shikaayat",
+        "halat",
+        "haalat",
+        "zaban",
+        "zuban",
+        "zubaan",
+        "zabaan",
+        "band",
+        "shuru",
+        "mera",
+        "meri",
+        "mere",
+        "mujhe",
+        "mujhay",
+        "kya",
+        "kiya",
+        "hai",
+        "hain",
+        "nahi",
+        "nahin",
+        "kab",
+        "kahan",
+        "kaise",
+        "kaisay",
+        "kyun",
+        "shukriya",
+        "salam",
+        "assalam",
+        "aoa",
+        "aap",
+        "ap",
+        "bhai",
+        "baji",
+        "behan",
+        "ammi",
+        "abbu",
+        "pesay",
+        "pese",
+        "milay",
+        "mila",
+        "milega",
+        "hoga",
+        "hogi",
+        "kardo",
+        "karo",
+        "batao",
+        "bataen",
+        "bataein",
     }
 )
 

@@ -1,7 +1,7 @@
 """Eligibility by CNIC: the coarse answer anyone may have, as 8171 gives it (SPEC §5.1).
 
-    <CNIC> ──► valid? ──no──► errors/not_cnic
-                 └─yes─► services.eligibility ──► eligibility/<status>
+<CNIC> ──► valid? ──no──► errors/not_cnic
+             └─yes─► services.eligibility ──► eligibility/<status>
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Choosing a language (SPEC §2).
 
-    LANG UR ───────────────────────────────► changed (in the new language)
-    LANG ──► CHOOSE_LANGUAGE ──► 1..6 / UR ─► changed
-                     └──────── anything else ─► handled as a fresh message
+LANG UR ───────────────────────────────► changed (in the new language)
+LANG ──► CHOOSE_LANGUAGE ──► 1..6 / UR ─► changed
+                 └──────── anything else ─► handled as a fresh message
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ def _menu() -> Reply:
     return Reply(
         "language/menu",
         options=[
-            Option(reply=f"LANG {LANGUAGE_KEYWORD[code]}", label="language/name", context={"code": code})
+            Option(
+                reply=f"LANG {LANGUAGE_KEYWORD[code]}",
+                label="language/name",
+                context={"code": code},
+            )
             for code in LANGUAGES
         ],
     )
