@@ -2,20 +2,75 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from api.eligibility import service as eligibility_service
 from api.eligibility.schemas import EligibilityResult
 from api.identity import Cnic
+from api.otp.service import Checked, IssueOutcome, OtpUnavailable
+from api.payments import service as payment_service
+from api.payments.schemas import PaymentSchedule
+from api.registry import repository
 from api.runtime import Runtime
+from api.verification import deliver_code, request_code
+from bot.ports import CodeSent, CodeStatus
+
+_ISSUE_STATUS = {
+    IssueOutcome.ISSUED: CodeStatus.SENT,
+    IssueOutcome.COOLDOWN: CodeStatus.COOLDOWN,
+    IssueOutcome.TOO_MANY: CodeStatus.TOO_MANY,
+}
 
 
 class RabtaServices:
-    """Implements `bot.ports.Services` over the registry database."""
+    """Implements `bot.ports.Services` over the registry, Redis and the outbox."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, session: AsyncSession) -> None:
         self._runtime = runtime
+        #: The inbound message's transaction: what the flow queues commits with its reply.
+        self._session = session
 
-    async def eligibility(self, cnic: Cnic) -> EligibilityResult:
+    async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         async with self._runtime.db.registry_sessions() as session:
             return await eligibility_service.check_eligibility(
-                session, cnic=cnic, cutoff=self._runtime.settings.pmt_cutoff
+                session, cnic=cnic, cutoff=self._runtime.settings.pmt_cutoff, full=full
+            )
+
+    async def cnics_for_phone(self, phone: str) -> list[str]:
+        async with self._runtime.db.registry_sessions() as session:
+            persons = await repository.list_persons_by_mobile(session, mobile=phone)
+        return [p.cnic for p in persons]
+
+    async def send_code(self, cnic: Cnic, *, language: str) -> CodeSent:
+        try:
+            request = await request_code(self._runtime, cnic=cnic)
+        except OtpUnavailable:
+            return CodeSent(CodeStatus.UNAVAILABLE)
+        # In a conversation the CNIC's coarse status is no secret (anyone may ask for it), so
+        # unlike the REST API the bot can say plainly why no code was sent.
+        if not request.in_registry:
+            return CodeSent(CodeStatus.NOT_FOUND)
+        if request.mobile is None:
+            return CodeSent(CodeStatus.NO_MOBILE)
+        status = _ISSUE_STATUS[request.issued.outcome]
+        if status is CodeStatus.SENT:
+            await deliver_code(
+                self._runtime, request, language=language, session=self._session
+            )
+        return CodeSent(
+            status,
+            request_id=request.issued.request_id,
+            mobile_masked=request.mobile_masked,
+            retry_after=request.issued.retry_after,
+        )
+
+    async def check_code(self, request_id: str, code: str) -> Checked:
+        return await self._runtime.otp.check(request_id=request_id, code=code)
+
+    async def payment_schedule(self, cnic: str) -> PaymentSchedule:
+        async with self._runtime.db.registry_sessions() as session:
+            return await payment_service.payment_schedule(
+                session, cnic=cnic, today=dt.datetime.now(dt.UTC).date()
             )

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import sys
 from xml.etree import ElementTree
 
 import httpx
+from fastapi import FastAPI
 from rich.console import Console
 from twilio.request_validator import RequestValidator
 
-from api.identity import InvalidPhone, normalise_phone
+from api.identity import InvalidPhone, mask_phone, normalise_phone
 from api.main import create_app
 from api.migrate import upgrade_async
+from api.outbox.senders import build_senders
+from api.outbox.service import deliver_due
 from api.settings import get_settings
 
 SERVICE_NUMBER = "+15005550006"
@@ -54,6 +58,9 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
     path = "/webhooks/twilio/messaging"
     validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
     interactive = sys.stdin.isatty()
+    seen: dict[str, int] = {}
+    if settings.console_outbox.exists():
+        seen["offset"] = settings.console_outbox.stat().st_size  # show only this chat's messages
     console.print(f"[dim]{channel} as {phone}; an empty line or Ctrl-D ends.[/dim]")
     async with (
         app.router.lifespan_context(app),
@@ -83,4 +90,25 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
             twiml = ElementTree.fromstring(response.text)  # noqa: S314 - our own TwiML
             for message in twiml.iter("Message"):
                 console.print(f"[cyan]{message.text or ''}[/cyan]")
+            await _show_outbound(app, console, seen)
     return 0
+
+
+async def _show_outbound(app: FastAPI, console: Console, seen: dict[str, int]) -> None:
+    """Deliver what the reply queued (a code to another phone, say) and show it, as the console
+    sender writes it."""
+    runtime = app.state.runtime
+    if runtime.settings.outbound_mode != "console":
+        return
+    await deliver_due(runtime.db, build_senders(runtime.settings), worker_id="chat")
+    path = runtime.settings.console_outbox
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fp:
+        fp.seek(seen.get("offset", 0))
+        lines = fp.readlines()
+        seen["offset"] = fp.tell()
+    for line in lines:
+        message = json.loads(line)
+        to = mask_phone(message["to"]) if message["to"].startswith("+") else message["to"]
+        console.print(f"[magenta]  ({message['channel']} to {to}) {message['body']}[/magenta]")

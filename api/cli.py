@@ -132,7 +132,14 @@ def _mount_registry() -> None:
     app.add_typer(registry_app, name="registry")
 
 
+def _mount_partner() -> None:
+    from api.partners_cli import partner_app
+
+    app.add_typer(partner_app, name="partner")
+
+
 _mount_registry()
+_mount_partner()
 
 
 def main() -> None:

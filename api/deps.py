@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.otp.service import OtpUnavailable
+from api.problems import Problem
 from api.runtime import Runtime
 from api.settings import Settings
 
@@ -44,3 +47,29 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+_bearer = HTTPBearer(auto_error=False, description="Token from POST /v1/otp/verify")
+
+
+async def get_current_beneficiary(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The CNIC the request's bearer token was issued for (401 without a live token)."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="rabta"'}
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Problem(401, "A bearer token from POST /v1/otp/verify is required.",
+                      headers=challenge)
+    try:
+        cnic = await runtime.tokens.resolve(credentials.credentials)
+    except OtpUnavailable:
+        raise Problem(503, "Verification is unavailable for a moment.",
+                      headers={"Retry-After": "30"}) from None
+    if cnic is None:
+        raise Problem(401, "The token has expired or is not valid.", headers=challenge)
+    return cnic
+
+
+#: The verified person's CNIC (13 digits); never taken from the URL.
+CurrentBeneficiary = Annotated[str, Depends(get_current_beneficiary)]

@@ -14,9 +14,19 @@ _DIGITS = {ord(c): str(i) for i, c in enumerate("۰۱۲۳۴۵۶۷۸۹")}
 _DIGITS.update({ord(c): str(i) for i, c in enumerate("٠١٢٣٤٥٦٧٨٩")})
 # Zero-width and bidi controls that phones and copy-paste insert around numbers.
 _INVISIBLE = dict.fromkeys(
-    [0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF, 0x061C, 0x00AD]
-    + list(range(0x202A, 0x202F))
-    + list(range(0x2066, 0x206A))
+    [
+        8203,
+        8204,
+        8205,
+        8206,
+        8207,
+        8288,
+        65279,
+        1564,
+        173,
+        *list(range(8234, 8239)),
+        *list(range(8294, 8298)),
+    ]
 )
 # Inside a CNIC people type dashes (ASCII or Unicode), spaces and dots.
 _CNIC_SEPARATORS = re.compile(r"[\s\-‐-―−.]+")

@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import health, problems
 from api.eligibility import routes as eligibility_routes
 from api.logs import install_masking
-from api.middleware import BodySizeLimit
+from api.me import routes as me_routes
+from api.middleware import BodySizeLimit, JsonBodiesOnly
+from api.otp import routes as otp_routes
+from api.ratelimit.http import limit_request
 from api.runtime import Runtime
 from api.settings import Settings, get_settings
 from api.webhooks import twilio
@@ -26,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.create(settings)
         app.state.runtime = runtime
+        app.state.rate_limiter = runtime.rate_limiter
         try:
             yield
         finally:
@@ -40,9 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     problems.install(app)
+    app.add_middleware(JsonBodiesOnly)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
-    app.include_router(eligibility_routes.router)
+    # Every /v1 call counts against its partner's quota or its client IP (SPEC §4).
+    limited = [Depends(limit_request)]
+    app.include_router(eligibility_routes.router, dependencies=limited)
+    app.include_router(otp_routes.router, dependencies=limited)
+    app.include_router(me_routes.router, dependencies=limited)
     app.include_router(twilio.router)
     return app
 

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from api.db import Database
+from api.otp.service import OtpService
+from api.otp.tokens import BeneficiaryTokens
 from api.programmes import Programmes, get_programmes
+from api.ratelimit import RateLimiter
 from api.redis import connect_redis
 from api.settings import Settings
 from bot.dialogue.state import ConversationStore
+from bot.dialogue.turn import Policy
 from bot.render import Renderer
 
 
@@ -22,6 +26,10 @@ class Runtime:
     programmes: Programmes
     renderer: Renderer
     conversations: ConversationStore
+    otp: OtpService
+    tokens: BeneficiaryTokens
+    policy: Policy
+    rate_limiter: RateLimiter
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -34,8 +42,17 @@ class Runtime:
             programmes=programmes,
             renderer=Renderer(brand=programmes.brand, programme_name=programmes.name),
             conversations=ConversationStore(redis),
+            otp=OtpService(redis, settings),
+            tokens=BeneficiaryTokens(redis, ttl_seconds=settings.token_ttl_seconds),
+            policy=Policy(
+                default_language=settings.default_language,
+                verification_seconds=settings.verification_ttl_seconds,
+                code_minutes=max(1, settings.otp_ttl_seconds // 60),
+            ),
+            rate_limiter=RateLimiter(settings, settings.redis_url),
         )
 
     async def close(self) -> None:
+        await self.rate_limiter.close()
         await self.redis.aclose()
         await self.db.dispose()

@@ -1,17 +1,54 @@
 """What the conversation needs from the rest of Rabta, as a Protocol: the bot never touches the
-database itself (api/ implements this in-process)."""
+database itself (api/ implements this in-process, see api/bot_services.py)."""
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from typing import Protocol
 
 from api.eligibility.schemas import EligibilityResult
 from api.identity import Cnic
+from api.otp.service import Checked
+from api.payments.schemas import PaymentSchedule
+
+
+class CodeStatus(enum.StrEnum):
+    SENT = "sent"
+    COOLDOWN = "cooldown"
+    TOO_MANY = "too_many"
+    NO_MOBILE = "no_mobile"
+    NOT_FOUND = "not_found"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeSent:
+    status: CodeStatus
+    request_id: str | None = None
+    mobile_masked: str | None = None
+    retry_after: int = 0
 
 
 class Services(Protocol):
-    """Domain services the flows call, bound to one inbound message's transaction."""
+    """Domain services the flows call, in-process."""
 
-    async def eligibility(self, cnic: Cnic) -> EligibilityResult:
-        """The coarse eligibility of a CNIC (anyone may ask)."""
+    async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
+        """The eligibility of a CNIC: coarse for anyone, `full` for the verified person."""
+        ...
+
+    async def cnics_for_phone(self, phone: str) -> list[str]:
+        """The CNICs registered with this mobile number."""
+        ...
+
+    async def send_code(self, cnic: Cnic, *, language: str) -> CodeSent:
+        """Send a one-time code to the mobile registered for `cnic`."""
+        ...
+
+    async def check_code(self, request_id: str, code: str) -> Checked:
+        """Check a code the person typed."""
+        ...
+
+    async def payment_schedule(self, cnic: str) -> PaymentSchedule:
+        """The verified person's payment schedule."""
         ...

@@ -44,8 +44,15 @@ def settings(
         monkeypatch.setenv("REDIS_URL", redis_url)
     else:
         monkeypatch.delenv("REDIS_URL", raising=False)
-    for name in ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_FROM", "RABTA_ENV",
-                 "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "REGISTRY_DATABASE_URL"):
+    for name in (
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_FROM",
+        "RABTA_ENV",
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "REGISTRY_DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RABTA_CONSOLE_OUTBOX", str(tmp_path / "outbox.jsonl"))
     get_settings.cache_clear()
@@ -98,11 +105,11 @@ async def redis(settings: Settings) -> AsyncIterator[object]:
 TODAY = dt.date(2026, 11, 23)
 
 #: CNIC → what each test person is. Phones are their registered mobiles.
-ELIGIBLE = "3520212345671"          # Punjab, male, PMT 18.5, Kafaalat + Taleemi Wazaif
-ELIGIBLE_WIFE = "3520212345672"     # same household, female, shares the husband's phone
-NOT_ELIGIBLE = "4210198765433"      # Sindh, PMT 45
-UNDER_REVIEW = "1730155555552"      # KP, household under review
-NOT_FOUND = "6110100000017"         # valid shape, not in the registry
+ELIGIBLE = "3520212345671"  # Punjab, male, PMT 18.5, Kafaalat + Taleemi Wazaif
+ELIGIBLE_WIFE = "3520212345672"  # same household, female, shares the husband's phone
+NOT_ELIGIBLE = "4210198765433"  # Sindh, PMT 45
+UNDER_REVIEW = "1730155555552"  # KP, household under review
+NOT_FOUND = "6110100000017"  # valid shape, not in the registry
 ELIGIBLE_PHONE = "+923001234567"
 NOT_ELIGIBLE_PHONE = "+923451112233"
 UNDER_REVIEW_PHONE = "+923331234000"
@@ -112,50 +119,131 @@ UNDER_REVIEW_PHONE = "+923331234000"
 async def registry(db: Database) -> Database:
     """Three households: eligible (two persons), not eligible, under review."""
     async with db.transaction() as session:
-        session.add_all([
-            Household(household_id="HH-PB-0001", pmt_score=18.5, province="Punjab",
-                      district="Lahore", tehsil="Lahore City", survey_date=dt.date(2021, 3, 4),
-                      status="active"),
-            Household(household_id="HH-SD-0002", pmt_score=45.0, province="Sindh",
-                      district="Karachi Central", tehsil="Gulberg", survey_date=dt.date(2022, 6, 1),
-                      status="active"),
-            Household(household_id="HH-KP-0003", pmt_score=12.0, province="Khyber Pakhtunkhwa",
-                      district="Peshawar", tehsil="Peshawar City", survey_date=dt.date(2023, 1, 9),
-                      status="under_review"),
-        ])
+        session.add_all(
+            [
+                Household(
+                    household_id="HH-PB-0001",
+                    pmt_score=18.5,
+                    province="Punjab",
+                    district="Lahore",
+                    tehsil="Lahore City",
+                    survey_date=dt.date(2021, 3, 4),
+                    status="active",
+                ),
+                Household(
+                    household_id="HH-SD-0002",
+                    pmt_score=45.0,
+                    province="Sindh",
+                    district="Karachi Central",
+                    tehsil="Gulberg",
+                    survey_date=dt.date(2022, 6, 1),
+                    status="active",
+                ),
+                Household(
+                    household_id="HH-KP-0003",
+                    pmt_score=12.0,
+                    province="Khyber Pakhtunkhwa",
+                    district="Peshawar",
+                    tehsil="Peshawar City",
+                    survey_date=dt.date(2023, 1, 9),
+                    status="under_review",
+                ),
+            ]
+        )
         await session.flush()
-        session.add_all([
-            Person(cnic=ELIGIBLE, household_id="HH-PB-0001", full_name="Muhammad Aslam",
-                   gender="M", birth_date=dt.date(1975, 5, 1), relation="head",
-                   mobile=ELIGIBLE_PHONE, cnic_expiry=dt.date(2030, 1, 1)),
-            Person(cnic=ELIGIBLE_WIFE, household_id="HH-PB-0001", full_name="Nasreen Bibi",
-                   gender="F", birth_date=dt.date(1980, 2, 2), relation="spouse",
-                   mobile=ELIGIBLE_PHONE, cnic_expiry=dt.date(2031, 1, 1)),
-            Person(cnic=NOT_ELIGIBLE, household_id="HH-SD-0002", full_name="Ghulam Rasool",
-                   gender="M", birth_date=dt.date(1968, 7, 7), relation="head",
-                   mobile=NOT_ELIGIBLE_PHONE, cnic_expiry=dt.date(2029, 1, 1)),
-            Person(cnic=UNDER_REVIEW, household_id="HH-KP-0003", full_name="Zarina Khan",
-                   gender="F", birth_date=dt.date(1990, 9, 9), relation="head",
-                   mobile=UNDER_REVIEW_PHONE, cnic_expiry=dt.date(2032, 1, 1)),
-        ])
-        session.add_all([
-            Enrollment(cnic=ELIGIBLE_WIFE, programme="kafaalat", status="active",
-                       since=dt.date(2021, 7, 1)),
-            Enrollment(cnic=ELIGIBLE_WIFE, programme="taleemi_wazaif", status="active",
-                       since=dt.date(2022, 1, 1)),
-            Enrollment(cnic=ELIGIBLE, programme="nashonuma", status="exited",
-                       since=dt.date(2021, 7, 1)),
-        ])
-        session.add_all([
-            Payment(payment_id="PAY-0001", cnic=ELIGIBLE_WIFE, programme="kafaalat",
-                    tranche="2026-Q3", amount_pkr=13500, window_start=dt.date(2026, 8, 1),
-                    window_end=dt.date(2026, 8, 31), mode="retailer",
-                    place="HBL Konnect agent, Ichhra Bazaar", status="collected", reason=None),
-            Payment(payment_id="PAY-0002", cnic=ELIGIBLE_WIFE, programme="kafaalat",
-                    tranche="2026-Q4", amount_pkr=13500, window_start=dt.date(2026, 11, 15),
-                    window_end=dt.date(2026, 12, 15), mode="campsite",
-                    place="Govt Girls High School, Ichhra", status="ready", reason=None),
-        ])
+        session.add_all(
+            [
+                Person(
+                    cnic=ELIGIBLE,
+                    household_id="HH-PB-0001",
+                    full_name="Muhammad Aslam",
+                    gender="M",
+                    birth_date=dt.date(1975, 5, 1),
+                    relation="head",
+                    mobile=ELIGIBLE_PHONE,
+                    cnic_expiry=dt.date(2030, 1, 1),
+                ),
+                Person(
+                    cnic=ELIGIBLE_WIFE,
+                    household_id="HH-PB-0001",
+                    full_name="Nasreen Bibi",
+                    gender="F",
+                    birth_date=dt.date(1980, 2, 2),
+                    relation="spouse",
+                    mobile=ELIGIBLE_PHONE,
+                    cnic_expiry=dt.date(2031, 1, 1),
+                ),
+                Person(
+                    cnic=NOT_ELIGIBLE,
+                    household_id="HH-SD-0002",
+                    full_name="Ghulam Rasool",
+                    gender="M",
+                    birth_date=dt.date(1968, 7, 7),
+                    relation="head",
+                    mobile=NOT_ELIGIBLE_PHONE,
+                    cnic_expiry=dt.date(2029, 1, 1),
+                ),
+                Person(
+                    cnic=UNDER_REVIEW,
+                    household_id="HH-KP-0003",
+                    full_name="Zarina Khan",
+                    gender="F",
+                    birth_date=dt.date(1990, 9, 9),
+                    relation="head",
+                    mobile=UNDER_REVIEW_PHONE,
+                    cnic_expiry=dt.date(2032, 1, 1),
+                ),
+            ]
+        )
+        session.add_all(
+            [
+                Enrollment(
+                    cnic=ELIGIBLE_WIFE,
+                    programme="kafaalat",
+                    status="active",
+                    since=dt.date(2021, 7, 1),
+                ),
+                Enrollment(
+                    cnic=ELIGIBLE_WIFE,
+                    programme="taleemi_wazaif",
+                    status="active",
+                    since=dt.date(2022, 1, 1),
+                ),
+                Enrollment(
+                    cnic=ELIGIBLE, programme="nashonuma", status="exited", since=dt.date(2021, 7, 1)
+                ),
+            ]
+        )
+        session.add_all(
+            [
+                Payment(
+                    payment_id="PAY-0001",
+                    cnic=ELIGIBLE_WIFE,
+                    programme="kafaalat",
+                    tranche="2026-Q3",
+                    amount_pkr=13500,
+                    window_start=dt.date(2026, 8, 1),
+                    window_end=dt.date(2026, 8, 31),
+                    mode="retailer",
+                    place="HBL Konnect agent, Ichhra Bazaar",
+                    status="collected",
+                    reason=None,
+                ),
+                Payment(
+                    payment_id="PAY-0002",
+                    cnic=ELIGIBLE_WIFE,
+                    programme="kafaalat",
+                    tranche="2026-Q4",
+                    amount_pkr=13500,
+                    window_start=dt.date(2026, 11, 15),
+                    window_end=dt.date(2026, 12, 15),
+                    mode="campsite",
+                    place="Govt Girls High School, Ichhra",
+                    status="ready",
+                    reason=None,
+                ),
+            ]
+        )
     return db
 
 

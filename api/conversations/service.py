@@ -45,16 +45,23 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         )
         conversation = await _load_conversation(runtime, inbound)
         conversation.language = contact.language
+        if contact.verified_cnic and contact.verified_until:
+            # The database is the record of a verification; Redis state may have expired.
+            conversation.verified_cnic = contact.verified_cnic
+            conversation.verified_until = _aware(contact.verified_until).timestamp()
         outcome = await engine.handle(
             inbound,
             conversation,
-            RabtaServices(runtime),
-            default_language=runtime.settings.default_language,
+            RabtaServices(runtime, session),
+            policy=runtime.policy,
         )
         text = runtime.renderer.render(
             outcome.replies, language=outcome.language, channel=inbound.channel
         )
         contact.language = conversation.language
+        if conversation.verified_cnic and conversation.verified_until:
+            contact.verified_cnic = conversation.verified_cnic
+            contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)
         contact.last_inbound_at = dt.datetime.now(dt.UTC)
         if inbound.message_id:
             record = await repository.get_inbound(
@@ -70,9 +77,18 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         cost = measure(text)
         log.info(
             "sms reply intent=%s lang=%s encoding=%s chars=%d segments=%d",
-            outcome.intent.value, outcome.language, cost.encoding, cost.characters, cost.segments,
+            outcome.intent.value,
+            outcome.language,
+            cost.encoding,
+            cost.characters,
+            cost.segments,
         )
     return Answer(text=text, language=outcome.language)
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 async def _load_conversation(runtime: Runtime, inbound: Inbound) -> Conversation:

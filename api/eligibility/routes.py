@@ -15,6 +15,16 @@ router = APIRouter(prefix="/v1", tags=["eligibility"])
 NOT_A_CNIC = "https://rabta.example/problems/not-a-cnic"
 
 
+def not_a_cnic() -> Problem:
+    """The 422 for text that is not a CNIC."""
+    return Problem(
+        422,
+        "A CNIC is 13 digits, the first one 1 to 7, written as 12345-1234567-1.",
+        title="Not a CNIC",
+        type_=NOT_A_CNIC,
+    )
+
+
 @router.get(
     "/eligibility/{cnic}",
     response_model=CoarseEligibility,
@@ -27,11 +37,6 @@ async def get_eligibility(
     try:
         parsed = Cnic.parse(cnic)
     except InvalidCnic:
-        raise Problem(
-            422,
-            "A CNIC is 13 digits, the first one 1 to 7, written as 12345-1234567-1.",
-            title="Not a CNIC",
-            type_=NOT_A_CNIC,
-        ) from None
+        raise not_a_cnic() from None
     result = await service.check_eligibility(session, cnic=parsed, cutoff=settings.pmt_cutoff)
     return CoarseEligibility(cnic_masked=result.cnic_masked, status=result.status)

@@ -1,4 +1,4 @@
-"""Eligibility answers: the coarse tier anyone may learn, and the full one for the verified person."""
+"""Eligibility answers: the coarse tier anyone may learn, the full one for the verified person."""
 
 from __future__ import annotations
 

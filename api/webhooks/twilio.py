@@ -45,7 +45,9 @@ async def verified_form(request: Request, settings: Settings) -> Mapping[str, st
     if settings.twilio_auth_token:
         signature = request.headers.get("X-Twilio-Signature", "")
         validator = RequestValidator(settings.twilio_auth_token)
-        if not signature or not validator.validate(public_url(request, settings), params, signature):
+        if not signature or not validator.validate(
+            public_url(request, settings), params, signature
+        ):
             log.warning("twilio webhook refused: %s signature", "bad" if signature else "missing")
             raise Problem(403, "The request is not signed by Twilio.")
     return params

@@ -4,30 +4,36 @@ Each step of a conversation is a handler in `STEPS`; in `IDLE` the message's int
 flow from `INTENTS`. A handler may move the conversation to another step or return None to
 say "not mine", and the message is then handled afresh from `IDLE`.
 
-    IDLE ──LANG──────────► CHOOSE_LANGUAGE ──choice──► IDLE
-      ├──<CNIC>──────────► eligibility ──────────────► IDLE
+    IDLE ──LANG──────────► CHOOSE_LANGUAGE ──choice──────────► IDLE
+      ├──<CNIC>──────────► eligibility ──────────────────────► IDLE
+      ├──PAY [CNIC]──────► payments ─┬──────────────────────► IDLE
+      │                              ├─► CHOOSE_PERSON ─ n ─► payments
+      │                              └─► AWAIT_CODE ─ code ─► payments
       ├──HELP / MENU─────► help
       └──anything else───► not understood
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from api.identity import normalise_text
 from bot.channels.base import Inbound, Reply
 from bot.dialogue import keywords
-from bot.dialogue.flows import eligibility, help, language
+from bot.dialogue.flows import eligibility, help, language, payments, verification
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, Step
-from bot.dialogue.turn import Handler, Turn
+from bot.dialogue.turn import Handler, Policy, Turn
 from bot.i18n import detect_language
 from bot.ports import Services
 
 INTENTS: dict[Intent, Handler] = {
     Intent.CNIC: eligibility.check,
     Intent.NOT_CNIC: eligibility.not_a_cnic,
+    Intent.CODE: eligibility.not_a_cnic,
+    Intent.PAY: payments.pay,
     Intent.LANGUAGE: language.choose,
     Intent.HELP: help.menu,
     Intent.EMPTY: help.menu,
@@ -44,6 +50,8 @@ StepHandler = Callable[[Turn], Awaitable[list[Reply] | None]]
 STEPS: dict[Step, StepHandler] = {
     Step.IDLE: idle,
     Step.CHOOSE_LANGUAGE: language.answer_menu,
+    Step.CHOOSE_PERSON: payments.answer_choice,
+    Step.AWAIT_CODE: verification.enter_code,
 }
 
 
@@ -59,7 +67,8 @@ async def handle(
     conversation: Conversation,
     services: Services,
     *,
-    default_language: str,
+    policy: Policy,
+    now: float | None = None,
 ) -> Outcome:
     """Answer one message; `conversation` is updated in place for the caller to save."""
     text = normalise_text(inbound.text)
@@ -77,7 +86,11 @@ async def handle(
         conversation=conversation,
         command=command,
         services=services,
-        language=conversation.language or conversation.guessed_language or default_language,
+        policy=policy,
+        now=time.time() if now is None else now,
+        language=(
+            conversation.language or conversation.guessed_language or policy.default_language
+        ),
     )
     replies = await STEPS[conversation.step](turn)
     if replies is None:

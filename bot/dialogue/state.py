@@ -15,6 +15,10 @@ class Step(enum.StrEnum):
 
     IDLE = "idle"
     CHOOSE_LANGUAGE = "choose_language"
+    #: Several people share this phone: which CNIC is the request about?
+    CHOOSE_PERSON = "choose_person"
+    #: A code went to the registered mobile; waiting for the person to type it.
+    AWAIT_CODE = "await_code"
 
 
 #: How long a half-finished conversation is remembered: a USSD session lives ~3 minutes, a chat
@@ -36,6 +40,16 @@ class Conversation:
     #: Replies offered as numbered options on the last message (`1` → options[0]).
     options: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    #: The CNIC this conversation proved to be, and until when (epoch seconds).
+    verified_cnic: str | None = None
+    verified_until: float | None = None
+
+    def is_verified_for(self, cnic: str, *, now: float) -> bool:
+        return (
+            self.verified_cnic == cnic
+            and self.verified_until is not None
+            and self.verified_until > now
+        )
 
     def reset(self) -> None:
         self.step = Step.IDLE

@@ -11,14 +11,33 @@ from bot.dialogue.state import Conversation
 from bot.ports import Services
 
 
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The rules a deployment sets for conversations."""
+
+    default_language: str
+    #: How long a verification holds, in seconds.
+    verification_seconds: int = 1800
+    #: Minutes a one-time code stays valid (told to the person).
+    code_minutes: int = 5
+
+
 @dataclass
 class Turn:
     inbound: Inbound
     conversation: Conversation
     command: Command
     services: Services
+    policy: Policy
+    #: The moment this message is handled (epoch seconds).
+    now: float
     #: The language this turn is answered in (a flow that changes it updates the conversation).
     language: str
+
+    def verify(self, cnic: str) -> None:
+        """Record that this conversation proved to be `cnic`, for a while."""
+        self.conversation.verified_cnic = cnic
+        self.conversation.verified_until = self.now + self.policy.verification_seconds
 
 
 Handler = Callable[[Turn], Awaitable[list[Reply]]]

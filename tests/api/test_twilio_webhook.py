@@ -40,8 +40,14 @@ def sms(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
 
 def whatsapp(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
     form = load_payload("twilio_whatsapp_inbound.json")
-    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid,
-                From=f"whatsapp:{sender}", WaId=sender.lstrip("+"))
+    form.update(
+        Body=body,
+        MessageSid=sid,
+        SmsMessageSid=sid,
+        SmsSid=sid,
+        From=f"whatsapp:{sender}",
+        WaId=sender.lstrip("+"),
+    )
     return form
 
 
@@ -55,8 +61,9 @@ CASES = [
     pytest.param("\u200f3520212345672\u200e", "en", "is eligible", id="eligible-bidi-marks"),
     pytest.param("my cnic 35202.1234567.2 plz", "en", "is eligible", id="cnic-in-sentence"),
     pytest.param(NOT_ELIGIBLE, "en", "42101-*******-3 is not eligible", id="not-eligible"),
-    pytest.param(UNDER_REVIEW, "en", "17301-*******-2: your household is under review",
-                 id="under-review"),
+    pytest.param(
+        UNDER_REVIEW, "en", "17301-*******-2: your household is under review", id="under-review"
+    ),
     pytest.param(NOT_FOUND, "en", "61101-*******-7 is not in the", id="not-found"),
     pytest.param("352021234567", "en", "That is not a CNIC", id="twelve-digits"),
     pytest.param("35202123456712", "en", "That is not a CNIC", id="fourteen-digits"),
@@ -133,7 +140,8 @@ async def test_concurrent_duplicates_store_one_message(client, registry, db):
     assert len(texts) == 1
     async with db.sessions() as session:
         count = await session.scalar(
-            select(func.count()).select_from(InboundMessage)
+            select(func.count())
+            .select_from(InboundMessage)
             .where(InboundMessage.external_id == "SMconcurrent")
         )
     assert count == 1
@@ -194,9 +202,12 @@ async def signed_client(signed, settings, db, redis):
     from api.main import create_app
 
     application = create_app(get_settings())
-    async with application.router.lifespan_context(application), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application), base_url="http://internal:9000"
-    ) as http:
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://internal:9000"
+        ) as http,
+    ):
         yield http
 
 
@@ -217,9 +228,7 @@ async def test_valid_signature_is_accepted(signed, signed_client, registry):
         pytest.param(lambda form, sig: ({**form, "Extra": "1"}, sig), id="field-added"),
     ],
 )
-async def test_bad_signature_is_403_and_stores_nothing(
-    signed, signed_client, registry, db, tamper
-):
+async def test_bad_signature_is_403_and_stores_nothing(signed, signed_client, registry, db, tamper):
     form = sms(ELIGIBLE, "SMforged1")
     signature = signed.compute_signature(PUBLIC + URL, form)
     form, signature = tamper(form, signature)

@@ -20,7 +20,7 @@ def _menu() -> Reply:
             Option(
                 reply=f"LANG {LANGUAGE_KEYWORD[code]}",
                 label="language/name",
-                context={"code": code},
+                context={"language_code": code},
             )
             for code in LANGUAGES
         ],

@@ -1,0 +1,31 @@
+"""Shapes of the OTP flow of `/v1` (SPEC §9)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OtpRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cnic: str = Field(max_length=40, examples=["35202-1234567-2"])
+
+
+class OtpRequestOut(BaseModel):
+    request_id: str
+    expires_in: int
+
+
+class OtpVerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=12)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int

@@ -1,0 +1,148 @@
+"""One-time codes (SPEC §3): 6 digits from `secrets`, only a keyed hash kept in Redis, valid 5
+minutes, 5 wrong tries per code, a 60 s resend cooldown, 5 codes per CNIC per hour, compared in
+constant time, used once, never logged. Every failure of Redis fails closed.
+
+Requests are addressed by a random `request_id`; an unknown CNIC gets one too (a decoy that no
+code can open), so the answer never tells whether a CNIC exists.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from api.settings import Settings
+
+CODE_DIGITS = 6
+
+
+class OtpUnavailable(Exception):
+    """Redis cannot be reached: no code is issued or checked (fail closed)."""
+
+
+class IssueOutcome(enum.StrEnum):
+    ISSUED = "issued"
+    COOLDOWN = "cooldown"  # a code went out less than a minute ago
+    TOO_MANY = "too_many"  # five codes this hour
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    outcome: IssueOutcome
+    request_id: str | None = None
+    #: The code to deliver to the registered mobile; None for a decoy or a refusal.
+    code: str | None = None
+    retry_after: int = 0
+
+
+class CheckOutcome(enum.StrEnum):
+    VERIFIED = "verified"
+    WRONG = "wrong"
+    EXHAUSTED = "exhausted"  # the fifth wrong try, or later ones
+    EXPIRED = "expired"  # unknown, expired or already used
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    outcome: CheckOutcome
+    cnic: str | None = None
+    tries_left: int = 0
+
+
+class OtpService:
+    """Issues and checks codes; the caller delivers the code through the outbox."""
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._key = hashlib.sha256(b"rabta-otp:" + settings.secret_key.encode()).digest()
+
+    def _digest(self, value: str) -> str:
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+
+    def _request_key(self, request_id: str) -> str:
+        return f"rabta:otp:req:{self._digest(request_id)[:40]}"
+
+    async def issue(self, *, cnic: str, deliverable: bool) -> Issued:
+        """Start a verification for `cnic`; `deliverable` is False when no code can reach anyone
+        (unknown CNIC, no registered mobile): the answer looks the same, the code opens nothing."""
+        who = self._digest("cnic:" + cnic)[:40]
+        cooldown_key = f"rabta:otp:cooldown:{who}"
+        hour_key = f"rabta:otp:hour:{who}"
+        try:
+            if not await self._redis.set(
+                cooldown_key, "1", nx=True, ex=self._settings.otp_resend_seconds
+            ):
+                ttl = await self._redis.ttl(cooldown_key)
+                return Issued(IssueOutcome.COOLDOWN, retry_after=max(int(ttl), 1))
+            # A moving hour (a sorted set of send times), so no burst fits across an hour mark.
+            now = time.time()
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(hour_key, 0, now - 3600)
+                pipe.zrange(hour_key, 0, -1, withscores=True)
+                _, sent = await pipe.execute()
+            if len(sent) >= self._hourly_cap():
+                oldest = min(score for _, score in sent)
+                return Issued(IssueOutcome.TOO_MANY, retry_after=max(int(oldest + 3600 - now), 1))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(hour_key, {secrets.token_hex(8): now})
+                pipe.expire(hour_key, 3600)
+                await pipe.execute()
+            request_id = secrets.token_urlsafe(18)
+            code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+            # A decoy stores a hash no code can match, so checking it costs the same.
+            secret = code if deliverable else secrets.token_hex(16)
+            key = self._request_key(request_id)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={"cnic": cnic, "hash": self._digest(secret), "tries": 0})
+                pipe.expire(key, self._settings.otp_ttl_seconds)
+                await pipe.execute()
+        except RedisError as exc:
+            raise OtpUnavailable from exc
+        return Issued(IssueOutcome.ISSUED, request_id=request_id, code=code if deliverable else None)
+
+    def _hourly_cap(self) -> int:
+        from limits import parse
+
+        item = parse(self._settings.limit_otp)
+        # The cap is per hour by contract; a differently-windowed setting is scaled to an hour.
+        return max(1, round(item.amount * 3600 / item.get_expiry()))
+
+    async def check(self, *, request_id: str, code: str) -> Checked:
+        """Check `code` against the request; a right code works once, then never again."""
+        key = self._request_key(request_id)
+        maximum = self._settings.otp_max_attempts
+        try:
+            stored = await self._redis.hgetall(key)
+            if not stored:
+                return Checked(CheckOutcome.EXPIRED)
+            # Count the try before comparing, so parallel guesses cannot exceed the cap.
+            tries = int(await self._redis.hincrby(key, "tries", 1))
+            if tries > maximum:
+                return Checked(CheckOutcome.EXHAUSTED)
+            candidate = self._digest(code.strip()) if len(code.strip()) == CODE_DIGITS else ""
+            if hmac.compare_digest(candidate, str(stored.get("hash", ""))):
+                if await self._redis.delete(key):
+                    return Checked(CheckOutcome.VERIFIED, cnic=str(stored["cnic"]))
+                return Checked(CheckOutcome.EXPIRED)
+            if tries >= maximum:
+                await self._redis.delete(key)
+                return Checked(CheckOutcome.EXHAUSTED)
+            return Checked(CheckOutcome.WRONG, tries_left=maximum - tries)
+        except RedisError as exc:
+            raise OtpUnavailable from exc
+
+    async def request_cnic(self, request_id: str) -> str | None:
+        """The CNIC a live request is for (to resume a conversation), or None."""
+        try:
+            value = await self._redis.hget(self._request_key(request_id), "cnic")
+        except RedisError as exc:
+            raise OtpUnavailable from exc
+        return str(value) if value else None

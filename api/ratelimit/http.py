@@ -1,0 +1,157 @@
+"""Rate limits on the REST API: a partner's own quota with a valid `X-API-Key`, else per client IP.
+
+Use as a router dependency: `APIRouter(prefix="/v1", dependencies=[Depends(limit_request)])`.
+The limiter is `app.state.rate_limiter`, created in the lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from fastapi import Request, Response
+
+from api.partners import find_partner_by_key, hash_api_key
+from api.problems import Problem
+from api.ratelimit.service import Decision, RateLimiter, parse_limit
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-API-Key"
+RATE_LIMITED = "https://rabta.example/problems/rate-limited"
+INVALID_API_KEY = "https://rabta.example/problems/invalid-api-key"
+#: How long a worker trusts a key it has checked; deactivating a partner takes this long.
+PARTNER_CACHE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class PartnerIdentity:
+    """What a request made with a partner's key knows about that partner."""
+
+    id: int
+    name: str
+    quota: str
+
+
+class PartnerKeyCache:
+    """Valid keys for a minute, by digest, so a partner's traffic does not query the database on
+    every request. Only valid keys are kept: a flood of made-up keys cannot grow it."""
+
+    def __init__(self, ttl: float = PARTNER_CACHE_SECONDS, max_entries: int = 1024) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[float, PartnerIdentity]] = {}
+
+    def get(self, key_hash: str) -> PartnerIdentity | None:
+        """The cached partner for a key digest, if still fresh."""
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            del self._entries[key_hash]
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, partner: PartnerIdentity) -> None:
+        """Remember a valid key for the cache's lifetime."""
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()  # partners are few; this only bounds the pathological case
+        self._entries[key_hash] = (time.monotonic() + self._ttl, partner)
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    """The application's limiter (created in the lifespan)."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        raise RuntimeError("app.state.rate_limiter is not set: create it in the lifespan")
+    return limiter
+
+
+def _partner_cache(request: Request) -> PartnerKeyCache:
+    cache: PartnerKeyCache | None = getattr(request.app.state, "partner_keys", None)
+    if cache is None:
+        cache = PartnerKeyCache()
+        request.app.state.partner_keys = cache
+    return cache
+
+
+async def _partner_for_key(request: Request, key: str) -> PartnerIdentity | None:
+    """The active partner holding `key`, from the cache or the database."""
+    cache = _partner_cache(request)
+    digest = hash_api_key(key)
+    if (cached := cache.get(digest)) is not None:
+        return cached
+    runtime = request.app.state.runtime
+    async with runtime.db.sessions() as session:
+        partner = await find_partner_by_key(session, key)
+    if partner is None or not partner.active:
+        return None
+    quota = partner.quota
+    try:
+        parse_limit(quota)
+    except ValueError:
+        # A quota edited by hand into nonsense must not turn the partner's traffic into 500s.
+        log.warning("partner %r has an invalid quota %r; using the default", partner.name, quota)
+        quota = runtime.settings.limit_partner
+    identity = PartnerIdentity(id=partner.id, name=partner.name, quota=quota)
+    cache.put(digest, identity)
+    return identity
+
+
+def client_ip(request: Request) -> str:
+    """The peer address; uvicorn's `proxy_headers` has already replaced it for trusted proxies.
+
+    X-Forwarded-For is not read here: any client can write it.
+    """
+    return request.client.host if request.client else "unknown"
+
+
+def rate_limit_headers(decision: Decision) -> dict[str, str]:
+    """`RateLimit-*` headers (IETF httpapi draft): limit, remaining, seconds to reset."""
+    return {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(max(0, math.ceil(decision.reset_at - time.time()))),
+    }
+
+
+def _refuse(decision: Decision) -> Problem:
+    headers = rate_limit_headers(decision)
+    headers["RateLimit-Remaining"] = "0"
+    headers["Retry-After"] = str(decision.retry_after)
+    return Problem(
+        429,
+        f"Too many requests; try again in {decision.retry_after} seconds.",
+        title="Too Many Requests",
+        type_=RATE_LIMITED,
+        headers=headers,
+    )
+
+
+async def limit_request(request: Request, response: Response) -> None:
+    """Router dependency: count the request against its partner's quota or its client IP;
+    429 when over, 401 for an unknown or inactive API key."""
+    limiter = get_rate_limiter(request)
+    key = request.headers.get(API_KEY_HEADER)
+    partner = await _partner_for_key(request, key) if key is not None else None
+    if partner is not None:
+        request.state.partner = partner
+        decision = await limiter.hit("partner", str(partner.id), partner.quota)
+    else:
+        # A wrong key still counts against the IP, so keys cannot be guessed faster than
+        # anonymous calls are allowed.
+        decision = await limiter.hit("ip", client_ip(request))
+    request.state.rate_limit = decision
+    if not decision.allowed:
+        raise _refuse(decision)
+    if key is not None and partner is None:
+        raise Problem(
+            401,
+            f"The {API_KEY_HEADER} header does not hold a valid, active API key.",
+            title="Invalid API key",
+            type_=INVALID_API_KEY,
+        )
+    # FastAPI merges these into the route's response (not into a Response a route returns itself).
+    response.headers.update(rate_limit_headers(decision))

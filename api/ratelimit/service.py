@@ -1,0 +1,294 @@
+"""Rate limits shared by all workers through Redis (SPEC §4), built on the `limits` library.
+
+Strategy: `limits`' moving window. It is exact: "5 OTPs per CNIC per hour" means at most five in
+*any* hour, and the oldest entry of a full window tells exactly when the next check will pass,
+which is what the "try again after …" SMS and `Retry-After` must say. The sliding-window counter
+is an approximation (it weights the previous fixed window, assuming its hits were evenly spread)
+that can let a burst through at a window boundary; its only advantage, O(1) memory per key
+instead of one list entry per allowed hit, does not matter at our limits (10/hour, 20/day, 5/hour;
+the largest, a partner's 1000/minute, is a thousand timestamps for a handful of partners).
+
+Keys never hold a phone number or a CNIC in clear: the identity is an HMAC-SHA256 under the
+service's secret key, truncated to 128 bits (a 13-digit CNIC could be brute-forced from a plain
+hash; not from a keyed one).
+
+When Redis does not answer, checks fall back to a per-process `MemoryStorage` limiter (SPEC §4:
+"keeps answering … and logs the degradation"), one warning per episode; Redis is tried again
+after a short back-off so the shared limits come back by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.util import WindowStats
+from prometheus_client import Counter
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Prefix of every Redis key this module writes.
+KEY_PREFIX = "rabta:rl"
+#: Look-ups an agent may make in the console (SPEC §4 "per agent"); not configurable yet.
+AGENT_LIMIT = "300/hour"
+SCOPES: tuple[str, ...] = ("sender", "telegram", "ip", "cnic", "otp", "partner", "agent")
+
+# A healthy local Redis answers in well under a millisecond; these only bound the bad case so a
+# dead or hung Redis costs a request at most CALL_TIMEOUT, once per back-off.
+CONNECT_TIMEOUT = 0.25
+COMMAND_TIMEOUT = 0.25
+CALL_TIMEOUT = 0.5
+#: Seconds between attempts to go back to Redis while degraded.
+RETRY_REDIS_AFTER = 5.0
+
+DEGRADED_MESSAGE = "rate limiting degraded to in-process: Redis unreachable"
+RECOVERED_MESSAGE = "rate limiting back on Redis: limits are shared by all workers again"
+
+HITS = Counter(
+    "rabta_ratelimit_hits_total", "Rate limit checks, by scope and outcome.", ["scope", "outcome"]
+)
+DEGRADED = Counter(
+    "rabta_ratelimit_degraded_total",
+    "Times rate limiting fell back to the per-process limiter because Redis was unreachable.",
+)
+
+# What the limits library lets through from redis-py, verified by experiment: with
+# wrap_exceptions=True a refused or reset connection arrives as limits' StorageError; RedisError
+# covers anything raised outside its wrapper (e.g. SET NX for first_refusal), and OSError covers
+# TimeoutError from our own asyncio.timeout and socket errors.
+_UNREACHABLE = (StorageError, RedisError, OSError)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one rate-limit check."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    #: Epoch seconds when the window next frees a slot.
+    reset_at: float
+    #: Whole seconds to wait before trying again; 0 when allowed.
+    retry_after: int
+    #: The per-process fallback answered (Redis unreachable): limits are per worker.
+    degraded: bool
+
+
+@lru_cache(maxsize=512)
+def parse_limit(text: str) -> RateLimitItem:
+    """A `limits` item for a limit string like `10/hour`; ValueError if it is not one."""
+    return parse(text)
+
+
+def default_limits(settings: Settings) -> dict[str, str]:
+    """The configured limit string of each scope."""
+    return {
+        "sender": settings.limit_sender,
+        "telegram": settings.limit_sender,
+        "ip": settings.limit_ip,
+        "cnic": settings.limit_cnic,
+        "otp": settings.limit_otp,
+        "partner": settings.limit_partner,
+        "agent": AGENT_LIMIT,
+    }
+
+
+def _client(redis_url: str | None) -> aioredis.Redis:
+    """Our own client: short timeouts and one immediate retry (a pooled connection may be stale
+    after a Redis restart), instead of redis-py's default three retries with back-off."""
+    if redis_url:
+        return aioredis.Redis.from_url(
+            redis_url,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=30,
+        )
+    # The in-process substitute (no REDIS_URL): the same FakeServer as api.redis, so the app's
+    # Redis client, the tests' flushes and every RateLimiter in this process see one keyspace.
+    from api.redis import _in_process_pool
+
+    return aioredis.Redis(connection_pool=_in_process_pool())
+
+
+class RateLimiter:
+    """Per-scope limits in Redis, shared by all workers; per-process while Redis is down."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis_url: str | None,
+        *,
+        retry_redis_after: float = RETRY_REDIS_AFTER,
+    ) -> None:
+        self._secret = settings.secret_key.encode()
+        # Parsing every default now makes a bad RABTA_LIMIT_* stop the start, not a request.
+        self._defaults = {
+            scope: parse_limit(text) for scope, text in default_limits(settings).items()
+        }
+        self._retry_redis_after = retry_redis_after
+        self.redis_url = redis_url
+        self._redis = _client(redis_url)
+        pool_option: dict[str, Any] = {"connection_pool": self._redis.connection_pool}
+        self._storage = RedisStorage(
+            "async+redis://",  # only parsed; the pool decides where to connect
+            implementation="redispy",  # limits' default is coredis (PROTOCOLS §7)
+            key_prefix=KEY_PREFIX,
+            wrap_exceptions=True,
+            **pool_option,
+        )
+        self._shared = MovingWindowRateLimiter(self._storage)
+        self._memory = MemoryStorage()
+        self._local = MovingWindowRateLimiter(self._memory)
+        self._local_refusals: dict[str, float] = {}
+        self._degraded = False
+        self._next_attempt = 0.0
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is unreachable and each worker limits on its own."""
+        return self._degraded
+
+    def identity_key(self, scope: str, identity: str) -> str:
+        """The keyed hash that stands for an identity in Redis keys (never the number itself)."""
+        message = f"{scope}\x00{identity.strip()}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
+    def _item(self, scope: str, limit: str | None) -> RateLimitItem:
+        if scope not in self._defaults:
+            raise ValueError(f"unknown rate-limit scope {scope!r}; one of {', '.join(SCOPES)}")
+        return parse_limit(limit) if limit else self._defaults[scope]
+
+    async def hit(self, scope: str, identity: str, limit: str | None = None) -> Decision:
+        """Count one request of `identity` in `scope` and say whether it is allowed.
+
+        Pass identities normalised (CNIC as 13 digits, phones in E.164) so one person is one key.
+        """
+        item = self._item(scope, limit)
+        key = self.identity_key(scope, identity)
+
+        async def check(limiter: MovingWindowRateLimiter) -> tuple[bool, WindowStats]:
+            allowed = await limiter.hit(item, scope, key)
+            return allowed, await limiter.get_window_stats(item, scope, key)
+
+        (allowed, stats), degraded = await self._call(
+            lambda: check(self._shared), lambda: check(self._local)
+        )
+        HITS.labels(scope, "allowed" if allowed else "limited").inc()
+        return _decision(item, allowed, stats, degraded)
+
+    async def test(self, scope: str, identity: str, limit: str | None = None) -> Decision:
+        """Whether a hit would be allowed now, without consuming one."""
+        item = self._item(scope, limit)
+        key = self.identity_key(scope, identity)
+        stats, degraded = await self._call(
+            lambda: self._shared.get_window_stats(item, scope, key),
+            lambda: self._local.get_window_stats(item, scope, key),
+        )
+        return _decision(item, stats.remaining >= 1, stats, degraded)
+
+    async def first_refusal(self, scope: str, identity: str, window_seconds: int) -> bool:
+        """True only the first time in `window_seconds` that this limited identity is refused.
+
+        The SMS bot sends one "try again after …" reply when this is True and stays silent
+        otherwise (replies cost money); pass the refusal's `retry_after` as the window.
+        """
+        self._item(scope, None)
+        key = f"{KEY_PREFIX}:refused:{scope}:{self.identity_key(scope, identity)}"
+        window = max(1, int(window_seconds))
+
+        async def shared() -> bool:
+            return bool(await self._redis.set(key, "1", nx=True, ex=window))
+
+        async def local() -> bool:
+            now = time.monotonic()
+            if self._local_refusals.get(key, 0.0) > now:
+                return False
+            if len(self._local_refusals) > 10_000:  # bound memory under a flood of senders
+                self._local_refusals = {k: t for k, t in self._local_refusals.items() if t > now}
+            self._local_refusals[key] = now + window
+            return True
+
+        first, _ = await self._call(shared, local)
+        return first
+
+    async def close(self) -> None:
+        """Release the Redis connections and the in-process limiter's timer."""
+        await self._redis.aclose(close_connection_pool=True)
+        timer = self._memory.timer
+        if timer is not None and not timer.done():
+            timer.cancel()
+
+    # -- Redis or the in-process fallback ------------------------------------------------------
+
+    async def _call(
+        self, shared: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]
+    ) -> tuple[T, bool]:
+        """Run `shared` on Redis, or `local` when Redis is unreachable; True when degraded."""
+        if self._redis_turn():
+            try:
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    result = await shared()
+            except _UNREACHABLE as exc:
+                self._redis_failed(exc)
+            else:
+                self._redis_answered()
+                return result, False
+        return await local(), True
+
+    def _redis_turn(self) -> bool:
+        if not self._degraded:
+            return True
+        now = time.monotonic()
+        if now < self._next_attempt:
+            return False
+        # This call probes Redis; concurrent ones keep to memory until it has answered.
+        self._next_attempt = now + self._retry_redis_after
+        return True
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        self._next_attempt = time.monotonic() + self._retry_redis_after
+        if not self._degraded:
+            self._degraded = True
+            DEGRADED.inc()
+            log.warning("%s (%s)", DEGRADED_MESSAGE, type(exc).__name__)
+
+    def _redis_answered(self) -> None:
+        if self._degraded:
+            self._degraded = False
+            log.warning(RECOVERED_MESSAGE)
+
+
+def _decision(item: RateLimitItem, allowed: bool, stats: WindowStats, degraded: bool) -> Decision:
+    now = time.time()
+    # An empty window has nothing to reset; never report a reset in the past.
+    reset_at = max(float(stats.reset_time), now)
+    retry_after = 0 if allowed else max(1, math.ceil(reset_at - now))
+    return Decision(
+        allowed=allowed,
+        limit=item.amount,
+        remaining=max(0, int(stats.remaining)),
+        reset_at=reset_at,
+        retry_after=retry_after,
+        degraded=degraded,
+    )

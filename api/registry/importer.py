@@ -1,0 +1,581 @@
+"""Load a CSV registry extract (SPEC §9) with upsert semantics, all or nothing, and write one."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any
+
+import asyncpg
+from sqlalchemy import select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api.db import Database
+from api.identity import Cnic, InvalidCnic, InvalidPhone, normalise_phone
+from api.registry.models import Base
+from api.registry.seed import driver_connection
+
+#: Rows validated and written per round trip; a 10-million-row file never sits in memory.
+CHUNK_ROWS = 20_000
+# SQLite caps the number of bound parameters per statement.
+_SQLITE_IN_BATCH = 500
+
+
+class RegistryImportError(Exception):
+    """A registry extract that cannot be loaded, and where: file, line, field."""
+
+    def __init__(self, file: str, line: int | None, field: str | None, message: str) -> None:
+        super().__init__(file, line, field, message)
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file} line {self.line}"
+        if self.field:
+            where = f"{where}, field {self.field}"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    """Rows read per file and how long the whole import took."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+
+@dataclass
+class ExportReport:
+    """Rows written per file and how long the export took."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+
+class _Invalid(ValueError):
+    """A value that does not fit its column; the caller adds file, line and field."""
+
+
+# -- values --------------------------------------------------------------------------------
+
+_PLAIN_CNIC = re.compile(r"[1-7][0-9]{12}", re.ASCII)
+# The national mobile pattern (PROTOCOLS §6) already in E.164 skips phonenumbers, which is slow.
+_PLAIN_MOBILE = re.compile(r"\+923(?:[0-247][0-9]|3[0-79]|55|64)[0-9]{7}", re.ASCII)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_MAX_INT = 2**31 - 1
+
+Parser = Callable[[str], Any]
+
+
+def _cnic(value: str) -> str:
+    if _PLAIN_CNIC.fullmatch(value):
+        return value
+    try:
+        return Cnic.parse(value).digits
+    except InvalidCnic:
+        raise _Invalid(f"{value!r} is not a CNIC (13 digits)") from None
+
+
+def _mobile(value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None
+    if _PLAIN_MOBILE.fullmatch(value):
+        return value
+    try:
+        return normalise_phone(value)
+    except InvalidPhone:
+        raise _Invalid(f"{value!r} is not a phone number") from None
+
+
+def _date(value: str) -> dt.date:
+    value = value.strip()
+    if not _ISO_DATE.fullmatch(value):
+        raise _Invalid(f"{value!r} is not a date (YYYY-MM-DD)")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _optional_date(value: str) -> dt.date | None:
+    return _date(value) if value.strip() else None
+
+
+def _score(value: str) -> Decimal:
+    try:
+        score = Decimal(value.strip())
+    except InvalidOperation:
+        raise _Invalid(f"{value!r} is not a number") from None
+    if not score.is_finite() or not 0 <= score <= 100:
+        raise _Invalid(f"{value!r} is not a PMT score between 0 and 100")
+    return score.quantize(Decimal("0.01"))
+
+
+def _amount(value: str) -> int:
+    value = value.strip()
+    if not value.isascii() or not value.isdigit():
+        raise _Invalid(f"{value!r} is not a whole number of rupees")
+    amount = int(value)
+    if amount > _MAX_INT:
+        raise _Invalid(f"{value!r} is too large")
+    return amount
+
+
+def _gender(value: str) -> str:
+    gender = {"m": "M", "male": "M", "f": "F", "female": "F"}.get(value.strip().lower())
+    if gender is None:
+        raise _Invalid(f"{value!r} is not a gender (M or F)")
+    return gender
+
+
+def _choice(*choices: str) -> Parser:
+    allowed = frozenset(choices)
+
+    def parse(value: str) -> str:
+        cleaned = value.strip().lower()
+        if cleaned not in allowed:
+            raise _Invalid(f"{value!r} is not one of {', '.join(choices)}")
+        return cleaned
+
+    return parse
+
+
+def _text(max_length: int, *, required: bool = True, lower: bool = False) -> Parser:
+    def parse(value: str) -> str:
+        cleaned = value.strip()
+        if lower:
+            cleaned = cleaned.lower()
+        if required and not cleaned:
+            raise _Invalid("is empty")
+        if len(cleaned) > max_length:
+            raise _Invalid(f"{value!r} is longer than {max_length} characters")
+        return cleaned
+
+    return parse
+
+
+def _optional_text(max_length: int) -> Parser:
+    parse = _text(max_length, required=False)
+
+    def optional(value: str) -> str | None:
+        return parse(value) or None
+
+    return optional
+
+
+def _key(max_length: int, *, lower: bool = False) -> Parser:
+    parse = _text(max_length, lower=lower)
+
+    def key(value: str) -> str:
+        cleaned = parse(value)
+        if any(c.isspace() for c in cleaned):
+            raise _Invalid(f"{value!r} contains spaces")
+        return cleaned
+
+    return key
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FileSpec:
+    filename: str
+    table: str
+    key: tuple[str, ...]
+    parsers: dict[str, Parser]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.parsers)
+
+
+FILES: tuple[_FileSpec, ...] = (
+    _FileSpec(
+        "households.csv",
+        "households",
+        ("household_id",),
+        {
+            "household_id": _key(20),
+            "pmt_score": _score,
+            "province": _text(40),
+            "district": _text(60),
+            "tehsil": _text(60),
+            "survey_date": _date,
+            "status": _choice("active", "under_review"),
+        },
+    ),
+    _FileSpec(
+        "persons.csv",
+        "persons",
+        ("cnic",),
+        {
+            "cnic": _cnic,
+            "household_id": _key(20),
+            "full_name": _text(120),
+            "gender": _gender,
+            "birth_date": _date,
+            "relation": _text(20, lower=True),
+            "mobile": _mobile,
+            "cnic_expiry": _optional_date,
+        },
+    ),
+    _FileSpec(
+        "enrollments.csv",
+        "enrollments",
+        ("cnic", "programme"),
+        {
+            "cnic": _cnic,
+            "programme": _key(40, lower=True),
+            "status": _choice("active", "suspended", "exited", "pending"),
+            "since": _date,
+        },
+    ),
+    _FileSpec(
+        "payments.csv",
+        "payments",
+        ("payment_id",),
+        {
+            "payment_id": _key(32),
+            "cnic": _cnic,
+            "programme": _key(40, lower=True),
+            "tranche": _text(20),
+            "amount_pkr": _amount,
+            "window_start": _date,
+            "window_end": _date,
+            "mode": _choice("bank", "campsite", "retailer"),
+            "place": _text(120, required=False),
+            "status": _choice("scheduled", "ready", "collected", "failed", "withheld"),
+            "reason": _optional_text(200),
+        },
+    ),
+)
+
+
+def _read_chunks(path: Path, spec: _FileSpec) -> Iterator[list[tuple[Any, ...]]]:
+    """Validated rows (in column order, the line number last) in chunks of CHUNK_ROWS."""
+    name = spec.filename
+    line = 1
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, strict=True)
+            header = next(reader, None)
+            if header is None:
+                raise RegistryImportError(name, 1, None, "the file is empty (no header row)")
+            order = _column_order(name, header, spec.columns)
+            parsers = [spec.parsers[c] for c in spec.columns]
+            width = len(header)
+            chunk: list[tuple[Any, ...]] = []
+            for record in reader:
+                line = reader.line_num
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue
+                if len(record) != width:
+                    raise RegistryImportError(
+                        name, line, None, f"expected {width} fields, found {len(record)}"
+                    )
+                values = []
+                for column, parser, index in zip(spec.columns, parsers, order, strict=True):
+                    try:
+                        values.append(parser(record[index]))
+                    except _Invalid as exc:
+                        raise RegistryImportError(name, line, column, str(exc)) from None
+                if spec.table == "payments" and values[6] < values[5]:
+                    raise RegistryImportError(
+                        name, line, "window_end", "the window ends before it starts"
+                    )
+                values.append(line)
+                chunk.append(tuple(values))
+                if len(chunk) >= CHUNK_ROWS:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+    except UnicodeDecodeError:
+        raise RegistryImportError(name, line + 1, None, "is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise RegistryImportError(name, line + 1, None, f"is not valid CSV ({exc})") from None
+
+
+def _column_order(name: str, header: list[str], columns: Sequence[str]) -> list[int]:
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in columns if c not in names]
+    unknown = [h for h in names if h not in columns]
+    repeated = sorted({h for h in names if names.count(h) > 1})
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(repr(u) for u in unknown)}")
+    if repeated:
+        problems.append(f"repeated column(s) {', '.join(repeated)}")
+    if problems:
+        raise RegistryImportError(
+            name, 1, None, "; ".join(problems) + f" (expected: {', '.join(columns)})"
+        )
+    return [names.index(c) for c in columns]
+
+
+async def _chunks(path: Path, spec: _FileSpec) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """The chunks of `_read_chunks`, parsed in a worker thread off the event loop."""
+    iterator = _read_chunks(path, spec)
+    while True:
+        chunk = await asyncio.to_thread(next, iterator, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
+# -- import --------------------------------------------------------------------------------
+
+
+async def import_registry(
+    db: Database,
+    directory: Path,
+    *,
+    progress: Callable[[str, int], None] | None = None,
+) -> ImportReport:
+    """Upsert the CSV extract in `directory` in one transaction; raise RegistryImportError."""
+    started = time.perf_counter()
+    present = [(spec, directory / spec.filename) for spec in FILES]
+    present = [(spec, path) for spec, path in present if path.is_file()]
+    if not present:
+        expected = ", ".join(spec.filename for spec in FILES)
+        raise RegistryImportError(str(directory), None, None, f"none of {expected} is there")
+    report = ImportReport()
+    async with db.engine.begin() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        for spec, path in present:
+            loader = _load_postgres if postgres else _load_sqlite
+            report.rows[spec.filename] = await loader(conn, spec, path, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _load_postgres(
+    conn: AsyncConnection,
+    spec: _FileSpec,
+    path: Path,
+    progress: Callable[[str, int], None] | None,
+) -> int:
+    apg = await driver_connection(conn)
+    staging = f"import_{spec.table}"
+    columns = ", ".join(spec.columns)
+    await apg.execute(
+        f"CREATE TEMP TABLE {staging} (LIKE {spec.table}, _line bigint NOT NULL) ON COMMIT DROP"
+    )
+    rows = 0
+    async for chunk in _chunks(path, spec):
+        try:
+            await apg.copy_records_to_table(
+                staging, records=chunk, columns=[*spec.columns, "_line"]
+            )
+        except asyncpg.PostgresError as exc:
+            first, last = chunk[0][-1], chunk[-1][-1]
+            raise RegistryImportError(
+                spec.filename, None, None, f"lines {first}–{last}: {_first_line(exc)}"
+            ) from None
+        rows += len(chunk)
+        if progress is not None:
+            progress(spec.filename, len(chunk))
+    if spec.table == "persons":
+        orphan = await apg.fetchrow(
+            "SELECT t._line, t.household_id FROM import_persons t WHERE NOT EXISTS "
+            "(SELECT 1 FROM households h WHERE h.household_id = t.household_id) "
+            "ORDER BY t._line LIMIT 1"
+        )
+        if orphan is not None:
+            raise _unknown_household(spec.filename, orphan["_line"], orphan["household_id"])
+    key = ", ".join(spec.key)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.columns if c not in spec.key)
+    # A key repeated within a file: the last row wins, as it would row by row.
+    statement = (
+        f"INSERT INTO {spec.table} ({columns}) "  # noqa: S608
+        f"SELECT DISTINCT ON ({key}) {columns} FROM {staging} ORDER BY {key}, _line DESC "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+    try:
+        await apg.execute(statement)
+    except asyncpg.PostgresError as exc:
+        raise RegistryImportError(spec.filename, None, None, _first_line(exc)) from None
+    return rows
+
+
+async def _load_sqlite(
+    conn: AsyncConnection,
+    spec: _FileSpec,
+    path: Path,
+    progress: Callable[[str, int], None] | None,
+) -> int:
+    table = Base.metadata.tables[spec.table]
+    statement = sqlite_insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(spec.key),
+        set_={c: statement.excluded[c] for c in spec.columns if c not in spec.key},
+    )
+    rows = 0
+    async for chunk in _chunks(path, spec):
+        if spec.table == "persons":
+            await _check_households_sqlite(conn, spec.filename, chunk)
+        try:
+            await conn.execute(
+                statement, [dict(zip(spec.columns, row, strict=False)) for row in chunk]
+            )
+        except DBAPIError as exc:
+            first, last = chunk[0][-1], chunk[-1][-1]
+            raise RegistryImportError(
+                spec.filename, None, None, f"lines {first}–{last}: {_first_line(exc.orig)}"
+            ) from None
+        rows += len(chunk)
+        if progress is not None:
+            progress(spec.filename, len(chunk))
+    return rows
+
+
+async def _check_households_sqlite(
+    conn: AsyncConnection, filename: str, chunk: list[tuple[Any, ...]]
+) -> None:
+    wanted = sorted({row[1] for row in chunk})
+    known: set[str] = set()
+    households = Base.metadata.tables["households"]
+    for start in range(0, len(wanted), _SQLITE_IN_BATCH):
+        batch = wanted[start : start + _SQLITE_IN_BATCH]
+        result = await conn.execute(
+            select(households.c.household_id).where(households.c.household_id.in_(batch))
+        )
+        known.update(result.scalars())
+    if len(known) == len(wanted):
+        return
+    for row in chunk:
+        if row[1] not in known:
+            raise _unknown_household(filename, row[-1], row[1])
+
+
+def _unknown_household(filename: str, line: int, household_id: str) -> RegistryImportError:
+    return RegistryImportError(
+        filename,
+        line,
+        "household_id",
+        f"household {household_id!r} is neither in households.csv nor in the registry",
+    )
+
+
+def _first_line(exc: BaseException | None) -> str:
+    return str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else "failed"
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+async def export_registry(
+    db: Database,
+    directory: Path,
+    *,
+    progress: Callable[[str, int], None] | None = None,
+) -> ExportReport:
+    """Write the registry as the four CSV files of SPEC §9 into `directory`, streaming."""
+    started = time.perf_counter()
+    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    report = ExportReport()
+    async with db.registry_engine.begin() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        for spec in FILES:
+            path = directory / spec.filename
+            if postgres:
+                rows = await _export_postgres(conn, spec, path)
+                if progress is not None:
+                    progress(spec.filename, rows)
+            else:
+                rows = await _export_sqlite(conn, spec, path, progress)
+            report.rows[spec.filename] = rows
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _export_postgres(conn: AsyncConnection, spec: _FileSpec, path: Path) -> int:
+    apg = await driver_connection(conn)
+    await apg.execute("SET LOCAL datestyle = 'ISO, YMD'")
+    status = await apg.copy_from_query(
+        f"SELECT {', '.join(spec.columns)} FROM {spec.table} "  # noqa: S608
+        f"ORDER BY {', '.join(spec.key)}",
+        output=str(path),
+        format="csv",
+        header=True,
+        encoding="utf-8",
+    )
+    return int(status.split()[-1])
+
+
+async def _export_sqlite(
+    conn: AsyncConnection,
+    spec: _FileSpec,
+    path: Path,
+    progress: Callable[[str, int], None] | None,
+) -> int:
+    table = Base.metadata.tables[spec.table]
+    query = select(*(table.c[c] for c in spec.columns)).order_by(*(table.c[c] for c in spec.key))
+    rows = 0
+    handle = _open_for_writing(path)
+    try:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(spec.columns)
+        result = await conn.stream(query.execution_options(yield_per=CHUNK_ROWS))
+        async for partition in result.partitions():
+            writer.writerows([_csv_value(v) for v in row] for row in partition)
+            rows += len(partition)
+            if progress is not None:
+                progress(spec.filename, len(partition))
+    finally:
+        handle.close()
+    return rows
+
+
+def _open_for_writing(path: Path) -> IO[str]:
+    return path.open("w", encoding="utf-8", newline="")
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal | float):
+        return f"{value:.2f}"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+async def count_lines(path: Path) -> int:
+    """Data rows in a CSV file, counted fast (for a progress bar's total)."""
+    return await asyncio.to_thread(_count_lines, path)
+
+
+def _count_lines(path: Path) -> int:
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    if last != b"\n":
+        lines += 1
+    return max(0, lines - 1)

@@ -1,0 +1,86 @@
+"""Payment schedule, for the verified person only (SPEC §3, §5.2).
+
+    PAY <CNIC> ─┬─ verified, or texting from its registered mobile ──────► payments/schedule
+                ├─ not in the registry ──────────────────────────────────► eligibility/not_found
+                └─ else: code to the registered mobile ─► AWAIT_CODE ─ right code ─► schedule
+    PAY ────────┬─ conversation verified ───────────────────────────────► schedule
+                ├─ phone registered for one person ─────────────────────► schedule
+                ├─ phone shared by several ─► CHOOSE_PERSON ─ 1..n ─────► PAY <CNIC>
+                └─ phone unknown ───────────────────────────────────────► payments/ask_cnic
+"""
+
+from __future__ import annotations
+
+from api.identity import Cnic, InvalidCnic, mask_cnic
+from bot.channels.base import Option, Reply
+from bot.dialogue.flows import verification
+from bot.dialogue.keywords import Intent
+from bot.dialogue.state import Step
+from bot.dialogue.turn import Turn
+
+
+async def pay(turn: Turn) -> list[Reply]:
+    """`PAY` or `PAY <CNIC>`."""
+    turn.conversation.reset()
+    if turn.command.argument:
+        try:
+            cnic = Cnic.parse(turn.command.argument)
+        except InvalidCnic:
+            return [Reply("errors/not_cnic")]
+        return await for_cnic(turn, cnic)
+    conversation = turn.conversation
+    if conversation.verified_cnic and conversation.is_verified_for(
+        conversation.verified_cnic, now=turn.now
+    ):
+        return await schedule(turn, Cnic(conversation.verified_cnic))
+    phone = turn.inbound.phone
+    cnics = await turn.services.cnics_for_phone(phone) if phone else []
+    if not cnics:
+        return [Reply("payments/ask_cnic")]
+    if len(cnics) == 1:
+        turn.verify(cnics[0])
+        return await schedule(turn, Cnic(cnics[0]))
+    return choose_person(turn, cnics)
+
+
+def choose_person(turn: Turn, cnics: list[str]) -> list[Reply]:
+    """Several people share this phone: offer their CNICs, masked, as numbered choices."""
+    turn.conversation.step = Step.CHOOSE_PERSON
+    options = [
+        Option(reply=f"PAY {c}", label="verify/person_option", context={"cnic": mask_cnic(c)})
+        for c in cnics
+    ]
+    turn.conversation.options = [o.reply for o in options]
+    masked = [mask_cnic(c) for c in cnics]
+    return [Reply("verify/choose_person", {"cnics": masked}, options=options)]
+
+
+async def answer_choice(turn: Turn) -> list[Reply] | None:
+    """The answer to CHOOSE_PERSON (a number became `PAY <CNIC>`), or None for a new request."""
+    if turn.command.intent is not Intent.PAY:
+        return None
+    return await pay(turn)
+
+
+async def for_cnic(turn: Turn, cnic: Cnic) -> list[Reply]:
+    """The schedule when this conversation may see it, else start verification."""
+    if turn.conversation.is_verified_for(cnic.digits, now=turn.now):
+        return await schedule(turn, cnic)
+    phone = turn.inbound.phone
+    if phone and cnic.digits in await turn.services.cnics_for_phone(phone):
+        turn.verify(cnic.digits)
+        return await schedule(turn, cnic)
+    return await verification.start(turn, cnic, then="pay")
+
+
+async def schedule(turn: Turn, cnic: Cnic) -> list[Reply]:
+    """The next tranche and the recent ones."""
+    result = await turn.services.payment_schedule(cnic.digits)
+    if result.next is None:
+        return [Reply("payments/none", {"cnic": result.cnic_masked})]
+    return [
+        Reply(
+            "payments/schedule",
+            {"cnic": result.cnic_masked, "next": result.next, "recent": list(result.recent)},
+        )
+    ]

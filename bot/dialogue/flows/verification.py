@@ -1,0 +1,78 @@
+"""Verification by one-time code (SPEC §3): the code goes to the registered mobile, whoever is
+asking; the person (or the relative helping them) types it here.
+
+    start ─► code sent ─► AWAIT_CODE ─┬─ right code ─► verified ─► the flow that asked
+                                      ├─ wrong code ─► wrong (tries left), stay
+                                      ├─ 5th wrong ──► exhausted ─► IDLE
+                                      └─ expired ────► expired ───► IDLE
+"""
+
+from __future__ import annotations
+
+import re
+
+from api.identity import Cnic
+from api.otp.service import CheckOutcome, OtpUnavailable
+from bot.channels.base import Reply
+from bot.dialogue.state import Step
+from bot.dialogue.turn import Turn
+from bot.ports import CodeStatus
+
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
+async def start(turn: Turn, cnic: Cnic, *, then: str) -> list[Reply]:
+    """Send a code to the mobile registered for `cnic`, and wait for it."""
+    sent = await turn.services.send_code(cnic, language=turn.language)
+    conversation = turn.conversation
+    if sent.status is CodeStatus.SENT:
+        conversation.step = Step.AWAIT_CODE
+        conversation.data = {"request_id": sent.request_id, "cnic": cnic.digits, "then": then}
+        return [
+            Reply(
+                "verify/code_sent",
+                {"cnic": cnic.masked, "mobile": sent.mobile_masked,
+                 "minutes": turn.policy.code_minutes},
+            )
+        ]
+    if sent.status is CodeStatus.COOLDOWN:
+        return [Reply("verify/wait", {"seconds": sent.retry_after})]
+    if sent.status is CodeStatus.TOO_MANY:
+        return [Reply("verify/too_many", {"cnic": cnic.masked})]
+    if sent.status is CodeStatus.NO_MOBILE:
+        return [Reply("verify/no_mobile", {"cnic": cnic.masked})]
+    if sent.status is CodeStatus.NOT_FOUND:
+        return [Reply("eligibility/not_found", {"cnic": cnic.masked})]
+    return [Reply("errors/try_later")]
+
+
+async def enter_code(turn: Turn) -> list[Reply] | None:
+    """The code typed while AWAIT_CODE; anything else starts afresh (None)."""
+    digits = _NOT_DIGIT.sub("", turn.command.argument or turn.inbound.text)
+    if len(digits) != 6 or not digits.isascii():
+        return None
+    conversation = turn.conversation
+    request_id = str(conversation.data.get("request_id", ""))
+    then = conversation.data.get("then")
+    try:
+        checked = await turn.services.check_code(request_id, digits)
+    except OtpUnavailable:
+        return [Reply("errors/try_later")]
+    if checked.outcome is CheckOutcome.WRONG:
+        return [Reply("verify/wrong", {"tries_left": checked.tries_left})]
+    conversation.reset()
+    if checked.outcome is CheckOutcome.EXHAUSTED:
+        return [Reply("verify/exhausted")]
+    if checked.outcome is CheckOutcome.EXPIRED or checked.cnic is None:
+        return [Reply("verify/expired")]
+    turn.verify(checked.cnic)
+    return await _continue(turn, Cnic(checked.cnic), then)
+
+
+async def _continue(turn: Turn, cnic: Cnic, then: object) -> list[Reply]:
+    # Imported here: the payments flow itself starts verification.
+    from bot.dialogue.flows import payments
+
+    if then == "pay":
+        return await payments.schedule(turn, cnic)
+    return [Reply("verify/verified", {"cnic": cnic.masked})]

@@ -1,0 +1,165 @@
+"""Redis stopped, hung and restarted under a RateLimiter: it keeps answering, then recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis as sync_redis
+from prometheus_client import REGISTRY
+
+from api.ratelimit import RateLimiter
+from api.ratelimit.service import DEGRADED_MESSAGE, RECOVERED_MESSAGE
+from api.settings import Settings
+
+REDIS_SERVER = shutil.which("redis-server")
+BACKOFF = 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A throw-away redis-server we may kill and start again on the same port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert REDIS_SERVER
+        self.process = subprocess.Popen(
+            [
+                *(REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = sync_redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if client.ping():
+                    break
+            except sync_redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_process() -> Iterator[RedisProcess]:
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisProcess(_free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _our_keys(port: int) -> list[str]:
+    client = sync_redis.Redis(port=port, decode_responses=True)
+    try:
+        return [str(key) for key in client.keys("rabta:rl:*")]
+    finally:
+        client.close()
+
+
+def _degraded_total() -> float:
+    return REGISTRY.get_sample_value("rabta_ratelimit_degraded_total") or 0.0
+
+
+async def test_redis_stopped_and_restarted(
+    rl_settings: Settings, redis_process: RedisProcess, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.WARNING, logger="api.ratelimit.service")
+    url = f"redis://127.0.0.1:{redis_process.port}/0"
+    limiter = RateLimiter(rl_settings, url, retry_redis_after=BACKOFF)
+    degraded_before = _degraded_total()
+    try:
+        first = await limiter.hit("sender", "+923001234567")
+        assert first.allowed and not first.degraded
+        assert _our_keys(redis_process.port)
+
+        redis_process.stop()
+        started = time.monotonic()
+        decisions = [await limiter.hit("sender", "+923451112233") for _ in range(5)]
+        assert time.monotonic() - started < 1.0, "a dead Redis must not slow every request"
+        assert all(d.degraded for d in decisions)
+        # Still limited, per process: 3/minute.
+        assert [d.allowed for d in decisions] == [True, True, True, False, False]
+        assert decisions[-1].retry_after >= 1
+        assert await limiter.first_refusal("sender", "+923451112233", 60)
+        assert not await limiter.first_refusal("sender", "+923451112233", 60)
+        assert limiter.degraded
+
+        warnings = [r for r in caplog.records if DEGRADED_MESSAGE in r.getMessage()]
+        assert len(warnings) == 1, "one warning per degradation episode"
+        assert _degraded_total() == degraded_before + 1
+
+        redis_process.start()
+        # Within the back-off the limiter keeps to memory, then probes Redis and returns to it.
+        assert (await limiter.hit("sender", "+923001234567")).degraded
+        await asyncio.sleep(BACKOFF + 0.1)
+        back = await limiter.hit("sender", "+923001234567")
+        assert not back.degraded and not limiter.degraded
+        assert _our_keys(redis_process.port)
+        assert any(RECOVERED_MESSAGE in r.getMessage() for r in caplog.records)
+        assert len([r for r in caplog.records if DEGRADED_MESSAGE in r.getMessage()]) == 1
+    finally:
+        await limiter.close()
+    # No phone number reached the logs.
+    assert "3001234567" not in caplog.text and "3451112233" not in caplog.text
+
+
+@pytest.fixture
+async def hung_redis() -> AsyncIterator[int]:
+    """A TCP port that accepts connections and never answers (a wedged Redis or a bad proxy)."""
+    stalled: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stalled.append(writer)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        for writer in stalled:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_hung_redis_does_not_hang_requests(rl_settings: Settings, hung_redis: int):
+    limiter = RateLimiter(rl_settings, f"redis://127.0.0.1:{hung_redis}/0", retry_redis_after=60)
+    try:
+        started = time.monotonic()
+        first = await limiter.hit("ip", "198.51.100.1")
+        assert time.monotonic() - started < 1.0
+        assert first.allowed and first.degraded
+        started = time.monotonic()
+        for _ in range(20):
+            await limiter.hit("ip", "198.51.100.1")
+        # After the first timeout, calls go straight to memory until the back-off ends.
+        assert time.monotonic() - started < 0.2
+    finally:
+        await limiter.close()
