@@ -8,6 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.eligibility import service as eligibility_service
 from api.eligibility.schemas import EligibilityResult
+from api.grievances import repository as grievance_repository
+from api.grievances import service as grievance_service
+from api.grievances.schemas import Category, GrievanceOut
 from api.identity import Cnic
 from api.otp.service import Checked, IssueOutcome, OtpUnavailable
 from api.payments import service as payment_service
@@ -27,10 +30,20 @@ _ISSUE_STATUS = {
 class RabtaServices:
     """Implements `bot.ports.Services` over the registry, Redis and the outbox."""
 
-    def __init__(self, runtime: Runtime, session: AsyncSession) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        session: AsyncSession,
+        *,
+        channel: str,
+        contact_id: int | None = None,
+    ) -> None:
         self._runtime = runtime
-        #: The inbound message's transaction: what the flow queues commits with its reply.
+        #: The inbound message's transaction: what the flow files or queues commits with its
+        #: reply, so a replayed message finds both done and does neither again.
         self._session = session
+        self._channel = channel
+        self._contact_id = contact_id
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         async with self._runtime.db.registry_sessions() as session:
@@ -74,3 +87,41 @@ class RabtaServices:
             return await payment_service.payment_schedule(
                 session, cnic=cnic, today=dt.datetime.now(dt.UTC).date()
             )
+
+    async def file_grievance(
+        self,
+        cnic: str,
+        *,
+        category: Category,
+        description: str,
+        language: str,
+        callback_requested: bool = False,
+    ) -> GrievanceOut:
+        async with self._runtime.db.registry_sessions() as registry:
+            found = await repository.get_person_and_household(registry, cnic=cnic)
+        grievance = await grievance_service.file_grievance(
+            self._session,
+            cnic=Cnic(cnic),
+            category=category,
+            description=description,
+            channel=self._channel,
+            contact_id=self._contact_id,
+            language=language,
+            callback_requested=callback_requested,
+            district=found[1].district if found else None,
+            sla_days=self._runtime.settings.grievance_sla_days,
+        )
+        return GrievanceOut.from_grievance(grievance)
+
+    async def grievance_owner(self, ticket_id: str) -> str | None:
+        return await grievance_repository.owner_of(self._session, ticket_id=ticket_id)
+
+    async def grievance_for_owner(self, cnic: str, ticket_id: str) -> GrievanceOut | None:
+        grievance = await grievance_service.get_for_owner(
+            self._session, cnic=cnic, ticket_id=ticket_id
+        )
+        return GrievanceOut.from_grievance(grievance) if grievance else None
+
+    async def grievances_for_owner(self, cnic: str) -> list[GrievanceOut]:
+        grievances = await grievance_service.list_for_owner(self._session, cnic=cnic)
+        return [GrievanceOut.from_grievance(g) for g in grievances]

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 
 from api import health, problems
 from api.eligibility import routes as eligibility_routes
+from api.grievances import routes as grievance_routes
 from api.logs import install_masking
 from api.me import routes as me_routes
 from api.middleware import BodySizeLimit, JsonBodiesOnly
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(eligibility_routes.router, dependencies=limited)
     app.include_router(otp_routes.router, dependencies=limited)
     app.include_router(me_routes.router, dependencies=limited)
+    app.include_router(grievance_routes.router, dependencies=limited)
     app.include_router(twilio.router)
     return app
 

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     twilio_from: str | None = Field(None, alias="TWILIO_FROM")
     twilio_whatsapp_from: str | None = Field(None, alias="TWILIO_WHATSAPP_FROM")
 
+    #: Twilio Content SID of an approved WhatsApp template `{{1}}: {{2}}` for grievance updates
+    #: outside the 24-hour window; without one such updates go by SMS.
+    twilio_whatsapp_update_template: str | None = Field(
+        None, alias="TWILIO_WHATSAPP_UPDATE_TEMPLATE"
+    )
+
     telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_webhook_secret: str | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
     telegram_api_base_url: str | None = Field(None, alias="TELEGRAM_API_BASE_URL")

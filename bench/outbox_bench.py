@@ -92,7 +92,13 @@ def _settings(database_url: str) -> Any:
 
 
 def _worker(
-    index: int, database_url: str, fake_url: str, batch: int, concurrency: int, go: MpEvent
+    index: int,
+    database_url: str,
+    fake_url: str,
+    batch: int,
+    concurrency: int,
+    go: MpEvent,
+    cpu_out: Any,
 ) -> None:
     from api.db import Database
     from api.outbox.senders import TwilioSender
@@ -105,6 +111,7 @@ def _worker(
         async with db.engine.connect():  # warm the pool before the clock starts
             pass
         go.wait()
+        cpu_start = time.process_time()
         try:
             while True:
                 report = await deliver_due(
@@ -117,6 +124,7 @@ def _worker(
                 if report.claimed == 0:
                     break
         finally:
+            cpu_out.put(time.process_time() - cpu_start)
             await sender.aclose()
             await db.dispose()
 
@@ -200,9 +208,12 @@ def run(
     _fake_stats(fake_url, "/reset", "POST")
     ctx = mp.get_context("spawn")
     go = ctx.Event()
+    cpu = ctx.Queue()
     procs = [
         ctx.Process(
-            target=_worker, args=(i, database_url, fake_url, batch, concurrency, go), daemon=True
+            target=_worker,
+            args=(i, database_url, fake_url, batch, concurrency, go, cpu),
+            daemon=True,
         )
         for i in range(workers)
     ]
@@ -214,12 +225,13 @@ def run(
     for proc in procs:
         proc.join()
     elapsed = time.perf_counter() - started
+    cpu_seconds = sum(cpu.get(timeout=10) for _ in procs)
     outcome = asyncio.run(_outcome(database_url))
     stats = _fake_stats(fake_url)
     rate = messages / elapsed
     print(
         f"workers={workers} messages={messages} elapsed={elapsed:.2f}s rate={rate:,.0f} msg/s "
-        f"outbox={outcome} provider={stats}"
+        f"worker CPU {cpu_seconds / messages * 1000:.2f} ms/msg; outbox={outcome} provider={stats}"
     )
     if outcome.get("sent") != messages or stats["duplicates"] or stats["requests"] != messages:
         print("  !! not every message was sent exactly once", file=sys.stderr)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from api.eligibility.schemas import EligibilityResult
+from api.grievances.schemas import Category, GrievanceOut
 from api.identity import Cnic
 from api.otp.service import Checked
 from api.payments.schemas import PaymentSchedule
@@ -51,4 +52,28 @@ class Services(Protocol):
 
     async def payment_schedule(self, cnic: str) -> PaymentSchedule:
         """The verified person's payment schedule."""
+        ...
+
+    async def file_grievance(
+        self,
+        cnic: str,
+        *,
+        category: Category,
+        description: str,
+        language: str,
+        callback_requested: bool = False,
+    ) -> GrievanceOut:
+        """File a grievance for the verified person, from this conversation's channel."""
+        ...
+
+    async def grievance_owner(self, ticket_id: str) -> str | None:
+        """The CNIC that owns a ticket (server side only: never shown), or None."""
+        ...
+
+    async def grievance_for_owner(self, cnic: str, ticket_id: str) -> GrievanceOut | None:
+        """The grievance if `cnic` owns it, else None (the same for someone else's and none)."""
+        ...
+
+    async def grievances_for_owner(self, cnic: str) -> list[GrievanceOut]:
+        """The verified person's grievances, newest first."""
         ...

@@ -28,8 +28,9 @@ def test_mask_sensitive(raw, masked):
 def test_records_are_masked_whoever_logs_them(caplog):
     install_masking()
     with caplog.at_level(logging.INFO):
-        logging.getLogger("any.library").info("user %s phone %s otp %s", "3520212345671",
-                                              "+923001234567", "123456")
+        logging.getLogger("any.library").info(
+            "user %s phone %s otp %s", "3520212345671", "+923001234567", "123456"
+        )
     text = caplog.text
     assert "3520212345671" not in text and "+923001234567" not in text and "123456" not in text
     assert "35202-*******-1" in text

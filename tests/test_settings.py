@@ -16,9 +16,19 @@ SAFE = {
 
 
 def make(monkeypatch, **env):
-    for key in ("RABTA_ENV", "RABTA_SECRET_KEY", "TWILIO_AUTH_TOKEN", "REDIS_URL", "DATABASE_URL",
-                "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "RABTA_DEFAULT_LANGUAGE",
-                "TWILIO_ACCOUNT_SID", "TWILIO_FROM", "RABTA_OUTBOUND"):
+    for key in (
+        "RABTA_ENV",
+        "RABTA_SECRET_KEY",
+        "TWILIO_AUTH_TOKEN",
+        "REDIS_URL",
+        "DATABASE_URL",
+        "TELEGRAM_BOT_TOKEN",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "RABTA_DEFAULT_LANGUAGE",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_FROM",
+        "RABTA_OUTBOUND",
+    ):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -59,8 +69,9 @@ def test_production_refuses_unsafe_defaults(monkeypatch, change, complaint):
         make(monkeypatch, **env)
 
 
-@pytest.mark.parametrize(("given", "expected"), [("ur-Latn", "ur_Latn"), ("pa-Arab", "pa_Arab"),
-                                                 ("en", "en")])
+@pytest.mark.parametrize(
+    ("given", "expected"), [("ur-Latn", "ur_Latn"), ("pa-Arab", "pa_Arab"), ("en", "en")]
+)
 def test_default_language_accepts_both_spellings(monkeypatch, given, expected):
     assert make(monkeypatch, RABTA_DEFAULT_LANGUAGE=given).default_language == expected
 

@@ -45,6 +45,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         )
         conversation = await _load_conversation(runtime, inbound)
         conversation.language = contact.language
+        conversation.opted_out = contact.opted_out
         if contact.verified_cnic and contact.verified_until:
             # The database is the record of a verification; Redis state may have expired.
             conversation.verified_cnic = contact.verified_cnic
@@ -52,13 +53,14 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         outcome = await engine.handle(
             inbound,
             conversation,
-            RabtaServices(runtime, session),
+            RabtaServices(runtime, session, channel=inbound.channel, contact_id=contact.id),
             policy=runtime.policy,
         )
         text = runtime.renderer.render(
             outcome.replies, language=outcome.language, channel=inbound.channel
         )
         contact.language = conversation.language
+        contact.opted_out = conversation.opted_out
         if conversation.verified_cnic and conversation.verified_until:
             contact.verified_cnic = conversation.verified_cnic
             contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)

@@ -16,6 +16,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -32,6 +33,8 @@ from api.registry.importer import (
     count_lines,
     export_registry,
     import_registry,
+    read_step,
+    write_step,
 )
 from api.registry.seed import RegistryNotEmpty, sample_cnics, seed_registry
 from api.settings import get_settings
@@ -57,7 +60,7 @@ class _RateColumn(ProgressColumn):
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description:<16}"),
+        TextColumn("[bold]{task.description:<22}"),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
@@ -149,16 +152,21 @@ def import_command(
 
     async def work(db: Database) -> None:
         with _progress() as bar:
-            tasks = {}
+            tasks: dict[str, TaskID] = {}
+            totals: dict[str, int] = {}
             for spec in FILES:
                 path = directory / spec.filename
                 if path.is_file():
-                    tasks[spec.filename] = bar.add_task(
-                        spec.filename, total=await count_lines(path)
-                    )
+                    total = await count_lines(path)
+                    for step in (read_step(spec.filename), write_step(spec.filename)):
+                        tasks[step] = bar.add_task(step, total=total)
+                        totals[step] = total
             report = await import_registry(
-                db, directory, progress=lambda name, n: bar.advance(tasks[name], n)
+                db, directory, progress=lambda step, n: bar.advance(tasks[step], n)
             )
+            # Repeated keys and multi-line fields make the line count an estimate.
+            for step, task in tasks.items():
+                bar.update(task, completed=totals[step])
         _summary(f"Imported {directory}", report.rows, report.seconds)
 
     _run(work)

@@ -9,6 +9,9 @@ say "not mine", and the message is then handled afresh from `IDLE`.
       ├──PAY [CNIC]──────► payments ─┬──────────────────────► IDLE
       │                              ├─► CHOOSE_PERSON ─ n ─► payments
       │                              └─► AWAIT_CODE ─ code ─► payments
+      ├──COMPLAINT───────► grievance: GRIEVANCE_CNIC? → CATEGORY → DESCRIPTION? → CONFIRM
+      ├──TRACK <ticket>──► grievance status (AWAIT_CODE when the owner is not verified)
+      ├──STOP / START────► notifications off / on
       ├──HELP / MENU─────► help
       └──anything else───► not understood
 """
@@ -22,7 +25,15 @@ from dataclasses import dataclass
 from api.identity import normalise_text
 from bot.channels.base import Inbound, Reply
 from bot.dialogue import keywords
-from bot.dialogue.flows import eligibility, help, language, payments, verification
+from bot.dialogue.flows import (
+    eligibility,
+    grievance,
+    help,
+    language,
+    payments,
+    subscription,
+    verification,
+)
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, Step
 from bot.dialogue.turn import Handler, Policy, Turn
@@ -34,6 +45,10 @@ INTENTS: dict[Intent, Handler] = {
     Intent.NOT_CNIC: eligibility.not_a_cnic,
     Intent.CODE: eligibility.not_a_cnic,
     Intent.PAY: payments.pay,
+    Intent.COMPLAINT: grievance.complaint,
+    Intent.TRACK: grievance.track,
+    Intent.STOP: subscription.stop,
+    Intent.START: subscription.start,
     Intent.LANGUAGE: language.choose,
     Intent.HELP: help.menu,
     Intent.EMPTY: help.menu,
@@ -52,6 +67,10 @@ STEPS: dict[Step, StepHandler] = {
     Step.CHOOSE_LANGUAGE: language.answer_menu,
     Step.CHOOSE_PERSON: payments.answer_choice,
     Step.AWAIT_CODE: verification.enter_code,
+    Step.GRIEVANCE_CNIC: grievance.answer_cnic,
+    Step.GRIEVANCE_CATEGORY: grievance.answer_category,
+    Step.GRIEVANCE_DESCRIPTION: grievance.answer_description,
+    Step.GRIEVANCE_CONFIRM: grievance.answer_confirmation,
 }
 
 

@@ -19,6 +19,12 @@ class Step(enum.StrEnum):
     CHOOSE_PERSON = "choose_person"
     #: A code went to the registered mobile; waiting for the person to type it.
     AWAIT_CODE = "await_code"
+    #: Filing a grievance: the CNIC (when the phone proves no one), the category, the
+    #: description, then a confirmation.
+    GRIEVANCE_CNIC = "grievance_cnic"
+    GRIEVANCE_CATEGORY = "grievance_category"
+    GRIEVANCE_DESCRIPTION = "grievance_description"
+    GRIEVANCE_CONFIRM = "grievance_confirm"
 
 
 #: How long a half-finished conversation is remembered: a USSD session lives ~3 minutes, a chat
@@ -43,6 +49,8 @@ class Conversation:
     #: The CNIC this conversation proved to be, and until when (epoch seconds).
     verified_cnic: str | None = None
     verified_until: float | None = None
+    #: The person sent STOP: no notifications (replies to their own messages still go).
+    opted_out: bool = False
 
     def is_verified_for(self, cnic: str, *, now: float) -> bool:
         return (

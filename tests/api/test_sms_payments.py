@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 
@@ -16,12 +17,13 @@ HELPER_PHONE = "+923219876543"
 class Chat:
     """One phone texting the webhook, with fresh MessageSids."""
 
+    sids = itertools.count(1)
+
     def __init__(self, client, phone: str, *, channel: str = "sms") -> None:
-        self.client, self.phone, self.channel, self.n = client, phone, channel, 0
+        self.client, self.phone, self.channel = client, phone, channel
 
     async def send(self, body: str) -> str:
-        self.n += 1
-        sid = f"SM{self.phone[-6:]}{self.channel[:2]}{self.n:06d}"
+        sid = f"SM{self.phone[-6:]}{self.channel[:2]}{next(self.sids):08d}"
         form = (sms if self.channel == "sms" else whatsapp)(body, sid, sender=self.phone)
         return reply_text(await self.client.post(URL, data=form))
 

@@ -56,7 +56,12 @@ def choose_person(turn: Turn, cnics: list[str]) -> list[Reply]:
 
 
 async def answer_choice(turn: Turn) -> list[Reply] | None:
-    """The answer to CHOOSE_PERSON (a number became `PAY <CNIC>`), or None for a new request."""
+    """The answer to CHOOSE_PERSON (a number became `PAY <CNIC>` or the CNIC a complaint is
+    about), or None for a new request."""
+    if turn.conversation.data.get("then") == "complaint":
+        from bot.dialogue.flows import grievance
+
+        return await grievance.answer_cnic(turn)
     if turn.command.intent is not Intent.PAY:
         return None
     return await pay(turn)

@@ -27,7 +27,13 @@ async def start(turn: Turn, cnic: Cnic, *, then: str) -> list[Reply]:
     conversation = turn.conversation
     if sent.status is CodeStatus.SENT:
         conversation.step = Step.AWAIT_CODE
-        conversation.data = {"request_id": sent.request_id, "cnic": cnic.digits, "then": then}
+        # What the flow had gathered (a description, a ticket) waits with the code.
+        conversation.data = {
+            **conversation.data,
+            "request_id": sent.request_id,
+            "cnic": cnic.digits,
+            "then": then,
+        }
         return [
             Reply(
                 "verify/code_sent",
@@ -54,6 +60,7 @@ async def enter_code(turn: Turn) -> list[Reply] | None:
     conversation = turn.conversation
     request_id = str(conversation.data.get("request_id", ""))
     then = conversation.data.get("then")
+    pending = dict(conversation.data)
     try:
         checked = await turn.services.check_code(request_id, digits)
     except OtpUnavailable:
@@ -66,13 +73,17 @@ async def enter_code(turn: Turn) -> list[Reply] | None:
     if checked.outcome is CheckOutcome.EXPIRED or checked.cnic is None:
         return [Reply("verify/expired")]
     turn.verify(checked.cnic)
-    return await _continue(turn, Cnic(checked.cnic), then)
+    return await _continue(turn, Cnic(checked.cnic), then, pending)
 
 
-async def _continue(turn: Turn, cnic: Cnic, then: object) -> list[Reply]:
-    # Imported here: the payments flow itself starts verification.
-    from bot.dialogue.flows import payments
+async def _continue(turn: Turn, cnic: Cnic, then: object, pending: dict[str, object]) -> list[Reply]:
+    # Imported here: those flows themselves start verification.
+    from bot.dialogue.flows import grievance, payments
 
     if then == "pay":
         return await payments.schedule(turn, cnic)
+    if then == "complaint":
+        return grievance.ask_category(turn, cnic, str(pending.get("description", "")))
+    if then == "track" and pending.get("ticket"):
+        return await grievance.status(turn, cnic, str(pending["ticket"]))
     return [Reply("verify/verified", {"cnic": cnic.masked})]

@@ -1,0 +1,1 @@
+"""Grievances (SPEC §5.3): ticket ids, categories and statuses, filing, tracking and escalation."""

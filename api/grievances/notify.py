@@ -1,0 +1,92 @@
+"""Telling the owner what happened to their grievance, on the channel they used (SPEC §5.3).
+
+The message goes into the outbox in the same transaction as the change itself, keyed by the
+event, so a change is never announced twice nor lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.grievances.schemas import Action
+from api.grievances.service import Notify
+from api.outbox.service import enqueue
+from api.registry import repository as registry_repository
+from api.registry.models import Contact, Grievance, GrievanceEvent
+from api.runtime import Runtime
+
+#: Channels Rabta can push to; a grievance filed elsewhere (USSD, REST, an agent) is answered by
+#: SMS to the registered mobile.
+PUSH_CHANNELS = frozenset({"sms", "whatsapp", "telegram"})
+#: WhatsApp allows free-form messages only this long after the person's last message.
+WHATSAPP_WINDOW = dt.timedelta(hours=24)
+_ANNOUNCED = {Action.STATUS_CHANGED, Action.ESCALATED, Action.REOPENED, Action.NOTE}
+
+
+def owner_notifier(runtime: Runtime, session: AsyncSession) -> Notify:
+    """The `notify` hook for grievance changes made in `session`."""
+
+    async def notify(grievance: Grievance, event: GrievanceEvent) -> None:
+        filed_for_them = event.action == Action.FILED and grievance.filed_by is not None
+        if event.action not in _ANNOUNCED and not filed_for_them:
+            return  # a person filing for themself already has the reply with the ticket id
+        await _announce(runtime, session, grievance, event)
+
+    return notify
+
+
+async def _announce(
+    runtime: Runtime, session: AsyncSession, grievance: Grievance, event: GrievanceEvent
+) -> None:
+    contact = await session.get(Contact, grievance.contact_id) if grievance.contact_id else None
+    channel, to = (contact.channel, contact.address) if contact else ("", "")
+    template: str | None = None
+    now = dt.datetime.now(dt.UTC)
+    if channel == "whatsapp" and contact is not None:
+        last = contact.last_inbound_at
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=dt.UTC)
+        if last is None or now - last > WHATSAPP_WINDOW:
+            template = runtime.settings.twilio_whatsapp_update_template
+            if template is None:
+                channel, to = "sms", contact.phone or ""
+    if channel not in PUSH_CHANNELS or not to:
+        async with runtime.db.registry_sessions() as registry:
+            found = await registry_repository.get_person_and_household(
+                registry, cnic=grievance.cnic
+            )
+        mobile = found[0].mobile if found else None
+        if mobile is None:
+            return  # nowhere to send it: the console's queue still shows the change
+        channel, to = "sms", mobile
+    language = (
+        grievance.language
+        or (contact.language if contact else None)
+        or runtime.settings.default_language
+    )
+    note = event.note if event.action != Action.INTERNAL_NOTE else None
+    status = grievance.status
+    body = runtime.renderer.render_text(
+        "grievance/update",
+        {"ticket": grievance.ticket_id, "status": status, "note": note},
+        language=language,
+        channel=channel,
+    )
+    status_words = runtime.renderer.render_text(
+        "grievance/status_word", {"status": status}, language=language, channel=channel
+    )
+    await enqueue(
+        session,
+        channel=channel,
+        to=to,
+        body=body,
+        kind="grievance_update",
+        language=language,
+        priority=5,
+        dedup_key=f"grievance-event:{event.id}",
+        grievance_id=grievance.id,
+        template=template,
+        template_variables={"1": grievance.ticket_id, "2": status_words} if template else None,
+    )

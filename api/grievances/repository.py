@@ -1,0 +1,232 @@
+"""Every grievance query, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from api.registry.models import Agent, Grievance
+
+#: What the dashboards break counts down by.
+Dimension = Literal["category", "status", "district"]
+
+
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT into grievances, which knows ON CONFLICT."""
+    dialect = session.bind.dialect.name if session.bind else "postgresql"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Grievance)
+
+
+async def insert_grievance(session: AsyncSession, *, values: dict[str, Any]) -> Grievance | None:
+    """Insert a grievance with its events list loaded; None if its ticket id is already taken."""
+    # ON CONFLICT instead of catching IntegrityError: a failed INSERT would poison the caller's
+    # transaction on PostgreSQL, and SAVEPOINTs are unreliable on pysqlite.
+    new_id = await session.scalar(
+        _insert(session)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["ticket_id"])
+        .returning(Grievance.id)
+    )
+    if new_id is None:
+        return None
+    return await session.scalar(
+        select(Grievance).options(selectinload(Grievance.events)).where(Grievance.id == new_id)
+    )
+
+
+async def get_by_ticket_id(
+    session: AsyncSession, *, ticket_id: str, for_update: bool = False
+) -> Grievance | None:
+    """The grievance with this canonical ticket id and its events; `for_update` locks the row."""
+    query = (
+        select(Grievance)
+        .options(selectinload(Grievance.events))
+        .where(Grievance.ticket_id == ticket_id)
+    )
+    if for_update:
+        # Serialises an agent's change with a concurrent escalation run (no-op on SQLite, where
+        # the single writer lock already does).
+        query = query.with_for_update(of=Grievance)
+    return await session.scalar(query.execution_options(populate_existing=for_update))
+
+
+async def owner_of(session: AsyncSession, *, ticket_id: str) -> str | None:
+    """The CNIC that filed a ticket, or None (for the server only: never shown to a caller)."""
+    return await session.scalar(select(Grievance.cnic).where(Grievance.ticket_id == ticket_id))
+
+
+async def get_for_owner(session: AsyncSession, *, cnic: str, ticket_id: str) -> Grievance | None:
+    """The grievance with this ticket id if `cnic` filed it, else None (same query either way)."""
+    return await session.scalar(
+        select(Grievance)
+        .options(selectinload(Grievance.events))
+        .where(Grievance.ticket_id == ticket_id, Grievance.cnic == cnic)
+    )
+
+
+async def list_by_cnic(session: AsyncSession, *, cnic: str) -> list[Grievance]:
+    """One person's grievances with their events, newest first."""
+    result = await session.scalars(
+        select(Grievance)
+        .options(selectinload(Grievance.events))
+        .where(Grievance.cnic == cnic)
+        .order_by(Grievance.created_at.desc(), Grievance.id.desc())
+    )
+    return list(result)
+
+
+def _queue_filter(
+    query: Any,
+    *,
+    statuses: Collection[str] | None,
+    overdue_at: dt.datetime | None,
+    assigned_to: int | None,
+    unassigned: bool,
+    district: str | None,
+    category: str | None,
+) -> Any:
+    if statuses:
+        query = query.where(Grievance.status.in_(list(statuses)))
+    if overdue_at is not None:
+        query = query.where(Grievance.due_at < overdue_at)
+    if assigned_to is not None:
+        query = query.where(Grievance.assigned_to == assigned_to)
+    if unassigned:
+        query = query.where(Grievance.assigned_to.is_(None))
+    if district is not None:
+        query = query.where(Grievance.district == district)
+    if category is not None:
+        query = query.where(Grievance.category == category)
+    return query
+
+
+async def list_queue(
+    session: AsyncSession,
+    *,
+    statuses: Collection[str] | None = None,
+    overdue_at: dt.datetime | None = None,
+    assigned_to: int | None = None,
+    unassigned: bool = False,
+    district: str | None = None,
+    category: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Grievance]:
+    """A page of the agents' queue, most urgent (earliest due) first; events are not loaded.
+
+    `overdue_at`: only grievances due before that moment (pass now, in UTC).
+    """
+    query = _queue_filter(
+        select(Grievance),
+        statuses=statuses,
+        overdue_at=overdue_at,
+        assigned_to=assigned_to,
+        unassigned=unassigned,
+        district=district,
+        category=category,
+    )
+    result = await session.scalars(
+        query.order_by(Grievance.due_at, Grievance.id).limit(limit).offset(offset)
+    )
+    return list(result)
+
+
+async def count_queue(
+    session: AsyncSession,
+    *,
+    statuses: Collection[str] | None = None,
+    overdue_at: dt.datetime | None = None,
+    assigned_to: int | None = None,
+    unassigned: bool = False,
+    district: str | None = None,
+    category: str | None = None,
+) -> int:
+    """How many grievances `list_queue` would page through with the same filters."""
+    query = _queue_filter(
+        select(func.count()).select_from(Grievance),
+        statuses=statuses,
+        overdue_at=overdue_at,
+        assigned_to=assigned_to,
+        unassigned=unassigned,
+        district=district,
+        category=category,
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def due_for_escalation(
+    session: AsyncSession, *, now: dt.datetime, statuses: Collection[str], limit: int | None = None
+) -> list[Grievance]:
+    """Grievances in `statuses` past `due_at` and not yet escalated, locked, events loaded.
+
+    `escalated_at IS NULL`: a supervisor who hands an escalated grievance back (to in_progress)
+    must not see it bounce straight back on the next run; reopening clears it for a new round.
+
+    On PostgreSQL rows another transaction holds are skipped (`SKIP LOCKED`), so parallel
+    escalation runs split the work instead of escalating a grievance twice or waiting on each
+    other; a row committed meanwhile is re-checked against the WHERE clause and drops out.
+    SQLite has no row locks (SQLAlchemy leaves the clause out): its single writer serialises runs.
+    """
+    query = (
+        select(Grievance)
+        .options(selectinload(Grievance.events))
+        .where(
+            Grievance.status.in_(list(statuses)),
+            Grievance.due_at < now,
+            Grievance.escalated_at.is_(None),
+        )
+        .order_by(Grievance.due_at, Grievance.id)
+        .with_for_update(skip_locked=True, of=Grievance)
+        # Another run may have escalated rows this session already holds in its identity map.
+        .execution_options(populate_existing=True)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(await session.scalars(query))
+
+
+async def count_by(
+    session: AsyncSession,
+    *,
+    dimension: Dimension,
+    statuses: Collection[str] | None = None,
+    district: str | None = None,
+) -> dict[str | None, int]:
+    """Grievance counts for a dashboard, by category, status or district (None: no district)."""
+    column = {
+        "category": Grievance.category,
+        "status": Grievance.status,
+        "district": Grievance.district,
+    }[dimension]
+    query = select(column, func.count()).group_by(column)
+    if statuses:
+        query = query.where(Grievance.status.in_(list(statuses)))
+    if district is not None:
+        query = query.where(Grievance.district == district)
+    rows = await session.execute(query)
+    return {key: int(count) for key, count in rows}
+
+
+async def count_overdue(
+    session: AsyncSession, *, now: dt.datetime, statuses: Collection[str]
+) -> int:
+    """How many grievances in `statuses` are past due: the SLA-breach gauge."""
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Grievance)
+            .where(Grievance.status.in_(list(statuses)), Grievance.due_at < now)
+        )
+        or 0
+    )
+
+
+async def get_agent(session: AsyncSession, *, agent_id: int) -> Agent | None:
+    """The agent with this id, to assign grievances to."""
+    return await session.get(Agent, agent_id)

@@ -1,0 +1,143 @@
+"""`rabta worker` (deliver the outbox) and `rabta outbox stats|tail`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from api.settings import Settings, get_settings
+
+console = Console()
+err = Console(stderr=True)
+
+outbox_app = typer.Typer(help="The outbound message queue.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        err.print(f"[red]Configuration refused:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is due now, then exit.")
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Messages claimed at a time.")] = 50,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=200, help="Recipients sent to in parallel.")
+    ] = 8,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.05, help="Seconds between looks when nothing is due.")
+    ] = 1.0,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Name recorded in claimed_by (default host-pid-random).")
+    ] = None,
+) -> None:
+    """Deliver the outbox (SMS, WhatsApp, Telegram) with retries, until SIGTERM or Ctrl-C."""
+    from api.logs import configure_logging
+    from api.outbox.worker import run_worker
+
+    settings = _settings()
+    configure_logging(json_lines=settings.is_production)
+    report = asyncio.run(
+        run_worker(
+            settings,
+            worker_id=worker_id,
+            poll_interval=poll_interval,
+            batch=batch,
+            once=once,
+            concurrency=concurrency,
+        )
+    )
+    console.print(
+        f"Outbox: {report.sent} sent, {report.retried} to retry, {report.failed} failed, "
+        f"{report.suppressed} suppressed (opted out)."
+    )
+
+
+@outbox_app.command("stats")
+def stats() -> None:
+    """Messages in the outbox by channel and status."""
+    settings = _settings()
+    rows = asyncio.run(_stats(settings))
+    table = Table("channel", "status", "messages", "oldest")
+    for channel, status, count, oldest in rows:
+        table.add_row(channel, status, f"{count:,}", oldest.isoformat(timespec="seconds"))
+    console.print(table if rows else "The outbox is empty.")
+
+
+async def _stats(settings: Settings) -> list[tuple]:
+    from sqlalchemy import func, select
+
+    from api.db import Database
+    from api.registry.models import OutboundMessage as M
+
+    db = Database.from_settings(settings)
+    try:
+        async with db.sessions() as session:
+            result = await session.execute(
+                select(M.channel, M.status, func.count(), func.min(M.created_at))
+                .group_by(M.channel, M.status)
+                .order_by(M.channel, M.status)
+            )
+            return [tuple(row) for row in result]
+    finally:
+        await db.dispose()
+
+
+@outbox_app.command("tail")
+def tail(
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    lines: Annotated[int, typer.Option("-n", min=0, help="How many recent messages.")] = 10,
+) -> None:
+    """Show what the console sender wrote to RABTA_CONSOLE_OUTBOX (development)."""
+    path = _settings().console_outbox
+    if not path.exists() and not follow:
+        console.print(f"{path} does not exist yet: nothing was sent in console mode.")
+        return
+    seen = 0
+    if path.exists():
+        recent = path.read_text(encoding="utf-8").splitlines()
+        seen = path.stat().st_size
+        for line in recent[-lines:] if lines else []:
+            _print_line(line)
+    while follow:
+        try:
+            time.sleep(0.5)
+            if not path.exists() or path.stat().st_size <= seen:
+                continue
+            with path.open("rb") as handle:
+                handle.seek(seen)
+                chunk = handle.read()
+            complete, _, _ = chunk.rpartition(b"\n")
+            if not complete:
+                continue
+            seen += len(complete) + 1
+            for line in complete.decode("utf-8").splitlines():
+                _print_line(line)
+        except KeyboardInterrupt:
+            break
+
+
+def _print_line(line: str) -> None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return
+    meta = f"{record.get('channel')} → {record.get('to')} [{record.get('kind')}]"
+    if record.get("segments"):
+        meta += f" {record['encoding']} x{record['segments']}"
+    console.print(f"[dim]{escape(str(record.get('at', '')))}[/dim] [bold]{escape(meta)}[/bold]")
+    console.print(f"  {record.get('body', '')}", markup=False)

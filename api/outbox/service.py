@@ -1,0 +1,590 @@
+"""The outbox: enqueue in the caller's transaction, claim with a lease, deliver, record status.
+
+Delivery guarantees
+-------------------
+* A message is enqueued in the same transaction as its cause (a grievance update, an OTP), so
+  either both exist or neither does; a `dedup_key` makes enqueueing the same event twice a no-op.
+* Workers claim due rows with a lease (`status=sending`, `locked_until`, `claimed_by`). On
+  PostgreSQL the claim is `SELECT … FOR UPDATE SKIP LOCKED`, so any number of workers take
+  disjoint batches; on SQLite (one process) a single `UPDATE … RETURNING` does the same.
+* Each outcome is committed as soon as it is known, fenced on `claimed_by` so a worker that
+  lost its lease cannot overwrite another's result. A claim older than half its lease is renewed
+  (again fenced) before the send, so a slow batch never lets a second worker take a message
+  the first is about to send.
+* At-least-once boundary: a worker killed after the provider accepted a message but before its
+  commit leaves the row in `sending`; once the lease expires another worker sends it again.
+  The same holds for a timeout after the provider accepted. Neither Twilio's Messages API nor
+  Telegram's sendMessage takes an idempotency key, so this one duplicate cannot be ruled out;
+  short send timeouts and committing per message keep the window to one in-flight message.
+* Attempts are counted at claim time, so a message that crashes its worker every time still
+  reaches `MAX_ATTEMPTS` and fails instead of looping forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db import Database, is_postgres
+from api.logs import mask_sensitive
+from api.outbox.senders import PermanentSendError, RetryableSendError, Senders
+from api.registry.models import Contact, OutboundMessage
+
+log = logging.getLogger(__name__)
+
+#: Priorities: lower goes first.
+PRIORITY_OTP = 0
+PRIORITY_REPLY = 1
+PRIORITY_NOTIFICATION = 5
+PRIORITY_BULK = 9
+
+CHANNELS = frozenset({"sms", "whatsapp", "telegram"})
+
+#: Sends per message before it is marked failed.
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_SECONDS = 10.0
+BACKOFF_CAP_SECONDS = 3600.0
+LEASE_SECONDS = 60
+#: Free-form WhatsApp messages are allowed this long after the user's last message.
+WHATSAPP_WINDOW = dt.timedelta(hours=24)
+#: Twilio: "Attempt to send to unsubscribed recipient" (the user texted STOP to the carrier).
+TWILIO_UNSUBSCRIBED = 21610
+
+MESSAGES = Counter(
+    "rabta_outbox_messages_total",
+    "Outbox delivery outcomes.",
+    ["channel", "kind", "outcome"],
+)
+SEND_SECONDS = Histogram(
+    "rabta_outbox_send_seconds",
+    "Time the provider took to accept (or refuse) one message.",
+    ["channel"],
+)
+STATUS_CALLBACKS = Counter(
+    "rabta_outbox_status_callbacks_total",
+    "Provider delivery-status callbacks, by status.",
+    ["status"],
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; everything this service writes is UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+def _insert(session: AsyncSession, model: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    dialect = session.bind.dialect.name if session.bind else "postgresql"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def _address(channel: str, to: str) -> str:
+    """The contact address of a recipient (WhatsApp rows are stored without `whatsapp:`)."""
+    return to.removeprefix("whatsapp:") if channel == "whatsapp" else to
+
+
+# -- enqueue ---------------------------------------------------------------------------------
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    channel: str,
+    to: str,
+    body: str,
+    kind: str,
+    language: str | None = None,
+    priority: int = PRIORITY_NOTIFICATION,
+    dedup_key: str | None = None,
+    grievance_id: int | None = None,
+    template: str | None = None,
+    template_variables: Mapping[str, Any] | None = None,
+) -> OutboundMessage | None:
+    """Add a message to the outbox in the caller's transaction; None if `dedup_key` exists."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown outbound channel {channel!r}")
+    if not 0 <= priority <= 9:
+        raise ValueError("priority runs from 0 (OTP) to 9 (bulk)")
+    now = utcnow()
+    statement = (
+        _insert(session, OutboundMessage)
+        .values(
+            channel=channel,
+            to=_address(channel, to),
+            body=body,
+            kind=kind,
+            language=language,
+            priority=priority,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            dedup_key=dedup_key,
+            grievance_id=grievance_id,
+            template=template,
+            template_variables=(
+                json.dumps(dict(template_variables), ensure_ascii=False)
+                if template_variables is not None
+                else None
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(OutboundMessage.id)
+    )
+    new_id = (await session.execute(statement)).scalar_one_or_none()
+    if new_id is None:
+        return None
+    return await session.get(OutboundMessage, new_id)
+
+
+# -- claim -----------------------------------------------------------------------------------
+
+
+async def claim_batch(
+    db: Database,
+    *,
+    worker_id: str,
+    limit: int,
+    lease_seconds: int = LEASE_SECONDS,
+    now: dt.datetime | None = None,
+) -> list[OutboundMessage]:
+    """Claim up to `limit` due messages for `worker_id`, soonest priority first."""
+    now = now or utcnow()
+    due = and_(
+        or_(
+            OutboundMessage.status == "pending",
+            # A worker died mid-send: its lease ran out, so the message is anyone's again.
+            and_(OutboundMessage.status == "sending", OutboundMessage.locked_until < now),
+        ),
+        OutboundMessage.next_attempt_at <= now,
+    )
+    pick = (
+        select(OutboundMessage.id)
+        .where(due)
+        .order_by(OutboundMessage.priority, OutboundMessage.id)
+        .limit(limit)
+    )
+    claim = {
+        "status": "sending",
+        "locked_until": now + dt.timedelta(seconds=lease_seconds),
+        "claimed_by": worker_id,
+        "attempts": OutboundMessage.attempts + 1,
+    }
+    async with db.transaction() as session:
+        if is_postgres(db.engine):
+            # Rows another worker is claiming are skipped, not waited for; the locks hold until
+            # this short transaction commits the new status.
+            ids = list((await session.execute(pick.with_for_update(skip_locked=True))).scalars())
+            if not ids:
+                return []
+            target = OutboundMessage.id.in_(ids)
+        else:
+            # SQLite: one statement under the database write lock is atomic on its own.
+            target = OutboundMessage.id.in_(pick.scalar_subquery())
+        result = await session.execute(
+            update(OutboundMessage)
+            .where(target, due)
+            .values(**claim)
+            .returning(OutboundMessage)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        claimed = list(result.scalars())
+    claimed.sort(key=lambda m: (m.priority, m.id))
+    return claimed
+
+
+# -- deliver ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery pass did, message by message counted once."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    #: Claimed but handed back unsent (the worker is stopping, or the provider asked us to wait).
+    released: int = 0
+    #: The claim was lost to another worker before this one could record the outcome.
+    lost: int = 0
+    outcomes: dict[int, str] = field(default_factory=dict, repr=False)
+
+    def __iadd__(self, other: DeliveryReport) -> DeliveryReport:
+        for f in fields(self):
+            if f.name == "outcomes":
+                continue
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def record(self, message_id: int, outcome: str) -> None:
+        self.outcomes[message_id] = outcome
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+@dataclass
+class _ContactFacts:
+    opted_out: bool
+    last_inbound_at: dt.datetime | None
+
+
+def backoff_seconds(attempts: int) -> float:
+    """10 s · 2^(attempts-1), capped at an hour, with jitter so retries do not stampede."""
+    delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not security
+
+
+async def _contacts(
+    db: Database, messages: Sequence[OutboundMessage]
+) -> dict[tuple[str, str], _ContactFacts]:
+    keys = {(m.channel, _address(m.channel, m.to)) for m in messages}
+    if not keys:
+        return {}
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(
+                Contact.channel, Contact.address, Contact.opted_out, Contact.last_inbound_at
+            ).where(tuple_(Contact.channel, Contact.address).in_(sorted(keys)))
+        )
+        return {
+            (row.channel, row.address): _ContactFacts(
+                bool(row.opted_out), _aware(row.last_inbound_at)
+            )
+            for row in rows
+        }
+
+
+async def _fenced_update(db: Database, message_id: int, worker_id: str, **values: Any) -> bool:
+    """Update a claimed row only if this worker still holds the claim; True if it did.
+
+    A Core connection, not an ORM session: this runs once per message and is the worker's main
+    cost besides the provider call.
+    """
+    async with db.engine.begin() as connection:
+        result = await connection.execute(
+            update(OutboundMessage.__table__)
+            .where(
+                OutboundMessage.id == message_id,
+                OutboundMessage.claimed_by == worker_id,
+                OutboundMessage.status == "sending",
+            )
+            .values(**values)
+        )
+        return bool(result.rowcount == 1)
+
+
+async def _finish(db: Database, message: OutboundMessage, worker_id: str, **values: Any) -> bool:
+    """Commit an outcome, only if this worker still holds the claim."""
+    return await _fenced_update(db, message.id, worker_id, locked_until=None, **values)
+
+
+async def _renew(
+    db: Database, message: OutboundMessage, worker_id: str, until: dt.datetime
+) -> bool:
+    """Extend the claim before sending; False if another worker has taken the message."""
+    return await _fenced_update(db, message.id, worker_id, locked_until=until)
+
+
+async def _opt_out(db: Database, message: OutboundMessage) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(Contact)
+            .where(
+                Contact.channel == message.channel,
+                Contact.address == _address(message.channel, message.to),
+            )
+            .values(opted_out=True)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class _Batch:
+    """One claimed batch on its way out; shared state of its concurrent recipient queues."""
+
+    def __init__(
+        self,
+        db: Database,
+        senders: Senders,
+        *,
+        worker_id: str,
+        lease_seconds: int,
+        max_attempts: int,
+        now: dt.datetime | None,
+        stop: asyncio.Event | None,
+        contacts: dict[tuple[str, str], _ContactFacts],
+    ) -> None:
+        self.db = db
+        self.senders = senders
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.fixed_now = now
+        self.stop = stop
+        self.contacts = contacts
+        self.claimed_at = time.monotonic()
+        #: channel → until when the provider asked us to hold off (HTTP 429).
+        self.paused: dict[str, dt.datetime] = {}
+        self.report = DeliveryReport()
+
+    def now(self) -> dt.datetime:
+        return self.fixed_now or utcnow()
+
+    async def run_queue(self, messages: list[OutboundMessage]) -> None:
+        """One recipient's messages, in order (a reply must not overtake an earlier one)."""
+        for message in messages:
+            try:
+                await self.deliver(message)
+            except Exception:
+                # The outcome could not be committed (database gone?): the message stays
+                # `sending` and is retried when its lease expires. Never abort the batch.
+                log.exception("outbox message %s: outcome not recorded", message.id)
+                self.report.record(message.id, "lost")
+
+    async def finish(self, message: OutboundMessage, outcome: str, **values: Any) -> None:
+        if await _finish(self.db, message, self.worker_id, **values):
+            self.report.record(message.id, outcome)
+            MESSAGES.labels(message.channel, message.kind, outcome).inc()
+        else:
+            log.warning("outbox message %s: claim lost before %s was recorded", message.id, outcome)
+            self.report.record(message.id, "lost")
+
+    async def release(self, message: OutboundMessage, until: dt.datetime | None) -> None:
+        """Hand a message back unsent, without counting the attempt."""
+        values: dict[str, Any] = {
+            "status": "pending",
+            "attempts": OutboundMessage.attempts - 1,
+        }
+        if until is not None:
+            values["next_attempt_at"] = until
+        await self.finish(message, "released", **values)
+
+    async def deliver(self, message: OutboundMessage) -> None:
+        if self.stop is not None and self.stop.is_set():
+            await self.release(message, None)
+            return
+        paused = self.paused.get(message.channel)
+        if paused is not None and paused > self.now():
+            await self.release(message, paused)
+            return
+        if message.attempts > self.max_attempts:
+            await self.finish(
+                message,
+                "failed",
+                status="failed",
+                error=f"gave up after {self.max_attempts} attempts",
+            )
+            return
+        facts = self.contacts.get((message.channel, _address(message.channel, message.to)))
+        if facts is not None and facts.opted_out and message.kind != "otp":
+            await self.finish(
+                message, "suppressed", status="suppressed", error="the recipient opted out"
+            )
+            return
+        use_template = False
+        if message.channel == "whatsapp":
+            last = facts.last_inbound_at if facts else None
+            if last is None or self.now() - last > WHATSAPP_WINDOW:
+                if not message.template:
+                    await self.finish(
+                        message,
+                        "failed",
+                        status="failed",
+                        error=(
+                            "outside the WhatsApp 24-hour window and no template "
+                            "(Twilio would refuse it with error 63016)"
+                        ),
+                    )
+                    return
+                use_template = True
+        sender = self.senders.get(message.channel)
+        if sender is None:
+            # A worker without this channel's credentials: keep the message for one that has.
+            await self._retry(message, f"no sender configured for {message.channel}")
+            return
+        if time.monotonic() - self.claimed_at > self.lease_seconds / 2 and not await _renew(
+            self.db, message, self.worker_id, self.now() + dt.timedelta(seconds=self.lease_seconds)
+        ):
+            log.warning("outbox message %s: claim lost before sending; skipped", message.id)
+            self.report.record(message.id, "lost")
+            return
+        started = time.perf_counter()
+        try:
+            result = await sender.send(message, use_template=use_template)
+        except RetryableSendError as exc:
+            SEND_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
+            if exc.retry_after is not None:
+                until = self.now() + dt.timedelta(seconds=exc.retry_after)
+                self.paused[message.channel] = max(until, self.paused.get(message.channel, until))
+                # The provider is pacing us, not refusing the message: not an attempt.
+                await self.finish(
+                    message,
+                    "retried",
+                    status="pending",
+                    next_attempt_at=until,
+                    attempts=OutboundMessage.attempts - 1,
+                    error=mask_sensitive(exc.reason)[:500],
+                )
+                return
+            await self._retry(message, exc.reason)
+            return
+        except PermanentSendError as exc:
+            SEND_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
+            if str(exc.code) == str(TWILIO_UNSUBSCRIBED):
+                await _opt_out(self.db, message)
+            await self.finish(
+                message, "failed", status="failed", error=mask_sensitive(exc.reason)[:500]
+            )
+            return
+        except Exception as exc:
+            # An unexpected failure in one send is treated as temporary: never lose the message.
+            log.exception("outbox message %s: %s sender crashed", message.id, message.channel)
+            await self._retry(message, f"sender error: {type(exc).__name__}")
+            return
+        SEND_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
+        await self.finish(
+            message,
+            "sent",
+            status="sent",
+            provider_id=result.provider_id,
+            provider_status=None,
+            sent_at=self.now(),
+            error=None,
+        )
+
+    async def _retry(self, message: OutboundMessage, reason: str) -> None:
+        """Back to pending after an exponential backoff, or failed after the last attempt."""
+        reason = mask_sensitive(reason)[:500]
+        if message.attempts >= self.max_attempts:
+            await self.finish(
+                message,
+                "failed",
+                status="failed",
+                error=f"gave up after {message.attempts} attempts: {reason}",
+            )
+            return
+        delay = backoff_seconds(message.attempts)
+        await self.finish(
+            message,
+            "retried",
+            status="pending",
+            next_attempt_at=self.now() + dt.timedelta(seconds=delay),
+            error=reason,
+        )
+
+
+async def deliver_due(
+    db: Database,
+    senders: Senders,
+    *,
+    worker_id: str,
+    limit: int = 50,
+    now: dt.datetime | None = None,
+    lease_seconds: int = LEASE_SECONDS,
+    concurrency: int = 8,
+    max_attempts: int = MAX_ATTEMPTS,
+    stop: asyncio.Event | None = None,
+) -> DeliveryReport:
+    """Claim a batch and deliver it: recipients in parallel, each recipient's messages in order."""
+    claimed = await claim_batch(
+        db, worker_id=worker_id, limit=limit, lease_seconds=lease_seconds, now=now
+    )
+    if not claimed:
+        return DeliveryReport()
+    batch = _Batch(
+        db,
+        senders,
+        worker_id=worker_id,
+        lease_seconds=lease_seconds,
+        max_attempts=max_attempts,
+        now=now,
+        stop=stop,
+        contacts=await _contacts(db, claimed),
+    )
+    batch.report.claimed = len(claimed)
+    queues: dict[tuple[str, str], list[OutboundMessage]] = {}
+    for message in claimed:  # already in (priority, id) order
+        queues.setdefault((message.channel, message.to), []).append(message)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def run(queue: list[OutboundMessage]) -> None:
+        async with gate:
+            await batch.run_queue(queue)
+
+    results = await asyncio.gather(*(run(q) for q in queues.values()), return_exceptions=True)
+    for problem in results:
+        if isinstance(problem, BaseException):
+            log.error("outbox batch task failed: %r", problem)
+    return batch.report
+
+
+# -- provider status callbacks ---------------------------------------------------------------
+
+#: How far along a provider status is; a callback never moves a row to a lower rank.
+_STATUS_RANK = {
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "failed": 4,
+    "undelivered": 4,
+    "canceled": 4,
+    "delivered": 5,
+    "read": 6,
+}
+
+
+async def record_status(
+    session: AsyncSession,
+    *,
+    provider_id: str,
+    status: str,
+    error_code: str | None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Apply a Twilio status callback to its outbox row; False if no row has that id."""
+    message = await session.scalar(
+        select(OutboundMessage).where(OutboundMessage.provider_id == provider_id).with_for_update()
+    )
+    if message is None:
+        return False
+    status = status.strip().lower()
+    STATUS_CALLBACKS.labels(status if status in _STATUS_RANK else "other").inc()
+    rank = _STATUS_RANK.get(status)
+    if rank is None:
+        log.info("outbox message %s: ignoring provider status %r", message.id, status[:20])
+        return True
+    if rank <= _STATUS_RANK.get(message.provider_status or "", 0):
+        return True  # late or repeated: Twilio does not promise callbacks arrive in order
+    message.provider_status = status
+    now = now or utcnow()
+    if status in ("delivered", "read"):
+        message.status = "delivered"
+        message.delivered_at = message.delivered_at or now
+        message.error = None
+    elif status == "undelivered":
+        message.status = "undelivered"
+        message.error = f"twilio error {error_code}" if error_code else "undelivered"
+    elif status in ("failed", "canceled"):
+        message.status = "failed"
+        message.error = f"twilio error {error_code}" if error_code else status
+    return True

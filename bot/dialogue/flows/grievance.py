@@ -1,0 +1,190 @@
+"""Grievances (SPEC §5.3): file one, follow it. Only the verified person files and sees them.
+
+    COMPLAINT [text] ─┬─ person known ──────────────────┐
+                      ├─ phone shared ─► CHOOSE_PERSON ──┤
+                      └─ unknown ─► GRIEVANCE_CNIC ─► code ─► (verified) ┤
+                                                                      ▼
+        GRIEVANCE_CATEGORY ─ 1..6 ─► (text given? ─no─► GRIEVANCE_DESCRIPTION) ─► GRIEVANCE_CONFIRM
+                                                                      ─ 1 ─► filed (ticket id)
+                                                                      ─ 2 ─► cancelled
+    TRACK <ticket> ─┬─ owner verified ─► status
+                    ├─ not a ticket / not found ─► grievance/not_found
+                    └─ else: code to the owner's registered mobile ─► status
+    TRACK ─► the verified person's grievances
+"""
+
+from __future__ import annotations
+
+from api.grievances.schemas import Category, clean_text
+from api.grievances.ticket import normalise_ticket_id
+from api.identity import Cnic, InvalidCnic, mask_cnic
+from bot.channels.base import Option, Reply
+from bot.dialogue.flows import verification, who
+from bot.dialogue.keywords import Intent
+from bot.dialogue.state import Step
+from bot.dialogue.turn import Turn
+
+#: The category menu, in the order people see it.
+CATEGORIES: tuple[Category, ...] = (
+    Category.PAYMENT_NOT_RECEIVED,
+    Category.DEDUCTION_BY_AGENT,
+    Category.BIOMETRIC_FAILURE,
+    Category.ELIGIBILITY_DISPUTE,
+    Category.DATA_CORRECTION,
+    Category.OTHER,
+)
+#: Shortest description worth filing ("no money" is enough; "x" is not).
+MIN_DESCRIPTION = 3
+MAX_DESCRIPTION = 500
+
+
+async def complaint(turn: Turn) -> list[Reply]:
+    """`COMPLAINT` or `COMPLAINT <text>`: start filing for the verified person."""
+    conversation = turn.conversation
+    conversation.reset()
+    text = clean_text(turn.command.argument)[:MAX_DESCRIPTION]
+    cnic, cnics = await who.known_person(turn)
+    if cnic is not None:
+        return ask_category(turn, cnic, text)
+    conversation.data = {"description": text}
+    if cnics:
+        conversation.step = Step.CHOOSE_PERSON
+        conversation.data["then"] = "complaint"
+        options = [
+            Option(reply=c, label="verify/person_option", context={"cnic": mask_cnic(c)})
+            for c in cnics
+        ]
+        conversation.options = [o.reply for o in options]
+        return [
+            Reply("verify/choose_person", {"cnics": [mask_cnic(c) for c in cnics]},
+                  options=options)
+        ]
+    conversation.step = Step.GRIEVANCE_CNIC
+    return [Reply("grievance/ask_cnic")]
+
+
+async def answer_cnic(turn: Turn) -> list[Reply] | None:
+    """The CNIC the complaint is about (typed, or chosen from the phone's list)."""
+    if turn.command.intent is not Intent.CNIC:
+        return None
+    try:
+        cnic = Cnic.parse(turn.command.argument)
+    except InvalidCnic:
+        return [Reply("errors/not_cnic")]
+    text = str(turn.conversation.data.get("description", ""))
+    if await who.may_see(turn, cnic):
+        return ask_category(turn, cnic, text)
+    replies = await verification.start(turn, cnic, then="complaint")
+    turn.conversation.data["description"] = text
+    return replies
+
+
+def ask_category(turn: Turn, cnic: Cnic, text: str) -> list[Reply]:
+    """The category menu: numbered choices on every channel."""
+    conversation = turn.conversation
+    conversation.step = Step.GRIEVANCE_CATEGORY
+    conversation.data = {"cnic": cnic.digits, "description": text}
+    options = [
+        Option(reply=str(i), label="grievance/category_name", context={"category": c.value})
+        for i, c in enumerate(CATEGORIES, 1)
+    ]
+    conversation.options = []  # the numbers are the answers themselves
+    return [Reply("grievance/ask_category", options=options)]
+
+
+async def answer_category(turn: Turn) -> list[Reply] | None:
+    command = turn.command
+    if command.intent is not Intent.NUMBER:
+        return None if command.intent not in (Intent.UNKNOWN, Intent.EMPTY) else [
+            Reply("grievance/ask_category_again")
+        ]
+    index = int(command.argument) - 1
+    if not 0 <= index < len(CATEGORIES):
+        return [Reply("grievance/ask_category_again")]
+    data = turn.conversation.data
+    data["category"] = CATEGORIES[index].value
+    if len(str(data.get("description", ""))) >= MIN_DESCRIPTION:
+        return ask_confirmation(turn)
+    turn.conversation.step = Step.GRIEVANCE_DESCRIPTION
+    return [Reply("grievance/ask_description")]
+
+
+async def answer_description(turn: Turn) -> list[Reply] | None:
+    """Whatever the person writes is the description; only a bare keyword (HELP, STOP…)
+    leaves the complaint: "paise nahi mile" starts with a keyword but is a description."""
+    command = turn.command
+    if command.keyword and not command.argument:
+        return None
+    text = clean_text(turn.inbound.text)[:MAX_DESCRIPTION]
+    if len(text) < MIN_DESCRIPTION:
+        return [Reply("grievance/ask_description")]
+    turn.conversation.data["description"] = text
+    return ask_confirmation(turn)
+
+
+def ask_confirmation(turn: Turn) -> list[Reply]:
+    conversation = turn.conversation
+    conversation.step = Step.GRIEVANCE_CONFIRM
+    data = conversation.data
+    return [
+        Reply(
+            "grievance/confirm",
+            {"category": data["category"], "description": _preview(str(data["description"]))},
+            options=[Option(reply="1", label="grievance/confirm_yes"),
+                     Option(reply="2", label="grievance/confirm_no")],
+        )
+    ]
+
+
+async def answer_confirmation(turn: Turn) -> list[Reply] | None:
+    command = turn.command
+    if command.intent is not Intent.NUMBER or command.argument not in ("1", "2"):
+        return None if command.intent not in (Intent.UNKNOWN, Intent.NUMBER) else [
+            Reply("grievance/confirm_again")
+        ]
+    data = dict(turn.conversation.data)
+    turn.conversation.reset()
+    if command.argument == "2":
+        return [Reply("grievance/cancelled")]
+    filed = await turn.services.file_grievance(
+        str(data["cnic"]),
+        category=Category(str(data["category"])),
+        description=str(data["description"]),
+        language=turn.language,
+    )
+    return [Reply("grievance/filed", {"ticket": filed.ticket_id, "due": filed.due_at.date(),
+                                      "category": filed.category.value})]
+
+
+async def track(turn: Turn) -> list[Reply]:
+    """`TRACK <ticket>` (or `TRACK` for all of the verified person's)."""
+    turn.conversation.reset()
+    if not turn.command.argument:
+        cnic, _ = await who.known_person(turn)
+        if cnic is None:
+            return [Reply("grievance/ask_ticket")]
+        grievances = await turn.services.grievances_for_owner(cnic.digits)
+        if not grievances:
+            return [Reply("grievance/none", {"cnic": cnic.masked})]
+        return [Reply("grievance/list", {"grievances": grievances[:3], "total": len(grievances)})]
+    ticket = normalise_ticket_id(turn.command.argument)
+    owner = await turn.services.grievance_owner(ticket) if ticket else None
+    if ticket is None or owner is None:
+        return [Reply("grievance/not_found", {"ticket": turn.command.argument.upper()[:12]})]
+    cnic = Cnic(owner)
+    if await who.may_see(turn, cnic):
+        return await status(turn, cnic, ticket)
+    replies = await verification.start(turn, cnic, then="track")
+    turn.conversation.data["ticket"] = ticket
+    return replies
+
+
+async def status(turn: Turn, cnic: Cnic, ticket: str) -> list[Reply]:
+    grievance = await turn.services.grievance_for_owner(cnic.digits, ticket)
+    if grievance is None:
+        return [Reply("grievance/not_found", {"ticket": ticket})]
+    return [Reply("grievance/status", {"grievance": grievance})]
+
+
+def _preview(text: str) -> str:
+    return text if len(text) <= 40 else text[:38].rstrip() + ".."

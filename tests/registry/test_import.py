@@ -1,0 +1,595 @@
+"""The CSV importer (SPEC §9): validation with file/line/field, upsert, all-or-nothing, export."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from api.db import Database
+from api.registry import importer
+from api.registry.cli import registry_app
+from api.registry.importer import RegistryImportError, export_registry, import_registry
+from api.registry.seed import clear_registry, seed_registry
+from tests.registry.conftest import dump_registry, write_csv
+
+HEADERS = {
+    "households.csv": [
+        "household_id",
+        "pmt_score",
+        "province",
+        "district",
+        "tehsil",
+        "survey_date",
+        "status",
+    ],
+    "persons.csv": [
+        "cnic",
+        "household_id",
+        "full_name",
+        "gender",
+        "birth_date",
+        "relation",
+        "mobile",
+        "cnic_expiry",
+    ],
+    "enrollments.csv": ["cnic", "programme", "status", "since"],
+    "payments.csv": [
+        "payment_id",
+        "cnic",
+        "programme",
+        "tranche",
+        "amount_pkr",
+        "window_start",
+        "window_end",
+        "mode",
+        "place",
+        "status",
+        "reason",
+    ],
+}
+
+Extract = dict[str, list[list[str]]]
+
+
+def base_extract() -> Extract:
+    """Two households, three persons written the ways people write them, enrollments, payments."""
+    return {
+        "households.csv": [
+            ["HH-PB-0001", "18.5", "Punjab", "Lahore", "Lahore City", "2021-03-04", "active"],
+            ["HH-SD-0002", "45", "Sindh", "Karachi Central", "Gulberg", "2022-06-01", "active"],
+        ],
+        "persons.csv": [
+            [
+                "35202-1234567-1",
+                "HH-PB-0001",
+                "Muhammad Aslam",
+                "M",
+                "1975-05-01",
+                "head",
+                "0300-1234567",
+                "2030-01-01",
+            ],
+            [
+                "3520212345682",
+                "HH-PB-0001",
+                "Nasreen Bibi",
+                "female",
+                "1980-02-02",
+                "spouse",
+                "+923001234567",
+                "",
+            ],
+            [
+                "4210198765433",
+                "HH-SD-0002",
+                "Ghulam Rasool",
+                "Male",
+                "1968-07-07",
+                "head",
+                "0092 345 1112233",
+                "2029-01-01",
+            ],
+        ],
+        "enrollments.csv": [
+            ["3520212345682", "kafaalat", "active", "2021-07-01"],
+            ["3520212345682", "Taleemi_Wazaif", "Active", "2022-01-01"],
+        ],
+        "payments.csv": [
+            [
+                "PAY-0001",
+                "3520212345682",
+                "kafaalat",
+                "2026-Q3",
+                "13500",
+                "2026-08-01",
+                "2026-08-31",
+                "retailer",
+                "HBL Konnect agent, Ichhra Bazaar",
+                "collected",
+                "",
+            ],
+            [
+                "PAY-0002",
+                "3520212345682",
+                "kafaalat",
+                "2026-Q4",
+                "14500",
+                "2026-11-15",
+                "2026-12-15",
+                "campsite",
+                "Govt Girls High School No. 2, Ichhra",
+                "withheld",
+                "CNIC expired",
+            ],
+        ],
+    }
+
+
+def write_extract(
+    directory: Path,
+    extract: Extract,
+    *,
+    headers: dict[str, list[str]] | None = None,
+    bom: bool = False,
+) -> Path:
+    for name, rows in extract.items():
+        write_csv(directory / name, (headers or HEADERS)[name], rows, bom=bom)
+    return directory
+
+
+async def scalar(db: Database, query: str) -> Any:
+    async with db.engine.connect() as conn:
+        return (await conn.execute(text(query))).scalar()
+
+
+# -- happy paths ---------------------------------------------------------------------------
+
+
+async def test_imports_and_normalises_every_file(db: Database, tmp_path: Path) -> None:
+    calls: list[tuple[str, int]] = []
+    report = await import_registry(
+        db,
+        write_extract(tmp_path, base_extract()),
+        progress=lambda name, n: calls.append((name, n)),
+    )
+    assert report.rows == {
+        "households.csv": 2,
+        "persons.csv": 3,
+        "enrollments.csv": 2,
+        "payments.csv": 2,
+    }
+    assert report.total == 9 and report.seconds > 0
+    steps: dict[str, int] = {}
+    for step, n in calls:
+        steps[step] = steps.get(step, 0) + n
+    assert steps == {
+        f"{verb} {name}": count for name, count in report.rows.items() for verb in ("read", "write")
+    }
+    async with db.engine.connect() as conn:
+        persons = {r.cnic: r for r in await conn.execute(text("SELECT * FROM persons"))}
+        assert set(persons) == {"3520212345671", "3520212345682", "4210198765433"}
+        assert persons["3520212345671"].mobile == "+923001234567"
+        assert persons["4210198765433"].mobile == "+923451112233"
+        assert persons["3520212345682"].gender == "F"
+        assert persons["4210198765433"].gender == "M"
+        assert persons["3520212345682"].cnic_expiry is None
+        programmes = {r[0] for r in await conn.execute(text("SELECT programme FROM enrollments"))}
+        assert programmes == {"kafaalat", "taleemi_wazaif"}
+        payment = (
+            await conn.execute(text("SELECT * FROM payments WHERE payment_id = 'PAY-0001'"))
+        ).one()
+        assert payment.reason is None and payment.amount_pkr == 13500
+        assert payment.place == "HBL Konnect agent, Ichhra Bazaar"
+        assert str(payment.window_start) == "2026-08-01"
+        score = await conn.scalar(
+            text("SELECT pmt_score FROM households WHERE household_id = 'HH-PB-0001'")
+        )
+        assert Decimal(str(score)) == Decimal("18.5")
+
+
+async def test_upsert_updates_existing_rows(db: Database, tmp_path: Path) -> None:
+    await import_registry(db, write_extract(tmp_path / "first", base_extract()))
+    extract = base_extract()
+    extract["households.csv"][0][1] = "40.25"
+    extract["persons.csv"][1][6] = "0345-7654321"
+    extract["payments.csv"][1][9] = "ready"
+    extract["payments.csv"][1][10] = ""
+    del extract["enrollments.csv"]
+    await import_registry(db, write_extract(tmp_path / "second", extract))
+    assert (
+        float(
+            await scalar(db, "SELECT pmt_score FROM households WHERE household_id = 'HH-PB-0001'")
+        )
+        == 40.25
+    )
+    assert await scalar(db, "SELECT mobile FROM persons WHERE cnic = '3520212345682'") == (
+        "+923457654321"
+    )
+    assert await scalar(db, "SELECT status FROM payments WHERE payment_id = 'PAY-0002'") == "ready"
+    assert await scalar(db, "SELECT reason FROM payments WHERE payment_id = 'PAY-0002'") is None
+    assert await scalar(db, "SELECT count(*) FROM households") == 2
+    assert await scalar(db, "SELECT count(*) FROM persons") == 3
+    assert await scalar(db, "SELECT count(*) FROM enrollments") == 2
+
+
+@pytest.mark.parametrize("slice_lines", [250_000, 2], ids=["one slice", "many slices"])
+async def test_a_key_repeated_in_a_file_last_row_wins(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slice_lines: int
+) -> None:
+    monkeypatch.setattr(importer, "UPSERT_SLICE_LINES", slice_lines)
+    extract = base_extract()
+    extract["households.csv"].append(
+        ["HH-PB-0001", "12", "Punjab", "Lahore", "Model Town", "2023-01-01", "under_review"]
+    )
+    await import_registry(db, write_extract(tmp_path, extract))
+    assert await scalar(db, "SELECT count(*) FROM households") == 2
+    assert await scalar(db, "SELECT tehsil FROM households WHERE household_id = 'HH-PB-0001'") == (
+        "Model Town"
+    )
+
+
+async def test_urdu_digits_and_a_bom_are_accepted(db: Database, tmp_path: Path) -> None:
+    extract = base_extract()
+    extract["persons.csv"][0][0] = "۳۵۲۰۲-۱۲۳۴۵۶۷-۱"
+    extract["persons.csv"][0][6] = "۰۳۰۰۱۲۳۴۵۶۷"
+    await import_registry(db, write_extract(tmp_path, extract, bom=True))
+    assert await scalar(db, "SELECT mobile FROM persons WHERE cnic = '3520212345671'") == (
+        "+923001234567"
+    )
+
+
+async def test_a_file_alone_may_refer_to_households_already_there(
+    db: Database, tmp_path: Path
+) -> None:
+    await import_registry(db, write_extract(tmp_path / "first", base_extract()))
+    persons = {
+        "persons.csv": [
+            ["6110100000024", "HH-SD-0002", "Amina", "F", "1990-01-01", "spouse", "", ""]
+        ]
+    }
+    report = await import_registry(db, write_extract(tmp_path / "second", persons))
+    assert report.rows == {"persons.csv": 1}
+    assert await scalar(db, "SELECT count(*) FROM persons") == 4
+
+
+async def test_columns_in_another_order(db: Database, tmp_path: Path) -> None:
+    header = list(reversed(HEADERS["enrollments.csv"]))
+    write_csv(
+        tmp_path / "enrollments.csv",
+        header,
+        [["2021-07-01", "active", "kafaalat", "3520212345682"]],
+    )
+    await import_registry(db, tmp_path)
+    assert await scalar(db, "SELECT programme FROM enrollments") == "kafaalat"
+
+
+async def test_an_empty_directory_is_an_error(db: Database, tmp_path: Path) -> None:
+    with pytest.raises(RegistryImportError, match=r"none of households\.csv"):
+        await import_registry(db, tmp_path)
+
+
+# -- bad input: a clear error and nothing written --------------------------------------------
+
+
+def _set(file: str, row: int, column: str, value: str) -> Callable[[Extract], None]:
+    def change(extract: Extract) -> None:
+        extract[file][row][HEADERS[file].index(column)] = value
+
+    return change
+
+
+BAD_CASES = [
+    # (id, change, file, line, field, message fragment)
+    (
+        "bad cnic",
+        _set("persons.csv", 1, "cnic", "3520"),
+        "persons.csv",
+        3,
+        "cnic",
+        "'3520' is not a CNIC (13 digits)",
+    ),
+    (
+        "cnic province 8",
+        _set("persons.csv", 0, "cnic", "8520212345671"),
+        "persons.csv",
+        2,
+        "cnic",
+        "is not a CNIC",
+    ),
+    (
+        "bad date",
+        _set("households.csv", 1, "survey_date", "2022-02-30"),
+        "households.csv",
+        3,
+        "survey_date",
+        "'2022-02-30' is not a date (YYYY-MM-DD)",
+    ),
+    (
+        "not iso date",
+        _set("persons.csv", 2, "birth_date", "07/07/1968"),
+        "persons.csv",
+        4,
+        "birth_date",
+        "is not a date",
+    ),
+    (
+        "unknown payment mode",
+        _set("payments.csv", 0, "mode", "cash"),
+        "payments.csv",
+        2,
+        "mode",
+        "'cash' is not one of bank, campsite, retailer",
+    ),
+    (
+        "unknown payment status",
+        _set("payments.csv", 1, "status", "paid"),
+        "payments.csv",
+        3,
+        "status",
+        "is not one of scheduled",
+    ),
+    (
+        "unknown household status",
+        _set("households.csv", 0, "status", "closed"),
+        "households.csv",
+        2,
+        "status",
+        "is not one of active, under_review",
+    ),
+    (
+        "unknown enrollment status",
+        _set("enrollments.csv", 0, "status", "graduated"),
+        "enrollments.csv",
+        2,
+        "status",
+        "is not one of active, suspended",
+    ),
+    (
+        "bad mobile",
+        _set("persons.csv", 2, "mobile", "0300-12"),
+        "persons.csv",
+        4,
+        "mobile",
+        "'0300-12' is not a phone number",
+    ),
+    (
+        "bad gender",
+        _set("persons.csv", 0, "gender", "X"),
+        "persons.csv",
+        2,
+        "gender",
+        "is not a gender",
+    ),
+    (
+        "pmt not a number",
+        _set("households.csv", 0, "pmt_score", "low"),
+        "households.csv",
+        2,
+        "pmt_score",
+        "is not a number",
+    ),
+    (
+        "pmt out of range",
+        _set("households.csv", 0, "pmt_score", "120"),
+        "households.csv",
+        2,
+        "pmt_score",
+        "between 0 and 100",
+    ),
+    (
+        "amount with commas",
+        _set("payments.csv", 0, "amount_pkr", "13,500"),
+        "payments.csv",
+        2,
+        "amount_pkr",
+        "is not a whole number",
+    ),
+    (
+        "window backwards",
+        _set("payments.csv", 0, "window_end", "2026-07-01"),
+        "payments.csv",
+        2,
+        "window_end",
+        "ends before it starts",
+    ),
+    (
+        "empty name",
+        _set("persons.csv", 0, "full_name", "  "),
+        "persons.csv",
+        2,
+        "full_name",
+        "is empty",
+    ),
+    (
+        "name too long",
+        _set("persons.csv", 0, "full_name", "A" * 121),
+        "persons.csv",
+        2,
+        "full_name",
+        "longer than 120",
+    ),
+    (
+        "unknown household",
+        _set("persons.csv", 2, "household_id", "HH-XX-9999"),
+        "persons.csv",
+        4,
+        "household_id",
+        "household 'HH-XX-9999' is neither in households.csv nor in the registry",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "file", "line", "field", "fragment"),
+    [case[1:] for case in BAD_CASES],
+    ids=[case[0] for case in BAD_CASES],
+)
+async def test_bad_value_names_file_line_field_and_changes_nothing(
+    db: Database,
+    tmp_path: Path,
+    change: Callable[[Extract], None],
+    file: str,
+    line: int,
+    field: str,
+    fragment: str,
+) -> None:
+    await import_registry(db, write_extract(tmp_path / "good", base_extract()))
+    before = await dump_registry(db)
+    extract = base_extract()
+    # A valid change in the first file proves the whole import is rolled back, not just a file.
+    extract["households.csv"][1][1] = "22.5"
+    extract["households.csv"].append(
+        [
+            "HH-KP-0003",
+            "12",
+            "Khyber Pakhtunkhwa",
+            "Peshawar",
+            "Peshawar City",
+            "2023-01-09",
+            "under_review",
+        ]
+    )
+    change(extract)
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, write_extract(tmp_path / "bad", extract))
+    error = caught.value
+    assert (error.file, error.line, error.field) == (file, line, field)
+    assert fragment in error.message
+    assert str(error).startswith(f"{file} line {line}, field {field}: ")
+    assert await dump_registry(db) == before
+
+
+async def test_error_message_format(db: Database, tmp_path: Path) -> None:
+    extract = base_extract()
+    extract["persons.csv"][1][0] = "3520"
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, write_extract(tmp_path, extract))
+    assert str(caught.value) == "persons.csv line 3, field cnic: '3520' is not a CNIC (13 digits)"
+    assert await scalar(db, "SELECT count(*) FROM households") == 0
+
+
+@pytest.mark.parametrize(
+    ("header", "fragment"),
+    [
+        (HEADERS["households.csv"][:-1], "missing column(s) status"),
+        ([*HEADERS["households.csv"], "notes"], "unknown column(s) 'notes'"),
+        (["household_id", *HEADERS["households.csv"]], "repeated column(s) household_id"),
+    ],
+    ids=["missing", "unknown", "repeated"],
+)
+async def test_header_is_checked(
+    db: Database, tmp_path: Path, header: list[str], fragment: str
+) -> None:
+    rows = [
+        row[: len(header)] + [""] * (len(header) - 7) for row in base_extract()["households.csv"]
+    ]
+    write_csv(tmp_path / "households.csv", header, rows)
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, tmp_path)
+    assert (caught.value.file, caught.value.line, caught.value.field) == ("households.csv", 1, None)
+    assert fragment in caught.value.message
+    assert await scalar(db, "SELECT count(*) FROM households") == 0
+
+
+async def test_a_row_with_the_wrong_number_of_fields(db: Database, tmp_path: Path) -> None:
+    extract = base_extract()
+    extract["households.csv"][1] = extract["households.csv"][1][:5]
+    with pytest.raises(RegistryImportError, match=r"households\.csv line 3: expected 7 fields"):
+        await import_registry(db, write_extract(tmp_path, extract))
+
+
+async def test_an_empty_file_and_a_non_utf8_file(db: Database, tmp_path: Path) -> None:
+    (tmp_path / "households.csv").write_bytes(b"")
+    with pytest.raises(RegistryImportError, match="empty"):
+        await import_registry(db, tmp_path)
+    write_extract(tmp_path, {"households.csv": base_extract()["households.csv"]})
+    content = (tmp_path / "households.csv").read_bytes().replace(b"Punjab", b"Panj\xe2b")
+    (tmp_path / "households.csv").write_bytes(content)
+    with pytest.raises(RegistryImportError, match="not UTF-8"):
+        await import_registry(db, tmp_path)
+
+
+# -- export and round trip -----------------------------------------------------------------
+
+
+async def test_seed_export_import_round_trip(db: Database, tmp_path: Path) -> None:
+    await seed_registry(db, households=400, seed=3)
+    seeded = await dump_registry(db)
+    exported = await export_registry(db, tmp_path / "one")
+    assert exported.rows == {f"{t}.csv": len(rows) for t, rows in seeded.items()}
+    async with db.engine.begin() as conn:
+        await clear_registry(conn)
+    imported = await import_registry(db, tmp_path / "one")
+    assert imported.rows == exported.rows
+    assert await dump_registry(db) == seeded
+    # Importing the same extract again changes nothing; exporting again gives the same bytes.
+    await import_registry(db, tmp_path / "one")
+    assert await dump_registry(db) == seeded
+    await export_registry(db, tmp_path / "two")
+    for name in exported.rows:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+async def test_export_writes_the_spec_format(db: Database, tmp_path: Path) -> None:
+    await import_registry(db, write_extract(tmp_path / "in", base_extract()))
+    await export_registry(db, tmp_path / "out")
+    for name, header in HEADERS.items():
+        lines = (tmp_path / "out" / name).read_text(encoding="utf-8").splitlines()
+        assert lines[0] == ",".join(header)
+    households = (tmp_path / "out" / "households.csv").read_text().splitlines()
+    assert households[1] == "HH-PB-0001,18.50,Punjab,Lahore,Lahore City,2021-03-04,active"
+    persons = (tmp_path / "out" / "persons.csv").read_text().splitlines()
+    assert "3520212345682,HH-PB-0001,Nasreen Bibi,F,1980-02-02,spouse,+923001234567," in persons
+    payments = (tmp_path / "out" / "payments.csv").read_text().splitlines()
+    assert payments[1] == (
+        "PAY-0001,3520212345682,kafaalat,2026-Q3,13500,2026-08-01,2026-08-31,"
+        'retailer,"HBL Konnect agent, Ichhra Bazaar",collected,'
+    )
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(registry_app, list(args))
+
+
+async def test_cli_import_reports_a_bad_file_and_exits_1(db: Database, tmp_path: Path) -> None:
+    extract = base_extract()
+    extract["persons.csv"][1][0] = "3520"
+    write_extract(tmp_path, extract)
+    result = await asyncio.to_thread(_invoke, "import", str(tmp_path))
+    assert result.exit_code == 1
+    assert "persons.csv line 3, field cnic: '3520' is not a CNIC (13 digits)" in result.stderr
+    assert "Traceback" not in result.output
+    assert await scalar(db, "SELECT count(*) FROM households") == 0
+
+
+async def test_cli_seed_export_import(db: Database, tmp_path: Path) -> None:
+    result = await asyncio.to_thread(_invoke, "seed", "--households", "150", "--seed", "4")
+    assert result.exit_code == 0, result.output
+    assert "rows/s" in result.stdout
+    assert await scalar(db, "SELECT count(*) FROM households") == 150
+    again = await asyncio.to_thread(_invoke, "seed", "--households", "150")
+    assert again.exit_code == 1
+    assert "already holds" in again.stderr
+    exported = await asyncio.to_thread(_invoke, "export", str(tmp_path))
+    assert exported.exit_code == 0, exported.output
+    replaced = await asyncio.to_thread(_invoke, "seed", "--households", "10", "--replace")
+    assert replaced.exit_code == 0, replaced.output
+    imported = await asyncio.to_thread(_invoke, "import", str(tmp_path))
+    assert imported.exit_code == 0, imported.output
+    assert "households.csv" in imported.stdout
+    exported_ids = {
+        line.split(",")[0] for line in (tmp_path / "households.csv").read_text().splitlines()[1:]
+    }
+    async with db.engine.connect() as conn:
+        ids = set((await conn.execute(text("SELECT household_id FROM households"))).scalars())
+    assert exported_ids <= ids and len(ids) <= 160
