@@ -12,7 +12,7 @@ import jinja2
 
 from bot import formatting
 from bot.channels import CHANNELS
-from bot.channels.base import Reply
+from bot.channels.base import Rendered, Reply
 from bot.i18n import LANGUAGE_KEYWORD, translations
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -79,7 +79,7 @@ class Renderer:
         text = template.render(**context, channel=channel)
         return _SPACES.sub(" ", _BLANK_RUNS.sub("\n", text)).strip()
 
-    def render(self, replies: Sequence[Reply], *, language: str, channel: str) -> str:
+    def render(self, replies: Sequence[Reply], *, language: str, channel: str) -> Rendered:
         """The whole answer to one inbound message, composed as the channel sends it."""
         texts = [
             self.render_text(r.template, r.context, language=language, channel=channel)
@@ -90,4 +90,9 @@ class Renderer:
             for r in replies
             for o in r.options
         ]
-        return CHANNELS[channel].compose(texts, options)
+        return Rendered(
+            text=CHANNELS[channel].compose(texts, options),
+            options=options,
+            end=any(r.end for r in replies),
+            ask_contact=any(r.ask_contact for r in replies),
+        )

@@ -25,9 +25,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Answer:
+    """The reply to one inbound message; a replay carries only the stored text."""
+
     text: str
     language: str | None
     replayed: bool = False
+    #: For channels with buttons: (label, what pressing it sends).
+    options: tuple[tuple[str, str], ...] = ()
+    end: bool = False
+    ask_contact: bool = False
 
 
 async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
@@ -46,6 +52,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         conversation = await _load_conversation(runtime, inbound)
         conversation.language = contact.language
         conversation.opted_out = contact.opted_out
+        conversation.phone = contact.phone if inbound.phone is None else None
         if contact.verified_cnic and contact.verified_until:
             # The database is the record of a verification; Redis state may have expired.
             conversation.verified_cnic = contact.verified_cnic
@@ -56,11 +63,14 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             RabtaServices(runtime, session, channel=inbound.channel, contact_id=contact.id),
             policy=runtime.policy,
         )
-        text = runtime.renderer.render(
+        rendered = runtime.renderer.render(
             outcome.replies, language=outcome.language, channel=inbound.channel
         )
+        text = rendered.text
         contact.language = conversation.language
         contact.opted_out = conversation.opted_out
+        if conversation.phone and inbound.phone is None:
+            contact.phone = conversation.phone  # a shared contact card proved it
         if conversation.verified_cnic and conversation.verified_until:
             contact.verified_cnic = conversation.verified_cnic
             contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)
@@ -85,7 +95,13 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             cost.characters,
             cost.segments,
         )
-    return Answer(text=text, language=outcome.language)
+    return Answer(
+        text=text,
+        language=outcome.language,
+        options=tuple(rendered.options),
+        end=rendered.end,
+        ask_contact=rendered.ask_contact,
+    )
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

@@ -20,6 +20,10 @@ class Inbound:
     message_id: str | None = None
     #: The sender's phone in E.164 when the channel itself proves it (SMS, WhatsApp, USSD).
     phone: str | None = None
+    #: A phone number the person shared as a contact card (Telegram), and whether the card is
+    #: their own (its user id is the sender's): only their own proves anything.
+    contact_phone: str | None = None
+    contact_is_own: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +44,19 @@ class Reply:
     options: Sequence[Option] = ()
     #: The conversation ends with this reply (USSD `END`).
     end: bool = False
+    #: Offer to share the phone number (Telegram's contact button) as a way to verify.
+    ask_contact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A reply turned into the channel's words, with what it costs there."""
+    """Replies turned into the channel's words: the text, and for channels with buttons the
+    (label, reply) pairs and whether to offer the contact button."""
 
     text: str
-    options: Sequence[tuple[str, str]] = ()  # (label, reply) pairs for channels with buttons
+    options: Sequence[tuple[str, str]] = ()
     end: bool = False
+    ask_contact: bool = False
 
 
 class Channel(Protocol):

@@ -111,7 +111,10 @@ async def handle(
             conversation.language or conversation.guessed_language or policy.default_language
         ),
     )
-    replies = await STEPS[conversation.step](turn)
+    if inbound.contact_phone is not None:
+        replies: list[Reply] | None = await verification.contact_shared(turn)
+    else:
+        replies = await STEPS[conversation.step](turn)
     if replies is None:
         conversation.reset()
         replies = await idle(turn)

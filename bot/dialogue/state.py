@@ -51,6 +51,8 @@ class Conversation:
     verified_until: float | None = None
     #: The person sent STOP: no notifications (replies to their own messages still go).
     opted_out: bool = False
+    #: A phone this channel proved to be the person's (their own Telegram contact card).
+    phone: str | None = None
 
     def is_verified_for(self, cnic: str, *, now: float) -> bool:
         return (

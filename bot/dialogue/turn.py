@@ -34,6 +34,11 @@ class Turn:
     #: The language this turn is answered in (a flow that changes it updates the conversation).
     language: str
 
+    @property
+    def phone(self) -> str | None:
+        """The person's proven phone: the channel's own, or the contact card they shared."""
+        return self.inbound.phone or self.conversation.phone
+
     def verify(self, cnic: str) -> None:
         """Record that this conversation proved to be `cnic`, for a while."""
         self.conversation.verified_cnic = cnic

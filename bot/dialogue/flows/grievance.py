@@ -60,7 +60,7 @@ async def complaint(turn: Turn) -> list[Reply]:
                   options=options)
         ]
     conversation.step = Step.GRIEVANCE_CNIC
-    return [Reply("grievance/ask_cnic")]
+    return [Reply("grievance/ask_cnic", ask_contact=True)]
 
 
 async def answer_cnic(turn: Turn) -> list[Reply] | None:

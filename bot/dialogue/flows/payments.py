@@ -33,10 +33,10 @@ async def pay(turn: Turn) -> list[Reply]:
         conversation.verified_cnic, now=turn.now
     ):
         return await schedule(turn, Cnic(conversation.verified_cnic))
-    phone = turn.inbound.phone
+    phone = turn.phone
     cnics = await turn.services.cnics_for_phone(phone) if phone else []
     if not cnics:
-        return [Reply("payments/ask_cnic")]
+        return [Reply("payments/ask_cnic", ask_contact=True)]
     if len(cnics) == 1:
         turn.verify(cnics[0])
         return await schedule(turn, Cnic(cnics[0]))
@@ -71,7 +71,7 @@ async def for_cnic(turn: Turn, cnic: Cnic) -> list[Reply]:
     """The schedule when this conversation may see it, else start verification."""
     if turn.conversation.is_verified_for(cnic.digits, now=turn.now):
         return await schedule(turn, cnic)
-    phone = turn.inbound.phone
+    phone = turn.phone
     if phone and cnic.digits in await turn.services.cnics_for_phone(phone):
         turn.verify(cnic.digits)
         return await schedule(turn, cnic)

@@ -39,6 +39,8 @@ async def start(turn: Turn, cnic: Cnic, *, then: str) -> list[Reply]:
                 "verify/code_sent",
                 {"cnic": cnic.masked, "mobile": sent.mobile_masked,
                  "minutes": turn.policy.code_minutes},
+                # On Telegram, sharing the registered phone's own contact card verifies too.
+                ask_contact=True,
             )
         ]
     if sent.status is CodeStatus.COOLDOWN:
@@ -87,3 +89,20 @@ async def _continue(turn: Turn, cnic: Cnic, then: object, pending: dict[str, obj
     if then == "track" and pending.get("ticket"):
         return await grievance.status(turn, cnic, str(pending["ticket"]))
     return [Reply("verify/verified", {"cnic": cnic.masked})]
+
+
+async def contact_shared(turn: Turn) -> list[Reply]:
+    """A contact card: the person's own number proves their phone (then the waiting request
+    goes on); anyone else's proves nothing (SPEC §3)."""
+    inbound = turn.inbound
+    if not inbound.contact_is_own or not inbound.contact_phone:
+        return [Reply("verify/contact_not_yours")]
+    turn.conversation.phone = inbound.contact_phone
+    pending = dict(turn.conversation.data)
+    cnic = pending.get("cnic")
+    if turn.conversation.step is Step.AWAIT_CODE and isinstance(cnic, str):
+        if cnic in await turn.services.cnics_for_phone(inbound.contact_phone):
+            turn.conversation.reset()
+            turn.verify(cnic)
+            return await _continue(turn, Cnic(cnic), pending.get("then"), pending)
+    return [Reply("verify/contact_saved")]

@@ -17,7 +17,7 @@ async def known_person(turn: Turn) -> tuple[Cnic | None, list[str]]:
         conversation.verified_cnic, now=turn.now
     ):
         return Cnic(conversation.verified_cnic), []
-    phone = turn.inbound.phone
+    phone = turn.phone
     cnics = await turn.services.cnics_for_phone(phone) if phone else []
     if len(cnics) == 1:
         turn.verify(cnics[0])
@@ -29,7 +29,7 @@ async def may_see(turn: Turn, cnic: Cnic) -> bool:
     """True when this conversation may see `cnic`'s private data (verifying by phone if it can)."""
     if turn.conversation.is_verified_for(cnic.digits, now=turn.now):
         return True
-    phone = turn.inbound.phone
+    phone = turn.phone
     if phone and cnic.digits in await turn.services.cnics_for_phone(phone):
         turn.verify(cnic.digits)
         return True
