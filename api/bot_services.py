@@ -12,13 +12,14 @@ from api.grievances import repository as grievance_repository
 from api.grievances import service as grievance_service
 from api.grievances.schemas import Category, GrievanceOut
 from api.identity import Cnic
+from api.metrics import GRIEVANCES
 from api.otp.service import Checked, IssueOutcome, OtpUnavailable
 from api.payments import service as payment_service
 from api.payments.schemas import PaymentSchedule
 from api.registry import repository
 from api.runtime import Runtime
 from api.verification import deliver_code, request_code
-from bot.ports import CodeSent, CodeStatus
+from bot.ports import CodeSent, CodeStatus, LookupVerdict
 
 _ISSUE_STATUS = {
     IssueOutcome.ISSUED: CodeStatus.SENT,
@@ -36,6 +37,7 @@ class RabtaServices:
         session: AsyncSession,
         *,
         channel: str,
+        sender: str,
         contact_id: int | None = None,
     ) -> None:
         self._runtime = runtime
@@ -43,7 +45,21 @@ class RabtaServices:
         #: reply, so a replayed message finds both done and does neither again.
         self._session = session
         self._channel = channel
+        self._sender = sender
         self._contact_id = contact_id
+
+    async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
+        limiter = self._runtime.rate_limiter
+        scope = "telegram" if self._channel == "telegram" else "sender"
+        decisions = [await limiter.hit(scope, self._sender)]
+        if cnic is not None and decisions[0].allowed:
+            decisions.append(await limiter.hit("cnic", cnic))
+        refused = [d for d in decisions if not d.allowed]
+        if not refused:
+            return LookupVerdict(allowed=True)
+        retry_after = max(d.retry_after for d in refused)
+        tell = await limiter.first_refusal(scope, self._sender, max(retry_after, 1))
+        return LookupVerdict(allowed=False, retry_after=retry_after, tell=tell)
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         async with self._runtime.db.registry_sessions() as session:
@@ -69,9 +85,7 @@ class RabtaServices:
             return CodeSent(CodeStatus.NO_MOBILE)
         status = _ISSUE_STATUS[request.issued.outcome]
         if status is CodeStatus.SENT:
-            await deliver_code(
-                self._runtime, request, language=language, session=self._session
-            )
+            await deliver_code(self._runtime, request, language=language, session=self._session)
         return CodeSent(
             status,
             request_id=request.issued.request_id,
@@ -111,6 +125,7 @@ class RabtaServices:
             district=found[1].district if found else None,
             sla_days=self._runtime.settings.grievance_sla_days,
         )
+        GRIEVANCES.labels(category.value, self._channel).inc()
         return GrievanceOut.from_grievance(grievance)
 
     async def grievance_owner(self, ticket_id: str) -> str | None:

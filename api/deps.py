@@ -59,13 +59,15 @@ async def get_current_beneficiary(
     """The CNIC the request's bearer token was issued for (401 without a live token)."""
     challenge = {"WWW-Authenticate": 'Bearer realm="rabta"'}
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Problem(401, "A bearer token from POST /v1/otp/verify is required.",
-                      headers=challenge)
+        raise Problem(
+            401, "A bearer token from POST /v1/otp/verify is required.", headers=challenge
+        )
     try:
         cnic = await runtime.tokens.resolve(credentials.credentials)
     except OtpUnavailable:
-        raise Problem(503, "Verification is unavailable for a moment.",
-                      headers={"Retry-After": "30"}) from None
+        raise Problem(
+            503, "Verification is unavailable for a moment.", headers={"Retry-After": "30"}
+        ) from None
     if cnic is None:
         raise Problem(401, "The token has expired or is not valid.", headers=challenge)
     return cnic

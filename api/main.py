@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api import health, problems
+from api import health, metrics, problems
 from api.eligibility import routes as eligibility_routes
 from api.grievances import routes as grievance_routes
 from api.logs import install_masking
@@ -46,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(JsonBodiesOnly)
+    app.add_middleware(metrics.RequestMetrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     # Every /v1 call counts against its partner's quota or its client IP (SPEC §4).
     limited = [Depends(limit_request)]
     app.include_router(eligibility_routes.router, dependencies=limited)

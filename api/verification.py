@@ -76,7 +76,12 @@ async def _queue_code(
         channel="sms",
     )
     await enqueue(
-        session, channel="sms", to=request.mobile, body=body, kind="otp", language=lang,
+        session,
+        channel="sms",
+        to=request.mobile,
+        body=body,
+        kind="otp",
+        language=lang,
         priority=0,
     )
 

@@ -57,6 +57,10 @@ DIGITS: Final = MappingProxyType(
 )
 
 DATE_PATTERN: Final = "d MMM y"
+#: A collection window's start, shortened when the end shares its year or its month.
+_RANGE_START_PATTERNS: Final = MappingProxyType({"year": "d MMM", "month": "d"})
+#: Between the two ends of a range: an ASCII hyphen keeps English and Roman Urdu GSM-7.
+RANGE_DASH: Final = MappingProxyType({"ltr": " - ", "rtl": " – ", "ltr-days": "-", "rtl-days": "–"})
 
 LRI: Final = "\u2066"
 PDI: Final = "\u2069"
@@ -100,12 +104,48 @@ def _plain_spaces(text: str) -> str:
     return text.replace("\u00a0", " ").replace("\u202f", " ")
 
 
-def format_date(d: date, lang: str) -> str:
-    """Format a date as day, abbreviated month name and year, e.g. ``15 Dec 2026``."""
+def _format_pattern(d: date, pattern: str, lang: str) -> str:
+    text = _babel_format_date(d, pattern, locale=babel_locale(lang))
+    return native_digits(_plain_spaces(text), lang)
+
+
+def format_date(d: date | tuple[date, date], lang: str) -> str:
+    """Format a date as day, abbreviated month name and year, e.g. ``15 Dec 2026``.
+
+    A ``(start, end)`` pair is a collection window, formatted by ``format_date_range``.
+    """
+    if isinstance(d, tuple):
+        return format_date_range(*d, lang)
     # One day-first pattern for all six: CLDR's medium formats differ (sd/ps put the year first,
     # en_PK uses "15-Dec-2026"), and a numeric date is ambiguous to a reader.
-    text = _babel_format_date(d, DATE_PATTERN, locale=babel_locale(lang))
-    return native_digits(_plain_spaces(text), lang)
+    return _format_pattern(d, DATE_PATTERN, lang)
+
+
+def format_date_range(start: date, end: date, lang: str) -> str:
+    """Format a window of days as compactly as reads unambiguously, in ``format_date``'s style.
+
+    ``5-31 Dec 2026``, ``28 Sep - 31 Dec 2026``, ``15 Dec 2026 - 15 Jan 2027``; one day is
+    ``15 Dec 2026``. Month names, digits and spaces are as ``format_date`` gives them; RTL
+    languages join the ends with an en dash, the others with an ASCII hyphen (GSM-7).
+
+    CLDR's interval formats (``babel.dates.format_interval``) are not used: en_PK's are
+    month-first (``Sept 28 – Dec 31, 2026``), sd/ps/pa_Arab's year-first, unlike every other
+    date Rabta sends, and their en dash and thin spaces would turn an English SMS into UCS-2.
+    """
+    if end < start:
+        start, end = end, start
+    last = format_date(end, lang)
+    if start == end:
+        return last
+    side = "rtl" if is_rtl(lang) else "ltr"
+    if (start.year, start.month) == (end.year, end.month):
+        first = _format_pattern(start, _RANGE_START_PATTERNS["month"], lang)
+        return f"{first}{RANGE_DASH[side + '-days']}{last}"
+    if start.year == end.year:
+        first = _format_pattern(start, _RANGE_START_PATTERNS["year"], lang)
+    else:
+        first = format_date(start, lang)
+    return f"{first}{RANGE_DASH[side]}{last}"
 
 
 @cache

@@ -24,6 +24,16 @@ class CodeStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class LookupVerdict:
+    """Whether a look-up may go ahead (SPEC §4), and if not, whether to say so this time."""
+
+    allowed: bool
+    retry_after: int = 0
+    #: The first refusal in this window: answer once with "try again after …", then be silent.
+    tell: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CodeSent:
     status: CodeStatus
     request_id: str | None = None
@@ -33,6 +43,10 @@ class CodeSent:
 
 class Services(Protocol):
     """Domain services the flows call, in-process."""
+
+    async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
+        """Count a registry look-up by this sender (and of this CNIC) against the limits."""
+        ...
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         """The eligibility of a CNIC: coarse for anyone, `full` for the verified person."""

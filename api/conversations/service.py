@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from api.bot_services import RabtaServices
 from api.conversations import repository
+from api.metrics import MESSAGES, REPLAYS, SMS_SEGMENTS
 from api.runtime import Runtime
 from bot.channels.base import Inbound
 from bot.dialogue import engine
@@ -45,6 +46,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             )
             if earlier is not None:
                 log.info("replayed %s message: answering with the stored reply", inbound.channel)
+                REPLAYS.labels(inbound.channel).inc()
                 return Answer(text=earlier.reply or "", language=earlier.language, replayed=True)
         contact = await repository.get_or_create_contact(
             session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
@@ -60,7 +62,13 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         outcome = await engine.handle(
             inbound,
             conversation,
-            RabtaServices(runtime, session, channel=inbound.channel, contact_id=contact.id),
+            RabtaServices(
+                runtime,
+                session,
+                channel=inbound.channel,
+                sender=inbound.sender,
+                contact_id=contact.id,
+            ),
             policy=runtime.policy,
         )
         rendered = runtime.renderer.render(
@@ -85,8 +93,10 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             record.intent = outcome.intent.value
             record.language = outcome.language
     await _save_conversation(runtime, conversation)
+    MESSAGES.labels(inbound.channel, outcome.language, outcome.intent.value).inc()
     if inbound.channel == "sms":
         cost = measure(text)
+        SMS_SEGMENTS.labels(cost.encoding).inc(cost.segments)
         log.info(
             "sms reply intent=%s lang=%s encoding=%s chars=%d segments=%d",
             outcome.intent.value,

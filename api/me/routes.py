@@ -28,8 +28,9 @@ async def me(cnic: CurrentBeneficiary, session: RegistrySessionDep, settings: Se
         cnic_masked=result.cnic_masked,
         status=result.status,
         programmes=[
-            ProgrammeOut(programme=p.programme, name=programmes.name(p.programme, "en"),
-                         status=p.status)
+            ProgrammeOut(
+                programme=p.programme, name=programmes.name(p.programme, "en"), status=p.status
+            )
             for p in result.programmes
         ],
         district=result.district,
@@ -42,5 +43,6 @@ async def me(cnic: CurrentBeneficiary, session: RegistrySessionDep, settings: Se
 async def my_payments(cnic: CurrentBeneficiary, session: RegistrySessionDep) -> PaymentsOut:
     """Every payment of the verified person, newest window first."""
     payments = await payment_service.list_payments(session, cnic=cnic)
-    return PaymentsOut(payments=[PaymentOut.model_validate(p, from_attributes=True)
-                                 for p in payments])
+    return PaymentsOut(
+        payments=[PaymentOut.model_validate(p, from_attributes=True) for p in payments]
+    )

@@ -44,7 +44,8 @@ async def request_otp(
     if issued.outcome is not IssueOutcome.ISSUED:
         raise Problem(
             429,
-            "A code was sent recently for this CNIC." if issued.outcome is IssueOutcome.COOLDOWN
+            "A code was sent recently for this CNIC."
+            if issued.outcome is IssueOutcome.COOLDOWN
             else "Too many codes for this CNIC this hour.",
             headers={"Retry-After": str(issued.retry_after)},
         )

@@ -27,5 +27,5 @@ class OtpVerifyIn(BaseModel):
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme name, not a secret
     expires_in: int

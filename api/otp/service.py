@@ -106,7 +106,9 @@ class OtpService:
                 await pipe.execute()
         except RedisError as exc:
             raise OtpUnavailable from exc
-        return Issued(IssueOutcome.ISSUED, request_id=request_id, code=code if deliverable else None)
+        return Issued(
+            IssueOutcome.ISSUED, request_id=request_id, code=code if deliverable else None
+        )
 
     def _hourly_cap(self) -> int:
         from limits import parse

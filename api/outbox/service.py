@@ -30,10 +30,10 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import Table, and_, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,6 +77,10 @@ STATUS_CALLBACKS = Counter(
     "Provider delivery-status callbacks, by status.",
     ["status"],
 )
+
+
+#: The outbox table, for Core statements on the hot path.
+OUTBOX = cast(Table, OutboundMessage.__table__)
 
 
 def utcnow() -> dt.datetime:
@@ -281,7 +285,7 @@ async def _fenced_update(db: Database, message_id: int, worker_id: str, **values
     """
     async with db.engine.begin() as connection:
         result = await connection.execute(
-            update(OutboundMessage.__table__)
+            update(OUTBOX)
             .where(
                 OutboundMessage.id == message_id,
                 OutboundMessage.claimed_by == worker_id,

@@ -175,6 +175,7 @@ class EmbeddedWorker:
             ),
             name="rabta-outbox-worker",
         )
+        self._task.add_done_callback(_report_crash)
 
     async def stop(self, grace: float = 30.0) -> None:
         """Finish the messages in flight, hand the rest of the batch back, and stop."""
@@ -189,3 +190,10 @@ class EmbeddedWorker:
             log.exception("embedded outbox worker ended with an error")
         finally:
             self._task = None
+
+
+def _report_crash(task: asyncio.Task[DeliveryReport]) -> None:
+    # A misconfiguration (say RABTA_OUTBOUND=twilio without TWILIO_FROM) ends the loop at once:
+    # say so now, not when the API shuts down.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the embedded outbox worker stopped", exc_info=task.exception())

@@ -42,16 +42,12 @@ async def list_payments(session: AsyncSession, *, cnic: str) -> list[Tranche]:
 def schedule_from(cnic: str, payments: list[Tranche], *, today: dt.date) -> PaymentSchedule:
     """Pick the tranche that matters now: the earliest whose window has not closed, else the
     latest; the rest (newest first) is history."""
-    upcoming = sorted(
-        (p for p in payments if p.window_end >= today), key=lambda p: p.window_start
-    )
+    upcoming = sorted((p for p in payments if p.window_end >= today), key=lambda p: p.window_start)
     current = upcoming[0] if upcoming else (payments[0] if payments else None)
     history = tuple(p for p in payments if p is not current)[:HISTORY]
     return PaymentSchedule(cnic_masked=mask_cnic(cnic), next=current, recent=history)
 
 
-async def payment_schedule(
-    session: AsyncSession, *, cnic: str, today: dt.date
-) -> PaymentSchedule:
+async def payment_schedule(session: AsyncSession, *, cnic: str, today: dt.date) -> PaymentSchedule:
     """The schedule for `cnic` as of `today`."""
     return schedule_from(cnic, await list_payments(session, cnic=cnic), today=today)

@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import time
 from bisect import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from random import Random
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.db import Database
 from api.registry import geography
-from api.registry.models import Base
+from api.registry.models import REGISTRY_TABLES, Base
 
 #: Dates are generated relative to this day, never to today, so a seed always gives the same rows.
 REFERENCE_DATE = dt.date(2026, 11, 23)
@@ -551,7 +551,7 @@ async def registry_is_empty(db: Database) -> bool:
 
 
 async def _is_empty(conn: AsyncConnection) -> bool:
-    for table in ("households", "persons", "enrollments", "payments"):
+    for table in REGISTRY_TABLES:
         row = (await conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1"))).first()  # noqa: S608
         if row is not None:
             return False
@@ -563,7 +563,7 @@ async def clear_registry(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
         await conn.execute(text("TRUNCATE payments, enrollments, persons, households"))
     else:
-        for table in ("payments", "enrollments", "persons", "households"):
+        for table in reversed(REGISTRY_TABLES):
             await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608
 
 
@@ -591,39 +591,42 @@ async def seed_registry(
                 "the registry already holds households; seed with replace to start afresh"
             )
         writer = _PostgresWriter(conn) if conn.dialect.name == "postgresql" else None
-        sizes = [
-            min(CHUNK_HOUSEHOLDS, households - start)
-            for start in range(0, households, CHUNK_HOUSEHOLDS)
-        ]
-        # The next chunk is generated in a worker thread while the database writes this one;
-        # chunks are still made one after another, so the rows do not depend on timing.
-        pending = (
-            asyncio.create_task(asyncio.to_thread(synthesiser.chunk, sizes[0])) if sizes else None
-        )
-        try:
-            for index, size in enumerate(sizes):
-                assert pending is not None
-                chunk = await pending
-                pending = None
-                if index + 1 < len(sizes):
-                    pending = asyncio.create_task(
-                        asyncio.to_thread(synthesiser.chunk, sizes[index + 1])
-                    )
-                for table, rows in chunk.tables():
-                    if not rows:
-                        continue
-                    if writer is not None:
-                        await writer.copy(table, rows)
-                    else:
-                        await _insert_many(conn, table, rows)
-                    setattr(report, table, getattr(report, table) + len(rows))
-                if progress is not None:
-                    progress(size)
-        finally:
-            if pending is not None:
-                pending.cancel()
+        async for chunk in _chunks(synthesiser, households):
+            for table, rows in chunk.tables():
+                if not rows:
+                    continue
+                if writer is not None:
+                    await writer.copy(table, rows)
+                else:
+                    await _insert_many(conn, table, rows)
+                setattr(report, table, getattr(report, table) + len(rows))
+            if progress is not None:
+                progress(len(chunk.households))
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _chunks(synthesiser: _Synthesiser, households: int) -> AsyncIterator[_Chunk]:
+    """Chunks of households in order, the next generated in a thread while this one is written.
+
+    Chunks are still made one after another from one random stream, so rows never depend on
+    timing.
+    """
+    sizes = [
+        min(CHUNK_HOUSEHOLDS, households - start)
+        for start in range(0, households, CHUNK_HOUSEHOLDS)
+    ]
+    if not sizes:
+        return
+    pending = asyncio.ensure_future(asyncio.to_thread(synthesiser.chunk, sizes[0]))
+    try:
+        for following in [*sizes[1:], 0]:
+            chunk = await pending
+            if following:
+                pending = asyncio.ensure_future(asyncio.to_thread(synthesiser.chunk, following))
+            yield chunk
+    finally:
+        pending.cancel()
 
 
 class _PostgresWriter:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from api.identity import normalise_text
+from api.identity import Cnic, InvalidCnic, normalise_text
 from bot.channels.base import Inbound, Reply
 from bot.dialogue import keywords
 from bot.dialogue.flows import (
@@ -55,9 +55,29 @@ INTENTS: dict[Intent, Handler] = {
 }
 
 
+#: Intents that read the registry: each counts against the sender's and the CNIC's limits.
+LOOKUPS = frozenset({Intent.CNIC, Intent.PAY, Intent.TRACK, Intent.COMPLAINT})
+
+
 async def idle(turn: Turn) -> list[Reply]:
-    handler = INTENTS.get(turn.command.intent, help.not_understood)
+    intent = turn.command.intent
+    if intent in LOOKUPS:
+        verdict = await turn.services.lookup_allowed(_cnic_in(turn.command.argument))
+        if not verdict.allowed:
+            turn.conversation.reset()
+            if not verdict.tell:
+                return []  # told once this window; every further SMS would cost money
+            minutes = max(1, -(-verdict.retry_after // 60))
+            return [Reply("errors/rate_limited", {"minutes": minutes})]
+    handler = INTENTS.get(intent, help.not_understood)
     return await handler(turn)
+
+
+def _cnic_in(text: str) -> str | None:
+    try:
+        return Cnic.parse(text).digits
+    except InvalidCnic:
+        return None
 
 
 StepHandler = Callable[[Turn], Awaitable[list[Reply] | None]]

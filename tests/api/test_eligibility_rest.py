@@ -55,3 +55,11 @@ async def test_health(client):
 async def test_openapi_is_served(client):
     spec = (await client.get("/openapi.json")).json()
     assert "/v1/eligibility/{cnic}" in spec["paths"]
+
+
+async def test_metrics_count_requests_by_route_not_by_cnic(client, registry):
+    await client.get("/v1/eligibility/3520212345671")
+    body = (await client.get("/metrics")).text
+    assert 'route="/v1/eligibility/{cnic}"' in body
+    assert "3520212345671" not in body
+    assert "rabta_http_request_seconds_bucket" in body

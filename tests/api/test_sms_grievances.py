@@ -119,8 +119,12 @@ async def test_status_change_reaches_the_owner_on_her_channel(client, app, regis
     runtime = app.state.runtime
     async with db.transaction() as session:
         await grievance_service.change_status(
-            session, ticket_id=ticket, to=Status.IN_PROGRESS, actor="agent1",
-            note="Tehsil office is checking with the retailer", sla_days={"other": 15},
+            session,
+            ticket_id=ticket,
+            to=Status.IN_PROGRESS,
+            actor="agent1",
+            note="Tehsil office is checking with the retailer",
+            sla_days={"other": 15},
             notify=owner_notifier(runtime, session),
         )
     async with db.sessions() as session:
@@ -141,12 +145,20 @@ async def test_update_outside_the_whatsapp_window_goes_by_sms(client, app, regis
     runtime = app.state.runtime
     async with db.transaction() as session:
         await grievance_service.change_status(
-            session, ticket_id=ticket, to=Status.RESOLVED, actor="agent1", note=None,
-            sla_days={"other": 15}, notify=owner_notifier(runtime, session),
+            session,
+            ticket_id=ticket,
+            to=Status.RESOLVED,
+            actor="agent1",
+            note=None,
+            sla_days={"other": 15},
+            notify=owner_notifier(runtime, session),
         )
     async with db.sessions() as session:
-        (message,) = list(await session.scalars(
-            select(OutboundMessage).where(OutboundMessage.kind == "grievance_update")))
+        (message,) = list(
+            await session.scalars(
+                select(OutboundMessage).where(OutboundMessage.kind == "grievance_update")
+            )
+        )
     assert message.channel == "sms" and message.to == ELIGIBLE_PHONE
 
 
@@ -167,9 +179,14 @@ async def test_rest_grievances(client, app, settings, registry):
 
     token = await login(client, app, settings, ELIGIBLE_WIFE, ELIGIBLE_PHONE)
     auth = {"Authorization": f"Bearer {token}"}
-    created = await client.post("/v1/me/grievances", headers=auth,
-                                json={"category": "payment_not_received",
-                                      "description": "Q4 payment not received at campsite"})
+    created = await client.post(
+        "/v1/me/grievances",
+        headers=auth,
+        json={
+            "category": "payment_not_received",
+            "description": "Q4 payment not received at campsite",
+        },
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     assert TICKET.fullmatch(body["ticket_id"])
@@ -181,8 +198,9 @@ async def test_rest_grievances(client, app, settings, registry):
     assert one.status_code == 200 and one.json()["ticket_id"] == body["ticket_id"]
     missing = await client.get("/v1/me/grievances/G-AAAAAA", headers=auth)
     assert missing.status_code == 404
-    bad = await client.post("/v1/me/grievances", headers=auth,
-                            json={"category": "nonsense", "description": "x"})
+    bad = await client.post(
+        "/v1/me/grievances", headers=auth, json={"category": "nonsense", "description": "x"}
+    )
     assert bad.status_code == 422
     unauthenticated = await client.get("/v1/me/grievances")
     assert unauthenticated.status_code == 401
@@ -193,6 +211,7 @@ async def test_someone_elses_ticket_is_not_found_over_rest(client, app, settings
 
     ticket = await file_as_wife(Chat(client, ELIGIBLE_PHONE))
     token = await login(client, app, settings, "4210198765433", NOT_ELIGIBLE_PHONE)
-    other = await client.get(f"/v1/me/grievances/{ticket}",
-                             headers={"Authorization": f"Bearer {token}"})
+    other = await client.get(
+        f"/v1/me/grievances/{ticket}", headers={"Authorization": f"Bearer {token}"}
+    )
     assert other.status_code == 404

@@ -125,9 +125,18 @@ async def test_pay_with_a_bad_cnic(client, registry):
 
 async def test_pay_for_a_person_without_a_mobile(client, db, registry):
     async with db.transaction() as session:
-        session.add(Person(cnic="3520299999994", household_id="HH-PB-0001",
-                           full_name="Razia Bibi", gender="F", birth_date=dt.date(1950, 1, 1),
-                           relation="mother", mobile=None, cnic_expiry=None))
+        session.add(
+            Person(
+                cnic="3520299999994",
+                household_id="HH-PB-0001",
+                full_name="Razia Bibi",
+                gender="F",
+                birth_date=dt.date(1950, 1, 1),
+                relation="mother",
+                mobile=None,
+                cnic_expiry=None,
+            )
+        )
     helper = Chat(client, HELPER_PHONE)
     await helper.send("LANG EN")
     assert "No mobile is registered" in await helper.send("PAY 3520299999994")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from api.payments.schemas import Tranche
 from api.programmes import get_programmes
 from bot.catalogs import check
 from bot.channels import CHANNELS
@@ -15,7 +16,6 @@ from bot.dialogue.keywords import KEYWORDS, Intent, parse
 from bot.i18n import LANGUAGES, detect_language, language_from_code
 from bot.render import TEMPLATES_DIR, Renderer
 from bot.segments import measure
-from api.payments.schemas import Tranche
 
 KEYWORD_CASES = [
     ("HELP", Intent.HELP),

@@ -90,7 +90,9 @@ async def test_decoy_request_looks_the_same_and_opens_nothing(otp, redis):
     assert len(decoy.request_id) == len(real.request_id)
     for code in ("000000", "123456", "999999"):
         assert (await otp.check(request_id=decoy.request_id, code=code)).outcome in (
-            CheckOutcome.WRONG, CheckOutcome.EXHAUSTED)
+            CheckOutcome.WRONG,
+            CheckOutcome.EXHAUSTED,
+        )
 
 
 @pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef", "۱۲۳۴۵۶", " 12 34 "])

@@ -63,8 +63,18 @@ async def test_otp_flow_gives_a_token_for_me(client, app, settings, registry):
     assert payments.status_code == 200
     rows = payments.json()["payments"]
     assert [p["payment_id"] for p in rows] == ["PAY-0002", "PAY-0001"]
-    assert set(rows[0]) == {"payment_id", "programme", "tranche", "amount_pkr", "window_start",
-                            "window_end", "mode", "place", "status", "reason"}
+    assert set(rows[0]) == {
+        "payment_id",
+        "programme",
+        "tranche",
+        "amount_pkr",
+        "window_start",
+        "window_end",
+        "mode",
+        "place",
+        "status",
+        "reason",
+    }
     assert rows[0]["amount_pkr"] == 13500 and rows[0]["mode"] == "campsite"
 
 
@@ -107,9 +117,11 @@ async def test_unknown_and_known_cnic_get_the_same_answer(client, app, settings,
     assert len(known.json()["request_id"]) == len(unknown.json()["request_id"])
     assert known.headers.keys() == unknown.headers.keys()
     wrong_known = await client.post(
-        "/v1/otp/verify", json={"request_id": known.json()["request_id"], "code": "000000"})
+        "/v1/otp/verify", json={"request_id": known.json()["request_id"], "code": "000000"}
+    )
     wrong_unknown = await client.post(
-        "/v1/otp/verify", json={"request_id": unknown.json()["request_id"], "code": "000000"})
+        "/v1/otp/verify", json={"request_id": unknown.json()["request_id"], "code": "000000"}
+    )
     assert wrong_known.status_code == wrong_unknown.status_code == 401
     assert wrong_known.json()["detail"] == wrong_unknown.json()["detail"]
 
@@ -140,8 +152,9 @@ async def test_wrong_codes_then_429(client, app, settings, registry):
     code = await code_for(app, settings, ELIGIBLE_PHONE)
     wrong = "000000" if code != "000000" else "111111"
     statuses = [
-        (await client.post("/v1/otp/verify", json={"request_id": request_id, "code": wrong}))
-        .status_code
+        (
+            await client.post("/v1/otp/verify", json={"request_id": request_id, "code": wrong})
+        ).status_code
         for _ in range(5)
     ]
     assert statuses == [401, 401, 401, 401, 429]
@@ -173,8 +186,9 @@ async def test_bad_otp_requests(client, registry, body, status):
 
 
 async def test_broken_json_and_wrong_content_type(client, registry):
-    broken = await client.post("/v1/otp", content=b"{not json",
-                               headers={"content-type": "application/json"})
+    broken = await client.post(
+        "/v1/otp", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert broken.status_code == 422
     form = await client.post("/v1/otp", data={"cnic": ELIGIBLE})
     assert form.status_code == 415

@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from api.db import Database, is_postgres
+from api.db import Database
 from api.outbox.senders import ConsoleSender, PermanentSendError, RetryableSendError
 from api.outbox.service import (
     MAX_ATTEMPTS,
@@ -326,7 +326,7 @@ async def test_whatsapp_to_an_unknown_contact_needs_a_template(db, sender, sende
 
 async def test_whatsapp_outside_the_window_with_template_is_sent_as_template(db, sender, senders):
     await add_contact(db, channel="whatsapp", last_inbound_at=T0 - dt.timedelta(days=3))
-    [message_id] = await add(
+    await add(
         db, channel="whatsapp", template="HX" + "a" * 32, template_variables={"1": "G-7K3M9Q"}
     )
     report = await deliver_due(db, senders, worker_id="w1", now=T0)
@@ -397,9 +397,9 @@ async def test_stopping_hands_unsent_messages_back(db, sender, senders):
         assert (stored.status, stored.attempts, stored.locked_until) == ("pending", 0, None)
 
 
-async def test_two_workers_on_postgresql_never_send_one_message_twice(db, settings):
-    if not is_postgres(db.engine):
-        pytest.skip("concurrent workers need PostgreSQL (SKIP LOCKED); SQLite serves one process")
+async def test_two_workers_never_send_one_message_twice(db, settings):
+    """Two workers with their own pools: SKIP LOCKED on PostgreSQL, and on SQLite the claim is
+    one UPDATE … RETURNING under the database write lock."""
     from tests.outbox.conftest import RecordingSender
 
     total = 500

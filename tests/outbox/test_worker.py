@@ -28,7 +28,7 @@ async def add(db, n: int, **fields) -> None:
 async def statuses(db) -> list[str]:
     async with db.sessions() as session:
         return list(
-            (await session.scalars(select(OutboundMessage.status).order_by(OutboundMessage.id)))
+            await session.scalars(select(OutboundMessage.status).order_by(OutboundMessage.id))
         )
 
 

@@ -1,16 +1,16 @@
 """Grievances (SPEC §5.3): file one, follow it. Only the verified person files and sees them.
 
-    COMPLAINT [text] ─┬─ person known ──────────────────┐
-                      ├─ phone shared ─► CHOOSE_PERSON ──┤
-                      └─ unknown ─► GRIEVANCE_CNIC ─► code ─► (verified) ┤
-                                                                      ▼
-        GRIEVANCE_CATEGORY ─ 1..6 ─► (text given? ─no─► GRIEVANCE_DESCRIPTION) ─► GRIEVANCE_CONFIRM
-                                                                      ─ 1 ─► filed (ticket id)
-                                                                      ─ 2 ─► cancelled
-    TRACK <ticket> ─┬─ owner verified ─► status
-                    ├─ not a ticket / not found ─► grievance/not_found
-                    └─ else: code to the owner's registered mobile ─► status
-    TRACK ─► the verified person's grievances
+COMPLAINT [text] ─┬─ person known ──────────────────┐
+                  ├─ phone shared ─► CHOOSE_PERSON ──┤
+                  └─ unknown ─► GRIEVANCE_CNIC ─► code ─► (verified) ┤
+                                                                  ▼
+    GRIEVANCE_CATEGORY ─ 1..6 ─► (text given? ─no─► GRIEVANCE_DESCRIPTION) ─► GRIEVANCE_CONFIRM
+                                                                  ─ 1 ─► filed (ticket id)
+                                                                  ─ 2 ─► cancelled
+TRACK <ticket> ─┬─ owner verified ─► status
+                ├─ not a ticket / not found ─► grievance/not_found
+                └─ else: code to the owner's registered mobile ─► status
+TRACK ─► the verified person's grievances
 """
 
 from __future__ import annotations
@@ -56,8 +56,7 @@ async def complaint(turn: Turn) -> list[Reply]:
         ]
         conversation.options = [o.reply for o in options]
         return [
-            Reply("verify/choose_person", {"cnics": [mask_cnic(c) for c in cnics]},
-                  options=options)
+            Reply("verify/choose_person", {"cnics": [mask_cnic(c) for c in cnics]}, options=options)
         ]
     conversation.step = Step.GRIEVANCE_CNIC
     return [Reply("grievance/ask_cnic", ask_contact=True)]
@@ -95,9 +94,11 @@ def ask_category(turn: Turn, cnic: Cnic, text: str) -> list[Reply]:
 async def answer_category(turn: Turn) -> list[Reply] | None:
     command = turn.command
     if command.intent is not Intent.NUMBER:
-        return None if command.intent not in (Intent.UNKNOWN, Intent.EMPTY) else [
-            Reply("grievance/ask_category_again")
-        ]
+        return (
+            None
+            if command.intent not in (Intent.UNKNOWN, Intent.EMPTY)
+            else [Reply("grievance/ask_category_again")]
+        )
     index = int(command.argument) - 1
     if not 0 <= index < len(CATEGORIES):
         return [Reply("grievance/ask_category_again")]
@@ -130,8 +131,10 @@ def ask_confirmation(turn: Turn) -> list[Reply]:
         Reply(
             "grievance/confirm",
             {"category": data["category"], "description": _preview(str(data["description"]))},
-            options=[Option(reply="1", label="grievance/confirm_yes"),
-                     Option(reply="2", label="grievance/confirm_no")],
+            options=[
+                Option(reply="1", label="grievance/confirm_yes"),
+                Option(reply="2", label="grievance/confirm_no"),
+            ],
         )
     ]
 
@@ -139,9 +142,11 @@ def ask_confirmation(turn: Turn) -> list[Reply]:
 async def answer_confirmation(turn: Turn) -> list[Reply] | None:
     command = turn.command
     if command.intent is not Intent.NUMBER or command.argument not in ("1", "2"):
-        return None if command.intent not in (Intent.UNKNOWN, Intent.NUMBER) else [
-            Reply("grievance/confirm_again")
-        ]
+        return (
+            None
+            if command.intent not in (Intent.UNKNOWN, Intent.NUMBER)
+            else [Reply("grievance/confirm_again")]
+        )
     data = dict(turn.conversation.data)
     turn.conversation.reset()
     if command.argument == "2":
@@ -152,8 +157,16 @@ async def answer_confirmation(turn: Turn) -> list[Reply] | None:
         description=str(data["description"]),
         language=turn.language,
     )
-    return [Reply("grievance/filed", {"ticket": filed.ticket_id, "due": filed.due_at.date(),
-                                      "category": filed.category.value})]
+    return [
+        Reply(
+            "grievance/filed",
+            {
+                "ticket": filed.ticket_id,
+                "due": filed.due_at.date(),
+                "category": filed.category.value,
+            },
+        )
+    ]
 
 
 async def track(turn: Turn) -> list[Reply]:

@@ -1,12 +1,12 @@
 """Payment schedule, for the verified person only (SPEC §3, §5.2).
 
-    PAY <CNIC> ─┬─ verified, or texting from its registered mobile ──────► payments/schedule
-                ├─ not in the registry ──────────────────────────────────► eligibility/not_found
-                └─ else: code to the registered mobile ─► AWAIT_CODE ─ right code ─► schedule
-    PAY ────────┬─ conversation verified ───────────────────────────────► schedule
-                ├─ phone registered for one person ─────────────────────► schedule
-                ├─ phone shared by several ─► CHOOSE_PERSON ─ 1..n ─────► PAY <CNIC>
-                └─ phone unknown ───────────────────────────────────────► payments/ask_cnic
+PAY <CNIC> ─┬─ verified, or texting from its registered mobile ──────► payments/schedule
+            ├─ not in the registry ──────────────────────────────────► eligibility/not_found
+            └─ else: code to the registered mobile ─► AWAIT_CODE ─ right code ─► schedule
+PAY ────────┬─ conversation verified ───────────────────────────────► schedule
+            ├─ phone registered for one person ─────────────────────► schedule
+            ├─ phone shared by several ─► CHOOSE_PERSON ─ 1..n ─────► PAY <CNIC>
+            └─ phone unknown ───────────────────────────────────────► payments/ask_cnic
 """
 
 from __future__ import annotations

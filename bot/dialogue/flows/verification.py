@@ -37,8 +37,11 @@ async def start(turn: Turn, cnic: Cnic, *, then: str) -> list[Reply]:
         return [
             Reply(
                 "verify/code_sent",
-                {"cnic": cnic.masked, "mobile": sent.mobile_masked,
-                 "minutes": turn.policy.code_minutes},
+                {
+                    "cnic": cnic.masked,
+                    "mobile": sent.mobile_masked,
+                    "minutes": turn.policy.code_minutes,
+                },
                 # On Telegram, sharing the registered phone's own contact card verifies too.
                 ask_contact=True,
             )
@@ -78,7 +81,9 @@ async def enter_code(turn: Turn) -> list[Reply] | None:
     return await _continue(turn, Cnic(checked.cnic), then, pending)
 
 
-async def _continue(turn: Turn, cnic: Cnic, then: object, pending: dict[str, object]) -> list[Reply]:
+async def _continue(
+    turn: Turn, cnic: Cnic, then: object, pending: dict[str, object]
+) -> list[Reply]:
     # Imported here: those flows themselves start verification.
     from bot.dialogue.flows import grievance, payments
 

@@ -1,0 +1,97 @@
+"""Prometheus metrics (`GET /metrics`): requests and latency per route, messages per channel,
+language and intent, grievances filed; the rate limiter and the outbox count their own.
+
+With several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR to a shared empty folder so
+`/metrics` adds up every worker (prometheus-client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from fastapi import APIRouter, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter(
+    "rabta_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "rabta_http_request_seconds",
+    "HTTP request latency by route.",
+    ["route"],
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+MESSAGES = Counter(
+    "rabta_messages_total",
+    "Inbound messages answered, by channel, language and intent.",
+    ["channel", "language", "intent"],
+)
+REPLAYS = Counter("rabta_message_replays_total", "Replayed inbound messages.", ["channel"])
+SMS_SEGMENTS = Counter(
+    "rabta_sms_reply_segments_total", "SMS segments of replies, by encoding.", ["encoding"]
+)
+GRIEVANCES = Counter(
+    "rabta_grievances_filed_total",
+    "Grievances filed, by category and channel.",
+    ["category", "channel"],
+)
+
+router = APIRouter(tags=["operations"])
+
+
+def _registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return DEFAULT_REGISTRY
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetrics:
+    """Counts every request by its route template (never the raw path: it may hold a CNIC)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            route = _route_of(scope)
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
+def _route_of(scope: Scope) -> str:
+    # The router records the matched route in the scope as the request goes through it.
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(path) if path else "unmatched"
