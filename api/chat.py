@@ -47,6 +47,11 @@ def twilio_form(*, channel: str, phone: str, body: str, sid: str) -> dict[str, s
 
 async def run_chat(*, channel: str, phone: str, console: Console) -> int:
     """Read lines from the terminal, post each as an inbound message, print the reply."""
+    if channel == "telegram":
+        # Update JSON to the real Telegram webhook; replies land in a local fake Bot API.
+        from api.telegram_cli import run_telegram_chat
+
+        return await run_telegram_chat(phone=phone, console=console)
     settings = get_settings()
     try:
         phone = normalise_phone(phone)

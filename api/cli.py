@@ -112,14 +112,14 @@ async def _prepare_demo(host: str, port: int) -> None:
 
 @app.command()
 def chat(
-    channel: Annotated[str, typer.Option(help="sms or whatsapp")] = "sms",
+    channel: Annotated[str, typer.Option(help="sms, whatsapp or telegram")] = "sms",
     phone: Annotated[str, typer.Option(help="The phone you are texting from.")] = "+923001234567",
 ) -> None:
     """Talk to the bot in a terminal, through the same webhook a real gateway calls."""
     from api.chat import run_chat
 
-    if channel not in ("sms", "whatsapp"):
-        err.print(f"[red]Unknown channel {channel!r}[/red]: use sms or whatsapp.")
+    if channel not in ("sms", "whatsapp", "telegram"):
+        err.print(f"[red]Unknown channel {channel!r}[/red]: use sms, whatsapp or telegram.")
         raise typer.Exit(2)
     _settings_or_exit()
     logging.disable(logging.INFO)
@@ -138,8 +138,23 @@ def _mount_partner() -> None:
     app.add_typer(partner_app, name="partner")
 
 
+def _mount_telegram() -> None:
+    from api.telegram_cli import telegram_app
+
+    app.add_typer(telegram_app, name="telegram")
+
+
+def _mount_outbox() -> None:
+    from api.outbox.cli import outbox_app, worker
+
+    app.command("worker")(worker)
+    app.add_typer(outbox_app, name="outbox")
+
+
 _mount_registry()
 _mount_partner()
+_mount_outbox()
+_mount_telegram()
 
 
 def main() -> None:

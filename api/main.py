@@ -3,6 +3,7 @@ engines and Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,14 +12,17 @@ from fastapi import Depends, FastAPI
 from api import health, metrics, problems
 from api.eligibility import routes as eligibility_routes
 from api.grievances import routes as grievance_routes
+from api.grievances.escalation import run_escalations
 from api.logs import install_masking
 from api.me import routes as me_routes
 from api.middleware import BodySizeLimit, JsonBodiesOnly
 from api.otp import routes as otp_routes
+from api.outbox import routes as outbox_routes
+from api.outbox.worker import EmbeddedWorker
 from api.ratelimit.http import limit_request
 from api.runtime import Runtime
 from api.settings import Settings, get_settings
-from api.webhooks import twilio
+from api.webhooks import telegram, twilio
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,9 +35,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime.create(settings)
         app.state.runtime = runtime
         app.state.rate_limiter = runtime.rate_limiter
+        # One PTB Application per process when a bot token is set; start-up survives an
+        # unreachable Telegram (the webhook retries then).
+        app.state.telegram = await telegram.start_telegram(runtime)
+        # `make run` has no separate `rabta worker`: deliver the outbox from the API process.
+        worker = EmbeddedWorker(settings, db=runtime.db) if settings.run_embedded_worker else None
+        stop = asyncio.Event()
+        escalations = None
+        if worker:
+            worker.start()
+            escalations = asyncio.create_task(run_escalations(runtime, stop=stop))
         try:
             yield
         finally:
+            stop.set()
+            if escalations:
+                await escalations
+            if worker:
+                await worker.stop()
+            await telegram.stop_telegram(app.state.telegram)
             await runtime.close()
 
     app = FastAPI(
@@ -57,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(me_routes.router, dependencies=limited)
     app.include_router(grievance_routes.router, dependencies=limited)
     app.include_router(twilio.router)
+    app.include_router(outbox_routes.router)
+    app.include_router(telegram.router)
     return app
 
 

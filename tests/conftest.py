@@ -55,6 +55,8 @@ def settings(
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RABTA_CONSOLE_OUTBOX", str(tmp_path / "outbox.jsonl"))
+    # Tests deliver the outbox themselves, when they choose to.
+    monkeypatch.setenv("RABTA_EMBEDDED_WORKER", "false")
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()

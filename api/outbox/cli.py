@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from api.outbox.service import DeliveryReport
 
 console = Console()
 err = Console(stderr=True)
@@ -45,12 +48,11 @@ def worker(
 ) -> None:
     """Deliver the outbox (SMS, WhatsApp, Telegram) with retries, until SIGTERM or Ctrl-C."""
     from api.logs import configure_logging
-    from api.outbox.worker import run_worker
 
     settings = _settings()
     configure_logging(json_lines=settings.is_production)
     report = asyncio.run(
-        run_worker(
+        _work(
             settings,
             worker_id=worker_id,
             poll_interval=poll_interval,
@@ -63,6 +65,29 @@ def worker(
         f"Outbox: {report.sent} sent, {report.retried} to retry, {report.failed} failed, "
         f"{report.suppressed} suppressed (opted out)."
     )
+
+
+async def _work(settings: Settings, *, once: bool, **options: Any) -> DeliveryReport:
+    """Deliver the outbox and, beside it, escalate grievances past their SLA."""
+    from api.grievances.escalation import escalate_once, run_escalations
+    from api.outbox.worker import run_worker
+    from api.runtime import Runtime
+
+    runtime = Runtime.create(settings)
+    try:
+        if once:
+            await escalate_once(runtime)
+            return await run_worker(settings, db=runtime.db, once=True, **options)
+        stop = asyncio.Event()
+        escalations = asyncio.create_task(run_escalations(runtime, stop=stop))
+        try:
+            # run_worker installs the SIGTERM/SIGINT handlers and returns when they fire.
+            return await run_worker(settings, db=runtime.db, **options)
+        finally:
+            stop.set()
+            await escalations
+    finally:
+        await runtime.close()
 
 
 @outbox_app.command("stats")

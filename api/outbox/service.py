@@ -84,6 +84,7 @@ OUTBOX = cast(Table, OutboundMessage.__table__)
 
 
 def utcnow() -> dt.datetime:
+    """Now, in UTC."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -241,6 +242,7 @@ class DeliveryReport:
         return self
 
     def record(self, message_id: int, outcome: str) -> None:
+        """Count one message's outcome (sent, retried, failed, suppressed, released, lost)."""
         self.outcomes[message_id] = outcome
         setattr(self, outcome, getattr(self, outcome) + 1)
 

@@ -17,7 +17,6 @@ from rich.progress import (
     ProgressColumn,
     Task,
     TaskID,
-    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -60,16 +59,21 @@ class _RateColumn(ProgressColumn):
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description:<22}"),
-        BarColumn(),
+        TextColumn("[bold]{task.description:<21}"),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
-        TaskProgressColumn(),
         _RateColumn(),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=err,
     )
+
+
+def _advance(bar: Progress, task: TaskID, rows: int) -> None:
+    # Tasks are created stopped so that a step's elapsed time and rate start with its work.
+    bar.start_task(task)
+    bar.advance(task, rows)
 
 
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:
@@ -159,10 +163,10 @@ def import_command(
                 if path.is_file():
                     total = await count_lines(path)
                     for step in (read_step(spec.filename), write_step(spec.filename)):
-                        tasks[step] = bar.add_task(step, total=total)
+                        tasks[step] = bar.add_task(step, total=total, start=False)
                         totals[step] = total
             report = await import_registry(
-                db, directory, progress=lambda step, n: bar.advance(tasks[step], n)
+                db, directory, progress=lambda step, n: _advance(bar, tasks[step], n)
             )
             # Repeated keys and multi-line fields make the line count an estimate.
             for step, task in tasks.items():
@@ -182,9 +186,12 @@ def export_command(
 
     async def work(db: Database) -> None:
         with _progress() as bar:
-            tasks = {spec.filename: bar.add_task(spec.filename, total=None) for spec in FILES}
+            tasks = {
+                spec.filename: bar.add_task(spec.filename, total=None, start=False)
+                for spec in FILES
+            }
             report = await export_registry(
-                db, directory, progress=lambda name, n: bar.advance(tasks[name], n)
+                db, directory, progress=lambda name, n: _advance(bar, tasks[name], n)
             )
             for name, task in tasks.items():
                 bar.update(task, total=report.rows.get(name, 0), completed=report.rows[name])

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.db import Database
 from api.identity import Cnic, InvalidCnic, InvalidPhone, normalise_phone
 from api.registry.models import Base
-from api.registry.seed import driver_connection
+from api.registry.seed import analyze_registry, driver_connection
 
 #: Rows validated and written per round trip; a 10-million-row file never sits in memory.
 CHUNK_ROWS = 20_000
@@ -391,6 +391,7 @@ async def import_registry(
         else:
             for spec, path in present:
                 report.rows[spec.filename] = await _load_sqlite(conn, spec, path, report_progress)
+    await analyze_registry(db)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.db import Database
+from api.db import Database, is_postgres
 from api.registry import geography
 from api.registry.models import REGISTRY_TABLES, Base
 
@@ -602,8 +602,16 @@ async def seed_registry(
                 setattr(report, table, getattr(report, table) + len(rows))
             if progress is not None:
                 progress(len(chunk.households))
+    await analyze_registry(db)
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def analyze_registry(db: Database) -> None:
+    """Refresh PostgreSQL's statistics after a bulk load, so the first queries plan well."""
+    if is_postgres(db.engine):
+        async with db.engine.begin() as conn:
+            await conn.execute(text(f"ANALYZE {', '.join(REGISTRY_TABLES)}"))
 
 
 async def _chunks(synthesiser: _Synthesiser, households: int) -> AsyncIterator[_Chunk]:
@@ -660,24 +668,25 @@ async def _insert_many(conn: AsyncConnection, table: str, rows: Sequence[tuple[A
     )
 
 
+# Driven from households in key order, so each query stops after a few rows at any size.
 _SAMPLE_QUERIES: dict[str, str] = {
     "eligible": """
-        SELECT p.cnic, p.full_name, p.mobile FROM persons p
-        JOIN households h ON h.household_id = p.household_id
-        JOIN enrollments e ON e.cnic = p.cnic AND e.programme = 'kafaalat'
-            AND e.status = 'active'
+        SELECT p.cnic, p.full_name, p.mobile FROM households h
+        JOIN persons p ON p.household_id = h.household_id
         WHERE h.status = 'active' AND h.pmt_score <= :cutoff AND p.mobile IS NOT NULL
-        ORDER BY p.cnic LIMIT :limit""",
+        AND EXISTS (SELECT 1 FROM enrollments e WHERE e.cnic = p.cnic
+                    AND e.programme = 'kafaalat' AND e.status = 'active')
+        ORDER BY h.household_id, p.cnic LIMIT :limit""",
     "not_eligible": """
-        SELECT p.cnic, p.full_name, p.mobile FROM persons p
-        JOIN households h ON h.household_id = p.household_id
+        SELECT p.cnic, p.full_name, p.mobile FROM households h
+        JOIN persons p ON p.household_id = h.household_id
         WHERE h.status = 'active' AND h.pmt_score > :cutoff AND p.mobile IS NOT NULL
-        ORDER BY p.cnic LIMIT :limit""",
+        ORDER BY h.household_id, p.cnic LIMIT :limit""",
     "under_review": """
-        SELECT p.cnic, p.full_name, p.mobile FROM persons p
-        JOIN households h ON h.household_id = p.household_id
+        SELECT p.cnic, p.full_name, p.mobile FROM households h
+        JOIN persons p ON p.household_id = h.household_id
         WHERE h.status = 'under_review' AND p.mobile IS NOT NULL
-        ORDER BY p.cnic LIMIT :limit""",
+        ORDER BY h.household_id, p.cnic LIMIT :limit""",
 }
 
 

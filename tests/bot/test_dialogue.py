@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
 
-from api.payments.schemas import Tranche
 from api.programmes import get_programmes
 from bot.catalogs import check
 from bot.channels import CHANNELS
 from bot.dialogue.keywords import KEYWORDS, Intent, parse
 from bot.i18n import LANGUAGES, detect_language, language_from_code
+from bot.i18n_report import (
+    LATIN_LANGUAGES,
+    SMS_MESSAGES,
+    WORST_CASE_CONTEXT,
+    render_worst_case,
+    sms_budget,
+)
 from bot.render import TEMPLATES_DIR, Renderer
 from bot.segments import measure
 
@@ -111,44 +116,6 @@ def test_catalogs_are_complete_with_identical_placeholders():
 
 # -- every template, every language, every channel ---------------------------------------------
 
-PLACE_60 = "Government Girls Higher Secondary School No. 2, Kot Addu Road"
-
-
-def tranche(name: str, status: str, *, reason: str | None = None) -> Tranche:
-    return Tranche(
-        payment_id=f"PAY-{name}",
-        programme="taleemi_wazaif",
-        tranche=name,
-        amount_pkr=999_999,
-        window_start=dt.date(2026, 9, 28),
-        window_end=dt.date(2026, 12, 31),
-        mode="retailer",
-        place=PLACE_60,
-        status=status,
-        reason=reason,
-    )
-
-
-#: The longest values each template can meet: 60-character places, the largest amounts, the
-#: longest reasons and programme names, three earlier tranches.
-WORST_CASE_CONTEXT = {
-    "cnic": "35202-*******-1",
-    "mobile": "+92300****567",
-    "cnics": ["35202-*******-1", "35202-*******-2", "35202-*******-3", "35202-*******-4"],
-    "language_code": "pa_Arab",
-    "code": "123456",
-    "minutes": 5,
-    "seconds": 59,
-    "tries_left": 4,
-    "next": tranche("2026-Q4", "withheld", reason="biometric verification failed"),
-    "recent": [
-        tranche("2026-Q3", "collected"),
-        tranche("2026-Q2", "failed"),
-        tranche("2026-Q1", "collected"),
-    ],
-}
-
-
 def all_templates() -> list[str]:
     root = TEMPLATES_DIR / "messages"
     names = set()
@@ -184,31 +151,16 @@ def test_every_template_renders(renderer, language, channel):
 #: Templates with no prose: language names in their own script, bare CNICs as button labels.
 UNTRANSLATED = {"language/name", "verify/person_option"}
 
-#: SPEC §2: answers, help, prompts and confirmations: one segment in Latin script, two in Arabic.
-SMS_ONE_SEGMENT = [
-    "eligibility/eligible", "eligibility/not_eligible", "eligibility/not_found",
-    "eligibility/under_review", "errors/not_cnic", "errors/try_later", "errors/rate_limited",
-    "help/menu", "help/not_understood", "language/changed", "language/menu",
-    "payments/none", "payments/ask_cnic", "verify/code_sent", "verify/wait", "verify/too_many",
-    "verify/no_mobile", "verify/choose_person", "verify/wrong", "verify/exhausted",
-    "verify/expired", "verify/verified", "otp/code",
-]
-#: Payment schedules and grievance statuses: two segments in Latin script, three in Arabic.
-SMS_TWO_SEGMENTS = ["payments/schedule"]
-
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize(
-    ("name", "latin_budget"),
-    [(n, 1) for n in SMS_ONE_SEGMENT] + [(n, 2) for n in SMS_TWO_SEGMENTS],
-)
-def test_sms_budget(renderer, language, name, latin_budget):
+@pytest.mark.parametrize("name", SMS_MESSAGES)
+def test_sms_budget(renderer, language, name):
     """Every SMS message, with worst-case data, within its segment budget (SPEC §2)."""
-    text = renderer.render_text(name, WORST_CASE_CONTEXT, language=language, channel="sms")
+    text = render_worst_case(renderer, name, language)
     cost = measure(text)
-    budget = latin_budget if language in ("en", "ur_Latn") else latin_budget + 1
+    budget = sms_budget(name, language)
     assert cost.segments <= budget, f"{name} [{language}] {cost}: {text}"
-    if language in ("en", "ur_Latn"):
+    if language in LATIN_LANGUAGES:
         assert cost.encoding == "GSM-7", f"{name} [{language}] is not GSM-7: {text!r}"
 
 

@@ -1,0 +1,227 @@
+"""Who may see a caller's record, and for how long (SPEC §3 applied to the console).
+
+    search CNIC ──▶ lookup (coarse status only)
+        ├─ send code ──▶ caller reads it back ──▶ verified ───────────────┐
+        ├─ agent asks ──▶ supervisor approves (with the agent's reason) ───┼─▶ grant: this agent,
+        └─ supervisor/admin overrides directly, with a reason ─────────────┘   this CNIC, 30 min
+
+A *lookup* is one call: the CNIC an agent searched, kept on the server under a random id so the
+CNIC never travels in a URL (browser history, proxy logs, Referer). A *grant* lets one agent see
+one CNIC's details until it expires. All of it lives in Redis and expires by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from api.settings import Settings
+
+PREFIX = "rabta:agent"
+#: How long an agent may see a record once the caller is verified or an override approved.
+GRANT_SECONDS = 30 * 60
+#: How long a lookup (one call) stays open.
+LOOKUP_SECONDS = 2 * 60 * 60
+#: How long a request for a supervisor's approval waits.
+OVERRIDE_REQUEST_SECONDS = 60 * 60
+
+
+class AccessUnavailable(Exception):
+    """Redis cannot be reached: no record opens (fail closed)."""
+
+
+@dataclass
+class Lookup:
+    """One caller's CNIC as one agent searched it."""
+
+    id: str
+    agent: str
+    cnic: str
+    created_at: float
+    #: The OTP request of the code sent to the registered mobile, and where it went (masked).
+    code_request_id: str | None = None
+    code_sent_to: str | None = None
+    override_request_id: str | None = None
+    #: A supervisor turned the override request down: who, shown to the agent.
+    override_denied_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Why and until when an agent may see a CNIC's record."""
+
+    agent: str
+    basis: str  # "otp" or "override"
+    reason: str
+    approved_by: str | None
+    granted_at: float
+    expires_at: float
+
+    @property
+    def seconds_left(self) -> int:
+        return max(0, int(self.expires_at - time.time()))
+
+    def audit_reason(self) -> str:
+        """How the audit log explains a view under this grant."""
+        if self.basis == "otp":
+            return "caller verified by code"
+        by = f" (approved by {self.approved_by})" if self.approved_by else ""
+        return f"override{by}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class OverrideRequest:
+    """An agent's request to open a record without the caller's code."""
+
+    id: str
+    agent: str
+    cnic: str
+    cnic_masked: str
+    reason: str
+    lookup_id: str
+    requested_at: float = field(default_factory=time.time)
+
+
+class CallerAccess:
+    """Lookups, grants and override requests, in Redis."""
+
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._key = hashlib.sha256(b"rabta-agent-access:" + settings.secret_key.encode()).digest()
+
+    def _who(self, agent: str, cnic: str) -> str:
+        # A keyed hash, not the CNIC, names the key: Redis key names show up in monitoring.
+        return hmac.new(self._key, f"{agent}\x00{cnic}".encode(), hashlib.sha256).hexdigest()[:40]
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    async def open_lookup(self, *, agent: str, cnic: str) -> Lookup:
+        lookup = Lookup(id=secrets.token_urlsafe(16), agent=agent, cnic=cnic, created_at=time.time())
+        await self._set(f"{PREFIX}:lookup:{lookup.id}", asdict(lookup), LOOKUP_SECONDS)
+        return lookup
+
+    async def get_lookup(self, lookup_id: str, *, agent: str) -> Lookup | None:
+        """The lookup if it is this agent's and still open (another agent's is not found)."""
+        if not lookup_id or len(lookup_id) > 64:
+            return None
+        data = await self._get(f"{PREFIX}:lookup:{lookup_id}")
+        if data is None or data.get("agent") != agent:
+            return None
+        return Lookup(**data)
+
+    async def save_lookup(self, lookup: Lookup) -> None:
+        await self._set(f"{PREFIX}:lookup:{lookup.id}", asdict(lookup), None)
+
+    # -- grants ------------------------------------------------------------------------------
+
+    async def grant(
+        self, *, agent: str, cnic: str, basis: str, reason: str, approved_by: str | None = None
+    ) -> Grant:
+        now = time.time()
+        grant = Grant(agent, basis, reason, approved_by, now, now + GRANT_SECONDS)
+        await self._set(f"{PREFIX}:grant:{self._who(agent, cnic)}", asdict(grant), GRANT_SECONDS)
+        return grant
+
+    async def grant_for(self, *, agent: str, cnic: str) -> Grant | None:
+        """This agent's live grant for this CNIC, if any."""
+        data = await self._get(f"{PREFIX}:grant:{self._who(agent, cnic)}")
+        if data is None or data.get("expires_at", 0) <= time.time():
+            return None
+        return Grant(**data)
+
+    async def revoke(self, *, agent: str, cnic: str) -> None:
+        try:
+            await self._redis.delete(f"{PREFIX}:grant:{self._who(agent, cnic)}")
+        except RedisError as exc:
+            raise AccessUnavailable from exc
+
+    # -- override requests -------------------------------------------------------------------
+
+    async def request_override(
+        self, lookup: Lookup, *, reason: str, cnic_masked: str
+    ) -> OverrideRequest:
+        request = OverrideRequest(
+            id=secrets.token_urlsafe(12),
+            agent=lookup.agent,
+            cnic=lookup.cnic,
+            cnic_masked=cnic_masked,
+            reason=reason,
+            lookup_id=lookup.id,
+        )
+        await self._set(
+            f"{PREFIX}:override:{request.id}", asdict(request), OVERRIDE_REQUEST_SECONDS
+        )
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(f"{PREFIX}:overrides", {request.id: request.requested_at})
+                pipe.zremrangebyscore(
+                    f"{PREFIX}:overrides", 0, time.time() - OVERRIDE_REQUEST_SECONDS
+                )
+                await pipe.execute()
+        except RedisError as exc:
+            raise AccessUnavailable from exc
+        lookup.override_request_id = request.id
+        lookup.override_denied_by = None
+        await self.save_lookup(lookup)
+        return request
+
+    async def pending_overrides(self) -> list[OverrideRequest]:
+        """Requests waiting for a supervisor, oldest first."""
+        try:
+            await self._redis.zremrangebyscore(
+                f"{PREFIX}:overrides", 0, time.time() - OVERRIDE_REQUEST_SECONDS
+            )
+            ids = await self._redis.zrange(f"{PREFIX}:overrides", 0, 199)
+        except RedisError as exc:
+            raise AccessUnavailable from exc
+        requests = []
+        for request_id in ids:
+            data = await self._get(f"{PREFIX}:override:{request_id}")
+            if data is not None:
+                requests.append(OverrideRequest(**data))
+        return requests
+
+    async def get_override(self, request_id: str) -> OverrideRequest | None:
+        data = await self._get(f"{PREFIX}:override:{request_id}") if request_id else None
+        return OverrideRequest(**data) if data else None
+
+    async def take_override(self, request_id: str) -> OverrideRequest | None:
+        """Remove a pending request and return it; None if another supervisor was first."""
+        if not request_id or len(request_id) > 64:
+            return None
+        try:
+            raw = await self._redis.getdel(f"{PREFIX}:override:{request_id}")
+            await self._redis.zrem(f"{PREFIX}:overrides", request_id)
+        except RedisError as exc:
+            raise AccessUnavailable from exc
+        return OverrideRequest(**json.loads(raw)) if raw else None
+
+    # -- storage -----------------------------------------------------------------------------
+
+    async def _set(self, key: str, value: dict[str, object], ttl: int | None) -> None:
+        payload = json.dumps(value, ensure_ascii=False)
+        try:
+            if ttl is None:
+                await self._redis.set(key, payload, keepttl=True)
+            else:
+                await self._redis.set(key, payload, ex=ttl)
+        except RedisError as exc:
+            raise AccessUnavailable from exc
+
+    async def _get(self, key: str) -> dict[str, Any] | None:
+        try:
+            raw = await self._redis.get(key)
+        except RedisError as exc:
+            raise AccessUnavailable from exc
+        if not raw:
+            return None
+        data: dict[str, Any] = json.loads(raw)
+        return data

@@ -1,0 +1,104 @@
+"""The console's dependency aliases: who is signed in, what their role allows, CSRF checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.agent import csrf, repository
+from api.agent.access import CallerAccess
+from api.agent.errors import ConsoleError, LoginRequired
+from api.agent.i18n import N_
+from api.agent.schemas import Role
+from api.agent.sessions import ConsoleSession, SessionStore, cookie_name
+from api.deps import RuntimeDep, SettingsDep, get_session
+
+#: A session on the primary that commits *before* the response is sent ("function" scope), so
+#: the page a redirect leads to always sees what the form changed.
+ConsoleDbDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_sessions(runtime: RuntimeDep) -> SessionStore:
+    return SessionStore(runtime.redis)
+
+
+def get_access(runtime: RuntimeDep) -> CallerAccess:
+    return CallerAccess(runtime.redis, runtime.settings)
+
+
+SessionsDep = Annotated[SessionStore, Depends(get_sessions)]
+AccessDep = Annotated[CallerAccess, Depends(get_access)]
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The signed-in member of staff, as this request found them in the database."""
+
+    id: int
+    username: str
+    role: Role
+    session: ConsoleSession
+    session_id: str
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token
+
+    def can(self, role: Role) -> bool:
+        return self.role.at_least(role)
+
+
+async def current_staff(
+    request: Request, sessions: SessionsDep, db: ConsoleDbDep, settings: SettingsDep
+) -> Staff:
+    """The live session's member of staff; LoginRequired without one. The account is read on
+    every request, so a deactivated account or a changed role takes effect at once."""
+    session_id = request.cookies.get(cookie_name(settings), "")
+    session = await sessions.load(session_id) if session_id else None
+    if session is None:
+        raise LoginRequired
+    agent = await repository.get_agent(db, agent_id=session.agent_id)
+    if agent is None or not agent.active:
+        await sessions.end(session_id)
+        raise LoginRequired
+    staff = Staff(agent.id, agent.username, Role(agent.role), session, session_id)
+    request.state.staff = staff  # error pages show the signed-in navigation
+    return staff
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+
+
+def require_role(role: Role) -> Callable[[Staff], Awaitable[Staff]]:
+    async def check(staff: CurrentStaff) -> Staff:
+        if not staff.can(role):
+            raise ConsoleError(
+                403,
+                N_("This page is for supervisors.")
+                if role is Role.SUPERVISOR
+                else N_("This page is for admins."),
+            )
+        return staff
+
+    return check
+
+
+SupervisorStaff = Annotated[Staff, Depends(require_role(Role.SUPERVISOR))]
+AdminStaff = Annotated[Staff, Depends(require_role(Role.ADMIN))]
+
+
+async def check_csrf(request: Request, staff: CurrentStaff, settings: SettingsDep) -> None:
+    """Refuse a post without this session's token, or sent from another site's page."""
+    given = await csrf.submitted_token(request)
+    if not csrf.tokens_match(staff.csrf_token, given) or not csrf.same_origin(request, settings):
+        raise ConsoleError(
+            403, N_("This form has expired or did not come from the console. Reload the page.")
+        )
+
+
+#: Put on every POST route: `dependencies=[CsrfChecked]`.
+CsrfChecked = Depends(check_csrf)

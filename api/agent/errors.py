@@ -1,0 +1,74 @@
+"""Console errors become HTML pages in the agent's language (not the API's problem JSON);
+a request without a session is sent to the login page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from api.agent.i18n import N_
+from api.agent.pages import page
+
+
+class ConsoleError(Exception):
+    """Answer with an error page: `message` is a catalog msgid, `args` fill its placeholders."""
+
+    def __init__(self, status_code: int, message: str, **args: object) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.args_ = args
+
+
+class LoginRequired(Exception):
+    """No live session: go to the login page, and come back here afterwards."""
+
+
+def safe_next(target: str | None, default: str = "/agent") -> str:
+    """`target` if it is a path inside the console, else `default` (no open redirects)."""
+    if (
+        not target
+        or not target.startswith("/agent")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(ch) < 32 for ch in target)
+    ):
+        return default
+    return target
+
+
+async def console_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsoleError)
+    staff = getattr(request.state, "staff", None)
+    return await page(
+        request,
+        "error.html",
+        staff=staff,
+        status_code=exc.status_code,
+        message=exc.message,
+        message_args=exc.args_,
+        title=N_("Something is not right"),
+    )
+
+
+async def login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    query = urlencode({"next": back}) if request.method == "GET" and back != "/agent" else ""
+    return RedirectResponse("/agent/login" + (f"?{query}" if query else ""), status_code=303)
+
+
+async def unavailable(request: Request, exc: Exception) -> Response:
+    """Redis is down: sessions, grants and codes all live there, so the console fails closed."""
+    return await page(
+        request,
+        "error.html",
+        staff=None,
+        status_code=503,
+        message=N_("The console is unavailable for a moment. Try again in a minute."),
+        message_args={},
+        title=N_("Unavailable"),
+        headers={"Retry-After": "30"},
+    )

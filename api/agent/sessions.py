@@ -1,0 +1,170 @@
+"""Console sessions in Redis: a random id in an HttpOnly cookie, everything else on the server.
+
+Server-side sessions can be revoked (logout, a deactivated account) and carry nothing a stolen
+cookie could be read for. Redis keeps only a hash of the id, so a copy of Redis opens nothing.
+A session ends after an hour without a request or twelve hours after sign-in, whichever is first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from api.settings import Settings
+
+PREFIX = "rabta:agent:session"
+IDLE_SECONDS = 60 * 60
+MAX_SECONDS = 12 * 60 * 60
+#: Flash messages a session holds at most (a loop of redirects must not grow it).
+MAX_FLASHES = 10
+
+
+class SessionsUnavailable(Exception):
+    """Redis cannot be reached: nobody can sign in or be recognised (fail closed)."""
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    """A signed-in member of staff's session."""
+
+    key: str
+    agent_id: int
+    csrf_token: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Flash:
+    """A message shown once on the next page: a catalog msgid and its arguments."""
+
+    kind: str  # "ok" or "error"
+    message: str
+    args: dict[str, Any]
+
+
+def cookie_name(settings: Settings) -> str:
+    # `__Host-` makes browsers refuse the cookie unless Secure, host-only and Path=/, so no
+    # sibling subdomain can plant or overwrite it; browsers need https for that.
+    return "__Host-rabta_agent" if secure_cookies(settings) else "rabta_agent"
+
+
+def secure_cookies(settings: Settings) -> bool:
+    """Cookies are Secure in production and whenever the console is served over https."""
+    return settings.is_production or settings.public_base_url.startswith("https://")
+
+
+def _key(session_id: str) -> str:
+    return f"{PREFIX}:{hashlib.sha256(session_id.encode()).hexdigest()}"
+
+
+class SessionStore:
+    """Creates, finds and ends console sessions."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+
+    async def create(self, *, agent_id: int) -> tuple[str, ConsoleSession]:
+        """A fresh session (a new id every sign-in: a planted id never becomes a session)."""
+        session_id = secrets.token_urlsafe(32)
+        key = _key(session_id)
+        now = time.time()
+        csrf_token = secrets.token_urlsafe(32)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(
+                    key,
+                    mapping={"agent_id": agent_id, "csrf": csrf_token, "created": repr(now)},
+                )
+                pipe.expire(key, IDLE_SECONDS)
+                pipe.sadd(self._index(agent_id), key)
+                pipe.expire(self._index(agent_id), MAX_SECONDS)
+                await pipe.execute()
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+        return session_id, ConsoleSession(key, agent_id, csrf_token, now)
+
+    async def load(self, session_id: str) -> ConsoleSession | None:
+        """The live session with this id, its idle timer restarted; None if it has ended."""
+        if not session_id or len(session_id) > 128:
+            return None
+        key = _key(session_id)
+        try:
+            stored = await self._redis.hgetall(key)
+            if not stored:
+                return None
+            created = float(stored.get("created", "0"))
+            remaining = MAX_SECONDS - (time.time() - created)
+            if remaining <= 0:
+                await self._redis.delete(key)
+                return None
+            await self._redis.expire(key, int(min(IDLE_SECONDS, remaining)) or 1)
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+        return ConsoleSession(key, int(stored["agent_id"]), str(stored["csrf"]), created)
+
+    async def end(self, session_id: str) -> None:
+        """End one session (logout, or an old id presented at sign-in)."""
+        try:
+            key = _key(session_id)
+            await self._redis.delete(key, f"{key}:flash")
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+
+    async def end_all(self, *, agent_id: int) -> int:
+        """End every session of one member of staff; how many there were."""
+        index = self._index(agent_id)
+        try:
+            keys = await self._redis.smembers(index)
+            if not keys:
+                return 0
+            ended = int(await self._redis.delete(*keys))
+            await self._redis.delete(*(f"{key}:flash" for key in keys))
+            await self._redis.delete(index)
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+        return ended
+
+    async def flash(self, session: ConsoleSession, flash: Flash) -> None:
+        """Keep a message for the next page this session shows."""
+        payload = json.dumps(
+            {"kind": flash.kind, "message": flash.message, "args": flash.args},
+            ensure_ascii=False,
+        )
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(self._flashes(session), payload)
+                pipe.ltrim(self._flashes(session), -MAX_FLASHES, -1)
+                pipe.expire(self._flashes(session), IDLE_SECONDS)
+                await pipe.execute()
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+
+    async def take_flashes(self, session: ConsoleSession) -> list[Flash]:
+        """The messages kept for this page, removed so they show once."""
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.lrange(self._flashes(session), 0, -1)
+                pipe.delete(self._flashes(session))
+                raw, _ = await pipe.execute()
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+        flashes = []
+        for item in raw:
+            data = json.loads(item)
+            flashes.append(Flash(data["kind"], data["message"], dict(data.get("args") or {})))
+        return flashes
+
+    @staticmethod
+    def _index(agent_id: int) -> str:
+        return f"{PREFIX}s:{agent_id}"
+
+    @staticmethod
+    def _flashes(session: ConsoleSession) -> str:
+        return f"{session.key}:flash"

@@ -1,0 +1,377 @@
+"""What every SMS reply costs, per language, with worst-case data (`rabta i18n report`).
+
+The budget of SPEC §2 lives here, with the worst-case data it is checked against, so the report
+and the tests (tests/bot/test_dialogue.py, tests/bot/test_i18n_report.py) read one source:
+
+- answers, help, prompts and confirmations (``SMS_ONE_SEGMENT``): 1 segment in English and Roman
+  Urdu, at most 2 in Arabic script;
+- payment schedules and grievance statuses (``SMS_TWO_SEGMENTS``): at most 2 and 3.
+
+English and Roman Urdu replies must also stay GSM-7: one curly quote or en dash makes them UCS-2,
+which costs more than twice as much.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.grievances.schemas import Category, Status
+from api.payments.schemas import Tranche
+from bot.i18n import LANGUAGES
+from bot.render import Renderer
+from bot.segments import Encoding, cost_per_million, measure
+
+#: PKR per SMS segment. Local bulk and short-code SMS in Pakistan cost about Rs 0.42-0.70 per
+#: message (PTCL Corporate SMS packages; Ufone's short-code rate is Rs 0.50 + tax); sending through
+#: an international gateway such as Twilio costs far more: pass its rate with --price/--currency.
+DEFAULT_PRICE_PER_SEGMENT = 0.5
+DEFAULT_CURRENCY = "PKR"
+
+#: Languages written in Latin letters: GSM-7 and the tighter budget.
+LATIN_LANGUAGES: tuple[str, ...] = ("en", "ur_Latn")
+
+#: A place name of 60 characters, the longest the registry extract allows in practice.
+PLACE_60 = "Government Girls Higher Secondary School No. 2, Kot Addu Road"
+#: A grievance note as an agent writes it: the templates cut notes at 80 characters.
+NOTE_LONG = (
+    "Retailer in Kot Addu asked to return the Rs 2,000 he deducted; call if not paid within 7 days."
+)
+
+
+def tranche(
+    name: str, status: str, *, reason: str | None = None, mode: str = "retailer"
+) -> Tranche:
+    """A tranche with the costliest data: the largest amount, the longest programme and place."""
+    return Tranche(
+        payment_id=f"PAY-{name}",
+        programme="taleemi_wazaif",
+        tranche=name,
+        amount_pkr=999_999,
+        window_start=dt.date(2026, 9, 28),
+        window_end=dt.date(2026, 12, 31),
+        mode=mode,
+        place=PLACE_60,
+        status=status,
+        reason=reason,
+    )
+
+
+@dataclass(frozen=True)
+class GrievanceEventView:
+    """The fields of a grievance event the templates read."""
+
+    at: dt.datetime
+    note: str | None
+
+
+@dataclass(frozen=True)
+class GrievanceView:
+    """The fields of a grievance the templates read, as the registry model has them."""
+
+    ticket_id: str
+    category: Category
+    status: Status
+    created_at: dt.datetime
+    due_at: dt.datetime
+    events: tuple[GrievanceEventView, ...]
+
+
+def grievance(
+    ticket_id: str, *, category: Category, status: Status, note: str | None
+) -> GrievanceView:
+    """A grievance with the given category and status and a long last note."""
+    filed = dt.datetime(2026, 9, 28, 10, 30, tzinfo=dt.UTC)
+    due = dt.datetime(2026, 12, 31, 17, 0, tzinfo=dt.UTC)
+    return GrievanceView(
+        ticket_id=ticket_id,
+        category=category,
+        status=status,
+        created_at=filed,
+        due_at=due,
+        events=(GrievanceEventView(at=filed, note=note),),
+    )
+
+
+#: The longest values each template can meet: 60-character places, the largest amounts, the
+#: longest reasons, categories and statuses, three earlier tranches, four CNICs on one phone.
+WORST_CASE_CONTEXT: dict[str, Any] = {
+    "cnic": "35202-*******-1",
+    "mobile": "+92300****567",
+    "cnics": ["35202-*******-1", "35202-*******-2", "35202-*******-3", "35202-*******-4"],
+    "language_code": "pa_Arab",
+    "code": "123456",
+    "minutes": 5,
+    "seconds": 59,
+    "tries_left": 4,
+    "next": tranche("2026-Q4", "withheld", reason="biometric verification failed"),
+    "recent": [
+        tranche("2026-Q3", "collected"),
+        tranche("2026-Q2", "failed"),
+        tranche("2026-Q1", "collected"),
+    ],
+    # grievances
+    "ticket": "G-7K3M9Q",
+    "due": dt.date(2026, 12, 31),
+    "category": Category.DATA_CORRECTION.value,
+    # the flow shows at most 40 characters of the description back
+    "description": "Retailer took Rs 2,000 from my payment..",
+    "status": Status.ESCALATED,
+    "note": NOTE_LONG,
+    "total": 12,
+    "grievances": [
+        grievance("G-7K3M9Q", category=Category.DATA_CORRECTION, status=Status.ESCALATED, note=None),
+        grievance("G-4HX2PZ", category=Category.OTHER, status=Status.REJECTED, note=None),
+        grievance("G-9WQ7RM", category=Category.OTHER, status=Status.IN_PROGRESS, note=None),
+    ],
+    "grievance": grievance(
+        "G-7K3M9Q", category=Category.DATA_CORRECTION, status=Status.ESCALATED, note=NOTE_LONG
+    ),
+}
+
+#: Registry values the payment templates turn into words: every one is tried (below).
+PAYMENT_STATUSES = ("scheduled", "ready", "collected", "failed", "withheld")
+PAYMENT_REASONS = (
+    None,
+    "biometric verification failed",
+    "CNIC expired",
+    "account dormant",
+    "under review",
+)
+PAYMENT_MODES = ("bank", "campsite", "retailer")
+
+
+def _worst_case_variants() -> dict[str, list[dict[str, Any]]]:
+    schedule = [
+        {"next": tranche("2026-Q4", status, reason=reason, mode=mode)}
+        for status in PAYMENT_STATUSES
+        for reason in PAYMENT_REASONS
+        for mode in PAYMENT_MODES
+    ]
+    statuses = [{"status": status} for status in Status]
+    return {
+        "payments/schedule": schedule,
+        "grievance/status": [
+            {"grievance": grievance("G-7K3M9Q", category=c, status=s, note=NOTE_LONG)}
+            for c in Category
+            for s in Status
+        ],
+        "grievance/list": [
+            {
+                "grievances": [
+                    grievance(t, category=Category.OTHER, status=s, note=None)
+                    for t in ("G-7K3M9Q", "G-4HX2PZ", "G-9WQ7RM")
+                ]
+            }
+            for s in Status
+        ],
+        "grievance/update": statuses,
+        "grievance/confirm": [{"category": c.value} for c in Category],
+        "grievance/filed": [{"category": c.value} for c in Category],
+    }
+
+
+#: Where the words depend on data (statuses, reasons, modes, categories), each variant is
+#: rendered with WORST_CASE_CONTEXT updated by it, and the costliest rendering is the one
+#: reported and tested: the longest word differs between languages.
+WORST_CASE_VARIANTS: dict[str, list[dict[str, Any]]] = _worst_case_variants()
+
+#: SPEC §2: answers, help, prompts and confirmations: one segment in Latin script, two in Arabic.
+SMS_ONE_SEGMENT: list[str] = [
+    "eligibility/eligible",
+    "eligibility/not_eligible",
+    "eligibility/not_found",
+    "eligibility/under_review",
+    "errors/not_cnic",
+    "errors/try_later",
+    "errors/rate_limited",
+    "help/menu",
+    "help/not_understood",
+    "language/changed",
+    "language/menu",
+    "payments/none",
+    "payments/ask_cnic",
+    "verify/code_sent",
+    "verify/wait",
+    "verify/too_many",
+    "verify/no_mobile",
+    "verify/choose_person",
+    "verify/wrong",
+    "verify/exhausted",
+    "verify/expired",
+    "verify/verified",
+    "otp/code",
+    "subscription/started",
+    "subscription/stopped",
+    "grievance/ask_category",
+    "grievance/ask_category_again",
+    "grievance/ask_cnic",
+    "grievance/ask_description",
+    "grievance/ask_ticket",
+    "grievance/cancelled",
+    "grievance/confirm",
+    "grievance/confirm_again",
+    "grievance/filed",
+    "grievance/list",
+    "grievance/none",
+    "grievance/not_found",
+]
+#: Payment schedules and grievance statuses: two segments in Latin script, three in Arabic. A
+#: grievance update is the status pushed when it changes, with the agent's note (80 characters).
+SMS_TWO_SEGMENTS: list[str] = ["payments/schedule", "grievance/status", "grievance/update"]
+
+#: Every SMS message the report covers, in its order.
+SMS_MESSAGES: list[str] = SMS_ONE_SEGMENT + SMS_TWO_SEGMENTS
+
+
+def sms_budget(name: str, language: str) -> int:
+    """The most segments the SMS `name` may take in `language` (SPEC §2)."""
+    latin = 2 if name in SMS_TWO_SEGMENTS else 1
+    return latin if language in LATIN_LANGUAGES else latin + 1
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One SMS message in one language, rendered with worst-case data, and what it costs."""
+
+    language: str
+    message: str
+    encoding: Encoding
+    characters: int
+    units: int
+    segments: int
+    budget: int
+    cost_per_million: float
+    text: str
+
+    @property
+    def within_budget(self) -> bool:
+        """No more segments than the budget, and GSM-7 where the language is written in Latin."""
+        gsm_ok = self.language not in LATIN_LANGUAGES or self.encoding == "GSM-7"
+        return self.segments <= self.budget and gsm_ok
+
+
+@cache
+def default_renderer() -> Renderer:
+    """The renderer the service uses: brand and programme names from configuration."""
+    from api.programmes import get_programmes
+
+    programmes = get_programmes()
+    return Renderer(brand=programmes.brand, programme_name=programmes.name)
+
+
+def worst_case_contexts(name: str) -> list[Mapping[str, Any]]:
+    """The contexts the SMS `name` is rendered with; the costliest counts."""
+    variants = WORST_CASE_VARIANTS.get(name, [{}])
+    return [{**WORST_CASE_CONTEXT, **variant} for variant in variants]
+
+
+def render_worst_case(renderer: Renderer, name: str, language: str) -> str:
+    """The costliest SMS text of `name` in `language`: most segments, then most units."""
+    texts = [
+        renderer.render_text(name, context, language=language, channel="sms")
+        for context in worst_case_contexts(name)
+    ]
+    return max(texts, key=lambda text: (measure(text).segments, measure(text).units))
+
+
+def build_report(
+    price_per_segment: float,
+    *,
+    renderer: Renderer | None = None,
+    messages: Sequence[str] | None = None,
+    languages: Sequence[str] = LANGUAGES,
+) -> list[ReportRow]:
+    """One row per language × SMS message, rendered with the worst-case data."""
+    renderer = renderer or default_renderer()
+    rows: list[ReportRow] = []
+    for language in languages:
+        for name in SMS_MESSAGES if messages is None else messages:
+            text = render_worst_case(renderer, name, language)
+            cost = measure(text)
+            rows.append(
+                ReportRow(
+                    language=language,
+                    message=name,
+                    encoding=cost.encoding,
+                    characters=cost.characters,
+                    units=cost.units,
+                    segments=cost.segments,
+                    budget=sms_budget(name, language),
+                    cost_per_million=cost_per_million(cost.segments, price_per_segment),
+                    text=text,
+                )
+            )
+    return rows
+
+
+def _money(amount: float, currency: str) -> str:
+    return f"{currency} {amount:,.0f}" if amount >= 100 else f"{currency} {amount:,.2f}"
+
+
+def report_table(rows: Sequence[ReportRow], currency: str) -> Table:
+    """The report as a rich table."""
+    table = Table(title="SMS cost per language and message (worst-case data)")
+    table.add_column("language")
+    table.add_column("message")
+    table.add_column("encoding")
+    table.add_column("characters", justify="right")
+    table.add_column("segments", justify="right")
+    table.add_column("budget", justify="right")
+    table.add_column("within budget", justify="center")
+    table.add_column("cost per million replies", justify="right")
+    for row in rows:
+        table.add_row(
+            row.language,
+            row.message,
+            row.encoding,
+            str(row.characters),
+            str(row.segments),
+            str(row.budget),
+            "[green]✓[/green]" if row.within_budget else "[red]✗[/red]",
+            _money(row.cost_per_million, currency),
+        )
+    return table
+
+
+def report(
+    price: Annotated[
+        float,
+        typer.Option(
+            "--price",
+            min=0.0,
+            help="Price of one SMS segment (default: a Pakistani bulk/short-code rate in PKR).",
+        ),
+    ] = DEFAULT_PRICE_PER_SEGMENT,
+    currency: Annotated[
+        str, typer.Option("--currency", help="Currency of --price, for display.")
+    ] = DEFAULT_CURRENCY,
+) -> None:
+    """Per language × SMS message: encoding, characters, segments and cost per million replies.
+
+    Every message is rendered with worst-case data (60-character places, the largest amounts,
+    the longest reasons). Exits 1 when any row is over its SPEC §2 budget.
+    """
+    rows = build_report(price)
+    console = Console()
+    console.print(report_table(rows, currency))
+    over = [row for row in rows if not row.within_budget]
+    console.print(
+        f"{len(rows)} rows ({len(SMS_MESSAGES)} messages × {len(rows) // max(len(SMS_MESSAGES), 1)}"
+        f" languages), {len(rows) - len(over)} within budget, {len(over)} over; "
+        f"price {price:g} {currency} per segment."
+    )
+    if over:
+        for row in over:
+            console.print(
+                f"[red]over budget:[/red] {row.language} {row.message}: "
+                f"{row.segments} segments ({row.encoding}), budget {row.budget}"
+            )
+        raise typer.Exit(1)
