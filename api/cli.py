@@ -102,11 +102,13 @@ async def _prepare_demo(host: str, port: int) -> None:
     if samples:
         first = samples[0].cnic
         console.print("  Try it:")
+        phone = samples[0].mobile or "+923001234567"
         console.print(
             f"    curl -s {base}/webhooks/twilio/messaging -d MessageSid=SMdemo1 "
-            f"--data-urlencode From=+923001234567 -d Body={first}"
+            f"--data-urlencode From={phone} -d Body={first}",
+            soft_wrap=True,
         )
-        console.print("    .venv/bin/rabta chat --channel sms --phone +923001234567")
+        console.print(f"    .venv/bin/rabta chat --channel sms --phone {phone}", soft_wrap=True)
     console.rule()
 
 

@@ -22,7 +22,7 @@ from api.outbox.worker import EmbeddedWorker
 from api.ratelimit.http import limit_request
 from api.runtime import Runtime
 from api.settings import Settings, get_settings
-from api.webhooks import telegram, twilio
+from api.webhooks import telegram, twilio, ussd
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(twilio.router)
     app.include_router(outbox_routes.router)
     app.include_router(telegram.router)
+    app.include_router(ussd.router)
     return app
 
 

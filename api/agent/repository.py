@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.registry.models import Agent, AuditEntry, InboundMessage
+from api.registry.models import Agent, AuditEntry, InboundMessage, Person
 
 # -- staff ---------------------------------------------------------------------------------
 
@@ -144,16 +144,19 @@ def _as_date(value: object) -> dt.date:
 
 
 async def inbound_per_day(
-    session: AsyncSession, *, since: dt.datetime
+    session: AsyncSession, *, since: dt.datetime, intent: str | None = None
 ) -> list[tuple[dt.date, str, int]]:
-    """(day, channel, messages) for every day since `since` that had traffic."""
+    """(day, channel, messages) for every day since `since` that had traffic (of one intent)."""
     day = _day(session).label("day")
-    rows = await session.execute(
+    query = (
         select(day, InboundMessage.channel, func.count())
         .where(InboundMessage.received_at >= since)
         .group_by(day, InboundMessage.channel)
         .order_by(day)
     )
+    if intent is not None:
+        query = query.where(InboundMessage.intent == intent)
+    rows = await session.execute(query)
     return [(_as_date(d), channel, int(n)) for d, channel, n in rows]
 
 
@@ -172,3 +175,16 @@ async def inbound_by(
         query = query.where(InboundMessage.intent == intent)
     rows = await session.execute(query)
     return {value: int(n) for value, n in rows}
+
+
+# -- the registry, as the console shows a verified caller's household ------------------------
+
+
+async def list_household_members(session: AsyncSession, *, household_id: str) -> list[Person]:
+    """Everyone registered in a household, head first."""
+    result = await session.scalars(
+        select(Person)
+        .where(Person.household_id == household_id)
+        .order_by((Person.relation != "head"), Person.cnic)
+    )
+    return list(result)

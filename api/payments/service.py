@@ -41,10 +41,14 @@ async def list_payments(session: AsyncSession, *, cnic: str) -> list[Tranche]:
 
 def schedule_from(cnic: str, payments: list[Tranche], *, today: dt.date) -> PaymentSchedule:
     """Pick the tranche that matters now: the earliest whose window has not closed, else the
-    latest; the rest (newest first) is history."""
+    latest; the ones before it (newest first) are the history."""
     upcoming = sorted((p for p in payments if p.window_end >= today), key=lambda p: p.window_start)
     current = upcoming[0] if upcoming else (payments[0] if payments else None)
-    history = tuple(p for p in payments if p is not current)[:HISTORY]
+    if current is None:
+        return PaymentSchedule(cnic_masked=mask_cnic(cnic), next=None)
+    history = tuple(
+        p for p in payments if p is not current and p.window_start < current.window_start
+    )[:HISTORY]
     return PaymentSchedule(cnic_masked=mask_cnic(cnic), next=current, recent=history)
 
 

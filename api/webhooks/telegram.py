@@ -67,6 +67,12 @@ from bot.dialogue.keywords import Intent
 
 log = logging.getLogger(__name__)
 
+# PTB 22 warns, whenever it builds a RetryAfter, that its int will become a timedelta; Rabta
+# reads both (retry_after_seconds), so the warning is noise in the service's log.
+warnings.filterwarnings(
+    "ignore", message=r".*`retry_after` will be of type `datetime.timedelta`", category=Warning
+)
+
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name

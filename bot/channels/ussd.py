@@ -47,7 +47,7 @@ class UssdChannel:
     max_chars: int | None = SCREEN_GSM7
 
     def compose(self, texts: Sequence[str], options: Sequence[tuple[str, str]]) -> str:
-        """Texts on their own lines, then `1 label` per choice, then `0 Back 00 Home` on one line."""
+        """Texts on their own lines, `1 label` per choice, then `0 Back 00 Home` on one line."""
         lines = [t for t in texts if t]
         lines += [f"{reply} {label}" for label, reply in options if reply not in NAVIGATION_KEYS]
         navigation = [f"{reply} {label}" for label, reply in options if reply in NAVIGATION_KEYS]

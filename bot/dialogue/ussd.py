@@ -188,7 +188,7 @@ class UssdStore:
     async def load(self, session_id: str) -> tuple[UssdState | None, bool]:
         """The session's state (None when there is none) and whether it was ever seen."""
         raw, seen = await self._redis.mget(self.key(session_id), self.seen_key(session_id))
-        state = UssdState.from_json(raw) if raw else None
+        state = UssdState.from_json(raw if isinstance(raw, str) else raw.decode()) if raw else None
         return state, bool(seen) or state is not None
 
     async def save(self, state: UssdState) -> None:
@@ -360,7 +360,10 @@ def navigation(state: UssdState) -> list[Option]:
         return []  # the main menu, or the first screen: 0 and 00 still work, unadvertised
     if state.history[-1] is Screen.MAIN:
         return [Option(reply=BACK, label="ussd/label/back")]
-    return [Option(reply=BACK, label="ussd/label/back"), Option(reply=HOME, label="ussd/label/home")]
+    return [
+        Option(reply=BACK, label="ussd/label/back"),
+        Option(reply=HOME, label="ussd/label/home"),
+    ]
 
 
 def go(ctx: Ctx, target: Screen) -> list[Reply]:
@@ -500,7 +503,7 @@ async def enter_code(ctx: Ctx, code: str) -> list[Reply]:
         return again(ctx, "ussd/error/wrong_code", tries_left=checked.tries_left)
     if checked.outcome is CheckOutcome.EXHAUSTED:
         return end(ctx, "ussd/exhausted")
-    if checked.outcome is not CheckOutcome.OK or checked.cnic is None:
+    if checked.outcome is not CheckOutcome.VERIFIED or checked.cnic is None:
         return end(ctx, "ussd/code_expired")
     return await proceed(ctx, checked.cnic)
 
@@ -608,7 +611,7 @@ async def _send_code(ctx: Ctx, digits: str) -> list[Reply]:
 
 
 async def _may_see(ctx: Ctx, digits: str) -> bool:
-    """True when this session may see `digits`' private data (the phone proves it, or a code did)."""
+    """True when this session may see `digits`' private data (its phone, or a code, proves it)."""
     if ctx.state.is_verified_for(digits, now=ctx.now):
         return True
     return digits in await ctx.services.cnics_for_phone(ctx.state.phone)

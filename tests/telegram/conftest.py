@@ -78,7 +78,7 @@ async def tg_client(tg_app) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def post_update(
-    client: httpx.AsyncClient, update: dict[str, Any], *, secret: str | None = SECRET
+    client: httpx.AsyncClient, update: dict[str, Any], *, secret: str | bytes | None = SECRET
 ) -> httpx.Response:
     headers = {SECRET_HEADER: secret} if secret is not None else {}
     return await client.post(URL, json=update, headers=headers)

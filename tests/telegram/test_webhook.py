@@ -119,7 +119,8 @@ async def test_lang_command_with_a_code(tg_client, fake_api, registry):
 
 
 @pytest.mark.parametrize(
-    "secret", [None, "", "wrong-secret", "test-secret_0123456789-ab", "ﺱecret"], ids=repr
+    "secret", [None, "", "wrong-secret", "test-secret_0123456789-ab", "ﺱecret".encode()],
+    ids=repr,
 )
 async def test_missing_or_wrong_secret_is_403(tg_client, fake_api, registry, secret):
     response = await post_update(tg_client, payload("text"), secret=secret)

@@ -1,0 +1,264 @@
+"""`POST /webhooks/ussd`: USSD sessions from a gateway, Africa's Talking convention (SPEC §6).
+
+Form fields `sessionId`, `serviceCode`, `phoneNumber`, `text` (every input so far joined by `*`),
+`networkCode`; the answer is `text/plain`, `CON …` while the menu goes on, `END …` when it
+stops, one screen long (182 GSM-7 characters; see bot.channels.ussd). The menus themselves are
+bot.dialogue.ussd; this edge does what the chat edge does for SMS:
+
+    dedup (sessionId, phone, text) ─► contact (language, verification) ─► session state (Redis)
+        ─► menu machine ─► screen ─► stored with the dedup record, in one transaction
+
+The network gives the phone number, so it proves the sender (`Inbound.phone` on chat channels).
+A replayed hit (the same session, phone and text) gets the stored screen and changes nothing:
+its id is claimed in the transaction that files a complaint or queues a code. A request that is
+not a USSD hit (no session or phone, a phone that is no number, a `text` no handset can type)
+gets a 400 problem; a 1 MB body never reaches here (BodySizeLimit answers 413); anything that
+goes wrong while answering becomes an `END` screen, never a 500 the gateway would show as a
+network error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request, Response
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.bot_services import RabtaServices
+from api.conversations import repository
+from api.deps import RuntimeDep
+from api.grievances.schemas import GrievanceOut
+from api.identity import InvalidPhone, mask_phone, normalise_phone
+from api.metrics import MESSAGES, REPLAYS
+from api.outbox.service import enqueue
+from api.problems import Problem
+from api.registry.models import Contact
+from api.runtime import Runtime
+from bot.dialogue import ussd as menus
+from bot.dialogue.ussd import UssdState, UssdStore
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+TEXT_PLAIN = "text/plain; charset=utf-8"
+#: Longest sessionId accepted: Africa's Talking sends `ATUid_` + 32 hex digits.
+MAX_SESSION_ID = 64
+#: Longest `text` accepted: every input of a three-minute session, with room to spare.
+MAX_TEXT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class UssdHit:
+    """One gateway request, validated."""
+
+    session_id: str
+    phone: str
+    text: str
+    service_code: str = ""
+    network_code: str = ""
+
+    @property
+    def external_id(self) -> str:
+        """The dedup id: the session and a hash of the phone and text (64 characters at most).
+
+        The phone is hashed in so that a forged hit from another number under a known session
+        id never receives someone else's stored screen.
+        """
+        digest = hashlib.sha256(f"{self.phone}\n{self.text}".encode()).hexdigest()[:16]
+        session = self.session_id
+        if len(session) > 47:
+            session = "h" + hashlib.sha256(session.encode()).hexdigest()[:46]
+        return f"{session}:{digest}"
+
+
+@router.post("/ussd", response_class=Response)
+async def ussd(request: Request, runtime: RuntimeDep) -> Response:
+    """One step of a USSD session; the answer is the next screen."""
+    hit = await _read_hit(request)
+    try:
+        body = await answer(runtime, hit)
+    except _Unanswered:
+        body = _error_screen(runtime)
+    except Exception:
+        # The gateway shows a 500 as a network error; an END screen at least says what to do.
+        log.exception("ussd hit failed (session %s)", hit.session_id)
+        body = _error_screen(runtime)
+    return Response(content=body, media_type=TEXT_PLAIN)
+
+
+async def _read_hit(request: Request) -> UssdHit:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        raise Problem(415, "USSD gateways post form fields.")
+    try:
+        form = await request.form()
+    except Exception:  # a malformed multipart body: the parser's many errors, one answer
+        raise Problem(400, "The form could not be read.") from None
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    session_id = fields.get("sessionId", "").strip()
+    raw_phone = fields.get("phoneNumber", "").strip()
+    text = fields.get("text", "")
+    if not session_id or not raw_phone:
+        raise Problem(400, "sessionId and phoneNumber are required.")
+    if len(session_id) > MAX_SESSION_ID or not session_id.isascii() or not session_id.isprintable():
+        raise Problem(400, "sessionId is not a session id.")
+    if len(text) > MAX_TEXT:
+        raise Problem(400, f"text is longer than {MAX_TEXT} characters.")
+    try:
+        phone = normalise_phone(raw_phone[:32])
+    except InvalidPhone:
+        log.warning("ussd hit refused: phoneNumber is not a phone number")
+        raise Problem(400, "phoneNumber is not a phone number.") from None
+    return UssdHit(
+        session_id=session_id,
+        phone=phone,
+        text=text,
+        service_code=fields.get("serviceCode", "")[:32],
+        network_code=fields.get("networkCode", "")[:16],
+    )
+
+
+async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) -> str:
+    """The screen for one hit, exactly once per (session, phone, text)."""
+    now = time.time() if now is None else now
+    store = UssdStore(runtime.redis)
+    async with runtime.db.transaction() as session:
+        earlier = await repository.claim_inbound(
+            session, channel=menus.CHANNEL, external_id=hit.external_id
+        )
+        if earlier is not None and earlier.reply:
+            log.info("replayed ussd hit: answering with the stored screen")
+            REPLAYS.labels(menus.CHANNEL).inc()
+            return earlier.reply
+        contact = await repository.get_or_create_contact(
+            session, channel=menus.CHANNEL, address=hit.phone, phone=hit.phone
+        )
+        try:
+            state, seen = await store.load(hit.session_id)
+        except RedisError:
+            # Without its state a session cannot go on; nothing is recorded, so a retry may.
+            log.warning("ussd session state unavailable (Redis)")
+            raise _Unanswered from None
+        if state is not None and state.phone != hit.phone:
+            log.warning("ussd session %s answered from another phone: ended", hit.session_id)
+            state, seen = None, True
+        step = menus.plan(state, seen=seen, text=hit.text)
+        if state is None or step.fresh:
+            state = await _new_state(runtime, session, contact, hit, now)
+        outcome = await menus.handle(
+            state,
+            step,
+            RabtaServices(
+                runtime,
+                session,
+                channel=menus.CHANNEL,
+                sender=hit.phone,
+                contact_id=contact.id,
+            ),
+            policy=runtime.policy,
+            renderer=runtime.renderer,
+            now=now,
+        )
+        if state.language_chosen:
+            contact.language = state.language
+        if state.verified_cnic and state.verified_until:
+            contact.verified_cnic = state.verified_cnic
+            contact.verified_until = dt.datetime.fromtimestamp(state.verified_until, dt.UTC)
+        contact.last_inbound_at = dt.datetime.now(dt.UTC)
+        if outcome.filed is not None:
+            await _send_ticket_by_sms(runtime, session, hit.phone, state, outcome.filed)
+        record = await repository.get_inbound(
+            session, channel=menus.CHANNEL, external_id=hit.external_id
+        )
+        assert record is not None
+        record.contact_id = contact.id
+        record.reply = outcome.body
+        record.intent = state.screen.value
+        record.language = outcome.language
+    try:
+        await store.save(state)
+    except RedisError:
+        log.warning("ussd session state not saved (Redis): the next step will say dial again")
+    MESSAGES.labels(menus.CHANNEL, outcome.language, state.screen.value).inc()
+    log.info(
+        "ussd screen=%s end=%s lang=%s chars=%d phone=%s",
+        state.screen.value,
+        outcome.end,
+        outcome.language,
+        len(outcome.body),
+        mask_phone(hit.phone),
+    )
+    return outcome.body
+
+
+class _Unanswered(Exception):
+    """The hit cannot be answered now; the transaction rolls back and an END screen says so."""
+
+
+async def _new_state(
+    runtime: Runtime, session: AsyncSession, contact: Contact, hit: UssdHit, now: float
+) -> UssdState:
+    """A session starting: the language and verification its contact remembers."""
+    # A language chosen by SMS counts on USSD too: the same phone, the same person.
+    language = contact.language or await session.scalar(
+        select(Contact.language).where(Contact.channel == "sms", Contact.address == hit.phone)
+    )
+    state = UssdState(
+        session_id=hit.session_id,
+        phone=hit.phone,
+        default_language=runtime.settings.default_language,
+        language=language,
+    )
+    if contact.verified_cnic and contact.verified_until:
+        until = contact.verified_until
+        until = until if until.tzinfo else until.replace(tzinfo=dt.UTC)  # SQLite drops the zone
+        if until.timestamp() > now:
+            state.verified_cnic = contact.verified_cnic
+            state.verified_until = until.timestamp()
+    return state
+
+
+async def _send_ticket_by_sms(
+    runtime: Runtime, session: AsyncSession, phone: str, state: UssdState, filed: GrievanceOut
+) -> None:
+    """A USSD screen vanishes once read: the ticket id also goes to the caller by SMS, in their
+    own language (and script)."""
+    language = state.person_language
+    body = runtime.renderer.render_text(
+        "grievance/filed",
+        {"ticket": filed.ticket_id, "due": filed.due_at.date()},
+        language=language,
+        channel="sms",
+    )
+    await enqueue(
+        session,
+        channel="sms",
+        to=phone,
+        body=body,
+        kind="grievance_filed",
+        language=language,
+        priority=1,
+        dedup_key=f"ussd-filed:{filed.ticket_id}",
+    )
+
+
+def _error_screen(runtime: Runtime) -> str:
+    """`END` and "try again later", in the default language's USSD form."""
+    try:
+        text = runtime.renderer.render_text(
+            "errors/try_later",
+            {},
+            language=menus.ussd_language(runtime.settings.default_language),
+            channel=menus.CHANNEL,
+        )
+    except Exception:  # even then the gateway gets a well-formed (if wordless) last screen
+        log.exception("ussd error screen could not be rendered")
+        text = ""
+    return "END " + text
