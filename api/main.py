@@ -15,7 +15,7 @@ from api.grievances import routes as grievance_routes
 from api.grievances.escalation import run_escalations
 from api.logs import install_masking
 from api.me import routes as me_routes
-from api.middleware import BodySizeLimit, JsonBodiesOnly
+from api.middleware import BodySizeLimit, JsonBodiesOnly, SecurityHeaders
 from api.otp import routes as otp_routes
 from api.outbox import routes as outbox_routes
 from api.outbox.worker import EmbeddedWorker
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(JsonBodiesOnly)
     app.add_middleware(metrics.RequestMetrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Every /v1 call counts against its partner's quota or its client IP (SPEC §4).

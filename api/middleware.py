@@ -98,3 +98,43 @@ async def _problem(send: Send, status: int, title: str, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+#: Private answers must never sit in a shared cache.
+_PRIVATE_PREFIXES = ("/v1/me", "/v1/otp", "/agent", "/webhooks")
+
+
+class SecurityHeaders:
+    """Headers every response carries: no sniffing, no framing, no caching of private answers,
+    and HSTS in production (where TLS is in front)."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        private = scope["path"].startswith(_PRIVATE_PREFIXES)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                extra = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                if private:
+                    extra.append((b"cache-control", b"no-store"))
+                if self.hsts:
+                    extra.append(
+                        (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+                    )
+                headers += [(k, v) for k, v in extra if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -696,7 +696,11 @@ def _code_context(ctx: Ctx) -> Mapping[str, Any]:
 
 
 SCREENS: dict[Screen, ScreenSpec] = {
-    Screen.LANGUAGE: ScreenSpec("ussd/language", Expect.CHOICE, choices=_language_choices),
+    # Any other input shows the menu again as it was: an error line would not fit beside six
+    # names in their own scripts within 80 UCS-2 characters.
+    Screen.LANGUAGE: ScreenSpec(
+        "ussd/language", Expect.CHOICE, choices=_language_choices, invalid="ussd/language"
+    ),
     Screen.MAIN: ScreenSpec("ussd/main", Expect.CHOICE, choices=_main_choices),
     Screen.ELIGIBILITY_CNIC: ScreenSpec(
         "ussd/ask_cnic", Expect.CNIC, answer=check_eligibility, invalid="ussd/error/not_cnic"

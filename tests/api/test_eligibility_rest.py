@@ -63,3 +63,12 @@ async def test_metrics_count_requests_by_route_not_by_cnic(client, registry):
     assert 'route="/v1/eligibility/{cnic}"' in body
     assert "3520212345671" not in body
     assert "rabta_http_request_seconds_bucket" in body
+
+
+async def test_security_headers(client, registry):
+    public = await client.get("/v1/eligibility/3520212345671")
+    assert public.headers["x-content-type-options"] == "nosniff"
+    assert public.headers["x-frame-options"] == "DENY"
+    assert "strict-transport-security" not in public.headers  # development: no TLS in front
+    private = await client.get("/v1/me")
+    assert private.headers["cache-control"] == "no-store"

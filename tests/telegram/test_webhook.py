@@ -23,6 +23,8 @@ from tests.telegram.conftest import (
     text_of,
 )
 
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
 MENU = ["menu:payments", "menu:complaint", "menu:track", "menu:language"]
 
 

@@ -1,0 +1,488 @@
+"""The caller flow: search a CNIC (coarse status), verify the caller with a code sent to the
+registered mobile or an override with a reason, then the record; file a grievance for her.
+
+Every step is audited. The CNIC lives in the lookup on the server, never in a URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import RedirectResponse, Response
+
+from api.agent import audit, repository
+from api.agent.access import GRANT_SECONDS, Lookup
+from api.agent.deps import (
+    AccessDep,
+    ConsoleDbDep,
+    CsrfChecked,
+    CurrentStaff,
+    SessionsDep,
+    Staff,
+    SupervisorStaff,
+)
+from api.agent.errors import ConsoleError
+from api.agent.i18n import N_
+from api.agent.pages import page
+from api.agent.schemas import AuditAction, RecordType, Role
+from api.agent.sessions import Flash
+from api.deps import RegistrySessionDep, RuntimeDep, SettingsDep
+from api.eligibility.schemas import EligibilityResult, EligibilityStatus
+from api.eligibility.service import check_eligibility
+from api.grievances import service as grievances
+from api.grievances.notify import owner_notifier
+from api.grievances.schemas import Category, clean_text
+from api.identity import Cnic, InvalidCnic, mask_phone, normalise_text
+from api.otp.service import CheckOutcome, IssueOutcome
+from api.payments.schemas import Tranche
+from api.payments.service import list_payments, schedule_from
+from api.registry import repository as registry_repository
+from api.registry.models import Grievance, Household, Person
+from api.settings import LANGUAGES as CALLER_LANGUAGES
+from api.verification import deliver_code, request_code
+
+router = APIRouter()
+
+#: A reason for an override must say something (a ticket number, "caller's phone is lost").
+MIN_REASON = 10
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class CallerRecord:
+    """What a verified caller's record shows."""
+
+    person: Person
+    household: Household
+    members: list[Person]
+    eligibility: EligibilityResult
+    payments: list[Tranche]
+    next_payment: Tranche | None
+    grievances: list[Grievance]
+
+
+async def _load_record(
+    registry: AsyncSession, db: AsyncSession, *, cnic: Cnic, cutoff: float
+) -> CallerRecord | None:
+    found = await registry_repository.get_person_and_household(registry, cnic=cnic.digits)
+    if found is None:
+        return None
+    person, household = found
+    payments = await list_payments(registry, cnic=cnic.digits)
+    schedule = schedule_from(cnic.digits, payments, today=dt.datetime.now(dt.UTC).date())
+    return CallerRecord(
+        person=person,
+        household=household,
+        members=[
+            m
+            for m in await repository.list_household_members(
+                registry, household_id=household.household_id
+            )
+            if m.cnic != cnic.digits
+        ],
+        eligibility=await check_eligibility(registry, cnic=cnic, cutoff=cutoff, full=True),
+        payments=payments,
+        next_payment=schedule.next,
+        grievances=await grievances.list_for_owner(db, cnic=cnic),
+    )
+
+
+async def _lookup(access: AccessDep, staff: Staff, lookup_id: str) -> Lookup:
+    lookup = await access.get_lookup(lookup_id, agent=staff.username)
+    if lookup is None:
+        raise ConsoleError(
+            404, N_("This call has ended or was opened by someone else. Search the CNIC again.")
+        )
+    return lookup
+
+
+def _back(lookup: Lookup) -> RedirectResponse:
+    return RedirectResponse(f"/agent/callers/{lookup.id}", status_code=303)
+
+
+async def _refuse(
+    sessions: SessionsDep, staff: Staff, to: str, message: str, **args: object
+) -> RedirectResponse:
+    """Back to the page the form was on, with what was wrong at its top."""
+    await sessions.flash(staff.session, Flash("error", message, dict(args)))
+    return RedirectResponse(to, status_code=303)
+
+
+def _reason(text: str) -> str | None:
+    reason = clean_text(text)
+    return reason if MIN_REASON <= len(reason) <= MAX_REASON else None
+
+
+@router.post("/callers", dependencies=[CsrfChecked])
+async def search(
+    request: Request,
+    staff: CurrentStaff,
+    db: ConsoleDbDep,
+    access: AccessDep,
+    sessions: SessionsDep,
+    runtime: RuntimeDep,
+    cnic: Annotated[str, Form()] = "",
+) -> Response:
+    """Open a lookup for the CNIC the caller gives (counted against the agent's hourly limit)."""
+    try:
+        parsed = Cnic.parse(cnic)
+    except InvalidCnic:
+        return await _refuse(
+            sessions,
+            staff,
+            "/agent",
+            N_("That is not a CNIC: a CNIC has 13 digits, like 35202-1234567-1."),
+        )
+    decision = await runtime.rate_limiter.hit("agent", staff.username)
+    if not decision.allowed:
+        raise ConsoleError(
+            429,
+            N_("You have searched too many CNICs this hour. Try again in %(minutes)s minutes."),
+            minutes=max(1, decision.retry_after // 60),
+        )
+    lookup = await access.open_lookup(agent=staff.username, cnic=parsed.digits)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.LOOKUP,
+        record_type=RecordType.PERSON,
+        record_id=parsed.digits,
+        reason="caller search: coarse status",
+        client_ip=audit.client_ip(request),
+    )
+    return _back(lookup)
+
+
+@router.get("/callers/{lookup_id}")
+async def caller(
+    request: Request,
+    lookup_id: str,
+    staff: CurrentStaff,
+    db: ConsoleDbDep,
+    registry: RegistrySessionDep,
+    access: AccessDep,
+    settings: SettingsDep,
+) -> Response:
+    """The coarse status, and the record itself while this agent holds a grant for the CNIC.
+    Each showing of the record is an audit entry."""
+    lookup = await _lookup(access, staff, lookup_id)
+    cnic = Cnic(lookup.cnic)
+    coarse = await check_eligibility(registry, cnic=cnic, cutoff=settings.pmt_cutoff)
+    grant = await access.grant_for(agent=staff.username, cnic=cnic.digits)
+    record = None
+    if grant is not None and coarse.status is not EligibilityStatus.NOT_FOUND:
+        record = await _load_record(registry, db, cnic=cnic, cutoff=settings.pmt_cutoff)
+        await audit.record(
+            db,
+            actor=staff.username,
+            action=AuditAction.VIEW,
+            record_type=RecordType.PERSON,
+            record_id=cnic.digits,
+            reason=grant.audit_reason(),
+            client_ip=audit.client_ip(request),
+        )
+    pending = (
+        await access.get_override(lookup.override_request_id)
+        if lookup.override_request_id and grant is None
+        else None
+    )
+    return await page(
+        request,
+        "caller.html",
+        staff=staff,
+        title=N_("Caller"),
+        lookup=lookup,
+        cnic_masked=cnic.masked,
+        cnic_formatted=cnic.formatted,
+        status=coarse.status.value,
+        in_registry=coarse.status is not EligibilityStatus.NOT_FOUND,
+        grant=grant,
+        grant_minutes=GRANT_SECONDS // 60,
+        record=record,
+        pending_override=pending,
+        can_override=staff.can(Role.SUPERVISOR),
+        categories=[c.value for c in Category],
+        caller_languages=CALLER_LANGUAGES,
+        default_language=settings.default_language,
+        mask_phone=mask_phone,
+    )
+
+
+@router.post("/callers/{lookup_id}/code", dependencies=[CsrfChecked])
+async def send_code(
+    request: Request,
+    lookup_id: str,
+    staff: CurrentStaff,
+    db: ConsoleDbDep,
+    access: AccessDep,
+    sessions: SessionsDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """Send a code to the caller's registered mobile (SPEC §3 limits apply: one a minute, five
+    an hour); the caller reads it back to the agent."""
+    lookup = await _lookup(access, staff, lookup_id)
+    code = await request_code(runtime, cnic=Cnic(lookup.cnic))
+    issued = code.issued
+    if issued.outcome is IssueOutcome.COOLDOWN:
+        message = N_("A code was sent less than a minute ago. Wait %(seconds)s seconds.")
+        await sessions.flash(
+            staff.session, Flash("error", message, {"seconds": issued.retry_after})
+        )
+        return _back(lookup)
+    if issued.outcome is IssueOutcome.TOO_MANY:
+        message = N_("Five codes were sent to this CNIC this hour. Try again in %(minutes)s minutes.")
+        await sessions.flash(
+            staff.session,
+            Flash("error", message, {"minutes": max(1, issued.retry_after // 60)}),
+        )
+        return _back(lookup)
+    if not code.in_registry or code.mobile is None:
+        message = N_(
+            "There is no registered mobile for this CNIC, so no code can be sent. Ask a "
+            "supervisor for an override."
+        )
+        await sessions.flash(staff.session, Flash("error", message, {}))
+        return _back(lookup)
+    await deliver_code(runtime, code, language=None, session=db)
+    lookup.code_request_id = issued.request_id
+    lookup.code_sent_to = code.mobile_masked
+    await access.save_lookup(lookup)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.SEND_CODE,
+        record_type=RecordType.PERSON,
+        record_id=lookup.cnic,
+        reason=f"code sent to {code.mobile_masked}",
+        client_ip=audit.client_ip(request),
+    )
+    await sessions.flash(
+        staff.session,
+        Flash(
+            "ok",
+            N_("Code sent to %(phone)s. Ask the caller to read it back."),
+            {"phone": code.mobile_masked},
+        ),
+    )
+    return _back(lookup)
+
+
+@router.post("/callers/{lookup_id}/verify", dependencies=[CsrfChecked])
+async def verify(
+    request: Request,
+    lookup_id: str,
+    staff: CurrentStaff,
+    db: ConsoleDbDep,
+    access: AccessDep,
+    sessions: SessionsDep,
+    runtime: RuntimeDep,
+    code: Annotated[str, Form()] = "",
+) -> Response:
+    """Check the code the caller read back; right, it opens the record for this agent."""
+    lookup = await _lookup(access, staff, lookup_id)
+    if not lookup.code_request_id:
+        await sessions.flash(staff.session, Flash("error", N_("Send a code first."), {}))
+        return _back(lookup)
+    typed = "".join(normalise_text(code).split())
+    checked = await runtime.otp.check(request_id=lookup.code_request_id, code=typed)
+    ip = audit.client_ip(request)
+    if checked.outcome is CheckOutcome.VERIFIED and checked.cnic == lookup.cnic:
+        await access.grant(
+            agent=staff.username, cnic=lookup.cnic, basis="otp", reason="caller read back the code"
+        )
+        lookup.code_request_id = None
+        await access.save_lookup(lookup)
+        await audit.record(
+            db,
+            actor=staff.username,
+            action=AuditAction.VERIFY,
+            record_type=RecordType.PERSON,
+            record_id=lookup.cnic,
+            reason="caller read back the code",
+            client_ip=ip,
+        )
+        await sessions.flash(
+            staff.session,
+            Flash(
+                "ok",
+                N_("Caller verified. The record is open to you for %(minutes)s minutes."),
+                {"minutes": GRANT_SECONDS // 60},
+            ),
+        )
+        return _back(lookup)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.VERIFY_FAILED,
+        record_type=RecordType.PERSON,
+        record_id=lookup.cnic,
+        reason=checked.outcome.value,
+        client_ip=ip,
+    )
+    if checked.outcome is CheckOutcome.WRONG:
+        flash = Flash(
+            "error", N_("Wrong code. %(tries)s tries left."), {"tries": checked.tries_left}
+        )
+    else:
+        lookup.code_request_id = None
+        await access.save_lookup(lookup)
+        flash = Flash(
+            "error",
+            N_("Too many wrong codes: send a new one.")
+            if checked.outcome is CheckOutcome.EXHAUSTED
+            else N_("The code has expired: send a new one."),
+            {},
+        )
+    await sessions.flash(staff.session, flash)
+    return _back(lookup)
+
+
+@router.post("/callers/{lookup_id}/override", dependencies=[CsrfChecked])
+async def override(
+    request: Request,
+    lookup_id: str,
+    staff: SupervisorStaff,
+    db: ConsoleDbDep,
+    access: AccessDep,
+    sessions: SessionsDep,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """A supervisor or admin opens the record without the caller's code, with a written reason."""
+    lookup = await _lookup(access, staff, lookup_id)
+    why = _reason(reason)
+    if why is None:
+        return await _refuse(
+            sessions,
+            staff,
+            f"/agent/callers/{lookup.id}",
+            N_("Write the reason (at least %(count)s characters)."),
+            count=MIN_REASON,
+        )
+    await access.grant(agent=staff.username, cnic=lookup.cnic, basis="override", reason=why)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.OVERRIDE,
+        record_type=RecordType.PERSON,
+        record_id=lookup.cnic,
+        reason=why,
+        client_ip=audit.client_ip(request),
+    )
+    await sessions.flash(
+        staff.session,
+        Flash(
+            "ok",
+            N_("Override recorded. The record is open to you for %(minutes)s minutes."),
+            {"minutes": GRANT_SECONDS // 60},
+        ),
+    )
+    return _back(lookup)
+
+
+@router.post("/callers/{lookup_id}/override-request", dependencies=[CsrfChecked])
+async def request_override(
+    request: Request,
+    lookup_id: str,
+    staff: CurrentStaff,
+    db: ConsoleDbDep,
+    access: AccessDep,
+    sessions: SessionsDep,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Ask a supervisor to open the record (the caller cannot receive a code)."""
+    lookup = await _lookup(access, staff, lookup_id)
+    why = _reason(reason)
+    if why is None:
+        return await _refuse(
+            sessions,
+            staff,
+            f"/agent/callers/{lookup.id}",
+            N_("Write the reason (at least %(count)s characters)."),
+            count=MIN_REASON,
+        )
+    await access.request_override(lookup, reason=why, cnic_masked=Cnic(lookup.cnic).masked)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.OVERRIDE_REQUEST,
+        record_type=RecordType.PERSON,
+        record_id=lookup.cnic,
+        reason=why,
+        client_ip=audit.client_ip(request),
+    )
+    await sessions.flash(
+        staff.session,
+        Flash("ok", N_("A supervisor has been asked. Reload this page after they approve."), {}),
+    )
+    return _back(lookup)
+
+
+@router.post("/callers/{lookup_id}/grievances", dependencies=[CsrfChecked])
+async def file_for_caller(
+    request: Request,
+    lookup_id: str,
+    staff: CurrentStaff,
+    db: ConsoleDbDep,
+    registry: RegistrySessionDep,
+    access: AccessDep,
+    sessions: SessionsDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    category: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+    language: Annotated[str, Form()] = "",
+) -> Response:
+    """File a grievance on the verified caller's behalf; she gets the ticket id by SMS."""
+    lookup = await _lookup(access, staff, lookup_id)
+    if await access.grant_for(agent=staff.username, cnic=lookup.cnic) is None:
+        raise ConsoleError(403, N_("Verify the caller before filing a grievance for her."))
+    try:
+        chosen = Category(category)
+    except ValueError:
+        return await _refuse(
+            sessions, staff, f"/agent/callers/{lookup.id}", N_("Choose the kind of grievance.")
+        )
+    found = await registry_repository.get_person_and_household(registry, cnic=lookup.cnic)
+    try:
+        grievance = await grievances.file_grievance(
+            db,
+            cnic=Cnic(lookup.cnic),
+            category=chosen,
+            description=description,
+            channel="agent",
+            contact_id=None,
+            language=language if language in CALLER_LANGUAGES else None,
+            filed_by=staff.username,
+            district=found[1].district if found else None,
+            sla_days=settings.grievance_sla_days,
+            notify=owner_notifier(runtime, db),
+        )
+    except grievances.InvalidText:
+        return await _refuse(
+            sessions,
+            staff,
+            f"/agent/callers/{lookup.id}",
+            N_("Describe the grievance (at most 1000 characters)."),
+        )
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.FILE_GRIEVANCE,
+        record_type=RecordType.GRIEVANCE,
+        record_id=grievance.ticket_id,
+        reason=f"filed for {Cnic(lookup.cnic).masked} by phone",
+        client_ip=audit.client_ip(request),
+    )
+    await sessions.flash(
+        staff.session,
+        Flash(
+            "ok",
+            N_("Grievance %(ticket)s filed. The caller gets the ticket number by SMS."),
+            {"ticket": grievance.ticket_id},
+        ),
+    )
+    return RedirectResponse(f"/agent/grievances/{grievance.ticket_id}", status_code=303)

@@ -1,0 +1,363 @@
+"""The grievance queue: views (open, escalated, past SLA, mine, unassigned), a grievance's page,
+notes, status changes (supervisors; agents may only escalate), assignment, escalating overdue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from api.agent import audit
+from api.agent import repository as agents
+from api.agent.deps import (
+    ConsoleDbDep,
+    CsrfChecked,
+    CurrentStaff,
+    SessionsDep,
+    SupervisorStaff,
+)
+from api.agent.errors import ConsoleError
+from api.agent.i18n import N_
+from api.agent.pages import page
+from api.agent.schemas import AuditAction, RecordType, Role
+from api.agent.sessions import Flash
+from api.deps import RuntimeDep, SettingsDep
+from api.grievances import repository, service
+from api.grievances.notify import owner_notifier
+from api.grievances.schemas import ALLOWED_TRANSITIONS, Category, Status
+from api.grievances.ticket import normalise_ticket_id
+from api.identity import mask_cnic
+
+router = APIRouter()
+
+PAGE_SIZE = 50
+WORKED = (Status.OPEN.value, Status.IN_PROGRESS.value, Status.ESCALATED.value)
+CLOSED = (Status.RESOLVED.value, Status.REJECTED.value)
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """A tab of the queue: its name in the catalog and the filter behind it."""
+
+    name: str
+    title: str
+
+
+VIEWS = (
+    QueueView("open", N_("Open")),
+    QueueView("escalated", N_("Escalated")),
+    QueueView("breached", N_("Past SLA")),
+    QueueView("mine", N_("Assigned to me")),
+    QueueView("unassigned", N_("Unassigned")),
+    QueueView("closed", N_("Closed")),
+)
+
+
+def _filters(view: str, *, staff_id: int, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "open": {"statuses": WORKED},
+        "escalated": {"statuses": (Status.ESCALATED.value,)},
+        "breached": {"statuses": WORKED, "overdue_at": now},
+        "mine": {"statuses": WORKED, "assigned_to": staff_id},
+        "unassigned": {"statuses": WORKED, "unassigned": True},
+        "closed": {"statuses": CLOSED},
+    }[view]
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+
+
+@router.get("/grievances")
+async def queue(
+    request: Request,
+    staff: CurrentStaff,
+    db: ConsoleDbDep,
+    view: str = "open",
+    district: str | None = None,
+    category: str | None = None,
+    page_text: Annotated[str, Query(alias="page")] = "1",
+) -> Response:
+    """One tab of the queue, most urgent (earliest due) first."""
+    view = view if view in {v.name for v in VIEWS} else "open"
+    now = dt.datetime.now(dt.UTC)
+    narrow = {
+        "district": district or None,
+        "category": category if category in {c.value for c in Category} else None,
+    }
+    counts = {
+        v.name: await repository.count_queue(
+            db, **_filters(v.name, staff_id=staff.id, now=now), **narrow
+        )
+        for v in VIEWS
+    }
+    pages = max(1, math.ceil(counts[view] / PAGE_SIZE))
+    current = min(max(1, int(page_text) if page_text.isdigit() else 1), pages)
+    rows = await repository.list_queue(
+        db,
+        **_filters(view, staff_id=staff.id, now=now),
+        **narrow,
+        limit=PAGE_SIZE,
+        offset=(current - 1) * PAGE_SIZE,
+    )
+    names = await agents.usernames_by_id(
+        db, ids={g.assigned_to for g in rows if g.assigned_to is not None}
+    )
+    base = {k: v for k, v in (("district", district), ("category", category)) if v}
+    return await page(
+        request,
+        "grievances.html",
+        staff=staff,
+        title=N_("Grievances"),
+        views=VIEWS,
+        view=view,
+        counts=counts,
+        rows=rows,
+        assignee=names,
+        now=now,
+        utc=_utc,
+        district=district or "",
+        category=narrow["category"] or "",
+        categories=[c.value for c in Category],
+        page_number=current,
+        pages=pages,
+        page_link=lambda n: "/agent/grievances?" + urlencode({**base, "view": view, "page": n}),
+        tab_link=lambda name: "/agent/grievances?" + urlencode({**base, "view": name}),
+    )
+
+
+async def _grievance_or_404(db: ConsoleDbDep, ticket_id: str) -> Any:
+    canonical = normalise_ticket_id(ticket_id)
+    grievance = await repository.get_by_ticket_id(db, ticket_id=canonical) if canonical else None
+    if grievance is None:
+        raise ConsoleError(404, N_("No grievance has the ticket number %(ticket)s."), ticket=ticket_id)
+    return grievance
+
+
+@router.get("/grievances/{ticket_id}")
+async def grievance_page(
+    request: Request, ticket_id: str, staff: CurrentStaff, db: ConsoleDbDep
+) -> Response:
+    """A grievance with its whole history, staff notes included (an audited view)."""
+    grievance = await _grievance_or_404(db, ticket_id)
+    if grievance.ticket_id != ticket_id:
+        return RedirectResponse(f"/agent/grievances/{grievance.ticket_id}", status_code=303)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.VIEW,
+        record_type=RecordType.GRIEVANCE,
+        record_id=grievance.ticket_id,
+        reason="grievance page",
+        client_ip=audit.client_ip(request),
+    )
+    now = dt.datetime.now(dt.UTC)
+    current = Status(grievance.status)
+    allowed = sorted(ALLOWED_TRANSITIONS[current], key=lambda s: list(Status).index(s))
+    staff_list = await agents.list_agents(db) if staff.can(Role.SUPERVISOR) else []
+    assignee = (
+        (await agents.usernames_by_id(db, ids={grievance.assigned_to})).get(grievance.assigned_to)
+        if grievance.assigned_to is not None
+        else None
+    )
+    return await page(
+        request,
+        "grievance.html",
+        staff=staff,
+        title=N_("Grievance"),
+        g=grievance,
+        cnic_masked=mask_cnic(grievance.cnic),
+        overdue=current.value in WORKED and _utc(grievance.due_at) < now,
+        allowed=[s.value for s in allowed],
+        can_escalate=Status.ESCALATED in ALLOWED_TRANSITIONS[current],
+        is_supervisor=staff.can(Role.SUPERVISOR),
+        staff_list=staff_list,
+        assignee=assignee,
+    )
+
+
+def _back(ticket_id: str) -> RedirectResponse:
+    return RedirectResponse(f"/agent/grievances/{ticket_id}", status_code=303)
+
+
+@router.post("/grievances/{ticket_id}/notes", dependencies=[CsrfChecked])
+async def add_note(
+    request: Request,
+    ticket_id: str,
+    staff: CurrentStaff,
+    db: ConsoleDbDep,
+    sessions: SessionsDep,
+    runtime: RuntimeDep,
+    note: Annotated[str, Form()] = "",
+    internal: Annotated[str, Form()] = "",
+) -> Response:
+    """A note: internal ones stay with staff; the others are sent to the caller."""
+    grievance = await _grievance_or_404(db, ticket_id)
+    staff_only = bool(internal)
+    try:
+        await service.add_note(
+            db,
+            ticket_id=grievance.ticket_id,
+            actor=staff.username,
+            note=note,
+            internal=staff_only,
+            notify=owner_notifier(runtime, db),
+        )
+    except service.InvalidText:
+        await sessions.flash(
+            staff.session, Flash("error", N_("Write the note (at most 1000 characters)."), {})
+        )
+        return _back(grievance.ticket_id)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.ADD_NOTE,
+        record_type=RecordType.GRIEVANCE,
+        record_id=grievance.ticket_id,
+        reason="internal note" if staff_only else "note sent to the caller",
+        client_ip=audit.client_ip(request),
+    )
+    await sessions.flash(
+        staff.session,
+        Flash(
+            "ok",
+            N_("Internal note added.") if staff_only else N_("Note added and sent to the caller."),
+            {},
+        ),
+    )
+    return _back(grievance.ticket_id)
+
+
+@router.post("/grievances/{ticket_id}/status", dependencies=[CsrfChecked])
+async def change_status(
+    request: Request,
+    ticket_id: str,
+    staff: CurrentStaff,
+    db: ConsoleDbDep,
+    sessions: SessionsDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    to: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    """Move a grievance on. Supervisors make any allowed change; an agent may only escalate it
+    to the supervisors' queue, saying why."""
+    grievance = await _grievance_or_404(db, ticket_id)
+    try:
+        target = Status(to)
+    except ValueError:
+        raise ConsoleError(422, N_("Choose the new status.")) from None
+    escalating = target is Status.ESCALATED
+    if not staff.can(Role.SUPERVISOR) and not escalating:
+        raise ConsoleError(403, N_("Only supervisors change a grievance's status."))
+    if escalating and not note.strip():
+        await sessions.flash(
+            staff.session, Flash("error", N_("Say why the grievance is escalated."), {})
+        )
+        return _back(grievance.ticket_id)
+    previous = grievance.status
+    try:
+        await service.change_status(
+            db,
+            ticket_id=grievance.ticket_id,
+            to=target,
+            actor=staff.username,
+            note=note,
+            sla_days=settings.grievance_sla_days,
+            notify=owner_notifier(runtime, db),
+        )
+    except service.TransitionNotAllowed:
+        await sessions.flash(
+            staff.session,
+            Flash(
+                "error",
+                N_("A grievance cannot go from %(from)s to %(to)s."),
+                {"from": previous, "to": target.value},
+            ),
+        )
+        return _back(grievance.ticket_id)
+    except service.InvalidText:
+        await sessions.flash(
+            staff.session, Flash("error", N_("Write the note (at most 1000 characters)."), {})
+        )
+        return _back(grievance.ticket_id)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.CHANGE_STATUS,
+        record_type=RecordType.GRIEVANCE,
+        record_id=grievance.ticket_id,
+        reason=f"{previous} -> {target.value}" + (f": {note.strip()}" if note.strip() else ""),
+        client_ip=audit.client_ip(request),
+    )
+    await sessions.flash(staff.session, Flash("ok", N_("Status changed."), {}))
+    return _back(grievance.ticket_id)
+
+
+@router.post("/grievances/{ticket_id}/assign", dependencies=[CsrfChecked])
+async def assign(
+    request: Request,
+    ticket_id: str,
+    staff: SupervisorStaff,
+    db: ConsoleDbDep,
+    sessions: SessionsDep,
+    agent_id: Annotated[str, Form()] = "",
+) -> Response:
+    """Give a grievance to an agent (or take it back: an empty choice)."""
+    grievance = await _grievance_or_404(db, ticket_id)
+    chosen = int(agent_id) if agent_id.isdigit() else None
+    try:
+        await service.assign(db, ticket_id=grievance.ticket_id, agent_id=chosen, actor=staff.username)
+    except service.UnknownAgent:
+        await sessions.flash(
+            staff.session, Flash("error", N_("That member of staff cannot take grievances."), {})
+        )
+        return _back(grievance.ticket_id)
+    name = (await agents.usernames_by_id(db, ids={chosen})).get(chosen) if chosen else None
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.ASSIGN,
+        record_type=RecordType.GRIEVANCE,
+        record_id=grievance.ticket_id,
+        reason=f"assigned to {name}" if name else "unassigned",
+        client_ip=audit.client_ip(request),
+    )
+    await sessions.flash(
+        staff.session,
+        Flash("ok", N_("Assigned to %(name)s.") if name else N_("Unassigned."), {"name": name}),
+    )
+    return _back(grievance.ticket_id)
+
+
+@router.post("/grievances-escalate-overdue", dependencies=[CsrfChecked])
+async def escalate_overdue(
+    request: Request,
+    staff: SupervisorStaff,
+    db: ConsoleDbDep,
+    sessions: SessionsDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """Escalate every grievance past its SLA now, instead of waiting for the next scheduled run."""
+    escalated = await service.escalate_overdue(
+        db, now=dt.datetime.now(dt.UTC), limit=500, notify=owner_notifier(runtime, db)
+    )
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.ESCALATE_OVERDUE,
+        record_type=RecordType.GRIEVANCE,
+        record_id=f"{len(escalated)} grievances",
+        reason=", ".join(g.ticket_id for g in escalated)[:1000] or None,
+        client_ip=audit.client_ip(request),
+    )
+    await sessions.flash(
+        staff.session,
+        Flash("ok", N_("%(count)s overdue grievances escalated."), {"count": len(escalated)}),
+    )
+    return RedirectResponse("/agent/grievances?view=escalated", status_code=303)
