@@ -16,6 +16,7 @@ help:
 	@echo "make test      the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)"
 	@echo "make lint      ruff and mypy"
 	@echo "make messages  extract, update and compile the translation catalogs"
+	@echo "make bench     Rabta vs a bare-ASGI baseline under wrk (PostgreSQL + Redis on loopback)"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,14 @@ test: $(DEV_STAMP) compile-messages
 
 test-fast: $(DEV_STAMP) compile-messages
 	$(BIN)/pytest -m "not slow" -x -q
+
+# Installs what it needs (wrk from Debian, py-spy and psutil into .venv), seeds the rabta_bench
+# database once, writes docs/performance.md. BENCH_ARGS=--quick for a smoke run.
+bench: $(RUN_STAMP) compile-messages
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@test -x $(BIN)/py-spy && $(BIN)/python -c "import psutil" 2>/dev/null \
+		|| $(BIN)/pip install --quiet py-spy psutil
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -52,6 +52,8 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
         from api.telegram_cli import run_telegram_chat
 
         return await run_telegram_chat(phone=phone, console=console)
+    if channel == "ussd":
+        return await run_ussd_chat(phone=phone, console=console)
     settings = get_settings()
     try:
         phone = normalise_phone(phone)
@@ -96,6 +98,66 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
             for message in twiml.iter("Message"):
                 console.print(f"[cyan]{message.text or ''}[/cyan]")
             await _show_outbound(app, console, seen)
+    return 0
+
+
+async def run_ussd_chat(*, phone: str, console: Console) -> int:
+    """Dial the real `/webhooks/ussd` as Africa's Talking would: each line is one input, `text`
+    accumulates with `*`, every screen is printed, and an `END` dials a new session."""
+    settings = get_settings()
+    try:
+        phone = normalise_phone(phone)
+    except InvalidPhone:
+        console.print(f"[red]{phone!r} is not a phone number.[/red]")
+        return 2
+    await upgrade_async(settings.database_url)
+    app = create_app(settings)
+    interactive = sys.stdin.isatty()
+    seen: dict[str, int] = {}
+    if settings.console_outbox.exists():
+        seen["offset"] = settings.console_outbox.stat().st_size  # show only this chat's messages
+    console.print(f"[dim]ussd *262# as {phone}; an empty line or Ctrl-D ends.[/dim]")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=settings.public_base_url
+        ) as client,
+    ):
+
+        async def hit(session_id: str, text: str) -> str:
+            form = {
+                "sessionId": session_id,
+                "serviceCode": "*262#",
+                "phoneNumber": phone,
+                "networkCode": "41001",
+                "text": text,
+            }
+            response = await client.post("/webhooks/ussd", data=form)
+            if response.status_code != 200:
+                console.print(f"[red]{response.status_code}[/red] {response.text}", markup=False)
+                return "END"
+            console.print(
+                response.text, style="cyan", markup=False, highlight=False, soft_wrap=True
+            )
+            await _show_outbound(app, console, seen)
+            return response.text
+
+        session_id, text = f"ATUid_{secrets.token_hex(16)}", ""
+        await hit(session_id, text)
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "> " if interactive else "")
+            except EOFError:
+                break
+            if not interactive:
+                console.print(f"> {line}", style="bold", markup=False)
+            if not line.strip():
+                break
+            text = line if not text else f"{text}*{line}"
+            if (await hit(session_id, text)).startswith("END"):
+                console.print("[dim](session ended; dialling again)[/dim]")
+                session_id, text = f"ATUid_{secrets.token_hex(16)}", ""
+                await hit(session_id, text)
     return 0
 
 

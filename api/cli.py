@@ -114,18 +114,24 @@ async def _prepare_demo(host: str, port: int) -> None:
 
 @app.command()
 def chat(
-    channel: Annotated[str, typer.Option(help="sms, whatsapp or telegram")] = "sms",
+    channel: Annotated[str, typer.Option(help="sms, whatsapp, ussd or telegram")] = "sms",
     phone: Annotated[str, typer.Option(help="The phone you are texting from.")] = "+923001234567",
 ) -> None:
     """Talk to the bot in a terminal, through the same webhook a real gateway calls."""
     from api.chat import run_chat
 
-    if channel not in ("sms", "whatsapp", "telegram"):
-        err.print(f"[red]Unknown channel {channel!r}[/red]: use sms, whatsapp or telegram.")
+    if channel not in ("sms", "whatsapp", "ussd", "telegram"):
+        err.print(f"[red]Unknown channel {channel!r}[/red]: use sms, whatsapp, ussd or telegram.")
         raise typer.Exit(2)
     _settings_or_exit()
     logging.disable(logging.INFO)
     sys.exit(asyncio.run(run_chat(channel=channel, phone=phone, console=console)))
+
+
+def _mount_i18n() -> None:
+    from bot.i18n_report import i18n_app
+
+    app.add_typer(i18n_app, name="i18n")
 
 
 def _mount_registry() -> None:
@@ -153,10 +159,18 @@ def _mount_outbox() -> None:
     app.add_typer(outbox_app, name="outbox")
 
 
+def _mount_agent() -> None:
+    from api.agent.cli import agent_app
+
+    app.add_typer(agent_app, name="agent")
+
+
 _mount_registry()
 _mount_partner()
+_mount_agent()
 _mount_outbox()
 _mount_telegram()
+_mount_i18n()
 
 
 def main() -> None:

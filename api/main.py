@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api import health, metrics, problems
+from api import agent, health, metrics, problems
 from api.eligibility import routes as eligibility_routes
 from api.grievances import routes as grievance_routes
 from api.grievances.escalation import run_escalations
@@ -22,6 +22,7 @@ from api.outbox.worker import EmbeddedWorker
 from api.ratelimit.http import limit_request
 from api.runtime import Runtime
 from api.settings import Settings, get_settings
+from api.surge import LoadShedding
 from api.webhooks import telegram, twilio, ussd
 
 
@@ -68,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(JsonBodiesOnly)
     app.add_middleware(metrics.RequestMetrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Before routing and body parsing: an overloaded worker answers 503 at once instead of
+    # letting requests time out (api/surge.py).
+    app.add_middleware(LoadShedding)
     app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -81,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(outbox_routes.router)
     app.include_router(telegram.router)
     app.include_router(ussd.router)
+    agent.install(app, settings)  # the console at /agent: pages, static files, headers
     return app
 
 

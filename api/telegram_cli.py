@@ -544,7 +544,11 @@ async def run_telegram_chat(
                 transport=httpx.ASGITransport(app=app), base_url=settings.public_base_url
             ) as client,
         ):
-            for line in source:
+            while True:
+                # Read in a thread: the fake Bot API and the app share this event loop.
+                line = await asyncio.to_thread(next, source, None)
+                if line is None:
+                    break
                 if not interactive:
                     console.print(f"[bold]> {escape(line)}[/bold]")
                 if not line.strip():

@@ -59,8 +59,10 @@ DIGITS: Final = MappingProxyType(
 DATE_PATTERN: Final = "d MMM y"
 #: A collection window's start, shortened when the end shares its year or its month.
 _RANGE_START_PATTERNS: Final = MappingProxyType({"year": "d MMM", "month": "d"})
-#: Between the two ends of a range: an ASCII hyphen keeps English and Roman Urdu GSM-7.
-RANGE_DASH: Final = MappingProxyType({"ltr": " - ", "rtl": " – ", "ltr-days": "-", "rtl-days": "–"})
+#: Between the ends of a range, by direction: an ASCII hyphen keeps English and Roman Urdu GSM-7
+#: (an en dash would make the whole SMS UCS-2); days of one month need no spaces (``5-31``).
+RANGE_DASH: Final = MappingProxyType({"ltr": " - ", "rtl": " – "})
+DAYS_DASH: Final = MappingProxyType({"ltr": "-", "rtl": "–"})
 
 LRI: Final = "\u2066"
 PDI: Final = "\u2069"
@@ -112,7 +114,8 @@ def _format_pattern(d: date, pattern: str, lang: str) -> str:
 def format_date(d: date | tuple[date, date], lang: str) -> str:
     """Format a date as day, abbreviated month name and year, e.g. ``15 Dec 2026``.
 
-    A ``(start, end)`` pair is a collection window, formatted by ``format_date_range``.
+    A ``(start, end)`` pair is a collection window, formatted by ``format_date_range``, so
+    templates write ``(start, end)|date`` with the one ``date`` filter.
     """
     if isinstance(d, tuple):
         return format_date_range(*d, lang)
@@ -124,7 +127,7 @@ def format_date(d: date | tuple[date, date], lang: str) -> str:
 def format_date_range(start: date, end: date, lang: str) -> str:
     """Format a window of days as compactly as reads unambiguously, in ``format_date``'s style.
 
-    ``5-31 Dec 2026``, ``28 Sep - 31 Dec 2026``, ``15 Dec 2026 - 15 Jan 2027``; one day is
+    ``5-31 Dec 2026``, ``28 Sept - 31 Dec 2026``, ``15 Dec 2026 - 15 Jan 2027``; one day is
     ``15 Dec 2026``. Month names, digits and spaces are as ``format_date`` gives them; RTL
     languages join the ends with an en dash, the others with an ASCII hyphen (GSM-7).
 
@@ -140,7 +143,7 @@ def format_date_range(start: date, end: date, lang: str) -> str:
     side = "rtl" if is_rtl(lang) else "ltr"
     if (start.year, start.month) == (end.year, end.month):
         first = _format_pattern(start, _RANGE_START_PATTERNS["month"], lang)
-        return f"{first}{RANGE_DASH[side + '-days']}{last}"
+        return f"{first}{DAYS_DASH[side]}{last}"
     if start.year == end.year:
         first = _format_pattern(start, _RANGE_START_PATTERNS["year"], lang)
     else:

@@ -127,7 +127,9 @@ WORST_CASE_CONTEXT: dict[str, Any] = {
     "note": NOTE_LONG,
     "total": 12,
     "grievances": [
-        grievance("G-7K3M9Q", category=Category.DATA_CORRECTION, status=Status.ESCALATED, note=None),
+        grievance(
+            "G-7K3M9Q", category=Category.DATA_CORRECTION, status=Status.ESCALATED, note=None
+        ),
         grievance("G-4HX2PZ", category=Category.OTHER, status=Status.REJECTED, note=None),
         grievance("G-9WQ7RM", category=Category.OTHER, status=Status.IN_PROGRESS, note=None),
     ],
@@ -152,7 +154,7 @@ def _worst_case_variants() -> dict[str, list[dict[str, Any]]]:
     schedule = [
         {"next": tranche("2026-Q4", status, reason=reason, mode=mode)}
         for status in PAYMENT_STATUSES
-        for reason in PAYMENT_REASONS
+        for reason in (PAYMENT_REASONS if status in ("failed", "withheld") else (None,))
         for mode in PAYMENT_MODES
     ]
     statuses = [{"status": status} for status in Status]
@@ -229,6 +231,24 @@ SMS_TWO_SEGMENTS: list[str] = ["payments/schedule", "grievance/status", "grievan
 
 #: Every SMS message the report covers, in its order.
 SMS_MESSAGES: list[str] = SMS_ONE_SEGMENT + SMS_TWO_SEGMENTS
+
+#: Templates that are never an SMS body of their own: button and menu labels, words used inside
+#: other messages, and the screens of channels without segments. Every other template must be in
+#: SMS_MESSAGES (tests/bot/test_i18n_report.py checks), so a new SMS reply cannot skip the budget.
+NOT_SMS_MESSAGES: frozenset[str] = frozenset(
+    {
+        "language/name",  # a language's name in its own script, in menus
+        "verify/person_option",  # a masked CNIC as a numbered choice
+        "verify/contact_saved",  # answers to a phone contact shared on Telegram
+        "verify/contact_not_yours",
+        "grievance/category_name",  # a category as a button label
+        "grievance/status_word",  # a status inside a WhatsApp template message
+        "grievance/confirm_yes",  # button labels; SMS spells the choice out
+        "grievance/confirm_no",
+    }
+)
+#: Folders of templates for channels that are not SMS.
+NOT_SMS_FOLDERS: tuple[str, ...] = ("telegram/", "ussd/")
 
 
 def sms_budget(name: str, language: str) -> int:
@@ -341,6 +361,31 @@ def report_table(rows: Sequence[ReportRow], currency: str) -> Table:
     return table
 
 
+def summary_table(rows: Sequence[ReportRow]) -> Table:
+    """Per language: the costliest message and the mean segments of a reply."""
+    table = Table(title="Per language")
+    table.add_column("language")
+    table.add_column("messages", justify="right")
+    table.add_column("worst message")
+    table.add_column("its segments", justify="right")
+    table.add_column("mean segments", justify="right")
+    table.add_column("over budget", justify="right")
+    for language in dict.fromkeys(row.language for row in rows):
+        mine = [row for row in rows if row.language == language]
+        worst = max(mine, key=lambda row: (row.segments, row.units))
+        mean = sum(row.segments for row in mine) / len(mine)
+        over = sum(not row.within_budget for row in mine)
+        table.add_row(
+            language,
+            str(len(mine)),
+            worst.message,
+            f"{worst.segments}/{worst.budget}",
+            f"{mean:.2f}",
+            str(over) if over else "0",
+        )
+    return table
+
+
 def report(
     price: Annotated[
         float,
@@ -362,6 +407,7 @@ def report(
     rows = build_report(price)
     console = Console()
     console.print(report_table(rows, currency))
+    console.print(summary_table(rows))
     over = [row for row in rows if not row.within_budget]
     console.print(
         f"{len(rows)} rows ({len(SMS_MESSAGES)} messages × {len(rows) // max(len(SMS_MESSAGES), 1)}"
@@ -375,3 +421,8 @@ def report(
                 f"{row.segments} segments ({row.encoding}), budget {row.budget}"
             )
         raise typer.Exit(1)
+
+
+#: `rabta i18n …`: mounted by api/cli.py as `app.add_typer(i18n_app, name="i18n")`.
+i18n_app = typer.Typer(help="Languages and translations.", no_args_is_help=True)
+i18n_app.command("report")(report)

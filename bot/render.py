@@ -52,9 +52,9 @@ class Renderer:
             )
             env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
             env.filters["ltr"] = lambda value: formatting.ltr(str(value), language)
-            env.filters["date"] = lambda value: formatting.ltr(
-                formatting.format_date(value, language), language
-            )
+            # Month names make a date right-to-left text itself: wrapping it as LTR would put
+            # "28 ستمبر 2026" in the wrong order.
+            env.filters["date"] = lambda value: formatting.format_date(value, language)
             env.filters["amount"] = lambda value: formatting.ltr(
                 formatting.format_amount(value, language), language
             )

@@ -104,7 +104,9 @@ class CallerAccess:
     # -- lookups -----------------------------------------------------------------------------
 
     async def open_lookup(self, *, agent: str, cnic: str) -> Lookup:
-        lookup = Lookup(id=secrets.token_urlsafe(16), agent=agent, cnic=cnic, created_at=time.time())
+        lookup = Lookup(
+            id=secrets.token_urlsafe(16), agent=agent, cnic=cnic, created_at=time.time()
+        )
         await self._set(f"{PREFIX}:lookup:{lookup.id}", asdict(lookup), LOOKUP_SECONDS)
         return lookup
 

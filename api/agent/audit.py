@@ -45,7 +45,7 @@ async def record(
     client_ip: str | None = None,
     now: dt.datetime | None = None,
 ) -> AuditEntry:
-    """Add an entry in the caller's transaction: the audit lands with what it records, or neither."""
+    """Add an entry in the caller's transaction: it lands with what it records, or neither does."""
     entry = AuditEntry(
         at=now or dt.datetime.now(dt.UTC),
         actor=actor[:64],

@@ -42,10 +42,10 @@ def login_token(settings: Settings, nonce: str) -> str:
 def same_origin(request: Request, settings: Settings) -> bool:
     """False only when the browser says the request comes from another site."""
     origin = request.headers.get("origin")
-    if origin is None:
-        return True  # old browsers and non-browser clients: the token alone decides
-    if origin == "null":
-        return False  # an opaque origin (a sandboxed frame, a data: page) is never the console
+    if origin is None or origin == "null":
+        # No usable origin: old browsers, non-browser clients, and browsers under a no-referrer
+        # policy (Chromium then sends "null" even for same-origin posts): the token decides.
+        return True
     host = urlsplit(origin).netloc.lower()
     allowed = {
         (request.headers.get("host") or "").lower(),

@@ -130,7 +130,12 @@ def csv_rows(board: Dashboard) -> Iterator[list[str]]:
         for day in board.day_list:
             yield ["traffic", channel, day.isoformat(), str(per_day.get(day, 0))]
     for day in board.day_list:
-        yield ["eligibility_lookups", "cnic", day.isoformat(), str(board.lookups_per_day.get(day, 0))]
+        yield [
+            "eligibility_lookups",
+            "cnic",
+            day.isoformat(),
+            str(board.lookups_per_day.get(day, 0)),
+        ]
     sections: list[tuple[str, dict[str | None, int] | None]] = [
         ("language", board.languages),
         ("intent", board.intents),

@@ -48,8 +48,9 @@ class Staff:
     def csrf_token(self) -> str:
         return self.session.csrf_token
 
-    def can(self, role: Role) -> bool:
-        return self.role.at_least(role)
+    def can(self, role: Role | str) -> bool:
+        """True when this member of staff's role includes `role` (templates pass its name)."""
+        return self.role.at_least(Role(role))
 
 
 async def current_staff(

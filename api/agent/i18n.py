@@ -32,7 +32,7 @@ LANGUAGE_NAMES = {"en": "English", "ur": "اردو"}
 PKT = dt.timezone(dt.timedelta(hours=5), "PKT")
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "translate later"
+def N_(message: str) -> str:
     """Mark a string for the catalog; it is translated where it is shown."""
     return message
 
@@ -240,6 +240,6 @@ def label(language: str, kind: str, value: str | None) -> str:
     """The translated label of a stored value (`label("ur", "status", "open")`); unknown values
     are shown as they are stored, so a new enum member is visible before it is translated."""
     if value is None:
-        return translations(language).gettext("(none)")
+        return translations(language).gettext(N_("(none)"))
     message = LABELS.get(kind, {}).get(value)
     return translations(language).gettext(message) if message else value

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,9 @@ def environment(language: str) -> jinja2.Environment:
     )
     env.filters["label"] = lambda value, kind: i18n.label(language, kind, value)
     env.filters["moment"] = lambda value: i18n.format_moment(value, language)
+    env.filters["moment_ts"] = lambda value: i18n.format_moment(
+        dt.datetime.fromtimestamp(float(value), dt.UTC), language
+    )
     env.filters["day"] = lambda value: i18n.format_day(value, language)
     env.filters["amount"] = lambda value: i18n.format_amount(value, language)
     env.filters["number"] = lambda value: i18n.format_number(value, language)
@@ -85,6 +89,7 @@ async def page(
     if staff is not None:
         flashes = await SessionStore(request.app.state.runtime.redis).take_flashes(staff.session)
     other = "ur" if language == "en" else "en"
+    programmes = request.app.state.runtime.programmes
     html = render_text(
         language,
         template,
@@ -97,6 +102,7 @@ async def page(
                 "/agent/language?" + urlencode({"to": other, "next": _here(request)}),
             ),
             "here": _here(request),
+            "programme_name": lambda key: programmes.name(key, language),
             **context,
         },
     )

@@ -166,11 +166,7 @@ async def inbound_by(
     """Inbound messages since `since` counted by `language`, `intent` or `channel` (or any other
     column of inbound_messages), optionally only those of one intent."""
     key = getattr(InboundMessage, column)
-    query = (
-        select(key, func.count())
-        .where(InboundMessage.received_at >= since)
-        .group_by(key)
-    )
+    query = select(key, func.count()).where(InboundMessage.received_at >= since).group_by(key)
     if intent is not None:
         query = query.where(InboundMessage.intent == intent)
     rows = await session.execute(query)

@@ -24,6 +24,8 @@ HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
+    # same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` on the
+    # console's own posts, and the origin check is worth keeping. Console URLs carry no CNIC.
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
@@ -39,7 +41,11 @@ class ConsoleHeaders:
     """Adds the console's security headers to every response under `prefix`."""
 
     def __init__(
-        self, app: ASGIApp, *, prefix: str = "/agent", static_prefix: str = "/agent/static/",
+        self,
+        app: ASGIApp,
+        *,
+        prefix: str = "/agent",
+        static_prefix: str = "/agent/static/",
         hsts: bool = False,
     ) -> None:
         self.app = app

@@ -72,9 +72,7 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment
 
 
-async def create_agent(
-    session: AsyncSession, *, username: str, password: str, role: Role
-) -> Agent:
+async def create_agent(session: AsyncSession, *, username: str, password: str, role: Role) -> Agent:
     """A new active account; raises InvalidUsername, UsernameTaken or WeakPassword."""
     name = normalise_username(username)
     if not _USERNAME.match(name):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from api import surge
 from api.bot_services import RabtaServices
 from api.conversations import repository
 from api.metrics import MESSAGES, REPLAYS, SMS_SEGMENTS
@@ -39,6 +40,9 @@ class Answer:
 
 async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
     """Answer one inbound message, exactly once per provider message id."""
+    cached = await surge.cached_answer(runtime, inbound)  # an anxious resend (api/surge.py)
+    if cached is not None:
+        return Answer(text=cached.text, language=cached.language)
     async with runtime.db.transaction() as session:
         if inbound.message_id:
             earlier = await repository.claim_inbound(
@@ -52,6 +56,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
         )
         conversation = await _load_conversation(runtime, inbound)
+        was_idle = surge.is_idle(conversation)
         conversation.language = contact.language
         conversation.opted_out = contact.opted_out
         conversation.phone = contact.phone if inbound.phone is None else None
@@ -93,6 +98,16 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             record.intent = outcome.intent.value
             record.language = outcome.language
     await _save_conversation(runtime, conversation)
+    await surge.remember(
+        runtime,
+        inbound,
+        was_idle=was_idle,
+        conversation=conversation,
+        replies=outcome.replies,
+        language=outcome.language,
+        intent=outcome.intent.value,
+        text=text,
+    )
     MESSAGES.labels(inbound.channel, outcome.language, outcome.intent.value).inc()
     if inbound.channel == "sms":
         cost = measure(text)

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import secrets
 import time
 import warnings
@@ -37,7 +38,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -66,6 +67,21 @@ from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
 
 log = logging.getLogger(__name__)
+
+_BOT_TOKEN_IN_URL = re.compile(r"/bot[0-9]+:[A-Za-z0-9_-]+")
+
+
+class RedactBotToken(logging.Filter):
+    """httpx logs every request's URL at INFO, and the Bot API's URLs hold the bot token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/bot" in message:
+            record.msg, record.args = _BOT_TOKEN_IN_URL.sub("/bot<token>", message), None
+        return True
+
+
+logging.getLogger("httpx").addFilter(RedactBotToken())
 
 # PTB 22 warns, whenever it builds a RetryAfter, that its int will become a timedelta; Rabta
 # reads both (retry_after_seconds), so the warning is noise in the service's log.
@@ -122,12 +138,16 @@ class TelegramGateway:
             try:
                 await self.application.initialize()
                 await self.application.start()
+            except InvalidToken:
+                # Its message quotes the token: never logged.
+                self._next_try = now + REINIT_INTERVAL_SECONDS
+                log.error("telegram: the Bot API refused TELEGRAM_BOT_TOKEN")
+                return False
             except Exception as exc:  # start-up must survive any failure to reach Telegram
                 self._next_try = now + REINIT_INTERVAL_SECONDS
                 log.warning(
-                    "telegram: Bot API unreachable (%s: %s); will try again on the next update",
+                    "telegram: Bot API unreachable (%s); will try again on the next update",
                     type(exc).__name__,
-                    exc,
                 )
                 return False
             self._ready = True
@@ -217,13 +237,13 @@ async def telegram_webhook(request: Request) -> Response:
         raise Problem(404, "Telegram is not configured on this server.")
     _check_secret(request, request.app.state.runtime.settings.telegram_webhook_secret)
     data = await _update_json(request)
-    if not await gateway.ensure_ready():
-        # Nothing was done: Telegram delivers the update again later.
-        raise Problem(503, "Telegram is unreachable from here.", headers={"Retry-After": "10"})
     try:
         update = Update.de_json(data, gateway.application.bot)
     except Exception:
         raise Problem(422, "The body is not a Telegram Update.") from None
+    if not await gateway.ensure_ready():
+        # Nothing was done: Telegram delivers the update again later.
+        raise Problem(503, "Telegram is unreachable from here.", headers={"Retry-After": "10"})
     handling = _Handling()
     token = _handling.set(handling)
     try:
@@ -254,7 +274,7 @@ async def _update_json(request: Request) -> dict[str, Any]:
         raise Problem(415, "Telegram sends updates as JSON (application/json).")
     try:
         data = json.loads(await request.body())
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
         raise Problem(422, "The body is not valid JSON.") from None
     update_id = data.get("update_id") if isinstance(data, dict) else None
     if not isinstance(update_id, int) or isinstance(update_id, bool):
@@ -291,9 +311,10 @@ class TelegramHandlers:
         message = update.effective_message
         if message is None or not message.text:
             return
-        command, _, argument = message.text.strip().partition(" ")
-        name = command.lstrip("/").split("@", 1)[0]
-        text = command_text(name, argument.strip(), script=self._script(update)) or message.text
+        command, *rest = message.text.split(maxsplit=1)
+        name = command.lstrip("/").split("@", 1)[0]  # /start@rabta_bot
+        argument = rest[0].strip() if rest else ""
+        text = command_text(name, argument, script=self._script(update)) or message.text
         await self._converse(update, context.bot, message.chat_id, text)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -433,15 +454,13 @@ class TelegramHandlers:
         if not chunks:
             return []
         language = answer.language or self.runtime.settings.default_language
+        # Someone else's card is refused "with the button below": offer the button again.
+        ask_contact = answer.ask_contact or (contact_card and not inbound.contact_is_own)
         inline = await self._inline_keyboard(answer.options)
-        if (
-            inline is None
-            and not answer.ask_contact
-            and not contact_card
-            and _asks_for_help(inbound.text)
-        ):
-            inline = self._main_menu(language)
-        contact = self._contact_keyboard(language) if answer.ask_contact else None
+        if inline is None and not contact_card and not ask_contact:
+            if _asks_for_help(inbound.text):
+                inline = self._main_menu(language)
+        contact = self._contact_keyboard(language) if ask_contact else None
         messages: list[tuple[str, Any]] = [(chunk, None) for chunk in chunks]
         last = chunks[-1]
         if inline is not None:

@@ -116,6 +116,7 @@ def test_catalogs_are_complete_with_identical_placeholders():
 
 # -- every template, every language, every channel ---------------------------------------------
 
+
 def all_templates() -> list[str]:
     root = TEMPLATES_DIR / "messages"
     names = set()

@@ -36,9 +36,7 @@ async def test_eligibility_conversation(tg_client, fake_api, registry):
     assert all(ELIGIBLE_WIFE not in m["text"] for m in fake_api.sent)
 
 
-async def test_payments_after_sharing_own_contact_on_a_shared_phone(
-    tg_client, fake_api, registry
-):
+async def test_payments_after_sharing_own_contact_on_a_shared_phone(tg_client, fake_api, registry):
     chat = TelegramChat(tg_client, fake_api)
     await chat.send("LANG EN")
     # Before: no phone, so PAY asks for one and offers the contact button.
@@ -96,9 +94,7 @@ async def test_the_payload_contacts(tg_client, fake_api, registry):
     """The real payloads: Shazia's own card is +923001234567 (no '+'), Gul's is not hers."""
     chat = TelegramChat(tg_client, fake_api)
     await chat.send("LANG EN")
-    assert "someone else's number" in (await chat.post(payload("someone_elses_contact")))[0][
-        "text"
-    ]
+    assert "someone else's number" in (await chat.post(payload("someone_elses_contact")))[0]["text"]
     assert "This phone is not registered" in await chat.send("PAY")
     assert "your number is saved" in (await chat.post(payload("own_contact")))[0]["text"]
     assert "Several CNICs" in await chat.send("PAY")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 
 import httpx
 import pytest
@@ -61,7 +63,9 @@ class Dial:
         return await self._post()
 
     async def _post(self) -> str:
-        response = await self.client.post(URL, data=ussd_form(self.session_id, self.phone, self.text))
+        response = await self.client.post(
+            URL, data=ussd_form(self.session_id, self.phone, self.text)
+        )
         body = screen_of(response)
         self.ended = body.startswith("END ")
         self.screens.append(body)
@@ -72,3 +76,23 @@ class Dial:
 def dial(client):
     """A factory of dialling phones on the test app."""
     return lambda phone: Dial(client, phone)
+
+
+async def delivered(app, settings, phone: str, kind: str) -> list[dict]:
+    """Deliver the outbox to the console and return the messages of `kind` sent to `phone`."""
+    from api.outbox.senders import build_senders
+    from api.outbox.service import deliver_due
+
+    runtime = app.state.runtime
+    await deliver_due(runtime.db, build_senders(runtime.settings), worker_id="test")
+    if not settings.console_outbox.exists():
+        return []
+    lines = [json.loads(x) for x in settings.console_outbox.read_text().splitlines() if x]
+    return [x for x in lines if x["to"] == phone and x["kind"] == kind]
+
+
+async def delivered_code(app, settings, phone: str) -> str:
+    """The last one-time code that reached `phone`."""
+    codes = await delivered(app, settings, phone, "otp")
+    assert codes, "no code reached the registered phone"
+    return re.search(r"(?<![0-9])[0-9]{6}(?![0-9])", codes[-1]["body"]).group(0)

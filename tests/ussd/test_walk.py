@@ -11,6 +11,7 @@ and statuses, long notes), so a template that could overflow does, here.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import logging
 from collections import deque
@@ -243,13 +244,16 @@ def inputs_for(state: UssdState, services: WorstCaseServices, renderer: Renderer
 
 
 def signature(state: UssdState) -> tuple[Any, ...]:
-    """States that behave alike: the same screen, task, path back, and what was gathered."""
+    """States that behave alike: the same screen, task and path back, the same kinds of things
+    gathered, and verified or not (which CNIC, code or category matters to no screen's size:
+    masked CNICs and ticket ids are all as long)."""
     return (
         state.screen,
         state.task,
         tuple(state.history),
-        tuple(sorted((k, str(v)) for k, v in state.data.items())),
-        state.verified_cnic,
+        tuple(sorted(state.data)),
+        state.data.get("cnic"),  # a code for a person with no payments or complaints
+        state.verified_cnic is not None,
         state.language,
     )
 
@@ -293,6 +297,8 @@ async def walk(phone: str, language: str | None) -> tuple[set[Screen], set[str],
             checked += 1
             if after.ended:
                 continue
+            if after.language != language:
+                continue  # a language chosen from the menu: that language has its own walk
             screens.add(after.screen)
             key = signature(after)
             if key not in seen:
@@ -309,7 +315,6 @@ EXPECTED_TEMPLATES = {
     "eligibility/not_found",
     "ussd/schedule",
     "ussd/schedule_short",
-    "ussd/schedule_shortest",
     "payments/none",
     "ussd/filed",
     "ussd/filed_callback",
@@ -371,7 +376,10 @@ def test_the_language_menu_fits_the_ucs2_budget(language):
     both as the first screen and with `0 Back` from the main menu."""
     renderer = RecordingRenderer()
     state = UssdState(
-        session_id="s", phone=PHONE_ONE, default_language="ur", language=language,
+        session_id="s",
+        phone=PHONE_ONE,
+        default_language="ur",
+        language=language,
         screen=Screen.LANGUAGE,
     )
     services = WorstCaseServices(PHONE_ONE)
@@ -387,8 +395,14 @@ def test_the_language_menu_fits_the_ucs2_budget(language):
 
 @pytest.mark.parametrize(
     ("language", "screen_language"),
-    [("en", "en"), ("ur_Latn", "ur_Latn"), ("ur", "ur_Latn"), ("sd", "ur_Latn"),
-     ("ps", "ur_Latn"), ("pa_Arab", "ur_Latn")],
+    [
+        ("en", "en"),
+        ("ur_Latn", "ur_Latn"),
+        ("ur", "ur_Latn"),
+        ("sd", "ur_Latn"),
+        ("ps", "ur_Latn"),
+        ("pa_Arab", "ur_Latn"),
+    ],
 )
 def test_arabic_script_languages_read_roman_urdu_on_ussd(language, screen_language):
     assert menus.ussd_language(language) == screen_language
@@ -402,3 +416,26 @@ def test_the_table_covers_every_screen():
         else:
             assert spec.answer is not None and spec.expects in menus.PARSERS, screen
 
+
+async def test_long_answers_use_their_compact_forms_and_cut_only_as_a_last_resort(caplog):
+    """A place, reason or note longer than any in the registry today still gives one screen."""
+    renderer = RecordingRenderer()
+    schedule = await WorstCaseServices(PHONE_ONE).payment_schedule(MINE)
+    assert schedule.next is not None
+    long_reason = dataclasses.replace(schedule.next, reason="r" * 60)
+    body = menus.render_screen(
+        renderer,
+        [Reply("ussd/schedule", {"cnic": "35202-*******-1", "next": long_reason}, end=True)],
+        language="en",
+    )
+    assert fits(body) and "ussd/schedule_shortest" in renderer.used and "r" * 60 not in body
+    assert not caplog.records
+    huge = dataclasses.replace(schedule.next, place="p" * 300)
+    caplog.set_level(logging.ERROR, logger="bot.dialogue.ussd")
+    body = menus.render_screen(
+        renderer,
+        [Reply("ussd/schedule", {"cnic": "35202-*******-1", "next": huge}, end=True)],
+        language="ur_Latn",
+    )
+    assert body.startswith("END ") and fits(body) and body.endswith("..")
+    assert any("cut" in r.getMessage() for r in caplog.records)

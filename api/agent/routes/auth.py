@@ -170,7 +170,9 @@ async def logout(
 
 
 @router.get("/language")
-async def switch_language(settings: SettingsDep, to: str = "en", next: str | None = None) -> Response:
+async def switch_language(
+    settings: SettingsDep, to: str = "en", next: str | None = None
+) -> Response:
     """Show the console in English or Urdu from now on (a preference cookie, nothing else)."""
     response = RedirectResponse(safe_next(next), status_code=303)
     if to in LANGUAGES:

@@ -37,7 +37,7 @@ from api.grievances import service as grievances
 from api.grievances.notify import owner_notifier
 from api.grievances.schemas import Category, clean_text
 from api.identity import Cnic, InvalidCnic, mask_phone, normalise_text
-from api.otp.service import CheckOutcome, IssueOutcome
+from api.otp.service import CheckOutcome, IssueOutcome, OtpUnavailable
 from api.payments.schemas import Tranche
 from api.payments.service import list_payments, schedule_from
 from api.registry import repository as registry_repository
@@ -225,7 +225,12 @@ async def send_code(
     """Send a code to the caller's registered mobile (SPEC §3 limits apply: one a minute, five
     an hour); the caller reads it back to the agent."""
     lookup = await _lookup(access, staff, lookup_id)
-    code = await request_code(runtime, cnic=Cnic(lookup.cnic))
+    try:
+        code = await request_code(runtime, cnic=Cnic(lookup.cnic))
+    except OtpUnavailable:
+        raise ConsoleError(
+            503, N_("Codes cannot be sent at the moment. Try again in a minute.")
+        ) from None
     issued = code.issued
     if issued.outcome is IssueOutcome.COOLDOWN:
         message = N_("A code was sent less than a minute ago. Wait %(seconds)s seconds.")
@@ -234,7 +239,9 @@ async def send_code(
         )
         return _back(lookup)
     if issued.outcome is IssueOutcome.TOO_MANY:
-        message = N_("Five codes were sent to this CNIC this hour. Try again in %(minutes)s minutes.")
+        message = N_(
+            "Five codes were sent to this CNIC this hour. Try again in %(minutes)s minutes."
+        )
         await sessions.flash(
             staff.session,
             Flash("error", message, {"minutes": max(1, issued.retry_after // 60)}),
@@ -288,7 +295,12 @@ async def verify(
         await sessions.flash(staff.session, Flash("error", N_("Send a code first."), {}))
         return _back(lookup)
     typed = "".join(normalise_text(code).split())
-    checked = await runtime.otp.check(request_id=lookup.code_request_id, code=typed)
+    try:
+        checked = await runtime.otp.check(request_id=lookup.code_request_id, code=typed)
+    except OtpUnavailable:
+        raise ConsoleError(
+            503, N_("Codes cannot be checked at the moment. Try again in a minute.")
+        ) from None
     ip = audit.client_ip(request)
     if checked.outcome is CheckOutcome.VERIFIED and checked.cnic == lookup.cnic:
         await access.grant(

@@ -31,21 +31,23 @@ def _charts(board: Dashboard, language: str) -> dict[str, object]:
     def t(message: str, **args: object) -> str:
         return gettext(language, message, **args)
 
-    nothing = t("No data for this period.")
+    nothing = t(N_("No data for this period."))
     days = [format_day(d, language) for d in board.day_list]
     rate = board.breach_rate
     return {
         "traffic": charts.stacked_columns(
-            t("Messages per channel per day"),
+            t(N_("Messages per channel per day")),
             days,
             [
-                charts.Series(label(language, "channel", channel), [per.get(d, 0) for d in board.day_list])
+                charts.Series(
+                    label(language, "channel", channel), [per.get(d, 0) for d in board.day_list]
+                )
                 for channel, per in board.traffic.items()
             ],
             empty=nothing,
         ),
         "lookups": charts.stacked_columns(
-            t("Eligibility look-ups per day"),
+            t(N_("Eligibility look-ups per day")),
             days,
             [
                 charts.Series(
@@ -56,14 +58,16 @@ def _charts(board: Dashboard, language: str) -> dict[str, object]:
             empty=nothing,
         ),
         "languages": charts.bar_chart(
-            t("Language of messages"), _bars(board.languages, "language", language), empty=nothing
+            t(N_("Language of messages")),
+            _bars(board.languages, "language", language),
+            empty=nothing,
         ),
         "intents": charts.bar_chart(
-            t("What people ask"), _bars(board.intents, "intent", language), empty=nothing
+            t(N_("What people ask")), _bars(board.intents, "intent", language), empty=nothing
         ),
         "outcomes": (
             charts.bar_chart(
-                t("Eligibility outcomes"),
+                t(N_("Eligibility outcomes")),
                 _bars(board.outcomes, "eligibility", language),
                 empty=nothing,
             )
@@ -71,34 +75,37 @@ def _charts(board: Dashboard, language: str) -> dict[str, object]:
             else None
         ),
         "by_category": charts.bar_chart(
-            t("Grievances by category"), _bars(board.by_category, "category", language),
+            t(N_("Grievances by category")),
+            _bars(board.by_category, "category", language),
             empty=nothing,
         ),
         "by_status": charts.bar_chart(
-            t("Grievances by status"), _bars(board.by_status, "status", language), empty=nothing
+            t(N_("Grievances by status")), _bars(board.by_status, "status", language), empty=nothing
         ),
         "by_district": charts.bar_chart(
-            t("Grievances by district"),
-            [charts.Bar(key or t("(none)"), n) for key, n in sorted_counts(board.by_district)],
+            t(N_("Grievances by district")),
+            [charts.Bar(key or t(N_("(none)")), n) for key, n in sorted_counts(board.by_district)],
             empty=nothing,
         ),
         "sla": charts.share_bar(
-            t("SLA breach rate"),
+            t(N_("SLA breach rate")),
             board.overdue,
             board.worked,
             caption=(
                 t(
-                    "%(overdue)s of %(worked)s open grievances are past their SLA (%(rate)s%%).",
+                    N_(
+                        "%(overdue)s of %(worked)s open grievances are past their SLA (%(rate)s%%)."
+                    ),
                     overdue=board.overdue,
                     worked=board.worked,
                     rate=f"{rate * 100:.0f}",
                 )
                 if rate is not None
-                else t("No open grievances.")
+                else t(N_("No open grievances."))
             ),
         ),
         "ratelimit": charts.bar_chart(
-            t("Rate-limit checks"),
+            t(N_("Rate-limit checks")),
             [
                 charts.Bar(
                     f"{label(language, 'scope', scope)} · {label(language, 'outcome', outcome)}",

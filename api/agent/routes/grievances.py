@@ -135,7 +135,9 @@ async def _grievance_or_404(db: ConsoleDbDep, ticket_id: str) -> Any:
     canonical = normalise_ticket_id(ticket_id)
     grievance = await repository.get_by_ticket_id(db, ticket_id=canonical) if canonical else None
     if grievance is None:
-        raise ConsoleError(404, N_("No grievance has the ticket number %(ticket)s."), ticket=ticket_id)
+        raise ConsoleError(
+            404, N_("No grievance has the ticket number %(ticket)s."), ticket=ticket_id
+        )
     return grievance
 
 
@@ -261,16 +263,23 @@ async def change_status(
         )
         return _back(grievance.ticket_id)
     previous = grievance.status
+    # An agent's reason for escalating is for the supervisors: kept as an internal note, so the
+    # caller's SMS says the grievance was escalated and nothing of the staff's discussion.
+    reason_only = escalating and not staff.can(Role.SUPERVISOR)
     try:
         await service.change_status(
             db,
             ticket_id=grievance.ticket_id,
             to=target,
             actor=staff.username,
-            note=note,
+            note=None if reason_only else note,
             sla_days=settings.grievance_sla_days,
             notify=owner_notifier(runtime, db),
         )
+        if reason_only:
+            await service.add_note(
+                db, ticket_id=grievance.ticket_id, actor=staff.username, note=note, internal=True
+            )
     except service.TransitionNotAllowed:
         await sessions.flash(
             staff.session,
@@ -312,7 +321,9 @@ async def assign(
     grievance = await _grievance_or_404(db, ticket_id)
     chosen = int(agent_id) if agent_id.isdigit() else None
     try:
-        await service.assign(db, ticket_id=grievance.ticket_id, agent_id=chosen, actor=staff.username)
+        await service.assign(
+            db, ticket_id=grievance.ticket_id, agent_id=chosen, actor=staff.username
+        )
     except service.UnknownAgent:
         await sessions.flash(
             staff.session, Flash("error", N_("That member of staff cannot take grievances."), {})

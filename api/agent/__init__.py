@@ -1,0 +1,30 @@
+"""The agent and supervisor console (SPEC §6 `/agent/...`): server-rendered pages for call-center
+staff. `install(app)` adds its routes, static files, security headers and error pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from api.agent.access import AccessUnavailable
+from api.agent.errors import ConsoleError, LoginRequired, console_error, login_required, unavailable
+from api.agent.pages import STATIC_DIR, STATIC_PATH
+from api.agent.routes import router
+from api.agent.security import ConsoleHeaders
+from api.agent.service import ensure_demo_agents
+from api.agent.sessions import SessionsUnavailable
+from api.settings import Settings
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Serve the console from `app`."""
+    app.include_router(router)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="agent-static")
+    app.add_middleware(ConsoleHeaders, hsts=settings.is_production)
+    app.add_exception_handler(ConsoleError, console_error)
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(SessionsUnavailable, unavailable)
+    app.add_exception_handler(AccessUnavailable, unavailable)
+
+
+__all__ = ["ensure_demo_agents", "install"]

@@ -1,0 +1,150 @@
+"""`rabta agent create USERNAME --role agent|supervisor|admin`: staff accounts for the console.
+
+The password is read from stdin: typed twice (not echoed) at a terminal, or the first line of a
+pipe (`printf '%s\n' "$PASSWORD" | rabta agent create amina --role agent`). It is never taken
+as an argument, where it would land in the shell history and the process list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from api.agent import service
+from api.agent.passwords import MIN_PASSWORD_LENGTH, WeakPassword
+from api.agent.schemas import Role
+from api.agent.sessions import SessionStore
+from api.db import Database
+from api.migrate import upgrade_async
+from api.redis import connect_redis
+from api.settings import Settings, get_settings
+
+agent_app = typer.Typer(help="Staff accounts for the agent console.", no_args_is_help=True)
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        err.print(f"[red]Configuration refused:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"Password (at least {MIN_PASSWORD_LENGTH} characters): ")
+        second = getpass.getpass("Password again: ")
+        if first != second:
+            err.print("[red]The two passwords differ.[/red]")
+            raise typer.Exit(1)
+        return first
+    line = sys.stdin.readline()
+    return line.rstrip("\r\n")
+
+
+@agent_app.command("create")
+def create_command(
+    username: Annotated[str, typer.Argument(help="Sign-in name, e.g. amina.khan")],
+    role: Annotated[Role, typer.Option("--role", help="What the account may do.")] = Role.AGENT,
+) -> None:
+    """Create a console account; the password is read from stdin."""
+    settings = _settings()
+    password = _read_password()
+    try:
+        name = asyncio.run(_create(settings, username, password, role))
+    except WeakPassword as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    except service.InvalidUsername:
+        err.print(
+            "[red]A username is 2–64 lower-case letters, digits, dots, dashes or underscores.[/red]"
+        )
+        raise typer.Exit(1) from None
+    except service.UsernameTaken:
+        err.print(f"[red]The username {escape(username)!r} is taken.[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Created {escape(name)} ({role.value}). Sign in at /agent/login.")
+
+
+@agent_app.command("password")
+def password_command(
+    username: Annotated[str, typer.Argument(help="The account whose password to replace.")],
+) -> None:
+    """Replace an account's password (read from stdin), lift any lock and end its sessions."""
+    settings = _settings()
+    password = _read_password()
+    try:
+        asyncio.run(_set_password(settings, username, password))
+    except WeakPassword as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    except service.UnknownAccount:
+        err.print(f"[red]No account is called {escape(username)!r}.[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Password of {escape(username)} replaced; its sessions have ended.")
+
+
+@agent_app.command("deactivate")
+def deactivate_command(
+    username: Annotated[str, typer.Argument(help="The account to switch off.")],
+) -> None:
+    """Switch an account off and end its sessions (its history stays in the audit log)."""
+    settings = _settings()
+    try:
+        asyncio.run(_deactivate(settings, username))
+    except service.UnknownAccount:
+        err.print(f"[red]No account is called {escape(username)!r}.[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{escape(username)} can no longer sign in.")
+
+
+async def _create(settings: Settings, username: str, password: str, role: Role) -> str:
+    await upgrade_async(settings.database_url)
+    db = Database.from_settings(settings)
+    try:
+        async with db.transaction() as session:
+            agent = await service.create_agent(
+                session, username=username, password=password, role=role
+            )
+            return agent.username
+    finally:
+        await db.dispose()
+
+
+async def _end_sessions(settings: Settings, agent_id: int) -> None:
+    redis = connect_redis(settings)
+    try:
+        await SessionStore(redis).end_all(agent_id=agent_id)
+    finally:
+        await redis.aclose()
+
+
+async def _set_password(settings: Settings, username: str, password: str) -> None:
+    db = Database.from_settings(settings)
+    try:
+        async with db.transaction() as session:
+            agent = await service.set_password(session, username=username, password=password)
+            agent_id = agent.id
+    finally:
+        await db.dispose()
+    await _end_sessions(settings, agent_id)
+
+
+async def _deactivate(settings: Settings, username: str) -> None:
+    db = Database.from_settings(settings)
+    try:
+        async with db.transaction() as session:
+            agent = await service.set_active(session, username=username, active=False)
+            agent_id = agent.id
+    finally:
+        await db.dispose()
+    await _end_sessions(settings, agent_id)

@@ -1,0 +1,156 @@
+"""The audit log for admins: browse with filters, export as CSV (the export is audited too)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from api.agent import audit
+from api.agent.deps import AdminStaff, ConsoleDbDep
+from api.agent.i18n import N_, PKT
+from api.agent.pages import page
+from api.agent.repository import AuditFilter, count_audit, list_audit
+from api.agent.schemas import AuditAction, RecordType
+from api.deps import RuntimeDep
+from api.grievances.ticket import normalise_ticket_id
+from api.identity import Cnic, InvalidCnic
+
+router = APIRouter()
+
+PAGE_SIZE = 100
+
+
+def _day_start(text: str | None) -> dt.datetime | None:
+    """Midnight (Pakistan time) starting the day typed as YYYY-MM-DD, in UTC; None if blank."""
+    if not text:
+        return None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt.datetime.combine(day, dt.time(), tzinfo=PKT).astimezone(dt.UTC)
+
+
+def _record_id(text: str | None) -> tuple[str | None, str | None]:
+    """(record_type, record_id) for what the admin typed: a CNIC, a ticket or anything else."""
+    typed = (text or "").strip()
+    if not typed:
+        return None, None
+    try:
+        return RecordType.PERSON.value, Cnic.parse(typed).digits
+    except InvalidCnic:
+        pass
+    ticket = normalise_ticket_id(typed)
+    if ticket:
+        return RecordType.GRIEVANCE.value, ticket
+    return None, typed
+
+
+def _filter(
+    actor: str | None, action: str | None, record: str | None, since: str | None, until: str | None
+) -> AuditFilter:
+    record_type, record_id = _record_id(record)
+    end = _day_start(until)
+    return AuditFilter(
+        actor=(actor or "").strip().casefold() or None,
+        action=action if action in {a.value for a in AuditAction} else None,
+        record_type=record_type,
+        record_id=record_id,
+        since=_day_start(since),
+        until=end + dt.timedelta(days=1) if end else None,
+    )
+
+
+@router.get("/audit")
+async def audit_log(
+    request: Request,
+    staff: AdminStaff,
+    db: ConsoleDbDep,
+    actor: str | None = None,
+    action: str | None = None,
+    record: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    page_text: str = Query("1", alias="page"),
+) -> Response:
+    """Who looked at or changed what, newest first; CNICs masked."""
+    where = _filter(actor, action, record, since, until)
+    total = await count_audit(db, where=where)
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    current = min(max(1, int(page_text) if page_text.isdigit() else 1), pages)
+    entries = await list_audit(db, where=where, limit=PAGE_SIZE, offset=(current - 1) * PAGE_SIZE)
+    query = {
+        k: v
+        for k, v in (
+            ("actor", actor),
+            ("action", action),
+            ("record", record),
+            ("since", since),
+            ("until", until),
+        )
+        if v
+    }
+    return await page(
+        request,
+        "audit.html",
+        staff=staff,
+        title=N_("Audit log"),
+        entries=entries,
+        shown_record_id=audit.shown_record_id,
+        total=total,
+        page_number=current,
+        pages=pages,
+        actions=[a.value for a in AuditAction],
+        filters={
+            "actor": actor or "",
+            "action": action or "",
+            "record": record or "",
+            "since": since or "",
+            "until": until or "",
+        },
+        page_link=lambda n: "/agent/audit?" + urlencode({**query, "page": n}),
+        export_link="/agent/audit.csv" + ("?" + urlencode(query) if query else ""),
+    )
+
+
+@router.get("/audit.csv")
+async def audit_csv(
+    request: Request,
+    staff: AdminStaff,
+    db: ConsoleDbDep,
+    runtime: RuntimeDep,
+    actor: str | None = None,
+    action: str | None = None,
+    record: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Response:
+    """The filtered log as CSV, streamed from its own read session (CNICs masked)."""
+    where = _filter(actor, action, record, since, until)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=AuditAction.EXPORT,
+        record_type=RecordType.AUDIT_LOG,
+        record_id="csv",
+        reason=urlencode({k: v for k, v in where.__dict__.items() if v is not None})[:1000] or None,
+        client_ip=audit.client_ip(request),
+    )
+
+    async def lines() -> AsyncIterator[str]:
+        # The request's session is closed once the response starts: the export reads with its own.
+        async with runtime.db.sessions() as session:
+            async for line in audit.export_csv(session, where=where):
+                yield line
+
+    stamp = dt.datetime.now(PKT).strftime("%Y%m%d-%H%M")
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="rabta-audit-{stamp}.csv"'},
+    )

@@ -1,0 +1,543 @@
+"""Surge behaviour (issue 7): a short reply cache for anxious resends, and load shedding.
+
+**Reply cache.** In a surge the same person sends the same CNIC again and again ("did it go
+through?"). A resend of the same normalised message from the same sender on the same channel
+within `RABTA_SURGE_REPLY_CACHE_SECONDS` (60 s) gets the reply stored in Redis for the first one,
+without the engine, the registry, the contact row or the conversation being touched. Only
+idempotent answers are cached: the coarse eligibility answer (`eligibility/*`) and the help menu,
+never an OTP, PAY (personal), a grievance step, a rate-limit notice or anything said while a
+conversation was in the middle of a flow. A cached entry is served only while the sender's
+conversation is still idle with no numbered options pending and would be answered in the same
+language (one Redis round trip reads the entry and the conversation together).
+
+What is still done on a cache hit, and why (the trade-off):
+
+* the MessageSid is recorded, with the reply, in `inbound_messages` in one INSERT … ON CONFLICT
+  DO NOTHING (one round trip): SPEC §6 says the same MessageSid twice performs the side effects
+  once and returns the same reply, and every inbound message stays on record. A conflict (a
+  Twilio retry of a message already answered) falls through to the normal path, which answers
+  with the stored reply. Skipping this insert would save one database round trip but would make
+  a retried MessageSid count twice and leave the message log incomplete;
+* a CNIC resend still counts against the *sender's* look-up limit (SPEC §4, "10 look-ups per
+  sender per hour"): the cache never lets a sender get more paid replies than without it. A
+  refused sender falls through to the normal path, which answers "try again after …" once and
+  then stays silent. The *CNIC's* limit is not counted: a resend to the same sender reveals
+  nothing new about that CNIC;
+* metrics count the message (`rabta_messages_total`, `rabta_surge_reply_cache_total`).
+
+What is skipped: the contact upsert (its `last_inbound_at` lags by at most the cache window), the
+registry query (a registry change shows at most 60 s late), the engine, the render and the
+conversation save (an idle conversation answered with eligibility or help is left as it was).
+
+**Load shedding.** `LoadShedding` is an ASGI middleware with one `Gate` per worker process in
+front of `/v1/` and `/webhooks/`. At most `RABTA_SURGE_MAX_IN_FLIGHT` requests run at once; the
+next `RABTA_SURGE_MAX_QUEUE` wait in arrival order; a request that has waited
+`RABTA_SURGE_MAX_WAIT_MS` is answered `503` with `Retry-After`, and while the queue is that old
+every new request that cannot run at once is answered `503` straight away. Shedding answers in
+microseconds, so an overloaded worker keeps answering (with 503s) instead of letting requests
+time out in the database pool or in the gateway. Webhooks get a non-2xx on purpose: Twilio and
+USSD gateways treat it as a failed delivery, not as a reply to forward. `/healthz`, `/readyz`,
+`/metrics` and the agent console are never shed. Outbound replies already go before bulk
+notifications: the outbox is claimed in (priority, id) order, OTP 0, replies 1, notifications 5,
+bulk 9 (api/outbox/service.py).
+
+Settings (environment): `RABTA_SURGE_REPLY_CACHE_SECONDS` (60; 0 turns the cache off),
+`RABTA_SURGE_MAX_IN_FLIGHT` (16 per worker; 0 turns shedding off), `RABTA_SURGE_MAX_QUEUE` (64),
+`RABTA_SURGE_MAX_WAIT_MS` (250), `RABTA_SURGE_RETRY_AFTER` (2 seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.exceptions import RedisError
+from sqlalchemy import insert as generic_insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.identity import Cnic, InvalidCnic, normalise_text
+from api.metrics import MESSAGES, SMS_SEGMENTS
+from api.registry.models import InboundMessage
+from bot.dialogue import keywords
+from bot.dialogue.keywords import Intent
+from bot.dialogue.state import Conversation, ConversationStore, Step
+from bot.i18n import detect_language
+from bot.segments import measure
+
+if TYPE_CHECKING:
+    from api.runtime import Runtime
+    from bot.channels.base import Inbound, Reply
+
+log = logging.getLogger(__name__)
+
+
+class SurgeSettings(BaseSettings):
+    """The surge knobs, read from the environment (kept apart from api.settings)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    reply_cache_seconds: int = Field(60, alias="RABTA_SURGE_REPLY_CACHE_SECONDS", ge=0)
+    max_in_flight: int = Field(16, alias="RABTA_SURGE_MAX_IN_FLIGHT", ge=0)
+    max_queue: int = Field(64, alias="RABTA_SURGE_MAX_QUEUE", ge=0)
+    max_wait_ms: int = Field(250, alias="RABTA_SURGE_MAX_WAIT_MS", ge=1)
+    retry_after: int = Field(2, alias="RABTA_SURGE_RETRY_AFTER", ge=1)
+
+
+@lru_cache
+def get_surge_settings() -> SurgeSettings:
+    """The process-wide surge settings (tests clear the cache to change them)."""
+    return SurgeSettings()
+
+
+REPLY_CACHE = Counter(
+    "rabta_surge_reply_cache_total",
+    "Reply cache for resends: hit, miss (looked, not served), stored.",
+    ["channel", "outcome"],
+)
+SHED = Counter(
+    "rabta_load_shed_total",
+    "Requests answered 503 by the load-shedding gate, by reason and path family.",
+    ["reason", "family"],
+)
+
+# -- Reply cache --------------------------------------------------------------------------------
+
+#: Channels whose resends are cached: the phone channels people re-send on when anxious.
+CACHED_CHANNELS = frozenset({"sms", "whatsapp"})
+#: Reply templates that may be cached: the same words for the same message, whoever asks again.
+CACHEABLE_TEMPLATES = frozenset(
+    {
+        "eligibility/eligible",
+        "eligibility/not_eligible",
+        "eligibility/not_found",
+        "eligibility/under_review",
+        "help/menu",
+    }
+)
+KEY_PREFIX = "rabta:surge:reply:"
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """What a message is as far as the cache is concerned: its key material and intent."""
+
+    material: str
+    intent: Intent
+    #: The language the engine would detect from the text (None: no letters in it).
+    detected: str | None
+    #: True when answering it is a look-up that counts against the sender's limit.
+    lookup: bool
+
+
+def cache_subject(text: str) -> Resend | None:
+    """The cache key material of a message, or None when its answer is never cached.
+
+    A CNIC is keyed by its 13 digits (however it was typed), help by the word "help": the reply
+    does not depend on how the request was written, only on the language (checked on reading).
+    """
+    normalised = normalise_text(text)
+    command = keywords.parse(normalised)
+    if command.intent is Intent.CNIC:
+        try:
+            digits = Cnic.parse(command.argument).digits
+        except InvalidCnic:
+            return None
+        return Resend(f"cnic:{digits}", Intent.CNIC, detect_language(normalised), lookup=True)
+    if command.intent in (Intent.HELP, Intent.EMPTY):
+        return Resend("help", command.intent, detect_language(normalised), lookup=False)
+    return None
+
+
+def cache_key(secret: str, channel: str, sender: str, material: str) -> str:
+    """A keyed hash: Redis never holds a phone number or a CNIC in clear."""
+    message = f"{channel}\x00{sender}\x00{material}".encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+    return KEY_PREFIX + digest
+
+
+def is_idle(conversation: Conversation) -> bool:
+    """Idle with no numbered options pending: a message means the same as it did last time."""
+    return conversation.step is Step.IDLE and not conversation.options
+
+
+def expected_language(
+    conversation: Conversation, detected: str | None, default_language: str
+) -> str:
+    """The language bot.dialogue.engine.handle would answer in (same precedence)."""
+    return conversation.language or detected or conversation.guessed_language or default_language
+
+
+def cacheable(replies: Iterable[Reply]) -> bool:
+    """True when every reply is one that may be served again from the cache."""
+    templates = [reply.template for reply in replies]
+    return bool(templates) and all(t in CACHEABLE_TEMPLATES for t in templates)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    text: str
+    language: str
+    intent: str
+
+
+def _conversation_from(raw: bytes | str | None) -> Conversation | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        data["step"] = Step(data.get("step", Step.IDLE))
+        return Conversation(**data)
+    except (ValueError, TypeError):
+        return None
+
+
+def _insert(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(InboundMessage)
+    if dialect == "sqlite":
+        return sqlite.insert(InboundMessage)
+    return generic_insert(InboundMessage)  # pragma: no cover - only PostgreSQL and SQLite
+
+
+async def cached_answer(runtime: Runtime, inbound: Inbound) -> CachedAnswer | None:
+    """The cached reply to a resend, with its MessageSid recorded; None: take the normal path.
+
+    Never raises for Redis or database trouble: the normal path then answers (or fails) as it
+    would without the cache.
+    """
+    seconds = get_surge_settings().reply_cache_seconds
+    if (
+        seconds <= 0
+        or inbound.channel not in CACHED_CHANNELS
+        or not inbound.message_id
+        or inbound.contact_phone is not None
+    ):
+        return None
+    subject = cache_subject(inbound.text)
+    if subject is None:
+        return None
+    settings = runtime.settings
+    key = cache_key(settings.secret_key, inbound.channel, inbound.sender, subject.material)
+    try:
+        async with runtime.redis.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.get(ConversationStore.key(inbound.channel, inbound.sender))
+            raw_entry, raw_conversation = await pipe.execute()
+    except RedisError:
+        return None
+    if not raw_entry:
+        return None
+    conversation = _conversation_from(raw_conversation)
+    try:
+        entry = json.loads(raw_entry)
+        answer = CachedAnswer(str(entry["t"]), str(entry["l"]), str(entry["i"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if (
+        conversation is None
+        or not is_idle(conversation)
+        or answer.language
+        != expected_language(conversation, subject.detected, settings.default_language)
+    ):
+        REPLY_CACHE.labels(inbound.channel, "miss").inc()
+        return None
+    if subject.lookup:
+        decision = await runtime.rate_limiter.hit("sender", inbound.sender)
+        if not decision.allowed:
+            return None  # the normal path says "try again after …" once, then nothing
+    if not await _record(runtime, inbound, answer):
+        return None  # a retried MessageSid: the normal path answers with the stored reply
+    REPLY_CACHE.labels(inbound.channel, "hit").inc()
+    MESSAGES.labels(inbound.channel, answer.language, answer.intent).inc()
+    if inbound.channel == "sms":
+        cost = measure(answer.text)
+        SMS_SEGMENTS.labels(cost.encoding).inc(cost.segments)
+    return answer
+
+
+async def _record(runtime: Runtime, inbound: Inbound, answer: CachedAnswer) -> bool:
+    """Claim the MessageSid with its reply in one statement; False if it was already there."""
+    try:
+        async with runtime.db.transaction() as session:
+            dialect = session.bind.dialect.name if session.bind else "postgresql"
+            inserted = await session.execute(
+                _insert(dialect)
+                .values(
+                    channel=inbound.channel,
+                    external_id=inbound.message_id,
+                    intent=answer.intent,
+                    language=answer.language,
+                    reply=answer.text,
+                )
+                .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+                .returning(InboundMessage.id)
+            )
+            return inserted.scalar_one_or_none() is not None
+    except SQLAlchemyError:
+        log.warning("reply cache: could not record the message; answering the normal way")
+        return False
+
+
+async def remember(
+    runtime: Runtime,
+    inbound: Inbound,
+    *,
+    was_idle: bool,
+    conversation: Conversation,
+    replies: Iterable[Reply],
+    language: str,
+    intent: str,
+    text: str,
+) -> None:
+    """Store a reply for resends, when it is one that may be served again."""
+    seconds = get_surge_settings().reply_cache_seconds
+    if (
+        seconds <= 0
+        or inbound.channel not in CACHED_CHANNELS
+        or not was_idle
+        or not text
+        or not is_idle(conversation)
+        or inbound.contact_phone is not None
+        or not cacheable(replies)
+    ):
+        return
+    subject = cache_subject(inbound.text)
+    if subject is None:
+        return
+    key = cache_key(runtime.settings.secret_key, inbound.channel, inbound.sender, subject.material)
+    value = json.dumps({"t": text, "l": language, "i": intent}, ensure_ascii=False)
+    try:
+        # NX: the first answer's window is not stretched by the resends that read it.
+        await runtime.redis.set(key, value, ex=seconds, nx=True)
+    except RedisError:
+        return
+    REPLY_CACHE.labels(inbound.channel, "stored").inc()
+
+
+# -- Load shedding ------------------------------------------------------------------------------
+
+ADMITTED = None
+QUEUE_FULL = "queue_full"
+QUEUE_STALE = "queue_stale"
+WAITED_TOO_LONG = "waited_too_long"
+
+
+@dataclass(eq=False)
+class _Waiter:
+    since: float
+    future: asyncio.Future[str | None] | None = None
+    outcome: str | None = field(default=None)
+    done: bool = False
+
+
+class Gate:
+    """A concurrency limit with a bounded, time-limited FIFO queue, for one worker process.
+
+    `admit()` decides synchronously (tests drive it with a fake clock): None (run now), a reason
+    to shed, or a `_Waiter` to wait on. `enter()` is the async form the middleware uses.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_in_flight: int,
+        max_queue: int,
+        max_wait: float,
+        clock: Callable[[], float] = time.monotonic,
+        timers: bool = True,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.max_in_flight = max_in_flight
+        self.max_queue = max_queue
+        self.max_wait = max_wait
+        self._clock = clock
+        self._timers = timers
+        self.in_flight = 0
+        self._waiters: deque[_Waiter] = deque()
+        #: Until this moment, a request that cannot run at once is shed without queueing.
+        self._shedding_until = float("-inf")
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def oldest_wait(self) -> float:
+        """Seconds the oldest queued request has waited (0 with an empty queue)."""
+        return self._clock() - self._waiters[0].since if self._waiters else 0.0
+
+    def admit(self) -> _Waiter | str | None:
+        """None: run now (counted in flight); a reason string: shed; a waiter: queued."""
+        now = self._clock()
+        stale = self._expire(now)
+        if self.in_flight < self.max_in_flight and not self._waiters:
+            self.in_flight += 1
+            return ADMITTED
+        if stale or now < self._shedding_until:
+            return QUEUE_STALE
+        if len(self._waiters) >= self.max_queue:
+            return QUEUE_FULL
+        waiter = _Waiter(since=now)
+        self._waiters.append(waiter)
+        return waiter
+
+    def release(self) -> None:
+        """A request finished: hand its slot to the oldest waiter still within its time."""
+        self.in_flight -= 1
+        now = self._clock()
+        self._expire(now)
+        while self._waiters and self.in_flight < self.max_in_flight:
+            waiter = self._waiters.popleft()
+            self.in_flight += 1
+            self._settle(waiter, ADMITTED)
+
+    def cancel(self, waiter: _Waiter) -> None:
+        """A waiting request went away (client disconnected): forget it, or give back its slot."""
+        if waiter.done:
+            if waiter.outcome is ADMITTED:
+                self.release()
+            return
+        waiter.done = True
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+
+    def _expire(self, now: float) -> int:
+        """Shed every queued request that has waited max_wait; how many were shed."""
+        expired = 0
+        while self._waiters and now - self._waiters[0].since >= self.max_wait:
+            self._settle(self._waiters.popleft(), WAITED_TOO_LONG)
+            expired += 1
+        if expired:
+            # The queue is as old as the budget: refuse fast for one budget's time rather than
+            # make newcomers wait the whole budget only to be refused.
+            self._shedding_until = now + self.max_wait
+        return expired
+
+    def _settle(self, waiter: _Waiter, outcome: str | None) -> None:
+        if waiter.done:
+            return
+        waiter.done = True
+        waiter.outcome = outcome
+        if waiter.future is not None and not waiter.future.done():
+            waiter.future.set_result(outcome)
+
+    def _timed_out(self, waiter: _Waiter) -> None:
+        if waiter.done:
+            return
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            return
+        self._settle(waiter, WAITED_TOO_LONG)
+        self._shedding_until = self._clock() + self.max_wait
+
+    async def enter(self) -> str | None:
+        """Wait for a slot: None once admitted (call `release()` after), or the shed reason."""
+        decision = self.admit()
+        if not isinstance(decision, _Waiter):
+            return decision
+        waiter = decision
+        loop = asyncio.get_running_loop()
+        waiter.future = loop.create_future()
+        timer = loop.call_later(self.max_wait, self._timed_out, waiter) if self._timers else None
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            self.cancel(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+def _family(path: str) -> str:
+    return "v1" if path.startswith("/v1/") else "webhooks"
+
+
+class LoadShedding:
+    """ASGI middleware: 503 + Retry-After at once when the worker's gate is full (see above)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: SurgeSettings | None = None,
+        prefixes: tuple[str, ...] = ("/v1/", "/webhooks/"),
+    ) -> None:
+        self.app = app
+        self.settings = settings or get_surge_settings()
+        self.prefixes = prefixes
+        self._gate: Gate | None = None
+
+    @property
+    def gate(self) -> Gate:
+        if self._gate is None:
+            self._gate = Gate(
+                max_in_flight=self.settings.max_in_flight,
+                max_queue=self.settings.max_queue,
+                max_wait=self.settings.max_wait_ms / 1000,
+            )
+        return self._gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or self.settings.max_in_flight <= 0
+            or not scope["path"].startswith(self.prefixes)
+        ):
+            await self.app(scope, receive, send)
+            return
+        gate = self.gate
+        reason = await gate.enter()
+        if reason is not None:
+            SHED.labels(reason, _family(scope["path"])).inc()
+            await self._refuse(scope, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            gate.release()
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        retry_after = str(self.settings.retry_after).encode()
+        if scope["path"].startswith("/v1/"):
+            body = json.dumps(
+                {
+                    "type": "about:blank",
+                    "title": "Service Unavailable",
+                    "status": 503,
+                    "detail": "Too busy right now; try again in a moment.",
+                }
+            ).encode()
+            content_type = b"application/problem+json"
+        else:
+            body = b"busy, retry later\n"
+            content_type = b"text/plain; charset=utf-8"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", retry_after),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,183 @@
+"""An open-loop, constant-rate HTTP load generator (what wrk2 does; Debian ships only wrk).
+
+Request i is due at start + i/rate whatever happened to the ones before it, and its latency is
+counted from that due time, not from when a connection was free to send it: a server that
+stalls is charged for the whole queue it causes (no coordinated omission). Requests are the
+pre-built raw HTTP requests of bench/run.py (NUL-separated), sent over keep-alive connections,
+at most `--connections` at once. Each request has a timeout; a timed-out connection is closed
+and replaced.
+
+    .venv/bin/python bench/loadgen.py --url http://127.0.0.1:8000 --file F --rate 300 --duration 15
+
+Prints one JSON line: sent, statuses, timeouts, errors, achieved rate, latency percentiles
+(overall and per status class).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import Counter
+from urllib.parse import urlsplit
+
+
+def load_requests(path: str) -> list[bytes]:
+    with open(path, "rb") as f:
+        return [r for r in f.read().split(b"\0") if r]
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+class Result:
+    def __init__(self) -> None:
+        self.statuses: Counter[str] = Counter()
+        self.latencies: dict[str, list[float]] = {}
+        self.timeouts = 0
+        self.errors = 0
+        self.completed = 0
+
+    def record(self, status: int, latency: float) -> None:
+        key = str(status)
+        self.statuses[key] += 1
+        self.latencies.setdefault(key, []).append(latency)
+        self.completed += 1
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def run(
+    url: str,
+    requests: list[bytes],
+    *,
+    rate: float,
+    duration: float,
+    connections: int,
+    timeout: float,  # noqa: ASYNC109 - a per-request budget, not the call's
+) -> dict:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+    result = Result()
+
+    async def worker() -> None:
+        reader = writer = None
+        while True:
+            item = await queue.get()
+            if item is None:
+                break
+            due, raw = item
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(host, port), timeout
+                    )
+                assert reader is not None and writer is not None
+                remaining = max(0.001, due + timeout - time.perf_counter())
+                writer.write(raw)
+                status = await asyncio.wait_for(_read_response(reader), remaining)
+                result.record(status, time.perf_counter() - due)
+            except TimeoutError:
+                result.timeouts += 1
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                result.errors += 1
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    total = int(rate * duration)
+    start = time.perf_counter() + 0.05
+    sent = 0
+    while sent < total:
+        now = time.perf_counter()
+        due_count = min(total, int((now - start) * rate) + 1)
+        while sent < due_count:
+            queue.put_nowait((start + sent / rate, requests[sent % len(requests)]))
+            sent += 1
+        next_due = start + sent / rate
+        await asyncio.sleep(max(0.0, next_due - time.perf_counter()))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - start
+    everything = sorted(lat for lats in result.latencies.values() for lat in lats)
+    by_class: dict[str, dict[str, float]] = {}
+    for status, lats in result.latencies.items():
+        ordered = sorted(lats)
+        by_class[status] = {
+            "count": len(ordered),
+            "p50_ms": round(percentile(ordered, 0.50) * 1000, 2),
+            "p99_ms": round(percentile(ordered, 0.99) * 1000, 2),
+            "max_ms": round(ordered[-1] * 1000, 2),
+        }
+    return {
+        "rate_target": rate,
+        "sent": sent,
+        "completed": result.completed,
+        "achieved_rps": round(result.completed / elapsed, 1),
+        "elapsed_s": round(elapsed, 2),
+        "statuses": dict(result.statuses),
+        "timeouts": result.timeouts,
+        "errors": result.errors,
+        "p50_ms": round(percentile(everything, 0.50) * 1000, 2),
+        "p90_ms": round(percentile(everything, 0.90) * 1000, 2),
+        "p99_ms": round(percentile(everything, 0.99) * 1000, 2),
+        "max_ms": round(everything[-1] * 1000, 2) if everything else 0.0,
+        "by_status": by_class,
+        "wrapped": sent > len(requests),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--file", required=True)
+    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--timeout", type=float, default=5.0)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        pass
+    summary = asyncio.run(
+        run(
+            args.url,
+            load_requests(args.file),
+            rate=args.rate,
+            duration=args.duration,
+            connections=args.connections,
+            timeout=args.timeout,
+        )
+    )
+    print("LOADJSON " + json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The audit log: admins browse it (CNICs masked), filter it and export it as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from tests.agent.conftest import audit_entries
+from tests.agent.test_callers import WIFE_FORMATTED, WIFE_MASKED, open_lookup, verified
+from tests.conftest import ELIGIBLE_WIFE, NOT_ELIGIBLE
+
+
+async def test_admins_see_who_looked_at_what_masked(new_client, staff, registry):
+    amina = await new_client("amina")
+    await amina.get(await verified(amina, registry))
+    await open_lookup(amina, "42101-9876543-3")
+    zara = await new_client("zara")
+    page = (await zara.get("/agent/audit")).text
+    for action in ("Record viewed", "CNIC search", "Caller verified", "Code sent", "Signed in"):
+        assert f"<td>{action}</td>" in page, action
+    assert f"person: {WIFE_MASKED}" in page
+    assert ELIGIBLE_WIFE not in page and NOT_ELIGIBLE not in page
+    assert "caller verified by code" in page
+    # Typing a full CNIC finds that person's entries only (masks are shared by millions).
+    one = (await zara.get("/agent/audit", params={"record": WIFE_FORMATTED})).text
+    assert "42101-*******-3" not in one and WIFE_MASKED in one
+    assert "4 entries." in one  # lookup, send_code, verify, view
+    views = (await zara.get("/agent/audit", params={"action": "view", "actor": "amina"})).text
+    assert "1 entries." in views
+    nobody = (await zara.get("/agent/audit", params={"actor": "bilal"})).text
+    assert "0 entries." in nobody
+
+
+async def test_the_export_is_csv_masked_and_itself_audited(new_client, staff, registry):
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    await amina.post(
+        f"{lookup}/override-request",
+        data={
+            "reason": "=HYPERLINK(\"http://evil\") caller lost her phone",
+            "csrf_token": (await amina.get(lookup)).text.split('name="csrf_token" value="')[1][:43],
+        },
+    )
+    zara = await new_client("zara")
+    response = await zara.get("/agent/audit.csv", params={"record": WIFE_FORMATTED})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == ["at", "actor", "action", "record_type", "record_id", "reason", "client_ip"]
+    assert {r[4] for r in rows[1:]} == {WIFE_MASKED}
+    assert ELIGIBLE_WIFE not in response.text
+    request = next(r for r in rows if r[2] == "override_request")
+    assert request[5].startswith("'=HYPERLINK")  # a spreadsheet shows it, never runs it
+    [export] = await audit_entries(registry, action="export", record_type="audit_log")
+    assert export.actor == "zara" and ELIGIBLE_WIFE in (export.reason or "")

@@ -1,0 +1,319 @@
+"""The caller flow: CNIC search (coarse), code to the registered mobile, the record, overrides,
+filing a grievance for the caller, and the audit entries each step leaves."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from api.agent.access import CallerAccess
+from api.ratelimit.service import parse_limit
+from api.registry.models import Grievance, OutboundMessage
+from tests.agent.conftest import audit_entries, csrf_token, post_form
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_FOUND
+
+WIFE_FORMATTED = "35202-1234567-2"
+WIFE_MASKED = "35202-*******-2"
+
+
+async def open_lookup(client, cnic: str = WIFE_FORMATTED) -> str:
+    """Search a CNIC from the home page; the lookup page's path."""
+    response = await post_form(client, "/agent", "/agent/callers", {"cnic": cnic})
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    assert re.fullmatch(r"/agent/callers/[A-Za-z0-9_-]{20,}", location)
+    return location
+
+
+async def sent_code(db, phone: str = ELIGIBLE_PHONE) -> str:
+    """The code in the last OTP SMS queued for `phone`."""
+    async with db.sessions() as session:
+        body = await session.scalar(
+            select(OutboundMessage.body)
+            .where(OutboundMessage.kind == "otp", OutboundMessage.to == phone)
+            .order_by(OutboundMessage.id.desc())
+        )
+    assert body, "no code was queued"
+    return re.search(r"(?<!\d)\d{6}(?!\d)", body).group(0)
+
+
+async def verified(client, db) -> str:
+    """Search the wife's CNIC, send her a code and type it back: the lookup page's path."""
+    lookup = await open_lookup(client)
+    assert (await post_form(client, lookup, f"{lookup}/code", {})).status_code == 303
+    response = await post_form(client, lookup, f"{lookup}/verify", {"code": await sent_code(db)})
+    assert response.status_code == 303
+    return lookup
+
+
+async def test_a_search_shows_only_the_coarse_status_and_is_audited(new_client, staff, registry):
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    # The CNIC never travels in a URL (history, proxies, Referer): the lookup id stands for it.
+    assert ELIGIBLE_WIFE not in lookup and "35202" not in lookup
+    page = (await amina.get(lookup)).text
+    assert "Eligible" in page
+    assert WIFE_MASKED in page
+    assert ELIGIBLE_WIFE not in page and WIFE_FORMATTED not in page
+    assert "Nasreen" not in page and "PAY-0002" not in page and "Ichhra" not in page
+    assert ">Send code</button>" in page
+    assert '<label for="code">Code the caller reads back</label>' in page
+    [entry] = await audit_entries(registry, action="lookup")
+    assert (entry.actor, entry.record_type, entry.record_id) == ("amina", "person", ELIGIBLE_WIFE)
+    assert await audit_entries(registry, action="view") == []
+
+
+async def test_a_cnic_that_is_not_one_is_explained(new_client, staff):
+    amina = await new_client("amina")
+    response = await post_form(amina, "/agent", "/agent/callers", {"cnic": "12345"})
+    assert response.status_code == 303 and response.headers["location"] == "/agent"
+    assert "That is not a CNIC" in (await amina.get("/agent")).text
+
+
+async def test_a_cnic_not_in_the_registry_offers_no_code(new_client, staff):
+    amina = await new_client("amina")
+    page = (await amina.get(await open_lookup(amina, NOT_FOUND))).text
+    assert "Not found in the registry" in page
+    assert "Send code" not in page
+
+
+async def test_the_code_goes_to_the_registered_mobile_and_opens_the_record(
+    new_client, staff, registry
+):
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    response = await post_form(amina, lookup, f"{lookup}/code", {})
+    assert response.status_code == 303
+    page = (await amina.get(lookup)).text
+    assert "Code sent to +92300****567" in page
+    code = await sent_code(registry)
+    wrong = "000000" if code != "000000" else "111111"
+    await post_form(amina, lookup, f"{lookup}/verify", {"code": wrong})
+    assert "Wrong code. 4 tries left." in (await amina.get(lookup)).text
+    # Typed with Urdu digits and a space, as a caller's digits may be read and typed.
+    urdu = "".join("۰۱۲۳۴۵۶۷۸۹"[int(d)] for d in code)
+    await post_form(amina, lookup, f"{lookup}/verify", {"code": f"{urdu[:3]} {urdu[3:]}"})
+    page = (await amina.get(lookup)).text
+    assert "Caller verified by code." in page
+    assert "Nasreen Bibi" in page
+    assert WIFE_FORMATTED in page
+    assert "PAY-0002" not in page  # payment ids are internal; tranches are what callers know
+    assert "2026-Q4" in page and "Govt Girls High School, Ichhra" in page
+    assert "13,500" in page
+    assert "Kafaalat" in page and "Taleemi Wazaif" in page
+    assert "+92300****567" in page and ELIGIBLE_PHONE not in page
+    # The husband shows as a household member, masked.
+    assert "35202-*******-1" in page and "Muhammad Aslam" not in page
+    actions = [e.action for e in await audit_entries(registry, record_id=ELIGIBLE_WIFE)]
+    assert actions == ["lookup", "send_code", "verify_failed", "verify", "view"]
+    [view] = await audit_entries(registry, action="view")
+    assert view.actor == "amina" and view.reason == "caller verified by code"
+    # Every showing of the record is a view of its own.
+    await amina.get(lookup)
+    assert len(await audit_entries(registry, action="view")) == 2
+
+
+async def test_the_record_is_this_agents_alone(new_client, staff, registry):
+    amina = await new_client("amina")
+    lookup = await verified(amina, registry)
+    bilal = await new_client("bilal")
+    # Someone else's lookup id opens nothing...
+    assert (await bilal.get(lookup)).status_code == 404
+    # ...and searching the same CNIC shows bilal the coarse status only.
+    page = (await bilal.get(await open_lookup(bilal))).text
+    assert "Eligible" in page and "Nasreen" not in page
+
+
+async def test_the_record_closes_when_the_grant_ends(new_client, staff, registry, app):
+    amina = await new_client("amina")
+    lookup = await verified(amina, registry)
+    assert "Nasreen" in (await amina.get(lookup)).text
+    access = CallerAccess(app.state.runtime.redis, app.state.runtime.settings)
+    await access.revoke(agent="amina", cnic=ELIGIBLE_WIFE)
+    page = (await amina.get(lookup)).text
+    assert "Nasreen" not in page and "Send code" in page
+
+
+async def test_posts_without_the_csrf_token_are_refused(new_client, staff, registry):
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    before = len(await audit_entries(registry))
+    for action, data in [
+        ("/agent/callers", {"cnic": WIFE_FORMATTED}),
+        (f"{lookup}/code", {}),
+        ("/agent/logout", {}),
+    ]:
+        missing = await amina.post(action, data=data)
+        assert missing.status_code == 403, action
+        assert "This form has expired" in missing.text
+        forged = await amina.post(action, data={**data, "csrf_token": "x" * 43})
+        assert forged.status_code == 403, action
+    assert len(await audit_entries(registry)) == before
+    async with registry.sessions() as session:
+        assert await session.scalar(select(OutboundMessage.id)) is None
+
+
+async def test_another_sessions_token_does_not_work(new_client, staff):
+    amina = await new_client("amina")
+    bilal = await new_client("bilal")
+    bilals_token = csrf_token((await bilal.get("/agent")).text)
+    response = await amina.post(
+        "/agent/callers", data={"cnic": WIFE_FORMATTED, "csrf_token": bilals_token}
+    )
+    assert response.status_code == 403
+
+
+async def test_filing_a_grievance_for_the_caller(new_client, staff, registry):
+    amina = await new_client("amina")
+    lookup = await verified(amina, registry)
+    response = await post_form(
+        amina,
+        lookup,
+        f"{lookup}/grievances",
+        {
+            "category": "payment_not_received",
+            "description": "Campsite was closed on the day of collection",
+            "language": "ur",
+        },
+    )
+    assert response.status_code == 303
+    ticket = response.headers["location"].rsplit("/", 1)[1]
+    assert re.fullmatch(r"G-[0-9A-Z]{6}", ticket)
+    page = (await amina.get(response.headers["location"])).text
+    assert f"Grievance {ticket} filed." in page
+    assert "Campsite was closed" in page
+    async with registry.sessions() as session:
+        grievance = await session.scalar(select(Grievance).where(Grievance.ticket_id == ticket))
+        sms = await session.scalar(
+            select(OutboundMessage).where(OutboundMessage.grievance_id == grievance.id)
+        )
+    assert (grievance.filed_by, grievance.channel, grievance.cnic) == ("amina", "agent", ELIGIBLE_WIFE)
+    assert (grievance.district, grievance.language) == ("Lahore", "ur")
+    # The caller hears back on her registered mobile, with the ticket id.
+    assert sms.to == ELIGIBLE_PHONE and ticket in sms.body
+    [entry] = await audit_entries(registry, action="file_grievance")
+    assert (entry.actor, entry.record_type, entry.record_id) == ("amina", "grievance", ticket)
+    # The record now lists it.
+    assert ticket in (await amina.get(lookup)).text
+
+
+async def test_no_grievance_without_verification(new_client, staff, registry):
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    response = await post_form(
+        amina,
+        lookup,
+        f"{lookup}/grievances",
+        {"category": "other", "description": "anything at all"},
+    )
+    assert response.status_code == 403
+    async with registry.sessions() as session:
+        assert await session.scalar(select(Grievance.id)) is None
+
+
+async def test_an_agent_cannot_override(new_client, staff, registry):
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    response = await post_form(
+        amina, lookup, f"{lookup}/override", {"reason": "caller lost her phone last week"}
+    )
+    assert response.status_code == 403
+    assert "This page is for supervisors." in response.text
+    assert await audit_entries(registry, action="override") == []
+
+
+async def test_a_supervisor_overrides_with_a_written_reason(new_client, staff, registry):
+    sadia = await new_client("sadia")
+    lookup = await open_lookup(sadia)
+    page = (await sadia.get(lookup)).text
+    assert '<label for="override-reason">Reason</label>' in page
+    short = await post_form(sadia, lookup, f"{lookup}/override", {"reason": "because"})
+    assert short.status_code == 303
+    assert "Write the reason" in (await sadia.get(lookup)).text
+    reason = "Caller's SIM was blocked by PTA; verified by video call"
+    await post_form(sadia, lookup, f"{lookup}/override", {"reason": reason})
+    page = (await sadia.get(lookup)).text
+    assert "Opened by override" in page and "Nasreen Bibi" in page
+    [override] = await audit_entries(registry, action="override")
+    assert (override.actor, override.record_id, override.reason) == ("sadia", ELIGIBLE_WIFE, reason)
+    [view] = await audit_entries(registry, action="view")
+    assert view.reason == f"override: {reason}"
+
+
+async def test_an_agent_asks_and_a_supervisor_approves(new_client, staff, registry):
+    amina = await new_client("amina")
+    sadia = await new_client("sadia")
+    lookup = await open_lookup(amina)
+    reason = "Registered mobile is switched off; caller at the tehsil office"
+    await post_form(amina, lookup, f"{lookup}/override-request", {"reason": reason})
+    page = (await amina.get(lookup)).text
+    assert "Waiting for a supervisor" in page and "Nasreen" not in page
+    # An agent may not see the supervisors' page.
+    assert (await amina.get("/agent/overrides")).status_code == 403
+    queue = (await sadia.get("/agent/overrides")).text
+    assert "amina" in queue and WIFE_MASKED in queue and reason in queue
+    assert ELIGIBLE_WIFE not in queue
+    request_id = re.search(r"/agent/overrides/([^/]+)/approve", queue).group(1)
+    response = await post_form(
+        sadia, "/agent/overrides", f"/agent/overrides/{request_id}/approve", {}
+    )
+    assert response.status_code == 303
+    assert "Approved: amina can open the record." in (await sadia.get("/agent/overrides")).text
+    page = (await amina.get(lookup)).text
+    assert "Nasreen Bibi" in page and "approved by sadia" in page
+    # The supervisor did not get access herself.
+    assert "Nasreen" not in (await sadia.get(await open_lookup(sadia))).text
+    # Deciding twice does nothing.
+    again = await post_form(sadia, "/agent/overrides", f"/agent/overrides/{request_id}/approve", {})
+    assert again.status_code == 303
+    assert "already decided" in (await sadia.get("/agent/overrides")).text
+    actions = [
+        (e.actor, e.action)
+        for e in await audit_entries(registry, record_id=ELIGIBLE_WIFE)
+        if e.action != "lookup"
+    ]
+    assert actions == [
+        ("amina", "override_request"),
+        ("sadia", "override_approve"),
+        ("amina", "view"),
+    ]
+    [view] = await audit_entries(registry, action="view")
+    assert view.reason == f"override (approved by sadia): {reason}"
+
+
+async def test_a_refused_request_is_shown_to_the_agent(new_client, staff, registry):
+    amina = await new_client("amina")
+    sadia = await new_client("sadia")
+    lookup = await open_lookup(amina)
+    await post_form(
+        amina, lookup, f"{lookup}/override-request", {"reason": "caller has no phone at all"}
+    )
+    queue = (await sadia.get("/agent/overrides")).text
+    request_id = re.search(r"/agent/overrides/([^/]+)/deny", queue).group(1)
+    await post_form(sadia, "/agent/overrides", f"/agent/overrides/{request_id}/deny", {})
+    page = (await amina.get(lookup)).text
+    assert "sadia refused the last request." in page and "Nasreen" not in page
+    assert [e.actor for e in await audit_entries(registry, action="override_deny")] == ["sadia"]
+
+
+async def test_searches_count_against_the_agents_hourly_limit(new_client, staff, app):
+    limiter = app.state.runtime.rate_limiter
+    limiter._defaults["agent"] = parse_limit("2/hour")
+    amina = await new_client("amina")
+    await open_lookup(amina)
+    await open_lookup(amina)
+    refused = await post_form(amina, "/agent", "/agent/callers", {"cnic": WIFE_FORMATTED})
+    assert refused.status_code == 429
+    assert "You have searched too many CNICs this hour." in refused.text
+    # Another agent has a limit of her own.
+    await open_lookup(await new_client("bilal"))
+
+
+@pytest.mark.parametrize("path", ["/agent/callers/not-a-lookup", "/agent/callers/" + "x" * 200])
+async def test_unknown_lookups_are_not_found(new_client, staff, path):
+    amina = await new_client("amina")
+    response = await amina.get(path)
+    assert response.status_code == 404
+    assert "This call has ended" in response.text

@@ -1,0 +1,128 @@
+"""The supervisors' dashboard: counts from inbound messages and grievances, SVG charts, CSV."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from api.agent import charts
+from api.agent.dashboard import build, csv_rows
+from api.registry.models import InboundMessage
+from tests.agent.conftest import audit_entries
+from tests.agent.test_grievances import file
+from tests.conftest import ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+async def add_messages(db) -> None:
+    """Traffic of the last three days: SMS and WhatsApp, Urdu and Roman Urdu, mostly CNICs."""
+    rows = [
+        # (days ago, channel, language, intent)
+        (0, "sms", "ur_Latn", "cnic"),
+        (0, "sms", "ur_Latn", "cnic"),
+        (0, "whatsapp", "ur", "pay"),
+        (1, "sms", "ur", "cnic"),
+        (1, "ussd", "ur", "complaint"),
+        (2, "telegram", "en", "help"),
+        (40, "sms", "en", "cnic"),  # outside every period but 90 days
+    ]
+    async with db.transaction() as session:
+        for i, (days_ago, channel, language, intent) in enumerate(rows):
+            session.add(
+                InboundMessage(
+                    channel=channel,
+                    external_id=f"SM{i:04d}",
+                    received_at=NOW - dt.timedelta(days=days_ago, minutes=1),
+                    intent=intent,
+                    language=language,
+                )
+            )
+
+
+async def test_the_numbers(registry, settings):
+    await add_messages(registry)
+    await file(registry, settings)
+    await file(registry, settings, cnic=NOT_ELIGIBLE, days_ago=10, district="Karachi Central")
+    await file(registry, settings, cnic=UNDER_REVIEW, district="Peshawar", category="other")
+    async with registry.sessions() as session:
+        board = await build(session, days=7, now=NOW)
+    today, yesterday = NOW.date(), NOW.date() - dt.timedelta(days=1)
+    assert len(board.day_list) == 7 and board.day_list[-1] == today
+    assert board.traffic["sms"] == {today: 2, yesterday: 1}
+    assert board.traffic["whatsapp"] == {today: 1}
+    assert set(board.traffic) == {"sms", "whatsapp", "ussd", "telegram"}
+    assert board.total_messages == 6
+    assert board.languages == {"ur_Latn": 2, "ur": 3, "en": 1}
+    assert board.intents == {"cnic": 3, "pay": 1, "complaint": 1, "help": 1}
+    assert board.lookups_per_day == {today: 2, yesterday: 1}
+    assert board.by_category == {"payment_not_received": 2, "other": 1}
+    assert board.by_status == {"open": 3}
+    assert board.by_district == {"Lahore": 1, "Karachi Central": 1, "Peshawar": 1}
+    assert (board.worked, board.overdue) == (3, 1)
+    assert board.breach_rate == 1 / 3
+    rows = list(csv_rows(board))
+    assert rows[0] == ["section", "key", "day", "value"]
+    assert ["traffic", "sms", today.isoformat(), "2"] in rows
+    assert ["language", "ur", "", "3"] in rows
+    assert ["grievances_by_district", "Peshawar", "", "1"] in rows
+    assert ["sla", "breach_rate", "", "0.3333"] in rows
+
+
+async def test_the_page_draws_inline_svg_charts(new_client, staff, registry, settings):
+    await add_messages(registry)
+    await file(registry, settings)
+    sadia = await new_client("sadia")
+    response = await sadia.get("/agent/dashboard?days=7")
+    assert response.status_code == 200
+    page = response.text
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img"') >= 8
+    for title in (
+        "Messages per channel per day",
+        "Language of messages",
+        "What people ask",
+        "Eligibility look-ups per day",
+        "Grievances by category",
+        "Grievances by status",
+        "Grievances by district",
+        "SLA breach rate",
+        "Rate-limit checks",
+    ):
+        assert f">{title}</title>" in page, title
+    assert "Roman Urdu" in page and "WhatsApp" in page and "Payment not received" in page
+    assert "<script" not in page.replace('<script src="/agent/static/console.js', "")
+    assert "https://" not in page  # nothing fetched from elsewhere
+
+
+async def test_rate_limit_hits_come_from_the_prometheus_counter(new_client, staff, app):
+    await app.state.runtime.rate_limiter.hit("sender", "+923001234567")
+    sadia = await new_client("sadia")
+    page = (await sadia.get("/agent/dashboard")).text
+    assert "Per sender · Allowed" in page
+
+
+async def test_the_csv_export_is_audited(new_client, staff, registry, settings):
+    await add_messages(registry)
+    await file(registry, settings, cnic=ELIGIBLE_WIFE)
+    sadia = await new_client("sadia")
+    response = await sadia.get("/agent/dashboard.csv?days=30")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == ["section", "key", "day", "value"]
+    assert ["grievances_by_category", "payment_not_received", "", "1"] in rows
+    assert sum(1 for r in rows if r[0] == "traffic" and r[1] == "sms") == 30
+    [entry] = await audit_entries(registry, action="export", record_type="dashboard")
+    assert (entry.actor, entry.record_id) == ("sadia", "30 days")
+
+
+def test_charts_escape_their_labels_and_handle_nothing():
+    svg = charts.bar_chart("Districts <b>", [charts.Bar("<script>x</script>", 3)])
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert "<title" in svg and "Districts &lt;b&gt;" in svg
+    empty = charts.stacked_columns("Nothing", ["1 Dec"], [charts.Series("SMS", [0])], empty="none")
+    assert ">none</text>" in empty
+    share = charts.share_bar("SLA", 1, 4, caption="1 of 4")
+    assert 'width="139.5"' in share  # a quarter of the 558-unit track

@@ -1,0 +1,193 @@
+"""The grievance queue in the console: views, notes, status changes, assignment, escalation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from api.grievances import service
+from api.grievances.schemas import Category
+from api.identity import Cnic
+from api.registry.models import Grievance, GrievanceEvent, OutboundMessage
+from tests.agent.conftest import audit_entries, post_form
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE
+
+
+async def file(db, settings, *, cnic: str = ELIGIBLE_WIFE, days_ago: float = 0, **extra) -> str:
+    """A grievance filed by SMS `days_ago` days ago; its ticket id."""
+    async with db.transaction() as session:
+        grievance = await service.file_grievance(
+            session,
+            cnic=Cnic(cnic),
+            category=extra.pop("category", Category.PAYMENT_NOT_RECEIVED),
+            description=extra.pop("description", "Paisay nahi mile"),
+            channel="sms",
+            contact_id=None,
+            language="ur_Latn",
+            district=extra.pop("district", "Lahore"),
+            sla_days=settings.grievance_sla_days,
+            now=dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago),
+        )
+        return grievance.ticket_id
+
+
+async def events(db, ticket: str) -> list[GrievanceEvent]:
+    async with db.sessions() as session:
+        grievance = await session.scalar(select(Grievance).where(Grievance.ticket_id == ticket))
+        result = await session.scalars(
+            select(GrievanceEvent)
+            .where(GrievanceEvent.grievance_id == grievance.id)
+            .order_by(GrievanceEvent.id)
+        )
+        return list(result)
+
+
+async def status_of(db, ticket: str) -> str:
+    async with db.sessions() as session:
+        return await session.scalar(select(Grievance.status).where(Grievance.ticket_id == ticket))
+
+
+async def test_the_queue_views(new_client, staff, registry, settings):
+    fresh = await file(registry, settings)
+    late = await file(registry, settings, cnic=NOT_ELIGIBLE, days_ago=10, district="Karachi Central")
+    amina = await new_client("amina")
+    page = (await amina.get("/agent/grievances")).text
+    assert fresh in page and late in page
+    assert page.index(late) < page.index(fresh)  # earliest due first
+    breached = (await amina.get("/agent/grievances?view=breached")).text
+    assert late in breached and fresh not in breached
+    assert "Past SLA" in breached
+    by_district = (await amina.get("/agent/grievances?district=Lahore")).text
+    assert fresh in by_district and late not in by_district
+    assert fresh not in (await amina.get("/agent/grievances?view=escalated")).text
+    # An agent sees no supervisor tools.
+    assert "Escalate overdue now" not in page
+
+
+async def test_a_grievance_page_is_an_audited_view_with_the_cnic_masked(
+    new_client, staff, registry, settings
+):
+    ticket = await file(registry, settings)
+    amina = await new_client("amina")
+    page = (await amina.get(f"/agent/grievances/{ticket}")).text
+    assert "35202-*******-2" in page and ELIGIBLE_WIFE not in page
+    assert "Paisay nahi mile" in page
+    [entry] = await audit_entries(registry, action="view", record_type="grievance")
+    assert (entry.actor, entry.record_id) == ("amina", ticket)
+    # A ticket typed loosely is found and shown under its canonical id.
+    loose = await amina.get(f"/agent/grievances/{ticket.lower().replace('-', '')}")
+    assert loose.status_code == 303 and loose.headers["location"].endswith(ticket)
+    assert (await amina.get("/agent/grievances/G-000000")).status_code == 404
+
+
+async def test_notes_internal_and_to_the_caller(new_client, staff, registry, settings):
+    ticket = await file(registry, settings)
+    amina = await new_client("amina")
+    page = f"/agent/grievances/{ticket}"
+    await post_form(
+        amina, page, f"{page}/notes", {"note": "Called the campsite", "internal": "1"}
+    )
+    await post_form(amina, page, f"{page}/notes", {"note": "Please visit on Monday"})
+    history = await events(registry, ticket)
+    assert [(e.action, e.actor, e.note) for e in history[1:]] == [
+        ("internal_note", "amina", "Called the campsite"),
+        ("note", "amina", "Please visit on Monday"),
+    ]
+    async with registry.sessions() as session:
+        bodies = list(
+            await session.scalars(
+                select(OutboundMessage.body).where(OutboundMessage.to == ELIGIBLE_PHONE)
+            )
+        )
+    # Only the visible note reaches the caller.
+    assert any("Monday" in body for body in bodies)
+    assert not any("campsite" in body.lower() for body in bodies)
+    assert len(await audit_entries(registry, action="add_note")) == 2
+
+
+async def test_an_agent_escalates_with_a_reason_kept_from_the_caller(
+    new_client, staff, registry, settings
+):
+    ticket = await file(registry, settings)
+    amina = await new_client("amina")
+    page = f"/agent/grievances/{ticket}"
+    shown = (await amina.get(page)).text
+    assert "Escalate to a supervisor" in shown and "Change status" not in shown
+    no_reason = await post_form(amina, page, f"{page}/status", {"to": "escalated", "note": ""})
+    assert no_reason.status_code == 303
+    assert await status_of(registry, ticket) == "open"
+    await post_form(
+        amina, page, f"{page}/status", {"to": "escalated", "note": "Retailer deducted Rs 500"}
+    )
+    assert await status_of(registry, ticket) == "escalated"
+    history = await events(registry, ticket)
+    assert [(e.action, e.note) for e in history[1:]] == [
+        ("escalated", None),
+        ("internal_note", "Retailer deducted Rs 500"),
+    ]
+    async with registry.sessions() as session:
+        bodies = list(await session.scalars(select(OutboundMessage.body)))
+    assert bodies and not any("Retailer" in body for body in bodies)
+    # Anything else is for supervisors.
+    refused = await post_form(amina, page, f"{page}/status", {"to": "resolved", "note": ""})
+    assert refused.status_code == 403
+    assert await status_of(registry, ticket) == "escalated"
+
+
+async def test_a_supervisor_works_the_escalated_queue(new_client, staff, registry, settings):
+    ticket = await file(registry, settings)
+    amina = await new_client("amina")
+    page = f"/agent/grievances/{ticket}"
+    await post_form(amina, page, f"{page}/status", {"to": "escalated", "note": "Needs a decision"})
+    sadia = await new_client("sadia")
+    queue = (await sadia.get("/agent/grievances?view=escalated")).text
+    assert ticket in queue
+    shown = (await sadia.get(page)).text
+    assert '<label for="to">New status</label>' in shown
+    assert '<option value="in_progress">' in shown and '<option value="open">' not in shown
+    await post_form(sadia, page, f"{page}/assign", {"agent_id": str(staff["bilal"])})
+    await post_form(sadia, page, f"{page}/status", {"to": "in_progress", "note": ""})
+    async with registry.sessions() as session:
+        grievance = await session.scalar(select(Grievance).where(Grievance.ticket_id == ticket))
+    assert (grievance.status, grievance.assigned_to) == ("in_progress", staff["bilal"])
+    bilal = await new_client("bilal")
+    assert ticket in (await bilal.get("/agent/grievances?view=mine")).text
+    # A change the transitions table forbids is explained, not made.
+    await post_form(sadia, page, f"{page}/status", {"to": "open", "note": ""})
+    assert "cannot go from in_progress to open" in (await sadia.get(page)).text
+    await post_form(sadia, page, f"{page}/status", {"to": "resolved", "note": "Paid on 2 Dec"})
+    assert await status_of(registry, ticket) == "resolved"
+    changes = [e.reason for e in await audit_entries(registry, action="change_status")]
+    assert changes == [
+        "open -> escalated: Needs a decision",
+        "escalated -> in_progress",
+        "in_progress -> resolved: Paid on 2 Dec",
+    ]
+    assert [e.reason for e in await audit_entries(registry, action="assign")] == [
+        "assigned to bilal"
+    ]
+
+
+async def test_only_supervisors_assign(new_client, staff, registry, settings):
+    ticket = await file(registry, settings)
+    amina = await new_client("amina")
+    page = f"/agent/grievances/{ticket}"
+    response = await post_form(amina, page, f"{page}/assign", {"agent_id": str(staff["amina"])})
+    assert response.status_code == 403
+
+
+async def test_a_supervisor_escalates_everything_overdue(new_client, staff, registry, settings):
+    late = await file(registry, settings, days_ago=10)
+    fresh = await file(registry, settings, cnic=NOT_ELIGIBLE)
+    sadia = await new_client("sadia")
+    response = await post_form(
+        sadia, "/agent/grievances", "/agent/grievances-escalate-overdue", {}
+    )
+    assert response.status_code == 303
+    assert await status_of(registry, late) == "escalated"
+    assert await status_of(registry, fresh) == "open"
+    assert "1 overdue grievances escalated." in (await sadia.get(response.headers["location"])).text
+    amina = await new_client("amina")
+    refused = await post_form(amina, "/agent/grievances", "/agent/grievances-escalate-overdue", {})
+    assert refused.status_code == 403

@@ -1,0 +1,47 @@
+"""Who may open what: agents, supervisors and admins (each role includes the ones before it)."""
+
+from __future__ import annotations
+
+import pytest
+
+AGENT_PAGES = ["/agent", "/agent/grievances", "/agent/grievances?view=breached"]
+SUPERVISOR_PAGES = ["/agent/dashboard", "/agent/dashboard.csv", "/agent/overrides"]
+ADMIN_PAGES = ["/agent/audit", "/agent/audit.csv"]
+
+
+@pytest.mark.parametrize(
+    ("username", "allowed", "refused"),
+    [
+        ("amina", AGENT_PAGES, SUPERVISOR_PAGES + ADMIN_PAGES),
+        ("sadia", AGENT_PAGES + SUPERVISOR_PAGES, ADMIN_PAGES),
+        ("zara", AGENT_PAGES + SUPERVISOR_PAGES + ADMIN_PAGES, []),
+    ],
+)
+async def test_role_matrix(new_client, staff, username, allowed, refused):
+    client = await new_client(username)
+    for path in allowed:
+        response = await client.get(path)
+        assert response.status_code == 200, (username, path)
+    for path in refused:
+        response = await client.get(path)
+        assert response.status_code == 403, (username, path)
+        assert response.headers["content-type"].startswith("text/html")
+        assert "This page is for" in response.text
+        # The refusal is a console page: still signed in, with the navigation.
+        assert ">Sign out</button>" in response.text
+
+
+async def test_navigation_shows_what_the_role_may_open(new_client, staff):
+    agent = (await (await new_client("amina")).get("/agent")).text
+    supervisor = (await (await new_client("sadia")).get("/agent")).text
+    admin = (await (await new_client("zara")).get("/agent")).text
+    assert 'href="/agent/dashboard"' not in agent and 'href="/agent/audit"' not in agent
+    assert 'href="/agent/dashboard"' in supervisor and 'href="/agent/audit"' not in supervisor
+    assert 'href="/agent/dashboard"' in admin and 'href="/agent/audit"' in admin
+
+
+@pytest.mark.parametrize("path", SUPERVISOR_PAGES + ADMIN_PAGES + AGENT_PAGES)
+async def test_nothing_without_a_session(client, staff, path):
+    response = await client.get(path)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/agent/login")

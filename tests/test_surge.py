@@ -1,0 +1,321 @@
+"""Surge behaviour (api/surge.py): the reply cache for resends and the load-shedding gate.
+
+No timing assertions: the gate runs on a fake clock, the cache through the real webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from api import surge
+from api.registry.models import Contact, Household, InboundMessage
+from bot.channels.base import Reply
+from bot.dialogue.keywords import Intent
+from bot.dialogue.state import Conversation, Step
+from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, NOT_FOUND, load_payload
+
+URL = "/webhooks/twilio/messaging"
+OTHER_PHONE = "+923219876543"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- the gate -----------------------------------------------------------------------------------
+
+
+def gate(clock: FakeClock, *, max_in_flight: int = 2, max_queue: int = 2) -> surge.Gate:
+    return surge.Gate(
+        max_in_flight=max_in_flight, max_queue=max_queue, max_wait=0.25, clock=clock, timers=False
+    )
+
+
+def test_gate_admits_up_to_the_limit_then_queues_then_sheds():
+    clock = FakeClock()
+    g = gate(clock)
+    assert g.admit() is surge.ADMITTED
+    assert g.admit() is surge.ADMITTED
+    assert g.in_flight == 2
+    first, second = g.admit(), g.admit()
+    assert isinstance(first, surge._Waiter) and isinstance(second, surge._Waiter)
+    assert g.waiting == 2
+    assert g.admit() == surge.QUEUE_FULL  # limit reached and the queue is full: 503 at once
+
+
+def test_release_hands_the_slot_to_the_oldest_waiter():
+    clock = FakeClock()
+    g = gate(clock)
+    g.admit(), g.admit()
+    first = g.admit()
+    clock.now += 0.1
+    second = g.admit()
+    g.release()
+    assert first.done and first.outcome is surge.ADMITTED
+    assert not second.done
+    assert g.in_flight == 2 and g.waiting == 1
+
+
+def test_a_waiter_older_than_the_budget_is_shed_and_newcomers_are_refused_fast():
+    clock = FakeClock()
+    g = gate(clock)
+    g.admit(), g.admit()
+    old = g.admit()
+    clock.now += 0.3  # more than max_wait (0.25 s)
+    assert g.oldest_wait() == pytest.approx(0.3)
+    # The next arrival finds the queue stale: the old waiter is shed and so is the newcomer,
+    # without being queued (it would only wait the whole budget to be refused).
+    assert g.admit() == surge.QUEUE_STALE
+    assert old.done and old.outcome == surge.WAITED_TOO_LONG
+    assert g.waiting == 0
+    clock.now += 0.1  # still within one budget of the expiry: refuse fast
+    assert g.admit() == surge.QUEUE_STALE
+    clock.now += 0.2  # the episode is over: queue again
+    assert isinstance(g.admit(), surge._Waiter)
+
+
+def test_release_skips_expired_waiters():
+    clock = FakeClock()
+    g = gate(clock, max_queue=5)
+    g.admit(), g.admit()
+    stale = g.admit()
+    clock.now += 0.2
+    fresh = g.admit()
+    clock.now += 0.1  # `stale` has waited 0.3 s, `fresh` 0.1 s
+    g.release()
+    assert stale.outcome == surge.WAITED_TOO_LONG
+    assert fresh.outcome is surge.ADMITTED
+    assert g.in_flight == 2
+
+
+def test_a_free_slot_is_not_taken_past_queued_requests():
+    clock = FakeClock()
+    g = gate(clock, max_in_flight=1)
+    assert g.admit() is surge.ADMITTED
+    waiter = g.admit()
+    g.release()  # hands the slot to the waiter
+    assert waiter.outcome is surge.ADMITTED and g.in_flight == 1
+    assert isinstance(g.admit(), surge._Waiter)  # a newcomer queues behind
+
+
+def test_cancelling_a_waiter_frees_its_place_or_its_slot():
+    clock = FakeClock()
+    g = gate(clock, max_in_flight=1)
+    g.admit()
+    queued = g.admit()
+    g.cancel(queued)
+    assert g.waiting == 0
+    admitted = g.admit()
+    g.release()  # the slot goes to `admitted`, whose client then disconnects
+    assert admitted.outcome is surge.ADMITTED and g.in_flight == 1
+    g.cancel(admitted)
+    assert g.in_flight == 0
+
+
+async def test_enter_waits_for_a_slot_and_returns_when_released():
+    clock = FakeClock()
+    g = gate(clock, max_in_flight=1)
+    assert await g.enter() is None
+    waiting = asyncio.create_task(g.enter())
+    await asyncio.sleep(0)
+    assert g.waiting == 1 and not waiting.done()
+    g.release()
+    assert await waiting is None
+    assert g.in_flight == 1
+
+
+async def _call(middleware, path: str) -> tuple[int, dict[bytes, bytes]]:
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await middleware({"type": "http", "path": path, "method": "GET", "headers": []}, receive, send)
+    start = sent[0]
+    return start["status"], dict(start["headers"])
+
+
+async def test_middleware_sheds_with_503_and_retry_after_only_on_its_paths():
+    calls: list[str] = []
+
+    async def app(scope, receive, send):
+        calls.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    settings = surge.SurgeSettings(
+        RABTA_SURGE_MAX_IN_FLIGHT=1, RABTA_SURGE_MAX_QUEUE=0, RABTA_SURGE_RETRY_AFTER=3
+    )
+    middleware = surge.LoadShedding(app, settings=settings)
+    middleware.gate.in_flight = 1  # as if one request were running
+    status, headers = await _call(middleware, "/webhooks/twilio/messaging")
+    assert status == 503 and headers[b"retry-after"] == b"3"
+    status, headers = await _call(middleware, "/v1/eligibility/3520212345671")
+    assert status == 503 and headers[b"content-type"] == b"application/problem+json"
+    assert (await _call(middleware, "/healthz"))[0] == 200  # never shed
+    assert calls == ["/healthz"]
+    middleware.gate.in_flight = 0
+    assert (await _call(middleware, "/v1/eligibility/3520212345671"))[0] == 200
+    assert middleware.gate.in_flight == 0  # released after the response
+
+
+# -- the reply cache: pure parts ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "material", "intent"),
+    [
+        ("3520212345671", "cnic:3520212345671", Intent.CNIC),
+        ("35202-1234567-1", "cnic:3520212345671", Intent.CNIC),
+        ("۳۵۲۰۲-۱۲۳۴۵۶۷-۱", "cnic:3520212345671", Intent.CNIC),
+        ("HELP", "help", Intent.HELP),
+        ("madad", "help", Intent.HELP),
+    ],
+)
+def test_cache_subject_of_idempotent_messages(text, material, intent):
+    subject = surge.cache_subject(text)
+    assert subject is not None and subject.material == material and subject.intent is intent
+
+
+@pytest.mark.parametrize(
+    "text", ["PAY", "PAY 3520212345671", "COMPLAINT", "123456", "TRACK G-7K3M9Q", "LANG EN", "2"]
+)
+def test_personal_and_stateful_messages_are_never_cached(text):
+    assert surge.cache_subject(text) is None
+
+
+def test_only_eligibility_and_help_replies_are_cacheable():
+    assert surge.cacheable([Reply("eligibility/eligible", {"cnic": "x"})])
+    assert surge.cacheable([Reply("help/menu")])
+    assert not surge.cacheable([Reply("errors/rate_limited", {"minutes": 5})])
+    assert not surge.cacheable([])
+    assert not surge.cacheable([Reply("help/menu"), Reply("otp/sent")])
+
+
+def test_cache_keys_hide_the_sender_and_the_cnic():
+    key = surge.cache_key("secret", "sms", ELIGIBLE_PHONE, f"cnic:{ELIGIBLE}")
+    assert ELIGIBLE not in key and ELIGIBLE_PHONE not in key
+    assert key != surge.cache_key("secret", "sms", OTHER_PHONE, f"cnic:{ELIGIBLE}")
+    assert key != surge.cache_key("secret", "whatsapp", ELIGIBLE_PHONE, f"cnic:{ELIGIBLE}")
+
+
+def test_expected_language_follows_the_engine():
+    conversation = Conversation(channel="sms", address=ELIGIBLE_PHONE)
+    assert surge.expected_language(conversation, None, "ur") == "ur"
+    conversation.guessed_language = "en"
+    assert surge.expected_language(conversation, None, "ur") == "en"
+    assert surge.expected_language(conversation, "ur_Latn", "ur") == "ur_Latn"
+    conversation.language = "sd"
+    assert surge.expected_language(conversation, "en", "ur") == "sd"
+    assert surge.is_idle(conversation)
+    conversation.step = Step.GRIEVANCE_CNIC
+    assert not surge.is_idle(conversation)
+
+
+# -- the reply cache through the webhook ----------------------------------------------------------
+
+
+def sms(body: str, sid: str, sender: str = OTHER_PHONE) -> dict[str, str]:
+    form = load_payload("twilio_sms_inbound.json")
+    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=sender)
+    return form
+
+
+def reply_of(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    return "".join(m.text or "" for m in ElementTree.fromstring(response.text).iter("Message"))
+
+
+async def _make_not_eligible(db) -> None:
+    async with db.transaction() as session:
+        household = await session.get(Household, "HH-PB-0001")
+        household.pmt_score = 99.0
+
+
+async def _inbound_count(db) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(InboundMessage)))
+
+
+async def test_a_resend_is_answered_from_the_cache_and_still_recorded(client, registry):
+    first = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0001")))
+    assert "35202-*******-1" in first
+    # The registry changes under the cache: a resend within the window still gets the first
+    # answer, which shows it came from the cache, not from the registry.
+    await _make_not_eligible(registry)
+    again = reply_of(await client.post(URL, data=sms("35202-1234567-1", "SMsurge0002")))
+    assert again == first
+    async with registry.sessions() as session:
+        stored = await session.scalar(
+            select(InboundMessage).where(InboundMessage.external_id == "SMsurge0002")
+        )
+    assert stored is not None and stored.reply == first and stored.intent == "cnic"
+    # A retry of the cached message's MessageSid gets the same stored reply.
+    assert reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0002"))) == first
+    assert await _inbound_count(registry) == 2
+
+
+async def test_another_sender_or_another_cnic_is_not_served_from_the_cache(client, registry):
+    reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0101")))
+    other = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0102", ELIGIBLE_PHONE)))
+    assert "35202-*******-1" in other
+    not_found = reply_of(await client.post(URL, data=sms(NOT_FOUND, "SMsurge0103")))
+    assert "61101-*******-7" in not_found
+
+
+async def test_a_conversation_in_a_flow_is_not_answered_from_the_cache(client, registry):
+    reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0201")))
+    asked = reply_of(await client.post(URL, data=sms("COMPLAINT", "SMsurge0202")))
+    # The same CNIC now answers the complaint flow's question: not the cached eligibility reply.
+    answered = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0203")))
+    assert answered != reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0201")))
+    assert asked != answered
+
+
+async def test_a_language_change_is_not_hidden_by_the_cache(client, registry):
+    urdu = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0301")))
+    reply_of(await client.post(URL, data=sms("LANG EN", "SMsurge0302")))
+    english = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0303")))
+    assert english != urdu and "eligible" in english
+
+
+async def test_resends_count_against_the_senders_limit(client, registry, monkeypatch):
+    from api.settings import get_settings
+
+    # 10/hour by default: the 11th look-up is refused even when it would be a cache hit.
+    replies = [
+        reply_of(await client.post(URL, data=sms(ELIGIBLE, f"SMsurge04{n:02d}")))
+        for n in range(11)
+    ]
+    assert len(set(replies[:10])) == 1
+    assert replies[10] != replies[0]
+    assert get_settings().limit_sender == "10/hour"
+
+
+async def test_the_cache_can_be_turned_off(client, registry, monkeypatch):
+    monkeypatch.setenv("RABTA_SURGE_REPLY_CACHE_SECONDS", "0")
+    surge.get_surge_settings.cache_clear()
+    try:
+        reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0501")))
+        await _make_not_eligible(registry)
+        again = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0502")))
+        assert "35202-*******-1" in again and again != reply_of(
+            await client.post(URL, data=sms(ELIGIBLE, "SMsurge0501"))
+        )
+    finally:
+        surge.get_surge_settings.cache_clear()
+    async with registry.sessions() as session:
+        contacts = await session.scalar(select(func.count()).select_from(Contact))
+    assert contacts == 1

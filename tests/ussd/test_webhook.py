@@ -1,0 +1,292 @@
+"""`POST /webhooks/ussd`: the real payload shape, bad input, replays, expiry and the text path."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from api.registry.models import Contact, Grievance, InboundMessage, OutboundMessage
+from bot.channels.ussd import SCREEN_GSM7
+from bot.dialogue.ussd import SESSION_SECONDS, Plan, UssdState, UssdStore, plan
+from tests.conftest import (
+    ELIGIBLE_PHONE,
+    ELIGIBLE_WIFE,
+    NOT_ELIGIBLE,
+    NOT_ELIGIBLE_PHONE,
+    NOT_FOUND,
+    UNDER_REVIEW,
+    load_payload,
+)
+from tests.ussd.conftest import URL, screen_of, ussd_form
+
+HELPER_PHONE = "+923219876543"
+
+
+async def remember_english(client, phone: str) -> None:
+    """A first session that chooses English, so later ones open on the main menu."""
+    first = screen_of(await client.post(URL, data=ussd_form("ATUid_lang", phone, "")))
+    assert first.startswith("CON ") and "1 English" in first
+    menu = screen_of(await client.post(URL, data=ussd_form("ATUid_lang", phone, "1")))
+    assert "1 Check eligibility" in menu
+
+
+async def test_the_real_payload_session(client, registry):
+    """The three posts of tests/payloads/africastalking_ussd.json, as the gateway sends them."""
+    payload = load_payload("africastalking_ussd.json")
+    await remember_english(client, payload["requests"][0]["phoneNumber"])
+    screens = [screen_of(await client.post(URL, data=form)) for form in payload["requests"]]
+    assert screens[0].startswith("CON ") and "1 Check eligibility" in screens[0]
+    assert screens[1] == "CON Enter the 13-digit CNIC number:\n0 Back"
+    assert screens[2].startswith("END CNIC 35202-*******-2 is eligible for BISP.")
+
+
+# (inputs typed after choosing 1 "Check eligibility", what the last screen says)
+ELIGIBILITY_CASES = [
+    pytest.param([ELIGIBLE_WIFE], "END CNIC 35202-*******-2 is eligible", id="eligible"),
+    pytest.param(["35202-1234567-2"], "is eligible", id="dashes"),
+    pytest.param(["35202*1234567*2"], "is eligible", id="stars-inside-the-input"),
+    pytest.param(["۳۵۲۰۲۱۲۳۴۵۶۷۲"], "is eligible", id="urdu-digits"),
+    pytest.param(["\u200f3520212345672"], "is eligible", id="bidi-mark"),
+    pytest.param([NOT_ELIGIBLE], "END CNIC 42101-*******-3 is not eligible", id="not-eligible"),
+    pytest.param(
+        [UNDER_REVIEW],
+        "END CNIC 17301-*******-2: your household is under review",
+        id="under-review",
+    ),
+    pytest.param([NOT_FOUND], "END CNIC 61101-*******-7 is not in the", id="not-found"),
+    pytest.param(["352021234567"], "CON That is not a CNIC", id="twelve-digits"),
+    pytest.param(["hello"], "CON That is not a CNIC", id="letters"),
+    pytest.param(["😀🙏"], "CON That is not a CNIC", id="emoji"),
+    pytest.param([""], "CON That is not a CNIC", id="empty-step"),
+    pytest.param(["", ELIGIBLE_WIFE], "is eligible", id="empty-step-then-cnic"),
+    pytest.param(["x" * 500], "CON That is not a CNIC", id="very-long-input"),
+    pytest.param(["0"], "CON BISP menu:", id="back"),
+    pytest.param(["00"], "CON BISP menu:", id="home"),
+]
+
+
+@pytest.mark.parametrize(("inputs", "expected"), ELIGIBILITY_CASES)
+async def test_eligibility_inputs(client, registry, inputs, expected):
+    await remember_english(client, NOT_ELIGIBLE_PHONE)
+    session, text = "ATUid_case", ""
+    screen_of(await client.post(URL, data=ussd_form(session, NOT_ELIGIBLE_PHONE, text)))
+    for typed in ["1", *inputs]:
+        text = typed if text == "" and typed == "1" else f"{text}*{typed}"
+        last = screen_of(await client.post(URL, data=ussd_form(session, NOT_ELIGIBLE_PHONE, text)))
+    assert last.startswith(expected) or expected in last, last
+
+
+@pytest.mark.parametrize(
+    ("form", "status"),
+    [
+        pytest.param({"phoneNumber": ELIGIBLE_PHONE, "text": ""}, 400, id="no-session"),
+        pytest.param({"sessionId": "ATUid_x", "text": ""}, 400, id="no-phone"),
+        pytest.param({"sessionId": "ATUid_x", "phoneNumber": "hello"}, 400, id="junk-phone"),
+        pytest.param({"sessionId": "ATUid_x", "phoneNumber": "+92"}, 400, id="short-phone"),
+        pytest.param({"sessionId": "ATUid_x", "phoneNumber": "😀"}, 400, id="emoji-phone"),
+        pytest.param(
+            {"sessionId": "x" * 65, "phoneNumber": ELIGIBLE_PHONE}, 400, id="long-session"
+        ),
+        pytest.param(
+            {"sessionId": "sessión", "phoneNumber": ELIGIBLE_PHONE}, 400, id="non-ascii-session"
+        ),
+        pytest.param(
+            {"sessionId": "ATUid_x", "phoneNumber": ELIGIBLE_PHONE, "text": "1" * 1001},
+            400,
+            id="long-text",
+        ),
+    ],
+)
+async def test_requests_that_are_not_ussd_hits_are_clean_4xx(client, registry, form, status):
+    response = await client.post(URL, data=form)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_one_megabyte_body_is_refused_before_the_route(client):
+    form = ussd_form("ATUid_big", ELIGIBLE_PHONE, "1" * 1_000_000)
+    response = await client.post(URL, data=form)
+    assert response.status_code == 413
+
+
+async def test_json_is_not_a_gateway_form(client):
+    response = await client.post(URL, json=ussd_form("ATUid_json", ELIGIBLE_PHONE, ""))
+    assert response.status_code == 415
+
+
+async def test_multipart_and_missing_text_work(client, registry):
+    form = {"sessionId": "ATUid_mp", "phoneNumber": "03001234567", "serviceCode": "*262#"}
+    response = await client.post(URL, files={k: (None, v) for k, v in form.items()})
+    assert screen_of(response).startswith("CON ") and "1 English" in response.text
+
+
+async def test_emoji_on_a_menu_shows_the_menu_again(client, registry):
+    await remember_english(client, ELIGIBLE_PHONE)
+    screen_of(await client.post(URL, data=ussd_form("ATUid_e", ELIGIBLE_PHONE, "")))
+    again = screen_of(await client.post(URL, data=ussd_form("ATUid_e", ELIGIBLE_PHONE, "😀")))
+    assert again.startswith("CON Wrong number. Choose again:\n1 Check eligibility")
+
+
+async def test_a_dial_string_with_steps_runs_them_all(client, registry):
+    """`*262*1*<CNIC>#` arrives as a first hit with text `1*<CNIC>`; `1**2`-style empty steps
+    are steps that chose nothing."""
+    await remember_english(client, NOT_ELIGIBLE_PHONE)
+    answer = screen_of(
+        await client.post(URL, data=ussd_form("ATUid_d", NOT_ELIGIBLE_PHONE, f"1**{ELIGIBLE_WIFE}"))
+    )
+    assert answer.startswith("END CNIC 35202-*******-2 is eligible")
+
+
+async def test_replays_answer_the_same_and_act_once(client, app, registry, db):
+    await remember_english(client, ELIGIBLE_PHONE)
+    session = "ATUid_replay"
+    steps = ["", "3", "3*2", "3*2*2", "3*2*2*1"]
+    screens = [
+        screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, t))) for t in steps
+    ]
+    assert screens[-1].startswith("END Complaint G-")
+    # The gateway retries the last hit, and an earlier one, after the session moved on.
+    assert (
+        screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "3*2*2*1")))
+        == screens[-1]
+    )
+    assert (
+        screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "3*2")))
+        == screens[2]
+    )
+    async with db.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Grievance)) == 1
+        sms = await s.scalar(
+            select(func.count())
+            .select_from(OutboundMessage)
+            .where(OutboundMessage.kind == "grievance_filed")
+        )
+        assert sms == 1
+        ids = (
+            await s.scalars(
+                select(InboundMessage.external_id).where(InboundMessage.channel == "ussd")
+            )
+        ).all()
+    assert all(len(i) <= 64 and ":" in i for i in ids)
+
+
+async def test_a_replayed_code_request_sends_one_code(client, registry, db):
+    await remember_english(client, HELPER_PHONE)
+    session = "ATUid_code"
+    for text in ("", "2", f"2*{ELIGIBLE_WIFE}", f"2*{ELIGIBLE_WIFE}"):
+        last = screen_of(await client.post(URL, data=ussd_form(session, HELPER_PHONE, text)))
+    assert "We sent a 6-digit code by SMS to +92300****567" in last
+    async with db.sessions() as s:
+        codes = await s.scalar(
+            select(func.count()).select_from(OutboundMessage).where(OutboundMessage.kind == "otp")
+        )
+    assert codes == 1
+
+
+async def test_state_lives_for_the_session_and_expiry_says_dial_again(client, app, registry):
+    await remember_english(client, ELIGIBLE_PHONE)
+    session = "ATUid_timeout"
+    screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "")))
+    screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "1")))
+    redis = app.state.runtime.redis
+    ttl = await redis.ttl(UssdStore.key(session))
+    assert 0 < ttl <= SESSION_SECONDS
+    await redis.delete(UssdStore.key(session))  # what three idle minutes do
+    late = screen_of(
+        await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, f"1*{ELIGIBLE_WIFE}"))
+    )
+    assert late == "END This session has ended. Please dial again."
+
+
+async def test_a_session_id_from_another_phone_is_not_continued(client, registry):
+    await remember_english(client, ELIGIBLE_PHONE)
+    session = "ATUid_hijack"
+    screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "")))
+    screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "2")))
+    other = screen_of(await client.post(URL, data=ussd_form(session, HELPER_PHONE, "2*1")))
+    assert other.startswith("END ") and "Rs" not in other
+
+
+async def test_the_language_choice_is_remembered_on_the_contact(client, registry, db):
+    first = screen_of(await client.post(URL, data=ussd_form("ATUid_l1", HELPER_PHONE, "")))
+    assert first.startswith("CON ") and "2 اردو" in first
+    screen_of(await client.post(URL, data=ussd_form("ATUid_l1", HELPER_PHONE, "2")))
+    async with db.sessions() as s:
+        contact = await s.scalar(
+            select(Contact).where(Contact.channel == "ussd", Contact.address == HELPER_PHONE)
+        )
+    assert contact.language == "ur"
+    again = screen_of(await client.post(URL, data=ussd_form("ATUid_l2", HELPER_PHONE, "")))
+    assert "1 " in again and "اردو" not in again  # straight to the main menu, in Roman Urdu
+
+
+async def test_the_sms_language_counts_on_ussd(client, registry, db):
+    async with db.transaction() as s:
+        s.add(Contact(channel="sms", address=HELPER_PHONE, phone=HELPER_PHONE, language="en"))
+    first = screen_of(await client.post(URL, data=ussd_form("ATUid_sms", HELPER_PHONE, "")))
+    assert first.startswith("CON BISP menu:")
+
+
+@pytest.mark.parametrize(
+    ("state_text", "seen", "text", "expected"),
+    [
+        (None, False, "", Plan(text="", fresh=True)),
+        (None, False, "1*2", Plan(text="1*2", fresh=True, inputs=("1", "2"))),
+        (None, False, "1**2", Plan(text="1**2", fresh=True, inputs=("1", "", "2"))),
+        (None, True, "1*2", Plan(text="1*2", expired=True)),
+        (None, True, "", Plan(text="", fresh=True)),
+        ("", True, "1", Plan(text="1", inputs=("1",))),
+        ("", True, "3520*2123*4567*2", Plan(text="3520*2123*4567*2", inputs=("3520*2123*4567*2",))),
+        ("1", True, "1*", Plan(text="1*", inputs=("",))),
+        ("1*", True, "1**2", Plan(text="1**2", inputs=("2",))),
+        (
+            "1",
+            True,
+            "1*35202*1234567*2",
+            Plan(text="1*35202*1234567*2", inputs=("35202*1234567*2",)),
+        ),
+        ("1*2", True, "1*2", Plan(text="1*2")),
+        ("1*2", True, "5*6", Plan(text="5*6", inputs=("6",))),
+        ("1*2", True, "", Plan(text="", fresh=True)),
+    ],
+)
+def test_plan_reads_the_new_input_after_the_last_text(state_text, seen, text, expected):
+    state = None
+    if state_text is not None:
+        state = UssdState(
+            session_id="s", phone="+923001234567", default_language="en", last_text=state_text
+        )
+    assert plan(state, seen=seen, text=text) == expected
+
+
+def test_an_ended_session_stays_ended():
+    state = UssdState(
+        session_id="s", phone="+923001234567", default_language="en", last_text="1", ended=True
+    )
+    assert plan(state, seen=True, text="1*2").expired
+
+
+def test_screens_are_at_most_182_characters():
+    assert SCREEN_GSM7 == 182
+
+
+async def test_redis_down_ends_the_session_politely(client, registry, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async def down(self, session_id):
+        raise RedisConnectionError("down")
+
+    monkeypatch.setattr(UssdStore, "load", down)
+    body = screen_of(await client.post(URL, data=ussd_form("ATUid_down", ELIGIBLE_PHONE, "")))
+    assert body.startswith("END ") and len(body) > 4
+
+
+async def test_a_failure_while_answering_is_an_end_screen_not_a_500(client, registry, monkeypatch):
+    from bot.dialogue import ussd as menus
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(menus, "handle", broken)
+    body = screen_of(await client.post(URL, data=ussd_form("ATUid_bug", ELIGIBLE_PHONE, "")))
+    assert body.startswith("END ")
