@@ -8,8 +8,12 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 CATALOGS := $(wildcard locales/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
+# The agent console's own gettext domain (English and Urdu), beside the bot's `messages`.
+AGENT_CATALOGS := $(wildcard locales/agent/*/LC_MESSAGES/agent.po)
+AGENT_COMPILED := $(AGENT_CATALOGS:.po=.mo)
 
-.PHONY: run test test-fast lint format messages compile-messages bench clean help
+.PHONY: run test test-fast lint format messages compile-messages bench clean help \
+	agent-messages compile-agent-messages chromium
 
 help:
 	@echo "make run       serve a seeded demo on http://127.0.0.1:8000"
@@ -35,13 +39,34 @@ locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po | $(RUN_STA
 
 compile-messages: $(COMPILED)
 
-run: $(RUN_STAMP) compile-messages
+locales/agent/%/LC_MESSAGES/agent.mo: locales/agent/%/LC_MESSAGES/agent.po | $(RUN_STAMP)
+	$(BIN)/pybabel compile --domain agent -i $< -o $@ -l $*
+
+compile-agent-messages: $(AGENT_COMPILED)
+
+# Extract the console's strings (templates/agent, api/agent) and update its en and ur catalogs.
+agent-messages: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F api/agent/babel.cfg --no-default-keywords -k _ -k N_ \
+		--sort-output --project="Rabta console" --version=0.1.0 --copyright-holder=Rabta \
+		-o locales/agent/agent.pot .
+	$(BIN)/pybabel update -i locales/agent/agent.pot -d locales/agent -D agent \
+		--no-fuzzy-matching --ignore-obsolete
+	$(MAKE) compile-agent-messages
+
+# The console's browser tests drive Debian's Chromium; without it (and without root to install
+# it) they are skipped with that reason.
+chromium:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo "chromium is not installed (needs root): the browser tests will be skipped"
+
+run: $(RUN_STAMP) compile-messages compile-agent-messages
 	$(BIN)/rabta serve --demo
 
-test: $(DEV_STAMP) compile-messages
+test: $(DEV_STAMP) compile-messages compile-agent-messages chromium
 	$(BIN)/pytest
 
-test-fast: $(DEV_STAMP) compile-messages
+test-fast: $(DEV_STAMP) compile-messages compile-agent-messages
 	$(BIN)/pytest -m "not slow" -x -q
 
 # Installs what it needs (wrk from Debian, py-spy and psutil into .venv), seeds the rabta_bench

@@ -12,12 +12,15 @@ from typing import Any
 _CNIC = re.compile(r"(?<![0-9])([1-7][0-9]{4})-?([0-9]{7})-?([0-9])(?![0-9])")
 _PHONE = re.compile(r"(?<![0-9])(\+?92|0092|0)(3[0-9]{2})[ -]?([0-9]{4})([0-9]{3})(?![0-9])")
 _LONG_DIGITS = re.compile(r"(?<![0-9])([0-9]{2})[0-9]{6,}([0-9]{3})(?![0-9])")
+# Bot API URLs carry the bot's token (httpx logs every request URL).
+_BOT_TOKEN = re.compile(r"bot[0-9]{5,}:[A-Za-z0-9_-]{20,}")
 # Any lone group of exactly six digits may be an OTP: it is never worth the risk.
 _SIX = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
 
 
 def mask_sensitive(text: str) -> str:
     """Mask CNICs as `35202-*******-1`, phones as `+92300****567`, six-digit codes as `******`."""
+    text = _BOT_TOKEN.sub("bot<token>", text)
     text = _CNIC.sub(lambda m: f"{m.group(1)}-*******-{m.group(3)}", text)
     text = _PHONE.sub(lambda m: f"+92{m.group(2)}****{m.group(4)}", text)
     text = _LONG_DIGITS.sub(lambda m: f"{m.group(1)}******{m.group(2)}", text)

@@ -19,9 +19,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import typer
@@ -36,6 +36,8 @@ from starlette.routing import Route
 from api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 telegram_app = typer.Typer(
     help="Telegram: long polling without a public URL, and the webhook registration.",
@@ -89,7 +91,20 @@ def polling_command(
     configure_logging(json_lines=settings.is_production)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per getUpdates
     upgrade(settings.database_url)
-    asyncio.run(run_polling(settings, drop_pending_updates=drop_pending_updates))
+    _run_against_telegram(run_polling(settings, drop_pending_updates=drop_pending_updates))
+
+
+def _run_against_telegram(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`; Telegram refusing or unreachable is a one-line error, not a traceback."""
+    from telegram.error import InvalidToken, TelegramError
+
+    try:
+        return asyncio.run(work)
+    except InvalidToken:
+        err.print("[red]Telegram refused TELEGRAM_BOT_TOKEN.[/red]")  # its text holds the token
+    except TelegramError as exc:
+        err.print(f"[red]Telegram: {escape(exc.message)}[/red]")
+    raise typer.Exit(1)
 
 
 async def run_polling(
@@ -157,7 +172,7 @@ def set_webhook_command(
         raise typer.Exit(2)
     for warning in webhook_url_warnings(url):
         err.print(f"[yellow]Warning:[/yellow] {warning}")
-    info = asyncio.run(
+    info = _run_against_telegram(
         _set_webhook(settings, url, secret=secret, drop_pending_updates=drop_pending_updates)
     )
     console.print(f"[green]Webhook set:[/green] {info.get('url', url)}")
@@ -211,7 +226,7 @@ def delete_webhook_command(
         async with _bot(settings) as bot:
             await bot.delete_webhook(drop_pending_updates=drop_pending_updates)
 
-    asyncio.run(delete())
+    _run_against_telegram(delete())
     console.print("[green]Webhook deleted.[/green]")
 
 
@@ -224,7 +239,7 @@ def webhook_info_command() -> None:
         async with _bot(settings) as bot:
             return dict((await bot.get_webhook_info()).to_dict())
 
-    console.print_json(json.dumps(asyncio.run(info()), default=str))
+    console.print_json(json.dumps(_run_against_telegram(info()), default=str))
 
 
 # -- a fake Bot API --------------------------------------------------------------------------

@@ -181,7 +181,10 @@ class CallerAccess:
             await self._redis.zremrangebyscore(
                 f"{PREFIX}:overrides", 0, time.time() - OVERRIDE_REQUEST_SECONDS
             )
-            ids = await self._redis.zrange(f"{PREFIX}:overrides", 0, 199)
+            ids = [
+                i.decode() if isinstance(i, bytes) else str(i)
+                for i in await self._redis.zrange(f"{PREFIX}:overrides", 0, 199)
+            ]
         except RedisError as exc:
             raise AccessUnavailable from exc
         requests = []

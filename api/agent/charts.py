@@ -9,6 +9,7 @@ each series is also named in a legend, so colour is never the only cue.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,6 +61,20 @@ def _nice_max(value: float) -> float:
     return float(10 * magnitude)
 
 
+def _ticks(value: float, most: int = 5) -> list[float]:
+    """Axis ticks from 0 past `value`, a round step apart (counts get whole-number ticks)."""
+    if value <= 0:
+        return [0.0, 1.0]
+    step = 1.0
+    while value / step > most - 1:
+        for factor in (2, 2.5, 2):  # 1 → 2 → 5 → 10 → 20 …
+            step *= factor
+            if value / step <= most - 1:
+                break
+    top = step * math.ceil(value / step)
+    return [step * i for i in range(round(top / step) + 1)]
+
+
 def bar_chart(title: str, bars: Sequence[Bar], *, width: int = 560, empty: str = "—") -> Markup:
     """Horizontal bars, one per label, largest first as given, the value written at its end."""
     row, label_width, top = 26, 190, 8
@@ -93,8 +108,9 @@ def stacked_columns(
     columns: Sequence[str],
     series: Sequence[Series],
     *,
-    width: int = 720,
+    width: int = 1040,
     height: int = 260,
+    label_room: int = 64,
     empty: str = "—",
 ) -> Markup:
     """One column per label (days), stacked by series (channels), with axis and legend."""
@@ -109,10 +125,10 @@ def stacked_columns(
             f"{escape(empty)}</text>"
         )
         return _svg(width, height, title, body)
-    scale = _nice_max(max(totals))
-    for tick in range(5):
-        value = scale * tick / 4
-        y = top + plot_h - plot_h * tick / 4
+    ticks = _ticks(max(totals))
+    scale = ticks[-1]
+    for value in ticks:
+        y = top + plot_h - plot_h * value / scale
         body.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{TEXT}">'
@@ -120,7 +136,7 @@ def stacked_columns(
         )
     slot = plot_w / len(columns)
     bar_w = max(2.0, slot * 0.7)
-    every = max(1, len(columns) // 10)  # at most ~10 axis labels
+    every = max(1, math.ceil(label_room / slot))  # labels never overlap
     for i, column in enumerate(columns):
         x = left + i * slot + (slot - bar_w) / 2
         y = top + plot_h

@@ -12,6 +12,7 @@ import io
 from functools import cache
 from pathlib import Path
 
+from babel.dates import format_date as babel_format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -96,6 +97,12 @@ def format_moment(moment: dt.datetime | None, language: str) -> str:
 
 def format_day(day: dt.date | None, language: str) -> str:
     return formatting.format_date(day, language) if day else ""
+
+
+def format_short_day(day: dt.date, language: str) -> str:
+    """`23 Nov`: a day on a chart's axis."""
+    text = babel_format_date(day, "d MMM", locale=formatting.babel_locale(language))
+    return formatting.native_digits(text, language)
 
 
 def format_amount(pkr: int, language: str) -> str:

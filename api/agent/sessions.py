@@ -60,6 +60,11 @@ def secure_cookies(settings: Settings) -> bool:
     return settings.is_production or settings.public_base_url.startswith("https://")
 
 
+def _text(value: str | bytes) -> str:
+    # The clients are made with decode_responses=True; redis-py's types cannot know that.
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _key(session_id: str) -> str:
     return f"{PREFIX}:{hashlib.sha256(session_id.encode()).hexdigest()}"
 
@@ -121,7 +126,7 @@ class SessionStore:
         """End every session of one member of staff; how many there were."""
         index = self._index(agent_id)
         try:
-            keys = await self._redis.smembers(index)
+            keys = [_text(k) for k in await self._redis.smembers(index)]
             if not keys:
                 return 0
             ended = int(await self._redis.delete(*keys))

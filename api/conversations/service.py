@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from api import surge
 from api.bot_services import RabtaServices
-from api.conversations import repository
+from api.conversations import people, repository
 from api.metrics import MESSAGES, REPLAYS, SMS_SEGMENTS
 from api.runtime import Runtime
 from bot.channels.base import Inbound
@@ -57,6 +57,10 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         )
         conversation = await _load_conversation(runtime, inbound)
         was_idle = surge.is_idle(conversation)
+        # One person across channels: a contact with no language takes the one its phone has.
+        known_phone = contact.phone or (inbound.contact_phone if inbound.contact_is_own else None)
+        if contact.language is None and known_phone:
+            contact.language = await people.language_for_phone(session, phone=known_phone)
         conversation.language = contact.language
         conversation.opted_out = contact.opted_out
         conversation.phone = contact.phone if inbound.phone is None else None
@@ -80,10 +84,14 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             outcome.replies, language=outcome.language, channel=inbound.channel
         )
         text = rendered.text
+        chose_language = conversation.language != contact.language
         contact.language = conversation.language
         contact.opted_out = conversation.opted_out
         if conversation.phone and inbound.phone is None:
             contact.phone = conversation.phone  # a shared contact card proved it
+        if chose_language and contact.language and contact.phone:
+            # ... and a language chosen here follows the person to their other channels.
+            await people.sync_language(session, phone=contact.phone, language=contact.language)
         if conversation.verified_cnic and conversation.verified_until:
             contact.verified_cnic = conversation.verified_cnic
             contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)

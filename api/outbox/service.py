@@ -78,6 +78,9 @@ STATUS_CALLBACKS = Counter(
     ["status"],
 )
 
+#: STOP turns notifications off, not answers: codes and replies to the person's own messages go.
+ALWAYS_SENT = frozenset({"otp", "reply"})
+
 
 #: The outbox table, for Core statements on the hot path.
 OUTBOX = cast(Table, OutboundMessage.__table__)
@@ -400,7 +403,7 @@ class _Batch:
             )
             return
         facts = self.contacts.get((message.channel, _address(message.channel, message.to)))
-        if facts is not None and facts.opted_out and message.kind != "otp":
+        if facts is not None and facts.opted_out and message.kind not in ALWAYS_SENT:
             await self.finish(
                 message, "suppressed", status="suppressed", error="the recipient opted out"
             )

@@ -288,6 +288,11 @@ def _read_chunks(path: Path, spec: _FileSpec) -> Iterator[list[tuple[Any, ...]]]
             order = _column_order(name, header, spec.columns)
             parsers = [spec.parsers[c] for c in spec.columns]
             width = len(header)
+            window = (
+                (spec.columns.index("window_start"), spec.columns.index("window_end"))
+                if spec.table == "payments"
+                else None
+            )
             chunk: list[tuple[Any, ...]] = []
             for record in reader:
                 line = reader.line_num
@@ -303,7 +308,7 @@ def _read_chunks(path: Path, spec: _FileSpec) -> Iterator[list[tuple[Any, ...]]]
                         values.append(parser(record[index]))
                     except _Invalid as exc:
                         raise RegistryImportError(name, line, column, str(exc)) from None
-                if spec.table == "payments" and values[6] < values[5]:
+                if window is not None and values[window[1]] < values[window[0]]:
                     raise RegistryImportError(
                         name, line, "window_end", "the window ends before it starts"
                     )
@@ -315,9 +320,9 @@ def _read_chunks(path: Path, spec: _FileSpec) -> Iterator[list[tuple[Any, ...]]]
             if chunk:
                 yield chunk
     except UnicodeDecodeError:
-        raise RegistryImportError(name, line + 1, None, "is not UTF-8 text") from None
+        raise RegistryImportError(name, line + 1, None, "not UTF-8 text") from None
     except csv.Error as exc:
-        raise RegistryImportError(name, line + 1, None, f"is not valid CSV ({exc})") from None
+        raise RegistryImportError(name, line + 1, None, f"not valid CSV ({exc})") from None
 
 
 def _column_order(name: str, header: list[str], columns: Sequence[str]) -> list[int]:

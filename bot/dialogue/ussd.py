@@ -171,15 +171,15 @@ class UssdState:
 
 
 class UssdStore:
-    """Session state as JSON under `rabta:ussd:<sessionId>` (expiring with the session), and a
-    longer-lived mark that the session was seen."""
+    """Session state as JSON under `rabta:ussd:state:<sessionId>` (expiring with the session),
+    and a longer-lived mark that the session was seen."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
 
     @staticmethod
     def key(session_id: str) -> str:
-        return f"rabta:ussd:{session_id}"
+        return f"rabta:ussd:state:{session_id}"
 
     @staticmethod
     def seen_key(session_id: str) -> str:

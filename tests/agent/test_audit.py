@@ -37,7 +37,7 @@ async def test_the_export_is_csv_masked_and_itself_audited(new_client, staff, re
     await amina.post(
         f"{lookup}/override-request",
         data={
-            "reason": "=HYPERLINK(\"http://evil\") caller lost her phone",
+            "reason": '=HYPERLINK("http://evil") caller lost her phone',
             "csrf_token": (await amina.get(lookup)).text.split('name="csrf_token" value="')[1][:43],
         },
     )

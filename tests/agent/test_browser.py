@@ -167,6 +167,12 @@ async def test_the_console_end_to_end(live_server, registry, settings):
             await expect(payments.locator("tr.current")).to_contain_text("2026-Q4")
             await expect(payments.locator("tr.current")).to_contain_text("13,500")
             await shot(page, "04-caller-verified")
+            await page.get_by_role("link", name="اردو").click()
+            await expect(page.locator("html")).to_have_attribute("dir", "rtl")
+            await expect(page.get_by_role("heading", name="ادائیگیاں")).to_be_visible()
+            await shot(page, "04b-caller-verified-urdu")
+            await page.get_by_role("link", name="English").click()
+            await expect(page.locator("html")).to_have_attribute("dir", "ltr")
 
             await page.get_by_label("Category").select_option(label="Payment not received")
             await page.get_by_label("Description").fill(
@@ -184,7 +190,9 @@ async def test_the_console_end_to_end(live_server, registry, settings):
             )
             await page.get_by_role("button", name="Escalate", exact=True).click()
             await expect(page.locator("h1 + p .badge-escalated")).to_have_text("Escalated")
-            await expect(page.get_by_role("heading", name="Escalate to a supervisor")).to_have_count(0)
+            await expect(
+                page.get_by_role("heading", name="Escalate to a supervisor")
+            ).to_have_count(0)
 
             refused = await page.goto(f"{base}/agent/dashboard")
             assert refused is not None and refused.status == 403
@@ -201,12 +209,16 @@ async def test_the_console_end_to_end(live_server, registry, settings):
             # -- the supervisor ----------------------------------------------------------
             supervisor_context = await browser.new_context(viewport=viewport)
             sup = await sign_in(supervisor_context, "sadia")
-            await sup.get_by_role("navigation", name="Console").get_by_role(
-                "link", name="Grievances"
-            ).click()
-            await sup.get_by_role("navigation", name="Queue").get_by_role(
-                "link", name=re.compile("^Escalated")
-            ).click()
+            await (
+                sup.get_by_role("navigation", name="Console")
+                .get_by_role("link", name="Grievances")
+                .click()
+            )
+            await (
+                sup.get_by_role("navigation", name="Queue")
+                .get_by_role("link", name=re.compile("^Escalated"))
+                .click()
+            )
             await expect(sup.get_by_role("link", name=ticket)).to_be_visible()
             await shot(sup, "07-escalated-queue")
             await sup.get_by_role("link", name=ticket).click()

@@ -189,7 +189,11 @@ async def test_filing_a_grievance_for_the_caller(new_client, staff, registry):
         sms = await session.scalar(
             select(OutboundMessage).where(OutboundMessage.grievance_id == grievance.id)
         )
-    assert (grievance.filed_by, grievance.channel, grievance.cnic) == ("amina", "agent", ELIGIBLE_WIFE)
+    assert (grievance.filed_by, grievance.channel, grievance.cnic) == (
+        "amina",
+        "agent",
+        ELIGIBLE_WIFE,
+    )
     assert (grievance.district, grievance.language) == ("Lahore", "ur")
     # The caller hears back on her registered mobile, with the ticket id.
     assert sms.to == ELIGIBLE_PHONE and ticket in sms.body

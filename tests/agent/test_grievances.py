@@ -50,7 +50,9 @@ async def status_of(db, ticket: str) -> str:
 
 async def test_the_queue_views(new_client, staff, registry, settings):
     fresh = await file(registry, settings)
-    late = await file(registry, settings, cnic=NOT_ELIGIBLE, days_ago=10, district="Karachi Central")
+    late = await file(
+        registry, settings, cnic=NOT_ELIGIBLE, days_ago=10, district="Karachi Central"
+    )
     amina = await new_client("amina")
     page = (await amina.get("/agent/grievances")).text
     assert fresh in page and late in page
@@ -85,9 +87,7 @@ async def test_notes_internal_and_to_the_caller(new_client, staff, registry, set
     ticket = await file(registry, settings)
     amina = await new_client("amina")
     page = f"/agent/grievances/{ticket}"
-    await post_form(
-        amina, page, f"{page}/notes", {"note": "Called the campsite", "internal": "1"}
-    )
+    await post_form(amina, page, f"{page}/notes", {"note": "Called the campsite", "internal": "1"})
     await post_form(amina, page, f"{page}/notes", {"note": "Please visit on Monday"})
     history = await events(registry, ticket)
     assert [(e.action, e.actor, e.note) for e in history[1:]] == [
@@ -181,9 +181,7 @@ async def test_a_supervisor_escalates_everything_overdue(new_client, staff, regi
     late = await file(registry, settings, days_ago=10)
     fresh = await file(registry, settings, cnic=NOT_ELIGIBLE)
     sadia = await new_client("sadia")
-    response = await post_form(
-        sadia, "/agent/grievances", "/agent/grievances-escalate-overdue", {}
-    )
+    response = await post_form(sadia, "/agent/grievances", "/agent/grievances-escalate-overdue", {})
     assert response.status_code == 303
     assert await status_of(registry, late) == "escalated"
     assert await status_of(registry, fresh) == "open"

@@ -126,3 +126,10 @@ async def test_chat_drives_the_real_webhook(settings, db, redis, registry):
     assert "Kafaalat 2026-Q4: Rs 13,500" in transcript
     assert "someone else's number" in transcript
     assert ELIGIBLE_WIFE not in transcript
+
+
+async def test_set_webhook_when_telegram_fails(telegram_settings, fake_api):
+    fake_api.down = True
+    result = await invoke("set-webhook", "https://rabta.example.pk/webhooks/telegram")
+    assert result.exit_code == 1
+    assert "Telegram: Bad Gateway" in result.output

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from api.registry.models import Contact, Grievance
+from bot.dialogue.ussd import UssdStore
 from bot.segments import measure
 from tests.conftest import (
     ELIGIBLE,
@@ -241,6 +242,6 @@ async def test_arabic_script_languages_get_roman_urdu_screens(dial, registry, db
 async def test_timeout_mid_session(dial, app, registry):
     phone = await english(dial(ELIGIBLE_PHONE))
     await phone.send("1")
-    await app.state.runtime.redis.delete(f"rabta:ussd:{phone.session_id}")
+    await app.state.runtime.redis.delete(UssdStore.key(phone.session_id))
     assert await phone.send(ELIGIBLE_WIFE) == "END This session has ended. Please dial again."
     assert (await phone.send("1")).startswith("CON Enter the 13-digit CNIC")  # a new session

@@ -12,7 +12,7 @@ from api.agent import audit, charts
 from api.agent.audit import csv_line
 from api.agent.dashboard import DEFAULT_DAYS, PERIODS, Dashboard, build, csv_rows, sorted_counts
 from api.agent.deps import ConsoleDbDep, SupervisorStaff
-from api.agent.i18n import N_, choose_language, format_day, gettext, label
+from api.agent.i18n import N_, choose_language, format_short_day, gettext, label
 from api.agent.pages import page
 from api.agent.schemas import AuditAction, RecordType
 
@@ -32,7 +32,7 @@ def _charts(board: Dashboard, language: str) -> dict[str, object]:
         return gettext(language, message, **args)
 
     nothing = t(N_("No data for this period."))
-    days = [format_day(d, language) for d in board.day_list]
+    days = [format_short_day(d, language) for d in board.day_list]
     rate = board.breach_rate
     return {
         "traffic": charts.stacked_columns(

@@ -59,14 +59,15 @@ VIEWS = (
 
 
 def _filters(view: str, *, staff_id: int, now: dt.datetime) -> dict[str, Any]:
-    return {
+    filters: dict[str, dict[str, Any]] = {
         "open": {"statuses": WORKED},
         "escalated": {"statuses": (Status.ESCALATED.value,)},
         "breached": {"statuses": WORKED, "overdue_at": now},
         "mine": {"statuses": WORKED, "assigned_to": staff_id},
         "unassigned": {"statuses": WORKED, "unassigned": True},
         "closed": {"statuses": CLOSED},
-    }[view]
+    }
+    return filters[view]
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -86,7 +87,7 @@ async def queue(
     """One tab of the queue, most urgent (earliest due) first."""
     view = view if view in {v.name for v in VIEWS} else "open"
     now = dt.datetime.now(dt.UTC)
-    narrow = {
+    narrow: dict[str, Any] = {
         "district": district or None,
         "category": category if category in {c.value for c in Category} else None,
     }

@@ -101,7 +101,7 @@ async def contact_shared(turn: Turn) -> list[Reply]:
     goes on); anyone else's proves nothing (SPEC §3)."""
     inbound = turn.inbound
     if not inbound.contact_is_own or not inbound.contact_phone:
-        return [Reply("verify/contact_not_yours")]
+        return [Reply("verify/contact_not_yours", ask_contact=True)]
     turn.conversation.phone = inbound.contact_phone
     pending = dict(turn.conversation.data)
     cnic = pending.get("cnic")
