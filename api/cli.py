@@ -94,6 +94,7 @@ async def _prepare_demo(host: str, port: int) -> None:
     console.print(f"  API docs          {base}/docs")
     console.print(f"  Eligibility       {base}/v1/eligibility/<CNIC>")
     console.print(f"  SMS/WhatsApp      POST {base}/webhooks/twilio/messaging")
+    console.print(f"  USSD              POST {base}/webhooks/ussd")
     console.print(f"  Health            {base}/healthz  {base}/readyz")
     console.print("  Sample CNICs:")
     for sample in samples:

@@ -40,7 +40,11 @@ class Runtime:
             db=Database.from_settings(settings),
             redis=redis,
             programmes=programmes,
-            renderer=Renderer(brand=programmes.brand, programme_name=programmes.name),
+            renderer=Renderer(
+                brand=programmes.brand,
+                programme_name=programmes.name,
+                auto_reload=not settings.is_production,
+            ),
             conversations=ConversationStore(redis),
             otp=OtpService(redis, settings),
             tokens=BeneficiaryTokens(redis, ttl_seconds=settings.token_ttl_seconds),

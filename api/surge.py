@@ -213,9 +213,21 @@ def _insert(dialect: str) -> Any:
     return generic_insert(InboundMessage)  # pragma: no cover - only PostgreSQL and SQLite
 
 
-async def cached_answer(runtime: Runtime, inbound: Inbound) -> CachedAnswer | None:
-    """The cached reply to a resend, with its MessageSid recorded; None: take the normal path.
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What `lookup` found: a cached answer, or the conversation for the normal path."""
 
+    answer: CachedAnswer | None = None
+    #: The sender's conversation, read in the same round trip as the cache entry (None when
+    #: nothing was read: the normal path loads it itself).
+    conversation: Conversation | None = None
+
+
+async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
+    """The cached reply to a resend, with its MessageSid recorded; else what was read on the way.
+
+    One Redis round trip reads the cache entry and the conversation together, so a message that
+    is not a resend costs no extra round trip: its conversation comes back for the normal path.
     Never raises for Redis or database trouble: the normal path then answers (or fails) as it
     would without the cache.
     """
@@ -226,10 +238,10 @@ async def cached_answer(runtime: Runtime, inbound: Inbound) -> CachedAnswer | No
         or not inbound.message_id
         or inbound.contact_phone is not None
     ):
-        return None
+        return Lookup()
     subject = cache_subject(inbound.text)
     if subject is None:
-        return None
+        return Lookup()
     settings = runtime.settings
     key = cache_key(settings.secret_key, inbound.channel, inbound.sender, subject.material)
     try:
@@ -238,15 +250,16 @@ async def cached_answer(runtime: Runtime, inbound: Inbound) -> CachedAnswer | No
             pipe.get(ConversationStore.key(inbound.channel, inbound.sender))
             raw_entry, raw_conversation = await pipe.execute()
     except RedisError:
-        return None
-    if not raw_entry:
-        return None
+        return Lookup()
     conversation = _conversation_from(raw_conversation)
+    fresh = conversation or Conversation(channel=inbound.channel, address=inbound.sender)
+    if not raw_entry:
+        return Lookup(conversation=fresh)
     try:
         entry = json.loads(raw_entry)
         answer = CachedAnswer(str(entry["t"]), str(entry["l"]), str(entry["i"]))
     except (ValueError, KeyError, TypeError):
-        return None
+        return Lookup(conversation=fresh)
     if (
         conversation is None
         or not is_idle(conversation)
@@ -254,28 +267,31 @@ async def cached_answer(runtime: Runtime, inbound: Inbound) -> CachedAnswer | No
         != expected_language(conversation, subject.detected, settings.default_language)
     ):
         REPLY_CACHE.labels(inbound.channel, "miss").inc()
-        return None
+        return Lookup(conversation=fresh)
     if subject.lookup:
         decision = await runtime.rate_limiter.hit("sender", inbound.sender)
         if not decision.allowed:
-            return None  # the normal path says "try again after …" once, then nothing
+            # The normal path says "try again after …" once, then nothing.
+            return Lookup(conversation=conversation)
     if not await _record(runtime, inbound, answer):
-        return None  # a retried MessageSid: the normal path answers with the stored reply
+        # A retried MessageSid: the normal path answers with the stored reply.
+        return Lookup(conversation=conversation)
     REPLY_CACHE.labels(inbound.channel, "hit").inc()
     MESSAGES.labels(inbound.channel, answer.language, answer.intent).inc()
     if inbound.channel == "sms":
         cost = measure(answer.text)
         SMS_SEGMENTS.labels(cost.encoding).inc(cost.segments)
-    return answer
+    return Lookup(answer=answer)
 
 
 async def _record(runtime: Runtime, inbound: Inbound, answer: CachedAnswer) -> bool:
-    """Claim the MessageSid with its reply in one statement; False if it was already there."""
+    """Claim the MessageSid with its reply in one autocommitted statement (no BEGIN/COMMIT
+    round trips); False if it was already there."""
     try:
-        async with runtime.db.transaction() as session:
-            dialect = session.bind.dialect.name if session.bind else "postgresql"
-            inserted = await session.execute(
-                _insert(dialect)
+        async with runtime.db.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            inserted = await autocommit.execute(
+                _insert(connection.dialect.name)
                 .values(
                     channel=inbound.channel,
                     external_id=inbound.message_id,
@@ -292,38 +308,45 @@ async def _record(runtime: Runtime, inbound: Inbound, answer: CachedAnswer) -> b
         return False
 
 
-async def remember(
+async def save(
     runtime: Runtime,
     inbound: Inbound,
+    conversation: Conversation,
     *,
     was_idle: bool,
-    conversation: Conversation,
     replies: Iterable[Reply],
     language: str,
     intent: str,
     text: str,
 ) -> None:
-    """Store a reply for resends, when it is one that may be served again."""
+    """Save the conversation and, when the reply may be served again, cache it, in one round
+    trip. Redis trouble is logged, never raised (the reply still goes)."""
+    entry: tuple[str, str] | None = None
     seconds = get_surge_settings().reply_cache_seconds
     if (
-        seconds <= 0
-        or inbound.channel not in CACHED_CHANNELS
-        or not was_idle
-        or not text
-        or not is_idle(conversation)
-        or inbound.contact_phone is not None
-        or not cacheable(replies)
+        seconds > 0
+        and inbound.channel in CACHED_CHANNELS
+        and was_idle
+        and text
+        and is_idle(conversation)
+        and inbound.contact_phone is None
+        and cacheable(replies)
+        and (subject := cache_subject(inbound.text)) is not None
     ):
-        return
-    subject = cache_subject(inbound.text)
-    if subject is None:
-        return
-    key = cache_key(runtime.settings.secret_key, inbound.channel, inbound.sender, subject.material)
-    value = json.dumps({"t": text, "l": language, "i": intent}, ensure_ascii=False)
+        secret = runtime.settings.secret_key
+        key = cache_key(secret, inbound.channel, inbound.sender, subject.material)
+        entry = key, json.dumps({"t": text, "l": language, "i": intent}, ensure_ascii=False)
     try:
-        # NX: the first answer's window is not stretched by the resends that read it.
-        await runtime.redis.set(key, value, ex=seconds, nx=True)
+        if entry is None:
+            await runtime.conversations.save(conversation)
+            return
+        async with runtime.redis.pipeline(transaction=False) as pipe:
+            await ConversationStore(pipe).save(conversation)
+            # NX: the first answer's window is not stretched by the resends that read it.
+            pipe.set(entry[0], entry[1], ex=seconds, nx=True)
+            await pipe.execute()
     except RedisError:
+        log.warning("conversation state not saved (Redis)")
         return
     REPLY_CACHE.labels(inbound.channel, "stored").inc()
 

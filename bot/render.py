@@ -32,11 +32,14 @@ class Renderer:
         brand: Mapping[str, str],
         programme_name: ProgrammeNamer,
         templates_dir: Path = TEMPLATES_DIR,
+        auto_reload: bool = False,
     ) -> None:
         self._brand = brand
         self._programme_name = programme_name
         self._loader = jinja2.FileSystemLoader(templates_dir / "messages")
         self._envs: dict[str, jinja2.Environment] = {}
+        # Checking template files on disk on every render is a development convenience only.
+        self._auto_reload = auto_reload
 
     def environment(self, language: str) -> jinja2.Environment:
         env = self._envs.get(language)
@@ -49,6 +52,7 @@ class Renderer:
                 trim_blocks=True,
                 lstrip_blocks=True,
                 keep_trailing_newline=False,
+                auto_reload=self._auto_reload,
             )
             env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
             env.filters["ltr"] = lambda value: formatting.ltr(str(value), language)

@@ -7,7 +7,14 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from api.agent.access import AccessUnavailable
-from api.agent.errors import ConsoleError, LoginRequired, console_error, login_required, unavailable
+from api.agent.errors import (
+    ConsoleError,
+    LoginRequired,
+    console_error,
+    login_required,
+    not_found,
+    unavailable,
+)
 from api.agent.pages import STATIC_DIR, STATIC_PATH
 from api.agent.routes import router
 from api.agent.security import ConsoleHeaders
@@ -20,6 +27,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Serve the console from `app`."""
     app.include_router(router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="agent-static")
+    # Last, so it only catches console paths that nothing above served.
+    app.add_api_route("/agent/{rest:path}", not_found, methods=["GET"], include_in_schema=False)
     app.add_middleware(ConsoleHeaders, hsts=settings.is_production)
     app.add_exception_handler(ConsoleError, console_error)
     app.add_exception_handler(LoginRequired, login_required)

@@ -60,6 +60,11 @@ async def login_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse("/agent/login" + (f"?{query}" if query else ""), status_code=303)
 
 
+async def not_found(request: Request) -> Response:
+    """Any other path under /agent: the console's own 404 page."""
+    raise ConsoleError(404, N_("There is no such page in the console."))
+
+
 async def unavailable(request: Request, exc: Exception) -> Response:
     """Redis is down: sessions, grants and codes all live there, so the console fails closed."""
     return await page(

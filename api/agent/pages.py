@@ -67,6 +67,9 @@ def render_text(language: str, template: str, context: dict[str, Any]) -> str:
 
 
 def _here(request: Request) -> str:
+    """This page, to come back to after switching the language (a form's target is not a page)."""
+    if request.method != "GET":
+        return "/agent"
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 

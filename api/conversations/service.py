@@ -40,9 +40,10 @@ class Answer:
 
 async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
     """Answer one inbound message, exactly once per provider message id."""
-    cached = await surge.cached_answer(runtime, inbound)  # an anxious resend (api/surge.py)
-    if cached is not None:
-        return Answer(text=cached.text, language=cached.language)
+    # An anxious resend is answered from the reply cache (api/surge.py).
+    found = await surge.lookup(runtime, inbound)
+    if found.answer is not None:
+        return Answer(text=found.answer.text, language=found.answer.language)
     async with runtime.db.transaction() as session:
         if inbound.message_id:
             earlier = await repository.claim_inbound(
@@ -55,7 +56,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         contact = await repository.get_or_create_contact(
             session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
         )
-        conversation = await _load_conversation(runtime, inbound)
+        conversation = found.conversation or await _load_conversation(runtime, inbound)
         was_idle = surge.is_idle(conversation)
         # One person across channels: a contact with no language takes the one its phone has.
         known_phone = contact.phone or (inbound.contact_phone if inbound.contact_is_own else None)
@@ -105,12 +106,12 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             record.reply = text
             record.intent = outcome.intent.value
             record.language = outcome.language
-    await _save_conversation(runtime, conversation)
-    await surge.remember(
+    # Saves the conversation, and caches the reply for resends when it may be (one round trip).
+    await surge.save(
         runtime,
         inbound,
+        conversation,
         was_idle=was_idle,
-        conversation=conversation,
         replies=outcome.replies,
         language=outcome.language,
         intent=outcome.intent.value,

@@ -146,8 +146,11 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
             # Without its state a session cannot go on; nothing is recorded, so a retry may.
             log.warning("ussd session state unavailable (Redis)")
             raise _Unanswered from None
-        if state is not None and state.phone != hit.phone:
-            log.warning("ussd session %s answered from another phone: ended", hit.session_id)
+        # A session id is the gateway's; one arriving from another phone gets "dial again"
+        # and leaves the session of the phone that dialled it untouched.
+        foreign = state is not None and state.phone != hit.phone
+        if foreign:
+            log.warning("ussd session %s hit from another phone: not continued", hit.session_id)
             state, seen = None, True
         step = menus.plan(state, seen=seen, text=hit.text)
         if state is None or step.fresh:
@@ -183,7 +186,8 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
         record.intent = state.screen.value
         record.language = outcome.language
     try:
-        await store.save(state)
+        if not foreign:
+            await store.save(state)
     except RedisError:
         log.warning("ussd session state not saved (Redis): the next step will say dial again")
     MESSAGES.labels(menus.CHANNEL, outcome.language, state.screen.value).inc()

@@ -45,3 +45,11 @@ async def test_nothing_without_a_session(client, staff, path):
     response = await client.get(path)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/agent/login")
+
+
+async def test_an_unknown_console_path_is_the_consoles_own_404(client, staff):
+    response = await client.get("/agent/no-such-page")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "There is no such page in the console." in response.text
+    assert (await client.get("/agent/static/console.js")).status_code == 200
