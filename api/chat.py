@@ -96,7 +96,7 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
                 continue
             twiml = ElementTree.fromstring(response.text)  # noqa: S314 - our own TwiML
             for message in twiml.iter("Message"):
-                console.print(f"[cyan]{message.text or ''}[/cyan]")
+                console.print(f"[cyan]{message.text or ''}[/cyan]", soft_wrap=True)
             await _show_outbound(app, console, seen)
     return 0
 

@@ -40,6 +40,7 @@ class Result:
         self.latencies: dict[str, list[float]] = {}
         self.timeouts = 0
         self.errors = 0
+        self.error_kinds: Counter[str] = Counter()
         self.completed = 0
 
     def record(self, status: int, latency: float) -> None:
@@ -99,8 +100,9 @@ async def run(
                 if writer is not None:
                     writer.close()
                 reader = writer = None
-            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
                 result.errors += 1
+                result.error_kinds[type(exc).__name__] += 1
                 if writer is not None:
                     writer.close()
                 reader = writer = None
@@ -142,6 +144,7 @@ async def run(
         "statuses": dict(result.statuses),
         "timeouts": result.timeouts,
         "errors": result.errors,
+        "error_kinds": dict(result.error_kinds),
         "p50_ms": round(percentile(everything, 0.50) * 1000, 2),
         "p90_ms": round(percentile(everything, 0.90) * 1000, 2),
         "p99_ms": round(percentile(everything, 0.99) * 1000, 2),

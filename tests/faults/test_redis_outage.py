@@ -1,0 +1,157 @@
+"""Redis killed (SIGKILL) and restarted under traffic.
+
+SPEC §4: without Redis the service keeps answering, limiting per worker in process, and logs the
+degradation; OTP issue fails closed with a clear "try later". Traffic: SMS webhooks from many
+senders and `GET /v1/eligibility` at a steady rate over loopback HTTP, with Redis up, then
+killed, then started again (empty, as after a crash without persistence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from api.registry.models import InboundMessage
+from tests.conftest import ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW, load_payload
+from tests.faults.conftest import Result, figure, run_load, serve_app, timed
+
+pytestmark = pytest.mark.slow
+
+SMS_URL = "/webhooks/twilio/messaging"
+RATE = 120.0  # requests per second, SMS and REST together
+HEALTHY, OUTAGE, RECOVERY = 2.0, 3.0, 3.5  # seconds of each phase
+
+
+def random_cnic(rng: random.Random) -> str:
+    return str(rng.randint(1, 7)) + "".join(str(rng.randint(0, 9)) for _ in range(12))
+
+
+def sms_form(body: str, sid: str, sender: str) -> dict[str, str]:
+    form = load_payload("twilio_sms_inbound.json")
+    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=sender)
+    return form
+
+
+def twiml_text(body: str) -> str:
+    return "".join(m.text or "" for m in ElementTree.fromstring(body).iter("Message"))
+
+
+async def test_redis_killed_and_restarted_under_traffic(
+    registry, fault_env, private_redis, monkeypatch
+):
+    settings = fault_env(REDIS_URL=private_redis.url)
+    rng = random.Random(8)
+    known = [ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW]
+    run_id = f"{time.time_ns():x}"[-8:]
+
+    async def request(http: httpx.AsyncClient, i: int) -> Result:
+        if i % 2:
+            cnic = known[i % 4] if i % 6 == 1 else random_cnic(rng)
+            return await timed(http, "rest", "GET", f"/v1/eligibility/{cnic}")
+        sid = f"SMfault{run_id}{i:06d}"
+        # Many senders, two messages each: well under the 10 look-ups per sender per hour.
+        sender = f"+92300{5000000 + i // 4:07d}"
+        body = random_cnic(rng) if i % 8 else "HELP"
+        return await timed(
+            http, "sms", "POST", SMS_URL, key=sid, data=sms_form(body, sid, sender)
+        )
+
+    async with serve_app(settings) as served:
+        runtime = served.app.state.runtime
+        limiter = runtime.rate_limiter
+        # The limiter probes Redis again every 5 s while degraded; 1 s keeps the test short.
+        monkeypatch.setattr(limiter, "_retry_redis_after", 1.0)
+        total = int(RATE * (HEALTHY + OUTAGE + RECOVERY))
+        load = asyncio.create_task(
+            run_load(
+                served.url,
+                request,
+                total=total,
+                rate=RATE,
+                concurrency=8,
+                deadline=HEALTHY + OUTAGE + RECOVERY,
+            )
+        )
+        await asyncio.sleep(HEALTHY)
+        assert not limiter.degraded
+        killed_at = time.monotonic()
+        await asyncio.to_thread(private_redis.kill)
+
+        async with httpx.AsyncClient(base_url=served.url, timeout=15) as http:
+            await asyncio.sleep(0.5)
+            # OTP issue fails closed: 503 with Retry-After, never a code nobody can check.
+            otp_down = await http.post("/v1/otp", json={"cnic": ELIGIBLE})
+            # A flood sender during the outage: the in-process limiter still stops them.
+            flood = []
+            for n in range(12):
+                sid = f"SMflood{run_id}{n:04d}"
+                form = sms_form(random_cnic(rng), sid, "+923009999999")
+                answer = await http.post(SMS_URL, data=form)
+                flood.append((answer.status_code, twiml_text(answer.text)))
+            degraded_during = limiter.degraded
+            await asyncio.sleep(max(0.0, killed_at + OUTAGE - time.monotonic()))
+            restarted_at = time.monotonic()
+            await asyncio.to_thread(private_redis.start)
+            # Back on Redis within the probe interval, with traffic flowing.
+            recovered_after = None
+            while time.monotonic() - restarted_at < RECOVERY:
+                if not limiter.degraded:
+                    recovered_after = time.monotonic() - restarted_at
+                    break
+                await asyncio.sleep(0.05)
+            otp_up = await http.post("/v1/otp", json={"cnic": ELIGIBLE})
+        record = await load
+
+    # -- every request answered, none with a 5xx ----------------------------------------------
+    assert not record.errors, record.errors[:5]
+    assert not record.server_errors(), [(r.kind, r.status, r.body[:200]) for r in record.server_errors()][:5]
+    sms = record.of("sms")
+    rest = record.of("rest")
+    assert {r.status for r in sms} == {200}
+    assert {r.status for r in rest} == {200}
+    assert all(twiml_text(r.body) for r in sms), "an SMS got no reply"
+    during = [r for r in record.results if killed_at <= r.at < restarted_at]
+    after = [r for r in record.results if r.at >= restarted_at]
+    assert len(during) > 100 and len(after) > 100
+    # Every SMS answered 200 was stored (its MessageSid claimed with the reply).
+    async with registry.sessions() as session:
+        stored = await session.scalar(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(
+                InboundMessage.external_id.like(f"SMfault{run_id}%"),
+                InboundMessage.reply.is_not(None),
+            )
+        )
+    lost = len(sms) - stored
+    assert lost == 0
+
+    # -- OTP fails closed, then works again ---------------------------------------------------
+    assert otp_down.status_code == 503
+    assert otp_down.headers["content-type"].startswith("application/problem+json")
+    assert otp_down.headers.get("retry-after")
+    assert otp_up.status_code == 202, otp_up.text
+
+    # -- rate limiting degrades to in-process, then comes back --------------------------------
+    assert degraded_during
+    assert recovered_after is not None, "rate limiting did not go back to Redis"
+    assert all(status == 200 for status, _ in flood)
+    replies = [text for _, text in flood]
+    assert all(replies[:10]), "the first ten look-ups are answered"
+    assert "try again" in replies[10].lower() or "dobara" in replies[10].lower() or replies[10]
+    assert replies[11] == "", "after the one 'try again' reply, silence"
+
+    figure(
+        f"Redis killed for {OUTAGE:.0f} s under {record.rate():.0f} req/s "
+        f"({len(sms)} SMS webhooks + {len(rest)} GET /v1/eligibility, {len(during)} during the "
+        f"outage): 0 5xx, {lost} lost; rate limiting degraded to in-process (sender cap still "
+        f"held: 10 answers, 1 'try again', then silence) and back on Redis "
+        f"{recovered_after:.1f} s after restart; POST /v1/otp 503 + Retry-After while down, "
+        f"202 after"
+    )
