@@ -78,6 +78,8 @@ def serve(
 
 async def _prepare_demo(host: str, port: int) -> None:
     from api.db import Database
+    from api.agent import ensure_demo_agents
+    from api.agent.service import DEMO_PASSWORD
     from api.registry.seed import registry_is_empty, sample_cnics, seed_registry
 
     settings = get_settings()
@@ -87,6 +89,7 @@ async def _prepare_demo(host: str, port: int) -> None:
             console.print(f"Seeding a synthetic registry of {DEMO_HOUSEHOLDS:,} households…")
             await seed_registry(db, households=DEMO_HOUSEHOLDS, seed=1, cutoff=settings.pmt_cutoff)
         samples = await sample_cnics(db, limit=4, cutoff=settings.pmt_cutoff)
+        await ensure_demo_agents(db, settings=settings)
     finally:
         await db.dispose()
     base = f"http://{host}:{port}"
@@ -95,6 +98,11 @@ async def _prepare_demo(host: str, port: int) -> None:
     console.print(f"  Eligibility       {base}/v1/eligibility/<CNIC>")
     console.print(f"  SMS/WhatsApp      POST {base}/webhooks/twilio/messaging")
     console.print(f"  USSD              POST {base}/webhooks/ussd")
+    console.print(
+        f"  Agent console     {base}/agent   logins agent / supervisor / admin, "
+        f"password {DEMO_PASSWORD}",
+        soft_wrap=True,
+    )
     console.print(f"  Health            {base}/healthz  {base}/readyz")
     console.print("  Sample CNICs:")
     for sample in samples:

@@ -46,7 +46,8 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+#: Commits before the response leaves (function scope), so the client's next request sees it.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 _bearer = HTTPBearer(auto_error=False, description="Token from POST /v1/otp/verify")

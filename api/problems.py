@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,36 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: Seconds a client (Twilio, a partner app) is asked to wait while the database is unreachable.
+DATABASE_RETRY_AFTER = 5
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True for a lost or refused database connection (a restart, a failover), as opposed to a
+    query that is wrong: the request may succeed if sent again."""
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError):
+        return True
+    # asyncpg errors SQLAlchemy has no class for ("the database system is starting up",
+    # "connection was closed in the middle of operation") arrive as a bare DBAPIError.
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or type(exc) is DBAPIError)
+
+
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    if not is_database_unavailable(exc):
+        return await _unexpected(request, exc)
+    # Nothing was committed: a 503 tells gateways and partners to send it again (Twilio
+    # retries a non-2xx), one warning line per request instead of a traceback.
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return problem_response(
+        503,
+        "The service is briefly unavailable; try again shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(500, "Something went wrong on our side; it has been logged.")
@@ -105,4 +136,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
+    for unavailable in (DBAPIError, ConnectionError):
+        app.add_exception_handler(unavailable, _database)
     app.add_exception_handler(Exception, _unexpected)

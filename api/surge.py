@@ -32,17 +32,20 @@ conversation save (an idle conversation answered with eligibility or help is lef
 **Load shedding.** `LoadShedding` is an ASGI middleware with one `Gate` per worker process in
 front of `/v1/` and `/webhooks/`. At most `RABTA_SURGE_MAX_IN_FLIGHT` requests run at once; the
 next `RABTA_SURGE_MAX_QUEUE` wait in arrival order; a request that has waited
-`RABTA_SURGE_MAX_WAIT_MS` is answered `503` with `Retry-After`, and while the queue is that old
-every new request that cannot run at once is answered `503` straight away. Shedding answers in
-microseconds, so an overloaded worker keeps answering (with 503s) instead of letting requests
-time out in the database pool or in the gateway. Webhooks get a non-2xx on purpose: Twilio and
-USSD gateways treat it as a failed delivery, not as a reply to forward. `/healthz`, `/readyz`,
-`/metrics` and the agent console are never shed. Outbound replies already go before bulk
-notifications: the outbox is claimed in (priority, id) order, OTP 0, replies 1, notifications 5,
-bulk 9 (api/outbox/service.py).
+`RABTA_SURGE_MAX_WAIT_MS` is answered `503` with `Retry-After`. Once the queue has been full or
+that old, the worker is overloaded: every new request that cannot run at once is answered `503`
+straight away, without queueing, until no request has been refused for one `MAX_WAIT`; bursts
+are absorbed by the queue, sustained overload is answered fast (CoDel's idea, simplified).
+Shedding answers in microseconds, so an overloaded worker keeps answering (with 503s) instead
+of letting requests time out in the database pool or in the gateway. Webhooks get a non-2xx on
+purpose: Twilio and USSD gateways treat it as a failed delivery, not as a reply to forward.
+`/healthz`, `/readyz`, `/metrics` and the agent console are never shed. Outbound replies already
+go before bulk notifications: the outbox is claimed in (priority, id) order, OTP 0, replies 1,
+notifications 5, bulk 9 (api/outbox/service.py).
 
 Settings (environment): `RABTA_SURGE_REPLY_CACHE_SECONDS` (60; 0 turns the cache off),
-`RABTA_SURGE_MAX_IN_FLIGHT` (16 per worker; 0 turns shedding off), `RABTA_SURGE_MAX_QUEUE` (64),
+`RABTA_SURGE_MAX_IN_FLIGHT` (8 per worker; 0 turns shedding off; keep it below half the
+database pool, 30, since an SMS holds two connections at once), `RABTA_SURGE_MAX_QUEUE` (64),
 `RABTA_SURGE_MAX_WAIT_MS` (250), `RABTA_SURGE_RETRY_AFTER` (2 seconds).
 """
 
@@ -91,7 +94,7 @@ class SurgeSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     reply_cache_seconds: int = Field(60, alias="RABTA_SURGE_REPLY_CACHE_SECONDS", ge=0)
-    max_in_flight: int = Field(16, alias="RABTA_SURGE_MAX_IN_FLIGHT", ge=0)
+    max_in_flight: int = Field(8, alias="RABTA_SURGE_MAX_IN_FLIGHT", ge=0)
     max_queue: int = Field(64, alias="RABTA_SURGE_MAX_QUEUE", ge=0)
     max_wait_ms: int = Field(250, alias="RABTA_SURGE_MAX_WAIT_MS", ge=1)
     retry_after: int = Field(2, alias="RABTA_SURGE_RETRY_AFTER", ge=1)
@@ -411,8 +414,12 @@ class Gate:
             self.in_flight += 1
             return ADMITTED
         if stale or now < self._shedding_until:
+            # Overloaded: refuse at once, and stay so while newcomers keep finding every slot
+            # busy; the queue comes back once a newcomer finds a free slot for a whole budget.
+            self._shedding_until = now + self.max_wait
             return QUEUE_STALE
         if len(self._waiters) >= self.max_queue:
+            self._shedding_until = now + self.max_wait
             return QUEUE_FULL
         waiter = _Waiter(since=now)
         self._waiters.append(waiter)

@@ -350,6 +350,23 @@ class Server:
                 self.process.wait(timeout=10)
 
 
+def cache_hits(server: Server) -> float | None:
+    """Reply-cache hits so far, from /metrics (one worker only: with several, each answers
+    for itself unless PROMETHEUS_MULTIPROC_DIR is set)."""
+    if server.name != "rabta" or len(server.worker_pids()) != 1:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("rabta_surge_reply_cache_total{") and 'outcome="hit"' in line
+    )
+
+
 def flush_redis() -> None:
     subprocess.run(["redis-cli", "-n", "14", "FLUSHDB"], check=True, capture_output=True)
 
@@ -548,8 +565,13 @@ class Bench:
         warm = self.files(kind, 3000, tag="warm", **options)
         wrk(server.port, warm, self.warmup)
         load = self.files(kind, self.capacity(server.name), tag="load", **options)
+        hits_before = cache_hits(server)
         with RssSampler(server.worker_pids()) as rss:
             result = wrk(server.port, load, self.duration)
+        if hits_before is not None and options.get("resend"):
+            hits = (cache_hits(server) or 0) - hits_before
+            result["cache_hits"] = hits
+            log(f"reply cache hits: {hits:,} of {result['requests']:,} messages")
         result.update(
             app=server.name,
             workers=workers,
@@ -913,7 +935,7 @@ def main() -> int:
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="Print the table, write no doc.")
     args = parser.parse_args()
-    duration = args.duration or (8.0 if args.quick else 15.0)
+    duration = args.duration or (8.0 if args.quick else 12.0)
     warmup = 2.0 if args.quick else 3.0
     wall = time.perf_counter()
     for tool in ("wrk", "psql", "createdb", "redis-cli"):

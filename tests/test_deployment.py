@@ -33,3 +33,20 @@ def test_dockerfile_builds_what_compose_runs():
         assert f"COPY {folder} ./{folder}" in dockerfile
     assert "pybabel compile" in dockerfile
     assert "USER rabta" in dockerfile
+
+
+def test_compose_runs_api_replicas_behind_one_address():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    api, lb = services["api"], services["lb"]
+    # Replicas cannot share a host port: only the load balancer publishes one.
+    assert "ports" not in api and "8000" in [str(p) for p in api["expose"]]
+    assert str(api["deploy"]["replicas"]).startswith("${RABTA_API_REPLICAS:-")
+    assert lb["ports"] == ["8000:8000"]
+    assert lb["depends_on"]["api"]["condition"] == "service_healthy"
+    nginx = compose["configs"][lb["configs"][0]["source"]]["content"]
+    assert "server api:8000;" in nginx
+    # The client IP the per-IP limits see is the one the load balancer saw, not a forged one.
+    assert "X-Forwarded-For $$remote_addr" in nginx
+    assert api["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+    assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"] in api["tmpfs"]

@@ -79,7 +79,22 @@ def test_a_waiter_older_than_the_budget_is_shed_and_newcomers_are_refused_fast()
     assert g.waiting == 0
     clock.now += 0.1  # still within one budget of the expiry: refuse fast
     assert g.admit() == surge.QUEUE_STALE
-    clock.now += 0.2  # the episode is over: queue again
+    clock.now += 0.2  # refused again: every refusal keeps the worker in overload
+    assert g.admit() == surge.QUEUE_STALE
+    clock.now += 0.3  # a whole budget without a refusal: the episode is over, queue again
+    assert isinstance(g.admit(), surge._Waiter)
+
+
+def test_a_full_queue_also_starts_an_overload_episode():
+    clock = FakeClock()
+    g = gate(clock, max_in_flight=1, max_queue=1)
+    g.admit()
+    waiter = g.admit()
+    assert g.admit() == surge.QUEUE_FULL
+    g.release()  # the waiter runs, the queue is empty again
+    assert waiter.outcome is surge.ADMITTED
+    assert g.admit() == surge.QUEUE_STALE  # still overloaded: no queueing for a budget
+    clock.now += 0.3
     assert isinstance(g.admit(), surge._Waiter)
 
 

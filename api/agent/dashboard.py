@@ -1,9 +1,7 @@
 """What the supervisors' dashboard shows, gathered in one place (the page and the CSV share it).
 
-Traffic, languages and what people ask come from `inbound_messages` (one row per message, its
-channel, language and intent). Eligibility *outcomes* are not stored there: the answer is in the
-rendered reply only. Until a column says it (`inbound_messages.outcome`, the coarse status of a
-CNIC look-up), the dashboard counts look-ups per day; once the column exists it is used.
+Traffic, languages, what people ask and the eligibility outcomes of CNIC look-ups come from
+`inbound_messages` (one row per message: channel, language, intent, outcome).
 Rate-limit hits are this process's Prometheus counters (`rabta_ratelimit_hits_total`): with
 several workers each shows its own, and `/metrics` scraped by Prometheus is the fleet view.
 """
@@ -31,8 +29,6 @@ TOP_DISTRICTS = 12
 
 #: The statuses whose grievances are still being worked (the SLA applies to them).
 WORKED = (Status.OPEN.value, Status.IN_PROGRESS.value, Status.ESCALATED.value)
-#: Present once the conversation service records look-up outcomes (see the module docstring).
-HAS_OUTCOMES = hasattr(InboundMessage, "outcome")
 
 
 @dataclass
@@ -95,10 +91,9 @@ async def build(session: AsyncSession, *, days: int, now: dt.datetime) -> Dashbo
         session, since=since, intent="cnic"
     ):
         board.lookups_per_day[day] = board.lookups_per_day.get(day, 0) + count
-    if HAS_OUTCOMES:
-        board.outcomes = await repository.inbound_by(
-            session, column="outcome", since=since, intent="cnic"
-        )
+    board.outcomes = await repository.inbound_by(
+        session, column="outcome", since=since, intent="cnic"
+    )
     board.by_category = await grievances.count_by(session, dimension="category")
     board.by_status = await grievances.count_by(session, dimension="status")
     board.by_district = _top(await grievances.count_by(session, dimension="district"))

@@ -17,7 +17,7 @@ from api.bot_services import RabtaServices
 from api.conversations import people, repository
 from api.metrics import MESSAGES, REPLAYS, SMS_SEGMENTS
 from api.runtime import Runtime
-from bot.channels.base import Inbound
+from bot.channels.base import Inbound, Reply
 from bot.dialogue import engine
 from bot.dialogue.state import Conversation
 from bot.segments import measure
@@ -105,6 +105,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             record.contact_id = contact.id
             record.reply = text
             record.intent = outcome.intent.value
+            record.outcome = _eligibility_outcome(outcome.replies)
             record.language = outcome.language
     # Saves the conversation, and caches the reply for resends when it may be (one round trip).
     await surge.save(
@@ -136,6 +137,14 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         end=rendered.end,
         ask_contact=rendered.ask_contact,
     )
+
+
+def _eligibility_outcome(replies: list[Reply]) -> str | None:
+    """The status an eligibility answer gave (`eligibility/<status>`), for the dashboard."""
+    for reply in replies:
+        if reply.template.startswith("eligibility/"):
+            return reply.template.removeprefix("eligibility/")
+    return None
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

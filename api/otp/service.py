@@ -56,6 +56,16 @@ class Checked:
     tries_left: int = 0
 
 
+#: One try at a request, atomically: nothing for a request that is gone, else the new try count
+#: with the stored hash and CNIC.
+_COUNT_TRY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
+local fields = redis.call('HMGET', KEYS[1], 'hash', 'cnic')
+return {tries, fields[1] or '', fields[2] or ''}
+"""
+
+
 class OtpService:
     """Issues and checks codes; the caller delivers the code through the outbox."""
 
@@ -122,17 +132,19 @@ class OtpService:
         key = self._request_key(request_id)
         maximum = self._settings.otp_max_attempts
         try:
-            stored = await self._redis.hgetall(key)
-            if not stored:
+            # Count the try before comparing, so parallel guesses cannot exceed the cap; in one
+            # script, so a try never lands on a request another guess has just deleted (HINCRBY
+            # would re-create it, without its TTL, and restart the count).
+            counted = await self._redis.eval(_COUNT_TRY, 1, key)
+            if not counted:
                 return Checked(CheckOutcome.EXPIRED)
-            # Count the try before comparing, so parallel guesses cannot exceed the cap.
-            tries = int(await self._redis.hincrby(key, "tries", 1))
+            tries, stored_hash, stored_cnic = int(counted[0]), str(counted[1]), str(counted[2])
             if tries > maximum:
                 return Checked(CheckOutcome.EXHAUSTED)
             candidate = self._digest(code.strip()) if len(code.strip()) == CODE_DIGITS else ""
-            if hmac.compare_digest(candidate, str(stored.get("hash", ""))):
+            if hmac.compare_digest(candidate, stored_hash):
                 if await self._redis.delete(key):
-                    return Checked(CheckOutcome.VERIFIED, cnic=str(stored["cnic"]))
+                    return Checked(CheckOutcome.VERIFIED, cnic=stored_cnic)
                 return Checked(CheckOutcome.EXPIRED)
             if tries >= maximum:
                 await self._redis.delete(key)

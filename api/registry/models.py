@@ -135,7 +135,10 @@ class InboundMessage(Base):
     """Every inbound message once, keyed by the provider's id: a replay gets the stored reply."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index("ix_inbound_messages_received_at", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -143,6 +146,8 @@ class InboundMessage(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     intent: Mapped[str | None] = mapped_column(String(32))
+    #: For an eligibility look-up, the answer given (eligible, not_found, …): for the dashboard.
+    outcome: Mapped[str | None] = mapped_column(String(16))
     language: Mapped[str | None] = mapped_column(String(10))
     reply: Mapped[str | None] = mapped_column(Text)
 
@@ -256,6 +261,8 @@ class Agent(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
+    # "Who looked at this person?" is the question the log exists to answer.
+    __table_args__ = (Index("ix_audit_log_record", "record_type", "record_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

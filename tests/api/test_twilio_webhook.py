@@ -245,3 +245,15 @@ async def test_signature_over_the_internal_url_is_refused(signed, signed_client,
     signature = signed.compute_signature("http://internal:9000" + URL, form)
     response = await signed_client.post(URL, data=form, headers={"X-Twilio-Signature": signature})
     assert response.status_code == 403
+
+
+async def test_eligibility_outcome_is_recorded_for_the_dashboard(client, registry, db):
+    reply_text(await client.post(URL, data=sms(NOT_ELIGIBLE, "SMoutcome1")))
+    reply_text(await client.post(URL, data=sms("HELP", "SMoutcome2")))
+    async with db.sessions() as session:
+        rows = dict(
+            (await session.execute(select(InboundMessage.external_id, InboundMessage.outcome)))
+            .tuples()
+            .all()
+        )
+    assert rows == {"SMoutcome1": "not_eligible", "SMoutcome2": None}
