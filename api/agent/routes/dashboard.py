@@ -65,14 +65,10 @@ def _charts(board: Dashboard, language: str) -> dict[str, object]:
         "intents": charts.bar_chart(
             t(N_("What people ask")), _bars(board.intents, "intent", language), empty=nothing
         ),
-        "outcomes": (
-            charts.bar_chart(
-                t(N_("Eligibility outcomes")),
-                _bars(board.outcomes, "eligibility", language),
-                empty=nothing,
-            )
-            if board.outcomes is not None
-            else None
+        "outcomes": charts.bar_chart(
+            t(N_("Eligibility outcomes")),
+            _bars(board.outcomes or {}, "eligibility", language),
+            empty=nothing,
         ),
         "by_category": charts.bar_chart(
             t(N_("Grievances by category")),
