@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api import agent, health, metrics, problems
+from api import agent, health, metrics, openapi, problems
 from api.eligibility import routes as eligibility_routes
 from api.grievances import routes as grievance_routes
 from api.grievances.escalation import run_escalations
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     problems.install(app)
+    openapi.install(app)  # problem responses and webhook bodies declared
     app.add_middleware(JsonBodiesOnly)
     app.add_middleware(metrics.RequestMetrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -101,13 +101,23 @@ DATABASE_RETRY_AFTER = 5
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    """True for a lost or refused database connection (a restart, a failover), as opposed to a
-    query that is wrong: the request may succeed if sent again."""
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError):
+    """True for a lost or refused database connection (a restart, a failover, a busy SQLite
+    file), as opposed to a query or a value that is wrong: the same request may succeed later."""
+    if isinstance(exc, ConnectionError):  # refused or reset before the driver wrapped it
         return True
-    # asyncpg errors SQLAlchemy has no class for ("the database system is starting up",
-    # "connection was closed in the middle of operation") arrive as a bare DBAPIError.
-    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or type(exc) is DBAPIError)
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    # PostgreSQL: connection exceptions (08…), operator intervention (57P…: shutting down,
+    # starting up) and insufficient resources (53…: too many connections).
+    state = str(getattr(exc.orig, "sqlstate", "") or "")
+    if state.startswith(("08", "57P", "53")):
+        return True
+    message = str(exc.orig).lower()
+    if isinstance(exc, InterfaceError):
+        return "closed" in message  # asyncpg: the connection went away under the transaction
+    return isinstance(exc, OperationalError) and "locked" in message  # SQLite's busy timeout
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:

@@ -46,7 +46,8 @@ notifications 5, bulk 9 (api/outbox/service.py).
 Settings (environment): `RABTA_SURGE_REPLY_CACHE_SECONDS` (60; 0 turns the cache off),
 `RABTA_SURGE_MAX_IN_FLIGHT` (8 per worker; 0 turns shedding off; keep it below half the
 database pool, 30, since an SMS holds two connections at once), `RABTA_SURGE_MAX_QUEUE` (64),
-`RABTA_SURGE_MAX_WAIT_MS` (250), `RABTA_SURGE_RETRY_AFTER` (2 seconds).
+`RABTA_SURGE_MAX_WAIT_MS` (2000: well inside Twilio's 15 s and a load balancer's timeouts, long
+enough that a burst on a busy machine queues instead of bouncing), `RABTA_SURGE_RETRY_AFTER` (2 s).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class SurgeSettings(BaseSettings):
     reply_cache_seconds: int = Field(60, alias="RABTA_SURGE_REPLY_CACHE_SECONDS", ge=0)
     max_in_flight: int = Field(8, alias="RABTA_SURGE_MAX_IN_FLIGHT", ge=0)
     max_queue: int = Field(64, alias="RABTA_SURGE_MAX_QUEUE", ge=0)
-    max_wait_ms: int = Field(250, alias="RABTA_SURGE_MAX_WAIT_MS", ge=1)
+    max_wait_ms: int = Field(2000, alias="RABTA_SURGE_MAX_WAIT_MS", ge=1)
     retry_after: int = Field(2, alias="RABTA_SURGE_RETRY_AFTER", ge=1)
 
 

@@ -41,6 +41,7 @@ class Result:
         self.timeouts = 0
         self.errors = 0
         self.error_kinds: Counter[str] = Counter()
+        self.reconnects = 0
         self.completed = 0
 
     def record(self, status: int, latency: float) -> None:
@@ -85,27 +86,44 @@ async def run(
             if item is None:
                 break
             due, raw = item
-            try:
-                if writer is None:
-                    reader, writer = await asyncio.wait_for(
-                        asyncio.open_connection(host, port), timeout
-                    )
-                assert reader is not None and writer is not None
-                remaining = max(0.001, due + timeout - time.perf_counter())
-                writer.write(raw)
-                status = await asyncio.wait_for(_read_response(reader), remaining)
-                result.record(status, time.perf_counter() - due)
-            except TimeoutError:
-                result.timeouts += 1
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
-            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
-                result.errors += 1
-                result.error_kinds[type(exc).__name__] += 1
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
+            for attempt in (1, 2):
+                reused = writer is not None
+                try:
+                    if writer is None:
+                        reader, writer = await asyncio.wait_for(
+                            asyncio.open_connection(host, port), timeout
+                        )
+                    assert reader is not None and writer is not None
+                    remaining = max(0.001, due + timeout - time.perf_counter())
+                    writer.write(raw)
+                    status = await asyncio.wait_for(_read_response(reader), remaining)
+                    result.record(status, time.perf_counter() - due)
+                    break
+                except TimeoutError:
+                    result.timeouts += 1
+                    if writer is not None:
+                        writer.close()
+                    reader = writer = None
+                    break
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    if writer is not None:
+                        writer.close()
+                    reader = writer = None
+                    if reused and attempt == 1:
+                        # The server closed an idle keep-alive connection (uvicorn does after
+                        # 5 s): what an HTTP client does is reconnect and send again.
+                        result.reconnects += 1
+                        continue
+                    result.errors += 1
+                    result.error_kinds[type(exc).__name__] += 1
+                    break
+                except (ValueError, IndexError) as exc:
+                    result.errors += 1
+                    result.error_kinds[type(exc).__name__] += 1
+                    if writer is not None:
+                        writer.close()
+                    reader = writer = None
+                    break
         if writer is not None:
             writer.close()
 
@@ -145,6 +163,7 @@ async def run(
         "timeouts": result.timeouts,
         "errors": result.errors,
         "error_kinds": dict(result.error_kinds),
+        "reconnects": result.reconnects,
         "p50_ms": round(percentile(everything, 0.50) * 1000, 2),
         "p90_ms": round(percentile(everything, 0.90) * 1000, 2),
         "p99_ms": round(percentile(everything, 0.99) * 1000, 2),

@@ -542,7 +542,9 @@ class Bench:
     found: list[str]
     missing: list[str]
     partner_key: str
-    rng: random.Random = field(default_factory=lambda: random.Random(2020))
+    #: Not seeded: Rabta keeps every MessageSid and USSD hit it has answered (rabta_bench is
+    #: reused), so ids must be new on every run or a rerun would measure the replay path.
+    rng: random.Random = field(default_factory=random.Random)
     results: list[dict] = field(default_factory=list)
 
     def files(self, kind: str, n: int, **options: Any) -> Path:
@@ -640,6 +642,27 @@ class Bench:
         return summarise_profile(PROFILE_RAW, window, 200)
 
 
+def round_trips(key: str) -> dict[str, Any]:
+    """bench/roundtrips.py in its own process (it patches asyncpg and redis-py to count)."""
+    flush_redis()
+    out = subprocess.run(
+        [str(BIN / "python"), str(ROOT / "bench" / "roundtrips.py"), key],
+        capture_output=True,
+        text=True,
+        env=rabta_env(),
+        cwd=ROOT,
+        check=False,
+    ).stdout
+    line = next((x for x in out.splitlines() if x.startswith("ROUNDTRIPS ")), None)
+    if line is None:
+        log("round trips: not measured (bench/roundtrips.py failed)")
+        return {}
+    data: dict[str, Any] = json.loads(line[len("ROUNDTRIPS ") :])
+    sms = data["rabta"]["sms (new sender, registered CNIC)"]
+    log(f"round trips per SMS: PostgreSQL {sms['pg']}, Redis {sms['redis']}")
+    return data
+
+
 # -- profile summary -----------------------------------------------------------------------------
 
 COMPONENTS = (
@@ -658,8 +681,8 @@ COMPONENTS = (
     ("prometheus_client", "prometheus-client"),
     ("multipart", "python-multipart (form parsing)"),
     ("logging", "logging"),
-    ("/api/", "Rabta api/"),
-    ("/bot/", "Rabta bot/"),
+    ("(api/", "Rabta api/"),
+    ("(bot/", "Rabta bot/"),
     ("asyncio", "asyncio / event loop"),
     ("uvloop", "asyncio / event loop"),
 )
@@ -690,9 +713,14 @@ def summarise_profile(path: Path, seconds: float, rate: int) -> dict[str, Any]:
         self_by_component[component_of(leaf)] += count
         seen = set()
         for frame in frames:
-            if ("/api/" in frame or "/bot/" in frame) and frame not in seen:
+            if (
+                ("(api/" in frame or "(bot/" in frame)
+                and "__call__" not in frame
+                and "(api/cli.py" not in frame
+                and frame not in seen
+            ):
                 seen.add(frame)
-                inclusive[re.sub(r" \(.*?/(api|bot)/", r" (\1/", frame)] += count
+                inclusive[frame] += count
     if not total:
         return {"skipped": "empty profile"}
     return {
@@ -731,7 +759,7 @@ def versions() -> dict[str, str]:
     out["postgresql"] = psql("SHOW server_version")
     info = subprocess.run(["redis-cli", "INFO", "server"], capture_output=True, text=True).stdout
     match = re.search(r"redis_version:(\S+)", info)
-    out["redis"] = match.group(1) if match else "?"
+    out["redis-server"] = match.group(1) if match else "?"
     wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
     out["wrk"] = (wrk_v.stdout + wrk_v.stderr).split()[1] if (wrk_v.stdout + wrk_v.stderr) else "?"
     for package in (
@@ -742,7 +770,7 @@ def versions() -> dict[str, str]:
         "httptools",
         "sqlalchemy",
         "asyncpg",
-        "redis",
+        "redis",  # redis-py
         "limits",
         "jinja2",
         "twilio",
@@ -811,6 +839,29 @@ def render_report(report: dict[str, Any]) -> str:
             f"{statuses.get('503', 0):,} | {statuses.get('429', 0):,} | {other:,} | "
             f"{r['timeouts'] + r['errors']:,} | {shed.get('p99_ms', '-')} |"
         )
+    trips = report.get("round_trips") or {}
+    if trips:
+        lines += [
+            "",
+            "### Round trips per request (counted in-process: independent of the machine's load)",
+            "",
+            "| request | Rabta PostgreSQL | Rabta Redis | baseline PostgreSQL | baseline Redis |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, rabta in trips["rabta"].items():
+            base = trips["baseline"].get(name, {})
+            lines.append(
+                f"| {name} | {rabta['pg']} | {rabta['redis']} | {base.get('pg', '-')} | "
+                f"{base.get('redis', '-')} |"
+            )
+        sms = trips["rabta"].get("sms (new sender, registered CNIC)")
+        if sms:
+            lines += [
+                "",
+                "Rabta's SMS webhook, in order: "
+                + ", ".join(f"`{s.split(': ', 1)[1]}`" for s in sms["statements"])
+                + ".",
+            ]
     lines += ["", "### Targets", ""]
     for target in report["targets"]:
         mark = "met" if target["met"] else ("not met" if target["met"] is False else "n/a")
@@ -826,11 +877,6 @@ def render_report(report: dict[str, Any]) -> str:
             "|---|---:|",
         ]
         lines += [f"| {name} | {share:.1%} |" for name, share in prof["self_by_component"]]
-        lines += ["", "| Rabta function (inclusive) | share |", "|---|---:|"]
-        lines += [
-            f"| `{name.replace('|', '/')}` | {share:.1%} |"
-            for name, share in prof["rabta_inclusive"]
-        ]
     m, v, d = report["machine"], report["versions"], report["database"]
     lines += [
         "",
@@ -949,6 +995,7 @@ def main() -> int:
     found, missing = sample_cnics(20000, 8000)
     log(f"{len(found):,} registered CNICs sampled, {len(missing):,} unregistered")
     bench = Bench(duration, warmup, found, missing, create_partner_key())
+    trips = round_trips(bench.partner_key)
     # The bench measures the app, not the abuse limits: the sender and CNIC limits are raised
     # and /v1 goes with a partner key of a huge quota; calls without a key keep the default
     # per-IP limit (the "default limits" scenario). Closed-loop wrk runs measure capacity with
@@ -1001,6 +1048,8 @@ def main() -> int:
     finally:
         for server in list(servers):
             server.stop()
+        for path in WORK.glob("*.req"):  # tens of MB of signed requests, rebuilt every run
+            path.unlink()
     database["size"] = psql(f"SELECT pg_size_pretty(pg_database_size('{DB_NAME}'))")
     report = {
         "finished": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -1015,6 +1064,7 @@ def main() -> int:
         "results": bench.results,
         "targets": targets(bench.results),
         "profile": profile,
+        "round_trips": trips,
         "wall_seconds": time.perf_counter() - wall,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

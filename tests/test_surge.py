@@ -311,8 +311,7 @@ async def test_resends_count_against_the_senders_limit(client, registry, monkeyp
 
     # 10/hour by default: the 11th look-up is refused even when it would be a cache hit.
     replies = [
-        reply_of(await client.post(URL, data=sms(ELIGIBLE, f"SMsurge04{n:02d}")))
-        for n in range(11)
+        reply_of(await client.post(URL, data=sms(ELIGIBLE, f"SMsurge04{n:02d}"))) for n in range(11)
     ]
     assert len(set(replies[:10])) == 1
     assert replies[10] != replies[0]

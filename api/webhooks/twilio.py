@@ -50,6 +50,9 @@ async def verified_form(request: Request, settings: Settings) -> Mapping[str, st
         ):
             log.warning("twilio webhook refused: %s signature", "bad" if signature else "missing")
             raise Problem(403, "The request is not signed by Twilio.")
+    if any("\x00" in key or "\x00" in value for key, value in params.items()):
+        # Twilio never sends a NUL, and PostgreSQL text cannot hold one (it would be a 500).
+        raise Problem(400, "The form holds a NUL character.")
     return params
 
 

@@ -180,7 +180,9 @@ def parse(text: str) -> Command:
     text = text.strip()
     if not text:
         return Command(Intent.EMPTY)
-    first, _, rest = text.partition(" ")
+    # Any whitespace ends the keyword: "PAY" and the CNIC are often typed on two lines.
+    first, *others = text.split(maxsplit=1)
+    rest = others[0] if others else ""
     word = first.casefold().strip("!?.,:;#*")
     intent = _BY_WORD.get(word)
     if intent is not None:

@@ -88,7 +88,7 @@ async def test_postgres_restarted_under_sms_traffic(private_cluster, fault_env):
                     request,
                     total=int(RATE * 30),
                     rate=RATE,
-                    concurrency=8,
+                    concurrency=6,
                     deadline=BEFORE + DOWN + AFTER + 4,  # + the cluster's recovery time
                 )
             )

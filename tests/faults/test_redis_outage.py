@@ -74,7 +74,7 @@ async def test_redis_killed_and_restarted_under_traffic(
                 request,
                 total=total,
                 rate=RATE,
-                concurrency=8,
+                concurrency=6,
                 deadline=HEALTHY + OUTAGE + RECOVERY,
             )
         )

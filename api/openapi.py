@@ -1,0 +1,225 @@
+"""The OpenAPI document at `/openapi.json`, completed: every error an operation can answer is
+declared as an RFC 9457 problem (`application/problem+json`), and the webhooks' bodies, which
+their routes read by hand (forms, a Telegram Update), are described so that clients and fuzzers
+(tests/fuzz) see what the gateways send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+PROBLEM_JSON = "application/problem+json"
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem document.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "What was wrong with each field (422).",
+        },
+    },
+    "additionalProperties": True,
+}
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string"},
+    }
+}
+
+#: Why each status can come back, whatever the operation.
+_REASONS = {
+    400: "The request cannot be read (not the gateway's form, or not JSON).",
+    401: "No valid credentials (bearer token or X-API-Key).",
+    403: "The request is not signed by the gateway.",
+    404: "Not found.",
+    413: "The body is larger than the service accepts.",
+    415: "The body is not in the media type this operation reads.",
+    422: "The request is not valid.",
+    429: "Too many requests; Retry-After says when to come back.",
+    503: "Briefly unavailable (overloaded, or a dependency is down); Retry-After says when.",
+}
+
+
+def _problem_response(status: int, *, also_text: bool = False) -> dict[str, Any]:
+    content: dict[str, Any] = {PROBLEM_JSON: {"schema": _PROBLEM_REF}}
+    if also_text:
+        # The load-shedding gate answers webhooks in plain text (api/surge.py).
+        content["text/plain"] = {"schema": {"type": "string"}}
+    response: dict[str, Any] = {"description": _REASONS[status], "content": content}
+    if status in (429, 503):
+        response["headers"] = dict(_RETRY_AFTER)
+    return response
+
+
+def _form(properties: dict[str, dict[str, Any]], required: list[str]) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "properties": properties, "required": required}
+            }
+        },
+    }
+
+
+_TEXT = {"type": "string"}
+_SHORT = {"type": "string", "maxLength": 64}
+
+#: Webhooks: (path, body, success responses, error statuses).
+_WEBHOOKS: dict[str, dict[str, Any]] = {
+    "/webhooks/twilio/messaging": {
+        "body": _form(
+            {
+                "MessageSid": _SHORT,
+                "From": _SHORT,
+                "To": _TEXT,
+                "Body": {"type": "string", "description": "Read up to 1600 characters."},
+                "AccountSid": _TEXT,
+                "NumMedia": _TEXT,
+                "WaId": _TEXT,
+                "ProfileName": _TEXT,
+            },
+            ["MessageSid", "From"],
+        ),
+        "header": "X-Twilio-Signature",
+        "ok": {
+            "200": {
+                "description": "TwiML: `<Response><Message>…</Message></Response>`.",
+                "content": {"application/xml": {"schema": {"type": "string"}}},
+            }
+        },
+        "errors": (400, 403, 413, 415, 503),
+    },
+    "/webhooks/twilio/status": {
+        "body": _form(
+            {
+                "MessageSid": _SHORT,
+                "MessageStatus": {"type": "string", "maxLength": 20},
+                "SmsStatus": _TEXT,
+                "ErrorCode": _TEXT,
+                "To": _TEXT,
+                "From": _TEXT,
+                "AccountSid": _TEXT,
+            },
+            ["MessageSid", "MessageStatus"],
+        ),
+        "header": "X-Twilio-Signature",
+        "ok": {"204": {"description": "Recorded (or about no message of ours)."}},
+        "errors": (400, 403, 413, 415, 503),
+    },
+    "/webhooks/ussd": {
+        "body": _form(
+            {
+                "sessionId": _SHORT,
+                "serviceCode": _TEXT,
+                "phoneNumber": _TEXT,
+                "text": {"type": "string", "maxLength": 1000},
+                "networkCode": _TEXT,
+            },
+            ["sessionId", "phoneNumber"],
+        ),
+        "header": None,
+        "ok": {
+            "200": {
+                "description": "The next screen: `CON …` (the menu goes on) or `END …`.",
+                "content": {"text/plain": {"schema": {"type": "string", "maxLength": 182}}},
+            }
+        },
+        "errors": (400, 413, 415, 503),
+    },
+    "/webhooks/telegram": {
+        "body": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "title": "Update",
+                        "description": "A Telegram Bot API Update.",
+                        "type": "object",
+                        "required": ["update_id"],
+                        "properties": {
+                            "update_id": {"type": "integer"},
+                            "message": {"type": "object"},
+                            "callback_query": {"type": "object"},
+                        },
+                    }
+                }
+            },
+        },
+        "header": "X-Telegram-Bot-Api-Secret-Token",
+        "ok": {"200": {"description": "Handled: the reply was sent or queued."}},
+        "errors": (403, 404, 413, 415, 422, 503),
+    },
+}
+
+
+def _v1_errors(path: str, method: str, operation: dict[str, Any]) -> tuple[int, ...]:
+    statuses = [401, 422, 429, 503]  # a bad X-API-Key, validation, limits, unavailability
+    if method in ("post", "put", "patch"):
+        statuses += [400, 413, 415]  # 400: a body that is not JSON at all
+    if "{ticket_id}" in path:
+        statuses.append(404)
+    return tuple(statuses)
+
+
+def complete(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare the problem responses and the webhook bodies in a FastAPI-made schema."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for path, methods in schema.get("paths", {}).items():
+        for method, operation in methods.items():
+            responses = operation.setdefault("responses", {})
+            webhook = _WEBHOOKS.get(path) if method == "post" else None
+            if webhook is not None:
+                operation["requestBody"] = webhook["body"]
+                if webhook["header"]:
+                    operation.setdefault("parameters", []).append(
+                        {
+                            "name": webhook["header"],
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    )
+                for status in list(responses):
+                    if status.startswith("2"):
+                        del responses[status]
+                responses.update(webhook["ok"])
+                errors: tuple[int, ...] = webhook["errors"]
+                text_503 = True
+            elif path.startswith("/v1/"):
+                errors = _v1_errors(path, method, operation)
+                text_503 = False
+            else:
+                continue
+            for status in errors:
+                declared = responses.get(str(status), {})
+                response = _problem_response(status, also_text=text_503 and status == 503)
+                if declared.get("description") and status not in (422,):
+                    response["description"] = declared["description"]
+                responses[str(status)] = response
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    """Serve the completed document at `/openapi.json`."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
