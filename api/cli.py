@@ -77,9 +77,9 @@ def serve(
 
 
 async def _prepare_demo(host: str, port: int) -> None:
-    from api.db import Database
     from api.agent import ensure_demo_agents
     from api.agent.service import DEMO_PASSWORD
+    from api.db import Database
     from api.registry.seed import registry_is_empty, sample_cnics, seed_registry
 
     settings = get_settings()

@@ -196,6 +196,16 @@ class CachedAnswer:
     text: str
     language: str
     intent: str
+    #: The eligibility status the answer gave (`inbound_messages.outcome`, for the dashboard).
+    outcome: str | None = None
+
+
+def outcome_of(replies: Iterable[Reply]) -> str | None:
+    """The status an eligibility answer gave, as the normal path records it."""
+    for reply in replies:
+        if reply.template.startswith("eligibility/"):
+            return reply.template.removeprefix("eligibility/")
+    return None
 
 
 def _conversation_from(raw: bytes | str | None) -> Conversation | None:
@@ -261,7 +271,7 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
         return Lookup(conversation=fresh)
     try:
         entry = json.loads(raw_entry)
-        answer = CachedAnswer(str(entry["t"]), str(entry["l"]), str(entry["i"]))
+        answer = CachedAnswer(str(entry["t"]), str(entry["l"]), str(entry["i"]), entry.get("o"))
     except (ValueError, KeyError, TypeError):
         return Lookup(conversation=fresh)
     if (
@@ -300,6 +310,7 @@ async def _record(runtime: Runtime, inbound: Inbound, answer: CachedAnswer) -> b
                     channel=inbound.channel,
                     external_id=inbound.message_id,
                     intent=answer.intent,
+                    outcome=answer.outcome,
                     language=answer.language,
                     reply=answer.text,
                 )
@@ -325,6 +336,7 @@ async def save(
 ) -> None:
     """Save the conversation and, when the reply may be served again, cache it, in one round
     trip. Redis trouble is logged, never raised (the reply still goes)."""
+    replies = list(replies)
     entry: tuple[str, str] | None = None
     seconds = get_surge_settings().reply_cache_seconds
     if (
@@ -339,7 +351,8 @@ async def save(
     ):
         secret = runtime.settings.secret_key
         key = cache_key(secret, inbound.channel, inbound.sender, subject.material)
-        entry = key, json.dumps({"t": text, "l": language, "i": intent}, ensure_ascii=False)
+        value = {"t": text, "l": language, "i": intent, "o": outcome_of(replies)}
+        entry = key, json.dumps(value, ensure_ascii=False)
     try:
         if entry is None:
             await runtime.conversations.save(conversation)

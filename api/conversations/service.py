@@ -159,10 +159,3 @@ async def _load_conversation(runtime: Runtime, inbound: Inbound) -> Conversation
         # Redis down: answer from a fresh conversation rather than not at all.
         log.warning("conversation state unavailable (Redis); answering without it")
         return Conversation(channel=inbound.channel, address=inbound.sender)
-
-
-async def _save_conversation(runtime: Runtime, conversation: Conversation) -> None:
-    try:
-        await runtime.conversations.save(conversation)
-    except RedisError:
-        log.warning("conversation state not saved (Redis)")
