@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +50,17 @@ class RabtaServices:
         self._sender = sender
         self._contact_id = contact_id
 
+    @asynccontextmanager
+    async def _registry(self) -> AsyncIterator[AsyncSession]:
+        """A session for registry reads: a replica's own, or else the message's session, so one
+        message never holds two connections of the pool (two per message deadlock a busy
+        worker once the pool is exhausted by requests each waiting for its second)."""
+        if self._runtime.db.registry_engine is not self._runtime.db.engine:
+            async with self._runtime.db.registry_sessions() as session:
+                yield session
+        else:
+            yield self._session
+
     async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
         limiter = self._runtime.rate_limiter
         scope = "telegram" if self._channel == "telegram" else "sender"
@@ -62,13 +75,13 @@ class RabtaServices:
         return LookupVerdict(allowed=False, retry_after=retry_after, tell=tell)
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
-        async with self._runtime.db.registry_sessions() as session:
+        async with self._registry() as session:
             return await eligibility_service.check_eligibility(
                 session, cnic=cnic, cutoff=self._runtime.settings.pmt_cutoff, full=full
             )
 
     async def cnics_for_phone(self, phone: str) -> list[str]:
-        async with self._runtime.db.registry_sessions() as session:
+        async with self._registry() as session:
             persons = await repository.list_persons_by_mobile(session, mobile=phone)
         return [p.cnic for p in persons]
 
@@ -97,7 +110,7 @@ class RabtaServices:
         return await self._runtime.otp.check(request_id=request_id, code=code)
 
     async def payment_schedule(self, cnic: str) -> PaymentSchedule:
-        async with self._runtime.db.registry_sessions() as session:
+        async with self._registry() as session:
             return await payment_service.payment_schedule(
                 session, cnic=cnic, today=dt.datetime.now(dt.UTC).date()
             )
@@ -111,7 +124,7 @@ class RabtaServices:
         language: str,
         callback_requested: bool = False,
     ) -> GrievanceOut:
-        async with self._runtime.db.registry_sessions() as registry:
+        async with self._registry() as registry:
             found = await repository.get_person_and_household(registry, cnic=cnic)
         grievance = await grievance_service.file_grievance(
             self._session,

@@ -57,7 +57,7 @@ WORK = ROOT / "var" / "bench"
 DOC = ROOT / "docs" / "performance.md"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 PROFILE_SVG = ROOT / "bench" / "profile.svg"
-PROFILE_RAW = ROOT / "bench" / "profile.collapsed"
+PROFILE_RAW = WORK / "profile.collapsed"  # raw stacks: large, not kept in the repository
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 DB_NAME = "rabta_bench"

@@ -277,6 +277,7 @@ async def test_a_resend_is_answered_from_the_cache_and_still_recorded(client, re
             select(InboundMessage).where(InboundMessage.external_id == "SMsurge0002")
         )
     assert stored is not None and stored.reply == first and stored.intent == "cnic"
+    assert stored.outcome == "eligible"  # the dashboard counts cached answers too
     # A retry of the cached message's MessageSid gets the same stored reply.
     assert reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0002"))) == first
     assert await _inbound_count(registry) == 2

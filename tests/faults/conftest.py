@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,22 +16,6 @@ import uvicorn
 
 from api.settings import Settings, get_settings
 from tests.faults.services import PrivateCluster, PrivateRedis, free_port, postgres_bin_dir
-
-#: Every figure a fault test prints, collected for the summary at the end of the run.
-FIGURES: list[str] = []
-
-
-def figure(line: str) -> None:
-    """Print one result line (shown with -s, and in the terminal summary)."""
-    FIGURES.append(line)
-    print(f"\nFIGURE {line}")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("fault and attack figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
 
 
 @pytest.fixture
@@ -62,9 +45,6 @@ def private_cluster() -> Iterator[PrivateCluster]:
         yield cluster
     finally:
         cluster.close()
-
-
-_databases = itertools.count(1)
 
 
 @pytest.fixture

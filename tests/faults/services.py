@@ -115,7 +115,9 @@ def postgres_bin_dir() -> Path | None:
     """The newest installed PostgreSQL server's bin folder, if any."""
     found = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
     )
     return Path(found[-1]).parent if found else None
 
@@ -165,7 +167,7 @@ class PrivateCluster:
         command = [str(self.bin / tool), *args]
         if self.user is not None:
             command = ["runuser", "-u", self.user, "--", *command]
-        return subprocess.run(  # noqa: S603 - fixed binaries, our own arguments
+        return subprocess.run(
             command, capture_output=True, text=True, check=check, timeout=60, cwd=self.root
         )
 
@@ -190,7 +192,7 @@ class PrivateCluster:
         command = [str(psql) if psql.exists() else "psql"]
         command += ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c"]
         command += [f'CREATE DATABASE "{name}"']
-        subprocess.run(command, capture_output=True, text=True, check=True, timeout=30)  # noqa: S603
+        subprocess.run(command, capture_output=True, text=True, check=True, timeout=30)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

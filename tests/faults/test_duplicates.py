@@ -15,7 +15,7 @@ from tests.api.test_sms_payments import HELPER_PHONE, Chat
 from tests.api.test_twilio_webhook import URL as SMS_URL
 from tests.api.test_twilio_webhook import reply_text, sms
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE_PHONE
-from tests.faults.conftest import figure
+from tests.security.figures import figure
 from tests.telegram.conftest import (  # noqa: F401 - fixtures
     TelegramChat,
     fake_api,
@@ -125,7 +125,7 @@ async def test_rest_code_request_ten_times_at_once_issues_one(client, registry, 
     )
 
 
-async def test_telegram_update_ten_times_at_once_replies_once(tg_client, fake_api, registry):
+async def test_telegram_update_ten_times_at_once_replies_once(tg_client, fake_api, registry):  # noqa: F811
     chat = TelegramChat(tg_client, fake_api)
     update = chat.user.text(ELIGIBLE_WIFE)
     got = await deliver_copies(lambda: post_update(tg_client, update))

@@ -23,8 +23,9 @@ from api.db import Database
 from api.migrate import upgrade_async
 from api.registry.models import Household, InboundMessage, Person
 from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE
-from tests.faults.conftest import Result, figure, run_load, serve_app, timed
+from tests.faults.conftest import Result, run_load, serve_app, timed
 from tests.faults.test_redis_outage import SMS_URL, random_cnic, sms_form, twiml_text
+from tests.security.figures import figure
 
 pytestmark = pytest.mark.slow
 
@@ -128,11 +129,7 @@ async def test_postgres_restarted_under_sms_traffic(private_cluster, fault_env):
                     body, sender = bodies[r.key]
                     replays[r.key] = await http.post(SMS_URL, data=sms_form(body, r.key, sender))
         assert {response.status_code for response in replays.values()} == {200}
-        changed = [
-            r.key
-            for r in accepted
-            if twiml_text(replays[r.key].text) != twiml_text(r.body)
-        ]
+        changed = [r.key for r in accepted if twiml_text(replays[r.key].text) != twiml_text(r.body)]
         assert not changed, "a replay got another reply than the first answer"
         async with db.sessions() as session:
             per_sid = dict(

@@ -6,6 +6,7 @@ milliseconds and every retry's spacing can be checked."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,9 +18,9 @@ from sqlalchemy import func, select
 from api.outbox.senders import TwilioSender
 from api.outbox.service import BACKOFF_BASE_SECONDS, MAX_ATTEMPTS, deliver_due, enqueue
 from api.registry.models import OutboundMessage
-from tests.faults.conftest import figure
 from tests.outbox.conftest import serve
 from tests.outbox.test_senders import twilio_settings
+from tests.security.figures import figure
 
 MESSAGES = 40
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -128,13 +129,13 @@ async def test_provider_5xx_then_429_storm_then_everything_delivered(db, setting
     # 5xx: each message's retries back off exponentially (10 s · 2^(n-1), jitter down to half).
     for row in rows:
         times = [t for t, body in errors if body == row.body]
-        for n, (earlier, later) in enumerate(zip(times, times[1:], strict=False), start=1):
+        for n, (earlier, later) in enumerate(itertools.pairwise(times), start=1):
             assert later - earlier >= BACKOFF_BASE_SECONDS * 2 ** (n - 1) / 2 - 1e-3
     # 429: a message Twilio answered "retry after R" is not sent again for R seconds, and the
     # rest of that batch is held back too (released unsent, not refused one by one).
     for row in rows:
         mine = [(t, status) for t, body, status in storm.calls if body == row.body]
-        for (t, status), (later, _) in zip(mine, mine[1:], strict=False):
+        for (t, status), (later, _) in itertools.pairwise(mine):
             if status == 429:
                 assert later >= t + RETRY_AFTER - 1e-3, (row.body, mine)
     per_pass = Counter(t for t in throttled)

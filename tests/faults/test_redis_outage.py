@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from api.registry.models import InboundMessage
 from tests.conftest import ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW, load_payload
-from tests.faults.conftest import Result, figure, run_load, serve_app, timed
+from tests.faults.conftest import Result, run_load, serve_app, timed
+from tests.security.figures import figure
 
 pytestmark = pytest.mark.slow
 
@@ -58,9 +59,7 @@ async def test_redis_killed_and_restarted_under_traffic(
         # Many senders, two messages each: well under the 10 look-ups per sender per hour.
         sender = f"+92300{5000000 + i // 4:07d}"
         body = random_cnic(rng) if i % 8 else "HELP"
-        return await timed(
-            http, "sms", "POST", SMS_URL, key=sid, data=sms_form(body, sid, sender)
-        )
+        return await timed(http, "sms", "POST", SMS_URL, key=sid, data=sms_form(body, sid, sender))
 
     async with serve_app(settings) as served:
         runtime = served.app.state.runtime
@@ -110,7 +109,9 @@ async def test_redis_killed_and_restarted_under_traffic(
 
     # -- every request answered, none with a 5xx ----------------------------------------------
     assert not record.errors, record.errors[:5]
-    assert not record.server_errors(), [(r.kind, r.status, r.body[:200]) for r in record.server_errors()][:5]
+    assert not record.server_errors(), [
+        (r.kind, r.status, r.body[:200]) for r in record.server_errors()
+    ][:5]
     sms = record.of("sms")
     rest = record.of("rest")
     assert {r.status for r in sms} == {200}

@@ -21,8 +21,8 @@ from sqlalchemy import func, select, update
 
 from api.outbox.service import enqueue
 from api.registry.models import OutboundMessage
-from tests.faults.conftest import figure
 from tests.outbox.conftest import serve
+from tests.security.figures import figure
 
 pytestmark = pytest.mark.slow
 
@@ -73,9 +73,7 @@ def start_worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[
     rabta = Path(sys.executable).with_name("rabta")
     command = [str(rabta), "worker", "--poll-interval", "0.1", "--concurrency", str(CONCURRENCY)]
     command += ["--batch", "20", "--worker-id", name]
-    return subprocess.Popen(  # noqa: S603 - our own console script
-        command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
+    return subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 async def statuses(db) -> Counter[str]:
