@@ -20,6 +20,9 @@ from api.settings import Settings, get_settings
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
+#: Every log record of the run is kept and scanned at the end for CNICs, phones and codes.
+pytest_plugins = ["tests.security.logscan"]
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:

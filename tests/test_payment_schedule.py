@@ -9,9 +9,18 @@ from api.payments.service import schedule_from
 
 
 def tranche(name: str, start: dt.date, status: str = "collected") -> Tranche:
-    return Tranche(payment_id=name, programme="kafaalat", tranche=name, amount_pkr=14500,
-                   window_start=start, window_end=start + dt.timedelta(days=30), mode="bank",
-                   place="HBL", status=status, reason=None)
+    return Tranche(
+        payment_id=name,
+        programme="kafaalat",
+        tranche=name,
+        amount_pkr=14500,
+        window_start=start,
+        window_end=start + dt.timedelta(days=30),
+        mode="bank",
+        place="HBL",
+        status=status,
+        reason=None,
+    )
 
 
 PAYMENTS = [  # newest first, as the repository returns them

@@ -19,7 +19,6 @@ from api.agent import repository
 from api.grievances import repository as grievances
 from api.grievances.schemas import Status
 from api.ratelimit.service import HITS
-from api.registry.models import InboundMessage
 
 #: Periods the dashboard offers, in days.
 PERIODS = (7, 14, 30, 90)

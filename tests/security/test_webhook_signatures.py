@@ -219,7 +219,7 @@ TELEGRAM_FORGERIES: dict[str, str | bytes | None] = {
 
 
 async def test_every_forgery_of_the_telegram_secret_is_refused_and_sends_nothing(
-    tg_app,
+    tg_app,  # noqa: F811
     tg_client,  # noqa: F811
     fake_api,  # noqa: F811
     registry,
