@@ -63,7 +63,7 @@ async def seed(db: Database) -> None:
         )
 
 
-async def test_postgres_restarted_under_sms_traffic(private_cluster, fault_env):
+async def test_postgres_restarted_under_sms_traffic(private_cluster, fault_env, redis):
     name = f"rabta_fault_{next(_names)}_{time.time_ns() % 10**8}"
     await asyncio.to_thread(private_cluster.create_database, name)
     url = private_cluster.url(name)
@@ -77,7 +77,9 @@ async def test_postgres_restarted_under_sms_traffic(private_cluster, fault_env):
     async def request(http: httpx.AsyncClient, i: int) -> Result:
         sid = f"SMpg{i:08d}"
         sender = f"+92301{6000000 + i:07d}"
-        body = ELIGIBLE if i % 5 == 0 else ("HELP" if i % 7 == 0 else random_cnic(rng))
+        # The registered CNIC a few times only: under its 20 look-ups a day (see docs/security.md,
+        # residual risks, for what a refused look-up caught by the outage gets on its retry).
+        body = ELIGIBLE if i % 40 == 0 else ("HELP" if i % 7 == 0 else random_cnic(rng))
         bodies[sid] = (body, sender)
         return await timed(http, "sms", "POST", SMS_URL, key=sid, data=sms_form(body, sid, sender))
 
