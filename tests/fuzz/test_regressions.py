@@ -1,0 +1,82 @@
+"""What the fuzzers and fault runs found, pinned down so it stays fixed."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+from api.problems import is_database_unavailable
+from api.registry.models import InboundMessage
+from bot.dialogue.keywords import Intent, parse
+from tests.api.test_twilio_webhook import URL, sms
+from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
+
+
+@pytest.mark.parametrize("field", ["MessageSid", "From", "Body", "To"])
+async def test_a_nul_character_in_a_twilio_form_is_a_400_not_a_500(client, registry, db, field):
+    """PostgreSQL text cannot hold NUL: schemathesis' first run got 5xx for such forms."""
+    form = sms("HELP", "SMnul0001")
+    form[field] = form[field][:3] + "\x00" + form[field][3:]
+    response = await client.post(URL, data=form)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(InboundMessage)) == 0
+
+
+async def test_a_nul_character_in_a_status_callback_is_a_400(client, registry):
+    form = load_payload("twilio_status_callback.json")
+    form["MessageSid"] = "SM\x00" + "0" * 32
+    response = await client.post("/webhooks/twilio/status", data=form)
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("space", ["\n", "\t", "\r\n", " \n ", "\u00a0"])
+def test_a_keyword_and_its_argument_on_two_lines(space):
+    """Found by the keyword property: "PAY" then the CNIC on the next line read as a bare CNIC."""
+    command = parse(f"PAY{space}{ELIGIBLE}")
+    assert command.intent is Intent.PAY and command.argument == ELIGIBLE
+    complaint = parse(f"COMPLAINT{space}paise nahi mile\nteen mahine se")
+    assert complaint.intent is Intent.COMPLAINT
+    assert complaint.argument == "paise nahi mile\nteen mahine se"
+
+
+async def test_pay_on_two_lines_over_sms(client, registry):
+    from tests.api.test_twilio_webhook import reply_text
+
+    await client.post(URL, data=sms("LANG EN", "SMtwolines1", sender=ELIGIBLE_PHONE))
+    answer = reply_text(
+        await client.post(URL, data=sms(f"PAY\n{ELIGIBLE}", "SMtwolines2", sender=ELIGIBLE_PHONE))
+    )
+    assert "is eligible" not in answer  # not read as a bare CNIC look-up
+
+
+class _Orig(Exception):
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("exc", "unavailable"),
+    [
+        (ConnectionRefusedError(111, "refused"), True),
+        (DBAPIError("x", {}, _Orig("the database system is starting up", "57P03")), True),
+        (DBAPIError("x", {}, _Orig("connection was closed", "08003")), True),
+        (DBAPIError("x", {}, _Orig("too many connections", "53300")), True),
+        (InterfaceError("x", {}, _Orig("the underlying connection is closed")), True),
+        (OperationalError("x", {}, _Orig("database is locked")), True),
+        (
+            DBAPIError("x", {}, _Orig("invalid byte sequence for encoding UTF8: 0x00", "22021")),
+            False,
+        ),
+        (IntegrityError("x", {}, _Orig("duplicate key", "23505")), False),
+        (OperationalError("x", {}, _Orig("no such table: persons")), False),
+        (InterfaceError("x", {}, _Orig("Error binding parameter 1")), False),
+        (ValueError("not a database error"), False),
+    ],
+)
+def test_only_a_lost_database_is_a_503(exc, unavailable):
+    """A restart or failover is worth retrying (503); a wrong query or value is a bug (500)."""
+    assert is_database_unavailable(exc) is unavailable
