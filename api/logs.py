@@ -28,6 +28,7 @@ def mask_sensitive(text: str) -> str:
 
 
 _base_factory = logging.getLogRecordFactory()
+_TRACEBACK = logging.Formatter()
 
 
 def _masking_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -38,6 +39,10 @@ def _masking_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         message = str(record.msg)
     record.msg = mask_sensitive(message)
     record.args = None
+    if record.exc_info and not record.exc_text:
+        # An exception's text may quote input (a CNIC, a phone): handlers reuse this masked
+        # copy instead of formatting the traceback themselves, whatever their formatter.
+        record.exc_text = mask_sensitive(_TRACEBACK.formatException(record.exc_info))
     return record
 
 

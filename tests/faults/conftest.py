@@ -147,10 +147,11 @@ async def run_load(
     rate: float,
     concurrency: int,
     deadline: float,
+    stop: asyncio.Event | None = None,
 ) -> LoadRecord:
     """Send at most `total` requests at up to `rate` per second (at most `concurrency` at once)
-    to `base_url`, on loopback only, for at most `deadline` seconds. Never unbounded: requests
-    that would start after the deadline are not sent."""
+    to `base_url`, on loopback only, for at most `deadline` seconds or until `stop` is set.
+    Never unbounded: requests that would start after either are not sent."""
     assert base_url.startswith("http://127.0.0.1:"), "load goes to loopback only"
     record = LoadRecord()
     started = time.monotonic()
@@ -164,7 +165,7 @@ async def run_load(
             for i in numbers:
                 due = started + i / rate
                 now = time.monotonic()
-                if max(now, due) - started > deadline:
+                if max(now, due) - started > deadline or (stop is not None and stop.is_set()):
                     return
                 if due > now:
                     await asyncio.sleep(due - now)

@@ -23,7 +23,6 @@ from tests.outbox.test_senders import twilio_settings
 from tests.security.figures import figure
 
 MESSAGES = 40
-START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 ERRORS_UNTIL = 60.0  # simulated seconds of 500s
 THROTTLED_UNTIL = 150.0  # then 429s until here
 RETRY_AFTER = 20
@@ -72,10 +71,6 @@ class StormTwilio:
         )
 
 
-def at(seconds: float) -> dt.datetime:
-    return START + dt.timedelta(seconds=seconds)
-
-
 def aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
@@ -94,7 +89,12 @@ async def test_provider_5xx_then_429_storm_then_everything_delivered(db, setting
                 body=f"storm message {i:03d}",
                 kind="grievance_update",
             )
-    # Every row is due from START on (enqueue stamps the real clock, which is earlier).
+    # Simulated time 0 is just after the enqueue (which stamps the real clock): all rows are due.
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+
+    def at(seconds: float) -> dt.datetime:
+        return start + dt.timedelta(seconds=seconds)
+
     passes = 0
     async with serve(app) as url:
         sender = TwilioSender(twilio_settings(settings), "sms", api_base_url=url)
@@ -113,7 +113,7 @@ async def test_provider_5xx_then_429_storm_then_everything_delivered(db, setting
                 if pending is None:
                     break
                 # Jump to the next moment anything is due (the worker would sleep until then).
-                storm.now = max(storm.now + 0.001, (aware(pending) - START).total_seconds())
+                storm.now = max(storm.now + 0.001, (aware(pending) - start).total_seconds())
         finally:
             await sender.aclose()
 

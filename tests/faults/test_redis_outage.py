@@ -66,15 +66,16 @@ async def test_redis_killed_and_restarted_under_traffic(
         limiter = runtime.rate_limiter
         # The limiter probes Redis again every 5 s while degraded; 1 s keeps the test short.
         monkeypatch.setattr(limiter, "_retry_redis_after", 1.0)
-        total = int(RATE * (HEALTHY + OUTAGE + RECOVERY))
+        finished = asyncio.Event()
         load = asyncio.create_task(
             run_load(
                 served.url,
                 request,
-                total=total,
+                total=int(RATE * 30),
                 rate=RATE,
                 concurrency=6,
-                deadline=HEALTHY + OUTAGE + RECOVERY,
+                deadline=30,  # the bound; the scenario stops it after RECOVERY seconds of Redis
+                stop=finished,
             )
         )
         await asyncio.sleep(HEALTHY)
@@ -105,6 +106,8 @@ async def test_redis_killed_and_restarted_under_traffic(
                     break
                 await asyncio.sleep(0.05)
             otp_up = await http.post("/v1/otp", json={"cnic": ELIGIBLE})
+            await asyncio.sleep(max(0.0, restarted_at + RECOVERY - time.monotonic()))
+        finished.set()
         record = await load
 
     # -- every request answered, none with a 5xx ----------------------------------------------
@@ -149,7 +152,8 @@ async def test_redis_killed_and_restarted_under_traffic(
     assert replies[11] == "", "after the one 'try again' reply, silence"
 
     figure(
-        f"Redis killed for {OUTAGE:.0f} s under {record.rate():.0f} req/s "
+        f"Redis killed (SIGKILL) for {restarted_at - killed_at:.1f} s under "
+        f"{record.rate():.0f} req/s "
         f"({len(sms)} SMS webhooks + {len(rest)} GET /v1/eligibility, {len(during)} during the "
         f"outage): 0 5xx, {lost} lost; rate limiting degraded to in-process (sender cap still "
         f"held: 10 answers, 1 'try again', then silence) and back on Redis "

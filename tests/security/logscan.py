@@ -3,8 +3,9 @@ at the end for personal data (SPEC §3: logs never show a CNIC, a phone number o
 
 Installed for the whole suite from tests/conftest.py: `pytest_plugins = ["tests.security.logscan"]`.
 
-* A root handler writes every record, formatted with a *plain* formatter (message, and traceback
-  when there is one), to `<basetemp>/rabta-session.log` (or `$RABTA_LOGSCAN_FILE`). Masking is
+* Every record, whichever logger makes it and whatever handlers are configured at the time, is
+  written with a *plain* formatter (message, and traceback when there is one) to
+  `<basetemp>/rabta-session.log` (or `$RABTA_LOGSCAN_FILE`). Masking is
   the record factory's job (api/logs.py, installed by every entry point): a handler that does
   not mask is what a deployment with its own logging configuration would have, so that is what
   is scanned. The root level is INFO, as in production, and DEBUG for Rabta's own loggers.
@@ -70,10 +71,18 @@ class _FileHandler(logging.Handler):
             self.state.records += 1
 
     def close(self) -> None:
+        # `logging.config.dictConfig` (uvicorn.Config does it) and `logging.shutdown` close
+        # every handler in the process: keep writing, the session is not over.
+        with self.state.lock:
+            if not self._file.closed:
+                self._file.flush()
+        super().close()
+
+    def finish(self) -> None:
+        """The end of the session: close the file for good."""
         with self.state.lock:
             if not self._file.closed:
                 self._file.close()
-        super().close()
 
 
 _STATE: SessionLog | None = None
@@ -116,13 +125,38 @@ def pytest_configure(config: pytest.Config) -> None:
     # What every entry point does first (create_app, configure_logging): mask as records are made.
     product_logs.install_masking()
     _HANDLER = _FileHandler(_STATE)
+    _see_every_record(_HANDLER)
+    _set_levels()
+    _record_codes(_STATE)
+
+
+def _see_every_record(handler: logging.Handler) -> None:
+    """Hand every record to `handler` as its logger handles it: a root handler alone would miss
+    what is logged after a test (or `configure_logging`, in the CLI tests) replaces the root's
+    handlers, or on loggers that do not propagate."""
+    original = logging.Logger.handle
+
+    def handle(self: logging.Logger, record: logging.LogRecord) -> None:
+        if not getattr(record, "_rabta_logscan", False):
+            record._rabta_logscan = True
+            handler.handle(record)
+        original(self, record)
+
+    logging.Logger.handle = handle  # type: ignore[method-assign]
+
+
+def _set_levels() -> None:
+    """INFO everywhere, as in production, and DEBUG for Rabta's own loggers."""
     root = logging.getLogger()
-    root.addHandler(_HANDLER)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
     for name in ("api", "bot"):
         logging.getLogger(name).setLevel(logging.DEBUG)
-    _record_codes(_STATE)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _set_levels()  # a test before may have raised them (configure_logging, caplog)
 
 
 def scan(state: SessionLog) -> list[str]:
@@ -149,8 +183,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state, handler = _STATE, _HANDLER
     if state is None or handler is None:
         return
-    logging.getLogger().removeHandler(handler)
-    handler.close()
+    handler.finish()
     state.findings = scan(state)
     state.scanned = True
     if state.findings and session.exitstatus == 0:
