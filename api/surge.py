@@ -283,7 +283,7 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
         REPLY_CACHE.labels(inbound.channel, "miss").inc()
         return Lookup(conversation=fresh)
     if subject.lookup:
-        decision = await runtime.rate_limiter.hit("sender", inbound.sender)
+        decision = await runtime.rate_limiter.hit("sender", inbound.sender, remaining=False)
         if not decision.allowed:
             # The normal path says "try again after …" once, then nothing.
             return Lookup(conversation=conversation)

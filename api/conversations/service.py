@@ -45,22 +45,26 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
     if found.answer is not None:
         return Answer(text=found.answer.text, language=found.answer.language)
     async with runtime.db.transaction() as session:
+        claim = None
         if inbound.message_id:
-            earlier = await repository.claim_inbound(
+            claim = await repository.claim_inbound(
                 session, channel=inbound.channel, external_id=inbound.message_id
             )
-            if earlier is not None:
+            if claim.replay:
                 log.info("replayed %s message: answering with the stored reply", inbound.channel)
                 REPLAYS.labels(inbound.channel).inc()
-                return Answer(text=earlier.reply or "", language=earlier.language, replayed=True)
+                return Answer(text=claim.reply or "", language=claim.language, replayed=True)
+        # One person across channels: a contact with no language takes the one its phone has
+        # (the upsert does it when the channel proves the phone; below, for a Telegram contact
+        # whose phone its own contact card proved).
         contact = await repository.get_or_create_contact(
             session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
         )
         conversation = found.conversation or await _load_conversation(runtime, inbound)
         was_idle = surge.is_idle(conversation)
-        # One person across channels: a contact with no language takes the one its phone has.
-        known_phone = contact.phone or (inbound.contact_phone if inbound.contact_is_own else None)
-        if contact.language is None and known_phone:
+        card_phone = inbound.contact_phone if inbound.contact_is_own else None
+        known_phone = contact.phone or card_phone
+        if contact.language is None and known_phone and known_phone != inbound.phone:
             contact.language = await people.language_for_phone(session, phone=known_phone)
         conversation.language = contact.language
         conversation.opted_out = contact.opted_out
@@ -96,17 +100,16 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         if conversation.verified_cnic and conversation.verified_until:
             contact.verified_cnic = conversation.verified_cnic
             contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)
-        contact.last_inbound_at = dt.datetime.now(dt.UTC)
-        if inbound.message_id:
-            record = await repository.get_inbound(
-                session, channel=inbound.channel, external_id=inbound.message_id
+        if claim is not None:
+            await repository.finish_inbound(
+                session,
+                claim,
+                contact_id=contact.id,
+                reply=text,
+                intent=outcome.intent.value,
+                outcome=_eligibility_outcome(outcome.replies),
+                language=outcome.language,
             )
-            assert record is not None
-            record.contact_id = contact.id
-            record.reply = text
-            record.intent = outcome.intent.value
-            record.outcome = _eligibility_outcome(outcome.replies)
-            record.language = outcome.language
     # Saves the conversation, and caches the reply for resends when it may be (one round trip).
     await surge.save(
         runtime,

@@ -39,6 +39,10 @@ except ImportError:  # pragma: no cover - Windows
 log = logging.getLogger(__name__)
 
 TWILIO_STATUS_PATH = "/webhooks/twilio/status"
+#: The query parameter of the status callback URL that names the outbox row: Twilio may call
+#: back before the worker has committed the MessageSid, and this finds the row all the same.
+#: Twilio signs the whole URL, query included, so the id cannot be altered.
+TWILIO_STATUS_OUTBOX_PARAM = "outbox"
 #: Twilio allows 1600 characters per body; longer bodies are a programming error, not a retry.
 TWILIO_MAX_BODY = 1600
 #: A send never takes longer than this, so it always ends well inside the worker's lease.
@@ -252,6 +256,12 @@ class TwilioSender:
             )
         return self._client
 
+    def status_callback(self, message: OutboundMessage) -> str:
+        """`PUBLIC_BASE_URL/webhooks/twilio/status?outbox=<id>`: the callback names its row."""
+        if message.id is None:
+            return self._status_callback
+        return f"{self._status_callback}?{TWILIO_STATUS_OUTBOX_PARAM}={int(message.id)}"
+
     async def send(self, message: OutboundMessage, *, use_template: bool = False) -> SendResult:
         """Create the message at Twilio; 429/5xx/network → retry, other 4xx → permanent."""
         import aiohttp
@@ -261,7 +271,7 @@ class TwilioSender:
         fields: dict[str, Any] = {
             "to": to,
             "from_": self._from,
-            "status_callback": self._status_callback,
+            "status_callback": self.status_callback(message),
         }
         if use_template:
             if not message.template:

@@ -16,6 +16,11 @@ Delivery guarantees
   The same holds for a timeout after the provider accepted. Neither Twilio's Messages API nor
   Telegram's sendMessage takes an idempotency key, so this one duplicate cannot be ruled out;
   short send timeouts and committing per message keep the window to one in-flight message.
+* Delivery-status callbacks are never lost to a race with the worker: Twilio may call back
+  before the worker has committed the MessageSid, so the callback URL names the row
+  (`/webhooks/twilio/status?outbox=<id>`, signed by Twilio with the rest of the URL). The
+  callback then records the MessageSid itself, and the worker's later commit adds the send time
+  without moving the status back (`delivered` never returns to `sent`).
 * Attempts are counted at claim time, so a message that crashes its worker every time still
   reaches `MAX_ATTEMPTS` and fails instead of looping forever.
 """
@@ -33,7 +38,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table, and_, or_, select, tuple_, update
+from sqlalchemy import Table, and_, case, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -306,6 +311,42 @@ async def _finish(db: Database, message: OutboundMessage, worker_id: str, **valu
     return await _fenced_update(db, message.id, worker_id, locked_until=None, **values)
 
 
+async def _finish_sent(
+    db: Database, message: OutboundMessage, worker_id: str, provider_id: str, now: dt.datetime
+) -> bool:
+    """Commit "the provider accepted it as `provider_id`", fenced like `_finish`.
+
+    Twilio may call the status webhook before this commit: the callback finds the row by the
+    outbox id in its URL, records `provider_id` and may already have moved the row on
+    (`delivered`, `undelivered`, `failed`). Such a row is still this worker's, and only the
+    send time is added: its status, provider status and error stay as the callback left them.
+    """
+    status, stored_id = OUTBOX.c.status, OUTBOX.c.provider_id
+    still_sending = status == "sending"
+    async with db.engine.begin() as connection:
+        result = await connection.execute(
+            update(OUTBOX)
+            .where(
+                OUTBOX.c.id == message.id,
+                OUTBOX.c.claimed_by == worker_id,
+                # Either nothing recorded this send yet, or its own callback already did.
+                or_(still_sending, stored_id == provider_id),
+            )
+            .values(
+                # Right-hand sides see the row as it was before this UPDATE.
+                status=case((still_sending, "sent"), else_=status),
+                provider_status=case(
+                    (stored_id == provider_id, OUTBOX.c.provider_status), else_=None
+                ),
+                error=case((still_sending, None), else_=OUTBOX.c.error),
+                provider_id=provider_id,
+                sent_at=now,
+                locked_until=None,
+            )
+        )
+        return bool(result.rowcount == 1)
+
+
 async def _renew(
     db: Database, message: OutboundMessage, worker_id: str, until: dt.datetime
 ) -> bool:
@@ -369,7 +410,11 @@ class _Batch:
                 self.report.record(message.id, "lost")
 
     async def finish(self, message: OutboundMessage, outcome: str, **values: Any) -> None:
-        if await _finish(self.db, message, self.worker_id, **values):
+        self._record(message, outcome, await _finish(self.db, message, self.worker_id, **values))
+
+    def _record(self, message: OutboundMessage, outcome: str, committed: bool) -> None:
+        """Count an outcome that was committed, or a claim lost before it could be."""
+        if committed:
             self.report.record(message.id, outcome)
             MESSAGES.labels(message.channel, message.kind, outcome).inc()
         else:
@@ -469,15 +514,10 @@ class _Batch:
             await self._retry(message, f"sender error: {type(exc).__name__}")
             return
         SEND_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
-        await self.finish(
-            message,
-            "sent",
-            status="sent",
-            provider_id=result.provider_id,
-            provider_status=None,
-            sent_at=self.now(),
-            error=None,
+        committed = await _finish_sent(
+            self.db, message, self.worker_id, result.provider_id, self.now()
         )
+        self._record(message, "sent", committed)
 
     async def _retry(self, message: OutboundMessage, reason: str) -> None:
         """Back to pending after an exponential backoff, or failed after the last attempt."""
@@ -569,11 +609,33 @@ async def record_status(
     status: str,
     error_code: str | None,
     now: dt.datetime | None = None,
+    outbox_id: int | None = None,
 ) -> bool:
-    """Apply a Twilio status callback to its outbox row; False if no row has that id."""
+    """Apply a Twilio status callback to its outbox row; False if no row tracks `provider_id`.
+
+    The row is the one whose `provider_id` is the callback's MessageSid. Callbacks name their
+    row too (`outbox_id`, from the callback URL's `?outbox=`), because Twilio may call before
+    the worker has committed the MessageSid: such a row, still without a provider id, takes the
+    callback's, and the worker's later commit keeps whatever status the callback recorded. A row
+    that already tracks another MessageSid was sent again after a lost response; the callback is
+    about the earlier copy and changes nothing.
+    """
     message = await session.scalar(
         select(OutboundMessage).where(OutboundMessage.provider_id == provider_id).with_for_update()
     )
+    if message is None and outbox_id is not None:
+        # On PostgreSQL (READ COMMITTED) the lock waits for a worker committing this very row
+        # and then reads its committed provider id.
+        named = await session.scalar(
+            select(OutboundMessage).where(OutboundMessage.id == outbox_id).with_for_update()
+        )
+        if named is not None and named.provider_id is None:
+            named.provider_id = provider_id
+            message = named
+        elif named is not None and named.provider_id == provider_id:
+            message = named
+        elif named is not None:
+            log.info("outbox message %s: status for an earlier send ignored", named.id)
     if message is None:
         return False
     status = status.strip().lower()

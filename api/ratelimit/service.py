@@ -179,16 +179,23 @@ class RateLimiter:
             raise ValueError(f"unknown rate-limit scope {scope!r}; one of {', '.join(SCOPES)}")
         return parse_limit(limit) if limit else self._defaults[scope]
 
-    async def hit(self, scope: str, identity: str, limit: str | None = None) -> Decision:
+    async def hit(
+        self, scope: str, identity: str, limit: str | None = None, *, remaining: bool = True
+    ) -> Decision:
         """Count one request of `identity` in `scope` and say whether it is allowed.
 
         Pass identities normalised (CNIC as 13 digits, phones in E.164) so one person is one key.
+        With `remaining=False` (callers that send no RateLimit headers: the bot) an allowed hit
+        costs one round trip instead of two, and its `remaining` is only a lower bound (0); a
+        refusal always reads the window, for its exact `retry_after`.
         """
         item = self._item(scope, limit)
         key = self.identity_key(scope, identity)
 
         async def check(limiter: MovingWindowRateLimiter) -> tuple[bool, WindowStats]:
             allowed = await limiter.hit(item, scope, key)
+            if allowed and not remaining:
+                return allowed, WindowStats(reset_time=0.0, remaining=0)
             return allowed, await limiter.get_window_stats(item, scope, key)
 
         (allowed, stats), degraded = await self._call(

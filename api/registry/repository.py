@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +18,18 @@ async def get_person_and_household(
         await session.execute(
             select(Person, Household)
             .join(Household, Household.household_id == Person.household_id)
+            .where(Person.cnic == cnic)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def household_status(session: AsyncSession, *, cnic: str) -> tuple[str, Any] | None:
+    """(status, PMT score) of the household of the person with this CNIC, or None."""
+    row = (
+        await session.execute(
+            select(Household.status, Household.pmt_score)
+            .join(Person, Household.household_id == Person.household_id)
             .where(Person.cnic == cnic)
         )
     ).first()

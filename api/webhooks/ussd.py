@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.bot_services import RabtaServices
@@ -130,13 +129,13 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
     now = time.time() if now is None else now
     store = UssdStore(runtime.redis)
     async with runtime.db.transaction() as session:
-        earlier = await repository.claim_inbound(
+        claim = await repository.claim_inbound(
             session, channel=menus.CHANNEL, external_id=hit.external_id
         )
-        if earlier is not None and earlier.reply:
+        if claim.replay and claim.reply:
             log.info("replayed ussd hit: answering with the stored screen")
             REPLAYS.labels(menus.CHANNEL).inc()
-            return earlier.reply
+            return claim.reply
         contact = await repository.get_or_create_contact(
             session, channel=menus.CHANNEL, address=hit.phone, phone=hit.phone
         )
@@ -154,7 +153,7 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
             state, seen = None, True
         step = menus.plan(state, seen=seen, text=hit.text)
         if state is None or step.fresh:
-            state = await _new_state(runtime, session, contact, hit, now)
+            state = _new_state(runtime, contact, hit, now)
         outcome = await menus.handle(
             state,
             step,
@@ -174,17 +173,16 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
         if state.verified_cnic and state.verified_until:
             contact.verified_cnic = state.verified_cnic
             contact.verified_until = dt.datetime.fromtimestamp(state.verified_until, dt.UTC)
-        contact.last_inbound_at = dt.datetime.now(dt.UTC)
         if outcome.filed is not None:
             await _send_ticket_by_sms(runtime, session, hit.phone, state, outcome.filed)
-        record = await repository.get_inbound(
-            session, channel=menus.CHANNEL, external_id=hit.external_id
+        await repository.finish_inbound(
+            session,
+            claim,
+            contact_id=contact.id,
+            reply=outcome.body,
+            intent=state.screen.value,
+            language=outcome.language,
         )
-        assert record is not None
-        record.contact_id = contact.id
-        record.reply = outcome.body
-        record.intent = state.screen.value
-        record.language = outcome.language
     try:
         if not foreign:
             await store.save(state)
@@ -206,14 +204,11 @@ class _Unanswered(Exception):
     """The hit cannot be answered now; the transaction rolls back and an END screen says so."""
 
 
-async def _new_state(
-    runtime: Runtime, session: AsyncSession, contact: Contact, hit: UssdHit, now: float
-) -> UssdState:
+def _new_state(runtime: Runtime, contact: Contact, hit: UssdHit, now: float) -> UssdState:
     """A session starting: the language and verification its contact remembers."""
-    # A language chosen by SMS counts on USSD too: the same phone, the same person.
-    language = contact.language or await session.scalar(
-        select(Contact.language).where(Contact.channel == "sms", Contact.address == hit.phone)
-    )
+    # A language chosen by SMS counts on USSD too: the same phone, the same person (the contact
+    # upsert gave this contact the language of the phone's other contacts).
+    language = contact.language
     state = UssdState(
         session_id=hit.session_id,
         phone=hit.phone,

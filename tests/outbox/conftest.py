@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +100,9 @@ class FakeTwilio:
     requests: list[dict[str, Any]] = field(default_factory=list)
     #: (status, JSON body, headers) answered before the default 201.
     replies: deque[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=deque)
+    #: Awaited with (form, MessageSid) after a message is created and before Twilio answers:
+    #: a status callback sent from here beats the worker's commit, as it can in production.
+    on_create: Callable[[dict[str, str], str], Awaitable[None]] | None = None
 
     async def create(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -115,6 +118,8 @@ class FakeTwilio:
             status, body, headers = self.replies.popleft()
             return web.json_response(body, status=status, headers=headers)
         sid = "SM" + secrets.token_hex(16)
+        if self.on_create is not None:
+            await self.on_create(self.requests[-1]["form"], sid)
         return web.json_response(
             {
                 "sid": sid,

@@ -61,7 +61,8 @@ async def test_twilio_sms_request_is_what_twilio_expects(twilio_sms, fake_twilio
         "To": PHONE,
         "From": "+15005550006",
         "Body": "Aap ki shikayat G-7K3M9Q hal ho gayi.",
-        "StatusCallback": "https://rabta.example.org/webhooks/twilio/status",
+        # The row's id rides along: the callback may come before the MessageSid is committed.
+        "StatusCallback": "https://rabta.example.org/webhooks/twilio/status?outbox=7",
     }
     scheme, _, credentials = request["authorization"].partition(" ")
     assert scheme == "Basic"
@@ -84,6 +85,10 @@ async def test_twilio_whatsapp_uses_prefixes_and_content_templates(settings, fak
     finally:
         await sender.aclose()
     free_form, templated = (r["form"] for r in fake_twilio.requests)
+    assert free_form["StatusCallback"] == templated["StatusCallback"]
+    assert (
+        templated["StatusCallback"] == "https://rabta.example.org/webhooks/twilio/status?outbox=7"
+    )
     assert free_form["To"] == f"whatsapp:{PHONE}"
     assert free_form["From"] == "whatsapp:+14155238886"
     assert "ContentSid" not in free_form and free_form["Body"]

@@ -10,7 +10,12 @@ import pytest
 from sqlalchemy import func, select
 
 from api.db import Database
-from api.outbox.senders import ConsoleSender, PermanentSendError, RetryableSendError
+from api.outbox.senders import (
+    ConsoleSender,
+    PermanentSendError,
+    RetryableSendError,
+    SendResult,
+)
 from api.outbox.service import (
     MAX_ATTEMPTS,
     PRIORITY_BULK,
@@ -485,3 +490,76 @@ async def test_unknown_provider_id_is_reported(db):
         assert not await record_status(
             session, provider_id="SMnope", status="delivered", error_code=None
         )
+
+
+class CallingBackSender:
+    """Twilio as seen by the worker when a status callback beats the worker's commit: the
+    callback (found by its outbox id) is applied while `send` is still in flight."""
+
+    channel = "sms"
+
+    def __init__(self, db: Database, status: str, *, then: BaseException | None = None) -> None:
+        self.db, self.status, self.then = db, status, then
+        self.provider_ids: list[str] = []
+
+    async def send(self, message: OutboundMessage, *, use_template: bool = False) -> SendResult:
+        provider_id = f"SM{len(self.provider_ids):032d}"
+        self.provider_ids.append(provider_id)
+        async with self.db.transaction() as session:
+            assert await record_status(
+                session,
+                provider_id=provider_id,
+                status=self.status,
+                error_code=None,
+                outbox_id=message.id,
+            )
+        if self.then is not None:
+            raise self.then
+        return SendResult(provider_id=provider_id)
+
+
+async def test_early_sent_callback_keeps_its_provider_status_through_the_commit(db):
+    [message_id] = await add(db)
+    sender = CallingBackSender(db, "sent")
+    report = await deliver_due(db, {"sms": sender}, worker_id="w", now=T0)
+    assert (report.sent, report.lost) == (1, 0)
+    stored = await row(db, message_id)
+    assert (stored.status, stored.provider_status) == ("sent", "sent")
+    assert stored.provider_id == sender.provider_ids[0]
+
+
+async def test_early_delivered_callback_survives_the_commit(db):
+    [message_id] = await add(db)
+    sender = CallingBackSender(db, "delivered")
+    report = await deliver_due(db, {"sms": sender}, worker_id="w", now=T0)
+    assert (report.sent, report.lost) == (1, 0)
+    stored = await row(db, message_id)
+    assert (stored.status, stored.provider_status) == ("delivered", "delivered")
+    assert aware(stored.sent_at) == T0 and stored.delivered_at is not None
+    assert stored.locked_until is None
+
+
+async def test_a_delivered_callback_before_a_lost_response_is_not_sent_again(db):
+    """Twilio accepted and delivered, but its answer timed out: the row says delivered (from the
+    callback) and no worker sends it again."""
+    [message_id] = await add(db)
+    sender = CallingBackSender(db, "delivered", then=RetryableSendError("twilio unreachable"))
+    await deliver_due(db, {"sms": sender}, worker_id="w", now=T0)
+    assert (await row(db, message_id)).status == "delivered"
+    later = T0 + dt.timedelta(hours=2)
+    assert (await deliver_due(db, {"sms": sender}, worker_id="w", now=later)).claimed == 0
+    assert len(sender.provider_ids) == 1
+
+
+async def test_a_callback_for_an_earlier_copy_changes_nothing(db):
+    message_id = await sent_message(db, "SM" + "2" * 32)
+    async with db.transaction() as session:
+        assert not await record_status(
+            session,
+            provider_id="SM" + "1" * 32,
+            status="failed",
+            error_code="30008",
+            outbox_id=message_id,
+        )
+    stored = await row(db, message_id)
+    assert (stored.status, stored.provider_id, stored.error) == ("sent", "SM" + "2" * 32, None)

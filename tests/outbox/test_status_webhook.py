@@ -6,12 +6,16 @@ import datetime as dt
 
 import httpx
 import pytest
+from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from api.outbox.routes import router
+from api.outbox.senders import TwilioSender
+from api.outbox.service import _finish_sent, deliver_due, enqueue
 from api.registry.models import OutboundMessage
 from api.settings import get_settings
 from tests.conftest import load_payload
+from tests.outbox.conftest import TWILIO_SID, FakeTwilio, serve
 
 URL = "/webhooks/twilio/status"
 PUBLIC = "http://127.0.0.1:8000"
@@ -138,3 +142,184 @@ async def test_missing_fields_are_400(status_client, validator, db, missing):
 async def test_json_body_is_415(status_client, validator, db):
     response = await status_client.post(URL, json={"MessageSid": SID})
     assert response.status_code == 415
+
+
+# -- callbacks that name their outbox row (`?outbox=<id>`) -----------------------------------
+
+
+@pytest.fixture
+async def sending(db) -> int:
+    """A message a worker has handed to Twilio but whose MessageSid is not committed yet."""
+    async with db.transaction() as session:
+        message = OutboundMessage(
+            channel="sms",
+            to="+923001234567",
+            body="Your grievance is resolved.",
+            kind="grievance_status",
+            status="sending",
+            attempts=1,
+            claimed_by="worker-a",
+            locked_until=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+        )
+        session.add(message)
+        await session.flush()
+        return message.id
+
+
+async def post_to(client, validator, url: str, form, *, signed_url: str | None = None):
+    """POST `form` to `url` (path and query), signed the way Twilio signs over the full URL."""
+    signature = validator.compute_signature(PUBLIC + (signed_url or url), form)
+    return await client.post(url, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def callback(status: str, sid: str = SID, **extra: str) -> dict[str, str]:
+    form = load_payload("twilio_status_callback.json")
+    form.update(MessageSid=sid, SmsSid=sid, MessageStatus=status, SmsStatus=status, **extra)
+    return form
+
+
+async def test_callback_before_the_sid_is_committed_finds_its_row_and_the_worker_keeps_it(
+    status_client, validator, db, settings
+):
+    """The whole race, for real: the worker's TwilioSender against a fake Twilio that calls the
+    status webhook (signed by twilio's RequestValidator over `?outbox=<id>`) before it answers
+    the create, i.e. before the worker can commit the MessageSid."""
+    async with db.transaction() as session:
+        other = await enqueue(session, channel="sms", to="+923451112233", body="b", kind="x")
+        mine = await enqueue(session, channel="sms", to="+923001234567", body="a", kind="x")
+        assert other is not None and mine is not None
+        other_id, mine_id = other.id, mine.id
+    seen: dict[str, tuple[str | None, str]] = {}
+
+    async def call_back_first(form: dict[str, str], sid: str) -> None:
+        url = form["StatusCallback"]
+        assert url.startswith(PUBLIC + URL + "?outbox=")
+        row_id = int(url.rpartition("=")[2])
+        before = await stored(db, row_id)
+        seen[form["To"]] = (before.provider_id, before.status)  # nothing committed yet
+        status = "delivered" if row_id == mine_id else "undelivered"
+        response = await post_to(
+            status_client,
+            validator,
+            url.removeprefix(PUBLIC),
+            callback(status, sid, ErrorCode="30003" if status == "undelivered" else ""),
+        )
+        assert response.status_code == 204
+
+    fake = FakeTwilio(on_create=call_back_first)
+    app = web.Application()
+    app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", fake.create)
+    configured = get_settings().model_copy(
+        update={"twilio_account_sid": TWILIO_SID, "twilio_from": "+15005550006"}
+    )
+    async with serve(app) as base:
+        sender = TwilioSender(configured, "sms", api_base_url=base)
+        try:
+            report = await deliver_due(db, {"sms": sender}, worker_id="worker-a", concurrency=1)
+        finally:
+            await sender.aclose()
+
+    assert seen == {"+923001234567": (None, "sending"), "+923451112233": (None, "sending")}
+    assert (report.sent, report.lost) == (2, 0)
+    mine_row, other_row = await stored(db, mine_id), await stored(db, other_id)
+    by_to = {r["form"]["To"]: r["form"]["StatusCallback"] for r in fake.requests}
+    assert by_to["+923001234567"].endswith(f"?outbox={mine_id}")
+    # The callback's status survived the worker's commit: delivered did not go back to sent.
+    assert (mine_row.status, mine_row.provider_status) == ("delivered", "delivered")
+    assert mine_row.provider_id and mine_row.provider_id.startswith("SM")
+    assert mine_row.sent_at is not None and mine_row.delivered_at is not None
+    assert mine_row.locked_until is None
+    assert (other_row.status, other_row.error) == ("undelivered", "twilio error 30003")
+    assert other_row.provider_id not in (None, mine_row.provider_id)
+
+
+async def test_early_sent_callback_then_worker_commit_then_delivered(
+    status_client, validator, db, sending
+):
+    url = f"{URL}?outbox={sending}"
+    assert (await post_to(status_client, validator, url, callback("sent"))).status_code == 204
+    early = await stored(db, sending)
+    assert (early.status, early.provider_id, early.provider_status) == ("sending", SID, "sent")
+
+    # The worker commits the same MessageSid: sent, and the callback's provider status stays.
+    assert await _finish_sent(db, early, "worker-a", SID, dt.datetime.now(dt.UTC))
+    committed = await stored(db, sending)
+    assert (committed.status, committed.provider_status) == ("sent", "sent")
+    assert committed.locked_until is None and committed.sent_at is not None
+
+    # A later callback of the old kind (no ?outbox=) finds the row by its MessageSid.
+    assert (await post(status_client, validator, callback("delivered"))).status_code == 204
+    assert (await stored(db, sending)).status == "delivered"
+
+
+async def test_altered_outbox_id_is_403(status_client, validator, db, sending):
+    form = callback("delivered")
+    response = await post_to(
+        status_client,
+        validator,
+        f"{URL}?outbox={sending + 1}",
+        form,
+        signed_url=f"{URL}?outbox={sending}",
+    )
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    # Signed without the query, posted with one: also not what Twilio signed.
+    response = await post_to(
+        status_client, validator, f"{URL}?outbox={sending}", form, signed_url=URL
+    )
+    assert response.status_code == 403
+    untouched = await stored(db, sending)
+    assert (untouched.status, untouched.provider_id) == ("sending", None)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "outbox=abc",
+        "outbox=",
+        "outbox=-1",
+        "outbox=%2B1",  # "+1": int() would take it, the id format does not
+        "outbox=%EF%BC%91",  # a fullwidth digit one
+        "outbox=1.0",
+        "outbox=99999999999999999999999999",  # wider than a BIGINT
+        "outbox=1&outbox=2",
+        "outbox=%00",
+    ],
+)
+async def test_malformed_outbox_id_falls_back_to_the_sid(status_client, validator, db, sent, query):
+    response = await post_to(status_client, validator, f"{URL}?{query}", callback("delivered"))
+    assert response.status_code == 204
+    assert (await stored(db, sent)).status == "delivered"  # found by MessageSid
+
+
+async def test_malformed_outbox_id_and_unknown_sid_is_acknowledged(status_client, validator, db):
+    form = callback("delivered", "SM" + "9" * 32)
+    response = await post_to(status_client, validator, f"{URL}?outbox=x1", form)
+    assert response.status_code == 204
+
+
+async def test_outbox_id_of_no_row_is_acknowledged(status_client, validator, db):
+    form = callback("delivered", "SM" + "9" * 32)
+    response = await post_to(status_client, validator, f"{URL}?outbox=123456789", form)
+    assert response.status_code == 204
+
+
+async def test_callback_for_an_earlier_copy_leaves_the_row_alone(
+    status_client, validator, db, sent
+):
+    """The row was sent again (a lost response): it tracks the new MessageSid, not this one."""
+    earlier = "SM" + "e" * 32
+    response = await post_to(
+        status_client, validator, f"{URL}?outbox={sent}", callback("failed", earlier)
+    )
+    assert response.status_code == 204
+    row = await stored(db, sent)
+    assert (row.status, row.provider_id, row.provider_status) == ("sent", SID, None)
+
+
+async def test_outbox_id_and_a_committed_sid_agree(status_client, validator, db, sent):
+    response = await post_to(
+        status_client, validator, f"{URL}?outbox={sent}", callback("delivered")
+    )
+    assert response.status_code == 204
+    assert (await stored(db, sent)).status == "delivered"
