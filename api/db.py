@@ -70,7 +70,13 @@ class Database:
             engine=engine,
             registry_engine=registry_engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
-            registry_sessions=async_sessionmaker(registry_engine, expire_on_commit=False),
+            # Registry reads in autocommit: a read-only request makes one round trip per query
+            # instead of BEGIN, query, ROLLBACK. PostgreSQL's READ COMMITTED already gives each
+            # statement its own snapshot, so nothing a transaction would add is lost.
+            registry_sessions=async_sessionmaker(
+                registry_engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+            ),
         )
 
     @asynccontextmanager

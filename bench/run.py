@@ -7,7 +7,7 @@ What it does, end to end (each step skipped when already done, so reruns are fas
 2. Request files: signed Twilio SMS webhooks (the full Twilio field set, a fresh MessageSid each,
    random senders, CNICs sampled from the registry and CNICs that are not in it), USSD sessions
    (dial → language → main menu → eligibility → CNIC), GET /v1/eligibility with a partner key.
-3. For 1 and 2 uvicorn workers: Rabta (`rabta serve`, RABTA_ENV=development with PostgreSQL,
+3. For 1 and 2 uvicorn workers: Rabta (`rabta serve`, RABTA_ENV=production with PostgreSQL,
    Redis and TWILIO_AUTH_TOKEN set, so signatures are checked) and bench/baseline.py under the
    same uvicorn, each driven by wrk (bench/requests.lua) at full speed; peak RSS per worker.
 4. With 2 workers: Rabta at a constant 70 % of its measured maximum and at 2× it (open loop,
@@ -64,6 +64,7 @@ DB_NAME = "rabta_bench"
 DATABASE_URL = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 TOKEN = "bench-twilio-auth-token-0123456789"  # noqa: S105 - a bench-only signing key
+SECRET_KEY = "bench-only-secret-key-0123456789abcdef"  # noqa: S105 - production mode needs one
 RABTA_PORT, BASELINE_PORT = 8000, 8001
 PUBLIC_BASE_URL = f"http://127.0.0.1:{RABTA_PORT}"  # both apps check signatures against it
 SMS_PATH = "/webhooks/twilio/messaging"
@@ -115,7 +116,10 @@ def psql(sql: str, db: str = DB_NAME) -> str:
 def rabta_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RABTA_", "TWILIO_"))}
     env.update(
-        RABTA_ENV="development",
+        # Production mode, as deployed: templates are not re-checked on disk for every reply,
+        # HSTS and the other production headers are on, unsafe defaults are refused.
+        RABTA_ENV="production",
+        RABTA_SECRET_KEY=SECRET_KEY,
         DATABASE_URL=DATABASE_URL,
         REDIS_URL=REDIS_URL,
         TWILIO_AUTH_TOKEN=TOKEN,

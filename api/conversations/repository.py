@@ -2,29 +2,29 @@
 
 An inbound message costs three statements here, whatever the channel: claim its provider id,
 upsert its contact (which also stamps `last_inbound_at` and gives a new contact the language its
-phone already has), and store the reply on the claimed row by id. Each is one round trip;
-they are written as Core/bulk statements rather than ORM load-then-flush because they run on
-every message (docs/performance.md counts them).
+phone already has), and store the reply on the claimed row by id; a contact that changed (a
+language chosen, a verification) costs one UPDATE more. They run on every one of millions of
+messages, so they are built once per dialect as Core statements with bound parameters and run
+on the session's connection: no ORM objects, no statement built per message
+(docs/performance.md counts the round trips and profiles the rest).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Executable, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from api.registry.models import Contact, InboundMessage
 
-
-def _insert(session: AsyncSession, model: Any) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT."""
-    dialect = session.bind.dialect.name if session.bind else "postgresql"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+INBOUND: Table = cast(Table, InboundMessage.__table__)
+CONTACTS: Table = cast(Table, Contact.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,28 +39,132 @@ class Claim:
     language: str | None = None
 
 
+@dataclass(slots=True)
+class ContactRecord:
+    """A contact as this message found it; `save_contact` writes back what the message changed."""
+
+    id: int
+    phone: str | None
+    language: str | None
+    opted_out: bool
+    verified_cnic: str | None
+    verified_until: dt.datetime | None
+    _found: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(_comparable(getattr(self, f)) for f in _SAVED)
+
+    def changes(self) -> dict[str, Any]:
+        """The columns whose value differs from what the upsert returned."""
+        pairs = zip(_SAVED, self._found, self._values(), strict=True)
+        return {name: getattr(self, name) for name, found, now in pairs if found != now}
+
+
+_SAVED = tuple(f.name for f in fields(ContactRecord) if f.name not in ("id", "_found"))
+
+
+def _comparable(value: Any) -> Any:
+    # SQLite hands back naive datetimes (stored in UTC), and a verification that went through a
+    # float timestamp may differ in the last microseconds: compare to the millisecond.
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return round(aware.timestamp(), 3)
+    return value
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind else "postgresql"
+
+
+def _insert(dialect: str, table: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+@cache
+def _claim_statement(dialect: str) -> Executable:
+    return (
+        _insert(dialect, INBOUND)
+        .values(
+            channel=bindparam("channel"),
+            external_id=bindparam("external_id"),
+            received_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(INBOUND.c.id)
+    )
+
+
+_EARLIER = select(INBOUND.c.id, INBOUND.c.reply, INBOUND.c.language).where(
+    INBOUND.c.channel == bindparam("channel"), INBOUND.c.external_id == bindparam("external_id")
+)
+
+_FINISH = (
+    update(INBOUND)
+    .where(INBOUND.c.id == bindparam("claim_id"))
+    .values(
+        contact_id=bindparam("contact_id"),
+        reply=bindparam("reply"),
+        intent=bindparam("intent"),
+        outcome=bindparam("outcome"),
+        language=bindparam("language"),
+    )
+)
+
+
+@cache
+def _upsert_statement(dialect: str, *, with_phone: bool) -> Executable:
+    """Insert or touch the contact; with a proven phone, a contact with no language takes the
+    one chosen most recently on any of that phone's contacts (people.py)."""
+    insert = _insert(dialect, CONTACTS)
+    values: dict[str, Any] = {
+        "channel": bindparam("channel"),
+        "address": bindparam("address"),
+        "phone": bindparam("phone"),
+        "opted_out": False,
+        "created_at": bindparam("now"),
+        "last_inbound_at": bindparam("now"),
+    }
+    on_conflict: dict[str, Any] = {"last_inbound_at": insert.excluded.last_inbound_at}
+    if with_phone:
+        other = aliased(CONTACTS)
+        values["language"] = (
+            select(other.c.language)
+            .where(other.c.phone == bindparam("phone"), other.c.language.is_not(None))
+            .order_by(other.c.last_inbound_at.desc().nulls_last(), other.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        on_conflict["language"] = func.coalesce(CONTACTS.c.language, insert.excluded.language)
+    return (
+        insert.values(**values)
+        .on_conflict_do_update(index_elements=["channel", "address"], set_=on_conflict)
+        .returning(
+            CONTACTS.c.id,
+            CONTACTS.c.phone,
+            CONTACTS.c.language,
+            CONTACTS.c.opted_out,
+            CONTACTS.c.verified_cnic,
+            CONTACTS.c.verified_until,
+        )
+    )
+
+
 async def claim_inbound(session: AsyncSession, *, channel: str, external_id: str) -> Claim:
     """Record a provider message id; a replay gets the earlier row's reply.
 
     On PostgreSQL a concurrent duplicate waits here until the first transaction commits, so it
     sees the first one's reply instead of answering twice.
     """
-    inserted = await session.execute(
-        _insert(session, InboundMessage)
-        .values(channel=channel, external_id=external_id)
-        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(InboundMessage.id)
+    connection = await session.connection()
+    params = {"channel": channel, "external_id": external_id}
+    inserted = await connection.execute(
+        _claim_statement(_dialect(session)), {**params, "now": dt.datetime.now(dt.UTC)}
     )
     new_id = inserted.scalar_one_or_none()
     if new_id is not None:
         return Claim(id=new_id, replay=False)
-    earlier = (
-        await session.execute(
-            select(InboundMessage.id, InboundMessage.reply, InboundMessage.language).where(
-                InboundMessage.channel == channel, InboundMessage.external_id == external_id
-            )
-        )
-    ).one()
+    earlier = (await connection.execute(_EARLIER, params)).one()
     return Claim(id=earlier.id, replay=True, reply=earlier.reply, language=earlier.language)
 
 
@@ -75,17 +179,17 @@ async def finish_inbound(
     outcome: str | None = None,
 ) -> None:
     """Store the reply (and what the message was) on the claimed row, in one UPDATE by id."""
-    await session.execute(
-        update(InboundMessage)
-        .where(InboundMessage.id == claim.id)
-        .values(
-            contact_id=contact_id,
-            reply=reply,
-            intent=intent,
-            outcome=outcome,
-            language=language,
-        )
-        .execution_options(synchronize_session=False)
+    connection = await session.connection()
+    await connection.execute(
+        _FINISH,
+        {
+            "claim_id": claim.id,
+            "contact_id": contact_id,
+            "reply": reply,
+            "intent": intent,
+            "outcome": outcome,
+            "language": language,
+        },
     )
 
 
@@ -96,38 +200,35 @@ async def get_or_create_contact(
     address: str,
     phone: str | None,
     now: dt.datetime | None = None,
-) -> Contact:
+) -> ContactRecord:
     """The contact for a channel address, created on first contact, in one statement.
 
     The same statement stamps `last_inbound_at` and, when the channel proves a phone, gives a
     contact without a language the one the person chose on another channel (people.py).
     """
-    now = now or dt.datetime.now(dt.UTC)
-    insert = _insert(session, Contact)
-    values: dict[str, Any] = {
-        "channel": channel,
-        "address": address,
-        "phone": phone,
-        "opted_out": False,
-        "created_at": now,
-        "last_inbound_at": now,
-    }
-    on_conflict: dict[str, Any] = {"last_inbound_at": insert.excluded.last_inbound_at}
-    if phone is not None:
-        other = aliased(Contact)
-        values["language"] = (
-            select(other.language)
-            .where(other.phone == phone, other.language.is_not(None))
-            .order_by(other.last_inbound_at.desc().nulls_last(), other.id.desc())
-            .limit(1)
-            .scalar_subquery()
+    connection = await session.connection()
+    statement = _upsert_statement(_dialect(session), with_phone=phone is not None)
+    row = (
+        await connection.execute(
+            statement,
+            {
+                "channel": channel,
+                "address": address,
+                "phone": phone,
+                "now": now or dt.datetime.now(dt.UTC),
+            },
         )
-        on_conflict["language"] = func.coalesce(Contact.language, insert.excluded.language)
-    statement = (
-        insert.values(**values)
-        .on_conflict_do_update(index_elements=["channel", "address"], set_=on_conflict)
-        .returning(Contact)
-    )
-    contact = await session.scalar(statement, execution_options={"populate_existing": True})
-    assert contact is not None
+    ).one()
+    contact = ContactRecord(*row)
+    contact._found = contact._values()
     return contact
+
+
+async def save_contact(session: AsyncSession, contact: ContactRecord) -> None:
+    """Write back what this message changed on its contact (nothing: no statement)."""
+    changes = contact.changes()
+    if not changes:
+        return
+    connection = await session.connection()
+    await connection.execute(update(CONTACTS).where(CONTACTS.c.id == contact.id).values(changes))
+    contact._found = contact._values()

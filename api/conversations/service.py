@@ -100,6 +100,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         if conversation.verified_cnic and conversation.verified_until:
             contact.verified_cnic = conversation.verified_cnic
             contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)
+        await repository.save_contact(session, contact)
         if claim is not None:
             await repository.finish_inbound(
                 session,

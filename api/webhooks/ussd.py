@@ -37,7 +37,6 @@ from api.identity import InvalidPhone, mask_phone, normalise_phone
 from api.metrics import MESSAGES, REPLAYS
 from api.outbox.service import enqueue
 from api.problems import Problem
-from api.registry.models import Contact
 from api.runtime import Runtime
 from bot.dialogue import ussd as menus
 from bot.dialogue.ussd import UssdState, UssdStore
@@ -173,6 +172,7 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
         if state.verified_cnic and state.verified_until:
             contact.verified_cnic = state.verified_cnic
             contact.verified_until = dt.datetime.fromtimestamp(state.verified_until, dt.UTC)
+        await repository.save_contact(session, contact)
         if outcome.filed is not None:
             await _send_ticket_by_sms(runtime, session, hit.phone, state, outcome.filed)
         await repository.finish_inbound(
@@ -204,7 +204,9 @@ class _Unanswered(Exception):
     """The hit cannot be answered now; the transaction rolls back and an END screen says so."""
 
 
-def _new_state(runtime: Runtime, contact: Contact, hit: UssdHit, now: float) -> UssdState:
+def _new_state(
+    runtime: Runtime, contact: repository.ContactRecord, hit: UssdHit, now: float
+) -> UssdState:
     """A session starting: the language and verification its contact remembers."""
     # A language chosen by SMS counts on USSD too: the same phone, the same person (the contact
     # upsert gave this contact the language of the phone's other contacts).
