@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from xml.etree import ElementTree
 
 import httpx
@@ -18,7 +21,7 @@ from api.main import create_app
 from api.migrate import upgrade_async
 from api.outbox.senders import build_senders
 from api.outbox.service import deliver_due
-from api.settings import get_settings
+from api.settings import Settings, get_settings
 
 SERVICE_NUMBER = "+15005550006"
 
@@ -52,8 +55,6 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
         from api.telegram_cli import run_telegram_chat
 
         return await run_telegram_chat(phone=phone, console=console)
-    if channel == "ussd":
-        return await run_ussd_chat(phone=phone, console=console)
     settings = get_settings()
     try:
         phone = normalise_phone(phone)
@@ -62,103 +63,146 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
         return 2
     await upgrade_async(settings.database_url)
     app = create_app(settings)
+    seen = outbox_offset(settings)
+    banner = f"ussd *262# as {phone}" if channel == "ussd" else f"{channel} as {phone}"
+    console.print(f"[dim]{banner}; an empty line or Ctrl-D ends.[/dim]")
+    async with in_process_client(app, settings.public_base_url) as client:
+        chat = _Chat(app, client, console, phone, sys.stdin.isatty(), seen)
+        if channel == "ussd":
+            await _dial_ussd(chat)
+        else:
+            await _text_twilio(chat, channel=channel, settings=settings)
+    return 0
+
+
+@dataclass(frozen=True)
+class _Chat:
+    """An SMS, WhatsApp or USSD chat under way: the phone it is typed from, the client that posts
+    to the app's webhooks, and how much of the console outbox the transcript has shown."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    console: Console
+    phone: str
+    interactive: bool
+    seen: dict[str, int]
+
+    def lines(self) -> AsyncIterator[str]:
+        """What is typed or piped into this chat; see `typed_lines`."""
+        return typed_lines(
+            terminal_lines(self.interactive), interactive=self.interactive, echo=self.echo
+        )
+
+    def echo(self, line: str) -> None:
+        """A piped line, shown as typed: plain text, never read as markup (`[/x]` is input)."""
+        self.console.print(f"> {line}", style="bold", markup=False, highlight=False)
+
+    async def show_outbound(self) -> None:
+        await _show_outbound(self.app, self.console, self.seen)
+
+
+async def _text_twilio(chat: _Chat, *, channel: str, settings: Settings) -> None:
+    """Post each line to the real Twilio webhook as an inbound SMS or WhatsApp message (signed
+    the way Twilio signs when a token is set, or the webhook refuses it) and print the TwiML."""
     path = "/webhooks/twilio/messaging"
     validator = RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
-    interactive = sys.stdin.isatty()
-    seen: dict[str, int] = {}
-    if settings.console_outbox.exists():
-        seen["offset"] = settings.console_outbox.stat().st_size  # show only this chat's messages
-    console.print(f"[dim]{channel} as {phone}; an empty line or Ctrl-D ends.[/dim]")
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=settings.public_base_url
-        ) as client,
-    ):
-        while True:
-            try:
-                line = await asyncio.to_thread(input, "> " if interactive else "")
-            except EOFError:
-                break
-            if not interactive:
-                console.print(f"[bold]> {line}[/bold]")
-            if not line.strip():
-                break
-            sid = f"SM{secrets.token_hex(16)}"
-            form = twilio_form(channel=channel, phone=phone, body=line, sid=sid)
-            headers = {}
-            if validator is not None:
-                url = settings.public_base_url.rstrip("/") + path
-                headers["X-Twilio-Signature"] = validator.compute_signature(url, form)
-            response = await client.post(path, data=form, headers=headers)
-            if response.status_code != 200:
-                console.print(f"[red]{response.status_code}[/red] {response.text}")
-                continue
-            twiml = ElementTree.fromstring(response.text)  # noqa: S314 - our own TwiML
-            for message in twiml.iter("Message"):
-                console.print(f"[cyan]{message.text or ''}[/cyan]", soft_wrap=True)
-            await _show_outbound(app, console, seen)
-    return 0
+    console = chat.console
+    async for line in chat.lines():
+        sid = f"SM{secrets.token_hex(16)}"
+        form = twilio_form(channel=channel, phone=chat.phone, body=line, sid=sid)
+        headers = {}
+        if validator is not None:
+            url = settings.public_base_url.rstrip("/") + path
+            headers["X-Twilio-Signature"] = validator.compute_signature(url, form)
+        response = await chat.client.post(path, data=form, headers=headers)
+        if response.status_code != 200:
+            console.print(f"[red]{response.status_code}[/red] {response.text}")
+            continue
+        twiml = ElementTree.fromstring(response.text)  # noqa: S314 - our own TwiML
+        for message in twiml.iter("Message"):
+            console.print(f"[cyan]{message.text or ''}[/cyan]", soft_wrap=True)
+        await chat.show_outbound()
 
 
-async def run_ussd_chat(*, phone: str, console: Console) -> int:
+async def _dial_ussd(chat: _Chat) -> None:
     """Dial the real `/webhooks/ussd` as Africa's Talking would: each line is one input, `text`
     accumulates with `*`, every screen is printed, and an `END` dials a new session."""
-    settings = get_settings()
-    try:
-        phone = normalise_phone(phone)
-    except InvalidPhone:
-        console.print(f"[red]{phone!r} is not a phone number.[/red]")
-        return 2
-    await upgrade_async(settings.database_url)
-    app = create_app(settings)
-    interactive = sys.stdin.isatty()
+    console = chat.console
+
+    async def hit(session_id: str, text: str) -> str:
+        form = {
+            "sessionId": session_id,
+            "serviceCode": "*262#",
+            "phoneNumber": chat.phone,
+            "networkCode": "41001",
+            "text": text,
+        }
+        response = await chat.client.post("/webhooks/ussd", data=form)
+        if response.status_code != 200:
+            console.print(f"[red]{response.status_code}[/red] {response.text}", markup=False)
+            return "END"
+        console.print(response.text, style="cyan", markup=False, highlight=False, soft_wrap=True)
+        await chat.show_outbound()
+        return response.text
+
+    session_id, text = f"ATUid_{secrets.token_hex(16)}", ""
+    await hit(session_id, text)
+    async for line in chat.lines():
+        text = line if not text else f"{text}*{line}"
+        if (await hit(session_id, text)).startswith("END"):
+            console.print("[dim](session ended; dialling again)[/dim]")
+            session_id, text = f"ATUid_{secrets.token_hex(16)}", ""
+            await hit(session_id, text)
+
+
+# -- what every chat shares, Telegram's (api.telegram_cli) too; tests start apps this way too --
+
+
+def outbox_offset(settings: Settings) -> dict[str, int]:
+    """Where this chat's messages will start in the console outbox, so that the transcript shows
+    only what this chat queued, not what earlier runs left there."""
     seen: dict[str, int] = {}
     if settings.console_outbox.exists():
-        seen["offset"] = settings.console_outbox.stat().st_size  # show only this chat's messages
-    console.print(f"[dim]ussd *262# as {phone}; an empty line or Ctrl-D ends.[/dim]")
+        seen["offset"] = settings.console_outbox.stat().st_size
+    return seen
+
+
+@contextlib.asynccontextmanager
+async def in_process_client(app: FastAPI, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Start the app as `rabta serve` would (its lifespan opens the pools and starts the outbox
+    worker) and yield a client that posts to its webhooks in this process, as a gateway would."""
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=settings.public_base_url
-        ) as client,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client,
     ):
+        yield client
 
-        async def hit(session_id: str, text: str) -> str:
-            form = {
-                "sessionId": session_id,
-                "serviceCode": "*262#",
-                "phoneNumber": phone,
-                "networkCode": "41001",
-                "text": text,
-            }
-            response = await client.post("/webhooks/ussd", data=form)
-            if response.status_code != 200:
-                console.print(f"[red]{response.status_code}[/red] {response.text}", markup=False)
-                return "END"
-            console.print(
-                response.text, style="cyan", markup=False, highlight=False, soft_wrap=True
-            )
-            await _show_outbound(app, console, seen)
-            return response.text
 
-        session_id, text = f"ATUid_{secrets.token_hex(16)}", ""
-        await hit(session_id, text)
-        while True:
-            try:
-                line = await asyncio.to_thread(input, "> " if interactive else "")
-            except EOFError:
-                break
-            if not interactive:
-                console.print(f"> {line}", style="bold", markup=False)
-            if not line.strip():
-                break
-            text = line if not text else f"{text}*{line}"
-            if (await hit(session_id, text)).startswith("END"):
-                console.print("[dim](session ended; dialling again)[/dim]")
-                session_id, text = f"ATUid_{secrets.token_hex(16)}", ""
-                await hit(session_id, text)
-    return 0
+def terminal_lines(interactive: bool) -> Iterator[str]:
+    """Lines typed at the terminal (after a `> ` prompt) or piped in, until the end of input."""
+    while True:
+        try:
+            yield input("> " if interactive else "")
+        except EOFError:
+            return
+
+
+async def typed_lines(
+    source: Iterator[str], *, interactive: bool, echo: Callable[[str], object]
+) -> AsyncIterator[str]:
+    """The lines of `source` up to an empty one or the end. Each is read in a thread, because the
+    app (and Telegram's fake Bot API) run on this event loop. A line that was not typed at a
+    terminal is shown with `echo`, so that a piped transcript reads like a typed one; each
+    channel echoes in the style of the rest of its transcript."""
+    while True:
+        line = await asyncio.to_thread(next, source, None)
+        if line is None:
+            return
+        if not interactive:
+            echo(line)
+        if not line.strip():
+            return
+        yield line
 
 
 async def _show_outbound(app: FastAPI, console: Console, seen: dict[str, int]) -> None:

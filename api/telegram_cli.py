@@ -504,21 +504,17 @@ class ChatUser:
         }
 
 
-def _read_lines(interactive: bool) -> Iterator[str]:
-    while True:
-        try:
-            yield input("> " if interactive else "")
-        except EOFError:
-            return
-
-
 async def run_telegram_chat(
     *, phone: str, console: Console, lines: Iterator[str] | None = None
 ) -> int:
     """Talk to the bot as a Telegram user whose phone is `phone`, through the real webhook."""
-    import httpx
-
-    from api.chat import _show_outbound
+    from api.chat import (
+        _show_outbound,
+        in_process_client,
+        outbox_offset,
+        terminal_lines,
+        typed_lines,
+    )
     from api.identity import InvalidPhone, normalise_phone
     from api.main import create_app
     from api.migrate import upgrade_async
@@ -532,10 +528,8 @@ async def run_telegram_chat(
     settings = get_settings()
     await upgrade_async(settings.database_url)
     interactive = lines is None and sys.stdin.isatty()
-    source = lines if lines is not None else _read_lines(interactive)
-    seen: dict[str, int] = {}
-    if settings.console_outbox.exists():
-        seen["offset"] = settings.console_outbox.stat().st_size  # only this chat's messages
+    source = lines if lines is not None else terminal_lines(interactive)
+    seen = outbox_offset(settings)
     user = ChatUser.for_phone(phone)
     fake = FakeBotApi()
     console.print(
@@ -553,21 +547,12 @@ async def run_telegram_chat(
         )
         app = create_app(chat_settings)
         buttons: list[str] = []
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=settings.public_base_url
-            ) as client,
-        ):
-            while True:
-                # Read in a thread: the fake Bot API and the app share this event loop.
-                line = await asyncio.to_thread(next, source, None)
-                if line is None:
-                    break
-                if not interactive:
-                    console.print(f"[bold]> {escape(line)}[/bold]")
-                if not line.strip():
-                    break
+        async with in_process_client(app, settings.public_base_url) as client:
+            async for line in typed_lines(
+                source,
+                interactive=interactive,
+                echo=lambda line: console.print(f"[bold]> {escape(line)}[/bold]"),
+            ):
                 update = _update_for(user, line.strip(), phone, buttons, console)
                 if update is None:
                     continue

@@ -19,17 +19,10 @@ def tight(settings, monkeypatch):
 
 @pytest.fixture
 async def tight_client(tight, db, redis):
-    import httpx
-
+    from api.chat import in_process_client
     from api.main import create_app
 
-    application = create_app(tight)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1:8000"
-        ) as http,
-    ):
+    async with in_process_client(create_app(tight), "http://127.0.0.1:8000") as http:
         yield http
 
 

@@ -197,17 +197,10 @@ def signed(settings, monkeypatch):
 
 @pytest.fixture
 async def signed_client(signed, settings, db, redis):
-    import httpx
-
+    from api.chat import in_process_client
     from api.main import create_app
 
-    application = create_app(get_settings())
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://internal:9000"
-        ) as http,
-    ):
+    async with in_process_client(create_app(get_settings()), "http://internal:9000") as http:
         yield http
 
 

@@ -265,18 +265,13 @@ async def test_every_console_page_carries_the_security_headers(
 
 @pytest.fixture
 async def production_client(settings: Settings, db, redis):
+    from api.chat import in_process_client
     from api.main import create_app
 
     # Production's other demands (PostgreSQL, Redis, real secrets) are checked at start-up,
     # in tests/test_settings.py; only what the middleware reads from the mode matters here.
     production = settings.model_copy(update={"rabta_env": "production"})
-    app = create_app(production)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000"
-        ) as http,
-    ):
+    async with in_process_client(create_app(production), "http://127.0.0.1:8000") as http:
         yield http
 
 

@@ -95,15 +95,10 @@ def signed_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Sett
 
 @pytest.fixture
 async def signed_client(signed_settings, db, redis):
+    from api.chat import in_process_client
     from api.main import create_app
 
-    application = create_app(signed_settings)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1:8000"
-        ) as http,
-    ):
+    async with in_process_client(create_app(signed_settings), "http://127.0.0.1:8000") as http:
         yield http
 
 

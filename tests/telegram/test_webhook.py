@@ -152,19 +152,14 @@ async def test_telegram_not_configured_is_404(client, registry):
 
 
 async def test_token_without_secret_refuses_everything(settings, fake_api, db, redis, monkeypatch):
+    from api.chat import in_process_client
     from api.main import create_app
     from api.settings import get_settings
 
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
     monkeypatch.setenv("TELEGRAM_API_BASE_URL", fake_api.base_url)
     get_settings.cache_clear()
-    app = create_app(get_settings())
-    import httpx
-
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    async with in_process_client(create_app(get_settings()), "http://t") as http:
         assert (await post_update(http, payload("text"), secret="")).status_code == 403
         assert (await post_update(http, payload("text"), secret="x")).status_code == 403
 
@@ -282,17 +277,13 @@ async def test_bot_api_down_the_reply_is_queued_then_delivered(
 async def test_unreachable_at_start_up_then_lazily_started(
     telegram_settings, fake_api, db, redis, registry, monkeypatch
 ):
-    import httpx
-
+    from api.chat import in_process_client
     from api.main import create_app
 
     monkeypatch.setattr(telegram_webhook, "REINIT_INTERVAL_SECONDS", 0.0)
     fake_api.down = True
     app = create_app(telegram_settings)
-    async with (
-        app.router.lifespan_context(app),  # start-up survives getMe failing
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    async with in_process_client(app, "http://t") as http:  # start-up survives getMe failing
         assert app.state.telegram is not None and not app.state.telegram.ready
         response = await post_update(http, payload("text"))
         assert response.status_code == 503  # nothing done: Telegram sends it again
@@ -304,8 +295,7 @@ async def test_unreachable_at_start_up_then_lazily_started(
 
 
 async def test_no_bot_api_at_all_does_not_stop_start_up(settings, db, redis, monkeypatch):
-    import httpx
-
+    from api.chat import in_process_client
     from api.main import create_app
     from api.settings import get_settings
 
@@ -313,11 +303,7 @@ async def test_no_bot_api_at_all_does_not_stop_start_up(settings, db, redis, mon
     monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "s3cret")
     monkeypatch.setenv("TELEGRAM_API_BASE_URL", "http://127.0.0.1:9/bot")  # discard port
     get_settings.cache_clear()
-    app = create_app(get_settings())
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    async with in_process_client(create_app(get_settings()), "http://t") as http:
         response = await post_update(http, payload("text"), secret="s3cret")
         assert response.status_code == 503
 

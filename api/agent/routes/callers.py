@@ -7,6 +7,7 @@ Every step is audited. The CNIC lives in the lookup on the server, never in a UR
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -353,6 +354,46 @@ async def verify(
     return _back(lookup)
 
 
+async def _open_without_code(
+    request: Request,
+    lookup_id: str,
+    staff: Staff,
+    db: AsyncSession,
+    access: AccessDep,
+    sessions: SessionsDep,
+    reason: str,
+    *,
+    act: Callable[[Lookup, str], Awaitable[object]],
+    action: AuditAction,
+    done: Flash,
+) -> Response:
+    """An override, or an agent's request for one: with no code to vouch for the caller, the
+    written reason is all the audit log has, so nothing is done (`act`) until there is one, and
+    the entry (`action`) carries it."""
+    lookup = await _lookup(access, staff, lookup_id)
+    why = _reason(reason)
+    if why is None:
+        return await _refuse(
+            sessions,
+            staff,
+            f"/agent/callers/{lookup.id}",
+            N_("Write the reason (at least %(count)s characters)."),
+            count=MIN_REASON,
+        )
+    await act(lookup, why)
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=action,
+        record_type=RecordType.PERSON,
+        record_id=lookup.cnic,
+        reason=why,
+        client_ip=audit.client_ip(request),
+    )
+    await sessions.flash(staff.session, done)
+    return _back(lookup)
+
+
 @router.post("/callers/{lookup_id}/override", dependencies=[CsrfChecked])
 async def override(
     request: Request,
@@ -364,35 +405,24 @@ async def override(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """A supervisor or admin opens the record without the caller's code, with a written reason."""
-    lookup = await _lookup(access, staff, lookup_id)
-    why = _reason(reason)
-    if why is None:
-        return await _refuse(
-            sessions,
-            staff,
-            f"/agent/callers/{lookup.id}",
-            N_("Write the reason (at least %(count)s characters)."),
-            count=MIN_REASON,
-        )
-    await access.grant(agent=staff.username, cnic=lookup.cnic, basis="override", reason=why)
-    await audit.record(
+    return await _open_without_code(
+        request,
+        lookup_id,
+        staff,
         db,
-        actor=staff.username,
+        access,
+        sessions,
+        reason,
+        act=lambda lookup, why: access.grant(
+            agent=staff.username, cnic=lookup.cnic, basis="override", reason=why
+        ),
         action=AuditAction.OVERRIDE,
-        record_type=RecordType.PERSON,
-        record_id=lookup.cnic,
-        reason=why,
-        client_ip=audit.client_ip(request),
-    )
-    await sessions.flash(
-        staff.session,
-        Flash(
+        done=Flash(
             "ok",
             N_("Override recorded. The record is open to you for %(minutes)s minutes."),
             {"minutes": GRANT_SECONDS // 60},
         ),
     )
-    return _back(lookup)
 
 
 @router.post("/callers/{lookup_id}/override-request", dependencies=[CsrfChecked])
@@ -406,31 +436,22 @@ async def request_override(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """Ask a supervisor to open the record (the caller cannot receive a code)."""
-    lookup = await _lookup(access, staff, lookup_id)
-    why = _reason(reason)
-    if why is None:
-        return await _refuse(
-            sessions,
-            staff,
-            f"/agent/callers/{lookup.id}",
-            N_("Write the reason (at least %(count)s characters)."),
-            count=MIN_REASON,
-        )
-    await access.request_override(lookup, reason=why, cnic_masked=Cnic(lookup.cnic).masked)
-    await audit.record(
+    return await _open_without_code(
+        request,
+        lookup_id,
+        staff,
         db,
-        actor=staff.username,
+        access,
+        sessions,
+        reason,
+        act=lambda lookup, why: access.request_override(
+            lookup, reason=why, cnic_masked=Cnic(lookup.cnic).masked
+        ),
         action=AuditAction.OVERRIDE_REQUEST,
-        record_type=RecordType.PERSON,
-        record_id=lookup.cnic,
-        reason=why,
-        client_ip=audit.client_ip(request),
+        done=Flash(
+            "ok", N_("A supervisor has been asked. Reload this page after they approve."), {}
+        ),
     )
-    await sessions.flash(
-        staff.session,
-        Flash("ok", N_("A supervisor has been asked. Reload this page after they approve."), {}),
-    )
-    return _back(lookup)
 
 
 @router.post("/callers/{lookup_id}/grievances", dependencies=[CsrfChecked])

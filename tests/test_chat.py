@@ -1,0 +1,103 @@
+"""`rabta chat` on SMS, WhatsApp and USSD: lines piped in go through the real webhooks, and the
+transcript shows each line, the bot's reply and what it queued for other phones. (Telegram's
+chat is in tests/telegram/test_cli.py.)"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from api.chat import run_chat
+from api.settings import get_settings
+from tests.conftest import (
+    ELIGIBLE_PHONE,
+    ELIGIBLE_WIFE,
+    NOT_ELIGIBLE,
+    NOT_ELIGIBLE_PHONE,
+    UNDER_REVIEW_PHONE,
+)
+
+
+async def chat(
+    monkeypatch: pytest.MonkeyPatch, *lines: str, channel: str, phone: str
+) -> tuple[int, str]:
+    """Run `rabta chat` with `lines` piped to it; its exit code and transcript."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{line}\n" for line in lines)))
+    out = io.StringIO()
+    code = await run_chat(channel=channel, phone=phone, console=Console(file=out, width=300))
+    return code, out.getvalue()
+
+
+async def test_sms_chat_shows_replies_and_the_code_sent_to_another_phone(
+    settings, db, redis, registry, monkeypatch
+):
+    code, transcript = await chat(
+        monkeypatch,
+        "LANG EN",
+        NOT_ELIGIBLE,
+        f"PAY {ELIGIBLE_WIFE}",
+        "",
+        "HELP",
+        channel="sms",
+        phone=NOT_ELIGIBLE_PHONE,
+    )
+    assert code == 0, transcript
+    assert transcript.startswith(f"sms as {NOT_ELIGIBLE_PHONE}; an empty line or Ctrl-D ends.")
+    assert "> LANG EN\nLanguage set to English. Send HELP for the menu.\n" in transcript
+    assert f"> {NOT_ELIGIBLE}\nCNIC 42101-*******-3 is not eligible" in transcript
+    # The code goes to the wife's registered mobile; the console sender's copy is shown.
+    assert "(sms to +92300****567) BISP code: " in transcript
+    assert "> HELP" not in transcript  # the empty line ended the chat
+
+
+async def test_whatsapp_chat_signs_like_twilio(settings, db, redis, registry, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef")
+    get_settings.cache_clear()
+    code, transcript = await chat(
+        monkeypatch, "LANG EN", NOT_ELIGIBLE, channel="whatsapp", phone="0345-1112233"
+    )
+    assert code == 0, transcript
+    assert transcript.startswith(f"whatsapp as {NOT_ELIGIBLE_PHONE};")
+    assert "Language set to English" in transcript
+    assert "is not eligible" in transcript
+    assert "403" not in transcript
+
+
+async def test_ussd_chat_accumulates_input_and_dials_again_after_end(
+    settings, db, redis, registry, monkeypatch
+):
+    code, transcript = await chat(
+        monkeypatch, "1", "2", "1", "", "1", channel="ussd", phone=UNDER_REVIEW_PHONE
+    )
+    assert code == 0, transcript
+    assert transcript.startswith(f"ussd *262# as {UNDER_REVIEW_PHONE}; an empty line or Ctrl-D")
+    assert transcript.count("CON Zaban:") == 1
+    assert "> 1\nCON BISP menu:\n1 Check eligibility\n" in transcript
+    assert "> 2\nEND " in transcript
+    assert "(session ended; dialling again)\nCON BISP menu:" in transcript
+
+
+@pytest.mark.parametrize("channel", ["sms", "ussd"])
+async def test_chat_refuses_a_phone_that_is_not_one(settings, db, redis, monkeypatch, channel):
+    code, transcript = await chat(monkeypatch, "HELP", channel=channel, phone="not a phone")
+    assert code == 2
+    assert transcript == "'not a phone' is not a phone number.\n"
+
+
+async def test_chat_ends_at_the_end_of_input(settings, db, redis, registry, monkeypatch):
+    code, transcript = await chat(monkeypatch, "LANG EN", channel="sms", phone=ELIGIBLE_PHONE)
+    assert code == 0, transcript
+    assert transcript.rstrip().endswith("Language set to English. Send HELP for the menu.")
+
+
+@pytest.mark.parametrize("channel", ["sms", "ussd"])
+async def test_piped_lines_are_echoed_as_typed_not_read_as_markup(
+    settings, db, redis, registry, monkeypatch, channel
+):
+    code, transcript = await chat(
+        monkeypatch, "[/x]", "[bold]x[/bold]", channel=channel, phone=NOT_ELIGIBLE_PHONE
+    )
+    assert code == 0, transcript
+    assert "> [/x]\n" in transcript and "> [bold]x[/bold]\n" in transcript
