@@ -4,6 +4,7 @@ engines and Redis."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,9 +47,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if worker:
             worker.start()
             escalations = asyncio.create_task(run_escalations(runtime, stop=stop))
+        # What is loaded by now (modules, catalogs, the app itself: about 160,000 objects) lives
+        # as long as the process: keep it out of the collector's full passes, each of which
+        # would walk it all and stall a busy worker for ~100 ms (docs/performance.md). Only in
+        # production: the collection it starts with costs as much, once per process.
+        frozen = settings.is_production
+        if frozen:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
+            if frozen:
+                gc.unfreeze()
             stop.set()
             if escalations:
                 await escalations

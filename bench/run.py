@@ -598,6 +598,14 @@ class Bench:
         self, server: Server, workers: int, name: str, rate: float, duration: float
     ) -> dict:
         load = self.files("sms", int(rate * duration) + 1000, tag="open")
+        # The same warm-up as the closed-loop runs: a fresh server opens its pool connections,
+        # prepares its statements and loads templates and locale data on its first requests.
+        loadgen(
+            server.port,
+            self.files("sms", int(rate * self.warmup) + 100, tag="warm"),
+            rate,
+            self.warmup,
+        )
         with RssSampler(server.worker_pids()) as rss:
             result = loadgen(server.port, load, rate, duration)
         result.update(
