@@ -36,10 +36,9 @@ class CodeRequest:
 async def request_code(runtime: Runtime, *, cnic: Cnic) -> CodeRequest:
     """Issue a code for `cnic` (a decoy when no code can reach anyone); raises OtpUnavailable."""
     async with runtime.db.registry_sessions() as session:
-        found = await repository.get_person_and_household(session, cnic=cnic.digits)
-    mobile = found[0].mobile if found else None
+        in_registry, mobile = await repository.registered_mobile(session, cnic=cnic.digits)
     issued = await runtime.otp.issue(cnic=cnic.digits, deliverable=mobile is not None)
-    return CodeRequest(issued=issued, mobile=mobile, in_registry=found is not None)
+    return CodeRequest(issued=issued, mobile=mobile, in_registry=in_registry)
 
 
 async def deliver_code(

@@ -41,6 +41,18 @@ async def household_status(session: AsyncSession, *, cnic: str) -> tuple[str, An
     return (row[0], row[1]) if row else None
 
 
+_REGISTERED_MOBILE = select(_PERSONS.c.mobile).where(_PERSONS.c.cnic == bindparam("cnic"))
+
+
+async def registered_mobile(session: AsyncSession, *, cnic: str) -> tuple[bool, str | None]:
+    """(in the registry, registered mobile) for a CNIC: one column by primary key, so a CNIC
+    that exists costs the same as one that does not (`POST /v1/otp` must not tell them apart
+    by its timing)."""
+    connection = await session.connection()
+    row = (await connection.execute(_REGISTERED_MOBILE, {"cnic": cnic})).first()
+    return (row is not None, row[0] if row else None)
+
+
 async def list_enrollments(session: AsyncSession, *, cnic: str) -> list[Enrollment]:
     """A person's programme enrollments, oldest first."""
     result = await session.scalars(
