@@ -54,7 +54,12 @@ class Renderer:
                 keep_trailing_newline=False,
                 auto_reload=self._auto_reload,
             )
-            env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+            catalog = translations(language)
+            env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
+            # ... with counts ("5 minutes") in the language's own digits, like dates and amounts.
+            env.globals["gettext"], env.globals["ngettext"] = _native_count_gettext(
+                catalog, language
+            )
             env.filters["ltr"] = lambda value: formatting.ltr(str(value), language)
             # Month names make a date right-to-left text itself: wrapping it as LTR would put
             # "28 ستمبر 2026" in the wrong order.
@@ -100,3 +105,37 @@ class Renderer:
             end=any(r.end for r in replies),
             ask_contact=any(r.ask_contact for r in replies),
         )
+
+
+def _native_count_gettext(catalog: Any, language: str) -> tuple[Any, Any]:
+    """Jinja's new-style `gettext`/`ngettext` (what `{% trans %}` calls), except that whole-number
+    variables are shown in the language's digits (Sindhi, Pashto and Shahmukhi Punjabi use
+    Eastern Arabic digits; English, Urdu and Roman Urdu keep 0-9). Plural forms are still chosen
+    from the number itself. Mirrors jinja2.ext._make_new_gettext/_make_new_ngettext."""
+
+    def shown(variables: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: formatting.format_number(value, language)
+            if isinstance(value, int) and not isinstance(value, bool)
+            else value
+            for name, value in variables.items()
+        }
+
+    @jinja2.pass_context
+    def gettext(__context: jinja2.runtime.Context, __string: str, **variables: Any) -> str:
+        text = str(__context.call(catalog.gettext, __string))
+        return text % shown(variables)
+
+    @jinja2.pass_context
+    def ngettext(
+        __context: jinja2.runtime.Context,
+        __singular: str,
+        __plural: str,
+        __num: int,
+        **variables: Any,
+    ) -> str:
+        variables.setdefault("num", __num)
+        text = str(__context.call(catalog.ngettext, __singular, __plural, __num))
+        return text % shown(variables)
+
+    return gettext, ngettext

@@ -159,3 +159,35 @@ def test_unknown_language_is_rejected(bad: str) -> None:
 )
 def test_detect_script(text: str, script: str) -> None:
     assert detect_script(text) == script
+
+
+@pytest.mark.parametrize(
+    ("lang", "three", "fifteen"),
+    [
+        ("en", "3", "15"),
+        ("ur", "3", "15"),
+        ("ur_Latn", "3", "15"),
+        ("sd", "٣", "١٥"),
+        ("ps", "۳", "۱۵"),
+        ("pa_Arab", "۳", "۱۵"),
+    ],
+)
+def test_counts_in_messages_use_the_languages_digits(lang: str, three: str, fifteen: str) -> None:
+    """A count inside a translated sentence ("try 3 more times") is written like the dates and
+    amounts of the same language; the plural form is still chosen from the number."""
+    from api.programmes import get_programmes
+    from bot.render import Renderer
+
+    programmes = get_programmes()
+    renderer = Renderer(brand=programmes.brand, programme_name=programmes.name)
+    tries = renderer.render_text("verify/wrong", {"tries_left": 3}, language=lang, channel="sms")
+    wait = renderer.render_text(
+        "errors/rate_limited", {"minutes": 15}, language=lang, channel="sms"
+    )
+    assert three in tries and fifteen in wait
+    if three != "3":
+        assert "3" not in tries and "15" not in wait
+    one = renderer.render_text("verify/wrong", {"tries_left": 1}, language="en", channel="sms")
+    assert "1 more time." in one and "3 more times." in renderer.render_text(
+        "verify/wrong", {"tries_left": 3}, language="en", channel="sms"
+    )
