@@ -45,6 +45,7 @@ def instrument() -> None:
     execute = asyncpg.connection.Connection.execute
     fetch = asyncpg.prepared_stmt.PreparedStatement.fetch
     fetchrow = asyncpg.connection.Connection.fetchrow
+    connection_fetch = asyncpg.connection.Connection.fetch
     command = aioredis.Redis.execute_command
     pipeline = Pipeline.execute
 
@@ -60,6 +61,10 @@ def instrument() -> None:
         _count("pg", " ".join(query.split()[:3]))
         return await fetchrow(self, query, *args, **kwargs)
 
+    async def counted_connection_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        _count("pg", " ".join(query.split()[:3]))  # api/hot.py's statements
+        return await connection_fetch(self, query, *args, **kwargs)
+
     async def counted_command(self: Any, *args: Any, **kwargs: Any) -> Any:
         _count("redis", str(args[0]))
         return await command(self, *args, **kwargs)
@@ -71,6 +76,7 @@ def instrument() -> None:
     asyncpg.connection.Connection.execute = counted_execute
     asyncpg.prepared_stmt.PreparedStatement.fetch = counted_fetch
     asyncpg.connection.Connection.fetchrow = counted_fetchrow
+    asyncpg.connection.Connection.fetch = counted_connection_fetch
     aioredis.Redis.execute_command = counted_command
     Pipeline.execute = counted_pipeline
 

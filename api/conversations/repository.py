@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from api import hot
 from api.registry.models import Contact, InboundMessage
 
 INBOUND: Table = cast(Table, InboundMessage.__table__)
@@ -156,16 +157,14 @@ async def claim_inbound(session: AsyncSession, *, channel: str, external_id: str
     On PostgreSQL a concurrent duplicate waits here until the first transaction commits, so it
     sees the first one's reply instead of answering twice.
     """
-    connection = await session.connection()
     params = {"channel": channel, "external_id": external_id}
-    inserted = await connection.execute(
-        _claim_statement(_dialect(session)), {**params, "now": dt.datetime.now(dt.UTC)}
+    inserted = await hot.rows(
+        session, _claim_statement(_dialect(session)), {**params, "now": dt.datetime.now(dt.UTC)}
     )
-    new_id = inserted.scalar_one_or_none()
-    if new_id is not None:
-        return Claim(id=new_id, replay=False)
-    earlier = (await connection.execute(_EARLIER, params)).one()
-    return Claim(id=earlier.id, replay=True, reply=earlier.reply, language=earlier.language)
+    if inserted:
+        return Claim(id=inserted[0][0], replay=False)
+    ((earlier_id, reply, language),) = await hot.rows(session, _EARLIER, params)
+    return Claim(id=earlier_id, replay=True, reply=reply, language=language)
 
 
 async def finish_inbound(
@@ -179,8 +178,8 @@ async def finish_inbound(
     outcome: str | None = None,
 ) -> None:
     """Store the reply (and what the message was) on the claimed row, in one UPDATE by id."""
-    connection = await session.connection()
-    await connection.execute(
+    await hot.rows(
+        session,
         _FINISH,
         {
             "claim_id": claim.id,
@@ -206,19 +205,17 @@ async def get_or_create_contact(
     The same statement stamps `last_inbound_at` and, when the channel proves a phone, gives a
     contact without a language the one the person chose on another channel (people.py).
     """
-    connection = await session.connection()
     statement = _upsert_statement(_dialect(session), with_phone=phone is not None)
-    row = (
-        await connection.execute(
-            statement,
-            {
-                "channel": channel,
-                "address": address,
-                "phone": phone,
-                "now": now or dt.datetime.now(dt.UTC),
-            },
-        )
-    ).one()
+    (row,) = await hot.rows(
+        session,
+        statement,
+        {
+            "channel": channel,
+            "address": address,
+            "phone": phone,
+            "now": now or dt.datetime.now(dt.UTC),
+        },
+    )
     contact = ContactRecord(*row)
     contact._found = contact._values()
     return contact

@@ -7,6 +7,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import hot
 from api.registry.models import Enrollment, Household, Person
 
 
@@ -36,9 +37,8 @@ _HOUSEHOLD_STATUS = (
 
 async def household_status(session: AsyncSession, *, cnic: str) -> tuple[str, Any] | None:
     """(status, PMT score) of the household of the person with this CNIC, or None."""
-    connection = await session.connection()
-    row = (await connection.execute(_HOUSEHOLD_STATUS, {"cnic": cnic})).first()
-    return (row[0], row[1]) if row else None
+    found = await hot.rows(session, _HOUSEHOLD_STATUS, {"cnic": cnic})
+    return (found[0][0], found[0][1]) if found else None
 
 
 _REGISTERED_MOBILE = select(_PERSONS.c.mobile).where(_PERSONS.c.cnic == bindparam("cnic"))

@@ -1,0 +1,80 @@
+"""api/hot.py: the hot path's statements on the driver directly, inside SQLAlchemy's transaction.
+
+What must hold whichever way a statement runs: the same rows, and the message's atomicity: a
+statement run on the driver belongs to the session's transaction, so a rollback undoes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from api import hot
+from api.conversations import repository
+from api.registry.models import Contact, InboundMessage
+
+
+async def count(db, model) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_statements_run_inside_the_sessions_transaction_and_roll_back_with_it(db):
+    on_postgres = db.engine.dialect.driver == "asyncpg"
+    async with db.sessions() as session, session.begin():
+        claim = await repository.claim_inbound(session, channel="sms", external_id="SMhot1")
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        # The first statement began the transaction; on PostgreSQL the rest go to the driver.
+        assert driver is not None
+        if on_postgres:
+            assert driver.is_in_transaction()
+        contact = await repository.get_or_create_contact(
+            session, channel="sms", address="+923001234567", phone="+923001234567"
+        )
+        await repository.finish_inbound(
+            session, claim, contact_id=contact.id, reply="hello", intent="help", language="en"
+        )
+        rows = await hot.rows(
+            session,
+            select(InboundMessage.reply).where(InboundMessage.id == claim.id),
+            {},
+        )
+        assert [tuple(r) for r in rows] == [("hello",)]
+        if on_postgres:
+            assert type(rows[0]).__module__.startswith("asyncpg"), "ran on the driver"
+        await session.rollback()
+    assert await count(db, InboundMessage) == 0, "the driver's statements rolled back too"
+    assert await count(db, Contact) == 0
+
+
+async def test_the_same_rows_as_through_sqlalchemy_and_committed_with_the_session(db):
+    now = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC)
+    async with db.sessions() as session, session.begin():
+        await repository.claim_inbound(session, channel="sms", external_id="SMhot2")
+        first = await repository.get_or_create_contact(
+            session, channel="sms", address="+923001234567", phone="+923001234567", now=now
+        )
+        again = await repository.get_or_create_contact(
+            session, channel="sms", address="+923001234567", phone="+923001234567", now=now
+        )
+        assert (first.id, first.phone, first.language, first.opted_out) == (
+            again.id,
+            "+923001234567",
+            None,
+            False,
+        )
+        replay = await repository.claim_inbound(session, channel="sms", external_id="SMhot2")
+        assert replay.replay
+    async with db.sessions() as session:
+        stored = await session.scalar(select(Contact.last_inbound_at))
+    assert stored is not None
+    assert (stored if stored.tzinfo else stored.replace(tzinfo=dt.UTC)) == now
+
+
+async def test_outside_a_transaction_it_is_an_ordinary_execute(db):
+    """The registry's autocommit sessions: no transaction to join, so SQLAlchemy runs it."""
+    async with db.registry_sessions() as session:
+        rows = await hot.rows(session, select(func.count()).select_from(Contact), {})
+    assert [tuple(r) for r in rows] == [(0,)]
+    assert not type(rows[0]).__module__.startswith("asyncpg")
