@@ -20,13 +20,15 @@ from api.payments import service as payment_service
 from api.payments.schemas import PaymentSchedule
 from api.registry import repository
 from api.runtime import Runtime
-from api.verification import deliver_code, request_code
+from api.verification import deliver_code, request_code, requester
 from bot.ports import CodeSent, CodeStatus, LookupVerdict
 
 _ISSUE_STATUS = {
     IssueOutcome.ISSUED: CodeStatus.SENT,
     IssueOutcome.COOLDOWN: CodeStatus.COOLDOWN,
     IssueOutcome.TOO_MANY: CodeStatus.TOO_MANY,
+    # This sender's code for this CNIC is still live: ask for it again, send nothing new.
+    IssueOutcome.RESUMED: CodeStatus.SENT,
 }
 
 
@@ -86,8 +88,12 @@ class RabtaServices:
         return [p.cnic for p in persons]
 
     async def send_code(self, cnic: Cnic, *, language: str) -> CodeSent:
+        # Bound to this channel and sender: asking again (a USSD session that timed out, an
+        # expired or restarted conversation) resumes their live code instead of the cooldown.
         try:
-            request = await request_code(self._runtime, cnic=cnic)
+            request = await request_code(
+                self._runtime, cnic=cnic, requested_by=requester(self._channel, self._sender)
+            )
         except OtpUnavailable:
             return CodeSent(CodeStatus.UNAVAILABLE)
         # In a conversation the CNIC's coarse status is no secret (anyone may ask for it), so
@@ -96,14 +102,17 @@ class RabtaServices:
             return CodeSent(CodeStatus.NOT_FOUND)
         if request.mobile is None:
             return CodeSent(CodeStatus.NO_MOBILE)
-        status = _ISSUE_STATUS[request.issued.outcome]
-        if status is CodeStatus.SENT:
+        issued = request.issued
+        status = _ISSUE_STATUS[issued.outcome]
+        if issued.outcome is IssueOutcome.ISSUED:
             await deliver_code(self._runtime, request, language=language, session=self._session)
         return CodeSent(
             status,
-            request_id=request.issued.request_id,
+            request_id=issued.request_id,
             mobile_masked=request.mobile_masked,
-            retry_after=request.issued.retry_after,
+            retry_after=issued.retry_after,
+            expires_in=issued.expires_in,
+            resumed=issued.outcome is IssueOutcome.RESUMED,
         )
 
     async def check_code(self, request_id: str, code: str) -> Checked:

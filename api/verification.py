@@ -33,11 +33,25 @@ class CodeRequest:
         return mask_phone(self.mobile) if self.mobile else None
 
 
-async def request_code(runtime: Runtime, *, cnic: Cnic) -> CodeRequest:
-    """Issue a code for `cnic` (a decoy when no code can reach anyone); raises OtpUnavailable."""
+def requester(channel: str, sender: str) -> str:
+    """Who asks for a code in a conversation: a channel and its sender address (a phone, a
+    chat id). Only ever used inside a keyed hash (OtpService), never stored as it is."""
+    return f"{channel}\x00{sender.strip()}"
+
+
+async def request_code(
+    runtime: Runtime, *, cnic: Cnic, requested_by: str | None = None
+) -> CodeRequest:
+    """Issue a code for `cnic` (a decoy when no code can reach anyone); raises OtpUnavailable.
+
+    With `requested_by` (see `requester`), that requester's code for `cnic` that is still live,
+    unused and not exhausted is resumed (IssueOutcome.RESUMED: nothing new to deliver) instead
+    of meeting the resend cooldown."""
     async with runtime.db.registry_sessions() as session:
         in_registry, mobile = await repository.registered_mobile(session, cnic=cnic.digits)
-    issued = await runtime.otp.issue(cnic=cnic.digits, deliverable=mobile is not None)
+    issued = await runtime.otp.issue(
+        cnic=cnic.digits, deliverable=mobile is not None, requester=requested_by
+    )
     return CodeRequest(issued=issued, mobile=mobile, in_registry=in_registry)
 
 

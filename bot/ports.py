@@ -39,6 +39,16 @@ class CodeSent:
     request_id: str | None = None
     mobile_masked: str | None = None
     retry_after: int = 0
+    #: Seconds the code stays valid (0: unknown, the full lifetime).
+    expires_in: int = 0
+    #: SENT for a code this sender was already sent for this CNIC, still live: nothing new went
+    #: out, and the reply asks for that code again.
+    resumed: bool = False
+
+    def minutes_left(self, default: int) -> int:
+        """Whole minutes the code stays valid (never more than it has left); `default` when
+        unknown."""
+        return max(1, self.expires_in // 60) if self.expires_in > 0 else default
 
 
 class Services(Protocol):

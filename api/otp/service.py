@@ -4,6 +4,12 @@ constant time, used once, never logged. Every failure of Redis fails closed.
 
 Requests are addressed by a random `request_id`; an unknown CNIC gets one too (a decoy that no
 code can open), so the answer never tells whether a CNIC exists.
+
+A code issued for a `requester` (a conversation's channel and sender) is bound to that requester
+and CNIC for the code's lifetime: the same requester asking again while the code is live, unused
+and not exhausted gets the same request back (RESUMED) instead of the resend cooldown, so a
+helper whose USSD session timed out can still type the code that went out. Anyone else asking
+meets the cooldown as before.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class IssueOutcome(enum.StrEnum):
     ISSUED = "issued"
     COOLDOWN = "cooldown"  # a code went out less than a minute ago
     TOO_MANY = "too_many"  # five codes this hour
+    RESUMED = "resumed"  # this requester's code for this CNIC is still live: no new code
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,8 @@ class Issued:
     #: The code to deliver to the registered mobile; None for a decoy or a refusal.
     code: str | None = None
     retry_after: int = 0
+    #: Seconds the code stays valid (set for ISSUED and RESUMED).
+    expires_in: int = 0
 
 
 class CheckOutcome(enum.StrEnum):
@@ -80,13 +89,50 @@ class OtpService:
     def _request_key(self, request_id: str) -> str:
         return f"rabta:otp:req:{self._digest(request_id)[:40]}"
 
-    async def issue(self, *, cnic: str, deliverable: bool) -> Issued:
+    def _resume_key(self, requester: str, cnic: str) -> str:
+        """Where a requester's live request for `cnic` is kept: a keyed hash of both, so neither
+        the CNIC nor the sender's number appears in Redis keys."""
+        digest = self._digest("\x00".join(("resume", requester, cnic)))
+        return f"rabta:otp:resume:{digest[:40]}"
+
+    async def _resumable(self, requester: str, cnic: str) -> Issued | None:
+        """The live request `requester` was given for `cnic`, if it is still unused, not
+        exhausted and not expired."""
+        request_id = await self._redis.get(self._resume_key(requester, cnic))
+        if not request_id:
+            return None
+        key = self._request_key(str(request_id))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(key, "cnic", "tries")
+            pipe.pttl(key)
+            (stored_cnic, tries), pttl = await pipe.execute()
+        # A used or exhausted code is deleted; a stale binding simply expires with it (it is
+        # not deleted here, so it can never remove a newer binding written meanwhile).
+        if stored_cnic != cnic or tries is None or int(tries) >= self._settings.otp_max_attempts:
+            return None
+        if pttl is None or int(pttl) <= 0:
+            return None
+        return Issued(
+            IssueOutcome.RESUMED,
+            request_id=str(request_id),
+            expires_in=max(1, -(-int(pttl) // 1000)),
+        )
+
+    async def issue(self, *, cnic: str, deliverable: bool, requester: str | None = None) -> Issued:
         """Start a verification for `cnic`; `deliverable` is False when no code can reach anyone
-        (unknown CNIC, no registered mobile): the answer looks the same, the code opens nothing."""
+        (unknown CNIC, no registered mobile): the answer looks the same, the code opens nothing.
+
+        With a `requester` (a conversation's channel and sender), a deliverable code is bound to
+        it: while that code is live, unused and not exhausted, the same requester asking again
+        for the same CNIC gets it back (RESUMED, no new code, no cooldown)."""
         who = self._digest("cnic:" + cnic)[:40]
         cooldown_key = f"rabta:otp:cooldown:{who}"
         hour_key = f"rabta:otp:hour:{who}"
         try:
+            if requester is not None:
+                resumed = await self._resumable(requester, cnic)
+                if resumed is not None:
+                    return resumed
             if not await self._redis.set(
                 cooldown_key, "1", nx=True, ex=self._settings.otp_resend_seconds
             ):
@@ -110,14 +156,21 @@ class OtpService:
             # A decoy stores a hash no code can match, so checking it costs the same.
             secret = code if deliverable else secrets.token_hex(16)
             key = self._request_key(request_id)
+            lifetime = self._settings.otp_ttl_seconds
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(key, mapping={"cnic": cnic, "hash": self._digest(secret), "tries": 0})
-                pipe.expire(key, self._settings.otp_ttl_seconds)
+                pipe.expire(key, lifetime)
+                if requester is not None and deliverable:
+                    # Bound to this requester for exactly as long as the code lives.
+                    pipe.set(self._resume_key(requester, cnic), request_id, ex=lifetime)
                 await pipe.execute()
         except RedisError as exc:
             raise OtpUnavailable from exc
         return Issued(
-            IssueOutcome.ISSUED, request_id=request_id, code=code if deliverable else None
+            IssueOutcome.ISSUED,
+            request_id=request_id,
+            code=code if deliverable else None,
+            expires_in=lifetime,
         )
 
     def _hourly_cap(self) -> int:

@@ -595,8 +595,13 @@ async def _send_code(ctx: Ctx, digits: str) -> list[Reply]:
     cnic = Cnic(digits)
     sent = await ctx.services.send_code(cnic, language=ctx.state.person_language)
     if sent.status is CodeStatus.SENT:
+        # Also when this phone's code for the CNIC is still live (the session timed out and
+        # they dialled again): the same code is asked for, within the time it has left.
         ctx.state.data.update(
-            cnic=digits, request_id=sent.request_id, mobile=sent.mobile_masked or ""
+            cnic=digits,
+            request_id=sent.request_id,
+            mobile=sent.mobile_masked or "",
+            minutes=sent.minutes_left(ctx.policy.code_minutes),
         )
         return go(ctx, Screen.VERIFY_CODE)
     if sent.status is CodeStatus.COOLDOWN:
@@ -691,7 +696,7 @@ def _code_context(ctx: Ctx) -> Mapping[str, Any]:
     return {
         "cnic": mask_cnic(str(data.get("cnic", ""))) if data.get("cnic") else "",
         "mobile": str(data.get("mobile", "")),
-        "minutes": ctx.policy.code_minutes,
+        "minutes": int(data.get("minutes") or ctx.policy.code_minutes),
     }
 
 

@@ -97,11 +97,20 @@ async def test_five_wrong_codes_end_the_attempt(client, app, settings, registry)
     assert "Rs 13,500" not in await helper.send(code)
 
 
-async def test_a_second_pay_within_a_minute_waits(client, registry):
+async def test_a_second_pay_within_a_minute_asks_for_the_same_code(client, registry):
     helper = Chat(client, HELPER_PHONE)
     await helper.send("LANG EN")
     await helper.send(f"PAY {ELIGIBLE_WIFE}")
     again = await helper.send(f"PAY {ELIGIBLE_WIFE}")
+    assert "we sent a 6-digit code" in again and "+92300****567" in again
+    assert "Please wait" not in again
+
+
+async def test_a_pay_from_another_phone_within_a_minute_waits(client, registry):
+    await Chat(client, HELPER_PHONE).send(f"PAY {ELIGIBLE_WIFE}")
+    other = Chat(client, "+923331112222")
+    await other.send("LANG EN")
+    again = await other.send(f"PAY {ELIGIBLE_WIFE}")
     assert "Please wait" in again and "seconds" in again
 
 

@@ -40,7 +40,8 @@ async def start(turn: Turn, cnic: Cnic, *, then: str) -> list[Reply]:
                 {
                     "cnic": cnic.masked,
                     "mobile": sent.mobile_masked,
-                    "minutes": turn.policy.code_minutes,
+                    # A resumed code (asked for again) has less time left than a new one.
+                    "minutes": sent.minutes_left(turn.policy.code_minutes),
                 },
                 # On Telegram, sharing the registered phone's own contact card verifies too.
                 ask_contact=True,
