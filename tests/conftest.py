@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, func, select, text
 
 from api.db import Database
 from api.migrate import upgrade_async
-from api.registry.models import Base, Enrollment, Household, Payment, Person
+from api.registry.models import Base, Enrollment, Household, OutboundMessage, Payment, Person
 from api.settings import Settings, get_settings
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -278,3 +278,14 @@ def load_payload(name: str) -> dict:
     data = json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
     data.pop("_about", None)
     return data
+
+
+async def codes_sent(db: Database, to: str | None = None) -> int:
+    """Verification codes queued for `to` (the eligible wife's registered mobile by default)."""
+    async with db.sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(OutboundMessage)
+            .where(OutboundMessage.kind == "otp", OutboundMessage.to == (to or ELIGIBLE_PHONE))
+        )
+    return int(count or 0)

@@ -5,22 +5,13 @@ resumed."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
-from api.registry.models import Contact, OutboundMessage
+from api.registry.models import Contact
 from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
-from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, codes_sent
 
 OTHER_PHONE = "+923331112222"
-
-
-async def codes_sent(db) -> int:
-    async with db.sessions() as session:
-        return await session.scalar(
-            select(func.count())
-            .select_from(OutboundMessage)
-            .where(OutboundMessage.kind == "otp", OutboundMessage.to == ELIGIBLE_PHONE)
-        )
 
 
 async def forget_conversations(app) -> None:

@@ -5,25 +5,16 @@ cooldown; a used code is not resumed."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
-from api.registry.models import Contact, OutboundMessage
+from api.registry.models import Contact
 from bot.dialogue.ussd import UssdStore
-from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, codes_sent
 from tests.ussd.conftest import Dial, delivered_code
 from tests.ussd.test_sessions import HELPER_PHONE, english
 
 OTHER_PHONE = "+923331112222"
 SENT = "CON We sent a 6-digit code by SMS to +92300****567"
-
-
-async def codes_sent(db) -> int:
-    async with db.sessions() as session:
-        return await session.scalar(
-            select(func.count())
-            .select_from(OutboundMessage)
-            .where(OutboundMessage.kind == "otp", OutboundMessage.to == ELIGIBLE_PHONE)
-        )
 
 
 async def time_out(app, phone: Dial) -> None:
