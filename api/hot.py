@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 _Compiled = tuple[str, tuple[str, ...], dict[str, Any]]
 #: (statement id, dialect) → its SQL, parameter order and default values; the statement itself is
@@ -48,6 +50,27 @@ async def rows(
         driver = (await connection.get_raw_connection()).driver_connection
         if driver is not None and driver.is_in_transaction():
             sql, names, defaults = _compiled(statement, connection.dialect)
-            return await driver.fetch(sql, *[params.get(n, defaults.get(n)) for n in names])
+            try:
+                return await driver.fetch(sql, *[params.get(n, defaults.get(n)) for n in names])
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                raise await _as_sqlalchemy_error(connection, driver, sql, exc) from exc
     result = await connection.execute(statement, dict(params))
     return result.all() if result.returns_rows else []
+
+
+async def _as_sqlalchemy_error(
+    connection: AsyncConnection, driver: Any, sql: str, exc: Exception
+) -> DBAPIError:
+    """What SQLAlchemy would have raised: a lost connection (a restart, a failover) is
+    invalidated, so the pool replaces it, and comes out as an OperationalError the app answers
+    with 503 (api/problems.py); any other database error stays a DBAPIError around the driver's."""
+    state = str(getattr(exc, "sqlstate", "") or "")
+    lost = (
+        driver.is_closed()
+        or isinstance(exc, (OSError, asyncpg.InterfaceError))
+        or state.startswith(("08", "57P"))
+    )
+    if lost:
+        await connection.invalidate(exc)
+        return OperationalError(sql, None, exc, connection_invalidated=True)
+    return DBAPIError(sql, None, exc)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, literal_column, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from api import hot
 from api.conversations import repository
+from api.problems import is_database_unavailable
 from api.registry.models import Contact, InboundMessage
 
 
@@ -78,3 +81,35 @@ async def test_outside_a_transaction_it_is_an_ordinary_execute(db):
         rows = await hot.rows(session, select(func.count()).select_from(Contact), {})
     assert [tuple(r) for r in rows] == [(0,)]
     assert not type(rows[0]).__module__.startswith("asyncpg")
+
+
+async def test_a_connection_lost_mid_message_is_a_retryable_database_error(db):
+    """A PostgreSQL restart between two statements of a message: the error is SQLAlchemy's
+    (503 with Retry-After, api/problems.py), the dead connection is dropped from the pool, and
+    the next message works."""
+    if db.engine.dialect.driver != "asyncpg":
+        pytest.skip("the driver path exists only on PostgreSQL")
+    with pytest.raises(OperationalError) as raised:
+        async with db.sessions() as session, session.begin():
+            await repository.claim_inbound(session, channel="sms", external_id="SMhot3")
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
+            async with db.engine.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await repository.get_or_create_contact(
+                session, channel="sms", address="+923001234567", phone="+923001234567"
+            )
+    assert raised.value.connection_invalidated and is_database_unavailable(raised.value)
+    async with db.sessions() as session, session.begin():
+        claim = await repository.claim_inbound(session, channel="sms", external_id="SMhot3")
+        assert not claim.replay, "nothing of the lost message was committed"
+
+
+async def test_a_wrong_statement_is_not_mistaken_for_an_outage(db):
+    if db.engine.dialect.driver != "asyncpg":
+        pytest.skip("the driver path exists only on PostgreSQL")
+    async with db.sessions() as session, session.begin():
+        await repository.claim_inbound(session, channel="sms", external_id="SMhot4")
+        with pytest.raises(DBAPIError) as raised:
+            await hot.rows(session, select(literal_column("1") / 0), {})
+        await session.rollback()
+    assert not is_database_unavailable(raised.value)
