@@ -52,7 +52,12 @@ async def rows(
             sql, names, defaults = _compiled(statement, connection.dialect)
             try:
                 return await driver.fetch(sql, *[params.get(n, defaults.get(n)) for n in names])
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except (
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+                OSError,
+            ) as exc:
                 raise await _as_sqlalchemy_error(connection, driver, sql, exc) from exc
     result = await connection.execute(statement, dict(params))
     return result.all() if result.returns_rows else []
@@ -67,7 +72,11 @@ async def _as_sqlalchemy_error(
     state = str(getattr(exc, "sqlstate", "") or "")
     lost = (
         driver.is_closed()
-        or isinstance(exc, (OSError, asyncpg.InterfaceError))
+        # The socket went away, or the server's "terminating connection" arrived while the
+        # protocol was between states (asyncpg then refuses any further operation).
+        or isinstance(
+            exc, (OSError, asyncpg.ConnectionDoesNotExistError, asyncpg.InternalClientError)
+        )
         or state.startswith(("08", "57P"))
     )
     if lost:

@@ -94,7 +94,7 @@ async def test_a_connection_lost_mid_message_is_a_retryable_database_error(db):
             await repository.claim_inbound(session, channel="sms", external_id="SMhot3")
             pid = await session.scalar(text("SELECT pg_backend_pid()"))
             async with db.engine.connect() as other:
-                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                await other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
             await repository.get_or_create_contact(
                 session, channel="sms", address="+923001234567", phone="+923001234567"
             )
