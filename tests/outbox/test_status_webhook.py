@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
 import pytest
 from aiohttp import web
 from twilio.request_validator import RequestValidator
@@ -34,17 +33,13 @@ def validator(settings, monkeypatch):
 
 @pytest.fixture
 async def status_client(validator, db, redis):
+    from api.chat import in_process_client
     from api.main import create_app
 
     application = create_app(get_settings())
     if not any(getattr(route, "path", None) == URL for route in application.routes):
         application.include_router(router)  # until create_app includes it
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://internal:9000"
-        ) as http,
-    ):
+    async with in_process_client(application, "http://internal:9000") as http:
         yield http
 
 
