@@ -162,3 +162,29 @@ class RabtaServices:
     async def grievances_for_owner(self, cnic: str) -> list[GrievanceOut]:
         grievances = await grievance_service.list_for_owner(self._session, cnic=cnic)
         return [GrievanceOut.from_grievance(g) for g in grievances]
+
+
+class LookupServices(RabtaServices):
+    """The services of the look-up lane (api/conversations/service.py `_look_up`): its session
+    is in autocommit, so anything that writes beside the message must not run on it. The lane
+    is only taken for a CNIC in an idle conversation, whose flow only reads; a flow that would
+    write is a bug in that choice, and fails loudly here instead of writing outside the
+    message's transaction."""
+
+    async def send_code(self, cnic: Cnic, *, language: str) -> CodeSent:
+        raise NotALookup("send_code")
+
+    async def file_grievance(
+        self,
+        cnic: str,
+        *,
+        category: Category,
+        description: str,
+        language: str,
+        callback_requested: bool = False,
+    ) -> GrievanceOut:
+        raise NotALookup("file_grievance")
+
+
+class NotALookup(RuntimeError):
+    """A flow taken for a look-up tried to write."""

@@ -45,6 +45,12 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
+def _autocommit_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
+
+
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -57,6 +63,9 @@ class Database:
     registry_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     registry_sessions: async_sessionmaker[AsyncSession]
+    #: Sessions on the primary in autocommit: each statement commits by itself, with no BEGIN
+    #: or COMMIT round trip (a look-up answered first and recorded with its reply after).
+    autocommit_sessions: async_sessionmaker[AsyncSession]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -66,17 +75,20 @@ class Database:
             if settings.registry_url != settings.database_url
             else engine
         )
+        # Registry reads in autocommit: a read-only request makes one round trip per query
+        # instead of BEGIN, query, ROLLBACK. PostgreSQL's READ COMMITTED already gives each
+        # statement its own snapshot, so nothing a transaction would add is lost.
+        autocommit_sessions = _autocommit_sessions(engine)
         return cls(
             engine=engine,
             registry_engine=registry_engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
-            # Registry reads in autocommit: a read-only request makes one round trip per query
-            # instead of BEGIN, query, ROLLBACK. PostgreSQL's READ COMMITTED already gives each
-            # statement its own snapshot, so nothing a transaction would add is lost.
-            registry_sessions=async_sessionmaker(
-                registry_engine.execution_options(isolation_level="AUTOCOMMIT"),
-                expire_on_commit=False,
+            registry_sessions=(
+                autocommit_sessions
+                if registry_engine is engine
+                else _autocommit_sessions(registry_engine)
             ),
+            autocommit_sessions=autocommit_sessions,
         )
 
     @asynccontextmanager

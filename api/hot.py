@@ -5,10 +5,11 @@ api/registry/repository.py). Run through SQLAlchemy's async layer each costs abo
 on top of the driver's 0.07 ms (docs/performance.md); `rows` runs them on the session's own
 asyncpg connection instead, compiled once by SQLAlchemy's asyncpg dialect, whenever that
 connection is inside a transaction SQLAlchemy has already begun (its asyncpg adapter begins
-lazily, at the first statement, so a message's first statement always goes through
-SQLAlchemy). On any other driver (SQLite for `make run`), and outside a transaction, it is an
-ordinary `execute`. Only for Core statements whose parameters asyncpg takes as they are
-(strings, numbers, booleans, timezone-aware datetimes, None).
+lazily, at the first statement, so a message's first statement always goes through SQLAlchemy)
+or is in autocommit, where every statement commits by itself. On any other driver (SQLite for
+`make run`), and before a session's transaction has begun, it is an ordinary `execute`. Only
+for Core statements whose parameters asyncpg takes as they are (strings, numbers, booleans,
+timezone-aware datetimes, None).
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ async def rows(
     """The rows `statement` returns (none for one that returns nothing), by position."""
     connection = await session.connection()
     if connection.dialect.driver == "asyncpg":
-        driver = (await connection.get_raw_connection()).driver_connection
-        if driver is not None and driver.is_in_transaction():
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is not None and (
+            driver.is_in_transaction() or getattr(raw.dbapi_connection, "autocommit", False)
+        ):
             sql, names, defaults = _compiled(statement, connection.dialect)
             try:
                 return await driver.fetch(sql, *[params.get(n, defaults.get(n)) for n in names])

@@ -62,20 +62,18 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError
-from sqlalchemy import insert as generic_insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.conversations import repository
 from api.identity import Cnic, InvalidCnic, normalise_text
 from api.metrics import MESSAGES, SMS_SEGMENTS
-from api.registry.models import InboundMessage
 from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, ConversationStore, Step
@@ -219,14 +217,6 @@ def _conversation_from(raw: bytes | str | None) -> Conversation | None:
         return None
 
 
-def _insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(InboundMessage)
-    if dialect == "sqlite":
-        return sqlite.insert(InboundMessage)
-    return generic_insert(InboundMessage)  # pragma: no cover - only PostgreSQL and SQLite
-
-
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """What `lookup` found: a cached answer, or the conversation for the normal path."""
@@ -235,6 +225,8 @@ class Lookup:
     #: The sender's conversation, read in the same round trip as the cache entry (None when
     #: nothing was read: the normal path loads it itself).
     conversation: Conversation | None = None
+    #: What the message is, when its answer is one the cache could hold (a CNIC look-up, help).
+    subject: Resend | None = None
 
 
 async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
@@ -246,10 +238,11 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     would without the cache.
     """
     seconds = get_surge_settings().reply_cache_seconds
+    message_id = inbound.message_id
     if (
         seconds <= 0
         or inbound.channel not in CACHED_CHANNELS
-        or not inbound.message_id
+        or not message_id
         or inbound.contact_phone is not None
     ):
         return Lookup()
@@ -268,12 +261,12 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     conversation = _conversation_from(raw_conversation)
     fresh = conversation or Conversation(channel=inbound.channel, address=inbound.sender)
     if not raw_entry:
-        return Lookup(conversation=fresh)
+        return Lookup(conversation=fresh, subject=subject)
     try:
         entry = json.loads(raw_entry)
         answer = CachedAnswer(str(entry["t"]), str(entry["l"]), str(entry["i"]), entry.get("o"))
     except (ValueError, KeyError, TypeError):
-        return Lookup(conversation=fresh)
+        return Lookup(conversation=fresh, subject=subject)
     if (
         conversation is None
         or not is_idle(conversation)
@@ -281,13 +274,14 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
         != expected_language(conversation, subject.detected, settings.default_language)
     ):
         REPLY_CACHE.labels(inbound.channel, "miss").inc()
-        return Lookup(conversation=fresh)
+        return Lookup(conversation=fresh, subject=subject)
     if subject.lookup:
         decision = await runtime.rate_limiter.hit("sender", inbound.sender, remaining=False)
         if not decision.allowed:
-            # The normal path says "try again after …" once, then nothing.
+            # The normal path says "try again after …" once, then nothing. Not through the
+            # look-up lane (no subject): that would count this message against the limit again.
             return Lookup(conversation=conversation)
-    if not await _record(runtime, inbound, answer):
+    if not await _record(runtime, inbound.channel, message_id, answer):
         # A retried MessageSid: the normal path answers with the stored reply.
         return Lookup(conversation=conversation)
     REPLY_CACHE.labels(inbound.channel, "hit").inc()
@@ -298,26 +292,20 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     return Lookup(answer=answer)
 
 
-async def _record(runtime: Runtime, inbound: Inbound, answer: CachedAnswer) -> bool:
+async def _record(runtime: Runtime, channel: str, message_id: str, answer: CachedAnswer) -> bool:
     """Claim the MessageSid with its reply in one autocommitted statement (no BEGIN/COMMIT
     round trips); False if it was already there."""
     try:
-        async with runtime.db.engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            inserted = await autocommit.execute(
-                _insert(connection.dialect.name)
-                .values(
-                    channel=inbound.channel,
-                    external_id=inbound.message_id,
-                    intent=answer.intent,
-                    outcome=answer.outcome,
-                    language=answer.language,
-                    reply=answer.text,
-                )
-                .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-                .returning(InboundMessage.id)
+        async with runtime.db.autocommit_sessions() as session:
+            return await repository.record_answered(
+                session,
+                channel=channel,
+                external_id=message_id,
+                intent=answer.intent,
+                outcome=answer.outcome,
+                language=answer.language,
+                reply=answer.text,
             )
-            return inserted.scalar_one_or_none() is not None
     except SQLAlchemyError:
         log.warning("reply cache: could not record the message; answering the normal way")
         return False

@@ -75,12 +75,37 @@ async def test_the_same_rows_as_through_sqlalchemy_and_committed_with_the_sessio
     assert (stored if stored.tzinfo else stored.replace(tzinfo=dt.UTC)) == now
 
 
-async def test_outside_a_transaction_it_is_an_ordinary_execute(db):
-    """The registry's autocommit sessions: no transaction to join, so SQLAlchemy runs it."""
-    async with db.registry_sessions() as session:
+async def test_a_sessions_first_statement_goes_through_sqlalchemy(db):
+    """Before SQLAlchemy has begun the session's transaction there is none to join: SQLAlchemy
+    runs the statement (and begins it)."""
+    async with db.sessions() as session:
         rows = await hot.rows(session, select(func.count()).select_from(Contact), {})
     assert [tuple(r) for r in rows] == [(0,)]
     assert not type(rows[0]).__module__.startswith("asyncpg")
+
+
+async def test_in_autocommit_each_statement_commits_by_itself(db):
+    """The look-up lane's sessions: on PostgreSQL on the driver, and every statement is durable
+    at once, before the session ends (what `record_answered` relies on)."""
+    async with db.autocommit_sessions() as session:
+        recorded = await repository.record_answered(
+            session, channel="sms", external_id="SMauto1", reply="r", intent="cnic", language="en"
+        )
+        async with db.engine.connect() as other:
+            seen = await other.scalar(
+                select(func.count())
+                .select_from(repository.INBOUND)
+                .where(repository.INBOUND.c.external_id == "SMauto1")
+            )
+        rows = await hot.rows(session, select(func.count()).select_from(Contact), {})
+        again = await repository.record_answered(
+            session, channel="sms", external_id="SMauto1", reply="x", intent="cnic", language="en"
+        )
+        earlier = await repository.earlier_reply(session, channel="sms", external_id="SMauto1")
+    assert (recorded, seen, again) == (True, 1, False)
+    assert (earlier.replay, earlier.reply, earlier.language) == (True, "r", "en")
+    if db.engine.dialect.driver == "asyncpg":
+        assert type(rows[0]).__module__.startswith("asyncpg")
 
 
 async def test_a_connection_lost_mid_message_is_a_retryable_database_error(db):

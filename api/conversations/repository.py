@@ -96,6 +96,25 @@ def _claim_statement(dialect: str) -> Executable:
     )
 
 
+@cache
+def _record_statement(dialect: str) -> Executable:
+    return (
+        _insert(dialect, INBOUND)
+        .values(
+            channel=bindparam("channel"),
+            external_id=bindparam("external_id"),
+            received_at=bindparam("now"),
+            contact_id=bindparam("contact_id"),
+            reply=bindparam("reply"),
+            intent=bindparam("intent"),
+            outcome=bindparam("outcome"),
+            language=bindparam("language"),
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(INBOUND.c.id)
+    )
+
+
 _EARLIER = select(INBOUND.c.id, INBOUND.c.reply, INBOUND.c.language).where(
     INBOUND.c.channel == bindparam("channel"), INBOUND.c.external_id == bindparam("external_id")
 )
@@ -163,8 +182,48 @@ async def claim_inbound(session: AsyncSession, *, channel: str, external_id: str
     )
     if inserted:
         return Claim(id=inserted[0][0], replay=False)
+    return await earlier_reply(session, **params)
+
+
+async def earlier_reply(session: AsyncSession, *, channel: str, external_id: str) -> Claim:
+    """The reply stored for a provider message id that is already recorded."""
+    params = {"channel": channel, "external_id": external_id}
     ((earlier_id, reply, language),) = await hot.rows(session, _EARLIER, params)
     return Claim(id=earlier_id, replay=True, reply=reply, language=language)
+
+
+async def record_answered(
+    session: AsyncSession,
+    *,
+    channel: str,
+    external_id: str,
+    reply: str,
+    intent: str,
+    language: str,
+    outcome: str | None = None,
+    contact_id: int | None = None,
+) -> bool:
+    """Record a message that was answered before it was claimed, with its reply, in one
+    statement; False when its id was recorded before (a replay: `earlier_reply` has the answer).
+
+    Only for answers with no side effects but Redis counters (a look-up, a cached resend): on a
+    session in autocommit this INSERT is the whole durable write of the message.
+    """
+    inserted = await hot.rows(
+        session,
+        _record_statement(_dialect(session)),
+        {
+            "channel": channel,
+            "external_id": external_id,
+            "now": dt.datetime.now(dt.UTC),
+            "contact_id": contact_id,
+            "reply": reply,
+            "intent": intent,
+            "outcome": outcome,
+            "language": language,
+        },
+    )
+    return bool(inserted)
 
 
 async def finish_inbound(

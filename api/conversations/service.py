@@ -2,6 +2,9 @@
 
 Each provider message is answered once: its id is claimed in the same transaction that stores
 the reply, so a replay (Twilio retries, a double-tap) gets the stored reply and changes nothing.
+The question 8171 gets by the million, a CNIC sent in an idle conversation, changes nothing but
+the look-up counters: it takes the look-up lane (`_look_up`), answered first and recorded with
+its reply in one statement, with no transaction held around it.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ import logging
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import surge
-from api.bot_services import RabtaServices
+from api.bot_services import LookupServices, RabtaServices
 from api.conversations import people, repository
 from api.metrics import MESSAGES, REPLAYS, SMS_SEGMENTS
 from api.runtime import Runtime
-from bot.channels.base import Inbound, Reply
+from bot.channels.base import Inbound, Rendered, Reply
 from bot.dialogue import engine
+from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation
 from bot.segments import measure
 
@@ -44,6 +49,14 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
     found = await surge.lookup(runtime, inbound)
     if found.answer is not None:
         return Answer(text=found.answer.text, language=found.answer.language)
+    if (
+        inbound.message_id
+        and found.conversation is not None
+        and found.subject is not None
+        and found.subject.intent is Intent.CNIC
+        and surge.is_idle(found.conversation)
+    ):
+        return await _look_up(runtime, inbound, inbound.message_id, found.conversation)
     async with runtime.db.transaction() as session:
         claim = None
         if inbound.message_id:
@@ -51,72 +64,143 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
                 session, channel=inbound.channel, external_id=inbound.message_id
             )
             if claim.replay:
-                log.info("replayed %s message: answering with the stored reply", inbound.channel)
-                REPLAYS.labels(inbound.channel).inc()
-                return Answer(text=claim.reply or "", language=claim.language, replayed=True)
-        # One person across channels: a contact with no language takes the one its phone has
-        # (the upsert does it when the channel proves the phone; below, for a Telegram contact
-        # whose phone its own contact card proved).
-        contact = await repository.get_or_create_contact(
-            session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
-        )
-        conversation = found.conversation or await _load_conversation(runtime, inbound)
-        was_idle = surge.is_idle(conversation)
-        card_phone = inbound.contact_phone if inbound.contact_is_own else None
-        known_phone = contact.phone or card_phone
-        if contact.language is None and known_phone and known_phone != inbound.phone:
-            contact.language = await people.language_for_phone(session, phone=known_phone)
-        conversation.language = contact.language
-        conversation.opted_out = contact.opted_out
-        conversation.phone = contact.phone if inbound.phone is None else None
-        if contact.verified_cnic and contact.verified_until:
-            # The database is the record of a verification; Redis state may have expired.
-            conversation.verified_cnic = contact.verified_cnic
-            conversation.verified_until = _aware(contact.verified_until).timestamp()
-        outcome = await engine.handle(
-            inbound,
-            conversation,
-            RabtaServices(
-                runtime,
-                session,
-                channel=inbound.channel,
-                sender=inbound.sender,
-                contact_id=contact.id,
-            ),
-            policy=runtime.policy,
-        )
-        rendered = runtime.renderer.render(
-            outcome.replies, language=outcome.language, channel=inbound.channel
-        )
-        text = rendered.text
-        chose_language = conversation.language != contact.language
-        contact.language = conversation.language
-        contact.opted_out = conversation.opted_out
-        if conversation.phone and inbound.phone is None:
-            contact.phone = conversation.phone  # a shared contact card proved it
-        if chose_language and contact.language and contact.phone:
-            # ... and a language chosen here follows the person to their other channels.
-            await people.sync_language(session, phone=contact.phone, language=contact.language)
-        if conversation.verified_cnic and conversation.verified_until:
-            contact.verified_cnic = conversation.verified_cnic
-            contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)
-        await repository.save_contact(session, contact)
+                return _replayed(inbound, claim)
+        turn = await _converse(runtime, inbound, found.conversation, session)
         if claim is not None:
             await repository.finish_inbound(
                 session,
                 claim,
-                contact_id=contact.id,
-                reply=text,
-                intent=outcome.intent.value,
-                outcome=_eligibility_outcome(outcome.replies),
-                language=outcome.language,
+                contact_id=turn.contact.id,
+                reply=turn.text,
+                intent=turn.outcome.intent.value,
+                outcome=_eligibility_outcome(turn.outcome.replies),
+                language=turn.outcome.language,
             )
+    return await _answered(runtime, inbound, turn)
+
+
+async def _look_up(
+    runtime: Runtime, inbound: Inbound, message_id: str, conversation: Conversation
+) -> Answer:
+    """The look-up lane: a CNIC sent in an idle conversation, answered first and recorded after.
+
+    Its answer has no side effects but the Redis look-up counters, so it needs no transaction
+    held open around it: each statement commits by itself (contact, registry read), and the
+    message is recorded with its reply in one INSERT before the reply goes out, so no 2xx is
+    ever given for a message that is not stored. A provider retry of a message already answered
+    meets that row and gets the stored reply; the one thing it repeats is counting the look-up.
+    Three round trips to PostgreSQL instead of six (BEGIN, claim, contact, registry, reply,
+    COMMIT).
+    """
+    async with runtime.db.autocommit_sessions() as session:
+        turn = await _converse(runtime, inbound, conversation, session, lookup_only=True)
+        recorded = await repository.record_answered(
+            session,
+            channel=inbound.channel,
+            external_id=message_id,
+            contact_id=turn.contact.id,
+            reply=turn.text,
+            intent=turn.outcome.intent.value,
+            outcome=_eligibility_outcome(turn.outcome.replies),
+            language=turn.outcome.language,
+        )
+        if not recorded:
+            claim = await repository.earlier_reply(
+                session, channel=inbound.channel, external_id=message_id
+            )
+            return _replayed(inbound, claim)
+    return await _answered(runtime, inbound, turn)
+
+
+def _replayed(inbound: Inbound, claim: repository.Claim) -> Answer:
+    log.info("replayed %s message: answering with the stored reply", inbound.channel)
+    REPLAYS.labels(inbound.channel).inc()
+    return Answer(text=claim.reply or "", language=claim.language, replayed=True)
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One message's way through the conversation, before it is recorded and saved."""
+
+    contact: repository.ContactRecord
+    conversation: Conversation
+    was_idle: bool
+    outcome: engine.Outcome
+    rendered: Rendered
+
+    @property
+    def text(self) -> str:
+        return self.rendered.text
+
+
+async def _converse(
+    runtime: Runtime,
+    inbound: Inbound,
+    found: Conversation | None,
+    session: AsyncSession,
+    *,
+    lookup_only: bool = False,
+) -> _Turn:
+    """Contact → conversation → flow → reply, with the contact saved; not yet recorded."""
+    # One person across channels: a contact with no language takes the one its phone has
+    # (the upsert does it when the channel proves the phone; below, for a Telegram contact
+    # whose phone its own contact card proved).
+    contact = await repository.get_or_create_contact(
+        session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
+    )
+    conversation = found or await _load_conversation(runtime, inbound)
+    was_idle = surge.is_idle(conversation)
+    card_phone = inbound.contact_phone if inbound.contact_is_own else None
+    known_phone = contact.phone or card_phone
+    if contact.language is None and known_phone and known_phone != inbound.phone:
+        contact.language = await people.language_for_phone(session, phone=known_phone)
+    conversation.language = contact.language
+    conversation.opted_out = contact.opted_out
+    conversation.phone = contact.phone if inbound.phone is None else None
+    if contact.verified_cnic and contact.verified_until:
+        # The database is the record of a verification; Redis state may have expired.
+        conversation.verified_cnic = contact.verified_cnic
+        conversation.verified_until = _aware(contact.verified_until).timestamp()
+    services_class = LookupServices if lookup_only else RabtaServices
+    outcome = await engine.handle(
+        inbound,
+        conversation,
+        services_class(
+            runtime,
+            session,
+            channel=inbound.channel,
+            sender=inbound.sender,
+            contact_id=contact.id,
+        ),
+        policy=runtime.policy,
+    )
+    rendered = runtime.renderer.render(
+        outcome.replies, language=outcome.language, channel=inbound.channel
+    )
+    chose_language = conversation.language != contact.language
+    contact.language = conversation.language
+    contact.opted_out = conversation.opted_out
+    if conversation.phone and inbound.phone is None:
+        contact.phone = conversation.phone  # a shared contact card proved it
+    if chose_language and contact.language and contact.phone:
+        # ... and a language chosen here follows the person to their other channels.
+        await people.sync_language(session, phone=contact.phone, language=contact.language)
+    if conversation.verified_cnic and conversation.verified_until:
+        contact.verified_cnic = conversation.verified_cnic
+        contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)
+    await repository.save_contact(session, contact)
+    return _Turn(contact, conversation, was_idle, outcome, rendered)
+
+
+async def _answered(runtime: Runtime, inbound: Inbound, turn: _Turn) -> Answer:
+    """Save the conversation (and cache the reply when it may be), count it, log it."""
+    outcome, text = turn.outcome, turn.text
     # Saves the conversation, and caches the reply for resends when it may be (one round trip).
     await surge.save(
         runtime,
         inbound,
-        conversation,
-        was_idle=was_idle,
+        turn.conversation,
+        was_idle=turn.was_idle,
         replies=outcome.replies,
         language=outcome.language,
         intent=outcome.intent.value,
@@ -134,6 +218,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
             cost.characters,
             cost.segments,
         )
+    rendered = turn.rendered
     return Answer(
         text=text,
         language=outcome.language,

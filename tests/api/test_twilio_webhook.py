@@ -9,6 +9,9 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
+from api.bot_services import LookupServices, NotALookup
+from api.grievances.schemas import Category
+from api.identity import Cnic
 from api.registry.models import Contact, InboundMessage
 from api.settings import get_settings
 from tests.conftest import (
@@ -245,8 +248,72 @@ async def test_eligibility_outcome_is_recorded_for_the_dashboard(client, registr
     reply_text(await client.post(URL, data=sms("HELP", "SMoutcome2")))
     async with db.sessions() as session:
         rows = dict(
-            (await session.execute(select(InboundMessage.external_id, InboundMessage.outcome)))
-            .tuples()
-            .all()
+            (
+                await session.execute(select(InboundMessage.external_id, InboundMessage.outcome))
+            ).all()
         )
     assert rows == {"SMoutcome1": "not_eligible", "SMoutcome2": None}
+
+
+async def test_a_lookup_is_recorded_with_its_reply_and_contact(client, registry, db):
+    """The look-up lane answers first and records after: the row holds everything the claimed
+    path's row holds."""
+    answer = reply_text(await client.post(URL, data=sms(ELIGIBLE, "SMlane1")))
+    async with db.sessions() as session:
+        contact = await session.scalar(select(Contact).where(Contact.address == ELIGIBLE_PHONE))
+        row = await session.scalar(
+            select(InboundMessage).where(InboundMessage.external_id == "SMlane1")
+        )
+    assert contact is not None and row is not None
+    assert (row.channel, row.contact_id, row.reply, row.intent, row.outcome, row.language) == (
+        "sms",
+        contact.id,
+        answer,
+        "cnic",
+        "eligible",
+        "ur",
+    )
+    assert contact.last_inbound_at is not None
+
+
+async def test_a_replayed_lookup_gets_the_first_reply_whatever_it_carries(client, registry, db):
+    first = reply_text(await client.post(URL, data=sms(ELIGIBLE, "SMlane2")))
+    # A retry of the same MessageSid, with another CNIC and then with a flow's keyword: the
+    # first answer each time, one row, and no flow started.
+    assert reply_text(await client.post(URL, data=sms(NOT_FOUND, "SMlane2"))) == first
+    assert reply_text(await client.post(URL, data=sms("COMPLAINT", "SMlane2"))) == first
+    after = reply_text(await client.post(URL, data=sms(NOT_ELIGIBLE, "SMlane3")))
+    assert "42101" in after  # idle still: a CNIC is a look-up, not a complaint's CNIC
+    async with db.sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(InboundMessage.external_id == "SMlane2")
+        )
+    assert count == 1
+
+
+async def test_a_cnic_inside_a_flow_is_not_a_lookup(client, registry, db):
+    """Mid-flow, the same digits answer the flow's question (here: the complaint's CNIC)."""
+    reply_text(await client.post(URL, data=sms("LANG EN", "SMflow1")))
+    reply_text(await client.post(URL, data=sms("COMPLAINT", "SMflow2")))
+    answer = reply_text(await client.post(URL, data=sms(ELIGIBLE, "SMflow3")))
+    assert "What is the complaint about?" in answer
+    assert "is eligible" not in answer
+    async with db.sessions() as session:
+        intent = await session.scalar(
+            select(InboundMessage.intent).where(InboundMessage.external_id == "SMflow3")
+        )
+    assert intent == "cnic"
+
+
+async def test_the_lookup_lanes_services_refuse_to_write():
+    """The lane's session is in autocommit: a flow that tried to file or send from it would
+    write outside any transaction, so its services fail loudly instead."""
+    services = LookupServices(None, None, channel="sms", sender=ELIGIBLE_PHONE)  # type: ignore[arg-type]
+    with pytest.raises(NotALookup):
+        await services.send_code(Cnic.parse(ELIGIBLE), language="en")
+    with pytest.raises(NotALookup):
+        await services.file_grievance(
+            ELIGIBLE, category=Category.OTHER, description="x", language="en"
+        )
