@@ -45,7 +45,7 @@ class Runtime:
                 programme_name=programmes.name,
                 auto_reload=not settings.is_production,
             ),
-            conversations=ConversationStore(redis),
+            conversations=ConversationStore(redis, secret=settings.secret_key),
             otp=OtpService(redis, settings),
             tokens=BeneficiaryTokens(redis, ttl_seconds=settings.token_ttl_seconds),
             policy=Policy(

@@ -206,17 +206,6 @@ def outcome_of(replies: Iterable[Reply]) -> str | None:
     return None
 
 
-def _conversation_from(raw: bytes | str | None) -> Conversation | None:
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-        data["step"] = Step(data.get("step", Step.IDLE))
-        return Conversation(**data)
-    except (ValueError, TypeError):
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """What `lookup` found: a cached answer, or the conversation for the normal path."""
@@ -254,11 +243,11 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     try:
         async with runtime.redis.pipeline(transaction=False) as pipe:
             pipe.get(key)
-            pipe.get(ConversationStore.key(inbound.channel, inbound.sender))
+            pipe.get(runtime.conversations.key(inbound.channel, inbound.sender))
             raw_entry, raw_conversation = await pipe.execute()
     except RedisError:
         return Lookup()
-    conversation = _conversation_from(raw_conversation)
+    conversation = ConversationStore.parse(inbound.channel, inbound.sender, raw_conversation)
     fresh = conversation or Conversation(channel=inbound.channel, address=inbound.sender)
     if not raw_entry:
         return Lookup(conversation=fresh, subject=subject)
@@ -346,7 +335,7 @@ async def save(
             await runtime.conversations.save(conversation)
             return
         async with runtime.redis.pipeline(transaction=False) as pipe:
-            await ConversationStore(pipe).save(conversation)
+            await runtime.conversations.save(conversation, client=pipe)
             # NX: the first answer's window is not stretched by the resends that read it.
             pipe.set(entry[0], entry[1], ex=seconds, nx=True)
             await pipe.execute()

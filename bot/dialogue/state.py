@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import hmac
 import json
 from dataclasses import asdict, dataclass, field
+from hashlib import sha256
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -68,27 +70,54 @@ class Conversation:
 
 
 class ConversationStore:
-    """Loads and saves conversations as JSON under `rabta:conv:<channel>:<address>`."""
+    """Loads and saves conversations as JSON under `rabta:conv:<channel>:<keyed hash>`.
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    Redis never holds the address (a phone number, a Telegram id) in clear: the key is an
+    HMAC-SHA256 of channel and address under the service's secret, truncated to 128 bits, and
+    the stored JSON leaves out the address and a proven phone (the caller knows the first, and
+    the contact in the database keeps the second). A flow's own `data` may still hold what the
+    flow asked for (a CNIC being filed for), for as long as the conversation lives.
+    """
+
+    #: Not stored: the caller passes the address, and the contact row holds the proven phone.
+    _NOT_STORED = ("channel", "address", "phone")
+
+    def __init__(self, redis: aioredis.Redis, *, secret: str) -> None:
         self._redis = redis
+        self._secret = secret.encode()
+
+    def key(self, channel: str, address: str) -> str:
+        message = f"{channel}\x00{address}".encode()
+        return f"rabta:conv:{channel}:" + hmac.new(self._secret, message, sha256).hexdigest()[:32]
 
     @staticmethod
-    def key(channel: str, address: str) -> str:
-        return f"rabta:conv:{channel}:{address}"
+    def parse(channel: str, address: str, raw: bytes | str | None) -> Conversation | None:
+        """The conversation stored as `raw` (None when there is none, or it is unreadable)."""
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            for name in ConversationStore._NOT_STORED:
+                data.pop(name, None)
+            data["step"] = Step(data.get("step", Step.IDLE))
+            return Conversation(channel=channel, address=address, **data)
+        except (ValueError, TypeError):
+            return None
 
     async def load(self, channel: str, address: str) -> Conversation:
         raw = await self._redis.get(self.key(channel, address))
-        if not raw:
-            return Conversation(channel=channel, address=address)
-        data = json.loads(raw)
-        data["step"] = Step(data.get("step", Step.IDLE))
-        return Conversation(**data)
+        return self.parse(channel, address, raw) or Conversation(channel=channel, address=address)
 
-    async def save(self, conversation: Conversation) -> None:
+    async def save(self, conversation: Conversation, *, client: Any = None) -> None:
+        """Store the conversation with its channel's expiry; `client` may be a pipeline, which
+        then sends it with the rest of its commands."""
         payload = asdict(conversation)
-        await self._redis.set(
+        for name in self._NOT_STORED:
+            del payload[name]
+        command = (client or self._redis).set(
             self.key(conversation.channel, conversation.address),
             json.dumps(payload, ensure_ascii=False),
             ex=EXPIRY_SECONDS.get(conversation.channel, 1800),
         )
+        if client is None:
+            await command
