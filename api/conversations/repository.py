@@ -82,37 +82,29 @@ def _insert(dialect: str, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-@cache
-def _claim_statement(dialect: str) -> Executable:
+def _recorded(dialect: str, *columns: str) -> Executable:
+    """INSERT the message's provider id (and `columns`, bound by name) unless it is there."""
     return (
         _insert(dialect, INBOUND)
         .values(
             channel=bindparam("channel"),
             external_id=bindparam("external_id"),
             received_at=bindparam("now"),
+            **{column: bindparam(column) for column in columns},
         )
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         .returning(INBOUND.c.id)
     )
+
+
+@cache
+def _claim_statement(dialect: str) -> Executable:
+    return _recorded(dialect)
 
 
 @cache
 def _record_statement(dialect: str) -> Executable:
-    return (
-        _insert(dialect, INBOUND)
-        .values(
-            channel=bindparam("channel"),
-            external_id=bindparam("external_id"),
-            received_at=bindparam("now"),
-            contact_id=bindparam("contact_id"),
-            reply=bindparam("reply"),
-            intent=bindparam("intent"),
-            outcome=bindparam("outcome"),
-            language=bindparam("language"),
-        )
-        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(INBOUND.c.id)
-    )
+    return _recorded(dialect, "contact_id", "reply", "intent", "outcome", "language")
 
 
 _EARLIER = select(INBOUND.c.id, INBOUND.c.reply, INBOUND.c.language).where(
