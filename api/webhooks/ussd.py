@@ -126,7 +126,7 @@ async def _read_hit(request: Request) -> UssdHit:
 async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) -> str:
     """The screen for one hit, exactly once per (session, phone, text)."""
     now = time.time() if now is None else now
-    store = UssdStore(runtime.redis)
+    store = UssdStore(runtime.redis, secret=runtime.settings.secret_key)
     async with runtime.db.transaction() as session:
         claim = await repository.claim_inbound(
             session, channel=menus.CHANNEL, external_id=hit.external_id
@@ -139,17 +139,15 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
             session, channel=menus.CHANNEL, address=hit.phone, phone=hit.phone
         )
         try:
-            state, seen = await store.load(hit.session_id)
+            state, seen, foreign = await store.load(hit.session_id, hit.phone)
         except RedisError:
             # Without its state a session cannot go on; nothing is recorded, so a retry may.
             log.warning("ussd session state unavailable (Redis)")
             raise _Unanswered from None
         # A session id is the gateway's; one arriving from another phone gets "dial again"
         # and leaves the session of the phone that dialled it untouched.
-        foreign = state is not None and state.phone != hit.phone
         if foreign:
             log.warning("ussd session %s hit from another phone: not continued", hit.session_id)
-            state, seen = None, True
         step = menus.plan(state, seen=seen, text=hit.text)
         if state is None or step.fresh:
             state = _new_state(runtime, contact, hit, now)

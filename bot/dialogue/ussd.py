@@ -38,11 +38,13 @@ session has expired.
 from __future__ import annotations
 
 import enum
+import hmac
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from hashlib import sha256
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -158,24 +160,26 @@ class UssdState:
             and self.verified_until > now
         )
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
-
     @classmethod
-    def from_json(cls, raw: str) -> UssdState:
-        data = json.loads(raw)
+    def from_stored(cls, data: dict[str, Any], *, phone: str) -> UssdState:
         data["screen"] = Screen(data["screen"])
         data["history"] = [Screen(s) for s in data.get("history", [])]
         data["task"] = Task(data["task"]) if data.get("task") else None
-        return cls(**data)
+        return cls(phone=phone, **data)
 
 
 class UssdStore:
     """Session state as JSON under `rabta:ussd:state:<sessionId>` (expiring with the session),
-    and a longer-lived mark that the session was seen."""
+    and a longer-lived mark that the session was seen.
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    The phone that dialled is not stored: the state holds a keyed hash of it (HMAC-SHA256 under
+    the service's secret, 128 bits), enough to refuse the session id from another phone, and
+    the gateway sends the phone again with every hit.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, secret: str) -> None:
         self._redis = redis
+        self._secret = secret.encode()
 
     @staticmethod
     def key(session_id: str) -> str:
@@ -185,15 +189,29 @@ class UssdStore:
     def seen_key(session_id: str) -> str:
         return f"rabta:ussd:seen:{session_id}"
 
-    async def load(self, session_id: str) -> tuple[UssdState | None, bool]:
-        """The session's state (None when there is none) and whether it was ever seen."""
+    def _owner(self, phone: str) -> str:
+        return hmac.new(self._secret, phone.encode(), sha256).hexdigest()[:32]
+
+    async def load(self, session_id: str, phone: str) -> tuple[UssdState | None, bool, bool]:
+        """The session's state (None when there is none, or it is another phone's), whether it
+        was ever seen, and whether it belongs to another phone than `phone`."""
         raw, seen = await self._redis.mget(self.key(session_id), self.seen_key(session_id))
-        state = UssdState.from_json(raw if isinstance(raw, str) else raw.decode()) if raw else None
-        return state, bool(seen) or state is not None
+        if not raw:
+            return None, bool(seen), False
+        data = json.loads(raw)
+        if data.pop("owner", None) != self._owner(phone):
+            return None, True, True
+        return UssdState.from_stored(data, phone=phone), True, False
 
     async def save(self, state: UssdState) -> None:
+        data = asdict(state)
+        data["owner"] = self._owner(data.pop("phone"))
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.key(state.session_id), state.to_json(), ex=SESSION_SECONDS)
+            pipe.set(
+                self.key(state.session_id),
+                json.dumps(data, ensure_ascii=False),
+                ex=SESSION_SECONDS,
+            )
             pipe.set(self.seen_key(state.session_id), "1", ex=SEEN_SECONDS)
             await pipe.execute()
 

@@ -1,12 +1,15 @@
 """What a Redis dump would show: no phone number in clear, in any key or value.
 
 Conversations, rate limits, OTP cooldowns and resumes, and the reply cache are keyed by keyed
-hashes; a conversation's stored JSON leaves out the address and the proven phone."""
+hashes; a conversation's stored JSON leaves out the address and the proven phone, and a USSD
+session's state holds a keyed hash of the phone that dialled, not the number."""
 
 from __future__ import annotations
 
 from tests.api.test_sms_payments import HELPER_PHONE, Chat
 from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE
+from tests.ussd.conftest import URL as USSD_URL
+from tests.ussd.conftest import screen_of, ussd_form
 
 
 async def everything_in(redis) -> list[str]:
@@ -42,8 +45,11 @@ async def test_redis_holds_no_phone_number_in_clear(client, app, registry):
     await helper.send(NOT_ELIGIBLE)
     await helper.send(f"PAY {ELIGIBLE_WIFE}")  # a code to the registered mobile: OTP state
     await whatsapp.send("HELP")
+    for path in ("", "1"):  # a USSD session left open on its main menu, then on a choice
+        screen_of(await client.post(USSD_URL, data=ussd_form("ATUid_priv", HELPER_PHONE, path)))
     dump = await everything_in(app.state.runtime.redis)
     assert any(k.startswith("rabta:conv:sms:") for k in dump)  # the state is there, hashed
+    assert "rabta:ussd:state:ATUid_priv" in dump
     for phone in (ELIGIBLE_PHONE, HELPER_PHONE):
         national = phone.removeprefix("+92")
         leaks = [text for text in dump if national in text]

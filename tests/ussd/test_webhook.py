@@ -276,7 +276,7 @@ def test_screens_are_at_most_182_characters():
 async def test_redis_down_ends_the_session_politely(client, registry, monkeypatch):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    async def down(self, session_id):
+    async def down(self, session_id, phone):
         raise RedisConnectionError("down")
 
     monkeypatch.setattr(UssdStore, "load", down)
