@@ -219,7 +219,8 @@ class Lookup:
 
 
 async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
-    """The cached reply to a resend, with its MessageSid recorded; else what was read on the way.
+    """The cached reply to a resend, with its MessageSid recorded; else what was read on the way
+    (with the cache turned off, only that).
 
     One Redis round trip reads the cache entry and the conversation together, so a message that
     is not a resend costs no extra round trip: its conversation comes back for the normal path.
@@ -229,8 +230,7 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     seconds = get_surge_settings().reply_cache_seconds
     message_id = inbound.message_id
     if (
-        seconds <= 0
-        or inbound.channel not in CACHED_CHANNELS
+        inbound.channel not in CACHED_CHANNELS
         or not message_id
         or inbound.contact_phone is not None
     ):
@@ -242,11 +242,15 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     key = cache_key(settings.secret_key, inbound.channel, inbound.sender, subject.material)
     try:
         async with runtime.redis.pipeline(transaction=False) as pipe:
-            pipe.get(key)
+            if seconds > 0:
+                pipe.get(key)
             pipe.get(runtime.conversations.key(inbound.channel, inbound.sender))
-            raw_entry, raw_conversation = await pipe.execute()
+            *raw_entries, raw_conversation = await pipe.execute()
     except RedisError:
         return Lookup()
+    # With the cache off, what was read still serves: the conversation, and the subject that
+    # sends a look-up down the look-up lane (api/conversations/service.py).
+    raw_entry = raw_entries[0] if raw_entries else None
     conversation = ConversationStore.parse(inbound.channel, inbound.sender, raw_conversation)
     fresh = conversation or Conversation(channel=inbound.channel, address=inbound.sender)
     if not raw_entry:

@@ -320,6 +320,14 @@ async def test_resends_count_against_the_senders_limit(client, registry, monkeyp
 
 
 async def test_the_cache_can_be_turned_off(client, registry, monkeypatch):
+    """Off, every look-up is answered afresh, still through the look-up lane: nothing claims
+    its MessageSid first."""
+    from api.conversations import repository
+
+    async def no_claim(*args, **kwargs):
+        raise AssertionError("a look-up in an idle conversation was claimed first")
+
+    monkeypatch.setattr(repository, "claim_inbound", no_claim)
     monkeypatch.setenv("RABTA_SURGE_REPLY_CACHE_SECONDS", "0")
     surge.get_surge_settings.cache_clear()
     try:
