@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from api.settings import Settings, get_settings
+from api.cli_support import settings_or_exit
+from api.settings import get_settings
 
 app = typer.Typer(
     name="rabta",
@@ -27,20 +28,12 @@ err = Console(stderr=True)
 DEMO_HOUSEHOLDS = 5000
 
 
-def _settings_or_exit() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        err.print(f"[red]Configuration refused:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (SQLite or PostgreSQL, from DATABASE_URL)."""
     from api.migrate import upgrade
 
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     upgrade(settings.database_url)
     console.print("[green]Database is up to date.[/green]")
 
@@ -60,7 +53,7 @@ def serve(
     from api.logs import configure_logging
     from api.migrate import upgrade
 
-    settings = _settings_or_exit()
+    settings = settings_or_exit()
     configure_logging(json_lines=settings.is_production)
     upgrade(settings.database_url)
     if demo:
@@ -132,7 +125,7 @@ def chat(
     if channel not in ("sms", "whatsapp", "ussd", "telegram"):
         err.print(f"[red]Unknown channel {channel!r}[/red]: use sms, whatsapp, ussd or telegram.")
         raise typer.Exit(2)
-    _settings_or_exit()
+    settings_or_exit()
     logging.disable(logging.INFO)
     sys.exit(asyncio.run(run_chat(channel=channel, phone=phone, console=console)))
 

@@ -9,10 +9,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from api.cli_support import settings_or_exit
 from api.db import Database
 from api.migrate import upgrade_async
 from api.partners import PartnerError, create_partner, validate_quota
-from api.settings import Settings, get_settings
+from api.settings import Settings
 
 partner_app = typer.Typer(
     help="API keys for partner apps (their own quota instead of the per-IP one).",
@@ -45,11 +46,7 @@ def create_command(
     ] = None,
 ) -> None:
     """Create a partner and print its API key, once: only its hash is stored."""
-    try:
-        settings = get_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        err.print(f"[red]Configuration refused:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    settings = settings_or_exit()
     chosen = quota or settings.limit_partner
     try:
         key = asyncio.run(_create(settings, name, chosen))

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from api.cli_support import settings_or_exit
 from api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,7 @@ _SECRET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 
 def _settings_or_exit() -> Settings:
-    try:
-        settings = get_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        err.print(f"[red]Configuration refused:[/red] {exc}")
-        raise typer.Exit(2) from None
+    settings = settings_or_exit()
     if not settings.telegram_bot_token:
         err.print("[red]TELEGRAM_BOT_TOKEN is not set.[/red]")
         raise typer.Exit(2)

@@ -84,3 +84,28 @@ def test_unknown_default_language_is_refused(monkeypatch):
 def test_outbound_is_twilio_when_credentials_are_set(monkeypatch):
     s = make(monkeypatch, TWILIO_ACCOUNT_SID="AC1", TWILIO_AUTH_TOKEN="t", TWILIO_FROM="+1500")
     assert s.outbound_mode == "twilio"
+
+
+def test_a_refused_configuration_exits_2_without_echoing_its_values(monkeypatch):
+    """Every `rabta` command says what was refused, never the values it was given: pydantic's
+    own message repeats the whole input, a database password included."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from api.settings import get_settings
+
+    password = "s3cret-db-password"
+    for key in ("RABTA_SECRET_KEY", "TWILIO_AUTH_TOKEN", "REDIS_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("RABTA_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+asyncpg://rabta:{password}@db.internal/rabta")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "Configuration refused" in result.output
+    assert "RABTA_SECRET_KEY must be set" in result.output
+    assert password not in result.output
+    assert "input_value" not in result.output  # pydantic's echo of the input, cut at random

@@ -20,23 +20,16 @@ from api.agent import service
 from api.agent.passwords import MIN_PASSWORD_LENGTH, WeakPassword
 from api.agent.schemas import Role
 from api.agent.sessions import SessionStore
+from api.cli_support import settings_or_exit
 from api.db import Database
 from api.migrate import upgrade_async
 from api.redis import connect_redis
-from api.settings import Settings, get_settings
+from api.settings import Settings
 
 agent_app = typer.Typer(help="Staff accounts for the agent console.", no_args_is_help=True)
 
 console = Console()
 err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        err.print(f"[red]Configuration refused:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
 
 
 def _read_password() -> str:
@@ -57,7 +50,7 @@ def create_command(
     role: Annotated[Role, typer.Option("--role", help="What the account may do.")] = Role.AGENT,
 ) -> None:
     """Create a console account; the password is read from stdin."""
-    settings = _settings()
+    settings = settings_or_exit()
     password = _read_password()
     try:
         name = asyncio.run(_create(settings, username, password, role))
@@ -80,7 +73,7 @@ def password_command(
     username: Annotated[str, typer.Argument(help="The account whose password to replace.")],
 ) -> None:
     """Replace an account's password (read from stdin), lift any lock and end its sessions."""
-    settings = _settings()
+    settings = settings_or_exit()
     password = _read_password()
     try:
         asyncio.run(_set_password(settings, username, password))
@@ -98,7 +91,7 @@ def deactivate_command(
     username: Annotated[str, typer.Argument(help="The account to switch off.")],
 ) -> None:
     """Switch an account off and end its sessions (its history stays in the audit log)."""
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         asyncio.run(_deactivate(settings, username))
     except service.UnknownAccount:

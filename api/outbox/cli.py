@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from api.settings import Settings, get_settings
+from api.cli_support import settings_or_exit
+from api.settings import Settings
 
 if TYPE_CHECKING:
     from api.outbox.service import DeliveryReport
@@ -21,14 +22,6 @@ console = Console()
 err = Console(stderr=True)
 
 outbox_app = typer.Typer(help="The outbound message queue.", no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        err.print(f"[red]Configuration refused:[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 def worker(
@@ -49,7 +42,7 @@ def worker(
     """Deliver the outbox (SMS, WhatsApp, Telegram) with retries, until SIGTERM or Ctrl-C."""
     from api.logs import configure_logging
 
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(json_lines=settings.is_production)
     report = asyncio.run(
         _work(
@@ -93,7 +86,7 @@ async def _work(settings: Settings, *, once: bool, **options: Any) -> DeliveryRe
 @outbox_app.command("stats")
 def stats() -> None:
     """Messages in the outbox by channel and status."""
-    settings = _settings()
+    settings = settings_or_exit()
     rows = asyncio.run(_stats(settings))
     table = Table("channel", "status", "messages", "oldest")
     for channel, status, count, oldest in rows:
@@ -128,7 +121,7 @@ def tail(
     lines: Annotated[int, typer.Option("-n", min=0, help="How many recent messages.")] = 10,
 ) -> None:
     """Show what the console sender wrote to RABTA_CONSOLE_OUTBOX (development)."""
-    path = _settings().console_outbox
+    path = settings_or_exit().console_outbox
     if not path.exists() and not follow:
         console.print(f"{path} does not exist yet: nothing was sent in console mode.")
         return
