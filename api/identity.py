@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -133,3 +135,12 @@ def mask_phone(e164: str) -> str:
     if len(e164) < 8:
         return "*" * len(e164)
     return f"{e164[:6]}****{e164[-3:]}"
+
+
+def keyed_digest(secret: bytes, *parts: str) -> str:
+    """A keyed hash that stands for an identity (a phone, a CNIC, a chat address) in keys and
+    state kept outside the database: HMAC-SHA256 of the parts joined by NUL under the service's
+    secret, truncated to 128 bits. A plain hash of a 13-digit CNIC or a phone number could be
+    brute-forced; a keyed one cannot without the secret."""
+    message = "\x00".join(parts).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]

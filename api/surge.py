@@ -53,8 +53,6 @@ enough that a burst on a busy machine queues instead of bouncing), `RABTA_SURGE_
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -72,7 +70,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.conversations import repository
-from api.identity import Cnic, InvalidCnic, normalise_text
+from api.identity import Cnic, InvalidCnic, keyed_digest, normalise_text
 from api.metrics import MESSAGES, SMS_SEGMENTS
 from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
@@ -166,9 +164,7 @@ def cache_subject(text: str) -> Resend | None:
 
 def cache_key(secret: str, channel: str, sender: str, material: str) -> str:
     """A keyed hash: Redis never holds a phone number or a CNIC in clear."""
-    message = f"{channel}\x00{sender}\x00{material}".encode()
-    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
-    return KEY_PREFIX + digest
+    return KEY_PREFIX + keyed_digest(secret.encode(), channel, sender, material)
 
 
 def is_idle(conversation: Conversation) -> bool:

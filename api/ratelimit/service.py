@@ -20,8 +20,6 @@ after a short back-off so the shared limits come back by themselves.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import math
 import time
@@ -41,6 +39,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from api.identity import keyed_digest
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -171,8 +170,7 @@ class RateLimiter:
 
     def identity_key(self, scope: str, identity: str) -> str:
         """The keyed hash that stands for an identity in Redis keys (never the number itself)."""
-        message = f"{scope}\x00{identity.strip()}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+        return keyed_digest(self._secret, scope, identity.strip())
 
     def _item(self, scope: str, limit: str | None) -> RateLimitItem:
         if scope not in self._defaults:

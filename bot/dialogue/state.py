@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import hmac
 import json
 from dataclasses import asdict, dataclass, field
-from hashlib import sha256
 from typing import Any
 
 import redis.asyncio as aioredis
+
+from api.identity import keyed_digest
 
 
 class Step(enum.StrEnum):
@@ -87,8 +87,7 @@ class ConversationStore:
         self._secret = secret.encode()
 
     def key(self, channel: str, address: str) -> str:
-        message = f"{channel}\x00{address}".encode()
-        return f"rabta:conv:{channel}:" + hmac.new(self._secret, message, sha256).hexdigest()[:32]
+        return f"rabta:conv:{channel}:" + keyed_digest(self._secret, channel, address)
 
     @staticmethod
     def parse(channel: str, address: str, raw: bytes | str | None) -> Conversation | None:

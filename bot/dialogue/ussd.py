@@ -38,13 +38,11 @@ session has expired.
 from __future__ import annotations
 
 import enum
-import hmac
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from hashlib import sha256
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -52,7 +50,7 @@ import redis.asyncio as aioredis
 from api.eligibility.schemas import EligibilityStatus
 from api.grievances.schemas import Category, GrievanceOut
 from api.grievances.ticket import normalise_ticket_id
-from api.identity import Cnic, InvalidCnic, mask_cnic, normalise_text
+from api.identity import Cnic, InvalidCnic, keyed_digest, mask_cnic, normalise_text
 from api.otp.service import CheckOutcome, OtpUnavailable
 from bot.channels.base import Option, Reply
 from bot.channels.ussd import SCREEN_GSM7, SCREEN_UCS2, fits, screen
@@ -190,7 +188,7 @@ class UssdStore:
         return f"rabta:ussd:seen:{session_id}"
 
     def _owner(self, phone: str) -> str:
-        return hmac.new(self._secret, phone.encode(), sha256).hexdigest()[:32]
+        return keyed_digest(self._secret, phone)
 
     async def load(self, session_id: str, phone: str) -> tuple[UssdState | None, bool, bool]:
         """The session's state (None when there is none, or it is another phone's), whether it
