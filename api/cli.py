@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from api.cli_support import settings_or_exit
+from api.cli_support import err, settings_or_exit
 from api.settings import get_settings
 
 app = typer.Typer(
@@ -23,7 +23,6 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 console = Console()
-err = Console(stderr=True)
 
 DEMO_HOUSEHOLDS = 5000
 

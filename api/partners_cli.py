@@ -6,10 +6,9 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from api.cli_support import settings_or_exit
+from api.cli_support import err, settings_or_exit
 from api.db import Database
 from api.migrate import upgrade_async
 from api.partners import PartnerError, create_partner, validate_quota
@@ -19,8 +18,6 @@ partner_app = typer.Typer(
     help="API keys for partner apps (their own quota instead of the per-IP one).",
     no_args_is_help=True,
 )
-
-err = Console(stderr=True)
 
 
 def _quota(value: str | None) -> str | None:

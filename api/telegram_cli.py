@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api.cli_support import settings_or_exit
+from api.cli_support import err, settings_or_exit
 from api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,6 @@ telegram_app = typer.Typer(
 )
 
 console = Console()
-err = Console(stderr=True)
 
 WEBHOOK_PATH = "/webhooks/telegram"
 #: Telegram's rule for secret_token: 1-256 characters of A-Z a-z 0-9 _ -.

@@ -86,7 +86,17 @@ def test_outbound_is_twilio_when_credentials_are_set(monkeypatch):
     assert s.outbound_mode == "twilio"
 
 
-def test_a_refused_configuration_exits_2_without_echoing_its_values(monkeypatch):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["db", "upgrade"],
+        ["registry", "seed", "--households", "1"],
+        ["outbox", "stats"],
+        ["partner", "create", "x"],
+    ],
+    ids=" ".join,
+)
+def test_a_refused_configuration_exits_2_without_echoing_its_values(monkeypatch, command):
     """Every `rabta` command says what was refused, never the values it was given: pydantic's
     own message repeats the whole input, a database password included."""
     from typer.testing import CliRunner
@@ -101,7 +111,7 @@ def test_a_refused_configuration_exits_2_without_echoing_its_values(monkeypatch)
     monkeypatch.setenv("DATABASE_URL", f"postgresql+asyncpg://rabta:{password}@db.internal/rabta")
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(app, ["db", "upgrade"])
+        result = CliRunner().invoke(app, command)
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2

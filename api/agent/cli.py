@@ -20,7 +20,7 @@ from api.agent import service
 from api.agent.passwords import MIN_PASSWORD_LENGTH, WeakPassword
 from api.agent.schemas import Role
 from api.agent.sessions import SessionStore
-from api.cli_support import settings_or_exit
+from api.cli_support import err, settings_or_exit
 from api.db import Database
 from api.migrate import upgrade_async
 from api.redis import connect_redis
@@ -29,7 +29,6 @@ from api.settings import Settings
 agent_app = typer.Typer(help="Staff accounts for the agent console.", no_args_is_help=True)
 
 console = Console()
-err = Console(stderr=True)
 
 
 def _read_password() -> str:

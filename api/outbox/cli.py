@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from api.outbox.service import DeliveryReport
 
 console = Console()
-err = Console(stderr=True)
 
 outbox_app = typer.Typer(help="The outbound message queue.", no_args_is_help=True)
 

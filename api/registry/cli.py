@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from api.cli_support import err, settings_or_exit
 from api.db import Database
 from api.migrate import upgrade_async
 from api.registry.importer import (
@@ -36,7 +37,6 @@ from api.registry.importer import (
     write_step,
 )
 from api.registry.seed import RegistryNotEmpty, sample_cnics, seed_registry
-from api.settings import get_settings
 
 registry_app = typer.Typer(
     help="The registry extract: seed a synthetic one, import or export CSV files.",
@@ -44,7 +44,6 @@ registry_app = typer.Typer(
 )
 
 out = Console()
-err = Console(stderr=True)
 
 T = TypeVar("T")
 
@@ -79,8 +78,9 @@ def _advance(bar: Progress, task: TaskID, rows: int) -> None:
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     """Migrate, open the database, do `work`, close; known failures exit 1 without a trace."""
 
+    settings = settings_or_exit()
+
     async def main() -> T:
-        settings = get_settings()
         await upgrade_async(settings.database_url)
         db = Database.from_settings(settings)
         try:
@@ -119,7 +119,7 @@ def seed_command(
     ] = False,
 ) -> None:
     """Generate a deterministic synthetic registry."""
-    cutoff = get_settings().pmt_cutoff
+    cutoff = settings_or_exit().pmt_cutoff
 
     async def work(db: Database) -> None:
         with _progress() as bar:
