@@ -40,6 +40,10 @@ class Renderer:
         self._envs: dict[str, jinja2.Environment] = {}
         # Checking template files on disk on every render is a development convenience only.
         self._auto_reload = auto_reload
+        #: (reply, channel) → the file that answers it. Jinja caches templates it found, not
+        #: names it did not: without this every render would look for the channel's own file
+        #: on disk again and raise TemplateNotFound when, as for most replies, there is none.
+        self._chosen: dict[tuple[str, str], str] = {}
 
     def environment(self, language: str) -> jinja2.Environment:
         env = self._envs.get(language)
@@ -79,12 +83,22 @@ class Renderer:
         """Where a reply's template is looked up: the channel's own first, then the shared one."""
         return [f"{name}.{channel}.j2", f"{name}.j2"]
 
+    def _template(self, env: jinja2.Environment, name: str, channel: str) -> jinja2.Template:
+        if self._auto_reload:  # a channel's own file added while running is picked up
+            return env.select_template(self.template_names(name, channel))
+        chosen = self._chosen.get((name, channel))
+        if chosen is None:
+            template = env.select_template(self.template_names(name, channel))
+            self._chosen[(name, channel)] = str(template.name)
+            return template
+        return env.get_template(chosen)
+
     def render_text(
         self, name: str, context: Mapping[str, Any], *, language: str, channel: str
     ) -> str:
         """One template, rendered and tidied (no blank lines or double spaces)."""
         env = self.environment(language)
-        template = env.get_or_select_template(self.template_names(name, channel))
+        template = self._template(env, name, channel)
         text = template.render(**context, channel=channel)
         return _SPACES.sub(" ", _BLANK_RUNS.sub("\n", text)).strip()
 

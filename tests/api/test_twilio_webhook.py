@@ -156,6 +156,7 @@ async def test_concurrent_duplicates_store_one_message(client, registry, db):
         pytest.param({"From": ELIGIBLE_PHONE, "Body": "HELP"}, 400, id="no-sid"),
         pytest.param({"MessageSid": "SMx", "Body": "HELP"}, 400, id="no-from"),
         pytest.param({"MessageSid": "S" * 100, "From": ELIGIBLE_PHONE}, 400, id="sid-too-long"),
+        pytest.param({f"F{i}": "x" for i in range(500)}, 400, id="too-many-fields"),
     ],
 )
 async def test_malformed_forms_are_clean_4xx(client, registry, form, status):
@@ -234,6 +235,16 @@ async def test_bad_signature_is_403_and_stores_nothing(signed, signed_client, re
     assert response.headers["content-type"] == "application/problem+json"
     async with db.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(InboundMessage)) == 0
+
+
+async def test_signed_urdu_body_with_blank_fields_is_accepted(signed, signed_client, registry):
+    """Non-ASCII text and blank fields are decoded exactly as Twilio signed them."""
+    form = sms(f"میرا شناختی کارڈ {ELIGIBLE} ہے", "SMsignedUrdu")
+    assert "" in form.values()
+    signature = signed.compute_signature(PUBLIC + URL, form)
+    response = await signed_client.post(URL, data=form, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 200
+    assert "35202-*******-1" in reply_text(response)
 
 
 async def test_signature_over_the_internal_url_is_refused(signed, signed_client, registry):
