@@ -247,23 +247,24 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     # With the cache off, what was read still serves: the conversation, and the subject that
     # sends a look-up down the look-up lane (api/conversations/service.py).
     raw_entry = raw_entries[0] if raw_entries else None
-    conversation = ConversationStore.parse(inbound.channel, inbound.sender, raw_conversation)
-    fresh = conversation or Conversation(channel=inbound.channel, address=inbound.sender)
+    # None stored is a blank conversation (bot/dialogue/state.py stores none): idle, in the
+    # language of the text or the default, which the cached answer's language is checked
+    # against like any other's.
+    conversation = ConversationStore.parse(
+        inbound.channel, inbound.sender, raw_conversation
+    ) or Conversation(channel=inbound.channel, address=inbound.sender)
     if not raw_entry:
-        return Lookup(conversation=fresh, subject=subject)
+        return Lookup(conversation=conversation, subject=subject)
     try:
         entry = json.loads(raw_entry)
         answer = CachedAnswer(str(entry["t"]), str(entry["l"]), str(entry["i"]), entry.get("o"))
     except (ValueError, KeyError, TypeError):
-        return Lookup(conversation=fresh, subject=subject)
-    if (
-        conversation is None
-        or not is_idle(conversation)
-        or answer.language
-        != expected_language(conversation, subject.detected, settings.default_language)
+        return Lookup(conversation=conversation, subject=subject)
+    if not is_idle(conversation) or answer.language != expected_language(
+        conversation, subject.detected, settings.default_language
     ):
         REPLY_CACHE.labels(inbound.channel, "miss").inc()
-        return Lookup(conversation=fresh, subject=subject)
+        return Lookup(conversation=conversation, subject=subject)
     if subject.lookup:
         decision = await runtime.rate_limiter.hit("sender", inbound.sender, remaining=False)
         if not decision.allowed:
@@ -335,10 +336,12 @@ async def save(
             await runtime.conversations.save(conversation)
             return
         async with runtime.redis.pipeline(transaction=False) as pipe:
-            await runtime.conversations.save(conversation, client=pipe)
             # NX: the first answer's window is not stretched by the resends that read it.
             pipe.set(entry[0], entry[1], ex=seconds, nx=True)
-            await pipe.execute()
+            if await runtime.conversations.save(conversation, client=pipe):
+                await pipe.execute()
+            else:  # a blank conversation, not stored: the entry alone, without a pipeline
+                await runtime.redis.set(entry[0], entry[1], ex=seconds, nx=True)
     except RedisError:
         log.warning("conversation state not saved (Redis)")
         return

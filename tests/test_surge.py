@@ -283,6 +283,19 @@ async def test_a_resend_is_answered_from_the_cache_and_still_recorded(client, re
     assert await _inbound_count(registry) == 2
 
 
+async def test_a_question_leaves_no_conversation_in_redis(client, registry, redis):
+    """Someone who only asks leaves the look-up counters and the reply cache, no conversation;
+    their resend is still served from the cache (a missing conversation is a blank one)."""
+    first = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0051")))
+    assert await redis.keys("rabta:conv:*") == []
+    assert len(await redis.keys(surge.KEY_PREFIX + "*")) == 1
+    await _make_not_eligible(registry)
+    assert reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0052"))) == first
+    # Urdu words make a guess at the language worth remembering: that conversation is kept.
+    reply_of(await client.post(URL, data=sms(f"میرا کارڈ {NOT_FOUND}", "SMsurge0053")))
+    assert len(await redis.keys("rabta:conv:sms:*")) == 1
+
+
 async def test_another_sender_or_another_cnic_is_not_served_from_the_cache(client, registry):
     reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0101")))
     other = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0102", ELIGIBLE_PHONE)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -55,6 +55,23 @@ class Conversation:
     opted_out: bool = False
     #: A phone this channel proved to be the person's (their own Telegram contact card).
     phone: str | None = None
+    #: Read from the store: saving it blank must then delete what is there.
+    stored: bool = field(default=False, compare=False, repr=False)
+
+    @property
+    def blank(self) -> bool:
+        """Nothing to remember: idle, nothing pending, no language chosen or guessed, nothing
+        verified, not opted out; what a conversation never stored (or expired) loads as."""
+        return (
+            self.step is Step.IDLE
+            and not self.options
+            and not self.data
+            and self.language is None
+            and self.guessed_language is None
+            and self.verified_cnic is None
+            and self.verified_until is None
+            and not self.opted_out
+        )
 
     def is_verified_for(self, cnic: str, *, now: float) -> bool:
         return (
@@ -69,6 +86,11 @@ class Conversation:
         self.data = {}
 
 
+#: Not stored: the caller passes the address, and the contact row holds the proven phone.
+_NOT_STORED = ("channel", "address", "phone", "stored")
+_STORED = tuple(f.name for f in fields(Conversation) if f.name not in _NOT_STORED)
+
+
 class ConversationStore:
     """Loads and saves conversations as JSON under `rabta:conv:<channel>:<keyed hash>`.
 
@@ -77,10 +99,11 @@ class ConversationStore:
     the stored JSON leaves out the address and a proven phone (the caller knows the first, and
     the contact in the database keeps the second). A flow's own `data` may still hold what the
     flow asked for (a CNIC being filed for), for as long as the conversation lives.
-    """
 
-    #: Not stored: the caller passes the address, and the contact row holds the proven phone.
-    _NOT_STORED = ("channel", "address", "phone")
+    A blank conversation is not stored at all (one that was is deleted): someone who only asks
+    a question, the message 8171 gets by the million, leaves nothing in Redis but the look-up
+    counters and the short reply cache, and their answer costs no write.
+    """
 
     def __init__(self, redis: aioredis.Redis, *, secret: str) -> None:
         self._redis = redis
@@ -96,10 +119,10 @@ class ConversationStore:
             return None
         try:
             data = json.loads(raw)
-            for name in ConversationStore._NOT_STORED:
+            for name in _NOT_STORED:
                 data.pop(name, None)
             data["step"] = Step(data.get("step", Step.IDLE))
-            return Conversation(channel=channel, address=address, **data)
+            return Conversation(channel=channel, address=address, stored=True, **data)
         except (ValueError, TypeError):
             return None
 
@@ -107,16 +130,25 @@ class ConversationStore:
         raw = await self._redis.get(self.key(channel, address))
         return self.parse(channel, address, raw) or Conversation(channel=channel, address=address)
 
-    async def save(self, conversation: Conversation, *, client: Any = None) -> None:
-        """Store the conversation with its channel's expiry; `client` may be a pipeline, which
-        then sends it with the rest of its commands."""
-        payload = asdict(conversation)
-        for name in self._NOT_STORED:
-            del payload[name]
-        command = (client or self._redis).set(
-            self.key(conversation.channel, conversation.address),
-            json.dumps(payload, ensure_ascii=False),
-            ex=EXPIRY_SECONDS.get(conversation.channel, 1800),
-        )
+    async def save(self, conversation: Conversation, *, client: Any = None) -> bool:
+        """Store the conversation with its channel's expiry (a blank one: delete it if it was
+        stored, else nothing). `client` may be a pipeline, which then sends the command with
+        the rest of its own. False when there was nothing to send."""
+        blank = conversation.blank
+        if blank and not conversation.stored:
+            return False
+        key = self.key(conversation.channel, conversation.address)
+        target = client or self._redis
+        if blank:
+            command = target.delete(key)
+        else:
+            payload = {name: getattr(conversation, name) for name in _STORED}
+            command = target.set(
+                key,
+                json.dumps(payload, ensure_ascii=False),
+                ex=EXPIRY_SECONDS.get(conversation.channel, 1800),
+            )
         if client is None:
             await command
+        conversation.stored = not blank
+        return True
