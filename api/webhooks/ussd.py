@@ -5,16 +5,20 @@ Form fields `sessionId`, `serviceCode`, `phoneNumber`, `text` (every input so fa
 stops, one screen long (182 GSM-7 characters; see bot.channels.ussd). The menus themselves are
 bot.dialogue.ussd; this edge does what the chat edge does for SMS:
 
-    dedup (sessionId, phone, text) ─► contact (language, verification) ─► session state (Redis)
-        ─► menu machine ─► screen ─► stored with the dedup record, in one transaction
+    session state (Redis) ─► contact (language, verification) ─► menu machine ─► screen
+        ─► stored with the dedup record (sessionId, phone, text) ─► session state saved
 
 The network gives the phone number, so it proves the sender (`Inbound.phone` on chat channels).
-A replayed hit (the same session, phone and text) gets the stored screen and changes nothing:
-its id is claimed in the transaction that files a complaint or queues a code. A request that is
-not a USSD hit (no session or phone, a phone that is no number, a `text` no handset can type)
-gets a 400 problem; a 1 MB body never reaches here (BodySizeLimit answers 413); anything that
-goes wrong while answering becomes an `END` screen, never a 500 the gateway would show as a
-network error.
+A replayed hit (the same session, phone and text) gets the stored screen and changes nothing.
+A hit on a screen that only reads (the language and main menus, the eligibility CNIC: most
+hits) takes the look-up lane: answered first, each statement committing by itself, and recorded
+with its screen in one INSERT before the screen goes out. A hit that may send a code or file a
+complaint is claimed first, in the transaction that files the complaint or queues the code.
+
+A request that is not a USSD hit (no session or phone, a phone that is no number, a `text` no
+handset can type) gets a 400 problem; a 1 MB body never reaches here (BodySizeLimit answers
+413); anything that goes wrong while answering becomes an `END` screen, never a 500 the gateway
+would show as a network error.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.bot_services import RabtaServices
+from api.bot_services import LookupServices, NotALookup, RabtaServices
 from api.conversations import repository
 from api.deps import RuntimeDep
 from api.grievances.schemas import GrievanceOut
@@ -123,66 +127,62 @@ async def _read_hit(request: Request) -> UssdHit:
     )
 
 
+#: Screens whose input only reads (the registry, the look-up counters) and at most changes
+#: the contact (a language chosen, a phone's own CNIC proved): a hit on one of them takes the
+#: look-up lane. Codes, complaints and tickets are asked for on the others, and write.
+READ_ONLY_SCREENS = frozenset(
+    {menus.Screen.LANGUAGE, menus.Screen.MAIN, menus.Screen.ELIGIBILITY_CNIC}
+)
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """The session as Redis had it when the hit arrived, and what the hit asks of it."""
+
+    state: UssdState | None
+    foreign: bool
+    plan: menus.Plan
+
+    @property
+    def read_only(self) -> bool:
+        """At most one input, on a screen that only reads: the look-up lane may answer it."""
+        if len(self.plan.inputs) > 1:
+            return False
+        if self.state is None or self.plan.fresh or self.plan.expired:
+            return True  # the first screen (language or main menu), or "session expired"
+        return self.state.screen in READ_ONLY_SCREENS
+
+
 async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) -> str:
-    """The screen for one hit, exactly once per (session, phone, text)."""
+    """The screen for one hit, exactly once per (session, phone, text).
+
+    Most hits are menu steps and eligibility look-ups, which change nothing but the look-up
+    counters and the contact: like an SMS look-up (api/conversations/service.py), they are
+    answered first, each statement committing by itself, and recorded with their screen in one
+    INSERT before the screen goes out. A hit that may send a code or file a complaint is claimed
+    first, in the transaction that stores its screen with what it did.
+    """
     now = time.time() if now is None else now
     store = UssdStore(runtime.redis, secret=runtime.settings.secret_key)
-    async with runtime.db.transaction() as session:
-        claim = await repository.claim_inbound(
-            session, channel=menus.CHANNEL, external_id=hit.external_id
-        )
-        if claim.replay and claim.reply:
-            log.info("replayed ussd hit: answering with the stored screen")
-            REPLAYS.labels(menus.CHANNEL).inc()
-            return claim.reply
-        contact = await repository.get_or_create_contact(
-            session, channel=menus.CHANNEL, address=hit.phone, phone=hit.phone
-        )
+    loaded = await _load(store, hit)
+    turn: _Turn | str | None = None
+    if loaded.read_only:
         try:
-            state, seen, foreign = await store.load(hit.session_id, hit.phone)
-        except RedisError:
-            # Without its state a session cannot go on; nothing is recorded, so a retry may.
-            log.warning("ussd session state unavailable (Redis)")
-            raise _Unanswered from None
-        # A session id is the gateway's; one arriving from another phone gets "dial again"
-        # and leaves the session of the phone that dialled it untouched.
-        if foreign:
-            log.warning("ussd session %s hit from another phone: not continued", hit.session_id)
-        step = menus.plan(state, seen=seen, text=hit.text)
-        if state is None or step.fresh:
-            state = _new_state(runtime, contact, hit, now)
-        outcome = await menus.handle(
-            state,
-            step,
-            RabtaServices(
-                runtime,
-                session,
-                channel=menus.CHANNEL,
-                sender=hit.phone,
-                contact_id=contact.id,
-            ),
-            policy=runtime.policy,
-            renderer=runtime.renderer,
-            now=now,
-        )
-        if state.language_chosen:
-            contact.language = state.language
-        if state.verified_cnic and state.verified_until:
-            contact.verified_cnic = state.verified_cnic
-            contact.verified_until = dt.datetime.fromtimestamp(state.verified_until, dt.UTC)
-        await repository.save_contact(session, contact)
-        if outcome.filed is not None:
-            await _send_ticket_by_sms(runtime, session, hit.phone, state, outcome.filed)
-        await repository.finish_inbound(
-            session,
-            claim,
-            contact_id=contact.id,
-            reply=outcome.body,
-            intent=state.screen.value,
-            language=outcome.language,
-        )
+            turn = await _look_up(runtime, hit, loaded, now)
+        except NotALookup as exc:
+            # The screen table and READ_ONLY_SCREENS disagree: answer it the safe way (the
+            # look-up counters may count this hit twice).
+            log.error("ussd hit taken for a look-up tried to write (%s): answered claimed", exc)
+            loaded = await _load(store, hit)
+    if turn is None:
+        turn = await _claimed(runtime, hit, loaded, now)
+    if isinstance(turn, str):
+        log.info("replayed ussd hit: answering with the stored screen")
+        REPLAYS.labels(menus.CHANNEL).inc()
+        return turn
+    state, outcome = turn.state, turn.outcome
     try:
-        if not foreign:
+        if not loaded.foreign:
             await store.save(state)
     except RedisError:
         log.warning("ussd session state not saved (Redis): the next step will say dial again")
@@ -196,6 +196,112 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
         mask_phone(hit.phone),
     )
     return outcome.body
+
+
+async def _load(store: UssdStore, hit: UssdHit) -> _Loaded:
+    try:
+        state, seen, foreign = await store.load(hit.session_id, hit.phone)
+    except RedisError:
+        # Without its state a session cannot go on; nothing is recorded, so a retry may.
+        log.warning("ussd session state unavailable (Redis)")
+        raise _Unanswered from None
+    # A session id is the gateway's; one arriving from another phone gets "dial again" and
+    # leaves the session of the phone that dialled it untouched.
+    if foreign:
+        log.warning("ussd session %s hit from another phone: not continued", hit.session_id)
+    return _Loaded(state, foreign, menus.plan(state, seen=seen, text=hit.text))
+
+
+async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) -> _Turn | str:
+    """The look-up lane: answered first, recorded with its screen after (the stored screen
+    when the hit was recorded before: a replay)."""
+    async with runtime.db.autocommit_sessions() as session:
+        turn = await _turn(runtime, session, hit, loaded, now, services_class=LookupServices)
+        recorded = await repository.record_answered(
+            session,
+            channel=menus.CHANNEL,
+            external_id=hit.external_id,
+            contact_id=turn.contact_id,
+            reply=turn.outcome.body,
+            intent=turn.state.screen.value,
+            language=turn.outcome.language,
+        )
+        if not recorded:
+            claim = await repository.earlier_reply(
+                session, channel=menus.CHANNEL, external_id=hit.external_id
+            )
+            return claim.reply or _error_screen(runtime)
+    return turn
+
+
+async def _claimed(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) -> _Turn | str:
+    """Claim the hit first; what it files or queues commits with its screen."""
+    async with runtime.db.transaction() as session:
+        claim = await repository.claim_inbound(
+            session, channel=menus.CHANNEL, external_id=hit.external_id
+        )
+        if claim.replay and claim.reply:
+            return claim.reply
+        turn = await _turn(runtime, session, hit, loaded, now, services_class=RabtaServices)
+        if turn.outcome.filed is not None:
+            await _send_ticket_by_sms(runtime, session, hit.phone, turn.state, turn.outcome.filed)
+        await repository.finish_inbound(
+            session,
+            claim,
+            contact_id=turn.contact_id,
+            reply=turn.outcome.body,
+            intent=turn.state.screen.value,
+            language=turn.outcome.language,
+        )
+    return turn
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One hit answered, before its state is saved."""
+
+    state: UssdState
+    outcome: menus.Outcome
+    contact_id: int
+
+
+async def _turn(
+    runtime: Runtime,
+    session: AsyncSession,
+    hit: UssdHit,
+    loaded: _Loaded,
+    now: float,
+    *,
+    services_class: type[RabtaServices],
+) -> _Turn:
+    """Contact → session state → menu machine → screen, with the contact saved."""
+    contact = await repository.get_or_create_contact(
+        session, channel=menus.CHANNEL, address=hit.phone, phone=hit.phone
+    )
+    state = loaded.state
+    if state is None or loaded.plan.fresh:
+        state = _new_state(runtime, contact, hit, now)
+    outcome = await menus.handle(
+        state,
+        loaded.plan,
+        services_class(
+            runtime,
+            session,
+            channel=menus.CHANNEL,
+            sender=hit.phone,
+            contact_id=contact.id,
+        ),
+        policy=runtime.policy,
+        renderer=runtime.renderer,
+        now=now,
+    )
+    if state.language_chosen:
+        contact.language = state.language
+    if state.verified_cnic and state.verified_until:
+        contact.verified_cnic = state.verified_cnic
+        contact.verified_until = dt.datetime.fromtimestamp(state.verified_until, dt.UTC)
+    await repository.save_contact(session, contact)
+    return _Turn(state, outcome, contact.id)
 
 
 class _Unanswered(Exception):

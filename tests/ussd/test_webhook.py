@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from api.registry.models import Contact, Grievance, InboundMessage, OutboundMessage
+from api.registry.models import Contact, Grievance, Household, InboundMessage, OutboundMessage
 from bot.channels.ussd import SCREEN_GSM7
 from bot.dialogue.ussd import SESSION_SECONDS, Plan, UssdState, UssdStore, plan
 from tests.conftest import (
@@ -293,3 +293,59 @@ async def test_a_failure_while_answering_is_an_end_screen_not_a_500(client, regi
     monkeypatch.setattr(menus, "handle", broken)
     body = screen_of(await client.post(URL, data=ussd_form("ATUid_bug", ELIGIBLE_PHONE, "")))
     assert body.startswith("END ")
+
+
+async def test_a_look_up_hit_is_recorded_with_its_screen_and_a_replay_gets_it(client, registry, db):
+    """Menu steps and eligibility look-ups take the look-up lane: answered first, then recorded
+    with their screen; a replay meets the row, even after the registry changed."""
+    await remember_english(client, HELPER_PHONE)
+    session, cnic_step = "ATUid_lane", f"1*{NOT_ELIGIBLE}"
+    for text in ("", "1"):
+        screen_of(await client.post(URL, data=ussd_form(session, HELPER_PHONE, text)))
+    first = screen_of(await client.post(URL, data=ussd_form(session, HELPER_PHONE, cnic_step)))
+    assert first.startswith("END ") and "not eligible" in first
+    async with db.transaction() as s:
+        row = await s.scalar(
+            select(InboundMessage)
+            .where(InboundMessage.channel == "ussd")
+            .order_by(InboundMessage.id.desc())
+            .limit(1)
+        )
+        assert row.reply == first and row.language == "en" and row.contact_id is not None
+        assert row.intent == "eligibility_cnic"
+        await s.execute(Household.__table__.update().values(pmt_score=1.0))
+    again = screen_of(await client.post(URL, data=ussd_form(session, HELPER_PHONE, cnic_step)))
+    assert again == first
+    async with db.sessions() as s:
+        rows = await s.scalar(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(InboundMessage.channel == "ussd", InboundMessage.reply == first)
+        )
+    assert rows == 1
+
+
+async def test_a_hit_wrongly_taken_for_a_look_up_is_answered_claimed(
+    client, registry, db, monkeypatch, caplog
+):
+    """Should the read-only screens ever include one that writes, the lane's services refuse
+    the write before it happens and the hit is answered in a transaction instead: one code."""
+    from api.webhooks import ussd
+
+    monkeypatch.setattr(
+        ussd, "READ_ONLY_SCREENS", ussd.READ_ONLY_SCREENS | {ussd.menus.Screen.VERIFY_CNIC}
+    )
+    await remember_english(client, HELPER_PHONE)
+    session = "ATUid_wrong_lane"
+    for text in ("", "2"):
+        screen_of(await client.post(URL, data=ussd_form(session, HELPER_PHONE, text)))
+    sent = screen_of(
+        await client.post(URL, data=ussd_form(session, HELPER_PHONE, f"2*{ELIGIBLE_WIFE}"))
+    )
+    assert "We sent a 6-digit code by SMS to +92300****567" in sent
+    assert "tried to write (send_code)" in caplog.text
+    async with db.sessions() as s:
+        codes = await s.scalar(
+            select(func.count()).select_from(OutboundMessage).where(OutboundMessage.kind == "otp")
+        )
+    assert codes == 1
