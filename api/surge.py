@@ -143,13 +143,11 @@ class Resend:
     lookup: bool
 
 
-@lru_cache(maxsize=1024)
 def cache_subject(text: str) -> Resend | None:
     """The cache key material of a message, or None when its answer is never cached.
 
     A CNIC is keyed by its 13 digits (however it was typed), help by the word "help": the reply
     does not depend on how the request was written, only on the language (checked on reading).
-    Remembered for the last texts seen: a message asks it on its way in and again on its way out.
     """
     normalised = normalise_text(text)
     command = keywords.parse(normalised)
