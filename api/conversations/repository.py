@@ -218,6 +218,34 @@ async def record_answered(
     return bool(inserted)
 
 
+async def record_or_earlier(
+    session: AsyncSession,
+    *,
+    channel: str,
+    external_id: str,
+    reply: str,
+    intent: str,
+    language: str,
+    outcome: str | None = None,
+    contact_id: int | None = None,
+) -> Claim | None:
+    """`record_answered`, and for a message recorded before (a replay) the earlier row's reply;
+    None when this answer was recorded."""
+    recorded = await record_answered(
+        session,
+        channel=channel,
+        external_id=external_id,
+        reply=reply,
+        intent=intent,
+        language=language,
+        outcome=outcome,
+        contact_id=contact_id,
+    )
+    if recorded:
+        return None
+    return await earlier_reply(session, channel=channel, external_id=external_id)
+
+
 async def finish_inbound(
     session: AsyncSession,
     claim: Claim,

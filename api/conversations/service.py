@@ -94,7 +94,7 @@ async def _look_up(
     """
     async with runtime.db.autocommit_sessions() as session:
         turn = await _converse(runtime, inbound, conversation, session, lookup_only=True)
-        recorded = await repository.record_answered(
+        earlier = await repository.record_or_earlier(
             session,
             channel=inbound.channel,
             external_id=message_id,
@@ -104,11 +104,8 @@ async def _look_up(
             outcome=_eligibility_outcome(turn.outcome.replies),
             language=turn.outcome.language,
         )
-        if not recorded:
-            claim = await repository.earlier_reply(
-                session, channel=inbound.channel, external_id=message_id
-            )
-            return _replayed(inbound, claim)
+        if earlier is not None:
+            return _replayed(inbound, earlier)
     return await _answered(runtime, inbound, turn)
 
 

@@ -217,7 +217,7 @@ async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
     when the hit was recorded before: a replay)."""
     async with runtime.db.autocommit_sessions() as session:
         turn = await _turn(runtime, session, hit, loaded, now, services_class=LookupServices)
-        recorded = await repository.record_answered(
+        earlier = await repository.record_or_earlier(
             session,
             channel=menus.CHANNEL,
             external_id=hit.external_id,
@@ -226,11 +226,8 @@ async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
             intent=turn.state.screen.value,
             language=turn.outcome.language,
         )
-        if not recorded:
-            claim = await repository.earlier_reply(
-                session, channel=menus.CHANNEL, external_id=hit.external_id
-            )
-            return claim.reply or _error_screen(runtime)
+        if earlier is not None:
+            return earlier.reply or _error_screen(runtime)
     return turn
 
 
