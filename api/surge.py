@@ -336,12 +336,11 @@ async def save(
             await runtime.conversations.save(conversation)
             return
         async with runtime.redis.pipeline(transaction=False) as pipe:
+            # A blank conversation is not stored: then the entry goes alone, without a pipeline.
+            queued = await runtime.conversations.save(conversation, client=pipe)
             # NX: the first answer's window is not stretched by the resends that read it.
-            pipe.set(entry[0], entry[1], ex=seconds, nx=True)
-            if await runtime.conversations.save(conversation, client=pipe):
-                await pipe.execute()
-            else:  # a blank conversation, not stored: the entry alone, without a pipeline
-                await runtime.redis.set(entry[0], entry[1], ex=seconds, nx=True)
+            command = (pipe if queued else runtime.redis).set(*entry, ex=seconds, nx=True)
+            await (pipe.execute() if queued else command)
     except RedisError:
         log.warning("conversation state not saved (Redis)")
         return

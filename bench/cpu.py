@@ -35,7 +35,6 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +150,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     paths = [p for p in args.paths.split(",") if p]
     app: Any
-    lifespan: Callable[[], Any]
     if args.app == "baseline":
         os.environ["DATABASE_URL"] = run.DATABASE_URL
         from baseline import Baseline  # bench/baseline.py
@@ -167,8 +165,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
     get_settings.cache_clear()
     app = create_app(get_settings())
-    lifespan = app.router.lifespan_context
-    async with lifespan(app):
+    async with app.router.lifespan_context(app):
         return await measure(app, paths, args.n, args.rounds, args.key)
 
 
