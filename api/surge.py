@@ -287,7 +287,7 @@ async def _record(runtime: Runtime, channel: str, message_id: str, answer: Cache
     round trips); False if it was already there."""
     try:
         async with runtime.db.autocommit_sessions() as session:
-            return await repository.record_answered(
+            earlier = await repository.record_answered(
                 session,
                 channel=channel,
                 external_id=message_id,
@@ -296,6 +296,7 @@ async def _record(runtime: Runtime, channel: str, message_id: str, answer: Cache
                 language=answer.language,
                 reply=answer.text,
             )
+            return earlier is None
     except SQLAlchemyError:
         log.warning("reply cache: could not record the message; answering the normal way")
         return False

@@ -194,9 +194,10 @@ async def record_answered(
     language: str,
     outcome: str | None = None,
     contact_id: int | None = None,
-) -> bool:
+) -> Claim | None:
     """Record a message that was answered before it was claimed, with its reply, in one
-    statement; False when its id was recorded before (a replay: `earlier_reply` has the answer).
+    statement: None when recorded; when its id was recorded before (a replay), the earlier row,
+    whose reply is the answer.
 
     Only for answers with no side effects but Redis counters (a look-up, a cached resend): on a
     session in autocommit this INSERT is the whole durable write of the message.
@@ -215,33 +216,7 @@ async def record_answered(
             "language": language,
         },
     )
-    return bool(inserted)
-
-
-async def record_or_earlier(
-    session: AsyncSession,
-    *,
-    channel: str,
-    external_id: str,
-    reply: str,
-    intent: str,
-    language: str,
-    outcome: str | None = None,
-    contact_id: int | None = None,
-) -> Claim | None:
-    """`record_answered`, and for a message recorded before (a replay) the earlier row's reply;
-    None when this answer was recorded."""
-    recorded = await record_answered(
-        session,
-        channel=channel,
-        external_id=external_id,
-        reply=reply,
-        intent=intent,
-        language=language,
-        outcome=outcome,
-        contact_id=contact_id,
-    )
-    if recorded:
+    if inserted:
         return None
     return await earlier_reply(session, channel=channel, external_id=external_id)
 

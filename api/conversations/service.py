@@ -94,7 +94,7 @@ async def _look_up(
     """
     async with runtime.db.autocommit_sessions() as session:
         turn = await _converse(runtime, inbound, conversation, session, lookup_only=True)
-        earlier = await repository.record_or_earlier(
+        earlier = await repository.record_answered(
             session,
             channel=inbound.channel,
             external_id=message_id,

@@ -217,7 +217,7 @@ async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
     when the hit was recorded before: a replay)."""
     async with runtime.db.autocommit_sessions() as session:
         turn = await _turn(runtime, session, hit, loaded, now, services_class=LookupServices)
-        earlier = await repository.record_or_earlier(
+        earlier = await repository.record_answered(
             session,
             channel=menus.CHANNEL,
             external_id=hit.external_id,
