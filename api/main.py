@@ -26,6 +26,12 @@ from api.settings import Settings, get_settings
 from api.surge import LoadShedding
 from api.webhooks import telegram, twilio, ussd
 
+#: The order the API docs list their sections in (partners read the first ones).
+OPENAPI_TAGS = [
+    {"name": name}
+    for name in ("eligibility", "verification", "me", "grievances", "webhooks", "health")
+]
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; settings are read from the environment unless given."""
@@ -75,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        openapi_tags=OPENAPI_TAGS,
     )
     problems.install(app)
     openapi.install(app)  # problem responses and webhook bodies declared
@@ -85,18 +92,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # letting requests time out (api/surge.py).
     app.add_middleware(LoadShedding)
     app.add_middleware(SecurityHeaders, hsts=settings.is_production)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
+    # The router tries routes in the order they are included, each with its own regex: the
+    # webhooks, which carry nearly all of a surge's traffic, come first (no two paths overlap,
+    # so the order changes nothing else; the docs list tags in OPENAPI_TAGS's order).
+    app.include_router(twilio.router)
+    app.include_router(ussd.router)
+    app.include_router(outbox_routes.router)
+    app.include_router(telegram.router)
     # Every /v1 call counts against its partner's quota or its client IP (SPEC §4).
     limited = [Depends(limit_request)]
     app.include_router(eligibility_routes.router, dependencies=limited)
     app.include_router(otp_routes.router, dependencies=limited)
     app.include_router(me_routes.router, dependencies=limited)
     app.include_router(grievance_routes.router, dependencies=limited)
-    app.include_router(twilio.router)
-    app.include_router(outbox_routes.router)
-    app.include_router(telegram.router)
-    app.include_router(ussd.router)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
     agent.install(app, settings)  # the console at /agent: pages, static files, headers
     return app
 

@@ -1,0 +1,39 @@
+"""How the application's routes are laid out: the docs' sections and the order routes are tried."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from api.main import OPENAPI_TAGS, create_app
+from api.settings import Settings
+
+
+def test_every_documented_operation_has_a_listed_tag(settings: Settings):
+    schema = create_app(settings).openapi()
+    used = {tag for path in schema["paths"].values() for op in path.values() for tag in op["tags"]}
+    listed = [tag["name"] for tag in OPENAPI_TAGS]
+    assert used <= set(listed), f"add {sorted(used - set(listed))} to OPENAPI_TAGS"
+    assert [tag["name"] for tag in schema["tags"]] == listed
+    assert listed[0] == "eligibility"  # what a partner opens the docs for
+
+
+def _paths_in_order(app: FastAPI) -> list[str]:
+    """The API routes' paths in the order the app's router tries them (FastAPI keeps an
+    included router as one entry, tried where it was included; older versions copy its
+    routes in at that place)."""
+    paths = []
+    for entry in app.router.routes:
+        router = getattr(entry, "original_router", None)
+        routes = router.routes if router is not None else [entry]
+        paths += [route.path for route in routes if isinstance(route, APIRoute)]
+    return paths
+
+
+def test_the_webhooks_are_tried_first(settings: Settings):
+    # A surge is webhooks: each route tried before the right one costs every message a regex.
+    paths = _paths_in_order(create_app(settings))
+    webhooks = [path for path in paths if path.startswith("/webhooks/")]
+    assert paths[: len(webhooks)] == webhooks
+    assert paths[0] == "/webhooks/twilio/messaging"
+    assert {"/webhooks/ussd", "/webhooks/telegram", "/webhooks/twilio/status"} <= set(webhooks)
