@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,7 +58,7 @@ class RabtaServices:
         """A session for registry reads: a replica's own, or else the message's session, so one
         message never holds two connections of the pool (two per message deadlock a busy
         worker once the pool is exhausted by requests each waiting for its second)."""
-        if self._runtime.db.registry_engine is not self._runtime.db.engine:
+        if not self._runtime.db.registry_is_primary:
             async with self._runtime.db.registry_sessions() as session:
                 yield session
         else:
@@ -169,7 +170,32 @@ class LookupServices(RabtaServices):
     is in autocommit, so anything that writes beside the message must not run on it. The lane
     is only taken for a CNIC in an idle conversation, whose flow only reads; a flow that would
     write is a bug in that choice, and fails loudly here instead of writing outside the
-    message's transaction."""
+    message's transaction.
+
+    `households` holds registry reads made ahead, with the contact's upsert: CNIC → (status,
+    PMT score) or None for not found. The flow's first coarse look-up of that CNIC takes its
+    answer from there instead of reading again.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        session: AsyncSession,
+        *,
+        channel: str,
+        sender: str,
+        contact_id: int | None = None,
+        households: Mapping[str, tuple[str, Any] | None] | None = None,
+    ) -> None:
+        super().__init__(runtime, session, channel=channel, sender=sender, contact_id=contact_id)
+        self._households = dict(households or {})
+
+    async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
+        if not full and cnic.digits in self._households:
+            coarse = self._households.pop(cnic.digits)
+            cutoff = self._runtime.settings.pmt_cutoff
+            return eligibility_service.coarse_result(cnic, coarse, cutoff=cutoff)
+        return await super().eligibility(cnic, full=full)
 
     async def send_code(self, cnic: Cnic, *, language: str) -> CodeSent:
         raise NotALookup("send_code")

@@ -91,6 +91,12 @@ class Database:
             autocommit_sessions=autocommit_sessions,
         )
 
+    @property
+    def registry_is_primary(self) -> bool:
+        """True when registry reads go to the primary (no replica): a statement on a primary
+        session can read the registry too."""
+        return self.registry_engine is self.engine
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits at the end of the block, or rolls back on error."""

@@ -141,6 +141,8 @@ class Resend:
     detected: str | None
     #: True when answering it is a look-up that counts against the sender's limit.
     lookup: bool
+    #: The CNIC's 13 digits, for a CNIC.
+    cnic: str | None = None
 
 
 def cache_subject(text: str) -> Resend | None:
@@ -156,7 +158,9 @@ def cache_subject(text: str) -> Resend | None:
             digits = Cnic.parse(command.argument).digits
         except InvalidCnic:
             return None
-        return Resend(f"cnic:{digits}", Intent.CNIC, detect_language(normalised), lookup=True)
+        return Resend(
+            f"cnic:{digits}", Intent.CNIC, detect_language(normalised), lookup=True, cnic=digits
+        )
     if command.intent in (Intent.HELP, Intent.EMPTY):
         return Resend("help", command.intent, detect_language(normalised), lookup=False)
     return None

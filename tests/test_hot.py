@@ -139,3 +139,37 @@ async def test_a_wrong_statement_is_not_mistaken_for_an_outage(db):
             await hot.rows(session, select(literal_column("1") / 0), {})
         await session.rollback()
     assert not is_database_unavailable(raised.value)
+
+
+async def test_the_contact_and_a_household_read_together(registry):
+    """The look-up lane's first statement: the contact's upsert and the household's coarse
+    status, the same as each would be alone, for every kind of CNIC (one statement on
+    PostgreSQL, two elsewhere)."""
+    from api.registry import repository as registry_repository
+    from tests.conftest import ELIGIBLE, NOT_ELIGIBLE, NOT_FOUND, UNDER_REVIEW
+
+    now = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC)
+    async with registry.autocommit_sessions() as session:
+        for turn, cnic in enumerate((ELIGIBLE, NOT_ELIGIBLE, UNDER_REVIEW, NOT_FOUND)):
+            contact, household = await repository.get_or_create_contact_reading_household(
+                session,
+                channel="sms",
+                address="+923001234567",
+                phone="+923001234567",
+                cnic=cnic,
+                now=now + dt.timedelta(minutes=turn),
+            )
+            alone = await repository.get_or_create_contact(
+                session, channel="sms", address="+923001234567", phone="+923001234567", now=now
+            )
+            assert (contact.id, contact.phone, contact.language, contact.opted_out) == (
+                alone.id,
+                "+923001234567",
+                None,
+                False,
+            )
+            assert not contact.changes()
+            expected = await registry_repository.household_status(session, cnic=cnic)
+            assert household == expected
+            assert (household is None) == (cnic == NOT_FOUND)
+    assert await count(registry, Contact) == 1

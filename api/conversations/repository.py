@@ -3,7 +3,9 @@
 An inbound message costs three statements here, whatever the channel: claim its provider id,
 upsert its contact (which also stamps `last_inbound_at` and gives a new contact the language its
 phone already has), and store the reply on the claimed row by id; a contact that changed (a
-language chosen, a verification) costs one UPDATE more. They run on every one of millions of
+language chosen, a verification) costs one UPDATE more. A look-up in an idle conversation costs
+two: the contact's upsert, with the CNIC's household read in the same statement, and the message
+recorded with its reply (`record_answered`). They run on every one of millions of
 messages, so they are built once per dialect as Core statements with bound parameters and run
 on the session's connection: no ORM objects, no statement built per message
 (docs/performance.md counts the round trips and profiles the rest).
@@ -12,16 +14,18 @@ on the session's connection: no ORM objects, no statement built per message
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, bindparam, func, select, update
+from sqlalchemy import Executable, Insert, Table, bindparam, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from api import hot
+from api.registry import repository as registry
 from api.registry.models import Contact, InboundMessage
 
 INBOUND: Table = cast(Table, InboundMessage.__table__)
@@ -125,7 +129,7 @@ _FINISH = (
 
 
 @cache
-def _upsert_statement(dialect: str, *, with_phone: bool) -> Executable:
+def _upsert_statement(dialect: str, *, with_phone: bool) -> Insert:
     """Insert or touch the contact; with a proven phone, a contact with no language takes the
     one chosen most recently on any of that phone's contacts (people.py)."""
     insert = _insert(dialect, CONTACTS)
@@ -246,6 +250,23 @@ async def finish_inbound(
     )
 
 
+def _contact_params(
+    channel: str, address: str, phone: str | None, now: dt.datetime | None
+) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "address": address,
+        "phone": phone,
+        "now": now or dt.datetime.now(dt.UTC),
+    }
+
+
+def _contact(row: Sequence[Any]) -> ContactRecord:
+    contact = ContactRecord(*row)
+    contact._found = contact._values()
+    return contact
+
+
 async def get_or_create_contact(
     session: AsyncSession,
     *,
@@ -260,19 +281,44 @@ async def get_or_create_contact(
     contact without a language the one the person chose on another channel (people.py).
     """
     statement = _upsert_statement(_dialect(session), with_phone=phone is not None)
-    (row,) = await hot.rows(
-        session,
-        statement,
-        {
-            "channel": channel,
-            "address": address,
-            "phone": phone,
-            "now": now or dt.datetime.now(dt.UTC),
-        },
+    (row,) = await hot.rows(session, statement, _contact_params(channel, address, phone, now))
+    return _contact(row)
+
+
+@cache
+def _upsert_with_household_statement(*, with_phone: bool) -> Executable:
+    """PostgreSQL: the contact's upsert as a CTE, and the coarse status of a CNIC's household
+    beside it (registry.HOUSEHOLD_STATUS: at most one row, by primary key)."""
+    contact = _upsert_statement("postgresql", with_phone=with_phone).cte("contact")
+    household = registry.HOUSEHOLD_STATUS.subquery("household")
+    return select(contact, household.c.status, household.c.pmt_score).select_from(
+        contact.outerjoin(household, true())
     )
-    contact = ContactRecord(*row)
-    contact._found = contact._values()
-    return contact
+
+
+async def get_or_create_contact_reading_household(
+    session: AsyncSession,
+    *,
+    channel: str,
+    address: str,
+    phone: str | None,
+    cnic: str,
+    now: dt.datetime | None = None,
+) -> tuple[ContactRecord, tuple[str, Any] | None]:
+    """`get_or_create_contact`, and `registry.household_status(cnic)` read in the same round
+    trip on PostgreSQL (two statements elsewhere). For the look-up lane, whose answer needs
+    both: the registry must be in this session's database."""
+    if _dialect(session) != "postgresql":
+        contact = await get_or_create_contact(
+            session, channel=channel, address=address, phone=phone, now=now
+        )
+        return contact, await registry.household_status(session, cnic=cnic)
+    statement = _upsert_with_household_statement(with_phone=phone is not None)
+    params = {**_contact_params(channel, address, phone, now), "cnic": cnic}
+    (row,) = await hot.rows(session, statement, params)
+    *contact_row, status, pmt_score = row
+    # A household's status is never NULL: NULL here is the outer join finding no one.
+    return _contact(contact_row), (status, pmt_score) if status is not None else None
 
 
 async def save_contact(session: AsyncSession, contact: ContactRecord) -> None:

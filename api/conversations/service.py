@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,7 +57,9 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         and found.subject.intent is Intent.CNIC
         and surge.is_idle(found.conversation)
     ):
-        return await _look_up(runtime, inbound, inbound.message_id, found.conversation)
+        return await _look_up(
+            runtime, inbound, inbound.message_id, found.conversation, found.subject.cnic
+        )
     async with runtime.db.transaction() as session:
         claim = None
         if inbound.message_id:
@@ -80,7 +83,11 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
 
 
 async def _look_up(
-    runtime: Runtime, inbound: Inbound, message_id: str, conversation: Conversation
+    runtime: Runtime,
+    inbound: Inbound,
+    message_id: str,
+    conversation: Conversation,
+    cnic: str | None,
 ) -> Answer:
     """The look-up lane: a CNIC sent in an idle conversation, answered first and recorded after.
 
@@ -89,11 +96,12 @@ async def _look_up(
     message is recorded with its reply in one INSERT before the reply goes out, so no 2xx is
     ever given for a message that is not stored. A provider retry of a message already answered
     meets that row and gets the stored reply; the one thing it repeats is counting the look-up.
-    Three round trips to PostgreSQL instead of six (BEGIN, claim, contact, registry, reply,
-    COMMIT).
+    Two round trips to PostgreSQL instead of six (BEGIN, claim, contact, registry, reply,
+    COMMIT): the registry is read with the contact's upsert, ahead of the rate limits (a refused
+    look-up reads it for nothing, and tells nothing of it), unless it is on a replica.
     """
     async with runtime.db.autocommit_sessions() as session:
-        turn = await _converse(runtime, inbound, conversation, session, lookup_only=True)
+        turn = await _converse(runtime, inbound, conversation, session, lookup_of=cnic)
         earlier = await repository.record_answered(
             session,
             channel=inbound.channel,
@@ -136,15 +144,29 @@ async def _converse(
     found: Conversation | None,
     session: AsyncSession,
     *,
-    lookup_only: bool = False,
+    lookup_of: str | None = None,
 ) -> _Turn:
-    """Contact → conversation → flow → reply, with the contact saved; not yet recorded."""
+    """Contact → conversation → flow → reply, with the contact saved; not yet recorded.
+
+    With `lookup_of` (a CNIC's digits), the turn is the look-up lane's: its services refuse to
+    write, and the CNIC's household is read with the contact when the registry is here.
+    """
     # One person across channels: a contact with no language takes the one its phone has
     # (the upsert does it when the channel proves the phone; below, for a Telegram contact
     # whose phone its own contact card proved).
-    contact = await repository.get_or_create_contact(
-        session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
-    )
+    households: dict[str, tuple[str, Any] | None] = {}
+    if lookup_of is not None and runtime.db.registry_is_primary:
+        contact, households[lookup_of] = await repository.get_or_create_contact_reading_household(
+            session,
+            channel=inbound.channel,
+            address=inbound.sender,
+            phone=inbound.phone,
+            cnic=lookup_of,
+        )
+    else:
+        contact = await repository.get_or_create_contact(
+            session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
+        )
     conversation = found or await _load_conversation(runtime, inbound)
     was_idle = surge.is_idle(conversation)
     card_phone = inbound.contact_phone if inbound.contact_is_own else None
@@ -158,19 +180,21 @@ async def _converse(
         # The database is the record of a verification; Redis state may have expired.
         conversation.verified_cnic = contact.verified_cnic
         conversation.verified_until = _aware(contact.verified_until).timestamp()
-    services_class = LookupServices if lookup_only else RabtaServices
-    outcome = await engine.handle(
-        inbound,
-        conversation,
-        services_class(
+    services = (
+        RabtaServices(
+            runtime, session, channel=inbound.channel, sender=inbound.sender, contact_id=contact.id
+        )
+        if lookup_of is None
+        else LookupServices(
             runtime,
             session,
             channel=inbound.channel,
             sender=inbound.sender,
             contact_id=contact.id,
-        ),
-        policy=runtime.policy,
+            households=households,
+        )
     )
+    outcome = await engine.handle(inbound, conversation, services, policy=runtime.policy)
     rendered = runtime.renderer.render(
         outcome.replies, language=outcome.language, channel=inbound.channel
     )

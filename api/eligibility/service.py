@@ -28,6 +28,14 @@ def decide_status(status: str, pmt_score: Any, *, cutoff: float) -> EligibilityS
     return EligibilityStatus.NOT_ELIGIBLE
 
 
+def coarse_result(
+    cnic: Cnic, coarse: tuple[str, Any] | None, *, cutoff: float
+) -> EligibilityResult:
+    """The answer anyone may have, from `repository.household_status`'s (status, PMT score)."""
+    status = decide_status(*coarse, cutoff=cutoff) if coarse else EligibilityStatus.NOT_FOUND
+    return EligibilityResult(cnic=cnic.digits, cnic_masked=cnic.masked, status=status)
+
+
 async def check_eligibility(
     session: AsyncSession, *, cnic: Cnic, cutoff: float, full: bool = False
 ) -> EligibilityResult:
@@ -35,8 +43,7 @@ async def check_eligibility(
     if not full:
         # The question 8171 gets by the million: two columns by primary key, no ORM objects.
         coarse = await repository.household_status(session, cnic=cnic.digits)
-        status = decide_status(*coarse, cutoff=cutoff) if coarse else EligibilityStatus.NOT_FOUND
-        return EligibilityResult(cnic=cnic.digits, cnic_masked=cnic.masked, status=status)
+        return coarse_result(cnic, coarse, cutoff=cutoff)
     found = await repository.get_person_and_household(session, cnic=cnic.digits)
     household = found[1] if found else None
     status = decide(household, cutoff=cutoff)

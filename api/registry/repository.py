@@ -28,7 +28,8 @@ async def get_person_and_household(
 _HOUSEHOLDS = cast(Table, Household.__table__)
 _PERSONS = cast(Table, Person.__table__)
 #: Built once: asked millions of times (every eligibility answer), so no statement per call.
-_HOUSEHOLD_STATUS = (
+#: The look-up lane also reads it inside the contact's upsert (api/conversations/repository.py).
+HOUSEHOLD_STATUS = (
     select(_HOUSEHOLDS.c.status, _HOUSEHOLDS.c.pmt_score)
     .join(_PERSONS, _HOUSEHOLDS.c.household_id == _PERSONS.c.household_id)
     .where(_PERSONS.c.cnic == bindparam("cnic"))
@@ -37,7 +38,7 @@ _HOUSEHOLD_STATUS = (
 
 async def household_status(session: AsyncSession, *, cnic: str) -> tuple[str, Any] | None:
     """(status, PMT score) of the household of the person with this CNIC, or None."""
-    found = await hot.rows(session, _HOUSEHOLD_STATUS, {"cnic": cnic})
+    found = await hot.rows(session, HOUSEHOLD_STATUS, {"cnic": cnic})
     return (found[0][0], found[0][1]) if found else None
 
 

@@ -318,6 +318,60 @@ async def test_a_cnic_inside_a_flow_is_not_a_lookup(client, registry, db):
     assert intent == "cnic"
 
 
+async def test_a_lookup_reads_the_registry_with_the_contact(client, registry, monkeypatch):
+    """The lane reads the household with the contact's upsert; the flow does not read it again.
+    With the registry on a replica, the flow reads it there, as every other answer does."""
+    from api.db import Database
+    from api.eligibility import service as eligibility_service
+
+    reads: list[str] = []
+    check = eligibility_service.check_eligibility
+
+    async def counted(session, *, cnic, cutoff, full=False):
+        reads.append(cnic.digits)
+        return await check(session, cnic=cnic, cutoff=cutoff, full=full)
+
+    monkeypatch.setattr(eligibility_service, "check_eligibility", counted)
+    for sid, cnic in (("SMread1", NOT_ELIGIBLE), ("SMread2", NOT_FOUND)):
+        reply = reply_text(await client.post(URL, data=sms(cnic, sid, sender="+923331112233")))
+        assert cnic[:5] in reply
+    assert reads == []
+    monkeypatch.setattr(Database, "registry_is_primary", property(lambda self: False))
+    reply = reply_text(await client.post(URL, data=sms(UNDER_REVIEW, "SMread3", "+923331112244")))
+    assert "17301-*******-2" in reply
+    assert reads == [UNDER_REVIEW]
+
+
+async def test_households_read_ahead_answer_the_first_coarse_look_up_only(monkeypatch):
+    from types import SimpleNamespace
+
+    from api.eligibility import service as eligibility_service
+
+    read: list[tuple[str, bool]] = []
+
+    async def check(session, *, cnic, cutoff, full=False):
+        read.append((cnic.digits, full))
+        return "read from the registry"
+
+    monkeypatch.setattr(eligibility_service, "check_eligibility", check)
+    runtime = SimpleNamespace(settings=get_settings(), db=SimpleNamespace(registry_is_primary=True))
+    services = LookupServices(
+        runtime,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        channel="sms",
+        sender=ELIGIBLE_PHONE,
+        households={ELIGIBLE: ("active", 10.0), NOT_FOUND: None},
+    )
+    found = await services.eligibility(Cnic.parse(ELIGIBLE))
+    assert (found.status.value, found.cnic_masked) == ("eligible", "35202-*******-1")
+    assert (await services.eligibility(Cnic.parse(NOT_FOUND))).status.value == "not_found"
+    assert read == []
+    # Read once: asked again, or in full for a verified caller, the registry is read.
+    assert await services.eligibility(Cnic.parse(ELIGIBLE)) == "read from the registry"
+    assert await services.eligibility(Cnic.parse(NOT_FOUND), full=True) == "read from the registry"
+    assert read == [(ELIGIBLE, False), (NOT_FOUND, True)]
+
+
 async def test_the_lookup_lanes_services_refuse_to_write():
     """The lane's session is in autocommit: a flow that tried to file or send from it would
     write outside any transaction, so its services fail loudly instead."""
