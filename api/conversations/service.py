@@ -154,19 +154,14 @@ async def _converse(
     # One person across channels: a contact with no language takes the one its phone has
     # (the upsert does it when the channel proves the phone; below, for a Telegram contact
     # whose phone its own contact card proved).
-    households: dict[str, tuple[str, Any] | None] = {}
-    if lookup_of is not None and runtime.db.registry_is_primary:
-        contact, households[lookup_of] = await repository.get_or_create_contact_reading_household(
-            session,
-            channel=inbound.channel,
-            address=inbound.sender,
-            phone=inbound.phone,
-            cnic=lookup_of,
-        )
-    else:
-        contact = await repository.get_or_create_contact(
-            session, channel=inbound.channel, address=inbound.sender, phone=inbound.phone
-        )
+    contact, households = await contact_and_households(
+        runtime,
+        session,
+        channel=inbound.channel,
+        address=inbound.sender,
+        phone=inbound.phone,
+        lookup_of=lookup_of,
+    )
     conversation = found or await _load_conversation(runtime, inbound)
     was_idle = surge.is_idle(conversation)
     card_phone = inbound.contact_phone if inbound.contact_is_own else None
@@ -211,6 +206,29 @@ async def _converse(
         contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)
     await repository.save_contact(session, contact)
     return _Turn(contact, conversation, was_idle, outcome, rendered)
+
+
+async def contact_and_households(
+    runtime: Runtime,
+    session: AsyncSession,
+    *,
+    channel: str,
+    address: str,
+    phone: str | None,
+    lookup_of: str | None,
+) -> tuple[repository.ContactRecord, dict[str, tuple[str, Any] | None]]:
+    """The message's contact, and for a look-up of `lookup_of` (a CNIC's digits) its household
+    read in the same statement when the registry is in this database: what `LookupServices`
+    answers the flow's look-up from (empty otherwise: the flow reads the registry itself)."""
+    if lookup_of is None or not runtime.db.registry_is_primary:
+        contact = await repository.get_or_create_contact(
+            session, channel=channel, address=address, phone=phone
+        )
+        return contact, {}
+    contact, household = await repository.get_or_create_contact_reading_household(
+        session, channel=channel, address=address, phone=phone, cnic=lookup_of
+    )
+    return contact, {lookup_of: household}
 
 
 async def _answered(runtime: Runtime, inbound: Inbound, turn: _Turn) -> Answer:

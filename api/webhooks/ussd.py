@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.bot_services import LookupServices, NotALookup, RabtaServices
 from api.conversations import repository
+from api.conversations.service import contact_and_households
 from api.deps import RuntimeDep
 from api.grievances.schemas import GrievanceOut
 from api.identity import InvalidPhone, mask_phone, normalise_phone
@@ -152,6 +153,16 @@ class _Loaded:
             return True  # the first screen (language or main menu), or "session expired"
         return self.state.screen in READ_ONLY_SCREENS
 
+    @property
+    def lookup_of(self) -> str | None:
+        """The CNIC this hit looks up (a CNIC typed on the eligibility screen), if any."""
+        state, plan = self.state, self.plan
+        if state is None or plan.fresh or plan.expired or len(plan.inputs) != 1:
+            return None
+        if state.screen is not menus.Screen.ELIGIBILITY_CNIC:
+            return None
+        return menus.parse_cnic(plan.inputs[0])
+
 
 async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) -> str:
     """The screen for one hit, exactly once per (session, phone, text).
@@ -216,7 +227,9 @@ async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
     """The look-up lane: answered first, recorded with its screen after (the stored screen
     when the hit was recorded before: a replay)."""
     async with runtime.db.autocommit_sessions() as session:
-        turn = await _turn(runtime, session, hit, loaded, now, services_class=LookupServices)
+        turn = await _turn(
+            runtime, session, hit, loaded, now, services_class=LookupServices, lookup=True
+        )
         earlier = await repository.record_answered(
             session,
             channel=menus.CHANNEL,
@@ -270,24 +283,42 @@ async def _turn(
     now: float,
     *,
     services_class: type[RabtaServices],
+    lookup: bool = False,
 ) -> _Turn:
-    """Contact → session state → menu machine → screen, with the contact saved."""
-    contact = await repository.get_or_create_contact(
-        session, channel=menus.CHANNEL, address=hit.phone, phone=hit.phone
+    """Contact → session state → menu machine → screen, with the contact saved.
+
+    In the look-up lane (`lookup`), a CNIC typed on the eligibility screen has its household
+    read with the contact, as an SMS look-up does (api/conversations/service.py).
+    """
+    contact, households = await contact_and_households(
+        runtime,
+        session,
+        channel=menus.CHANNEL,
+        address=hit.phone,
+        phone=hit.phone,
+        lookup_of=loaded.lookup_of if lookup else None,
     )
     state = loaded.state
     if state is None or loaded.plan.fresh:
         state = _new_state(runtime, contact, hit, now)
-    outcome = await menus.handle(
-        state,
-        loaded.plan,
-        services_class(
+    services = (
+        LookupServices(
             runtime,
             session,
             channel=menus.CHANNEL,
             sender=hit.phone,
             contact_id=contact.id,
-        ),
+            households=households,
+        )
+        if households
+        else services_class(
+            runtime, session, channel=menus.CHANNEL, sender=hit.phone, contact_id=contact.id
+        )
+    )
+    outcome = await menus.handle(
+        state,
+        loaded.plan,
+        services,
         policy=runtime.policy,
         renderer=runtime.renderer,
         now=now,
