@@ -273,6 +273,23 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+@pytest.fixture
+def eligibility_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The CNICs the registry is read for by `check_eligibility` (a flow's look-up that was not
+    answered from a household read ahead), in order."""
+    from api.eligibility import service as eligibility_service
+
+    reads: list[str] = []
+    check = eligibility_service.check_eligibility
+
+    async def counted(session, *, cnic, cutoff, full=False):  # type: ignore[no-untyped-def]
+        reads.append(cnic.digits)
+        return await check(session, cnic=cnic, cutoff=cutoff, full=full)
+
+    monkeypatch.setattr(eligibility_service, "check_eligibility", counted)
+    return reads
+
+
 def load_payload(name: str) -> dict:
     """A provider payload saved from its documentation (tests/payloads), without `_about`."""
     data = json.loads((PAYLOADS / name).read_text(encoding="utf-8"))

@@ -154,12 +154,13 @@ async def _converse(
     # One person across channels: a contact with no language takes the one its phone has
     # (the upsert does it when the channel proves the phone; below, for a Telegram contact
     # whose phone its own contact card proved).
-    contact, households = await contact_and_households(
+    contact, services = await contact_and_services(
         runtime,
         session,
         channel=inbound.channel,
         address=inbound.sender,
         phone=inbound.phone,
+        lookup=lookup_of is not None,
         lookup_of=lookup_of,
     )
     conversation = found or await _load_conversation(runtime, inbound)
@@ -175,20 +176,6 @@ async def _converse(
         # The database is the record of a verification; Redis state may have expired.
         conversation.verified_cnic = contact.verified_cnic
         conversation.verified_until = _aware(contact.verified_until).timestamp()
-    services = (
-        RabtaServices(
-            runtime, session, channel=inbound.channel, sender=inbound.sender, contact_id=contact.id
-        )
-        if lookup_of is None
-        else LookupServices(
-            runtime,
-            session,
-            channel=inbound.channel,
-            sender=inbound.sender,
-            contact_id=contact.id,
-            households=households,
-        )
-    )
     outcome = await engine.handle(inbound, conversation, services, policy=runtime.policy)
     rendered = runtime.renderer.render(
         outcome.replies, language=outcome.language, channel=inbound.channel
@@ -208,27 +195,43 @@ async def _converse(
     return _Turn(contact, conversation, was_idle, outcome, rendered)
 
 
-async def contact_and_households(
+async def contact_and_services(
     runtime: Runtime,
     session: AsyncSession,
     *,
     channel: str,
     address: str,
     phone: str | None,
-    lookup_of: str | None,
-) -> tuple[repository.ContactRecord, dict[str, tuple[str, Any] | None]]:
-    """The message's contact, and for a look-up of `lookup_of` (a CNIC's digits) its household
-    read in the same statement when the registry is in this database: what `LookupServices`
-    answers the flow's look-up from (empty otherwise: the flow reads the registry itself)."""
-    if lookup_of is None or not runtime.db.registry_is_primary:
+    lookup: bool,
+    lookup_of: str | None = None,
+) -> tuple[repository.ContactRecord, RabtaServices]:
+    """The message's contact, and the services its flow calls.
+
+    A look-up's (`lookup`) refuse to write, and when it looks up `lookup_of` (a CNIC's digits)
+    and the registry is in this database, that household is read in the contact's statement
+    and answers the flow's look-up; anything else gets the full services.
+    """
+    households: dict[str, tuple[str, Any] | None] = {}
+    if lookup and lookup_of is not None and runtime.db.registry_is_primary:
+        contact, households[lookup_of] = await repository.get_or_create_contact_reading_household(
+            session, channel=channel, address=address, phone=phone, cnic=lookup_of
+        )
+    else:
         contact = await repository.get_or_create_contact(
             session, channel=channel, address=address, phone=phone
         )
-        return contact, {}
-    contact, household = await repository.get_or_create_contact_reading_household(
-        session, channel=channel, address=address, phone=phone, cnic=lookup_of
+    if not lookup:
+        return contact, RabtaServices(
+            runtime, session, channel=channel, sender=address, contact_id=contact.id
+        )
+    return contact, LookupServices(
+        runtime,
+        session,
+        channel=channel,
+        sender=address,
+        contact_id=contact.id,
+        households=households,
     )
-    return contact, {lookup_of: household}
 
 
 async def _answered(runtime: Runtime, inbound: Inbound, turn: _Turn) -> Answer:

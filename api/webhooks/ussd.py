@@ -33,9 +33,9 @@ from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.bot_services import LookupServices, NotALookup, RabtaServices
+from api.bot_services import NotALookup
 from api.conversations import repository
-from api.conversations.service import contact_and_households
+from api.conversations.service import contact_and_services
 from api.deps import RuntimeDep
 from api.grievances.schemas import GrievanceOut
 from api.identity import InvalidPhone, mask_phone, normalise_phone
@@ -227,9 +227,7 @@ async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
     """The look-up lane: answered first, recorded with its screen after (the stored screen
     when the hit was recorded before: a replay)."""
     async with runtime.db.autocommit_sessions() as session:
-        turn = await _turn(
-            runtime, session, hit, loaded, now, services_class=LookupServices, lookup=True
-        )
+        turn = await _turn(runtime, session, hit, loaded, now, lookup=True)
         earlier = await repository.record_answered(
             session,
             channel=menus.CHANNEL,
@@ -252,7 +250,7 @@ async def _claimed(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
         )
         if claim.replay and claim.reply:
             return claim.reply
-        turn = await _turn(runtime, session, hit, loaded, now, services_class=RabtaServices)
+        turn = await _turn(runtime, session, hit, loaded, now, lookup=False)
         if turn.outcome.filed is not None:
             await _send_ticket_by_sms(runtime, session, hit.phone, turn.state, turn.outcome.filed)
         await repository.finish_inbound(
@@ -282,39 +280,25 @@ async def _turn(
     loaded: _Loaded,
     now: float,
     *,
-    services_class: type[RabtaServices],
-    lookup: bool = False,
+    lookup: bool,
 ) -> _Turn:
     """Contact → session state → menu machine → screen, with the contact saved.
 
     In the look-up lane (`lookup`), a CNIC typed on the eligibility screen has its household
     read with the contact, as an SMS look-up does (api/conversations/service.py).
     """
-    contact, households = await contact_and_households(
+    contact, services = await contact_and_services(
         runtime,
         session,
         channel=menus.CHANNEL,
         address=hit.phone,
         phone=hit.phone,
+        lookup=lookup,
         lookup_of=loaded.lookup_of if lookup else None,
     )
     state = loaded.state
     if state is None or loaded.plan.fresh:
         state = _new_state(runtime, contact, hit, now)
-    services = (
-        LookupServices(
-            runtime,
-            session,
-            channel=menus.CHANNEL,
-            sender=hit.phone,
-            contact_id=contact.id,
-            households=households,
-        )
-        if households
-        else services_class(
-            runtime, session, channel=menus.CHANNEL, sender=hit.phone, contact_id=contact.id
-        )
-    )
     outcome = await menus.handle(
         state,
         loaded.plan,

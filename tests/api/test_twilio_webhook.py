@@ -318,28 +318,21 @@ async def test_a_cnic_inside_a_flow_is_not_a_lookup(client, registry, db):
     assert intent == "cnic"
 
 
-async def test_a_lookup_reads_the_registry_with_the_contact(client, registry, monkeypatch):
+async def test_a_lookup_reads_the_registry_with_the_contact(
+    client, registry, monkeypatch, eligibility_reads
+):
     """The lane reads the household with the contact's upsert; the flow does not read it again.
     With the registry on a replica, the flow reads it there, as every other answer does."""
     from api.db import Database
-    from api.eligibility import service as eligibility_service
 
-    reads: list[str] = []
-    check = eligibility_service.check_eligibility
-
-    async def counted(session, *, cnic, cutoff, full=False):
-        reads.append(cnic.digits)
-        return await check(session, cnic=cnic, cutoff=cutoff, full=full)
-
-    monkeypatch.setattr(eligibility_service, "check_eligibility", counted)
     for sid, cnic in (("SMread1", NOT_ELIGIBLE), ("SMread2", NOT_FOUND)):
         reply = reply_text(await client.post(URL, data=sms(cnic, sid, sender="+923331112233")))
         assert cnic[:5] in reply
-    assert reads == []
+    assert eligibility_reads == []
     monkeypatch.setattr(Database, "registry_is_primary", property(lambda self: False))
     reply = reply_text(await client.post(URL, data=sms(UNDER_REVIEW, "SMread3", "+923331112244")))
     assert "17301-*******-2" in reply
-    assert reads == [UNDER_REVIEW]
+    assert eligibility_reads == [UNDER_REVIEW]
 
 
 async def test_households_read_ahead_answer_the_first_coarse_look_up_only(monkeypatch):

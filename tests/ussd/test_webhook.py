@@ -335,27 +335,17 @@ async def test_a_look_up_hit_is_recorded_with_its_screen_and_a_replay_gets_it(cl
     ],
 )
 async def test_a_cnic_typed_on_the_eligibility_screen_is_read_with_the_contact(
-    client, registry, monkeypatch, typed, expected
+    client, registry, eligibility_reads, typed, expected
 ):
     """As by SMS, the household is read with the contact's upsert; the menu does not read the
     registry again (a hit that is not a CNIC reads nothing)."""
-    from api.eligibility import service as eligibility_service
-
-    reads: list[str] = []
-    check = eligibility_service.check_eligibility
-
-    async def counted(session, *, cnic, cutoff, full=False):
-        reads.append(cnic.digits)
-        return await check(session, cnic=cnic, cutoff=cutoff, full=full)
-
-    monkeypatch.setattr(eligibility_service, "check_eligibility", counted)
     await remember_english(client, HELPER_PHONE)
     session = "ATUid_ahead"
     for text in ("", "1"):
         screen_of(await client.post(URL, data=ussd_form(session, HELPER_PHONE, text)))
     last = screen_of(await client.post(URL, data=ussd_form(session, HELPER_PHONE, f"1*{typed}")))
     assert expected in last, last
-    assert reads == []
+    assert eligibility_reads == []
 
 
 async def test_a_hit_wrongly_taken_for_a_look_up_is_answered_claimed(
