@@ -93,8 +93,8 @@ async def _look_up(
 
     Its answer has no side effects but the Redis look-up counters, so it needs no transaction
     held open around it: each statement commits by itself (the contact with the registry
-    read), and the message is recorded with its reply in one INSERT before the reply goes out, so no 2xx is
-    ever given for a message that is not stored. A provider retry of a message already answered
+    read), and the message is recorded with its reply in one INSERT before the reply goes out,
+    so no 2xx is ever given for a message that is not stored. A provider retry of a message already answered
     meets that row and gets the stored reply; the one thing it repeats is counting the look-up.
     Two round trips to PostgreSQL instead of six (BEGIN, claim, contact, registry, reply,
     COMMIT): the registry is read with the contact's upsert, ahead of the rate limits (a refused
