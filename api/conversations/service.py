@@ -92,13 +92,13 @@ async def _look_up(
     """The look-up lane: a CNIC sent in an idle conversation, answered first and recorded after.
 
     Its answer has no side effects but the Redis look-up counters, so it needs no transaction
-    held open around it: each statement commits by itself (the contact with the registry
-    read), and the message is recorded with its reply in one INSERT before the reply goes out,
-    so no 2xx is ever given for a message that is not stored. A provider retry of a message already answered
-    meets that row and gets the stored reply; the one thing it repeats is counting the look-up.
-    Two round trips to PostgreSQL instead of six (BEGIN, claim, contact, registry, reply,
-    COMMIT): the registry is read with the contact's upsert, ahead of the rate limits (a refused
-    look-up reads it for nothing, and tells nothing of it), unless it is on a replica.
+    held open around it: each statement commits by itself (the contact with the registry read),
+    and the message is recorded with its reply in one INSERT before the reply goes out, so no
+    2xx is ever given for a message that is not stored. A provider retry of a message already
+    answered meets that row and gets the stored reply; the one thing it repeats is counting the
+    look-up. Two round trips to PostgreSQL instead of six (BEGIN, claim, contact, registry,
+    reply, COMMIT): the registry is read with the contact's upsert, ahead of the rate limits (a
+    refused look-up reads it for nothing, and tells nothing of it), unless it is on a replica.
     """
     async with runtime.db.autocommit_sessions() as session:
         turn = await _converse(runtime, inbound, conversation, session, lookup_of=cnic)
