@@ -282,7 +282,7 @@ def eligibility_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
     check = eligibility_service.check_eligibility
 
-    async def counted(session, *, cnic, cutoff, full=False):  # type: ignore[no-untyped-def]
+    async def counted(session, *, cnic, cutoff, full=False):
         reads.append(cnic.digits)
         return await check(session, cnic=cnic, cutoff=cutoff, full=full)
 
