@@ -67,9 +67,8 @@ class RabtaServices:
     async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
         limiter = self._runtime.rate_limiter
         scope = "telegram" if self._channel == "telegram" else "sender"
-        decisions = [await limiter.hit(scope, self._sender, remaining=False)]
-        if cnic is not None and decisions[0].allowed:
-            decisions.append(await limiter.hit("cnic", cnic, remaining=False))
+        hits = [(scope, self._sender)] if cnic is None else [(scope, self._sender), ("cnic", cnic)]
+        decisions = await limiter.hit_in_turn(hits)
         refused = [d for d in decisions if not d.allowed]
         if not refused:
             return LookupVerdict(allowed=True)

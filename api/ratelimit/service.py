@@ -23,7 +23,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -33,7 +33,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
-from limits.util import WindowStats
+from limits.util import WindowStats, get_package_data
 from prometheus_client import Counter
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -78,6 +78,25 @@ DEGRADED = Counter(
 # covers anything raised outside its wrapper (e.g. SET NX for first_refusal), and OSError covers
 # TimeoutError from our own asyncio.timeout and socket errors.
 _UNREACHABLE = (StorageError, RedisError, OSError)
+
+#: Several moving-window hits in one round trip, counted in turn until one is refused: `limits`'
+#: own acquire script, unchanged, called once per key (KEYS[i]; ARGV[1] the timestamp, then each
+#: key's limit and expiry). Returns 0 when every hit was counted, else the 1-based index of the
+#: refused one (the hits after it are not counted). Lua's KEYS and ARGV are the function's
+#: parameters inside `acquire`, so the library's script reads its usual arguments.
+ACQUIRE_IN_TURN = (
+    "local function acquire(KEYS, ARGV)\n"
+    + get_package_data("resources/redis/lua_scripts/acquire_moving_window.lua").decode()
+    + """
+end
+for i = 1, #KEYS do
+    if not acquire({KEYS[i]}, {ARGV[1], ARGV[2 * i], ARGV[2 * i + 1], 1}) then
+        return i
+    end
+end
+return 0
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -160,6 +179,7 @@ class RateLimiter:
             **pool_option,
         )
         self._shared = MovingWindowRateLimiter(self._storage)
+        self._acquire_in_turn = self._redis.register_script(ACQUIRE_IN_TURN)
         self._memory = MemoryStorage()
         self._local = MovingWindowRateLimiter(self._memory)
         self._local_refusals: dict[str, float] = {}
@@ -204,6 +224,48 @@ class RateLimiter:
         )
         HITS.labels(scope, "allowed" if allowed else "limited").inc()
         return _decision(item, allowed, stats, degraded)
+
+    async def hit_in_turn(self, hits: Sequence[tuple[str, str]]) -> list[Decision]:
+        """Count `(scope, identity)` hits at their default limits, in order, stopping at the first
+        refusal: what calling `hit(..., remaining=False)` for each until one is refused does, in
+        one Redis round trip instead of one per hit (a refusal reads its window in a second).
+
+        Returns a decision for each hit that was counted or refused; the hits after a refusal are
+        not counted (a sender over their limit spends nothing of a CNIC's)."""
+        counted = [
+            (scope, self._defaults[scope], self.identity_key(scope, identity))
+            for scope, identity in hits
+        ]
+
+        async def shared() -> tuple[int, WindowStats | None]:
+            keys: list[str] = []
+            args: list[float | int] = [time.time()]
+            for scope, item, key in counted:
+                # The key `limits` itself uses for this hit (RedisStorage prefixes with ours).
+                keys.append(f"{KEY_PREFIX}:{item.key_for(scope, key)}")
+                args += [item.amount, item.get_expiry()]
+            refused = int(await self._acquire_in_turn(keys=keys, args=args))
+            if not refused:
+                return 0, None
+            scope, item, key = counted[refused - 1]
+            return refused, await self._shared.get_window_stats(item, scope, key)
+
+        async def local() -> tuple[int, WindowStats | None]:
+            for index, (scope, item, key) in enumerate(counted, 1):
+                if not await self._local.hit(item, scope, key):
+                    return index, await self._local.get_window_stats(item, scope, key)
+            return 0, None
+
+        (refused, stats), degraded = await self._call(shared, local)
+        decisions = []
+        for index, (scope, item, _) in enumerate(counted, 1):
+            allowed = index != refused
+            HITS.labels(scope, "allowed" if allowed else "limited").inc()
+            window = WindowStats(reset_time=0.0, remaining=0) if allowed or stats is None else stats
+            decisions.append(_decision(item, allowed, window, degraded))
+            if not allowed:
+                break
+        return decisions
 
     async def test(self, scope: str, identity: str, limit: str | None = None) -> Decision:
         """Whether a hit would be allowed now, without consuming one."""

@@ -109,6 +109,11 @@ async def test_redis_stopped_and_restarted(
         assert [d.allowed for d in decisions] == [True, True, True, False, False]
         assert decisions[-1].retry_after >= 1
         assert await limiter.first_refusal("sender", "+923451112233", 60)
+        # Several limits in turn keep to memory the same way, stopping at the first refusal.
+        in_turn = [("sender", "+923451112244"), ("cnic", "3520212345671")]
+        turns = [await limiter.hit_in_turn(in_turn) for _ in range(4)]
+        assert [[d.allowed for d in t] for t in turns] == [[True, True]] * 3 + [[False]]
+        assert all(d.degraded for t in turns for d in t)
         assert not await limiter.first_refusal("sender", "+923451112233", 60)
         assert limiter.degraded
 
@@ -159,6 +164,7 @@ async def test_hung_redis_does_not_hang_requests(rl_settings: Settings, hung_red
         started = time.monotonic()
         for _ in range(20):
             await limiter.hit("ip", "198.51.100.1")
+            await limiter.hit_in_turn([("sender", "+923001234567"), ("cnic", "3520212345671")])
         # After the first timeout, calls go straight to memory until the back-off ends.
         assert time.monotonic() - started < 0.2
     finally:

@@ -142,3 +142,54 @@ async def test_hits_are_counted_in_metrics(limiter: RateLimiter):
         await limiter.hit("otp", ELIGIBLE)
     assert count("allowed") == allowed + 2
     assert count("limited") == limited + 1
+
+
+async def test_hits_in_turn_count_on_the_keys_limits_uses(limiter: RateLimiter):
+    """One round trip counts both hits on the very windows `hit` and `test` read."""
+    decisions = await limiter.hit_in_turn([("sender", ELIGIBLE_PHONE), ("cnic", ELIGIBLE)])
+    assert [(d.allowed, d.limit, d.degraded) for d in decisions] == [
+        (True, 3, False),
+        (True, 4, False),
+    ]
+    assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 2
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 3
+    # And the other way round: what `hit` counted, the script sees.
+    await limiter.hit("sender", ELIGIBLE_PHONE)
+    await limiter.hit("sender", ELIGIBLE_PHONE)
+    [refused] = await limiter.hit_in_turn([("sender", ELIGIBLE_PHONE), ("cnic", ELIGIBLE)])
+    assert not refused.allowed and 1 <= refused.retry_after <= 60
+
+
+async def test_hits_in_turn_stop_at_the_first_refusal(limiter: RateLimiter):
+    """A sender over their limit spends nothing of the CNIC's; a refused CNIC still counted the
+    sender, as two `hit` calls in turn would."""
+    other_sender = "+923450000001"
+    for _ in range(3):
+        assert all(d.allowed for d in await limiter.hit_in_turn([("sender", ELIGIBLE_PHONE)]))
+    refused = await limiter.hit_in_turn([("sender", ELIGIBLE_PHONE), ("cnic", ELIGIBLE)])
+    assert [d.allowed for d in refused] == [False]
+    assert refused[0].retry_after >= 1
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 4, "the CNIC was not counted"
+
+    for n in range(4):
+        decisions = await limiter.hit_in_turn([("sender", f"+92345000002{n}"), ("cnic", ELIGIBLE)])
+        assert [d.allowed for d in decisions] == [True, True]
+    decisions = await limiter.hit_in_turn([("sender", other_sender), ("cnic", ELIGIBLE)])
+    assert [d.allowed for d in decisions] == [True, False]
+    assert 1 <= decisions[1].retry_after <= 60
+    assert decisions[1].reset_at == pytest.approx(time.time() + decisions[1].retry_after, abs=2)
+    assert (await limiter.test("sender", other_sender)).remaining == 2, "the sender was counted"
+
+
+async def test_hits_in_turn_are_counted_in_metrics(limiter: RateLimiter):
+    def count(scope: str, outcome: str) -> float:
+        labels = {"scope": scope, "outcome": outcome}
+        return REGISTRY.get_sample_value("rabta_ratelimit_hits_total", labels) or 0.0
+
+    before = {(s, o): count(s, o) for s in ("sender", "cnic") for o in ("allowed", "limited")}
+    for n in range(5):
+        await limiter.hit_in_turn([("sender", f"+92345000010{n}"), ("cnic", ELIGIBLE)])
+    assert count("sender", "allowed") == before["sender", "allowed"] + 5
+    assert count("cnic", "allowed") == before["cnic", "allowed"] + 4
+    assert count("cnic", "limited") == before["cnic", "limited"] + 1
+    assert count("sender", "limited") == before["sender", "limited"]
