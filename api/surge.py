@@ -216,6 +216,8 @@ class Lookup:
     conversation: Conversation | None = None
     #: What the message is, when its answer is one the cache could hold (a CNIC look-up, help).
     subject: Resend | None = None
+    #: The subject's cache key (a keyed hash), so that saving the answer does not derive it again.
+    key: str | None = None
 
 
 async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
@@ -258,17 +260,17 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
         inbound.channel, inbound.sender, raw_conversation
     ) or Conversation(channel=inbound.channel, address=inbound.sender)
     if not raw_entry:
-        return Lookup(conversation=conversation, subject=subject)
+        return Lookup(conversation=conversation, subject=subject, key=key)
     try:
         entry = json.loads(raw_entry)
         answer = CachedAnswer(str(entry["t"]), str(entry["l"]), str(entry["i"]), entry.get("o"))
     except (ValueError, KeyError, TypeError):
-        return Lookup(conversation=conversation, subject=subject)
+        return Lookup(conversation=conversation, subject=subject, key=key)
     if not is_idle(conversation) or answer.language != expected_language(
         conversation, subject.detected, settings.default_language
     ):
         REPLY_CACHE.labels(inbound.channel, "miss").inc()
-        return Lookup(conversation=conversation, subject=subject)
+        return Lookup(conversation=conversation, subject=subject, key=key)
     if subject.lookup:
         decision = await runtime.rate_limiter.hit("sender", inbound.sender, remaining=False)
         if not decision.allowed:
@@ -316,12 +318,15 @@ async def save(
     language: str,
     intent: str,
     text: str,
+    found: Lookup | None = None,
 ) -> None:
     """Save the conversation and, when the reply may be served again, cache it, in one round
-    trip. Redis trouble is logged, never raised (the reply still goes)."""
+    trip. Redis trouble is logged, never raised (the reply still goes). `found` is what `lookup`
+    said of this message: its subject and key are taken from it instead of derived again."""
     replies = list(replies)
     entry: tuple[str, str] | None = None
     seconds = get_surge_settings().reply_cache_seconds
+    known = found.subject if found is not None and found.key is not None else None
     if (
         seconds > 0
         and inbound.channel in CACHED_CHANNELS
@@ -330,10 +335,13 @@ async def save(
         and is_idle(conversation)
         and inbound.contact_phone is None
         and cacheable(replies)
-        and (subject := cache_subject(inbound.text)) is not None
+        and (subject := known or cache_subject(inbound.text)) is not None
     ):
-        secret = runtime.settings.secret_key
-        key = cache_key(secret, inbound.channel, inbound.sender, subject.material)
+        if known is not None and found is not None and found.key is not None:
+            key = found.key
+        else:
+            secret = runtime.settings.secret_key
+            key = cache_key(secret, inbound.channel, inbound.sender, subject.material)
         value = {"t": text, "l": language, "i": intent, "o": outcome_of(replies)}
         entry = key, json.dumps(value, ensure_ascii=False)
     try:

@@ -57,9 +57,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
         and found.subject.intent is Intent.CNIC
         and surge.is_idle(found.conversation)
     ):
-        return await _look_up(
-            runtime, inbound, inbound.message_id, found.conversation, found.subject.cnic
-        )
+        return await _look_up(runtime, inbound, inbound.message_id, found.conversation, found)
     async with runtime.db.transaction() as session:
         claim = None
         if inbound.message_id:
@@ -79,7 +77,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
                 outcome=_eligibility_outcome(turn.outcome.replies),
                 language=turn.outcome.language,
             )
-    return await _answered(runtime, inbound, turn)
+    return await _answered(runtime, inbound, turn, found)
 
 
 async def _look_up(
@@ -87,7 +85,7 @@ async def _look_up(
     inbound: Inbound,
     message_id: str,
     conversation: Conversation,
-    cnic: str | None,
+    found: surge.Lookup,
 ) -> Answer:
     """The look-up lane: a CNIC sent in an idle conversation, answered first and recorded after.
 
@@ -101,6 +99,7 @@ async def _look_up(
     refused look-up reads it for nothing, and tells nothing of it), unless it is on a replica.
     """
     async with runtime.db.autocommit_sessions() as session:
+        cnic = found.subject.cnic if found.subject is not None else None
         turn = await _converse(runtime, inbound, conversation, session, lookup_of=cnic)
         earlier = await repository.record_answered(
             session,
@@ -114,7 +113,7 @@ async def _look_up(
         )
         if earlier is not None:
             return _replayed(inbound, earlier)
-    return await _answered(runtime, inbound, turn)
+    return await _answered(runtime, inbound, turn, found)
 
 
 def _replayed(inbound: Inbound, claim: repository.Claim) -> Answer:
@@ -234,8 +233,9 @@ async def contact_and_services(
     )
 
 
-async def _answered(runtime: Runtime, inbound: Inbound, turn: _Turn) -> Answer:
-    """Save the conversation (and cache the reply when it may be), count it, log it."""
+async def _answered(runtime: Runtime, inbound: Inbound, turn: _Turn, found: surge.Lookup) -> Answer:
+    """Save the conversation (and cache the reply when it may be), count it, log it; `found` is
+    what the reply cache's look-up said of the message."""
     outcome, text = turn.outcome, turn.text
     # Saves the conversation, and caches the reply for resends when it may be (one round trip).
     await surge.save(
@@ -247,6 +247,7 @@ async def _answered(runtime: Runtime, inbound: Inbound, turn: _Turn) -> Answer:
         language=outcome.language,
         intent=outcome.intent.value,
         text=text,
+        found=found,
     )
     MESSAGES.labels(inbound.channel, outcome.language, outcome.intent.value).inc()
     if inbound.channel == "sms":
