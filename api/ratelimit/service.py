@@ -79,22 +79,44 @@ DEGRADED = Counter(
 # TimeoutError from our own asyncio.timeout and socket errors.
 _UNREACHABLE = (StorageError, RedisError, OSError)
 
+
+def _limits_script(name: str) -> str:
+    """One of `limits`' own Redis scripts, as installed, to call as a Lua function: inside it,
+    KEYS and ARGV are the function's parameters, so the script reads its usual arguments."""
+    source = get_package_data(f"resources/redis/lua_scripts/{name}.lua").decode()
+    return f"local function {name}(KEYS, ARGV)\n{source}\nend\n"
+
+
 #: Several moving-window hits in one round trip, counted in turn until one is refused: `limits`'
-#: own acquire script, unchanged, called once per key (KEYS[i]; ARGV[1] the timestamp, then each
+#: acquire script, unchanged, called once per key (KEYS[i]; ARGV[1] the timestamp, then each
 #: key's limit and expiry). Returns 0 when every hit was counted, else the 1-based index of the
-#: refused one (the hits after it are not counted). Lua's KEYS and ARGV are the function's
-#: parameters inside `acquire`, so the library's script reads its usual arguments.
+#: refused one (the hits after it are not counted).
 ACQUIRE_IN_TURN = (
-    "local function acquire(KEYS, ARGV)\n"
-    + get_package_data("resources/redis/lua_scripts/acquire_moving_window.lua").decode()
+    _limits_script("acquire_moving_window")
     + """
-end
 for i = 1, #KEYS do
-    if not acquire({KEYS[i]}, {ARGV[1], ARGV[2 * i], ARGV[2 * i + 1], 1}) then
+    if not acquire_moving_window({KEYS[i]}, {ARGV[1], ARGV[2 * i], ARGV[2 * i + 1], 1}) then
         return i
     end
 end
 return 0
+"""
+)
+
+#: One hit and the window it leaves, in one round trip: `limits`' acquire script, then its
+#: window script (KEYS[1]; ARGV the timestamp, the limit and the expiry). Returns {1 or 0 for
+#: counted or refused, the oldest entry's timestamp, the entries in the window}, or {1 or 0}
+#: alone for an empty window: what `hit` then `get_window_stats` read in two.
+ACQUIRE_AND_READ = (
+    _limits_script("acquire_moving_window")
+    + _limits_script("moving_window")
+    + """
+local acquired = acquire_moving_window(KEYS, {ARGV[1], ARGV[2], ARGV[3], 1}) and 1 or 0
+local found = moving_window(KEYS, {ARGV[1] - ARGV[3], ARGV[2]})
+if found then
+    return {acquired, found[1], found[2]}
+end
+return {acquired}
 """
 )
 
@@ -180,6 +202,7 @@ class RateLimiter:
         )
         self._shared = MovingWindowRateLimiter(self._storage)
         self._acquire_in_turn = self._redis.register_script(ACQUIRE_IN_TURN)
+        self._acquire_and_read = self._redis.register_script(ACQUIRE_AND_READ)
         self._memory = MemoryStorage()
         self._local = MovingWindowRateLimiter(self._memory)
         self._local_refusals: dict[str, float] = {}
@@ -219,9 +242,18 @@ class RateLimiter:
                 return allowed, WindowStats(reset_time=0.0, remaining=0)
             return allowed, await limiter.get_window_stats(item, scope, key)
 
-        (allowed, stats), degraded = await self._call(
-            lambda: check(self._shared), lambda: check(self._local)
-        )
+        async def shared() -> tuple[bool, WindowStats]:
+            if not remaining:
+                return await check(self._shared)
+            # The hit and its window in one round trip instead of two.
+            now, expiry = time.time(), item.get_expiry()
+            reply = await self._acquire_and_read(
+                keys=[_redis_key(item, scope, key)], args=[now, item.amount, expiry]
+            )
+            oldest, count = (float(reply[1]), int(reply[2])) if len(reply) > 1 else (now, 0)
+            return bool(int(reply[0])), WindowStats(oldest + expiry, item.amount - count)
+
+        (allowed, stats), degraded = await self._call(shared, lambda: check(self._local))
         HITS.labels(scope, "allowed" if allowed else "limited").inc()
         return _decision(item, allowed, stats, degraded)
 
@@ -241,8 +273,7 @@ class RateLimiter:
             keys: list[str] = []
             args: list[float | int] = [time.time()]
             for scope, item, key in counted:
-                # The key `limits` itself uses for this hit (RedisStorage prefixes with ours).
-                keys.append(f"{KEY_PREFIX}:{item.key_for(scope, key)}")
+                keys.append(_redis_key(item, scope, key))
                 args += [item.amount, item.get_expiry()]
             refused = int(await self._acquire_in_turn(keys=keys, args=args))
             if not refused:
@@ -347,6 +378,11 @@ class RateLimiter:
         if self._degraded:
             self._degraded = False
             log.warning(RECOVERED_MESSAGE)
+
+
+def _redis_key(item: RateLimitItem, scope: str, key: str) -> str:
+    """The key `limits` itself keeps this window under (RedisStorage prefixes with ours)."""
+    return f"{KEY_PREFIX}:{item.key_for(scope, key)}"
 
 
 def _decision(item: RateLimitItem, allowed: bool, stats: WindowStats, degraded: bool) -> Decision:

@@ -193,3 +193,29 @@ async def test_hits_in_turn_are_counted_in_metrics(limiter: RateLimiter):
     assert count("cnic", "allowed") == before["cnic", "allowed"] + 4
     assert count("cnic", "limited") == before["cnic", "limited"] + 1
     assert count("sender", "limited") == before["sender", "limited"]
+
+
+async def test_a_hit_reads_its_window_in_the_same_round_trip(
+    limiter: RateLimiter, monkeypatch: pytest.MonkeyPatch
+):
+    """`hit` with RateLimit headers to send counts and reads the window in one script: what it
+    says is what `limits` reads from the same window, and limits' separate read is not made."""
+    for n in range(3):
+        with monkeypatch.context() as patched:
+            patched.setattr(limiter._shared, "get_window_stats", _no_second_read)
+            decision = await limiter.hit("ip", "198.51.100.9")
+        peek = await limiter.test("ip", "198.51.100.9")
+        assert decision.allowed and not decision.degraded
+        assert decision.remaining == peek.remaining == 3 - n - 1
+        assert decision.reset_at == pytest.approx(peek.reset_at, abs=0.01)
+    with monkeypatch.context() as patched:
+        patched.setattr(limiter._shared, "get_window_stats", _no_second_read)
+        refused = await limiter.hit("ip", "198.51.100.9")
+    assert not refused.allowed and refused.remaining == 0
+    # The oldest of the three hits frees the next slot, a minute after it was counted.
+    assert 59 <= refused.retry_after <= 60
+    assert refused.reset_at == pytest.approx((await limiter.test("ip", "198.51.100.9")).reset_at)
+
+
+async def _no_second_read(*args: object) -> None:
+    raise AssertionError("the window was read in a second round trip")
