@@ -326,7 +326,8 @@ async def save(
     replies = list(replies)
     entry: tuple[str, str] | None = None
     seconds = get_surge_settings().reply_cache_seconds
-    known = found.subject if found is not None and found.key is not None else None
+    # What `lookup` derived from this message's text, when it got that far.
+    known = (found.subject, found.key) if found and found.subject and found.key else None
     if (
         seconds > 0
         and inbound.channel in CACHED_CHANNELS
@@ -335,13 +336,14 @@ async def save(
         and is_idle(conversation)
         and inbound.contact_phone is None
         and cacheable(replies)
-        and (subject := known or cache_subject(inbound.text)) is not None
+        and (subject := known[0] if known else cache_subject(inbound.text)) is not None
     ):
-        if known is not None and found is not None and found.key is not None:
-            key = found.key
-        else:
-            secret = runtime.settings.secret_key
-            key = cache_key(secret, inbound.channel, inbound.sender, subject.material)
+        secret = runtime.settings.secret_key
+        key = (
+            known[1]
+            if known
+            else cache_key(secret, inbound.channel, inbound.sender, subject.material)
+        )
         value = {"t": text, "l": language, "i": intent, "o": outcome_of(replies)}
         entry = key, json.dumps(value, ensure_ascii=False)
     try:
