@@ -156,7 +156,11 @@ async def run_load(
     record = LoadRecord()
     started = time.monotonic()
     numbers = iter(range(total))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: with both at 5 s,
+    # a request could go out on a connection the server was closing (a ReadError, not a fault).
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     timeout = httpx.Timeout(15.0)
 
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as http:
