@@ -649,6 +649,8 @@ class Bench:
             check=False,
             capture_output=True,
         )
+        if PROFILE_SVG.exists():  # its title is the command line: name no machine's paths
+            PROFILE_SVG.write_text(PROFILE_SVG.read_text().replace(f"{ROOT}/", ""))
         runner.join()
         log(f"profile: {PROFILE_SVG.relative_to(ROOT)}, {PROFILE_RAW.relative_to(ROOT)}")
         return summarise_profile(PROFILE_RAW, window, 200)
