@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ from api.metrics import GRIEVANCES
 from api.otp.service import Checked, IssueOutcome, OtpUnavailable
 from api.payments import service as payment_service
 from api.payments.schemas import PaymentSchedule
+from api.ratelimit import Decision
 from api.registry import repository
 from api.runtime import Runtime
 from api.verification import deliver_code, request_code, requester
@@ -31,6 +32,21 @@ _ISSUE_STATUS = {
     # This sender's code for this CNIC is still live: ask for it again, send nothing new.
     IssueOutcome.RESUMED: CodeStatus.SENT,
 }
+
+
+def _sender_scope(channel: str) -> str:
+    return "telegram" if channel == "telegram" else "sender"
+
+
+def lookup_hits(channel: str, sender: str, cnic: str | None) -> list[tuple[str, str]]:
+    """The rate limits a look-up counts (SPEC §4), in order: the sender's, then the CNIC's."""
+    scope = _sender_scope(channel)
+    return [(scope, sender)] if cnic is None else [(scope, sender), ("cnic", cnic)]
+
+
+#: A look-up's limits counted ahead of the flow (api/surge.py `lookup`): its CNIC's digits and
+#: the decisions `RateLimiter.read_then_hit_in_turn` gave.
+Counted = tuple[str, Sequence[Decision]]
 
 
 class RabtaServices:
@@ -65,15 +81,19 @@ class RabtaServices:
             yield self._session
 
     async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
-        limiter = self._runtime.rate_limiter
-        scope = "telegram" if self._channel == "telegram" else "sender"
-        hits = [(scope, self._sender)] if cnic is None else [(scope, self._sender), ("cnic", cnic)]
-        decisions = await limiter.hit_in_turn(hits)
+        hits = lookup_hits(self._channel, self._sender, cnic)
+        return await self._verdict(await self._runtime.rate_limiter.hit_in_turn(hits))
+
+    async def _verdict(self, decisions: Sequence[Decision]) -> LookupVerdict:
+        """What the look-up limits' decisions mean for the flow: go on, or say "try again after"
+        (once per refusal window: every further SMS would cost money)."""
         refused = [d for d in decisions if not d.allowed]
         if not refused:
             return LookupVerdict(allowed=True)
         retry_after = max(d.retry_after for d in refused)
-        tell = await limiter.first_refusal(scope, self._sender, max(retry_after, 1))
+        tell = await self._runtime.rate_limiter.first_refusal(
+            _sender_scope(self._channel), self._sender, max(retry_after, 1)
+        )
         return LookupVerdict(allowed=False, retry_after=retry_after, tell=tell)
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
@@ -173,7 +193,8 @@ class LookupServices(RabtaServices):
 
     `households` holds registry reads made ahead, with the contact's upsert: CNIC → (status,
     PMT score) or None for not found. The flow's first coarse look-up of that CNIC takes its
-    answer from there instead of reading again.
+    answer from there instead of reading again. Likewise `counted`, the look-up's limits
+    counted ahead for a CNIC, answers the flow's first `lookup_allowed` of that CNIC.
     """
 
     def __init__(
@@ -185,9 +206,17 @@ class LookupServices(RabtaServices):
         sender: str,
         contact_id: int | None = None,
         households: Mapping[str, tuple[str, Any] | None] | None = None,
+        counted: Counted | None = None,
     ) -> None:
         super().__init__(runtime, session, channel=channel, sender=sender, contact_id=contact_id)
         self._households = dict(households or {})
+        self._counted = counted
+
+    async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
+        counted, self._counted = self._counted, None
+        if counted is not None and cnic == counted[0]:
+            return await self._verdict(counted[1])
+        return await super().lookup_allowed(cnic)
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         if not full and cnic.digits in self._households:

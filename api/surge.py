@@ -69,6 +69,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.bot_services import Counted, lookup_hits
 from api.conversations import repository
 from api.identity import Cnic, InvalidCnic, keyed_digest, normalise_text
 from api.metrics import MESSAGES, SMS_SEGMENTS
@@ -218,6 +219,9 @@ class Lookup:
     subject: Resend | None = None
     #: The subject's cache key (a keyed hash), so that saving the answer does not derive it again.
     key: str | None = None
+    #: A CNIC sent in a blank conversation: the look-up's limits, counted with the read
+    #: (api/bot_services.py `LookupServices`).
+    counted: Counted | None = None
 
 
 async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
@@ -243,14 +247,27 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     settings = runtime.settings
     key = cache_key(settings.secret_key, inbound.channel, inbound.sender, subject.material)
     conversation_key = runtime.conversations.key(inbound.channel, inbound.sender)
+    reads = [key, conversation_key] if seconds > 0 else [conversation_key]
+    counted: Counted | None = None
     try:
-        # One command, not a pipeline of two GETs: redis-py's pipeline costs more than MGET.
-        if seconds > 0:
-            raw_entry, raw_conversation = await runtime.redis.mget(key, conversation_key)
+        if subject.cnic is not None:
+            # A CNIC with nothing stored for its sender (no cached answer, a blank conversation)
+            # takes the look-up lane, whose flow counts the look-up first thing: counted here,
+            # in the same round trip as the read, only when nothing was found.
+            found = await runtime.rate_limiter.read_then_hit_in_turn(
+                reads, lookup_hits(inbound.channel, inbound.sender, subject.cnic)
+            )
+            if found is None:  # Redis unreachable: the normal path answers as it can
+                return Lookup()
+            values, decisions = found
+            if decisions is not None:
+                counted = subject.cnic, decisions
         else:
-            raw_entry, raw_conversation = None, await runtime.redis.get(conversation_key)
+            # One command, not a pipeline of two GETs: redis-py's pipeline costs more than MGET.
+            values = await runtime.redis.mget(*reads)
     except RedisError:
         return Lookup()
+    raw_entry, raw_conversation = values if seconds > 0 else (None, values[0])
     # With the cache off, what was read still serves: the conversation, and the subject that
     # sends a look-up down the look-up lane (api/conversations/service.py).
     # None stored is a blank conversation (bot/dialogue/state.py stores none): idle, in the
@@ -260,7 +277,7 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
         inbound.channel, inbound.sender, raw_conversation
     ) or Conversation(channel=inbound.channel, address=inbound.sender)
     if not raw_entry:
-        return Lookup(conversation=conversation, subject=subject, key=key)
+        return Lookup(conversation=conversation, subject=subject, key=key, counted=counted)
     try:
         entry = json.loads(raw_entry)
         answer = CachedAnswer(str(entry["t"]), str(entry["l"]), str(entry["i"]), entry.get("o"))

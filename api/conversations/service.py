@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import surge
-from api.bot_services import LookupServices, RabtaServices
+from api.bot_services import Counted, LookupServices, RabtaServices
 from api.conversations import people, repository
 from api.metrics import MESSAGES, REPLAYS, SMS_SEGMENTS
 from api.runtime import Runtime
@@ -100,7 +100,9 @@ async def _look_up(
     """
     async with runtime.db.autocommit_sessions() as session:
         cnic = found.subject.cnic if found.subject is not None else None
-        turn = await _converse(runtime, inbound, conversation, session, lookup_of=cnic)
+        turn = await _converse(
+            runtime, inbound, conversation, session, lookup_of=cnic, counted=found.counted
+        )
         earlier = await repository.record_answered(
             session,
             channel=inbound.channel,
@@ -144,11 +146,13 @@ async def _converse(
     session: AsyncSession,
     *,
     lookup_of: str | None = None,
+    counted: Counted | None = None,
 ) -> _Turn:
     """Contact → conversation → flow → reply, with the contact saved; not yet recorded.
 
     With `lookup_of` (a CNIC's digits), the turn is the look-up lane's: its services refuse to
-    write, and the CNIC's household is read with the contact when the registry is here.
+    write, and the CNIC's household is read with the contact when the registry is here (and
+    the look-up's limits, when `counted` ahead, let it through).
     """
     # One person across channels: a contact with no language takes the one its phone has
     # (the upsert does it when the channel proves the phone; below, for a Telegram contact
@@ -161,6 +165,7 @@ async def _converse(
         phone=inbound.phone,
         lookup=lookup_of is not None,
         lookup_of=lookup_of,
+        counted=counted,
     )
     conversation = found or await _load_conversation(runtime, inbound)
     was_idle = surge.is_idle(conversation)
@@ -203,15 +208,18 @@ async def contact_and_services(
     phone: str | None,
     lookup: bool,
     lookup_of: str | None = None,
+    counted: Counted | None = None,
 ) -> tuple[repository.ContactRecord, RabtaServices]:
     """The message's contact, and the services its flow calls.
 
     A look-up's (`lookup`) refuse to write, and when it looks up `lookup_of` (a CNIC's digits)
     and the registry is in this database, that household is read in the contact's statement
-    and answers the flow's look-up; anything else gets the full services.
+    and answers the flow's look-up, unless its limits, `counted` ahead, refused it (it would
+    be read for nothing); anything else gets the full services.
     """
     households: dict[str, tuple[str, Any] | None] = {}
-    if lookup and lookup_of is not None and runtime.db.registry_is_primary:
+    refused = counted is not None and not all(d.allowed for d in counted[1])
+    if lookup and lookup_of is not None and runtime.db.registry_is_primary and not refused:
         contact, households[lookup_of] = await repository.get_or_create_contact_reading_household(
             session, channel=channel, address=address, phone=phone, cnic=lookup_of
         )
@@ -230,6 +238,7 @@ async def contact_and_services(
         sender=address,
         contact_id=contact.id,
         households=households,
+        counted=counted,
     )
 
 

@@ -87,19 +87,33 @@ def _limits_script(name: str) -> str:
     return f"local function {name}(KEYS, ARGV)\n{source}\nend\n"
 
 
-#: Several moving-window hits in one round trip, counted in turn until one is refused: `limits`'
-#: acquire script, unchanged, called once per key (KEYS[i]; ARGV[1] the timestamp, then each
-#: key's limit and expiry). Returns 0 when every hit was counted, else the 1-based index of the
-#: refused one (the hits after it are not counted).
-ACQUIRE_IN_TURN = (
+#: Several moving-window hits in one round trip, counted in turn until one is refused, after
+#: reading some keys of the caller's and only if none of them exists: `limits`' acquire script,
+#: unchanged, called once per hit. KEYS: the keys to read (ARGV[1] of them, maybe none), then
+#: one per hit; ARGV[2] the timestamp, then each hit's limit and expiry. Returns {the values
+#: read, -1} when one of them exists (nothing counted), else {the values, 0} when every hit was
+#: counted, or {the values, the 1-based index of the refused hit} (the hits after it are not
+#: counted).
+READ_THEN_ACQUIRE_IN_TURN = (
     _limits_script("acquire_moving_window")
     + """
-for i = 1, #KEYS do
-    if not acquire_moving_window({KEYS[i]}, {ARGV[1], ARGV[2 * i], ARGV[2 * i + 1], 1}) then
-        return i
+local reads = tonumber(ARGV[1])
+local values = {}
+if reads > 0 then
+    values = redis.call('MGET', unpack(KEYS, 1, reads))
+    for i = 1, reads do
+        if values[i] then
+            return {values, -1}
+        end
     end
 end
-return 0
+for i = reads + 1, #KEYS do
+    local j = 2 * (i - reads)
+    if not acquire_moving_window({KEYS[i]}, {ARGV[2], ARGV[j + 1], ARGV[j + 2], 1}) then
+        return {values, i - reads}
+    end
+end
+return {values, 0}
 """
 )
 
@@ -201,7 +215,7 @@ class RateLimiter:
             **pool_option,
         )
         self._shared = MovingWindowRateLimiter(self._storage)
-        self._acquire_in_turn = self._redis.register_script(ACQUIRE_IN_TURN)
+        self._read_then_acquire = self._redis.register_script(READ_THEN_ACQUIRE_IN_TURN)
         self._acquire_and_read = self._redis.register_script(ACQUIRE_AND_READ)
         self._memory = MemoryStorage()
         self._local = MovingWindowRateLimiter(self._memory)
@@ -264,22 +278,11 @@ class RateLimiter:
 
         Returns a decision for each hit that was counted or refused; the hits after a refusal are
         not counted (a sender over their limit spends nothing of a CNIC's)."""
-        counted = [
-            (scope, self._defaults[scope], self.identity_key(scope, identity))
-            for scope, identity in hits
-        ]
+        counted = self._counted(hits)
 
         async def shared() -> tuple[int, WindowStats | None]:
-            keys: list[str] = []
-            args: list[float | int] = [time.time()]
-            for scope, item, key in counted:
-                keys.append(_redis_key(item, scope, key))
-                args += [item.amount, item.get_expiry()]
-            refused = int(await self._acquire_in_turn(keys=keys, args=args))
-            if not refused:
-                return 0, None
-            scope, item, key = counted[refused - 1]
-            return refused, await self._shared.get_window_stats(item, scope, key)
+            _, refused, stats = await self._read_then_acquire_shared((), counted)
+            return refused, stats
 
         async def local() -> tuple[int, WindowStats | None]:
             for index, (scope, item, key) in enumerate(counted, 1):
@@ -288,15 +291,58 @@ class RateLimiter:
             return 0, None
 
         (refused, stats), degraded = await self._call(shared, local)
-        decisions = []
-        for index, (scope, item, _) in enumerate(counted, 1):
-            allowed = index != refused
-            HITS.labels(scope, "allowed" if allowed else "limited").inc()
-            window = WindowStats(reset_time=0.0, remaining=0) if allowed or stats is None else stats
-            decisions.append(_decision(item, allowed, window, degraded))
-            if not allowed:
-                break
-        return decisions
+        return _decisions(counted, refused, stats, degraded)
+
+    async def read_then_hit_in_turn(
+        self, reads: Sequence[str], hits: Sequence[tuple[str, str]]
+    ) -> tuple[list[Any], list[Decision] | None] | None:
+        """Read the Redis keys `reads` and, only when none of them exists, count `hits` as
+        `hit_in_turn` does, in one round trip: (the values read, the decisions or None when
+        something was read and nothing counted). None when Redis could not be asked (it is
+        unreachable, or degraded and not due for a retry): nothing was read or counted, and the
+        caller reads and counts the usual way (`hit_in_turn` then falls back to this process).
+
+        For a caller whose next step would count the hits unless it finds state of its own: the
+        reply cache, whose first read of a message also counts the look-up it leads to."""
+        counted = self._counted(hits)
+
+        async def shared() -> tuple[list[Any], int, WindowStats | None]:
+            return await self._read_then_acquire_shared(reads, counted)
+
+        async def unavailable() -> None:
+            return None
+
+        found, degraded = await self._call(shared, unavailable)
+        if found is None:
+            return None
+        values, refused, stats = found
+        if refused < 0:
+            return values, None
+        return values, _decisions(counted, refused, stats, degraded)
+
+    def _counted(self, hits: Sequence[tuple[str, str]]) -> list[tuple[str, RateLimitItem, str]]:
+        """Each hit's scope, default limit and keyed identity."""
+        return [
+            (scope, self._defaults[scope], self.identity_key(scope, identity))
+            for scope, identity in hits
+        ]
+
+    async def _read_then_acquire_shared(
+        self, reads: Sequence[str], counted: Sequence[tuple[str, RateLimitItem, str]]
+    ) -> tuple[list[Any], int, WindowStats | None]:
+        """`READ_THEN_ACQUIRE_IN_TURN` on Redis: the values read, the refused hit's index (0:
+        none, -1: nothing counted) and, for a refusal, its window (a second round trip)."""
+        keys = list(reads)
+        args: list[float | int] = [len(reads), time.time()]
+        for scope, item, key in counted:
+            keys.append(_redis_key(item, scope, key))
+            args += [item.amount, item.get_expiry()]
+        values, refused = await self._read_then_acquire(keys=keys, args=args)
+        refused = int(refused)
+        if refused <= 0:
+            return list(values), refused, None
+        scope, item, key = counted[refused - 1]
+        return list(values), refused, await self._shared.get_window_stats(item, scope, key)
 
     async def test(self, scope: str, identity: str, limit: str | None = None) -> Decision:
         """Whether a hit would be allowed now, without consuming one."""
@@ -383,6 +429,25 @@ class RateLimiter:
 def _redis_key(item: RateLimitItem, scope: str, key: str) -> str:
     """The key `limits` itself keeps this window under (RedisStorage prefixes with ours)."""
     return f"{KEY_PREFIX}:{item.key_for(scope, key)}"
+
+
+def _decisions(
+    counted: Sequence[tuple[str, RateLimitItem, str]],
+    refused: int,
+    stats: WindowStats | None,
+    degraded: bool,
+) -> list[Decision]:
+    """The decisions of hits counted in turn: allowed up to the refused one (1-based; 0 for
+    none), which carries its window; none for the hits after it, which were not counted."""
+    decisions = []
+    for index, (scope, item, _) in enumerate(counted, 1):
+        allowed = index != refused
+        HITS.labels(scope, "allowed" if allowed else "limited").inc()
+        window = WindowStats(reset_time=0.0, remaining=0) if allowed or stats is None else stats
+        decisions.append(_decision(item, allowed, window, degraded))
+        if not allowed:
+            break
+    return decisions
 
 
 def _decision(item: RateLimitItem, allowed: bool, stats: WindowStats, degraded: bool) -> Decision:

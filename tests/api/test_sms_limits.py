@@ -6,7 +6,17 @@ import pytest
 
 from api.settings import get_settings
 from tests.api.test_sms_payments import Chat
-from tests.conftest import ELIGIBLE, NOT_ELIGIBLE
+from tests.conftest import ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, NOT_FOUND, UNDER_REVIEW
+
+
+def _rendered(template: str, context: dict, *, language: str) -> str:
+    from api.programmes import get_programmes
+    from bot.channels.base import Reply
+    from bot.render import Renderer
+
+    programmes = get_programmes()
+    renderer = Renderer(brand=programmes.brand, programme_name=programmes.name)
+    return renderer.render([Reply(template, context)], language=language, channel="sms").text
 
 
 @pytest.fixture
@@ -47,3 +57,62 @@ async def test_one_cnic_is_limited_across_senders(tight_client, registry):
         answers.append(await chat.send(NOT_ELIGIBLE))
     assert all("not eligible" in a for a in answers[:4])
     assert "Too many requests" in answers[4]
+
+
+async def test_a_first_lookup_is_counted_once_with_the_read(tight, tight_client, registry):
+    """A CNIC with nothing stored for its sender has its limits counted with the reply cache's
+    read (api/surge.py), not again by the flow; a sender whose conversation is stored is
+    counted by the flow: one hit per look-up either way."""
+    from api.ratelimit import RateLimiter
+
+    limiter = RateLimiter(tight, tight.redis_url)
+    try:
+        blank = Chat(tight_client, "+923331113333")
+        assert "35202-*******-1" in await blank.send(ELIGIBLE)
+        assert (await limiter.test("sender", blank.phone)).remaining == 2
+        assert (await limiter.test("cnic", ELIGIBLE)).remaining == 3
+
+        stored = Chat(tight_client, "+923331114444")
+        await stored.send("LANG EN")  # a chosen language is stored in the conversation
+        assert "is not eligible" in await stored.send(NOT_ELIGIBLE)
+        assert (await limiter.test("sender", stored.phone)).remaining == 2
+        assert (await limiter.test("cnic", NOT_ELIGIBLE)).remaining == 3
+    finally:
+        await limiter.close()
+
+
+async def test_a_sender_refused_with_the_read_is_told_once_and_not_looked_up(
+    tight, tight_client, registry, monkeypatch
+):
+    """Refused when its limits are counted with the read: the same "try again" reply once,
+    then silence, the CNIC not counted and its household not read."""
+    from api.conversations import repository
+    from api.ratelimit import RateLimiter
+
+    read_ahead: list[str] = []
+    reading = repository.get_or_create_contact_reading_household
+
+    async def recorded(session, **kwargs):
+        read_ahead.append(kwargs["cnic"])
+        return await reading(session, **kwargs)
+
+    monkeypatch.setattr(repository, "get_or_create_contact_reading_household", recorded)
+    chat = Chat(tight_client, "+923331115555")
+    cnics = [ELIGIBLE, NOT_ELIGIBLE, UNDER_REVIEW, NOT_FOUND, ELIGIBLE_WIFE]
+    answers = [await chat.send(cnic) for cnic in cnics]
+    assert [cnic[:5] in answer for cnic, answer in zip(cnics, answers, strict=True)] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+    # In the default language, as the flow says it (the window has an hour to run).
+    assert answers[3] == _rendered("errors/rate_limited", {"minutes": 60}, language="ur")
+    assert answers[4] == ""  # silence: replies cost money
+    assert read_ahead == cnics[:3]
+    limiter = RateLimiter(tight, tight.redis_url)
+    try:
+        assert (await limiter.test("cnic", NOT_FOUND)).remaining == 4, "refused: not counted"
+    finally:
+        await limiter.close()

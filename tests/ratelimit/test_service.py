@@ -181,6 +181,57 @@ async def test_hits_in_turn_stop_at_the_first_refusal(limiter: RateLimiter):
     assert (await limiter.test("sender", other_sender)).remaining == 2, "the sender was counted"
 
 
+async def test_read_then_hit_counts_only_when_nothing_is_found(limiter: RateLimiter, redis):
+    """One round trip reads the caller's keys and counts the hits only when none exists."""
+    hits = [("sender", ELIGIBLE_PHONE), ("cnic", ELIGIBLE)]
+    reads = ["rabta:test:entry", "rabta:test:state"]
+    found = await limiter.read_then_hit_in_turn(reads, hits)
+    assert found is not None
+    values, decisions = found
+    assert values == [None, None]
+    assert decisions is not None
+    assert [(d.allowed, d.limit, d.degraded) for d in decisions] == [
+        (True, 3, False),
+        (True, 4, False),
+    ]
+    assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 2
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 3
+
+    # Something stored for the caller: it comes back, and nothing is counted.
+    await redis.set("rabta:test:state", "{}")
+    found = await limiter.read_then_hit_in_turn(reads, hits)
+    assert found is not None
+    values, decisions = found
+    assert decisions is None
+    assert values[0] is None and values[1] in (b"{}", "{}")
+    assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 2
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 3
+
+    # Without reads it is `hit_in_turn`, on the same windows, stopping at the first refusal.
+    _, decisions = await limiter.read_then_hit_in_turn([], hits) or ([], None)
+    assert decisions is not None and [d.allowed for d in decisions] == [True, True]
+    await limiter.hit("sender", ELIGIBLE_PHONE)
+    _, decisions = await limiter.read_then_hit_in_turn(reads[:1], hits) or ([], None)
+    assert decisions is not None and [d.allowed for d in decisions] == [False]
+    assert 1 <= decisions[0].retry_after <= 60
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 2, "the CNIC was not counted"
+
+
+async def test_read_then_hit_leaves_an_unreachable_redis_to_the_caller(rl_settings: Settings):
+    """No Redis: nothing read, nothing counted (None); the caller's `hit_in_turn` then counts
+    in this process, as it would have without the read."""
+    limiter = RateLimiter(rl_settings, "redis://127.0.0.1:1/0", retry_redis_after=60)
+    try:
+        hits = [("sender", ELIGIBLE_PHONE), ("cnic", ELIGIBLE)]
+        assert await limiter.read_then_hit_in_turn(["rabta:test:entry"], hits) is None
+        assert limiter.degraded
+        assert await limiter.read_then_hit_in_turn(["rabta:test:entry"], hits) is None
+        decisions = await limiter.hit_in_turn(hits)
+        assert [(d.allowed, d.degraded) for d in decisions] == [(True, True), (True, True)]
+    finally:
+        await limiter.close()
+
+
 async def test_hits_in_turn_are_counted_in_metrics(limiter: RateLimiter):
     def count(scope: str, outcome: str) -> float:
         labels = {"scope": scope, "outcome": outcome}
