@@ -247,6 +247,24 @@ async def test_signed_urdu_body_with_blank_fields_is_accepted(signed, signed_cli
     assert "35202-*******-1" in reply_text(response)
 
 
+async def test_signature_over_the_url_without_its_port_is_accepted(signed, signed_client, registry):
+    """Twilio has signed URLs both with and without the port: the first HMAC tried is over the
+    URL as configured, and twilio's own `validate` still accepts the other form."""
+    assert PUBLIC == "http://127.0.0.1:8000"
+    form = sms(ELIGIBLE, "SMnoport")
+    signature = signed.compute_signature("http://127.0.0.1" + URL, form)
+    response = await signed_client.post(URL, data=form, headers={"X-Twilio-Signature": signature})
+    assert "35202-*******-1" in reply_text(response)
+
+
+async def test_a_signature_that_is_not_ascii_is_403(signed, signed_client, registry):
+    form = sms(ELIGIBLE, "SMlatin1")
+    length = len(signed.compute_signature(PUBLIC + URL, form))
+    headers = {"X-Twilio-Signature": ("é" * length).encode("latin-1")}
+    response = await signed_client.post(URL, data=form, headers=headers)
+    assert response.status_code == 403
+
+
 async def test_signature_over_the_internal_url_is_refused(signed, signed_client, registry):
     form = sms(ELIGIBLE, "SMinternal")
     signature = signed.compute_signature("http://internal:9000" + URL, form)
