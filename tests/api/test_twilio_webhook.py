@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 from xml.etree import ElementTree
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
 
 from api.bot_services import LookupServices, NotALookup
 from api.grievances.schemas import Category
 from api.identity import Cnic
 from api.registry.models import Contact, InboundMessage
 from api.settings import get_settings
+from api.webhooks.twilio import twiml
 from tests.conftest import (
     ELIGIBLE,
     ELIGIBLE_PHONE,
@@ -393,3 +397,12 @@ async def test_the_lookup_lanes_services_refuse_to_write():
         await services.file_grievance(
             ELIGIBLE, category=Category.OTHER, description="x", language="en"
         )
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.text())
+def test_twiml_is_what_twilios_messaging_response_writes(text):
+    expected = MessagingResponse()
+    if text:
+        expected.message(text)
+    assert twiml(text) == str(expected)
