@@ -95,8 +95,10 @@ async def _look_up(
     2xx is ever given for a message that is not stored. A provider retry of a message already
     answered meets that row and gets the stored reply; the one thing it repeats is counting the
     look-up. Two round trips to PostgreSQL instead of six (BEGIN, claim, contact, registry,
-    reply, COMMIT): the registry is read with the contact's upsert, ahead of the rate limits (a
-    refused look-up reads it for nothing, and tells nothing of it), unless it is on a replica.
+    reply, COMMIT): the registry is read with the contact's upsert, unless it is on a replica or
+    the look-up's limits, counted ahead with the reply cache's read (`found.counted`), refused
+    it; when they were not counted ahead the flow counts them after that read (a refused
+    look-up has then read it for nothing, and tells nothing of it).
     """
     async with runtime.db.autocommit_sessions() as session:
         cnic = found.subject.cnic if found.subject is not None else None
