@@ -228,10 +228,11 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     """The cached reply to a resend, with its MessageSid recorded; else what was read on the way
     (with the cache turned off, only that).
 
-    One Redis command (MGET) reads the cache entry and the conversation together, so a message that
+    One Redis command reads the cache entry and the conversation together, so a message that
     is not a resend costs no extra round trip: its conversation comes back for the normal path.
-    Never raises for Redis or database trouble: the normal path then answers (or fails) as it
-    would without the cache.
+    For a CNIC that command is the rate limiter's script, which also counts the look-up when
+    neither exists (`Lookup.counted`); for help, an `MGET`. Never raises for Redis or database
+    trouble: the normal path then answers (or fails) as it would without the cache.
     """
     seconds = get_surge_settings().reply_cache_seconds
     message_id = inbound.message_id
