@@ -17,11 +17,21 @@ from api.db import Database
 from api.migrate import upgrade_async
 from api.registry.models import Base, Enrollment, Household, OutboundMessage, Payment, Person
 from api.settings import Settings, get_settings
+from bot.render import Renderer
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
 #: Every log record of the run is kept and scanned at the end for CNICs, phones and codes.
 pytest_plugins = ["tests.security.logscan"]
+
+
+@pytest.fixture(scope="session")
+def renderer() -> Renderer:
+    """The app's reply renderer, with the programmes' brand and names: what a reply should say."""
+    from api.programmes import get_programmes
+
+    programmes = get_programmes()
+    return Renderer(brand=programmes.brand, programme_name=programmes.name)
 
 
 @pytest.fixture(scope="session")

@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 
 from api.settings import get_settings
+from bot.channels.base import Reply
 from tests.api.test_sms_payments import Chat
 from tests.conftest import ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, NOT_FOUND, UNDER_REVIEW
-
-
-def _rendered(template: str, context: dict, *, language: str) -> str:
-    from api.programmes import get_programmes
-    from bot.channels.base import Reply
-    from bot.render import Renderer
-
-    programmes = get_programmes()
-    renderer = Renderer(brand=programmes.brand, programme_name=programmes.name)
-    return renderer.render([Reply(template, context)], language=language, channel="sms").text
 
 
 @pytest.fixture
@@ -82,7 +73,7 @@ async def test_a_first_lookup_is_counted_once_with_the_read(tight, tight_client,
 
 
 async def test_a_sender_refused_with_the_read_is_told_once_and_not_looked_up(
-    tight, tight_client, registry, monkeypatch
+    tight, tight_client, registry, monkeypatch, renderer
 ):
     """Refused when its limits are counted with the read: the same "try again" reply once,
     then silence, the CNIC not counted and its household not read."""
@@ -108,7 +99,10 @@ async def test_a_sender_refused_with_the_read_is_told_once_and_not_looked_up(
         False,
     ]
     # In the default language, as the flow says it (the window has an hour to run).
-    assert answers[3] == _rendered("errors/rate_limited", {"minutes": 60}, language="ur")
+    told = renderer.render(
+        [Reply("errors/rate_limited", {"minutes": 60})], language="ur", channel="sms"
+    ).text
+    assert answers[3] == told
     assert answers[4] == ""  # silence: replies cost money
     assert read_ahead == cnics[:3]
     limiter = RateLimiter(tight, tight.redis_url)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from api.programmes import get_programmes
 from bot.catalogs import check
 from bot.channels import CHANNELS
 from bot.dialogue.keywords import KEYWORDS, Intent, parse
@@ -19,7 +18,7 @@ from bot.i18n_report import (
     render_worst_case,
     sms_budget,
 )
-from bot.render import TEMPLATES_DIR, Renderer
+from bot.render import TEMPLATES_DIR
 from bot.segments import measure
 
 KEYWORD_CASES = [
@@ -127,12 +126,6 @@ def all_templates() -> list[str]:
             stem = stem.removesuffix(f".{channel}")
         names.add(stem)
     return sorted(names)
-
-
-@pytest.fixture(scope="module")
-def renderer() -> Renderer:
-    programmes = get_programmes()
-    return Renderer(brand=programmes.brand, programme_name=programmes.name)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

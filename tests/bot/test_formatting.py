@@ -172,14 +172,11 @@ def test_detect_script(text: str, script: str) -> None:
         ("pa_Arab", "۳", "۱۵"),
     ],
 )
-def test_counts_in_messages_use_the_languages_digits(lang: str, three: str, fifteen: str) -> None:
+def test_counts_in_messages_use_the_languages_digits(
+    renderer, lang: str, three: str, fifteen: str
+) -> None:
     """A count inside a translated sentence ("try 3 more times") is written like the dates and
     amounts of the same language; the plural form is still chosen from the number."""
-    from api.programmes import get_programmes
-    from bot.render import Renderer
-
-    programmes = get_programmes()
-    renderer = Renderer(brand=programmes.brand, programme_name=programmes.name)
     tries = renderer.render_text("verify/wrong", {"tries_left": 3}, language=lang, channel="sms")
     wait = renderer.render_text(
         "errors/rate_limited", {"minutes": 15}, language=lang, channel="sms"
