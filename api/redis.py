@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from api.settings import Settings
 
@@ -27,13 +29,18 @@ def _in_process_pool() -> aioredis.ConnectionPool:
 
 
 def connect_redis(settings: Settings) -> aioredis.Redis:
-    """A client for REDIS_URL, or for the process's in-process substitute."""
+    """A client for REDIS_URL, or for the process's in-process substitute.
+
+    After Redis restarts, every connection left in the pool is dead, and redis-py notices only
+    when a command fails on it (`from_url` pools retry nothing by default): one immediate retry
+    on a fresh connection, so a restart costs no request an error."""
     if settings.redis_url:
         return aioredis.Redis.from_url(
             settings.redis_url,
             decode_responses=True,
             socket_connect_timeout=1.0,
             socket_timeout=1.0,
+            retry=Retry(NoBackoff(), 1),
             health_check_interval=30,
         )
     return aioredis.Redis(connection_pool=_in_process_pool())

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from api.redis import connect_redis
 from api.registry.models import InboundMessage
 from tests.conftest import ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW, load_payload
 from tests.faults.conftest import Result, run_load, serve_app, timed
@@ -41,6 +42,31 @@ def sms_form(body: str, sid: str, sender: str) -> dict[str, str]:
 
 def twiml_text(body: str) -> str:
     return "".join(m.text or "" for m in ElementTree.fromstring(body).iter("Message"))
+
+
+async def test_a_restart_leaves_no_dead_connection_to_fail_a_command(fault_env, private_redis):
+    """After a restart every pooled connection is dead; commands sent at once (each on its own
+    pooled connection, as concurrent requests are) all succeed on a fresh one."""
+    redis = connect_redis(fault_env(REDIS_URL=private_redis.url))
+    width = 8
+
+    async def hold(n: int) -> None:  # overlapping commands: `width` connections in the pool
+        await redis.set(f"rabta:test:stale:{n}", n)
+        await asyncio.sleep(0.05)
+        await redis.get(f"rabta:test:stale:{n}")
+
+    try:
+        await asyncio.gather(*(hold(n) for n in range(width)))
+        assert len(redis.connection_pool._available_connections) == width
+        await asyncio.to_thread(private_redis.kill)
+        await asyncio.to_thread(private_redis.start)
+        answers = await asyncio.gather(
+            *(redis.incr("rabta:test:stale:count") for _ in range(width)), return_exceptions=True
+        )
+        assert not [a for a in answers if isinstance(a, BaseException)], answers
+        assert await redis.get("rabta:test:stale:count") == str(width)
+    finally:
+        await redis.aclose()
 
 
 async def test_redis_killed_and_restarted_under_traffic(
