@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,8 +30,18 @@ from api.settings import Settings
 CODE_DIGITS = 6
 
 
+log = logging.getLogger(__name__)
+
+
 class OtpUnavailable(Exception):
     """Redis cannot be reached: no code is issued or checked (fail closed)."""
+
+
+def unavailable(exc: RedisError) -> OtpUnavailable:
+    """What to raise for `exc`, logged, so that whoever sees the 503s sees why in the log: the
+    error's class and message (an address, never a key or a value)."""
+    log.warning("verification unavailable: Redis %s: %s", type(exc).__name__, exc)
+    return OtpUnavailable()
 
 
 class IssueOutcome(enum.StrEnum):
@@ -165,7 +176,7 @@ class OtpService:
                     pipe.set(self._resume_key(requester, cnic), request_id, ex=lifetime)
                 await pipe.execute()
         except RedisError as exc:
-            raise OtpUnavailable from exc
+            raise unavailable(exc) from exc
         return Issued(
             IssueOutcome.ISSUED,
             request_id=request_id,
@@ -204,12 +215,12 @@ class OtpService:
                 return Checked(CheckOutcome.EXHAUSTED)
             return Checked(CheckOutcome.WRONG, tries_left=maximum - tries)
         except RedisError as exc:
-            raise OtpUnavailable from exc
+            raise unavailable(exc) from exc
 
     async def request_cnic(self, request_id: str) -> str | None:
         """The CNIC a live request is for (to resume a conversation), or None."""
         try:
             value = await self._redis.hget(self._request_key(request_id), "cnic")
         except RedisError as exc:
-            raise OtpUnavailable from exc
+            raise unavailable(exc) from exc
         return str(value) if value else None

@@ -9,7 +9,7 @@ import secrets
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from api.otp.service import OtpUnavailable
+from api.otp.service import unavailable
 
 
 class BeneficiaryTokens:
@@ -27,7 +27,7 @@ class BeneficiaryTokens:
         try:
             await self._redis.set(self._key(token), cnic, ex=self.ttl_seconds)
         except RedisError as exc:
-            raise OtpUnavailable from exc
+            raise unavailable(exc) from exc
         return token
 
     async def resolve(self, token: str) -> str | None:
@@ -37,11 +37,11 @@ class BeneficiaryTokens:
         try:
             value = await self._redis.get(self._key(token))
         except RedisError as exc:
-            raise OtpUnavailable from exc
+            raise unavailable(exc) from exc
         return str(value) if value else None
 
     async def revoke(self, token: str) -> None:
         try:
             await self._redis.delete(self._key(token))
         except RedisError as exc:
-            raise OtpUnavailable from exc
+            raise unavailable(exc) from exc

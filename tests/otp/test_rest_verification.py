@@ -195,14 +195,21 @@ async def test_broken_json_and_wrong_content_type(client, registry):
     assert form.headers["content-type"] == "application/problem+json"
 
 
-async def test_redis_down_fails_closed(client, app, registry, monkeypatch):
+async def test_redis_down_fails_closed(client, app, registry, monkeypatch, caplog):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     async def broken(*args, **kwargs):
-        raise RedisConnectionError("down")
+        raise RedisConnectionError("Error 111 connecting to redis:6379. Connection refused.")
 
     runtime = app.state.runtime
     monkeypatch.setattr(runtime.otp._redis, "set", broken)
     response = await client.post("/v1/otp", json={"cnic": ELIGIBLE_WIFE})
     assert response.status_code == 503
     assert "try again" in response.json()["detail"].lower()
+    # The operator sees why in the log, and nothing of the request.
+    (record,) = [r for r in caplog.records if r.name == "api.otp.service"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        "verification unavailable: Redis ConnectionError: "
+        "Error 111 connecting to redis:6379. Connection refused."
+    )
