@@ -7,6 +7,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from api.settings import Settings
 
@@ -32,15 +33,16 @@ def connect_redis(settings: Settings) -> aioredis.Redis:
     """A client for REDIS_URL, or for the process's in-process substitute.
 
     After Redis restarts, every connection left in the pool is dead, and redis-py notices only
-    when a command fails on it (`from_url` pools retry nothing by default): one immediate retry
-    on a fresh connection, so a restart costs no request an error."""
+    when a command fails on it (`from_url` pools retry nothing by default): a command that loses
+    its connection is sent once more on a fresh one, so a restart costs no request an error. A
+    timeout is not retried: a wedged Redis fails a command in one second, not two."""
     if settings.redis_url:
         return aioredis.Redis.from_url(
             settings.redis_url,
             decode_responses=True,
             socket_connect_timeout=1.0,
             socket_timeout=1.0,
-            retry=Retry(NoBackoff(), 1),
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             health_check_interval=30,
         )
     return aioredis.Redis(connection_pool=_in_process_pool())

@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 
 import httpx
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select
 
 from api.redis import connect_redis
@@ -67,6 +68,32 @@ async def test_a_restart_leaves_no_dead_connection_to_fail_a_command(fault_env, 
         assert await redis.get("rabta:test:stale:count") == str(width)
     finally:
         await redis.aclose()
+
+
+async def test_a_wedged_redis_fails_a_command_once_without_a_retry(fault_env):
+    """A Redis that accepts connections and never answers: the command times out once, on one
+    connection. Retrying a timeout would double the wait (and the connection's own handshake
+    would be retried too: four connections, four seconds, per command)."""
+    connections = 0
+
+    async def wedged(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while await reader.read(1024):  # reads every command, answers none
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(wedged, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    redis = connect_redis(fault_env(REDIS_URL=f"redis://127.0.0.1:{port}/0"))
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await redis.get("rabta:test:wedged")
+        assert connections == 1
+    finally:
+        await redis.aclose()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_redis_killed_and_restarted_under_traffic(
