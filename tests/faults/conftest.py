@@ -148,12 +148,14 @@ async def run_load(
     concurrency: int,
     deadline: float,
     stop: asyncio.Event | None = None,
+    record: LoadRecord | None = None,
 ) -> LoadRecord:
     """Send at most `total` requests at up to `rate` per second (at most `concurrency` at once)
     to `base_url`, on loopback only, for at most `deadline` seconds or until `stop` is set.
-    Never unbounded: requests that would start after either are not sent."""
+    Never unbounded: requests that would start after either are not sent. Answers go into
+    `record` as they come (a scenario may watch it), a new one by default."""
     assert base_url.startswith("http://127.0.0.1:"), "load goes to loopback only"
-    record = LoadRecord()
+    record = record if record is not None else LoadRecord()
     started = time.monotonic()
     numbers = iter(range(total))
     # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: with both at 5 s,
