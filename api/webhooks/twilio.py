@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
@@ -20,6 +19,7 @@ from api.deps import runtime_of
 from api.identity import InvalidPhone, normalise_phone
 from api.problems import Problem
 from api.settings import Settings
+from api.webhooks.forms import URLENCODED, urlencoded_fields
 from bot.channels.base import Inbound
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,6 @@ def public_url(request: Request, settings: Settings) -> str:
     return url
 
 
-class _Params(dict[str, str]):
-    """The form's fields as `RequestValidator` reads them fastest: it asks for `getall` first
-    (a plain dict makes it raise and catch two AttributeErrors per field, twice per request)."""
-
-    def getall(self, name: str) -> list[str]:
-        return [self[name]]
-
-
 def _signed(
     validator: RequestValidator, url: str, params: Mapping[str, str], signature: str
 ) -> bool:
@@ -57,27 +49,12 @@ def _signed(
     return bool(validator.validate(url, params, signature))
 
 
-#: Twilio posts about twenty fields; a form with more than this is not Twilio's.
-MAX_FIELDS = 200
-
-
 async def verified_form(request: Request, settings: Settings) -> Mapping[str, str]:
     """The POSTed form, after checking `X-Twilio-Signature` when an auth token is configured."""
     content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("application/x-www-form-urlencoded"):
+    if not content_type.startswith(URLENCODED):
         raise Problem(415, "Twilio webhooks are form-encoded.")
-    # The body is small (BodySizeLimit caps it): the standard library decodes it in one call,
-    # with the blank fields Twilio signs too, where Starlette's form parser calls back per byte
-    # run. Undecodable bytes become U+FFFD, which no signature matches.
-    try:
-        fields = parse_qsl(
-            (await request.body()).decode("utf-8", "replace"),
-            keep_blank_values=True,
-            max_num_fields=MAX_FIELDS,
-        )
-    except ValueError as exc:
-        raise Problem(400, "The form has too many fields.") from exc
-    params = _Params(fields)
+    params = await urlencoded_fields(request)
     if settings.twilio_auth_token:
         signature = request.headers.get("X-Twilio-Signature", "")
         validator = RequestValidator(settings.twilio_auth_token)

@@ -43,6 +43,7 @@ from api.metrics import MESSAGES, REPLAYS
 from api.outbox.service import enqueue
 from api.problems import Problem
 from api.runtime import Runtime
+from api.webhooks.forms import MAX_FIELDS, URLENCODED, urlencoded_fields
 from bot.dialogue import ussd as menus
 from bot.dialogue.ussd import UssdState, UssdStore
 
@@ -98,13 +99,17 @@ async def ussd(request: Request, runtime: RuntimeDep) -> Response:
 
 async def _read_hit(request: Request) -> UssdHit:
     content_type = request.headers.get("content-type", "")
-    if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    fields: dict[str, str]
+    if content_type.startswith(URLENCODED):
+        fields = await urlencoded_fields(request)
+    elif content_type.startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_fields=MAX_FIELDS)
+        except Exception:  # a malformed multipart body: the parser's many errors, one answer
+            raise Problem(400, "The form could not be read.") from None
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    else:
         raise Problem(415, "USSD gateways post form fields.")
-    try:
-        form = await request.form()
-    except Exception:  # a malformed multipart body: the parser's many errors, one answer
-        raise Problem(400, "The form could not be read.") from None
-    fields = {key: value for key, value in form.items() if isinstance(value, str)}
     session_id = fields.get("sessionId", "").strip()
     raw_phone = fields.get("phoneNumber", "").strip()
     text = fields.get("text", "")

@@ -120,6 +120,35 @@ async def test_multipart_and_missing_text_work(client, registry):
     assert screen_of(response).startswith("CON ") and "1 English" in response.text
 
 
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+async def test_a_form_with_too_many_fields_is_a_400(client, registry, encoding):
+    """A gateway posts five fields; two hundred more are not a USSD hit, in either encoding."""
+    form = ussd_form("ATUid_many", ELIGIBLE_PHONE, "")
+    form.update({f"extra{n}": "x" for n in range(200)})
+    if encoding == "urlencoded":
+        response = await client.post(URL, data=form)
+    else:
+        response = await client.post(URL, files={k: (None, v) for k, v in form.items()})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_form_written_in_raw_utf8_reads_as_utf8(client, registry):
+    """Urdu digits sent as raw UTF-8 bytes, not percent-escaped, are the same input."""
+    from urllib.parse import urlencode
+
+    await remember_english(client, ELIGIBLE_PHONE)
+    screen_of(await client.post(URL, data=ussd_form("ATUid_raw", ELIGIBLE_PHONE, "")))
+    screen_of(await client.post(URL, data=ussd_form("ATUid_raw", ELIGIBLE_PHONE, "1")))
+    form = ussd_form("ATUid_raw", ELIGIBLE_PHONE, "")
+    del form["text"]
+    body = urlencode(form).encode() + "&text=1*۳۵۲۰۲۱۲۳۴۵۶۷۲".encode()
+    response = await client.post(
+        URL, content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert screen_of(response).startswith("END CNIC 35202-*******-2 is eligible")
+
+
 async def test_emoji_on_a_menu_shows_the_menu_again(client, registry):
     await remember_english(client, ELIGIBLE_PHONE)
     screen_of(await client.post(URL, data=ussd_form("ATUid_e", ELIGIBLE_PHONE, "")))
