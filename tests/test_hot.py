@@ -173,3 +173,22 @@ async def test_the_contact_and_a_household_read_together(registry):
             assert household == expected
             assert (household is None) == (cnic == NOT_FOUND)
     assert await count(registry, Contact) == 1
+
+
+async def test_a_contact_saves_only_what_its_message_changed(db):
+    """`save_contact` writes the changed columns alone: a message that chose a language leaves
+    a verification that another message of the same person stored meanwhile as it is."""
+    until = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
+    args = {"channel": "sms", "address": "+923001234567", "phone": "+923001234567"}
+    async with db.autocommit_sessions() as session:
+        chooses = await repository.get_or_create_contact(session, **args)
+        verifies = await repository.get_or_create_contact(session, **args)
+        verifies.verified_cnic, verifies.verified_until = "3520212345672", until
+        await repository.save_contact(session, verifies)
+        chooses.language = "ur"
+        await repository.save_contact(session, chooses)
+        assert not chooses.changes(), "saved: nothing left to write"
+        again = await repository.get_or_create_contact(session, **args)
+    assert (again.language, again.verified_cnic) == ("ur", "3520212345672")
+    assert again.verified_until is not None
+    assert repository._comparable(again.verified_until) == repository._comparable(until)
