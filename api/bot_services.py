@@ -45,7 +45,8 @@ def lookup_hits(channel: str, sender: str, cnic: str | None) -> list[tuple[str, 
 
 
 #: A look-up's limits counted ahead of the flow (api/surge.py `lookup`): its CNIC's digits and
-#: the decisions `RateLimiter.read_then_hit_in_turn` gave.
+#: the decisions `RateLimiter.read_then_hit_in_turn` gave, for all of `lookup_hits` or the first
+#: ones (the sender's alone, when a cached answer was found).
 Counted = tuple[str, Sequence[Decision]]
 
 
@@ -214,9 +215,14 @@ class LookupServices(RabtaServices):
 
     async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
         counted, self._counted = self._counted, None
-        if counted is not None and cnic == counted[0]:
-            return await self._verdict(counted[1])
-        return await super().lookup_allowed(cnic)
+        if counted is None or cnic != counted[0]:
+            return await super().lookup_allowed(cnic)
+        decisions = list(counted[1])
+        hits = lookup_hits(self._channel, self._sender, cnic)
+        if len(decisions) < len(hits) and all(d.allowed for d in decisions):
+            # The sender's limit alone was counted ahead (a cached answer that did not serve).
+            decisions += await self._runtime.rate_limiter.hit_in_turn(hits[len(decisions) :])
+        return await self._verdict(decisions)
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         if not full and cnic.digits in self._households:

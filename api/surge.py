@@ -254,9 +254,13 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
         if subject.cnic is not None:
             # A CNIC with nothing stored for its sender (no cached answer, a blank conversation)
             # takes the look-up lane, whose flow counts the look-up first thing: counted here,
-            # in the same round trip as the read, only when nothing was found.
+            # in the same round trip as the read, only when nothing was found. A cached answer
+            # found beside a blank conversation counts the sender's limit alone, as serving it
+            # does (and as the lane would first, should the answer not serve after all).
             found = await runtime.rate_limiter.read_then_hit_in_turn(
-                reads, lookup_hits(inbound.channel, inbound.sender, subject.cnic)
+                reads,
+                lookup_hits(inbound.channel, inbound.sender, subject.cnic),
+                when_first_found=1 if seconds > 0 else 0,
             )
             if found is None:  # Redis unreachable: the normal path answers as it can
                 return Lookup()
@@ -277,20 +281,27 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     conversation = ConversationStore.parse(
         inbound.channel, inbound.sender, raw_conversation
     ) or Conversation(channel=inbound.channel, address=inbound.sender)
+    # Whatever was counted ahead goes with the message: a look-up's limits when nothing was
+    # found, the sender's alone when a cached answer was (LookupServices counts the rest).
+    missed = Lookup(conversation=conversation, subject=subject, key=key, counted=counted)
     if not raw_entry:
-        return Lookup(conversation=conversation, subject=subject, key=key, counted=counted)
+        return missed
     try:
         entry = json.loads(raw_entry)
         answer = CachedAnswer(str(entry["t"]), str(entry["l"]), str(entry["i"]), entry.get("o"))
     except (ValueError, KeyError, TypeError):
-        return Lookup(conversation=conversation, subject=subject, key=key)
+        return missed
     if not is_idle(conversation) or answer.language != expected_language(
         conversation, subject.detected, settings.default_language
     ):
         REPLY_CACHE.labels(inbound.channel, "miss").inc()
-        return Lookup(conversation=conversation, subject=subject, key=key)
+        return missed
     if subject.lookup:
-        decision = await runtime.rate_limiter.hit("sender", inbound.sender, remaining=False)
+        decision = (
+            counted[1][0]
+            if counted is not None
+            else await runtime.rate_limiter.hit("sender", inbound.sender, remaining=False)
+        )
         if not decision.allowed:
             # The normal path says "try again after …" once, then nothing. Not through the
             # look-up lane (no subject): that would count this message against the limit again.

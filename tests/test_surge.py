@@ -332,6 +332,26 @@ async def test_resends_count_against_the_senders_limit(client, registry, monkeyp
     assert get_settings().limit_sender == "10/hour"
 
 
+async def test_each_message_counts_a_look_up_once(app, client, registry):
+    """A look-up counts the sender's and the CNIC's limits; a resend served from the cache, the
+    sender's alone (counted with the cache's read); a cached answer that does not serve (the
+    resend is written in another language) the sender's once, not twice, and the CNIC's."""
+    limiter = app.state.runtime.rate_limiter
+
+    async def used() -> tuple[int, int]:
+        sender = await limiter.test("sender", OTHER_PHONE)
+        cnic = await limiter.test("cnic", ELIGIBLE)
+        return sender.limit - sender.remaining, cnic.limit - cnic.remaining
+
+    first = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0601")))
+    assert await used() == (1, 1)
+    assert reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0602"))) == first
+    assert await used() == (2, 1)
+    english = reply_of(await client.post(URL, data=sms(f"my card {ELIGIBLE}", "SMsurge0603")))
+    assert english != first and "is eligible" in english
+    assert await used() == (3, 2)
+
+
 async def test_the_cache_can_be_turned_off(client, registry, monkeypatch):
     """Off, every look-up is answered afresh, still through the look-up lane: nothing claims
     its MessageSid first."""

@@ -88,29 +88,38 @@ def _limits_script(name: str) -> str:
 
 
 #: Several moving-window hits in one round trip, counted in turn until one is refused, after
-#: reading some keys of the caller's and only if none of them exists: `limits`' acquire script,
+#: reading some keys of the caller's and only if none of them exists, or if the first alone
+#: exists and ARGV[3] says how many of the first hits to count then: `limits`' acquire script,
 #: unchanged, called once per hit. KEYS: the keys to read (ARGV[1] of them, maybe none), then
 #: one per hit; ARGV[2] the timestamp, then each hit's limit and expiry. Returns {the values
-#: read, -1} when one of them exists (nothing counted), else {the values, 0} when every hit was
-#: counted, or {the values, the 1-based index of the refused hit} (the hits after it are not
+#: read, -1} when nothing was counted, else {the values, 0} when every hit it counted was
+#: allowed, or {the values, the 1-based index of the refused hit} (the hits after it are not
 #: counted); with no keys to read, the index alone (a bare integer parses faster than a list).
 READ_THEN_ACQUIRE_IN_TURN = (
     _limits_script("acquire_moving_window")
     + """
 local reads = tonumber(ARGV[1])
+local last = #KEYS
 local values = {}
 if reads > 0 then
     values = redis.call('MGET', unpack(KEYS, 1, reads))
+    local found = 0
     for i = 1, reads do
         if values[i] then
+            found = found + 1
+        end
+    end
+    if found > 0 then
+        if found > 1 or not values[1] or tonumber(ARGV[3]) == 0 then
             return {values, -1}
         end
+        last = reads + tonumber(ARGV[3])
     end
 end
 local refused = 0
-for i = reads + 1, #KEYS do
+for i = reads + 1, last do
     local j = 2 * (i - reads)
-    if not acquire_moving_window({KEYS[i]}, {ARGV[2], ARGV[j + 1], ARGV[j + 2], 1}) then
+    if not acquire_moving_window({KEYS[i]}, {ARGV[2], ARGV[j + 2], ARGV[j + 3], 1}) then
         refused = i - reads
         break
     end
@@ -299,20 +308,27 @@ class RateLimiter:
         return _decisions(counted, refused, stats, degraded)
 
     async def read_then_hit_in_turn(
-        self, reads: Sequence[str], hits: Sequence[tuple[str, str]]
+        self,
+        reads: Sequence[str],
+        hits: Sequence[tuple[str, str]],
+        *,
+        when_first_found: int = 0,
     ) -> tuple[list[Any], list[Decision] | None] | None:
         """Read the Redis keys `reads` and, only when none of them exists, count `hits` as
         `hit_in_turn` does, in one round trip: (the values read, the decisions or None when
-        something was read and nothing counted). None when Redis could not be asked (it is
-        unreachable, or degraded and not due for a retry): nothing was read or counted, and the
-        caller reads and counts the usual way (`hit_in_turn` then falls back to this process).
+        something was read and nothing counted). When the first key alone exists, the first
+        `when_first_found` hits are counted instead (their decisions alone). None when Redis
+        could not be asked (it is unreachable, or degraded and not due for a retry): nothing was
+        read or counted, and the caller reads and counts the usual way (`hit_in_turn` then falls
+        back to this process).
 
         For a caller whose next step would count the hits unless it finds state of its own: the
-        reply cache, whose first read of a message also counts the look-up it leads to."""
+        reply cache, whose first read of a message also counts the look-up it leads to, or the
+        sender's limit alone when it finds the answer to a resend."""
         counted = self._counted(hits)
 
         async def shared() -> tuple[list[Any], int, WindowStats | None]:
-            return await self._read_then_acquire_shared(reads, counted)
+            return await self._read_then_acquire_shared(reads, counted, when_first_found)
 
         async def unavailable() -> None:
             return None
@@ -323,6 +339,8 @@ class RateLimiter:
         values, refused, stats = found
         if refused < 0:
             return values, None
+        if reads and values[0] is not None:  # the first alone was found
+            counted = counted[:when_first_found]
         return values, _decisions(counted, refused, stats, degraded)
 
     def _counted(self, hits: Sequence[tuple[str, str]]) -> list[tuple[str, RateLimitItem, str]]:
@@ -333,12 +351,15 @@ class RateLimiter:
         ]
 
     async def _read_then_acquire_shared(
-        self, reads: Sequence[str], counted: Sequence[tuple[str, RateLimitItem, str]]
+        self,
+        reads: Sequence[str],
+        counted: Sequence[tuple[str, RateLimitItem, str]],
+        when_first_found: int = 0,
     ) -> tuple[list[Any], int, WindowStats | None]:
         """`READ_THEN_ACQUIRE_IN_TURN` on Redis: the values read, the refused hit's index (0:
         none, -1: nothing counted) and, for a refusal, its window (a second round trip)."""
         keys = list(reads)
-        args: list[float | int] = [len(reads), time.time()]
+        args: list[float | int] = [len(reads), time.time(), when_first_found]
         for scope, item, key in counted:
             keys.append(_redis_key(item, scope, key))
             args += [item.amount, item.get_expiry()]

@@ -217,6 +217,44 @@ async def test_read_then_hit_counts_only_when_nothing_is_found(limiter: RateLimi
     assert (await limiter.test("cnic", ELIGIBLE)).remaining == 2, "the CNIC was not counted"
 
 
+async def test_read_then_hit_counts_the_first_hits_when_the_first_key_alone_is_found(
+    limiter: RateLimiter, redis
+):
+    """`when_first_found`: the reply cache's entry found beside no conversation counts the
+    sender's limit alone; found beside one, or the conversation alone, counts nothing."""
+    hits = [("sender", ELIGIBLE_PHONE), ("cnic", ELIGIBLE)]
+    reads = ["rabta:test:entry", "rabta:test:state"]
+    await redis.set("rabta:test:entry", "answer")
+    found = await limiter.read_then_hit_in_turn(reads, hits, when_first_found=1)
+    assert found is not None
+    values, decisions = found
+    assert values[0] in (b"answer", "answer") and values[1] is None
+    assert decisions is not None and [(d.allowed, d.limit) for d in decisions] == [(True, 3)]
+    assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 2
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 4, "the CNIC was not counted"
+
+    # Without `when_first_found`, as before: something was found, nothing counted.
+    assert await limiter.read_then_hit_in_turn(reads, hits) == (values, None)
+    # Both found, or the second alone: nothing counted.
+    await redis.set("rabta:test:state", "{}")
+    assert (await limiter.read_then_hit_in_turn(reads, hits, when_first_found=1))[1] is None
+    await redis.delete("rabta:test:entry")
+    assert (await limiter.read_then_hit_in_turn(reads, hits, when_first_found=1))[1] is None
+    assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 2
+
+    # A refusal of the first hit carries its window.
+    await redis.delete("rabta:test:state")
+    await redis.set("rabta:test:entry", "answer")
+    for _ in range(2):
+        await limiter.hit("sender", ELIGIBLE_PHONE)
+    _, decisions = await limiter.read_then_hit_in_turn(reads, hits, when_first_found=1) or (
+        [],
+        None,
+    )
+    assert decisions is not None and [d.allowed for d in decisions] == [False]
+    assert 1 <= decisions[0].retry_after <= 60
+
+
 async def test_read_then_hit_leaves_an_unreachable_redis_to_the_caller(rl_settings: Settings):
     """No Redis: nothing read, nothing counted (None); the caller's `hit_in_turn` then counts
     in this process, as it would have without the read."""
