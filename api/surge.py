@@ -8,7 +8,8 @@ idempotent answers are cached: the coarse eligibility answer (`eligibility/*`) a
 never an OTP, PAY (personal), a grievance step, a rate-limit notice or anything said while a
 conversation was in the middle of a flow. A cached entry is served only while the sender's
 conversation is still idle with no numbered options pending and would be answered in the same
-language (one Redis round trip reads the entry and the conversation together).
+language (one Redis round trip reads the entry and the conversation together, and counts the
+look-up's limits: see below).
 
 What is still done on a cache hit, and why (the trade-off):
 
@@ -19,7 +20,9 @@ What is still done on a cache hit, and why (the trade-off):
   with the stored reply. Skipping this insert would save one database round trip but would make
   a retried MessageSid count twice and leave the message log incomplete;
 * a CNIC resend still counts against the *sender's* look-up limit (SPEC §4, "10 look-ups per
-  sender per hour"): the cache never lets a sender get more paid replies than without it. A
+  sender per hour"): the cache never lets a sender get more paid replies than without it. When
+  the sender has no stored conversation (most people in a surge), the script that reads the
+  entry counts it too, so a resend costs one Redis command and one INSERT in all. A
   refused sender falls through to the normal path, which answers "try again after …" once and
   then stays silent. The *CNIC's* limit is not counted: a resend to the same sender reveals
   nothing new about that CNIC;
