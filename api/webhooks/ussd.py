@@ -146,6 +146,8 @@ class _Loaded:
     """The session as Redis had it when the hit arrived, and what the hit asks of it."""
 
     state: UssdState | None
+    #: The session's seen-mark was found (its state may have expired since).
+    seen: bool
     foreign: bool
     plan: menus.Plan
 
@@ -199,7 +201,7 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
     state, outcome = turn.state, turn.outcome
     try:
         if not loaded.foreign:
-            await store.save(state)
+            await store.save(state, seen=loaded.seen)
     except RedisError:
         log.warning("ussd session state not saved (Redis): the next step will say dial again")
     MESSAGES.labels(menus.CHANNEL, outcome.language, state.screen.value).inc()
@@ -225,7 +227,7 @@ async def _load(store: UssdStore, hit: UssdHit) -> _Loaded:
     # leaves the session of the phone that dialled it untouched.
     if foreign:
         log.warning("ussd session %s hit from another phone: not continued", hit.session_id)
-    return _Loaded(state, foreign, menus.plan(state, seen=seen, text=hit.text))
+    return _Loaded(state, seen, foreign, menus.plan(state, seen=seen, text=hit.text))
 
 
 async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) -> _Turn | str:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from api.registry.models import Contact, Grievance, Household, InboundMessage, OutboundMessage
 from bot.channels.ussd import SCREEN_GSM7
-from bot.dialogue.ussd import SESSION_SECONDS, Plan, UssdState, UssdStore, plan
+from bot.dialogue.ussd import SEEN_SECONDS, SESSION_SECONDS, Plan, UssdState, UssdStore, plan
 from tests.conftest import (
     ELIGIBLE_PHONE,
     ELIGIBLE_WIFE,
@@ -220,6 +220,8 @@ async def test_state_lives_for_the_session_and_expiry_says_dial_again(client, ap
     redis = app.state.runtime.redis
     ttl = await redis.ttl(UssdStore.key(session))
     assert 0 < ttl <= SESSION_SECONDS
+    # The seen-mark, set at the first hit only, outlives the state by far.
+    assert SESSION_SECONDS < await redis.ttl(UssdStore.seen_key(session)) <= SEEN_SECONDS
     await redis.delete(UssdStore.key(session))  # what three idle minutes do
     late = screen_of(
         await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, f"1*{ELIGIBLE_WIFE}"))
