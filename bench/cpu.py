@@ -7,7 +7,8 @@ keeps the status) with the same pre-built requests as the bench, one at a time, 
 database and Redis, and reports the process's own CPU time per request. Paths are run in
 alternating rounds, so a noisy minute hits them alike, and the median round is reported.
 
-    .venv/bin/python bench/cpu.py [--app rabta|baseline] [--paths sms,ussd,eligibility] [-n 1000]
+    .venv/bin/python bench/cpu.py [--app rabta|baseline] [-n 1000]
+        [--paths sms,sms-resends,ussd,eligibility]
     .venv/bin/python bench/cpu.py --profile var/bench/sms.prof   # cProfile, in CPU time
 
 The loop is uvloop's, as under `rabta serve`.
@@ -43,7 +44,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # bench/run.py: the request builders and settings
 
-PATHS = ("sms", "ussd", "eligibility")
+PATHS = ("sms", "sms-resends", "ussd", "eligibility")
 
 
 def asgi_request(raw: bytes) -> tuple[dict[str, Any], bytes]:
@@ -100,6 +101,9 @@ def requests_for(
 ) -> list[tuple[dict[str, Any], bytes]]:
     if path == "sms":
         raws = run.sms_requests(n, rng, found, missing)
+    elif path == "sms-resends":
+        # As the bench's "50% resends" scenario: half the messages resend a recent one.
+        raws = run.sms_requests(n, rng, found, missing, resend_share=0.5)
     elif path == "ussd":
         # Whole sessions in order (dial, language, menu, CNIC): bench/run.py interleaves
         # sessions for wrk's connections; here they are taken one after the other.
