@@ -10,7 +10,7 @@ and replaced.
     .venv/bin/python bench/loadgen.py --url http://127.0.0.1:8000 --file F --rate 300 --duration 15
 
 Prints one JSON line: sent, statuses, timeouts, errors, achieved rate, latency percentiles
-(overall and per status class).
+(overall, per status class, and each second's p99).
 """
 
 from __future__ import annotations
@@ -35,20 +35,36 @@ def percentile(ordered: list[float], q: float) -> float:
 
 
 class Result:
-    def __init__(self) -> None:
+    def __init__(self, start: float) -> None:
+        self.start = start
         self.statuses: Counter[str] = Counter()
         self.latencies: dict[str, list[float]] = {}
+        #: Latencies by the second of the run their request was due in: a tail spread over
+        #: every second is a queue; one packed into a second or two is a stall.
+        self.by_second: dict[int, list[float]] = {}
         self.timeouts = 0
         self.errors = 0
         self.error_kinds: Counter[str] = Counter()
         self.reconnects = 0
         self.completed = 0
 
-    def record(self, status: int, latency: float) -> None:
+    def record(self, status: int, latency: float, due: float) -> None:
         key = str(status)
         self.statuses[key] += 1
         self.latencies.setdefault(key, []).append(latency)
+        self.by_second.setdefault(int(due - self.start), []).append(latency)
         self.completed += 1
+
+    def seconds(self) -> list[dict[str, float]]:
+        """Each second's answered requests and their p99."""
+        return [
+            {
+                "second": second,
+                "count": len(lats),
+                "p99_ms": round(percentile(sorted(lats), 0.99) * 1000, 2),
+            }
+            for second, lats in sorted(self.by_second.items())
+        ]
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -77,7 +93,8 @@ async def run(
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
-    result = Result()
+    start = time.perf_counter() + 0.05
+    result = Result(start)
 
     async def worker() -> None:
         reader = writer = None
@@ -97,7 +114,7 @@ async def run(
                     remaining = max(0.001, due + timeout - time.perf_counter())
                     writer.write(raw)
                     status = await asyncio.wait_for(_read_response(reader), remaining)
-                    result.record(status, time.perf_counter() - due)
+                    result.record(status, time.perf_counter() - due, due)
                     break
                 except TimeoutError:
                     result.timeouts += 1
@@ -129,7 +146,6 @@ async def run(
 
     workers = [asyncio.create_task(worker()) for _ in range(connections)]
     total = int(rate * duration)
-    start = time.perf_counter() + 0.05
     sent = 0
     while sent < total:
         now = time.perf_counter()
@@ -169,6 +185,7 @@ async def run(
         "p99_ms": round(percentile(everything, 0.99) * 1000, 2),
         "max_ms": round(everything[-1] * 1000, 2) if everything else 0.0,
         "by_status": by_class,
+        "seconds": result.seconds(),
         "wrapped": sent > len(requests),
     }
 
