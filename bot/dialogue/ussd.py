@@ -42,7 +42,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -160,6 +160,11 @@ class UssdState:
 
     @classmethod
     def from_stored(cls, data: dict[str, Any], *, phone: str) -> UssdState:
+        """The state as stored; a field this version does not know is left out, so that a
+        state written by a newer release (a rolling deploy) still reads. Raises ValueError,
+        TypeError or KeyError for a state it cannot read (a screen it does not have)."""
+        known = {f.name for f in fields(cls)} - {"phone"}
+        data = {name: value for name, value in data.items() if name in known}
         data["screen"] = Screen(data["screen"])
         data["history"] = [Screen(s) for s in data.get("history", [])]
         data["task"] = Task(data["task"]) if data.get("task") else None
@@ -196,10 +201,16 @@ class UssdStore:
         raw, seen = await self._redis.mget(self.key(session_id), self.seen_key(session_id))
         if not raw:
             return None, bool(seen), False
-        data = json.loads(raw)
-        if data.pop("owner", None) != self._owner(phone):
-            return None, True, True
-        return UssdState.from_stored(data, phone=phone), True, False
+        try:
+            data = json.loads(raw)
+            if data.pop("owner", None) != self._owner(phone):
+                return None, True, True
+            return UssdState.from_stored(data, phone=phone), True, False
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # Unreadable (a release that renamed a screen): the session cannot go on, and the
+            # caller is told it ended, as for one that expired.
+            log.warning("ussd session state unreadable: the session is ended")
+            return None, True, False
 
     async def save(self, state: UssdState, *, seen: bool = False) -> None:
         """Store the session's state; and its seen-mark unless the hit found one (`seen`): set

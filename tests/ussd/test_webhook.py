@@ -229,6 +229,28 @@ async def test_state_lives_for_the_session_and_expiry_says_dial_again(client, ap
     assert late == "END This session has ended. Please dial again."
 
 
+async def test_a_state_from_another_release_reads_or_ends_the_session(client, app, registry):
+    """A rolling deploy: a field this release does not know is left out and the session goes
+    on; a screen it does not have ends the session as an expired one does, not as an error."""
+    import json
+
+    await remember_english(client, ELIGIBLE_PHONE)
+    redis = app.state.runtime.redis
+    session = "ATUid_release"
+    screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "")))
+    stored = json.loads(await redis.get(UssdStore.key(session)))
+    await redis.set(UssdStore.key(session), json.dumps({**stored, "from_a_newer_release": 1}))
+    menu = screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "1")))
+    assert menu == "CON Enter the 13-digit CNIC number:\n0 Back"
+
+    stored = json.loads(await redis.get(UssdStore.key(session)))
+    await redis.set(UssdStore.key(session), json.dumps({**stored, "screen": "renamed"}))
+    late = screen_of(
+        await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, f"1*{ELIGIBLE_WIFE}"))
+    )
+    assert late == "END This session has ended. Please dial again."
+
+
 async def test_a_session_id_from_another_phone_is_not_continued(client, registry):
     await remember_english(client, ELIGIBLE_PHONE)
     session = "ATUid_hijack"
