@@ -114,16 +114,16 @@ class ConversationStore:
 
     @staticmethod
     def parse(channel: str, address: str, raw: bytes | str | None) -> Conversation | None:
-        """The conversation stored as `raw` (None when there is none, or it is unreadable)."""
+        """The conversation stored as `raw` (None when there is none, or it is unreadable);
+        a field this version does not store is left out, so that a conversation written by a
+        newer release (a rolling deploy) still reads."""
         if not raw:
             return None
         try:
-            data = json.loads(raw)
-            for name in _NOT_STORED:
-                data.pop(name, None)
+            data = {name: value for name, value in json.loads(raw).items() if name in _STORED}
             data["step"] = Step(data.get("step", Step.IDLE))
             return Conversation(channel=channel, address=address, stored=True, **data)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, AttributeError):
             return None
 
     async def load(self, channel: str, address: str) -> Conversation:

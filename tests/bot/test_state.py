@@ -65,3 +65,20 @@ async def test_a_blank_conversation_is_not_stored_and_one_that_was_is_deleted(re
     assert await store.save(mid_flow)
     assert await redis.exists(key) == 0
     assert (await store.load("sms", "+923001234567")).blank
+
+
+def test_a_conversation_from_another_release_reads_without_what_it_does_not_know():
+    """A rolling deploy: a newer release's field is left out, the conversation goes on; one
+    that cannot be read at all (a step this release does not have, not an object) is none."""
+    import json
+
+    stored = json.dumps({"language": "ur", "step": "idle", "from_a_newer_release": 1})
+    conversation = ConversationStore.parse("sms", "+923001234567", stored)
+    assert conversation is not None and conversation.language == "ur" and conversation.stored
+    # What the store leaves out is never taken from Redis either.
+    sneaky = json.dumps({"step": "idle", "phone": "+923001234567", "address": "someone"})
+    conversation = ConversationStore.parse("sms", "+923001234567", sneaky)
+    assert conversation is not None and conversation.phone is None
+    assert conversation.address == "+923001234567"
+    for unreadable in ('{"step": "renamed"}', "[1, 2]", "not json"):
+        assert ConversationStore.parse("sms", "+923001234567", unreadable) is None
