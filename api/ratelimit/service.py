@@ -113,7 +113,7 @@ if reads > 0 then
         if found > 1 or not values[1] or tonumber(ARGV[3]) == 0 then
             return {values, -1}
         end
-        last = reads + tonumber(ARGV[3])
+        last = math.min(#KEYS, reads + tonumber(ARGV[3]))
     end
 end
 local refused = 0

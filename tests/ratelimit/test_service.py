@@ -233,6 +233,15 @@ async def test_read_then_hit_counts_the_first_hits_when_the_first_key_alone_is_f
     assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 2
     assert (await limiter.test("cnic", ELIGIBLE)).remaining == 4, "the CNIC was not counted"
 
+    # More than there are hits: every hit, once.
+    _, decisions = await limiter.read_then_hit_in_turn(reads, hits, when_first_found=5) or (
+        [],
+        None,
+    )
+    assert decisions is not None and [d.allowed for d in decisions] == [True, True]
+    assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 1
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 3
+
     # Without `when_first_found`, as before: something was found, nothing counted.
     assert await limiter.read_then_hit_in_turn(reads, hits) == (values, None)
     # Both found, or the second alone: nothing counted.
@@ -240,13 +249,12 @@ async def test_read_then_hit_counts_the_first_hits_when_the_first_key_alone_is_f
     assert (await limiter.read_then_hit_in_turn(reads, hits, when_first_found=1))[1] is None
     await redis.delete("rabta:test:entry")
     assert (await limiter.read_then_hit_in_turn(reads, hits, when_first_found=1))[1] is None
-    assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 2
+    assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 1
 
     # A refusal of the first hit carries its window.
     await redis.delete("rabta:test:state")
     await redis.set("rabta:test:entry", "answer")
-    for _ in range(2):
-        await limiter.hit("sender", ELIGIBLE_PHONE)
+    await limiter.hit("sender", ELIGIBLE_PHONE)
     _, decisions = await limiter.read_then_hit_in_turn(reads, hits, when_first_found=1) or (
         [],
         None,
