@@ -146,7 +146,8 @@ class _Loaded:
     """The session as Redis had it when the hit arrived, and what the hit asks of it."""
 
     state: UssdState | None
-    #: The session's seen-mark was found (its state may have expired since).
+    #: The session's seen-mark was found (its state may have expired since): a save need not
+    #: set it again.
     seen: bool
     foreign: bool
     plan: menus.Plan

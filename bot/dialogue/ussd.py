@@ -196,8 +196,11 @@ class UssdStore:
         return keyed_digest(self._secret, phone)
 
     async def load(self, session_id: str, phone: str) -> tuple[UssdState | None, bool, bool]:
-        """The session's state (None when there is none, or it is another phone's), whether it
-        was ever seen, and whether it belongs to another phone than `phone`."""
+        """The session's state (None when there is none, or it is another phone's or cannot be
+        read), whether it was seen before (its seen-mark; True for a state that cannot go on, so
+        that the hit is told the session ended), and whether it belongs to another phone than
+        `phone`. A readable state with its mark gone (evicted) reports the mark missing, so
+        that the next save sets it again."""
         raw, seen = await self._redis.mget(self.key(session_id), self.seen_key(session_id))
         if not raw:
             return None, bool(seen), False
@@ -205,7 +208,7 @@ class UssdStore:
             data = json.loads(raw)
             if data.pop("owner", None) != self._owner(phone):
                 return None, True, True
-            return UssdState.from_stored(data, phone=phone), True, False
+            return UssdState.from_stored(data, phone=phone), bool(seen), False
         except (ValueError, TypeError, KeyError, AttributeError):
             # Unreadable (a release that renamed a screen): the session cannot go on, and the
             # caller is told it ended, as for one that expired.

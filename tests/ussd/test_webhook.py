@@ -220,7 +220,11 @@ async def test_state_lives_for_the_session_and_expiry_says_dial_again(client, ap
     redis = app.state.runtime.redis
     ttl = await redis.ttl(UssdStore.key(session))
     assert 0 < ttl <= SESSION_SECONDS
-    # The seen-mark, set at the first hit only, outlives the state by far.
+    # The seen-mark, set at the first hit only, outlives the state by far; evicted, the next
+    # hit sets it again.
+    assert SESSION_SECONDS < await redis.ttl(UssdStore.seen_key(session)) <= SEEN_SECONDS
+    await redis.delete(UssdStore.seen_key(session))
+    screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "1*0")))
     assert SESSION_SECONDS < await redis.ttl(UssdStore.seen_key(session)) <= SEEN_SECONDS
     await redis.delete(UssdStore.key(session))  # what three idle minutes do
     late = screen_of(
