@@ -163,12 +163,15 @@ class UssdState:
         """The state as stored; a field this version does not know is left out, so that a
         state written by a newer release (a rolling deploy) still reads. Raises ValueError,
         TypeError or KeyError for a state it cannot read (a screen it does not have)."""
-        known = {f.name for f in fields(cls)} - {"phone"}
-        data = {name: value for name, value in data.items() if name in known}
+        data = {name: value for name, value in data.items() if name in _STORED_FIELDS}
         data["screen"] = Screen(data["screen"])
         data["history"] = [Screen(s) for s in data.get("history", [])]
         data["task"] = Task(data["task"]) if data.get("task") else None
         return cls(phone=phone, **data)
+
+
+#: What `UssdStore.save` stores of a state (the phone is kept as a keyed hash, `owner`).
+_STORED_FIELDS = frozenset(f.name for f in fields(UssdState)) - {"phone"}
 
 
 class UssdStore:
