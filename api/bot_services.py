@@ -14,6 +14,7 @@ from api.eligibility.schemas import EligibilityResult
 from api.grievances import repository as grievance_repository
 from api.grievances import service as grievance_service
 from api.grievances.schemas import Category, GrievanceOut
+from api.hot import Executor
 from api.identity import Cnic
 from api.metrics import GRIEVANCES
 from api.otp.service import Checked, IssueOutcome, OtpUnavailable
@@ -56,7 +57,7 @@ class RabtaServices:
     def __init__(
         self,
         runtime: Runtime,
-        session: AsyncSession,
+        session: Executor,
         *,
         channel: str,
         sender: str,
@@ -64,7 +65,8 @@ class RabtaServices:
     ) -> None:
         self._runtime = runtime
         #: The inbound message's transaction: what the flow files or queues commits with its
-        #: reply, so a replayed message finds both done and does neither again.
+        #: reply, so a replayed message finds both done and does neither again (a look-up
+        #: lane's connection in autocommit for `LookupServices`, which write nothing).
         self._session = session
         self._channel = channel
         self._sender = sender
@@ -79,7 +81,18 @@ class RabtaServices:
             async with self._runtime.db.registry_sessions() as session:
                 yield session
         else:
+            async with self._orm() as session:
+                yield session
+
+    @asynccontextmanager
+    async def _orm(self) -> AsyncIterator[AsyncSession]:
+        """The message's session, for ORM queries; a look-up lane's bare connection gets a
+        session bound to it (seldom: the lane's own statements need none)."""
+        if isinstance(self._session, AsyncSession):
             yield self._session
+        else:
+            async with AsyncSession(bind=self._session) as session:
+                yield session
 
     async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
         hits = lookup_hits(self._channel, self._sender, cnic)
@@ -126,7 +139,8 @@ class RabtaServices:
         issued = request.issued
         status = _ISSUE_STATUS[issued.outcome]
         if issued.outcome is IssueOutcome.ISSUED:
-            await deliver_code(self._runtime, request, language=language, session=self._session)
+            async with self._orm() as session:
+                await deliver_code(self._runtime, request, language=language, session=session)
         return CodeSent(
             status,
             request_id=issued.request_id,
@@ -156,41 +170,45 @@ class RabtaServices:
     ) -> GrievanceOut:
         async with self._registry() as registry:
             found = await repository.get_person_and_household(registry, cnic=cnic)
-        grievance = await grievance_service.file_grievance(
-            self._session,
-            cnic=Cnic(cnic),
-            category=category,
-            description=description,
-            channel=self._channel,
-            contact_id=self._contact_id,
-            language=language,
-            callback_requested=callback_requested,
-            district=found[1].district if found else None,
-            sla_days=self._runtime.settings.grievance_sla_days,
-        )
+        async with self._orm() as session:
+            grievance = await grievance_service.file_grievance(
+                session,
+                cnic=Cnic(cnic),
+                category=category,
+                description=description,
+                channel=self._channel,
+                contact_id=self._contact_id,
+                language=language,
+                callback_requested=callback_requested,
+                district=found[1].district if found else None,
+                sla_days=self._runtime.settings.grievance_sla_days,
+            )
         GRIEVANCES.labels(category.value, self._channel).inc()
         return GrievanceOut.from_grievance(grievance)
 
     async def grievance_owner(self, ticket_id: str) -> str | None:
-        return await grievance_repository.owner_of(self._session, ticket_id=ticket_id)
+        async with self._orm() as session:
+            return await grievance_repository.owner_of(session, ticket_id=ticket_id)
 
     async def grievance_for_owner(self, cnic: str, ticket_id: str) -> GrievanceOut | None:
-        grievance = await grievance_service.get_for_owner(
-            self._session, cnic=cnic, ticket_id=ticket_id
-        )
+        async with self._orm() as session:
+            grievance = await grievance_service.get_for_owner(
+                session, cnic=cnic, ticket_id=ticket_id
+            )
         return GrievanceOut.from_grievance(grievance) if grievance else None
 
     async def grievances_for_owner(self, cnic: str) -> list[GrievanceOut]:
-        grievances = await grievance_service.list_for_owner(self._session, cnic=cnic)
+        async with self._orm() as session:
+            grievances = await grievance_service.list_for_owner(session, cnic=cnic)
         return [GrievanceOut.from_grievance(g) for g in grievances]
 
 
 class LookupServices(RabtaServices):
-    """The services of the look-up lane (api/conversations/service.py `_look_up`): its session
-    is in autocommit, so anything that writes beside the message must not run on it. The lane
-    is only taken for a CNIC in an idle conversation, whose flow only reads; a flow that would
-    write is a bug in that choice, and fails loudly here instead of writing outside the
-    message's transaction.
+    """The services of the look-up lane (api/conversations/service.py `_look_up`): its
+    connection is in autocommit, so anything that writes beside the message must not run on
+    it. The lane is only taken for a CNIC in an idle conversation (on USSD, a screen that only
+    reads), whose flow only reads; a flow that would write is a bug in that choice, and fails
+    loudly here instead of writing outside the message's transaction.
 
     `households` holds registry reads made ahead, with the contact's upsert: CNIC → (status,
     PMT score) or None for not found. The flow's first coarse look-up of that CNIC takes its
@@ -201,7 +219,7 @@ class LookupServices(RabtaServices):
     def __init__(
         self,
         runtime: Runtime,
-        session: AsyncSession,
+        session: Executor,
         *,
         channel: str,
         sender: str,

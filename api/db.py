@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -45,10 +46,13 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The engine's connections in autocommit: each statement commits by itself."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def _autocommit_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-    )
+    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 def is_postgres(engine: AsyncEngine) -> bool:
@@ -66,6 +70,8 @@ class Database:
     #: Sessions on the primary in autocommit: each statement commits by itself, with no BEGIN
     #: or COMMIT round trip (a look-up answered first and recorded with its reply after).
     autocommit_sessions: async_sessionmaker[AsyncSession]
+    #: The primary's engine in autocommit (`autocommit()`'s connections).
+    autocommit_engine: AsyncEngine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -78,7 +84,8 @@ class Database:
         # Registry reads in autocommit: a read-only request makes one round trip per query
         # instead of BEGIN, query, ROLLBACK. PostgreSQL's READ COMMITTED already gives each
         # statement its own snapshot, so nothing a transaction would add is lost.
-        autocommit_sessions = _autocommit_sessions(engine)
+        autocommit_engine = _autocommit(engine)
+        autocommit_sessions = _autocommit_sessions(autocommit_engine)
         return cls(
             engine=engine,
             registry_engine=registry_engine,
@@ -86,9 +93,10 @@ class Database:
             registry_sessions=(
                 autocommit_sessions
                 if registry_engine is engine
-                else _autocommit_sessions(registry_engine)
+                else _autocommit_sessions(_autocommit(registry_engine))
             ),
             autocommit_sessions=autocommit_sessions,
+            autocommit_engine=autocommit_engine,
         )
 
     @property
@@ -96,6 +104,16 @@ class Database:
         """True when registry reads go to the primary (no replica): a statement on a primary
         session can read the registry too."""
         return self.registry_engine is self.engine
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection of the primary in autocommit, for the look-up lanes, whose statements
+        run on the driver (api/hot.py) and each commit by itself. No ORM session around it: a
+        session's creation, first checkout and close cost about 8 % of an SMS look-up's CPU
+        (docs/performance.md). Code that needs a session gets one bound to this connection
+        (api/bot_services.py)."""
+        async with self.autocommit_engine.connect() as connection:
+            yield connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

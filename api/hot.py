@@ -9,19 +9,23 @@ lazily, at the first statement, so a message's first statement always goes throu
 or is in autocommit, where every statement commits by itself. On any other driver (SQLite for
 `make run`), and before a session's transaction has begun, it is an ordinary `execute`. Only
 for Core statements whose parameters asyncpg takes as they are (strings, numbers, booleans,
-timezone-aware datetimes, None).
+timezone-aware datetimes, None). It runs on a session or, for the look-up lanes, on a bare
+connection in autocommit (api/db.py `Database.autocommit`), which costs no session at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+#: What a hot statement runs on: a message's session, or a look-up lane's connection.
+Executor: TypeAlias = AsyncSession | AsyncConnection
 
 _Compiled = tuple[str, tuple[str, ...], dict[str, Any]]
 #: (statement id, dialect) → its SQL, parameter order and default values; the statement itself is
@@ -43,10 +47,10 @@ def _compiled(statement: Executable, dialect: Dialect) -> _Compiled:
 
 
 async def rows(
-    session: AsyncSession, statement: Executable, params: Mapping[str, Any]
+    executor: Executor, statement: Executable, params: Mapping[str, Any]
 ) -> Sequence[Sequence[Any]]:
     """The rows `statement` returns (none for one that returns nothing), by position."""
-    connection = await session.connection()
+    connection = executor if isinstance(executor, AsyncConnection) else await executor.connection()
     if connection.dialect.driver == "asyncpg":
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection

@@ -324,7 +324,7 @@ async def _record(runtime: Runtime, channel: str, message_id: str, answer: Cache
     """Claim the MessageSid with its reply in one autocommitted statement (no BEGIN/COMMIT
     round trips); False if it was already there."""
     try:
-        async with runtime.db.autocommit_sessions() as session:
+        async with runtime.db.autocommit() as session:
             earlier = await repository.record_answered(
                 session,
                 channel=channel,

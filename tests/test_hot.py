@@ -84,10 +84,13 @@ async def test_a_sessions_first_statement_goes_through_sqlalchemy(db):
     assert not type(rows[0]).__module__.startswith("asyncpg")
 
 
-async def test_in_autocommit_each_statement_commits_by_itself(db):
-    """The look-up lane's sessions: on PostgreSQL on the driver, and every statement is durable
-    at once, before the session ends (what `record_answered` relies on)."""
-    async with db.autocommit_sessions() as session:
+@pytest.mark.parametrize("way", ["lane", "session"])
+async def test_in_autocommit_each_statement_commits_by_itself(db, way):
+    """The look-up lanes' bare connections (`Database.autocommit`) and the registry's sessions in
+    autocommit: on PostgreSQL on the driver, and every statement is durable at once, before the
+    block ends (what `record_answered` relies on)."""
+    opened = db.autocommit() if way == "lane" else db.autocommit_sessions()
+    async with opened as session:
         recorded = await repository.record_answered(
             session, channel="sms", external_id="SMauto1", reply="r", intent="cnic", language="en"
         )
@@ -107,6 +110,44 @@ async def test_in_autocommit_each_statement_commits_by_itself(db):
     assert (earlier.replay, earlier.reply, earlier.language) == (True, "r", "en")
     if db.engine.dialect.driver == "asyncpg":
         assert type(rows[0]).__module__.startswith("asyncpg")
+
+
+async def test_the_lanes_services_read_through_a_session_bound_to_its_connection(registry):
+    """A look-up lane holds a bare connection; what its flow reads with the ORM (a verified
+    caller's full answer, the CNICs of a phone) runs on a session bound to that connection,
+    which the lane then still records on: one connection per message, never two."""
+    from types import SimpleNamespace
+
+    from api.bot_services import LookupServices
+    from api.identity import Cnic
+    from api.settings import get_settings
+    from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, ELIGIBLE_WIFE
+
+    runtime = SimpleNamespace(settings=get_settings(), db=registry)
+    async with registry.autocommit() as connection:
+        services = LookupServices(
+            runtime,  # type: ignore[arg-type]
+            connection,
+            channel="sms",
+            sender=ELIGIBLE_PHONE,
+        )
+        full = await services.eligibility(Cnic.parse(ELIGIBLE), full=True)
+        cnics = await services.cnics_for_phone(ELIGIBLE_PHONE)
+        recorded = await repository.record_answered(
+            connection,
+            channel="sms",
+            external_id="SMlane1",
+            reply="r",
+            intent="cnic",
+            language="en",
+        )
+        checked_out = registry.engine.pool.checkedout()
+    assert (full.status.value, full.cnic_masked) == ("eligible", "35202-*******-1")
+    assert full.programmes, "the full answer, read through the ORM"
+    assert sorted(cnics) == sorted([ELIGIBLE, ELIGIBLE_WIFE])
+    assert recorded is None
+    assert await count(registry, InboundMessage) == 1
+    assert checked_out == 1
 
 
 async def test_a_connection_lost_mid_message_is_a_retryable_database_error(db):
@@ -130,6 +171,35 @@ async def test_a_connection_lost_mid_message_is_a_retryable_database_error(db):
         assert not claim.replay, "nothing of the lost message was committed"
 
 
+async def test_a_lanes_connection_lost_is_a_retryable_database_error(db):
+    """The same for a look-up lane's bare connection: the contact committed by itself, the
+    record fails with an error the app answers 503, and the next lane gets a live connection."""
+    if db.engine.dialect.driver != "asyncpg":
+        pytest.skip("the driver path exists only on PostgreSQL")
+    args = {"channel": "sms", "address": "+923001234567", "phone": "+923001234567"}
+    with pytest.raises(OperationalError) as raised:
+        async with db.autocommit() as connection:
+            await repository.get_or_create_contact(connection, **args)
+            pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+            async with db.engine.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+            await repository.record_answered(
+                connection,
+                channel="sms",
+                external_id="SMhot5",
+                reply="r",
+                intent="cnic",
+                language="en",
+            )
+    assert raised.value.connection_invalidated and is_database_unavailable(raised.value)
+    async with db.autocommit() as connection:
+        recorded = await repository.record_answered(
+            connection, channel="sms", external_id="SMhot5", reply="r", intent="cnic", language="en"
+        )
+    assert recorded is None, "the lost message was not recorded: its retry is answered anew"
+    assert await count(db, Contact) == 1
+
+
 async def test_a_wrong_statement_is_not_mistaken_for_an_outage(db):
     if db.engine.dialect.driver != "asyncpg":
         pytest.skip("the driver path exists only on PostgreSQL")
@@ -149,7 +219,7 @@ async def test_the_contact_and_a_household_read_together(registry):
     from tests.conftest import ELIGIBLE, NOT_ELIGIBLE, NOT_FOUND, UNDER_REVIEW
 
     now = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC)
-    async with registry.autocommit_sessions() as session:
+    async with registry.autocommit() as session:
         for turn, cnic in enumerate((ELIGIBLE, NOT_ELIGIBLE, UNDER_REVIEW, NOT_FOUND)):
             contact, household = await repository.get_or_create_contact_reading_household(
                 session,
@@ -180,7 +250,7 @@ async def test_a_contact_saves_only_what_its_message_changed(db):
     a verification that another message of the same person stored meanwhile as it is."""
     until = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
     args = {"channel": "sms", "address": "+923001234567", "phone": "+923001234567"}
-    async with db.autocommit_sessions() as session:
+    async with db.autocommit() as session:
         chooses = await repository.get_or_create_contact(session, **args)
         verifies = await repository.get_or_create_contact(session, **args)
         verifies.verified_cnic, verifies.verified_until = "3520212345672", until

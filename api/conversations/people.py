@@ -15,12 +15,12 @@ lookups by phone (PAY from a registered mobile) apply to it as they do to SMS.
 from __future__ import annotations
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.hot import Executor
 from api.registry.models import Contact
 
 
-async def language_for_phone(session: AsyncSession, *, phone: str) -> str | None:
+async def language_for_phone(session: Executor, *, phone: str) -> str | None:
     """The language the person with this proven phone chose, on their most recent channel."""
     return await session.scalar(
         select(Contact.language)
@@ -30,7 +30,7 @@ async def language_for_phone(session: AsyncSession, *, phone: str) -> str | None
     )
 
 
-async def sync_language(session: AsyncSession, *, phone: str, language: str) -> int:
+async def sync_language(session: Executor, *, phone: str, language: str) -> int:
     """Give every contact with this proven phone the language just chosen; how many changed."""
     result = await session.execute(
         update(Contact)

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from sqlalchemy import Executable, Insert, Table, bindparam, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from api import hot
@@ -77,7 +77,9 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _dialect(session: AsyncSession) -> str:
+def _dialect(session: hot.Executor) -> str:
+    if isinstance(session, AsyncConnection):
+        return session.dialect.name
     return session.bind.dialect.name if session.bind else "postgresql"
 
 
@@ -166,7 +168,7 @@ def _upsert_statement(dialect: str, *, with_phone: bool) -> Insert:
     )
 
 
-async def claim_inbound(session: AsyncSession, *, channel: str, external_id: str) -> Claim:
+async def claim_inbound(session: hot.Executor, *, channel: str, external_id: str) -> Claim:
     """Record a provider message id; a replay gets the earlier row's reply.
 
     On PostgreSQL a concurrent duplicate waits here until the first transaction commits, so it
@@ -181,7 +183,7 @@ async def claim_inbound(session: AsyncSession, *, channel: str, external_id: str
     return await earlier_reply(session, **params)
 
 
-async def earlier_reply(session: AsyncSession, *, channel: str, external_id: str) -> Claim:
+async def earlier_reply(session: hot.Executor, *, channel: str, external_id: str) -> Claim:
     """The reply stored for a provider message id that is already recorded."""
     params = {"channel": channel, "external_id": external_id}
     ((earlier_id, reply, language),) = await hot.rows(session, _EARLIER, params)
@@ -189,7 +191,7 @@ async def earlier_reply(session: AsyncSession, *, channel: str, external_id: str
 
 
 async def record_answered(
-    session: AsyncSession,
+    session: hot.Executor,
     *,
     channel: str,
     external_id: str,
@@ -226,7 +228,7 @@ async def record_answered(
 
 
 async def finish_inbound(
-    session: AsyncSession,
+    session: hot.Executor,
     claim: Claim,
     *,
     contact_id: int,
@@ -268,7 +270,7 @@ def _contact(row: Sequence[Any]) -> ContactRecord:
 
 
 async def get_or_create_contact(
-    session: AsyncSession,
+    session: hot.Executor,
     *,
     channel: str,
     address: str,
@@ -297,7 +299,7 @@ def _upsert_with_household_statement(*, with_phone: bool) -> Executable:
 
 
 async def get_or_create_contact_reading_household(
-    session: AsyncSession,
+    session: hot.Executor,
     *,
     channel: str,
     address: str,
@@ -331,7 +333,7 @@ def _save_statement(columns: tuple[str, ...]) -> Executable:
     )
 
 
-async def save_contact(session: AsyncSession, contact: ContactRecord) -> None:
+async def save_contact(session: hot.Executor, contact: ContactRecord) -> None:
     """Write back what this message changed on its contact (nothing: no statement), and only
     that: a message that chose a language leaves a verification another one proved alone."""
     changes = contact.changes()

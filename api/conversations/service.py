@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import surge
 from api.bot_services import Counted, LookupServices, RabtaServices
 from api.conversations import people, repository
+from api.hot import Executor
 from api.metrics import MESSAGES, REPLAYS, SMS_SEGMENTS
 from api.runtime import Runtime
 from bot.channels.base import Inbound, Rendered, Reply
@@ -100,7 +100,7 @@ async def _look_up(
     it; when they were not counted ahead the flow counts them after that read (a refused
     look-up has then read it for nothing, and tells nothing of it).
     """
-    async with runtime.db.autocommit_sessions() as session:
+    async with runtime.db.autocommit() as session:
         cnic = found.subject.cnic if found.subject is not None else None
         turn = await _converse(
             runtime, inbound, conversation, session, lookup_of=cnic, counted=found.counted
@@ -145,7 +145,7 @@ async def _converse(
     runtime: Runtime,
     inbound: Inbound,
     found: Conversation | None,
-    session: AsyncSession,
+    session: Executor,
     *,
     lookup_of: str | None = None,
     counted: Counted | None = None,
@@ -203,7 +203,7 @@ async def _converse(
 
 async def contact_and_services(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Executor,
     *,
     channel: str,
     address: str,

@@ -36,7 +36,7 @@ HOUSEHOLD_STATUS = (
 )
 
 
-async def household_status(session: AsyncSession, *, cnic: str) -> tuple[str, Any] | None:
+async def household_status(session: hot.Executor, *, cnic: str) -> tuple[str, Any] | None:
     """(status, PMT score) of the household of the person with this CNIC, or None."""
     found = await hot.rows(session, HOUSEHOLD_STATUS, {"cnic": cnic})
     return (found[0][0], found[0][1]) if found else None

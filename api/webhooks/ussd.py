@@ -38,6 +38,7 @@ from api.conversations import repository
 from api.conversations.service import contact_and_services
 from api.deps import RuntimeDep
 from api.grievances.schemas import GrievanceOut
+from api.hot import Executor
 from api.identity import InvalidPhone, mask_phone, normalise_phone
 from api.metrics import MESSAGES, REPLAYS
 from api.outbox.service import enqueue
@@ -234,7 +235,7 @@ async def _load(store: UssdStore, hit: UssdHit) -> _Loaded:
 async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) -> _Turn | str:
     """The look-up lane: answered first, recorded with its screen after (the stored screen
     when the hit was recorded before: a replay)."""
-    async with runtime.db.autocommit_sessions() as session:
+    async with runtime.db.autocommit() as session:
         turn = await _turn(runtime, session, hit, loaded, now, lookup=True)
         earlier = await repository.record_answered(
             session,
@@ -283,7 +284,7 @@ class _Turn:
 
 async def _turn(
     runtime: Runtime,
-    session: AsyncSession,
+    session: Executor,
     hit: UssdHit,
     loaded: _Loaded,
     now: float,
