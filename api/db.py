@@ -72,6 +72,8 @@ class Database:
     autocommit_sessions: async_sessionmaker[AsyncSession]
     #: The primary's engine in autocommit (`autocommit()`'s connections).
     autocommit_engine: AsyncEngine
+    #: The registry's engine in autocommit (`registry_reads()`'s connections).
+    registry_autocommit_engine: AsyncEngine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -85,18 +87,17 @@ class Database:
         # instead of BEGIN, query, ROLLBACK. PostgreSQL's READ COMMITTED already gives each
         # statement its own snapshot, so nothing a transaction would add is lost.
         autocommit_engine = _autocommit(engine)
-        autocommit_sessions = _autocommit_sessions(autocommit_engine)
+        registry_autocommit_engine = (
+            autocommit_engine if registry_engine is engine else _autocommit(registry_engine)
+        )
         return cls(
             engine=engine,
             registry_engine=registry_engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
-            registry_sessions=(
-                autocommit_sessions
-                if registry_engine is engine
-                else _autocommit_sessions(_autocommit(registry_engine))
-            ),
-            autocommit_sessions=autocommit_sessions,
+            registry_sessions=_autocommit_sessions(registry_autocommit_engine),
+            autocommit_sessions=_autocommit_sessions(autocommit_engine),
             autocommit_engine=autocommit_engine,
+            registry_autocommit_engine=registry_autocommit_engine,
         )
 
     @property
@@ -113,6 +114,13 @@ class Database:
         (docs/performance.md). Code that needs a session gets one bound to this connection
         (api/bot_services.py)."""
         async with self.autocommit_engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def registry_reads(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection to the registry (its replica when there is one) in autocommit,
+        for reads on the driver with no session around them (`GET /v1/eligibility`)."""
+        async with self.registry_autocommit_engine.connect() as connection:
             yield connection
 
     @asynccontextmanager

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api.otp.service import OtpUnavailable
 from api.problems import Problem
@@ -42,6 +42,16 @@ async def get_registry_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSessio
 
 
 RegistrySessionDep = Annotated[AsyncSession, Depends(get_registry_session)]
+
+
+async def get_registry_connection(runtime: RuntimeDep) -> AsyncIterator[AsyncConnection]:
+    """A bare connection to the registry in autocommit, for a route whose reads all run on the
+    driver (api/hot.py): no session to build and close per request."""
+    async with runtime.db.registry_reads() as connection:
+        yield connection
+
+
+RegistryConnectionDep = Annotated[AsyncConnection, Depends(get_registry_connection)]
 
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:

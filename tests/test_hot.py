@@ -262,3 +262,34 @@ async def test_a_contact_saves_only_what_its_message_changed(db):
     assert (again.language, again.verified_cnic) == ("ur", "3520212345672")
     assert again.verified_until is not None
     assert repository._comparable(again.verified_until) == repository._comparable(until)
+
+
+async def test_registry_reads_go_to_the_replica_and_lanes_to_the_primary(db, monkeypatch, tmp_path):
+    """With REGISTRY_DATABASE_URL set, `GET /v1/eligibility`'s bare connection is the replica's
+    and the look-up lanes' the primary's, both in autocommit; without it, both the primary's."""
+    from sqlalchemy.engine import make_url
+
+    from api.db import Database
+    from api.settings import get_settings
+
+    primary = make_url(db.engine.url)
+    async with db.registry_reads() as reads, db.autocommit() as lane:
+        assert reads.engine.url == lane.engine.url == primary
+        for connection in (reads, lane):
+            assert connection.engine.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
+    replica = (
+        primary.set(host="localhost")
+        if primary.get_backend_name() == "postgresql"
+        else primary.set(database=str(tmp_path / "replica.db"))
+    )
+    monkeypatch.setenv("REGISTRY_DATABASE_URL", replica.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    split = Database.from_settings(get_settings())
+    try:
+        async with split.registry_reads() as reads, split.autocommit() as lane:
+            assert reads.engine.url == replica
+            assert lane.engine.url == primary
+            assert reads.engine.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
+    finally:
+        await split.dispose()
+        get_settings.cache_clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import RegistrySessionDep, SettingsDep
+from api.deps import RegistryConnectionDep, SettingsDep
 from api.eligibility import service
 from api.eligibility.schemas import CoarseEligibility
 from api.identity import Cnic, InvalidCnic
@@ -31,12 +31,12 @@ def not_a_cnic() -> Problem:
     responses={422: {"description": "Not a CNIC", "content": {"application/problem+json": {}}}},
 )
 async def get_eligibility(
-    cnic: str, session: RegistrySessionDep, settings: SettingsDep
+    cnic: str, registry: RegistryConnectionDep, settings: SettingsDep
 ) -> CoarseEligibility:
     """Eligible, not eligible, not found or under review: nothing more without verification."""
     try:
         parsed = Cnic.parse(cnic)
     except InvalidCnic:
         raise not_a_cnic() from None
-    result = await service.check_eligibility(session, cnic=parsed, cutoff=settings.pmt_cutoff)
+    result = await service.coarse_eligibility(registry, cnic=parsed, cutoff=settings.pmt_cutoff)
     return CoarseEligibility(cnic_masked=result.cnic_masked, status=result.status)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.eligibility.schemas import EligibilityResult, EligibilityStatus, ProgrammeState
+from api.hot import Executor
 from api.identity import Cnic
 from api.registry import repository
 from api.registry.models import Household, HouseholdStatus
@@ -36,14 +37,19 @@ def coarse_result(
     return EligibilityResult(cnic=cnic.digits, cnic_masked=cnic.masked, status=status)
 
 
+async def coarse_eligibility(executor: Executor, *, cnic: Cnic, cutoff: float) -> EligibilityResult:
+    """The coarse answer alone: the question 8171 gets by the million, two columns by primary
+    key, no ORM objects (on a session or a bare connection)."""
+    coarse = await repository.household_status(executor, cnic=cnic.digits)
+    return coarse_result(cnic, coarse, cutoff=cutoff)
+
+
 async def check_eligibility(
     session: AsyncSession, *, cnic: Cnic, cutoff: float, full: bool = False
 ) -> EligibilityResult:
     """Eligibility of `cnic`; with `full`, also programmes and district (verified callers only)."""
     if not full:
-        # The question 8171 gets by the million: two columns by primary key, no ORM objects.
-        coarse = await repository.household_status(session, cnic=cnic.digits)
-        return coarse_result(cnic, coarse, cutoff=cutoff)
+        return await coarse_eligibility(session, cnic=cnic, cutoff=cutoff)
     found = await repository.get_person_and_household(session, cnic=cnic.digits)
     household = found[1] if found else None
     status = decide(household, cutoff=cutoff)
