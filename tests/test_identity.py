@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hypothesis
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -117,6 +119,41 @@ def test_phone_normalisation(text, e164):
 def test_phone_rejects_what_is_not_one(text):
     with pytest.raises(InvalidPhone):
         normalise_phone(text)
+
+
+def _parsed(text: str) -> str | None:
+    """What phonenumbers itself makes of a number, parsed in full: E.164, or None if invalid."""
+    try:
+        number = phonenumbers.parse(text, "PK")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@hypothesis.settings(max_examples=2000)
+@given(
+    st.one_of(
+        # Near Pakistani mobiles: every operator prefix and length around the right one.
+        st.builds(
+            lambda prefix, rest: "+923" + prefix + rest,
+            st.text("0123456789", min_size=2, max_size=2),
+            st.text("0123456789", min_size=5, max_size=9),
+        ),
+        st.builds(lambda rest: "+92" + rest, st.text("0123456789", min_size=6, max_size=13)),
+        st.from_regex(r"\+92[0-9٠-٩ ]{8,12}", fullmatch=True),
+    )
+)
+def test_the_gateways_form_is_taken_as_phonenumbers_takes_it(text):
+    """A sender already in E.164 skips the full parse: what comes out must be what the full
+    parse says, for valid and invalid numbers alike."""
+    normalise_phone.cache_clear()
+    try:
+        ours: str | None = normalise_phone(text)
+    except InvalidPhone:
+        ours = None
+    assert ours == _parsed(normalise_text(text))
 
 
 def test_pakistani_mobile_and_masking():
