@@ -269,6 +269,20 @@ def _contact(row: Sequence[Any]) -> ContactRecord:
     return contact
 
 
+def known_contact(
+    contact_id: int,
+    *,
+    phone: str | None,
+    language: str | None,
+    verified_cnic: str | None,
+    verified_until: dt.datetime | None,
+) -> ContactRecord:
+    """A contact as an earlier message of the same session left it (no statement): only what
+    this message changes from these values is saved. Its opt-out is not known here, and is
+    left as it is in the database."""
+    return _contact((contact_id, phone, language, False, verified_cnic, verified_until))
+
+
 async def get_or_create_contact(
     session: hot.Executor,
     *,

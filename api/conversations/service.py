@@ -21,6 +21,7 @@ from api.bot_services import Counted, LookupServices, RabtaServices
 from api.conversations import people, repository
 from api.hot import Executor
 from api.metrics import MESSAGES, REPLAYS, SMS_SEGMENTS
+from api.registry import repository as registry_repository
 from api.runtime import Runtime
 from bot.channels.base import Inbound, Rendered, Reply
 from bot.dialogue import engine
@@ -211,17 +212,26 @@ async def contact_and_services(
     lookup: bool,
     lookup_of: str | None = None,
     counted: Counted | None = None,
+    known: repository.ContactRecord | None = None,
 ) -> tuple[repository.ContactRecord, RabtaServices]:
     """The message's contact, and the services its flow calls.
 
     A look-up's (`lookup`) refuse to write, and when it looks up `lookup_of` (a CNIC's digits)
     and the registry is in this database, that household is read in the contact's statement
     and answers the flow's look-up, unless its limits, `counted` ahead, refused it (it would
-    be read for nothing); anything else gets the full services.
+    be read for nothing); anything else gets the full services. A contact already `known` (a
+    USSD session's, found at its first hit) is taken as it is, with no upsert.
     """
     households: dict[str, tuple[str, Any] | None] = {}
     refused = counted is not None and not all(d.allowed for d in counted[1])
-    if lookup and lookup_of is not None and runtime.db.registry_is_primary and not refused:
+    read_ahead = lookup and lookup_of is not None and runtime.db.registry_is_primary and not refused
+    if known is not None:
+        contact = known
+        if read_ahead and lookup_of is not None:
+            households[lookup_of] = await registry_repository.household_status(
+                session, cnic=lookup_of
+            )
+    elif read_ahead and lookup_of is not None:
         contact, households[lookup_of] = await repository.get_or_create_contact_reading_household(
             session, channel=channel, address=address, phone=phone, cnic=lookup_of
         )

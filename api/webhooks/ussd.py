@@ -296,6 +296,8 @@ async def _turn(
     In the look-up lane (`lookup`), a CNIC typed on the eligibility screen has its household
     read with the contact, as an SMS look-up does (api/conversations/service.py).
     """
+    state = loaded.state
+    fresh = state is None or loaded.plan.fresh
     contact, services = await contact_and_services(
         runtime,
         session,
@@ -304,10 +306,11 @@ async def _turn(
         phone=hit.phone,
         lookup=lookup,
         lookup_of=loaded.lookup_of if lookup else None,
+        known=None if state is None or fresh else _session_contact(state),
     )
-    state = loaded.state
-    if state is None or loaded.plan.fresh:
+    if state is None or fresh:
         state = _new_state(runtime, contact, hit, now)
+    state.contact_id = contact.id
     outcome = await menus.handle(
         state,
         loaded.plan,
@@ -323,6 +326,23 @@ async def _turn(
         contact.verified_until = dt.datetime.fromtimestamp(state.verified_until, dt.UTC)
     await repository.save_contact(session, contact)
     return _Turn(state, outcome, contact.id)
+
+
+def _session_contact(state: UssdState) -> repository.ContactRecord | None:
+    """The contact the session found at its first hit, as its state holds it: the session
+    started with the contact's language and live verification, and every change to either is
+    saved to both, so later hits need no upsert (their `last_inbound_at` stays the session's
+    start). None for a state written before sessions kept their contact."""
+    if state.contact_id is None:
+        return None
+    until = state.verified_until
+    return repository.known_contact(
+        state.contact_id,
+        phone=state.phone,
+        language=state.language,
+        verified_cnic=state.verified_cnic,
+        verified_until=dt.datetime.fromtimestamp(until, dt.UTC) if until else None,
+    )
 
 
 class _Unanswered(Exception):

@@ -140,6 +140,9 @@ class UssdState:
     touched_at: float = 0.0
     #: The language was chosen in this session: the edge remembers it on the contact.
     language_chosen: bool = False
+    #: The edge's contact row for this phone, found at the session's first hit: later hits
+    #: need no contact upsert (api/webhooks/ussd.py).
+    contact_id: int | None = None
 
     @property
     def person_language(self) -> str:

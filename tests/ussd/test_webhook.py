@@ -429,3 +429,54 @@ async def test_a_hit_wrongly_taken_for_a_look_up_is_answered_claimed(
             select(func.count()).select_from(OutboundMessage).where(OutboundMessage.kind == "otp")
         )
     assert codes == 1
+
+
+async def test_a_session_finds_its_contact_once(client, app, registry, db, monkeypatch):
+    """The first hit upserts the contact and keeps its id in the session's state; later hits
+    take the contact from there (no upsert), and still save what they change on it: a language
+    chosen, then a CNIC looked up with its household read alone. A state written before
+    sessions kept their contact finds it again, once."""
+    import json
+
+    from api.conversations import repository
+
+    upserts: list[str] = []
+    for name in ("get_or_create_contact", "get_or_create_contact_reading_household"):
+        original = getattr(repository, name)
+
+        async def counted(*args, _original=original, _name=name, **kwargs):
+            upserts.append(_name)
+            return await _original(*args, **kwargs)
+
+        monkeypatch.setattr(repository, name, counted)
+    session = "ATUid_once"
+    screens = [
+        screen_of(await client.post(URL, data=ussd_form(session, HELPER_PHONE, text)))
+        for text in ("", "1", "1*1", f"1*1*{NOT_ELIGIBLE}")
+    ]
+    assert "1 English" in screens[0] and "1 Check eligibility" in screens[1]
+    assert screens[3].startswith("END ") and "42101-*******-3 is not eligible" in screens[3]
+    assert upserts == ["get_or_create_contact"]
+    async with db.sessions() as s:
+        contact = await s.scalar(
+            select(Contact).where(Contact.channel == "ussd", Contact.address == HELPER_PHONE)
+        )
+        recorded = await s.scalars(
+            select(InboundMessage.contact_id).where(InboundMessage.channel == "ussd")
+        )
+        assert set(recorded) == {contact.id}
+    assert contact.language == "en"
+    redis = app.state.runtime.redis
+    stored = json.loads(await redis.get(UssdStore.key(session)))
+    assert stored["contact_id"] == contact.id
+
+    older = "ATUid_older"
+    screen_of(await client.post(URL, data=ussd_form(older, HELPER_PHONE, "")))
+    stored = json.loads(await redis.get(UssdStore.key(older)))
+    del stored["contact_id"]
+    await redis.set(UssdStore.key(older), json.dumps(stored))
+    upserts.clear()
+    for text in ("1", "1*1"):
+        screen_of(await client.post(URL, data=ussd_form(older, HELPER_PHONE, text)))
+    assert upserts == ["get_or_create_contact"]
+    assert json.loads(await redis.get(UssdStore.key(older)))["contact_id"] == contact.id
