@@ -5,9 +5,13 @@ their routes read by hand (forms, a Telegram Update), are described so that clie
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -213,13 +217,36 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def plain_operations(app: FastAPI) -> dict[str, dict[str, Any]]:
+    """The webhooks served by plain Starlette routes (api/webhooks/twilio.py), which FastAPI
+    does not document, described as it would describe them; `complete` adds the rest."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.routes:
+        if isinstance(route, APIRoute) or not isinstance(route, Route):
+            continue
+        if route.path not in _WEBHOOKS:
+            continue
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            verb = method.lower()
+            paths.setdefault(route.path, {})[verb] = {
+                "tags": ["webhooks"],
+                "summary": route.name.replace("_", " ").title(),
+                "description": inspect.getdoc(route.endpoint) or "",
+                "operationId": re.sub(r"\W", "_", f"{route.name}{route.path_format}_{verb}"),
+                "responses": {},
+            }
+    return paths
+
+
 def install(app: FastAPI) -> None:
     """Serve the completed document at `/openapi.json`."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = complete(build())
+            schema = build()
+            schema["paths"] = {**plain_operations(app), **schema.get("paths", {})}
+            app.openapi_schema = complete(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
