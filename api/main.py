@@ -95,9 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The router tries routes in the order they are included, each with its own regex: the
     # webhooks, which carry nearly all of a surge's traffic, come first (no two paths overlap,
     # so the order changes nothing else; the docs list tags in OPENAPI_TAGS's order). The SMS
-    # webhook, a plain Starlette route, goes before even the docs' own routes.
-    app.router.routes.insert(0, twilio.route)
-    app.include_router(ussd.router)
+    # and USSD webhooks, plain Starlette routes, go before even the docs' own routes.
+    app.router.routes[:0] = [twilio.route, ussd.route]
     app.include_router(outbox_routes.router)
     app.include_router(telegram.router)
     # Every /v1 call counts against its partner's quota or its client IP (SPEC §4).

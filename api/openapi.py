@@ -218,8 +218,9 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def plain_operations(app: FastAPI) -> dict[str, dict[str, Any]]:
-    """The webhooks served by plain Starlette routes (api/webhooks/twilio.py), which FastAPI
-    does not document, described as it would describe them; `complete` adds the rest."""
+    """The webhooks served by plain Starlette routes (api/webhooks/twilio.py and ussd.py),
+    which FastAPI does not document, described as it would describe them; `complete` adds
+    the rest."""
     paths: dict[str, dict[str, Any]] = {}
     for route in app.routes:
         if isinstance(route, APIRoute) or not isinstance(route, Route):

@@ -29,14 +29,16 @@ import logging
 import time
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from api.bot_services import NotALookup
 from api.conversations import repository
 from api.conversations.service import contact_and_services
-from api.deps import RuntimeDep
+from api.deps import runtime_of
 from api.grievances.schemas import GrievanceOut
 from api.hot import Executor
 from api.identity import InvalidPhone, mask_phone, normalise_phone
@@ -49,8 +51,6 @@ from bot.dialogue import ussd as menus
 from bot.dialogue.ussd import UssdState, UssdStore
 
 log = logging.getLogger(__name__)
-
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
 #: Longest sessionId accepted: Africa's Talking sends `ATUid_` + 32 hex digits.
@@ -83,9 +83,9 @@ class UssdHit:
         return f"{session}:{digest}"
 
 
-@router.post("/ussd", response_class=Response)
-async def ussd(request: Request, runtime: RuntimeDep) -> Response:
+async def ussd(request: Request) -> Response:
     """One step of a USSD session; the answer is the next screen."""
+    runtime = runtime_of(request)
     hit = await _read_hit(request)
     try:
         body = await answer(runtime, hit)
@@ -96,6 +96,10 @@ async def ussd(request: Request, runtime: RuntimeDep) -> Response:
         log.exception("ussd hit failed (session %s)", hit.session_id)
         body = _error_screen(runtime)
     return Response(content=body, media_type=TEXT_PLAIN)
+
+
+#: A plain Starlette route, as the SMS webhook's (api/webhooks/twilio.py), for the same reason.
+route = Route("/webhooks/ussd", ussd, methods=["POST"])
 
 
 async def _read_hit(request: Request) -> UssdHit:
