@@ -51,10 +51,6 @@ def _autocommit(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def _autocommit_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
-
-
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -67,10 +63,9 @@ class Database:
     registry_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     registry_sessions: async_sessionmaker[AsyncSession]
-    #: Sessions on the primary in autocommit: each statement commits by itself, with no BEGIN
-    #: or COMMIT round trip (a look-up answered first and recorded with its reply after).
-    autocommit_sessions: async_sessionmaker[AsyncSession]
-    #: The primary's engine in autocommit (`autocommit()`'s connections).
+    #: The primary's engine in autocommit (`autocommit()`'s connections): each statement
+    #: commits by itself, with no BEGIN or COMMIT round trip (a look-up answered first and
+    #: recorded with its reply after).
     autocommit_engine: AsyncEngine
     #: The registry's engine in autocommit (`registry_reads()`'s connections).
     registry_autocommit_engine: AsyncEngine
@@ -94,8 +89,9 @@ class Database:
             engine=engine,
             registry_engine=registry_engine,
             sessions=async_sessionmaker(engine, expire_on_commit=False),
-            registry_sessions=_autocommit_sessions(registry_autocommit_engine),
-            autocommit_sessions=_autocommit_sessions(autocommit_engine),
+            registry_sessions=async_sessionmaker(
+                registry_autocommit_engine, expire_on_commit=False
+            ),
             autocommit_engine=autocommit_engine,
             registry_autocommit_engine=registry_autocommit_engine,
         )
@@ -110,7 +106,7 @@ class Database:
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         """A connection of the primary in autocommit, for the look-up lanes, whose statements
         run on the driver (api/hot.py) and each commit by itself. No ORM session around it: a
-        session's creation, first checkout and close cost about 8 % of an SMS look-up's CPU
+        session's creation, first checkout and close cost about 9 % of an SMS look-up's CPU
         (docs/performance.md). Code that needs a session gets one bound to this connection
         (api/bot_services.py)."""
         async with self.autocommit_engine.connect() as connection:

@@ -89,7 +89,7 @@ async def test_in_autocommit_each_statement_commits_by_itself(db, way):
     """The look-up lanes' bare connections (`Database.autocommit`) and the registry's sessions in
     autocommit: on PostgreSQL on the driver, and every statement is durable at once, before the
     block ends (what `record_answered` relies on)."""
-    opened = db.autocommit() if way == "lane" else db.autocommit_sessions()
+    opened = db.autocommit() if way == "lane" else db.registry_sessions()
     async with opened as session:
         recorded = await repository.record_answered(
             session, channel="sms", external_id="SMauto1", reply="r", intent="cnic", language="en"

@@ -224,16 +224,15 @@ async def contact_and_services(
     """
     households: dict[str, tuple[str, Any] | None] = {}
     refused = counted is not None and not all(d.allowed for d in counted[1])
-    read_ahead = lookup and lookup_of is not None and runtime.db.registry_is_primary and not refused
+    # The CNIC whose household is read ahead, with the contact's statement when there is one.
+    ahead = lookup_of if lookup and runtime.db.registry_is_primary and not refused else None
     if known is not None:
         contact = known
-        if read_ahead and lookup_of is not None:
-            households[lookup_of] = await registry_repository.household_status(
-                session, cnic=lookup_of
-            )
-    elif read_ahead and lookup_of is not None:
-        contact, households[lookup_of] = await repository.get_or_create_contact_reading_household(
-            session, channel=channel, address=address, phone=phone, cnic=lookup_of
+        if ahead is not None:
+            households[ahead] = await registry_repository.household_status(session, cnic=ahead)
+    elif ahead is not None:
+        contact, households[ahead] = await repository.get_or_create_contact_reading_household(
+            session, channel=channel, address=address, phone=phone, cnic=ahead
         )
     else:
         contact = await repository.get_or_create_contact(
