@@ -300,8 +300,8 @@ async def _turn(
     In the look-up lane (`lookup`), a CNIC typed on the eligibility screen has its household
     read with the contact, as an SMS look-up does (api/conversations/service.py).
     """
-    state = loaded.state
-    fresh = state is None or loaded.plan.fresh
+    # The session as it goes on (None: it starts, or starts over, with this hit).
+    state = None if loaded.plan.fresh else loaded.state
     contact, services = await contact_and_services(
         runtime,
         session,
@@ -310,9 +310,9 @@ async def _turn(
         phone=hit.phone,
         lookup=lookup,
         lookup_of=loaded.lookup_of if lookup else None,
-        known=None if state is None or fresh else _session_contact(state),
+        known=_session_contact(state) if state is not None else None,
     )
-    if state is None or fresh:
+    if state is None:
         state = _new_state(runtime, contact, hit, now)
     state.contact_id = contact.id
     outcome = await menus.handle(
