@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
@@ -17,6 +18,9 @@ from bot.dialogue.state import ConversationStore
 from bot.dialogue.turn import Policy
 from bot.render import Renderer
 
+if TYPE_CHECKING:
+    from api.surge import CacheWrites
+
 
 @dataclass
 class Runtime:
@@ -30,9 +34,14 @@ class Runtime:
     tokens: BeneficiaryTokens
     policy: Policy
     rate_limiter: RateLimiter
+    #: Reply-cache entries waiting to ride on the next look-up to Redis (api/surge.py).
+    cache_writes: CacheWrites
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
+        # Imported here: api.surge reaches this module through the services it calls.
+        from api.surge import CacheWrites
+
         programmes = get_programmes()
         redis = connect_redis(settings)
         return cls(
@@ -54,9 +63,11 @@ class Runtime:
                 code_minutes=max(1, settings.otp_ttl_seconds // 60),
             ),
             rate_limiter=RateLimiter(settings, settings.redis_url),
+            cache_writes=CacheWrites(redis),
         )
 
     async def close(self) -> None:
+        await self.cache_writes.flush()
         await self.rate_limiter.close()
         await self.redis.aclose()
         await self.db.dispose()

@@ -83,6 +83,8 @@ from bot.i18n import detect_language
 from bot.segments import measure
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
     from api.runtime import Runtime
     from bot.channels.base import Inbound, Reply
 
@@ -133,6 +135,84 @@ CACHEABLE_TEMPLATES = frozenset(
     }
 )
 KEY_PREFIX = "rabta:surge:reply:"
+#: How long an entry may wait for this worker's next look-up to carry it to Redis before it is
+#: sent by itself (`CacheWrites`).
+WRITE_BEHIND_SECONDS = 0.05
+#: Entries waiting beyond which they are sent at once.
+WRITE_BEHIND_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    channel: str
+    key: str
+    value: str
+    seconds: int
+
+
+class CacheWrites:
+    """This worker's reply-cache entries on their way to Redis.
+
+    An entry is written with the next look-up's script (`RateLimiter.read_then_hit_in_turn`
+    takes them as its `writes`), not by a `SET` of its own: in a surge that script comes a few
+    milliseconds later, and the entry costs no round trip (a redis-py command costs about a
+    tenth of an SMS look-up's CPU). When no look-up comes within `WRITE_BEHIND_SECONDS`, or
+    `WRITE_BEHIND_MAX` entries wait, they go by themselves in one pipeline. Until then a resend
+    reaching another worker is answered afresh, as before the first answer was cached; one
+    reaching this worker carries the entry and finds it. Lost when Redis is unreachable, like
+    any other write to a cache.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, delay: float = WRITE_BEHIND_SECONDS) -> None:
+        self._redis = redis
+        self.delay = delay
+        self._entries: list[CacheEntry] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, entry: CacheEntry) -> None:
+        self._entries.append(entry)
+        if len(self._entries) >= WRITE_BEHIND_MAX:
+            self._flush_soon()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._flush_soon)
+
+    def take(self) -> list[CacheEntry]:
+        """The waiting entries, for the caller to write (they wait no more)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        entries, self._entries = self._entries, []
+        return entries
+
+    @staticmethod
+    def written(entries: Iterable[CacheEntry]) -> None:
+        for entry in entries:
+            REPLY_CACHE.labels(entry.channel, "stored").inc()
+
+    def _flush_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def flush(self) -> None:
+        """Write the waiting entries now (the timer's way, and at shutdown)."""
+        entries = self.take()
+        if not entries:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    # NX: the first answer's window is not stretched by the resends that read it.
+                    pipe.set(entry.key, entry.value, ex=entry.seconds, nx=True)
+                await pipe.execute()
+        except RedisError:
+            log.warning("reply cache: %d entries not written (Redis)", len(entries))
+            return
+        self.written(entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,13 +340,17 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
             # in the same round trip as the read, only when nothing was found. A cached answer
             # found beside a blank conversation counts the sender's limit alone, as serving it
             # does (and as the lane would first, should the answer not serve after all).
+            # The entries this worker's earlier answers left to write go with it (CacheWrites).
+            writes = runtime.cache_writes.take()
             found = await runtime.rate_limiter.read_then_hit_in_turn(
                 reads,
                 lookup_hits(inbound.channel, inbound.sender, subject.cnic),
                 when_first_found=1 if seconds > 0 else 0,
+                writes=[(entry.key, entry.value, entry.seconds) for entry in writes],
             )
             if found is None:  # Redis unreachable: the normal path answers as it can
                 return Lookup()
+            CacheWrites.written(writes)
             values, decisions = found
             if decisions is not None:
                 counted = subject.cnic, decisions
@@ -356,7 +440,7 @@ async def save(
     trip. Redis trouble is logged, never raised (the reply still goes). `found` is what `lookup`
     said of this message: its subject and key are taken from it instead of derived again."""
     replies = list(replies)
-    entry: tuple[str, str] | None = None
+    entry: CacheEntry | None = None
     seconds = get_surge_settings().reply_cache_seconds
     # What `lookup` derived from this message's text, when it got that far.
     known = (found.subject, found.key) if found and found.subject and found.key else None
@@ -377,21 +461,25 @@ async def save(
             else cache_key(secret, inbound.channel, inbound.sender, subject.material)
         )
         value = {"t": text, "l": language, "i": intent, "o": outcome_of(replies)}
-        entry = key, json.dumps(value, ensure_ascii=False)
+        entry = CacheEntry(inbound.channel, key, json.dumps(value, ensure_ascii=False), seconds)
+    if entry is not None and runtime.conversations.nothing_to_send(conversation):
+        # A blank conversation is not stored (most people in a surge): the entry, alone to
+        # send, goes with this worker's next look-up instead of a round trip of its own.
+        runtime.cache_writes.add(entry)
+        return
     try:
         if entry is None:
             await runtime.conversations.save(conversation)
             return
         async with runtime.redis.pipeline(transaction=False) as pipe:
-            # A blank conversation is not stored: then the entry goes alone, without a pipeline.
-            queued = await runtime.conversations.save(conversation, client=pipe)
+            await runtime.conversations.save(conversation, client=pipe)
             # NX: the first answer's window is not stretched by the resends that read it.
-            command = (pipe if queued else runtime.redis).set(*entry, ex=seconds, nx=True)
-            await (pipe.execute() if queued else command)
+            pipe.set(entry.key, entry.value, ex=entry.seconds, nx=True)
+            await pipe.execute()
     except RedisError:
         log.warning("conversation state not saved (Redis)")
         return
-    REPLY_CACHE.labels(inbound.channel, "stored").inc()
+    CacheWrites.written([entry])
 
 
 # -- Load shedding ------------------------------------------------------------------------------

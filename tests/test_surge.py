@@ -10,6 +10,7 @@ from xml.etree import ElementTree
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from api import surge
@@ -288,12 +289,71 @@ async def test_a_question_leaves_no_conversation_in_redis(client, registry, redi
     their resend is still served from the cache (a missing conversation is a blank one)."""
     first = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0051")))
     assert await redis.keys("rabta:conv:*") == []
-    assert len(await redis.keys(surge.KEY_PREFIX + "*")) == 1
     await _make_not_eligible(registry)
     assert reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0052"))) == first
+    assert len(await redis.keys(surge.KEY_PREFIX + "*")) == 1
     # Urdu words make a guess at the language worth remembering: that conversation is kept.
     reply_of(await client.post(URL, data=sms(f"میرا کارڈ {NOT_FOUND}", "SMsurge0053")))
     assert len(await redis.keys("rabta:conv:sms:*")) == 1
+
+
+def _stored(channel: str = "sms") -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "rabta_surge_reply_cache_total", {"channel": channel, "outcome": "stored"}
+        )
+        or 0.0
+    )
+
+
+async def test_an_entry_rides_on_the_next_look_up_to_redis(app, client, registry, redis):
+    """A look-up whose conversation stays blank leaves its cache entry with the worker, and the
+    next look-up's script writes it before reading: a resend from the same phone finds it."""
+    writes = app.state.runtime.cache_writes
+    writes.delay = 3600  # no timer in this test: only the next look-up writes it
+    stored = _stored()
+    first = reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0701")))
+    assert len(writes) == 1
+    assert await redis.keys(surge.KEY_PREFIX + "*") == []
+    assert _stored() == stored, "counted as stored only once written"
+    await _make_not_eligible(registry)
+    assert reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0702"))) == first
+    assert len(writes) == 0
+    (key,) = await redis.keys(surge.KEY_PREFIX + "*")
+    assert 0 < await redis.ttl(key) <= 60
+    assert _stored() == stored + 1
+    # Someone else's look-up carries it just the same.
+    reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0703", ELIGIBLE_PHONE)))
+    assert len(writes) == 1
+    reply_of(await client.post(URL, data=sms(NOT_FOUND, "SMsurge0704")))
+    assert len(await redis.keys(surge.KEY_PREFIX + "*")) == 2  # that one waits in its turn
+    assert len(writes) == 1
+
+
+async def test_an_entry_no_look_up_carries_is_written_by_itself(app, client, registry, redis):
+    writes = app.state.runtime.cache_writes
+    writes.delay = 0.01
+    reply_of(await client.post(URL, data=sms(ELIGIBLE, "SMsurge0801")))
+    for _ in range(200):  # written 10 ms later: wait up to 2 s for a slow machine
+        if await redis.keys(surge.KEY_PREFIX + "*"):
+            break
+        await asyncio.sleep(0.01)
+    assert len(await redis.keys(surge.KEY_PREFIX + "*")) == 1
+    assert len(writes) == 0
+
+
+async def test_cache_writes_lost_to_redis_are_logged_not_raised(caplog):
+    import redis.asyncio as aioredis
+
+    dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    writes = surge.CacheWrites(dead, delay=3600)
+    try:
+        writes.add(surge.CacheEntry("sms", surge.KEY_PREFIX + "x", "{}", 60))
+        await writes.flush()
+        assert len(writes) == 0
+        assert "1 entries not written" in caplog.text
+    finally:
+        await dead.aclose()
 
 
 async def test_another_sender_or_another_cnic_is_not_served_from_the_cache(client, registry):

@@ -90,19 +90,27 @@ def _limits_script(name: str) -> str:
 #: Several moving-window hits in one round trip, counted in turn until one is refused, after
 #: reading some keys of the caller's and only if none of them exists, or if the first alone
 #: exists and ARGV[3] says how many of the first hits to count then: `limits`' acquire script,
-#: unchanged, called once per hit. KEYS: the keys to read (ARGV[1] of them, maybe none), then
-#: one per hit; ARGV[2] the timestamp, then each hit's limit and expiry. Returns {the values
-#: read, -1} when nothing was counted, else {the values, 0} when every hit it counted was
-#: allowed, or {the values, the 1-based index of the refused hit} (the hits after it are not
-#: counted); with no keys to read, the index alone (a bare integer parses faster than a list).
+#: unchanged, called once per hit. Before anything, it sets the caller's keys to write, if any
+#: (`SET key value EX seconds NX` each), so that a read of one of them finds it. KEYS: the keys
+#: to write (ARGV[4] of them, maybe none), the keys to read (ARGV[1] of them, maybe none), then
+#: one per hit; ARGV[2] the timestamp, then each written key's value and seconds, then each
+#: hit's limit and expiry. Returns {the values read, -1} when nothing was counted, else {the
+#: values, 0} when every hit it counted was allowed, or {the values, the 1-based index of the
+#: refused hit} (the hits after it are not counted); with no keys to read, the index alone (a
+#: bare integer parses faster than a list).
 READ_THEN_ACQUIRE_IN_TURN = (
     _limits_script("acquire_moving_window")
     + """
+local writes = tonumber(ARGV[4])
+for i = 1, writes do
+    redis.call('SET', KEYS[i], ARGV[3 + 2 * i], 'EX', ARGV[4 + 2 * i], 'NX')
+end
 local reads = tonumber(ARGV[1])
+local first_hit = writes + reads + 1
 local last = #KEYS
 local values = {}
 if reads > 0 then
-    values = redis.call('MGET', unpack(KEYS, 1, reads))
+    values = redis.call('MGET', unpack(KEYS, writes + 1, writes + reads))
     local found = 0
     for i = 1, reads do
         if values[i] then
@@ -113,14 +121,14 @@ if reads > 0 then
         if found > 1 or not values[1] or tonumber(ARGV[3]) == 0 then
             return {values, -1}
         end
-        last = math.min(#KEYS, reads + tonumber(ARGV[3]))
+        last = math.min(#KEYS, first_hit - 1 + tonumber(ARGV[3]))
     end
 end
 local refused = 0
-for i = reads + 1, last do
-    local j = 2 * (i - reads)
-    if not acquire_moving_window({KEYS[i]}, {ARGV[2], ARGV[j + 2], ARGV[j + 3], 1}) then
-        refused = i - reads
+for i = first_hit, last do
+    local j = 2 * writes + 2 * (i - first_hit)
+    if not acquire_moving_window({KEYS[i]}, {ARGV[2], ARGV[j + 5], ARGV[j + 6], 1}) then
+        refused = i - first_hit + 1
         break
     end
 end
@@ -313,6 +321,7 @@ class RateLimiter:
         hits: Sequence[tuple[str, str]],
         *,
         when_first_found: int = 0,
+        writes: Sequence[tuple[str, str, int]] = (),
     ) -> tuple[list[Any], list[Decision] | None] | None:
         """Read the Redis keys `reads` and, only when none of them exists, count `hits` as
         `hit_in_turn` does, in one round trip: (the values read, the decisions or None when
@@ -320,15 +329,17 @@ class RateLimiter:
         `when_first_found` hits are counted instead (their decisions alone). None when Redis
         could not be asked (it is unreachable, or degraded and not due for a retry): nothing was
         read or counted, and the caller reads and counts the usual way (`hit_in_turn` then falls
-        back to this process).
+        back to this process). `writes`, (key, value, seconds) each, are set first in the same
+        round trip (`SET … EX seconds NX`), unless the result is None.
 
         For a caller whose next step would count the hits unless it finds state of its own: the
         reply cache, whose first read of a message also counts the look-up it leads to, or the
-        sender's limit alone when it finds the answer to a resend."""
+        sender's limit alone when it finds the answer to a resend, and which writes the entries
+        of the answers given before it."""
         counted = self._counted(hits)
 
         async def shared() -> tuple[list[Any], int, WindowStats | None]:
-            return await self._read_then_acquire_shared(reads, counted, when_first_found)
+            return await self._read_then_acquire_shared(reads, counted, when_first_found, writes)
 
         async def unavailable() -> None:
             return None
@@ -355,11 +366,15 @@ class RateLimiter:
         reads: Sequence[str],
         counted: Sequence[tuple[str, RateLimitItem, str]],
         when_first_found: int = 0,
+        writes: Sequence[tuple[str, str, int]] = (),
     ) -> tuple[list[Any], int, WindowStats | None]:
         """`READ_THEN_ACQUIRE_IN_TURN` on Redis: the values read, the refused hit's index (0:
         none, -1: nothing counted) and, for a refusal, its window (a second round trip)."""
-        keys = list(reads)
-        args: list[float | int] = [len(reads), time.time(), when_first_found]
+        keys = [key for key, _, _ in writes]
+        keys += reads
+        args: list[str | float | int] = [len(reads), time.time(), when_first_found, len(writes)]
+        for _, value, seconds in writes:
+            args += [value, seconds]
         for scope, item, key in counted:
             keys.append(_redis_key(item, scope, key))
             args += [item.amount, item.get_expiry()]

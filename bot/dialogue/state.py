@@ -130,13 +130,18 @@ class ConversationStore:
         raw = await self._redis.get(self.key(channel, address))
         return self.parse(channel, address, raw) or Conversation(channel=channel, address=address)
 
+    @staticmethod
+    def nothing_to_send(conversation: Conversation) -> bool:
+        """True when saving it sends nothing: blank, and never stored (or deleted already)."""
+        return not conversation.stored and conversation.blank
+
     async def save(self, conversation: Conversation, *, client: Any = None) -> bool:
         """Store the conversation with its channel's expiry (a blank one: delete it if it was
         stored, else nothing). `client` may be a pipeline, which then sends the command with
         the rest of its own. False when there was nothing to send."""
-        blank = conversation.blank
-        if blank and not conversation.stored:
+        if self.nothing_to_send(conversation):
             return False
+        blank = conversation.blank
         key = self.key(conversation.channel, conversation.address)
         target = client or self._redis
         if blank:

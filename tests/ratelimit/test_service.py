@@ -263,6 +263,38 @@ async def test_read_then_hit_counts_the_first_hits_when_the_first_key_alone_is_f
     assert 1 <= decisions[0].retry_after <= 60
 
 
+async def test_read_then_hit_writes_first_what_it_is_given(limiter: RateLimiter, redis):
+    """`writes` are set before the reads, with their expiry and only where nothing is stored
+    (NX), so a read of a key just written finds it, and the hits and their arguments after
+    them still line up."""
+    hits = [("sender", ELIGIBLE_PHONE), ("cnic", ELIGIBLE)]
+    reads = ["rabta:test:entry", "rabta:test:state"]
+    await redis.set("rabta:test:kept", "first", ex=30)
+    writes = [("rabta:test:other", "other's answer", 60), ("rabta:test:kept", "second", 90)]
+    found = await limiter.read_then_hit_in_turn(reads, hits, when_first_found=1, writes=writes)
+    assert found is not None
+    values, decisions = found
+    assert values == [None, None]
+    assert decisions is not None and [(d.allowed, d.limit) for d in decisions] == [
+        (True, 3),
+        (True, 4),
+    ]
+    assert await redis.get("rabta:test:other") in (b"other's answer", "other's answer")
+    assert 55 <= await redis.ttl("rabta:test:other") <= 60
+    assert await redis.get("rabta:test:kept") in (b"first", "first"), "NX: not overwritten"
+    assert await redis.ttl("rabta:test:kept") <= 30
+
+    # A written key that is also read is found: here the first, so `when_first_found` counts.
+    writes = [("rabta:test:entry", "answer", 60)]
+    found = await limiter.read_then_hit_in_turn(reads, hits, when_first_found=1, writes=writes)
+    assert found is not None
+    values, decisions = found
+    assert values[0] in (b"answer", "answer") and values[1] is None
+    assert decisions is not None and [(d.allowed, d.limit) for d in decisions] == [(True, 3)]
+    assert (await limiter.test("sender", ELIGIBLE_PHONE)).remaining == 1
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 3, "the CNIC was not counted"
+
+
 async def test_read_then_hit_leaves_an_unreachable_redis_to_the_caller(rl_settings: Settings):
     """No Redis: nothing read, nothing counted (None); the caller's `hit_in_turn` then counts
     in this process, as it would have without the read."""
