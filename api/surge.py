@@ -28,6 +28,12 @@ What is still done on a cache hit, and why (the trade-off):
   nothing new about that CNIC;
 * metrics count the message (`rabta_messages_total`, `rabta_surge_reply_cache_total`).
 
+How an entry gets to Redis: a look-up whose conversation stays blank (most people in a surge)
+has nothing else to write there, so its entry waits in the worker (`CacheWrites`) for the next
+look-up's script, which sets it before reading (the same round trip), or is sent by itself
+after 50 ms when none comes. A resend reaching another worker within that window is answered
+afresh, as if it were the first; one reaching this worker carries the entry and finds it.
+
 What is skipped: the contact upsert (its `last_inbound_at` lags by at most the cache window), the
 registry query (a registry change shows at most 60 s late), the engine, the render and the
 conversation save (an idle conversation answered with eligibility or help is left as it was).
@@ -63,7 +69,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 from pydantic import Field
@@ -149,6 +155,11 @@ class CacheEntry:
     value: str
     seconds: int
 
+    def queue_on(self, pipe: Any) -> None:
+        """Add this entry's SET to a pipeline. NX: the first answer's window is not stretched by
+        the resends that read it."""
+        pipe.set(self.key, self.value, ex=self.seconds, nx=True)
+
 
 class CacheWrites:
     """This worker's reply-cache entries on their way to Redis.
@@ -206,8 +217,7 @@ class CacheWrites:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for entry in entries:
-                    # NX: the first answer's window is not stretched by the resends that read it.
-                    pipe.set(entry.key, entry.value, ex=entry.seconds, nx=True)
+                    entry.queue_on(pipe)
                 await pipe.execute()
         except RedisError:
             log.warning("reply cache: %d entries not written (Redis)", len(entries))
@@ -437,7 +447,8 @@ async def save(
     found: Lookup | None = None,
 ) -> None:
     """Save the conversation and, when the reply may be served again, cache it, in one round
-    trip. Redis trouble is logged, never raised (the reply still goes). `found` is what `lookup`
+    trip; an entry with no conversation to send beside it is left to `CacheWrites` (no round
+    trip). Redis trouble is logged, never raised (the reply still goes). `found` is what `lookup`
     said of this message: its subject and key are taken from it instead of derived again."""
     replies = list(replies)
     entry: CacheEntry | None = None
@@ -473,8 +484,7 @@ async def save(
             return
         async with runtime.redis.pipeline(transaction=False) as pipe:
             await runtime.conversations.save(conversation, client=pipe)
-            # NX: the first answer's window is not stretched by the resends that read it.
-            pipe.set(entry.key, entry.value, ex=entry.seconds, nx=True)
+            entry.queue_on(pipe)
             await pipe.execute()
     except RedisError:
         log.warning("conversation state not saved (Redis)")

@@ -6,6 +6,7 @@ session's state holds a keyed hash of the phone that dialled, not the number."""
 
 from __future__ import annotations
 
+from api import surge
 from tests.api.test_sms_payments import HELPER_PHONE, Chat
 from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE
 from tests.ussd.conftest import URL as USSD_URL
@@ -47,8 +48,10 @@ async def test_redis_holds_no_phone_number_in_clear(client, app, registry):
     await whatsapp.send("HELP")
     for path in ("", "1"):  # a USSD session left open on its main menu, then on a choice
         screen_of(await client.post(USSD_URL, data=ussd_form("ATUid_priv", HELPER_PHONE, path)))
+    await app.state.runtime.cache_writes.flush()  # entries still waiting for a look-up
     dump = await everything_in(app.state.runtime.redis)
     assert any(k.startswith("rabta:conv:sms:") for k in dump)  # the state is there, hashed
+    assert any(k.startswith(surge.KEY_PREFIX) for k in dump)  # so is the reply cache
     assert "rabta:ussd:state:ATUid_priv" in dump
     for phone in (ELIGIBLE_PHONE, HELPER_PHONE):
         national = phone.removeprefix("+92")
