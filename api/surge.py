@@ -42,9 +42,11 @@ conversation save (an idle conversation answered with eligibility or help is lef
 front of `/v1/` and `/webhooks/`. At most `RABTA_SURGE_MAX_IN_FLIGHT` requests run at once; the
 next `RABTA_SURGE_MAX_QUEUE` wait in arrival order; a request that has waited
 `RABTA_SURGE_MAX_WAIT_MS` is answered `503` with `Retry-After`. Once the queue has been full or
-that old, the worker is overloaded: every new request that cannot run at once is answered `503`
-straight away, without queueing, until no request has been refused for one `MAX_WAIT`; bursts
-are absorbed by the queue, sustained overload is answered fast (CoDel's idea, simplified).
+that old, the worker is overloaded: for one `MAX_WAIT`, every new request that cannot run at once
+is answered `503` straight away, without queueing (those refusals do not stretch the episode: at
+ordinary load every slot is sometimes busy); a sustained overload fills the queue again within
+moments and starts another. Bursts are absorbed by the queue, sustained overload is answered
+fast (CoDel's idea, simplified).
 Shedding answers in microseconds, so an overloaded worker keeps answering (with 503s) instead
 of letting requests time out in the database pool or in the gateway. Webhooks get a non-2xx on
 purpose: Twilio and USSD gateways treat it as a failed delivery, not as a reply to forward.
@@ -552,9 +554,10 @@ class Gate:
             self.in_flight += 1
             return ADMITTED
         if stale or now < self._shedding_until:
-            # Overloaded: refuse at once, and stay so while newcomers keep finding every slot
-            # busy; the queue comes back once a newcomer finds a free slot for a whole budget.
-            self._shedding_until = now + self.max_wait
+            # Overloaded: refuse at once for one budget after the queue was found full or too
+            # old. These refusals do not stretch the episode: at ordinary load every slot is
+            # sometimes busy, so counting them kept a worker shedding long after one stall. A
+            # sustained overload fills the queue again within moments and starts another.
             return QUEUE_STALE
         if len(self._waiters) >= self.max_queue:
             self._shedding_until = now + self.max_wait

@@ -3,9 +3,10 @@
 Request i is due at start + i/rate whatever happened to the ones before it, and its latency is
 counted from that due time, not from when a connection was free to send it: a server that
 stalls is charged for the whole queue it causes (no coordinated omission). Requests are the
-pre-built raw HTTP requests of bench/run.py (NUL-separated), sent over keep-alive connections,
-at most `--connections` at once. Each request has a timeout; a timed-out connection is closed
-and replaced.
+pre-built raw HTTP requests of bench/run.py (NUL-separated), sent over `--connections`
+keep-alive connections, all opened before the first request is due (as wrk does), at most one
+request on each at a time. Each request has a timeout; a timed-out connection is closed and
+replaced.
 
     .venv/bin/python bench/loadgen.py --url http://127.0.0.1:8000 --file F --rate 300 --duration 15
 
@@ -93,11 +94,24 @@ async def run(
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
-    start = time.perf_counter() + 0.05
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except OSError:
+            return None  # the worker tries again when it has a request to send
+
+    # Every connection is open before the first request is due, as wrk opens its own and as a
+    # gateway keeps its keep-alive connections: the schedule measures requests, not a storm of
+    # new connections in its first second. The server gets a moment to accept them.
+    opened = await asyncio.gather(*(connect() for _ in range(connections)))
+    start = time.perf_counter() + 0.25
     result = Result(start)
 
-    async def worker() -> None:
-        reader = writer = None
+    async def worker(
+        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+    ) -> None:
+        reader, writer = connection or (None, None)
         while True:
             item = await queue.get()
             if item is None:
@@ -147,7 +161,7 @@ async def run(
         if writer is not None:
             writer.close()
 
-    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    workers = [asyncio.create_task(worker(connection)) for connection in opened]
     total = int(rate * duration)
     sent = 0
     while sent < total:
