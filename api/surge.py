@@ -152,6 +152,9 @@ WRITE_BEHIND_MAX = 256
 
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
+    """One reply-cache entry: its key, its JSON value and seconds to live, and the channel it
+    answered on (for the metric)."""
+
     channel: str
     key: str
     value: str
