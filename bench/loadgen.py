@@ -95,22 +95,25 @@ async def run(
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
 
-    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        try:
-            return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        except OSError:
-            return None  # the worker tries again when it has a request to send
+    Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+    async def connect() -> Connection:
+        return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
 
     # Every connection is open before the first request is due, as wrk opens its own and as a
     # gateway keeps its keep-alive connections: the schedule measures requests, not a storm of
-    # new connections in its first second. The server gets a moment to accept them.
-    opened = await asyncio.gather(*(connect() for _ in range(connections)))
+    # new connections in its first second. The server gets a moment to accept them. One that
+    # failed is opened by its worker when it has a request to send.
+    opened = [
+        None if isinstance(connection, BaseException) else connection
+        for connection in await asyncio.gather(
+            *(connect() for _ in range(connections)), return_exceptions=True
+        )
+    ]
     start = time.perf_counter() + 0.25
     result = Result(start)
 
-    async def worker(
-        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
-    ) -> None:
+    async def worker(connection: Connection | None) -> None:
         reader, writer = connection or (None, None)
         while True:
             item = await queue.get()
@@ -121,9 +124,7 @@ async def run(
                 reused = writer is not None
                 try:
                     if writer is None:
-                        reader, writer = await asyncio.wait_for(
-                            asyncio.open_connection(host, port), timeout
-                        )
+                        reader, writer = await connect()
                     assert reader is not None and writer is not None
                     remaining = max(0.001, due + timeout - time.perf_counter())
                     writer.write(raw)
