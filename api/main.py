@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api import agent, health, metrics, openapi, problems
+from api import agent, health, held, metrics, openapi, problems, surge
 from api.eligibility import routes as eligibility_routes
 from api.grievances import routes as grievance_routes
 from api.grievances.escalation import run_escalations
@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; settings are read from the environment unless given."""
     settings = settings or get_settings()
     install_masking()
+    # One gate per worker process: the middleware's, whose spare room answers held messages.
+    gate = surge.worker_gate()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One PTB Application per process when a bot token is set; start-up survives an
         # unreachable Telegram (the webhook retries then).
         app.state.telegram = await telegram.start_telegram(runtime)
+        # Messages held in a surge are answered when this worker has room (api/held.py).
+        app.state.held = held.Drainer(runtime, gate)
+        app.state.held.start()
         # `make run` has no separate `rabta worker`: deliver the outbox from the API process.
         worker = EmbeddedWorker(settings, db=runtime.db) if settings.run_embedded_worker else None
         stop = asyncio.Event()
@@ -71,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await escalations
             if worker:
                 await worker.stop()
+            await app.state.held.stop()
             await telegram.stop_telegram(app.state.telegram)
             await runtime.close()
 
@@ -90,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Before routing and body parsing: an overloaded worker answers 503 at once instead of
     # letting requests time out (api/surge.py).
-    app.add_middleware(LoadShedding)
+    app.add_middleware(LoadShedding, gate=gate)
     app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     # The router tries routes in the order they are included, each with its own regex: the
     # webhooks, which carry nearly all of a surge's traffic, come first (no two paths overlap,

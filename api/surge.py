@@ -109,6 +109,7 @@ class SurgeSettings(BaseSettings):
     max_queue: int = Field(64, alias="RABTA_SURGE_MAX_QUEUE", ge=0)
     max_wait_ms: int = Field(2000, alias="RABTA_SURGE_MAX_WAIT_MS", ge=1)
     retry_after: int = Field(2, alias="RABTA_SURGE_RETRY_AFTER", ge=1)
+    max_holding: int = Field(8, alias="RABTA_SURGE_MAX_HOLDING", ge=0)
 
 
 @lru_cache
@@ -569,6 +570,19 @@ class Gate:
         self._waiters.append(waiter)
         return waiter
 
+    def try_take(self, *, spare: int) -> bool:
+        """A slot for background work, taken only when `spare` more would still be free and
+        nobody waits or is being refused: True when taken (call `release()` after)."""
+        now = self._clock()
+        if (
+            self._waiters
+            or now < self._shedding_until
+            or self.in_flight + spare >= self.max_in_flight
+        ):
+            return False
+        self.in_flight += 1
+        return True
+
     def release(self) -> None:
         """A request finished: hand its slot to the oldest waiter still within its time."""
         self.in_flight -= 1
@@ -644,29 +658,51 @@ def _family(path: str) -> str:
     return "v1" if path.startswith("/v1/") else "webhooks"
 
 
+def worker_gate(settings: SurgeSettings | None = None) -> Gate | None:
+    """The gate of one worker process, as the settings say (None with shedding off)."""
+    settings = settings or get_surge_settings()
+    if settings.max_in_flight <= 0:
+        return None
+    return Gate(
+        max_in_flight=settings.max_in_flight,
+        max_queue=settings.max_queue,
+        max_wait=settings.max_wait_ms / 1000,
+    )
+
+
+#: The scope key a request refused by the gate carries into the app when it is to be held
+#: (api/held.py): its value is the reason it was refused.
+HOLD = "rabta.hold"
+#: Requests that are held instead of refused: messages whose gateway would drop them on a 503
+#: (Twilio calls a fallback URL, if there is one, and does not send the message again).
+HELD_PATHS = frozenset({"/webhooks/twilio/messaging"})
+
+
 class LoadShedding:
-    """ASGI middleware: 503 + Retry-After at once when the worker's gate is full (see above)."""
+    """ASGI middleware: 503 + Retry-After at once when the worker's gate is full (see above);
+    an SMS or WhatsApp message is held instead, while fewer than `max_holding` are being held."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         settings: SurgeSettings | None = None,
+        gate: Gate | None = None,
         prefixes: tuple[str, ...] = ("/v1/", "/webhooks/"),
     ) -> None:
         self.app = app
         self.settings = settings or get_surge_settings()
         self.prefixes = prefixes
-        self._gate: Gate | None = None
+        self._gate = gate
+        self._holding = 0
 
     @property
     def gate(self) -> Gate:
         if self._gate is None:
-            self._gate = Gate(
-                max_in_flight=self.settings.max_in_flight,
-                max_queue=self.settings.max_queue,
-                max_wait=self.settings.max_wait_ms / 1000,
-            )
+            gate = worker_gate(self.settings)
+            if gate is None:
+                raise RuntimeError("load shedding is off (RABTA_SURGE_MAX_IN_FLIGHT=0)")
+            self._gate = gate
         return self._gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -680,6 +716,15 @@ class LoadShedding:
         gate = self.gate
         reason = await gate.enter()
         if reason is not None:
+            if scope["path"] in HELD_PATHS and self._holding < self.settings.max_holding:
+                # Stored in one INSERT and answered later (api/held.py): far cheaper than an
+                # answer, and nothing is lost. Past `max_holding` at once, refused like the rest.
+                self._holding += 1
+                try:
+                    await self.app({**scope, HOLD: reason}, receive, send)
+                finally:
+                    self._holding -= 1
+                return
             SHED.labels(reason, _family(scope["path"])).inc()
             await self._refuse(scope, send)
             return

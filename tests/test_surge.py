@@ -188,7 +188,10 @@ async def test_middleware_sheds_with_503_and_retry_after_only_on_its_paths():
         await send({"type": "http.response.body", "body": b"ok"})
 
     settings = surge.SurgeSettings(
-        RABTA_SURGE_MAX_IN_FLIGHT=1, RABTA_SURGE_MAX_QUEUE=0, RABTA_SURGE_RETRY_AFTER=3
+        RABTA_SURGE_MAX_IN_FLIGHT=1,
+        RABTA_SURGE_MAX_QUEUE=0,
+        RABTA_SURGE_RETRY_AFTER=3,
+        RABTA_SURGE_MAX_HOLDING=0,  # no SMS held either (tests/test_held.py)
     )
     middleware = surge.LoadShedding(app, settings=settings)
     middleware.gate.in_flight = 1  # as if one request were running

@@ -152,6 +152,27 @@ class InboundMessage(Base):
     reply: Mapped[str | None] = mapped_column(Text)
 
 
+class HeldMessage(Base):
+    """An SMS or WhatsApp message taken while its worker was too busy to answer it (api/held.py):
+    kept until it is answered, then deleted; its reply goes out through the outbox."""
+
+    __tablename__ = "held_messages"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    #: The sender as the channel knows it (`Inbound.sender`), and its phone when it has one.
+    sender: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Tries to answer it so far, counted when claimed.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: A worker's claim: past this moment the message is anyone's again.
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class OutboundMessage(Base):
     """The outbox: a message to deliver, written in the same transaction as its cause."""
 

@@ -1,7 +1,8 @@
 """`POST /webhooks/twilio/messaging`: SMS and WhatsApp from Twilio, answered in TwiML.
 
 Verify the signature (over the public URL Twilio called, not the one a proxy rewrote), dedup on
-MessageSid, hand the message to the conversation, answer with `<Response><Message>`.
+MessageSid, hand the message to the conversation, answer with `<Response><Message>`. A message
+the worker has no room for is held and answered later through the outbox (api/held.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator, compare
 from twilio.twiml.messaging_response import MessagingResponse
 
+from api import held
 from api.conversations.service import receive
 from api.deps import runtime_of
 from api.identity import InvalidPhone, normalise_phone
 from api.problems import Problem
 from api.settings import Settings
+from api.surge import HOLD
 from api.webhooks.forms import URLENCODED, urlencoded_fields
 from bot.channels.base import Inbound
 
@@ -91,6 +94,13 @@ async def messaging(request: Request) -> Response:
         message_id=sid,
         phone=phone,
     )
+    if HOLD in request.scope:
+        # The worker has no room to answer now (api/surge.py): store it, answer it later.
+        await held.hold(runtime.db, inbound)
+        drainer = getattr(request.app.state, "held", None)
+        if drainer is not None:
+            drainer.wake()
+        return Response(content=twiml(""), media_type=TWIML)
     answer = await receive(runtime, inbound)
     return Response(content=twiml(answer.text), media_type=TWIML)
 

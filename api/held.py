@@ -1,0 +1,317 @@
+"""Messages held in a surge: taken when a worker is too busy to answer, answered when it is not.
+
+Twilio does not send an inbound message again after a 503: it calls the number's fallback URL,
+if one is set, and otherwise the message is gone (error 11200), with no reply to the person and
+no record of what they sent, a complaint as much as a look-up. So the load-shedding gate
+(api/surge.py) does not refuse an SMS or WhatsApp message it has no room for: it *holds* it.
+The webhook checks the signature as always, stores the message in `held_messages` with one
+INSERT (a few times cheaper than answering it) and answers `200` with an empty TwiML
+`<Response/>`: no reply yet. Past `RABTA_SURGE_MAX_HOLDING` messages being held at once in a
+worker, or with the database unreachable, the message is refused with a 503 as before.
+
+Each API worker process answers held messages in the background (`Drainer`) whenever its gate
+has room to spare: half its slots free, nobody queued, no overload episode. The live traffic
+goes first; a held message takes a slot like any request. Held messages are taken oldest first,
+by any worker of any replica (`FOR UPDATE SKIP LOCKED` on PostgreSQL), and each goes the way of
+every other message (`receive`: the MessageSid claimed, the contact, the conversation, the
+flow, the record in `inbound_messages`); its reply goes out through the outbox (`kind=reply`,
+priority 1, the dedup key `held:<channel>:<MessageSid>`) in the transaction that deletes the
+held row. The person gets the answer by SMS a little later instead of not at all.
+
+Guarantees:
+
+* A held message is answered at least once and its reply enqueued at most once. A claim is a
+  lease (`claimed_until`, 60 s): a worker that dies midway leaves the row to the next one,
+  which meets the MessageSid already recorded (a replay: the stored reply) and the outbox's
+  dedup key.
+* A message whose answer fails (the database or Redis away) is tried again after a backoff
+  (10 s, doubling, at most 10 minutes); after `MAX_ATTEMPTS` it is kept, logged and counted
+  (`rabta_held_messages_total{outcome="given_up"}`), for an operator to look at.
+* A message held twice (a gateway's retry) is stored once.
+* A held message is answered as things stand when it is answered: if the person sent something
+  else that was answered at once meanwhile, the held one is answered after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from functools import cache
+from typing import TYPE_CHECKING, cast
+
+from prometheus_client import Counter
+from sqlalchemy import Executable, Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from api import hot
+from api.db import Database, is_postgres
+from api.outbox.service import PRIORITY_REPLY, enqueue
+from api.registry.models import HeldMessage
+from bot.channels.base import Inbound
+
+if TYPE_CHECKING:
+    from api.runtime import Runtime
+    from api.surge import Gate
+
+log = logging.getLogger(__name__)
+
+#: Tries before a held message is given up (kept for an operator, no longer tried).
+MAX_ATTEMPTS = 8
+LEASE_SECONDS = 60
+BACKOFF_BASE_SECONDS = 10.0
+BACKOFF_CAP_SECONDS = 600.0
+#: How often a worker with nothing held of its own looks for others' (a replica that stopped).
+POLL_SECONDS = 5.0
+#: How often a worker with messages to answer looks again for room in its gate.
+BUSY_PAUSE_SECONDS = 0.1
+#: Messages answered at once by one worker, at most (each takes a slot of its gate).
+BATCH = 4
+
+HELD = Counter(
+    "rabta_held_messages_total",
+    "Messages held in a surge (held), answered later (answered), failed once (failed), "
+    "or given up after every try (given_up).",
+    ["channel", "outcome"],
+)
+
+TABLE = cast(Table, HeldMessage.__table__)
+
+
+@cache
+def _hold_statement(dialect: str) -> Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(TABLE)
+        .values(
+            channel=bindparam("channel"),
+            external_id=bindparam("external_id"),
+            sender=bindparam("sender"),
+            phone=bindparam("phone"),
+            text=bindparam("text"),
+            received_at=bindparam("now"),
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+    )
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def hold(db: Database, inbound: Inbound) -> None:
+    """Store a message to be answered later (once, however often its provider sends it)."""
+    async with db.autocommit() as connection:
+        await hot.rows(
+            connection,
+            _hold_statement(connection.dialect.name),
+            {
+                "channel": inbound.channel,
+                "external_id": inbound.message_id,
+                "sender": inbound.sender,
+                "phone": inbound.phone,
+                "text": inbound.text,
+                "now": utcnow(),
+            },
+        )
+    HELD.labels(inbound.channel, "held").inc()
+
+
+def backoff_seconds(attempts: int) -> float:
+    """The wait before another try, after `attempts` tries (10 s, doubling, at most 10 min)."""
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+
+
+async def claim(
+    db: Database,
+    *,
+    limit: int,
+    lease_seconds: int = LEASE_SECONDS,
+    now: dt.datetime | None = None,
+) -> list[HeldMessage]:
+    """Claim up to `limit` held messages, oldest first, for one worker to answer."""
+    now = now or utcnow()
+    due = and_(
+        HeldMessage.attempts < MAX_ATTEMPTS,
+        or_(HeldMessage.claimed_until.is_(None), HeldMessage.claimed_until < now),
+    )
+    pick = select(HeldMessage.id).where(due).order_by(HeldMessage.id).limit(limit)
+    async with db.transaction() as session:
+        if is_postgres(db.engine):
+            ids = list((await session.execute(pick.with_for_update(skip_locked=True))).scalars())
+            if not ids:
+                return []
+            target = HeldMessage.id.in_(ids)
+        else:
+            # SQLite: one statement under the database write lock is atomic on its own.
+            target = HeldMessage.id.in_(pick.scalar_subquery())
+        result = await session.execute(
+            update(HeldMessage)
+            .where(target, due)
+            .values(
+                claimed_until=now + dt.timedelta(seconds=lease_seconds),
+                attempts=HeldMessage.attempts + 1,
+            )
+            .returning(HeldMessage)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        claimed = list(result.scalars())
+    claimed.sort(key=lambda message: message.id)
+    return claimed
+
+
+async def answer(runtime: Runtime, message: HeldMessage) -> bool:
+    """Answer one claimed message: its reply into the outbox and the row deleted, together.
+    False when it failed (it is tried again after a backoff, or given up)."""
+    # Imported here: the conversation service reaches api.surge, which reaches this module.
+    from api.conversations.service import receive
+
+    inbound = Inbound(
+        channel=message.channel,
+        sender=message.sender,
+        text=message.text,
+        message_id=message.external_id,
+        phone=message.phone,
+    )
+    try:
+        reply = await receive(runtime, inbound)
+        async with runtime.db.transaction() as session:
+            if reply.text and inbound.phone:
+                await enqueue(
+                    session,
+                    channel=inbound.channel,
+                    to=inbound.phone,
+                    body=reply.text,
+                    kind="reply",
+                    language=reply.language,
+                    priority=PRIORITY_REPLY,
+                    dedup_key=f"held:{inbound.channel}:{inbound.message_id}",
+                )
+            await session.execute(delete(HeldMessage).where(HeldMessage.id == message.id))
+    except Exception as exc:
+        await _failed(runtime.db, message, exc)
+        return False
+    HELD.labels(message.channel, "answered").inc()
+    return True
+
+
+async def _failed(db: Database, message: HeldMessage, exc: Exception) -> None:
+    given_up = message.attempts >= MAX_ATTEMPTS
+    HELD.labels(message.channel, "given_up" if given_up else "failed").inc()
+    if given_up:
+        log.error(
+            "held %s message %d given up after %d tries (%s); kept in held_messages",
+            message.channel,
+            message.id,
+            message.attempts,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        return
+    wait = backoff_seconds(message.attempts)
+    log.warning(
+        "held %s message %d not answered (%s); again in %.0f s",
+        message.channel,
+        message.id,
+        type(exc).__name__,
+        wait,
+    )
+    with contextlib.suppress(Exception):  # the lease runs out by itself otherwise
+        async with db.transaction() as session:
+            await session.execute(
+                update(HeldMessage)
+                .where(HeldMessage.id == message.id)
+                .values(claimed_until=utcnow() + dt.timedelta(seconds=wait))
+            )
+
+
+class Drainer:
+    """Answers held messages in the background of one API worker, when its gate has room."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        gate: Gate | None,
+        *,
+        batch: int = BATCH,
+        poll_seconds: float = POLL_SECONDS,
+        busy_pause: float = BUSY_PAUSE_SECONDS,
+    ) -> None:
+        self.runtime = runtime
+        self.gate = gate
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.busy_pause = busy_pause
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="rabta-held-messages")
+
+    def wake(self) -> None:
+        """A message was just held here: look for room to answer it."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Finish the messages being answered and stop (the rest stay held)."""
+        if self._task is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        with contextlib.suppress(Exception):
+            await self._task
+        self._task = None
+
+    def _take(self) -> int:
+        """Slots taken for answering held messages: none while the live traffic needs them."""
+        if self.gate is None:
+            return self.batch
+        spare = self.gate.max_in_flight // 2
+        taken = 0
+        while taken < self.batch and self.gate.try_take(spare=spare):
+            taken += 1
+        return taken
+
+    async def drain(self) -> int | None:
+        """One pass: answer up to a batch; how many were claimed, or None with no room."""
+        slots = self._take()
+        if not slots:
+            return None
+        try:
+            messages = await claim(self.runtime.db, limit=slots)
+            await asyncio.gather(*(answer(self.runtime, message) for message in messages))
+            return len(messages)
+        finally:
+            if self.gate is not None:
+                for _ in range(slots):
+                    self.gate.release()
+
+    async def _run(self) -> None:
+        # Something may be held from before this worker started (or by a replica that stopped).
+        pending = True
+        while not self._stop.is_set():
+            if not pending:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                pending = True
+                continue
+            self._wake.clear()
+            try:
+                claimed = await self.drain()
+            except Exception:
+                log.exception("answering held messages failed; again in %.0f s", self.poll_seconds)
+                pending = False
+                continue
+            if claimed is None:
+                await _pause(self._stop, self.busy_pause)
+            elif claimed == 0:
+                pending = False
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

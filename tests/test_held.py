@@ -1,0 +1,346 @@
+"""Messages held in a surge (api/held.py): taken when the worker has no room, answered later.
+
+The gate is filled by hand (its slots counted as busy), so nothing here depends on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from api import held, surge
+from api.registry.models import HeldMessage, InboundMessage, OutboundMessage
+from api.settings import get_settings
+from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
+
+URL = "/webhooks/twilio/messaging"
+PUBLIC = "http://127.0.0.1:8000"
+TOKEN = "test-auth-token-0123456789abcdef"
+
+
+def sms(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
+    form = load_payload("twilio_sms_inbound.json")
+    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=sender)
+    return form
+
+
+def messages_in(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/xml")
+    root = ElementTree.fromstring(response.text)
+    assert root.tag == "Response"
+    return [m.text or "" for m in root.iter("Message")]
+
+
+def signed_post(client: httpx.AsyncClient, form: dict[str, str], *, signature: str | None = None):
+    validator = RequestValidator(TOKEN)
+    headers = {"X-Twilio-Signature": signature or validator.compute_signature(PUBLIC + URL, form)}
+    return client.post(URL, data=form, headers=headers)
+
+
+@pytest.fixture
+async def held_app(settings, registry, redis, monkeypatch):
+    """The app with Twilio signatures checked, its gate small, and its background answering of
+    held messages stopped (each test drains by hand, or restarts it)."""
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+    monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC)
+    monkeypatch.setenv("RABTA_SURGE_MAX_IN_FLIGHT", "2")
+    monkeypatch.setenv("RABTA_SURGE_MAX_QUEUE", "0")
+    get_settings.cache_clear()
+    surge.get_surge_settings.cache_clear()
+    from api.main import create_app
+
+    application = create_app(get_settings())
+    async with application.router.lifespan_context(application):
+        await application.state.held.stop()
+        yield application
+    surge.get_surge_settings.cache_clear()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+async def client(held_app) -> httpx.AsyncClient:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=held_app), base_url=PUBLIC
+    ) as http:
+        yield http
+
+
+def gate_of(app) -> surge.Gate:
+    gate = app.state.held.gate
+    assert gate is not None
+    return gate
+
+
+def busy(gate: surge.Gate) -> None:
+    """Every slot taken, as by requests running."""
+    gate.in_flight = gate.max_in_flight
+
+
+def calm(gate: surge.Gate) -> None:
+    """The slots free and the overload episode the refused messages started over (it lasts
+    one MAX_WAIT: the tests do not wait it out)."""
+    gate.in_flight = 0
+    gate._shedding_until = float("-inf")
+
+
+async def count(db, model, *where) -> int:
+    async with db.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
+
+
+async def rows(db, model) -> list:
+    async with db.sessions() as session:
+        return list((await session.scalars(select(model).order_by(model.id))).all())
+
+
+def held_total(outcome: str, channel: str = "sms") -> float:
+    value = REGISTRY.get_sample_value(
+        "rabta_held_messages_total", {"channel": channel, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+# -- the gate's spare room ----------------------------------------------------------------------
+
+
+def test_background_work_takes_a_slot_only_with_room_to_spare():
+    now = [0.0]
+    gate = surge.Gate(max_in_flight=4, max_queue=2, max_wait=1.0, clock=lambda: now[0])
+    assert gate.try_take(spare=2) and gate.try_take(spare=2)
+    assert not gate.try_take(spare=2)  # two more would leave none spare
+    gate.release()
+    assert gate.try_take(spare=2)
+    # Live requests fill the rest and queue: no background work while anyone waits.
+    assert gate.admit() is None and gate.admit() is None
+    waiter = gate.admit()
+    assert isinstance(waiter, surge._Waiter)
+    gate.release(), gate.release(), gate.release()
+    assert gate.in_flight == 2 and gate.waiting == 0
+    assert gate.try_take(spare=0) and gate.try_take(spare=0)
+    assert not gate.try_take(spare=0)  # full
+    # ... nor during an overload episode, whatever room there is.
+    gate.admit()  # queued
+    gate.admit()  # queued
+    assert gate.admit() == surge.QUEUE_FULL
+    for _ in range(4):
+        gate.release()
+    assert gate.waiting == 0
+    gate.release(), gate.release()
+    assert gate.in_flight == 0
+    assert not gate.try_take(spare=0)
+    now[0] += 1.0  # one budget later the episode is over
+    assert gate.try_take(spare=0)
+
+
+# -- the middleware --------------------------------------------------------------------------
+
+
+async def test_the_middleware_passes_a_message_it_has_no_room_for_on_to_be_held():
+    seen: list[tuple[str, object]] = []
+    release = asyncio.Event()
+
+    async def app(scope, receive, send):
+        seen.append((scope["path"], scope.get(surge.HOLD)))
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    settings = surge.SurgeSettings(
+        RABTA_SURGE_MAX_IN_FLIGHT=1, RABTA_SURGE_MAX_QUEUE=0, RABTA_SURGE_MAX_HOLDING=1
+    )
+    middleware = surge.LoadShedding(app, settings=settings)
+    middleware.gate.in_flight = 1  # as if one request were running
+    statuses: list[int] = []
+
+    async def call(path: str) -> None:
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        scope = {"type": "http", "path": path, "method": "POST", "headers": []}
+        await middleware(scope, receive, send)
+
+    first = asyncio.create_task(call(URL))
+    await asyncio.sleep(0)
+    assert seen == [(URL, surge.QUEUE_FULL)]  # held: on to the app, with why
+    await call(URL)  # a second while the first is being held: past MAX_HOLDING, refused
+    await call("/webhooks/ussd")  # a USSD session cannot wait for an answer: refused
+    assert statuses == [503, 503]
+    release.set()
+    await first
+    assert statuses == [503, 503, 200]
+    assert middleware.gate.in_flight == 1  # a held message never took a slot
+
+
+# -- through the webhook ----------------------------------------------------------------------
+
+
+async def test_a_message_with_no_room_is_held_and_answered_later_through_the_outbox(
+    held_app, client, registry
+):
+    gate = gate_of(held_app)
+    busy(gate)
+    held_before = held_total("held")
+    response = await signed_post(client, sms(ELIGIBLE, "SMheld00001"))
+    assert messages_in(response) == []  # 200, an empty <Response/>: no reply yet
+    assert await signed_post(client, sms(ELIGIBLE, "SMheld00001")) is not None  # a retry
+    [message] = await rows(registry, HeldMessage)
+    assert (message.channel, message.external_id, message.phone) == (
+        "sms",
+        "SMheld00001",
+        ELIGIBLE_PHONE,
+    )
+    assert message.text == ELIGIBLE and message.attempts == 0
+    assert held_total("held") == held_before + 2
+    assert await count(registry, InboundMessage) == 0
+    # While the live traffic needs the slots, nothing held is answered.
+    assert await held_app.state.held.drain() is None
+    assert await count(registry, HeldMessage) == 1
+
+    calm(gate)
+    answered_before = held_total("answered")
+    assert await held_app.state.held.drain() == 1
+    assert gate.in_flight == 0  # its slots given back
+    assert await count(registry, HeldMessage) == 0
+    [record] = await rows(registry, InboundMessage)
+    assert record.external_id == "SMheld00001" and record.outcome == "eligible"
+    [reply] = await rows(registry, OutboundMessage)
+    assert (reply.channel, reply.to, reply.kind, reply.priority) == (
+        "sms",
+        ELIGIBLE_PHONE,
+        "reply",
+        1,
+    )
+    assert reply.body == record.reply and "35202-*******-1" in reply.body
+    assert reply.dedup_key == "held:sms:SMheld00001"
+    assert held_total("answered") == answered_before + 1
+    # The same MessageSid again, answered at once now: the stored reply, nothing new.
+    assert messages_in(await signed_post(client, sms(ELIGIBLE, "SMheld00001"))) == [reply.body]
+    assert await count(registry, OutboundMessage) == 1
+
+
+async def test_a_forged_message_is_refused_not_held(held_app, client, registry):
+    gate = gate_of(held_app)
+    busy(gate)
+    response = await signed_post(client, sms(ELIGIBLE, "SMheld00002"), signature="forged=")
+    assert response.status_code == 403
+    bad = sms(ELIGIBLE, "")
+    assert (await signed_post(client, bad)).status_code == 400
+    assert await count(registry, HeldMessage) == 0
+
+
+async def test_the_background_answers_what_was_held_once_there_is_room(held_app, client, registry):
+    gate = gate_of(held_app)
+    busy(gate)
+    whatsapp = load_payload("twilio_whatsapp_inbound.json")
+    whatsapp.update(Body="HELP", MessageSid="SMheld00003", From=f"whatsapp:{ELIGIBLE_PHONE}")
+    assert messages_in(await signed_post(client, whatsapp)) == []
+    assert messages_in(await signed_post(client, sms("HELP", "SMheld00004"))) == []
+    calm(gate)
+    drainer = held.Drainer(held_app.state.runtime, gate, poll_seconds=0.05)
+    drainer.start()
+    try:
+        async with asyncio.timeout(10):  # liveness, not speed: it normally takes milliseconds
+            while await count(registry, HeldMessage):
+                await asyncio.sleep(0.02)
+    finally:
+        await drainer.stop()
+    replies = {(m.channel, m.to) for m in await rows(registry, OutboundMessage)}
+    assert replies == {("whatsapp", ELIGIBLE_PHONE), ("sms", ELIGIBLE_PHONE)}
+
+
+async def test_an_answer_that_fails_is_tried_again_later_then_given_up(
+    held_app, client, registry, monkeypatch
+):
+    gate = gate_of(held_app)
+    busy(gate)
+    assert messages_in(await signed_post(client, sms(ELIGIBLE, "SMheld00005"))) == []
+    calm(gate)
+
+    async def redis_away(runtime, inbound):
+        raise ConnectionError("redis away")
+
+    monkeypatch.setattr("api.conversations.service.receive", redis_away)
+    assert await held_app.state.held.drain() == 1
+    [message] = await rows(registry, HeldMessage)
+    assert message.attempts == 1
+    now = dt.datetime.now(dt.UTC)
+    assert not await held.claim(registry, limit=4, now=now)  # backing off: 10 s
+    assert await held.claim(registry, limit=4, now=now + dt.timedelta(seconds=11))
+    # Every try fails: after MAX_ATTEMPTS it is kept, and no longer tried.
+    later = now
+    for _ in range(held.MAX_ATTEMPTS):
+        later += dt.timedelta(hours=1)
+        for claimed in await held.claim(registry, limit=4, now=later):
+            await held.answer(held_app.state.runtime, claimed)
+    [message] = await rows(registry, HeldMessage)
+    assert message.attempts == held.MAX_ATTEMPTS
+    assert not await held.claim(registry, limit=4, now=later + dt.timedelta(days=1))
+    assert (
+        await count(registry, InboundMessage) == 0 and await count(registry, OutboundMessage) == 0
+    )
+
+
+async def test_a_message_answered_before_a_crash_is_not_answered_twice(held_app, client, registry):
+    gate = gate_of(held_app)
+    busy(gate)
+    assert messages_in(await signed_post(client, sms(ELIGIBLE, "SMheld00006"))) == []
+    calm(gate)
+    [first] = await held.claim(registry, limit=4)
+    # A worker answered it and died before its reply was enqueued: the lease runs out.
+    from api.conversations.service import receive
+    from bot.channels.base import Inbound
+
+    inbound = Inbound(
+        channel="sms",
+        sender=ELIGIBLE_PHONE,
+        text=ELIGIBLE,
+        message_id="SMheld00006",
+        phone=ELIGIBLE_PHONE,
+    )
+    stored = await receive(held_app.state.runtime, inbound)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=held.LEASE_SECONDS + 1)
+    [again] = await held.claim(registry, limit=4, now=later)
+    assert again.id == first.id and again.attempts == 2
+    assert await held.answer(held_app.state.runtime, again)
+    [reply] = await rows(registry, OutboundMessage)
+    assert reply.body == stored.text  # the stored reply, replayed
+    assert await count(registry, InboundMessage) == 1
+    # And should the row come back (a delete lost), the outbox takes the reply once.
+    assert messages_in(await signed_post(client, sms(ELIGIBLE, "SMheld00006"))) == [stored.text]
+    busy(gate)
+    assert messages_in(await signed_post(client, sms(ELIGIBLE, "SMheld00006"))) == []
+    calm(gate)
+    assert await held_app.state.held.drain() == 1
+    assert await count(registry, OutboundMessage) == 1
+
+
+async def test_an_alphanumeric_sender_is_answered_but_not_written_to(held_app, client, registry):
+    gate = gate_of(held_app)
+    busy(gate)
+    assert messages_in(await signed_post(client, sms("HELP", "SMheld00007", sender="BISP"))) == []
+    calm(gate)
+    assert await held_app.state.held.drain() == 1
+    assert await count(registry, HeldMessage) == 0
+    assert await count(registry, InboundMessage) == 1
+    assert await count(registry, OutboundMessage) == 0  # no number to send the answer to
+
+
+async def test_with_shedding_off_leftovers_are_still_answered(held_app, client, registry):
+    gate = gate_of(held_app)
+    busy(gate)
+    assert messages_in(await signed_post(client, sms("HELP", "SMheld00008"))) == []
+    drainer = held.Drainer(held_app.state.runtime, None)
+    assert await drainer.drain() == 1
+    assert await count(registry, HeldMessage) == 0
