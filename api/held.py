@@ -48,6 +48,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from api import hot
 from api.db import Database, is_postgres
 from api.outbox.service import PRIORITY_REPLY, enqueue
+from api.problems import is_database_unavailable
 from api.registry.models import HeldMessage
 from bot.channels.base import Inbound
 
@@ -302,8 +303,15 @@ class Drainer:
             self._wake.clear()
             try:
                 claimed = await self.drain()
-            except Exception:
-                log.exception("answering held messages failed; again in %.0f s", self.poll_seconds)
+            except Exception as exc:
+                if is_database_unavailable(exc):
+                    log.warning(
+                        "held messages: database unavailable; again in %.0f s", self.poll_seconds
+                    )
+                else:
+                    log.exception(
+                        "answering held messages failed; again in %.0f s", self.poll_seconds
+                    )
                 pending = False
                 continue
             if claimed is None:

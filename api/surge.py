@@ -48,8 +48,13 @@ ordinary load every slot is sometimes busy); a sustained overload fills the queu
 moments and starts another. Bursts are absorbed by the queue, sustained overload is answered
 fast (CoDel's idea, simplified).
 Shedding answers in microseconds, so an overloaded worker keeps answering (with 503s) instead
-of letting requests time out in the database pool or in the gateway. Webhooks get a non-2xx on
-purpose: Twilio and USSD gateways treat it as a failed delivery, not as a reply to forward.
+of letting requests time out in the database pool or in the gateway. An SMS or WhatsApp message
+is not refused but *held* (api/held.py): Twilio does not send a message again after a 503, so a
+refusal would lose it. It is stored with one INSERT, answered `200` with an empty TwiML, and
+answered through the outbox once the worker has room; past `RABTA_SURGE_MAX_HOLDING` being held
+at once, it is refused too. A USSD hit is refused (the session cannot wait for its screen; the
+person dials again), a Telegram update too (Telegram delivers it again), and `/v1` calls get a
+problem-details 503 with `Retry-After`.
 `/healthz`, `/readyz`, `/metrics` and the agent console are never shed. Outbound replies already
 go before bulk notifications: the outbox is claimed in (priority, id) order, OTP 0, replies 1,
 notifications 5, bulk 9 (api/outbox/service.py).
@@ -58,7 +63,9 @@ Settings (environment): `RABTA_SURGE_REPLY_CACHE_SECONDS` (60; 0 turns the cache
 `RABTA_SURGE_MAX_IN_FLIGHT` (8 per worker; 0 turns shedding off; keep it below half the
 database pool, 30, since an SMS holds two connections at once), `RABTA_SURGE_MAX_QUEUE` (64),
 `RABTA_SURGE_MAX_WAIT_MS` (2000: well inside Twilio's 15 s and a load balancer's timeouts, long
-enough that a burst on a busy machine queues instead of bouncing), `RABTA_SURGE_RETRY_AFTER` (2 s).
+enough that a burst on a busy machine queues instead of bouncing), `RABTA_SURGE_RETRY_AFTER` (2 s),
+`RABTA_SURGE_MAX_HOLDING` (8 per worker: SMS and WhatsApp messages being held at once; 0 refuses
+them like the rest).
 """
 
 from __future__ import annotations

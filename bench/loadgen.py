@@ -49,8 +49,7 @@ class Result:
         self.reconnects = 0
         self.completed = 0
 
-    def record(self, status: int, latency: float, due: float) -> None:
-        key = str(status)
+    def record(self, key: str, latency: float, due: float) -> None:
         self.statuses[key] += 1
         self.latencies.setdefault(key, []).append(latency)
         self.by_second.setdefault(int(due - self.start), []).append(latency)
@@ -68,17 +67,23 @@ class Result:
         ]
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+#: A 200 whose TwiML holds no message: Rabta held the SMS, to answer it later (api/held.py).
+HELD = "200 held"
+
+
+async def _read_response(reader: asyncio.StreamReader) -> str:
+    """The response's status, or `HELD` for a TwiML answer with no message in it."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
+    status = lines[0].split(b" ", 2)[1].decode()
     length = 0
     for line in lines[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value.strip())
-    if length:
-        await reader.readexactly(length)
+    body = await reader.readexactly(length) if length else b""
+    if status == "200" and body.startswith(b"<?xml") and b"<Message>" not in body:
+        return HELD
     return status
 
 

@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from loadgen import HELD  # bench/ is on the path: this script's own folder
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 WORK = ROOT / "var" / "bench"
@@ -162,7 +164,7 @@ def prepare_database(households: int) -> dict[str, Any]:
         log(f"registry already seeded: {count:,} households")
     # Every run starts from the registry alone: the messages, contacts and what hangs off them
     # that earlier runs left would otherwise grow the tables (and their indexes) run after run.
-    psql("TRUNCATE inbound_messages, contacts, partners CASCADE")
+    psql("TRUNCATE inbound_messages, contacts, partners, held_messages, outbound_messages CASCADE")
     return {
         "households": int(psql("SELECT count(*) FROM households")),
         "persons": int(psql("SELECT count(*) FROM persons")),
@@ -840,22 +842,37 @@ def render_report(report: dict[str, Any]) -> str:
         "### Constant rate and overload (bench/loadgen.py, open loop, latency from the "
         "scheduled send time, 5 s timeout, ≤ 256 connections)",
         "",
-        "| scenario | workers | target/s | achieved/s | p50 ms | p99 ms | 200 | 503 | 429 | "
-        "other non-2xx | timeouts + errors | p99 of 503s ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | workers | target/s | achieved/s | p50 ms | p99 ms | p99 of replies ms | "
+        "200 with a reply | 200 held | 503 | 429 | other non-2xx | timeouts + errors | "
+        "p99 of 503s ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if r["tool"] == "wrk":
             continue
         statuses = r["statuses"]
-        other = sum(v for k, v in statuses.items() if k not in ("200", "503", "429"))
+        other = sum(v for k, v in statuses.items() if k not in ("200", HELD, "503", "429"))
         shed = r["by_status"].get("503", {})
         lines.append(
             f"| {r['scenario']} | {r['workers']} | {r['rate_target']:,.0f} | {r['rps']:,.0f} | "
-            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {statuses.get('200', 0):,} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {replies_p99(r)} | "
+            f"{statuses.get('200', 0):,} | {statuses.get(HELD, 0):,} | "
             f"{statuses.get('503', 0):,} | {statuses.get('429', 0):,} | {other:,} | "
             f"{r['timeouts'] + r['errors']:,} | {shed.get('p99_ms', '-')} |"
         )
+    drained = [r for r in results if r.get("drain")]
+    for r in drained:
+        d = r["drain"]
+        lines += [
+            "",
+            f"Held in *{r['scenario']}* ({d['held']:,} messages, answered 200 with no reply yet): "
+            + (
+                f"all answered {d['seconds']:.1f} s after the surge ended"
+                if d["left"] == 0
+                else f"{d['left']:,} still held {d['seconds']:.0f} s after the surge ended"
+            )
+            + f", {d['replies']:,} replies in the outbox.",
+        ]
     trips = report.get("round_trips") or {}
     if trips:
         lines += [
@@ -910,6 +927,26 @@ def render_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def replies_p99(result: dict) -> str:
+    """The p99 of the requests answered with a reply (a held or refused one is not)."""
+    replies = result["by_status"].get("200")
+    return f"{replies['p99_ms']:.1f}" if replies else "-"
+
+
+def drain_held(limit_seconds: float = 180.0) -> dict[str, Any]:
+    """After a surge: how long the server takes to answer the messages it held (api/held.py)."""
+    held = int(psql("SELECT count(*) FROM held_messages"))
+    started = time.perf_counter()
+    left = held
+    while left and time.perf_counter() - started < limit_seconds:
+        time.sleep(0.5)
+        left = int(psql("SELECT count(*) FROM held_messages"))
+    seconds = time.perf_counter() - started
+    replies = int(psql("SELECT count(*) FROM outbound_messages WHERE dedup_key LIKE 'held:%'"))
+    log(f"held messages: {held:,} at the end of the surge, {left:,} left after {seconds:.1f} s")
+    return {"held": held, "left": left, "seconds": round(seconds, 1), "replies": replies}
+
+
 def seconds_over(result: dict, limit_ms: float = 50.0) -> str:
     """How the open-loop run's tail is spread: its worst second, and how many of its seconds had
     a p99 over `limit_ms` (a queue shows in every second, a stall of the host in one or two)."""
@@ -946,8 +983,14 @@ def targets(results: list[dict]) -> list[dict[str, Any]]:
         out.append(
             {
                 "what": "p99 ≤ 50 ms at 70 % of Rabta's maximum (SMS, 2 workers)",
-                "met": steady["p99_ms"] <= 50 and steady["timeouts"] == 0,
-                "measured": f"p99 {steady['p99_ms']:.1f} ms at {steady['rps']:,.0f}/s"
+                # The p99 of the replies: a message held or refused in a stall answers fast
+                # without answering, and must not bring the figure down.
+                "met": float(steady["by_status"].get("200", {}).get("p99_ms", 1e9)) <= 50
+                and steady["timeouts"] == 0,
+                "measured": f"p99 of replies {replies_p99(steady)} ms at {steady['rps']:,.0f}/s "
+                f"(of all responses {steady['p99_ms']:.1f} ms; "
+                f"{steady['statuses'].get(HELD, 0):,} held, "
+                f"{steady['statuses'].get('503', 0):,} refused)"
                 + seconds_over(steady)
                 + "".join(
                     f"; at {share}%: p99 {point['p99_ms']:.1f} ms at {point['rps']:,.0f}/s"
@@ -962,10 +1005,24 @@ def targets(results: list[dict]) -> list[dict[str, Any]]:
         shed = over["by_status"].get("503", {})
         out.append(
             {
-                "what": "under 2× overload: fast 503/429, no other 5xx, no timeouts",
-                "met": bad == 0 and over["timeouts"] == 0 and over["errors"] == 0,
+                "what": "under 2× overload: fast 503/429 (or SMS held and answered after), "
+                "no other 5xx, no timeouts",
+                "met": bad == 0
+                and over["timeouts"] == 0
+                and over["errors"] == 0
+                and over.get("drain", {}).get("left", 0) == 0,
                 "measured": f"{over['statuses'].get('200', 0):,} answered, "
-                f"{over['statuses'].get('503', 0):,} shed (p99 {shed.get('p99_ms', '-')} ms), "
+                f"{over['statuses'].get(HELD, 0):,} held "
+                f"(p99 {over['by_status'].get(HELD, {}).get('p99_ms', '-')} ms"
+                + (
+                    f"; all answered {over['drain']['seconds']:.1f} s after the surge"
+                    if over.get("drain", {}).get("left") == 0
+                    else f"; {over['drain']['left']:,} never answered"
+                    if over.get("drain")
+                    else ""
+                )
+                + f"), {over['statuses'].get('503', 0):,} shed "
+                f"(p99 {shed.get('p99_ms', '-')} ms), "
                 f"{bad} other 5xx, {over['timeouts']} timeouts, {over['errors'] - over['timeouts']}"
                 " socket errors",
             }
@@ -1075,7 +1132,10 @@ def main() -> int:
                 for share in (30, 50, 70):
                     name = f"sms @ {share}% of max"
                     bench.open_loop(server, workers, name, share / 100 * top, duration)
-                bench.open_loop(server, workers, "sms @ 2x max (shedding on)", 2 * top, duration)
+                overload = bench.open_loop(
+                    server, workers, "sms @ 2x max (shedding on)", 2 * top, duration
+                )
+                overload["drain"] = drain_held()
                 stop(server)
                 server = serve("rabta", workers, **open_limits, **no_gate)
                 bench.open_loop(server, workers, "sms @ 2x max (gate off)", 2 * top, duration)

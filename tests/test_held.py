@@ -344,3 +344,34 @@ async def test_with_shedding_off_leftovers_are_still_answered(held_app, client, 
     drainer = held.Drainer(held_app.state.runtime, None)
     assert await drainer.drain() == 1
     assert await count(registry, HeldMessage) == 0
+
+
+async def test_the_background_keeps_going_after_a_failed_pass(
+    held_app, client, registry, monkeypatch, caplog
+):
+    gate = gate_of(held_app)
+    busy(gate)
+    assert messages_in(await signed_post(client, sms("HELP", "SMheld00009"))) == []
+    calm(gate)
+    real_claim = held.claim
+    calls = 0
+
+    async def database_away_once(db, **options):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database away")
+        return await real_claim(db, **options)
+
+    monkeypatch.setattr(held, "claim", database_away_once)
+    drainer = held.Drainer(held_app.state.runtime, gate, poll_seconds=0.05)
+    drainer.start()
+    try:
+        async with asyncio.timeout(10):  # liveness, not speed
+            while await count(registry, HeldMessage):
+                await asyncio.sleep(0.02)
+    finally:
+        await drainer.stop()
+    assert calls >= 2
+    assert "held messages: database unavailable" in caplog.text
+    assert gate.in_flight == 0  # the failed pass gave its slots back
