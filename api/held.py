@@ -4,8 +4,9 @@ Twilio does not send an inbound message again after a 503: it calls the number's
 if one is set, and otherwise the message is gone (error 11200), with no reply to the person and
 no record of what they sent, a complaint as much as a look-up. So the load-shedding gate
 (api/surge.py) does not refuse an SMS or WhatsApp message it has no room for: it *holds* it.
-The webhook checks the signature as always, stores the message in `held_messages` with one
-INSERT (a few times cheaper than answering it) and answers `200` with an empty TwiML
+The webhook checks the signature as always, stores the message in `held_messages` (`Holds`:
+the messages a worker holds within 5 ms go in one INSERT and one commit, so holding costs a
+fraction of answering) and answers `200` with an empty TwiML
 `<Response/>`: no reply yet. Past `RABTA_SURGE_MAX_HOLDING` messages being held at once in a
 worker, or with the database unreachable, the message is refused with a 503 as before.
 
@@ -45,7 +46,6 @@ from prometheus_client import Counter
 from sqlalchemy import Executable, Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from api import hot
 from api.db import Database, is_postgres
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.problems import is_database_unavailable
@@ -69,6 +69,10 @@ POLL_SECONDS = 5.0
 BUSY_PAUSE_SECONDS = 0.1
 #: Messages answered at once by one worker, at most (each takes a slot of its gate).
 BATCH = 4
+#: Messages held within this long of the first of them are written together ...
+GROUP_SECONDS = 0.005
+#: ... and at most this many.
+GROUP_MOST = 64
 
 HELD = Counter(
     "rabta_held_messages_total",
@@ -102,22 +106,77 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def hold(db: Database, inbound: Inbound) -> None:
-    """Store a message to be answered later (once, however often its provider sends it)."""
-    async with db.autocommit() as connection:
-        await hot.rows(
-            connection,
-            _hold_statement(connection.dialect.name),
-            {
-                "channel": inbound.channel,
-                "external_id": inbound.message_id,
-                "sender": inbound.sender,
-                "phone": inbound.phone,
-                "text": inbound.text,
-                "now": utcnow(),
-            },
+class Holds:
+    """Where a worker writes the messages it holds: in groups, one INSERT and one commit for
+    every message held within `wait` of the first (or `most` of them), each request answered
+    once its group is committed. In an overload a commit per message would load PostgreSQL,
+    and the answers' own commits with it, as much as answering them."""
+
+    def __init__(
+        self, db: Database, *, wait: float = GROUP_SECONDS, most: int = GROUP_MOST
+    ) -> None:
+        self.db = db
+        self.wait = wait
+        self.most = most
+        self._rows: list[tuple[dict[str, object], asyncio.Future[None]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._writing: set[asyncio.Task[None]] = set()
+
+    async def hold(self, inbound: Inbound) -> None:
+        """Store a message to be answered later (once, however often its provider sends it);
+        raises what the write raised (a database outage: the caller answers 503)."""
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[None] = loop.create_future()
+        self._rows.append(
+            (
+                {
+                    "channel": inbound.channel,
+                    "external_id": inbound.message_id,
+                    "sender": inbound.sender,
+                    "phone": inbound.phone,
+                    "text": inbound.text,
+                    "now": utcnow(),
+                },
+                written,
+            )
         )
-    HELD.labels(inbound.channel, "held").inc()
+        if len(self._rows) >= self.most:
+            self._write_now()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.wait, self._write_now)
+        await written
+        HELD.labels(inbound.channel, "held").inc()
+
+    def _write_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        rows, self._rows = self._rows, []
+        if rows:
+            task = asyncio.get_running_loop().create_task(self._write(rows))
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
+
+    async def _write(self, rows: list[tuple[dict[str, object], asyncio.Future[None]]]) -> None:
+        try:
+            async with self.db.engine.begin() as connection:
+                await connection.execute(
+                    _hold_statement(connection.dialect.name), [params for params, _ in rows]
+                )
+        except Exception as exc:
+            for _, written in rows:
+                if not written.done():
+                    written.set_exception(exc)
+        else:
+            for _, written in rows:
+                if not written.done():
+                    written.set_result(None)
+
+    async def close(self) -> None:
+        """Write what is waiting (at shutdown)."""
+        self._write_now()
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
 
 
 def backoff_seconds(attempts: int) -> float:

@@ -19,6 +19,7 @@ from bot.dialogue.turn import Policy
 from bot.render import Renderer
 
 if TYPE_CHECKING:
+    from api.held import Holds
     from api.surge import CacheWrites
 
 
@@ -36,17 +37,22 @@ class Runtime:
     rate_limiter: RateLimiter
     #: Reply-cache entries waiting to ride on the next look-up to Redis (api/surge.py).
     cache_writes: CacheWrites
+    #: Where the messages this worker holds in a surge are written (api/held.py).
+    holds: Holds
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
-        # Imported here: api.surge reaches this module through the services it calls.
+        # Imported here: api.surge reaches this module through the services it calls, and
+        # api.held through the conversation service.
+        from api.held import Holds
         from api.surge import CacheWrites
 
         programmes = get_programmes()
         redis = connect_redis(settings)
+        db = Database.from_settings(settings)
         return cls(
             settings=settings,
-            db=Database.from_settings(settings),
+            db=db,
             redis=redis,
             programmes=programmes,
             renderer=Renderer(
@@ -64,9 +70,11 @@ class Runtime:
             ),
             rate_limiter=RateLimiter(settings, settings.redis_url),
             cache_writes=CacheWrites(redis),
+            holds=Holds(db),
         )
 
     async def close(self) -> None:
+        await self.holds.close()
         await self.cache_writes.flush()
         await self.rate_limiter.close()
         await self.redis.aclose()

@@ -375,3 +375,50 @@ async def test_the_background_keeps_going_after_a_failed_pass(
     assert calls >= 2
     assert "held messages: database unavailable" in caplog.text
     assert gate.in_flight == 0  # the failed pass gave its slots back
+
+
+async def test_messages_held_together_are_written_in_one_commit(
+    held_app, client, registry, monkeypatch
+):
+    gate = gate_of(held_app)
+    busy(gate)
+    holds = held_app.state.runtime.holds
+    # The group is written when its sixth message comes (its timer would take the test's time).
+    monkeypatch.setattr(holds, "wait", 60.0)
+    monkeypatch.setattr(holds, "most", 6)
+    groups: list[int] = []
+    write = held.Holds._write
+
+    async def counted(self, rows):
+        groups.append(len(rows))
+        await write(self, rows)
+
+    monkeypatch.setattr(held.Holds, "_write", counted)
+    forms = [sms("HELP", f"SMgroup{i:04d}") for i in range(5)] + [sms("HELP", "SMgroup0000")]
+    responses = await asyncio.gather(*(signed_post(client, form) for form in forms))
+    assert [messages_in(response) for response in responses] == [[]] * 6
+    assert groups == [6]
+    assert await count(registry, HeldMessage) == 5  # the repeated MessageSid stored once
+
+
+async def test_a_group_the_database_refuses_is_refused_with_503_each(
+    held_app, client, registry, monkeypatch
+):
+    class DatabaseAway:
+        class engine:  # stands in for Database.engine
+            @staticmethod
+            def begin():
+                raise ConnectionError("database away")
+
+    gate = gate_of(held_app)
+    busy(gate)
+    holds = held_app.state.runtime.holds
+    monkeypatch.setattr(holds, "db", DatabaseAway())
+    monkeypatch.setattr(holds, "wait", 60.0)
+    monkeypatch.setattr(holds, "most", 2)
+    responses = await asyncio.gather(
+        *(signed_post(client, sms("HELP", f"SMaway{i:04d}")) for i in range(2))
+    )
+    assert [r.status_code for r in responses] == [503, 503]
+    assert all(r.headers["retry-after"] for r in responses)
+    assert await count(registry, HeldMessage) == 0

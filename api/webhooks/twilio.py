@@ -17,7 +17,6 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator, compare
 from twilio.twiml.messaging_response import MessagingResponse
 
-from api import held
 from api.conversations.service import receive
 from api.deps import runtime_of
 from api.identity import InvalidPhone, normalise_phone
@@ -96,7 +95,7 @@ async def messaging(request: Request) -> Response:
     )
     if HOLD in request.scope:
         # The worker has no room to answer now (api/surge.py): store it, answer it later.
-        await held.hold(runtime.db, inbound)
+        await runtime.holds.hold(inbound)
         drainer = getattr(request.app.state, "held", None)
         if drainer is not None:
             drainer.wake()
