@@ -46,6 +46,7 @@ from prometheus_client import Counter
 from sqlalchemy import Executable, Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from api import hot
 from api.db import Database, is_postgres
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.problems import is_database_unavailable
@@ -159,10 +160,17 @@ class Holds:
 
     async def _write(self, rows: list[tuple[dict[str, object], asyncio.Future[None]]]) -> None:
         try:
-            async with self.db.engine.begin() as connection:
-                await connection.execute(
-                    _hold_statement(connection.dialect.name), [params for params, _ in rows]
-                )
+            if len(rows) == 1:
+                # Alone (no surge, a moment's stall): one statement on the driver, committing
+                # by itself, as a look-up's record; a transaction would cost two more trips.
+                async with self.db.autocommit() as connection:
+                    statement = _hold_statement(connection.dialect.name)
+                    await hot.rows(connection, statement, rows[0][0])
+            else:
+                async with self.db.engine.begin() as connection:
+                    await connection.execute(
+                        _hold_statement(connection.dialect.name), [params for params, _ in rows]
+                    )
         except Exception as exc:
             for _, written in rows:
                 if not written.done():

@@ -865,13 +865,15 @@ def render_report(report: dict[str, Any]) -> str:
         d = r["drain"]
         lines += [
             "",
-            f"Held in *{r['scenario']}* ({d['held']:,} messages, answered 200 with no reply yet): "
+            f"Held at the end of *{r['scenario']}*: {d['held']:,} messages (each answered `200` "
+            "with an empty TwiML, to be answered by SMS); "
             + (
                 f"all answered {d['seconds']:.1f} s after the surge ended"
                 if d["left"] == 0
                 else f"{d['left']:,} still held {d['seconds']:.0f} s after the surge ended"
             )
-            + f", {d['replies']:,} replies in the outbox.",
+            + f"; {d['replies']:,} replies to held messages in the outbox, those of the "
+            "scenarios before it included.",
         ]
     trips = report.get("round_trips") or {}
     if trips:
