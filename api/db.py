@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import ColumnElement, Select, event, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -129,3 +129,39 @@ class Database:
         await self.engine.dispose()
         if self.registry_engine is not self.engine:
             await self.registry_engine.dispose()
+
+
+Claimed = TypeVar("Claimed")
+
+
+async def claim_rows(
+    db: Database,
+    model: type[Claimed],
+    *,
+    pick: Select[Any],
+    due: ColumnElement[bool],
+    values: dict[str, Any],
+) -> list[Claimed]:
+    """Claim rows of `model` for one worker: `pick` selects their ids (ordered and limited),
+    `due` says which rows may be claimed and `values` marks them claimed. On PostgreSQL the
+    picked rows are locked with `SKIP LOCKED`, so workers take disjoint rows without waiting on
+    each other, until this short transaction commits the marks; on SQLite (one process) one
+    `UPDATE` with the pick as its subquery is atomic under the database write lock."""
+    key = model.id  # type: ignore[attr-defined]
+    async with db.transaction() as session:
+        if is_postgres(db.engine):
+            # Rows another worker is claiming are skipped, not waited for.
+            ids = list((await session.execute(pick.with_for_update(skip_locked=True))).scalars())
+            if not ids:
+                return []
+            target = key.in_(ids)
+        else:
+            target = key.in_(pick.scalar_subquery())
+        result = await session.execute(
+            update(model)
+            .where(target, due)
+            .values(**values)
+            .returning(model)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return list(result.scalars())

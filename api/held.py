@@ -47,8 +47,9 @@ from sqlalchemy import Executable, Table, and_, bindparam, delete, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api import hot
-from api.db import Database, is_postgres
+from api.db import Database, claim_rows
 from api.outbox.service import PRIORITY_REPLY, enqueue
+from api.outbox.worker import nap
 from api.problems import is_database_unavailable
 from api.registry.models import HeldMessage
 from bot.channels.base import Inbound
@@ -206,26 +207,11 @@ async def claim(
         or_(HeldMessage.claimed_until.is_(None), HeldMessage.claimed_until < now),
     )
     pick = select(HeldMessage.id).where(due).order_by(HeldMessage.id).limit(limit)
-    async with db.transaction() as session:
-        if is_postgres(db.engine):
-            ids = list((await session.execute(pick.with_for_update(skip_locked=True))).scalars())
-            if not ids:
-                return []
-            target = HeldMessage.id.in_(ids)
-        else:
-            # SQLite: one statement under the database write lock is atomic on its own.
-            target = HeldMessage.id.in_(pick.scalar_subquery())
-        result = await session.execute(
-            update(HeldMessage)
-            .where(target, due)
-            .values(
-                claimed_until=now + dt.timedelta(seconds=lease_seconds),
-                attempts=HeldMessage.attempts + 1,
-            )
-            .returning(HeldMessage)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        claimed = list(result.scalars())
+    mark = {
+        "claimed_until": now + dt.timedelta(seconds=lease_seconds),
+        "attempts": HeldMessage.attempts + 1,
+    }
+    claimed = await claim_rows(db, HeldMessage, pick=pick, due=due, values=mark)
     claimed.sort(key=lambda message: message.id)
     return claimed
 
@@ -363,8 +349,7 @@ class Drainer:
         pending = True
         while not self._stop.is_set():
             if not pending:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await nap(self._wake, self.poll_seconds)
                 pending = True
                 continue
             self._wake.clear()
@@ -382,11 +367,6 @@ class Drainer:
                 pending = False
                 continue
             if claimed is None:
-                await _pause(self._stop, self.busy_pause)
+                await nap(self._stop, self.busy_pause)
             elif claimed == 0:
                 pending = False
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -340,6 +340,22 @@ class _Pacer:
             self._next = max(loop.time(), self._next) + self._interval
 
 
+# PTB 22 warns, whenever it builds or reads a RetryAfter, that its int will become a timedelta;
+# Rabta reads both (below), so the warning is noise in the API's and the worker's logs.
+warnings.filterwarnings(
+    "ignore", message=r".*`retry_after` will be of type `datetime.timedelta`", category=Warning
+)
+
+
+def retry_after_seconds(exc: Any) -> float:
+    """A Telegram `RetryAfter`'s wait in seconds: PTB 22 warns, reading it, that the int will
+    become a timedelta; both are handled here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wait = exc.retry_after
+    return wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+
+
 class TelegramSender:
     """Telegram through python-telegram-bot's `Bot.send_message`."""
 
@@ -398,12 +414,7 @@ class TelegramSender:
         try:
             sent = await self._telegram().send_message(chat_id=chat_id, text=message.body)
         except RetryAfter as exc:
-            with warnings.catch_warnings():
-                # PTB 22 warns that the int will become a timedelta; both are handled here.
-                warnings.simplefilter("ignore")
-                wait = exc.retry_after
-            seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
-            raise RetryableSendError("telegram flood control", seconds) from None
+            raise RetryableSendError("telegram flood control", retry_after_seconds(exc)) from None
         except Forbidden:
             raise PermanentSendError("telegram: the user blocked the bot", "forbidden") from None
         except (BadRequest, ChatMigrated) as exc:

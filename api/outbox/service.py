@@ -42,7 +42,7 @@ from sqlalchemy import Table, and_, case, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db import Database, is_postgres
+from api.db import Database, claim_rows
 from api.logs import mask_sensitive
 from api.outbox.senders import PermanentSendError, RetryableSendError, Senders
 from api.registry.models import Contact, OutboundMessage
@@ -201,25 +201,7 @@ async def claim_batch(
         "claimed_by": worker_id,
         "attempts": OutboundMessage.attempts + 1,
     }
-    async with db.transaction() as session:
-        if is_postgres(db.engine):
-            # Rows another worker is claiming are skipped, not waited for; the locks hold until
-            # this short transaction commits the new status.
-            ids = list((await session.execute(pick.with_for_update(skip_locked=True))).scalars())
-            if not ids:
-                return []
-            target = OutboundMessage.id.in_(ids)
-        else:
-            # SQLite: one statement under the database write lock is atomic on its own.
-            target = OutboundMessage.id.in_(pick.scalar_subquery())
-        result = await session.execute(
-            update(OutboundMessage)
-            .where(target, due)
-            .values(**claim)
-            .returning(OutboundMessage)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        claimed = list(result.scalars())
+    claimed = await claim_rows(db, OutboundMessage, pick=pick, due=due, values=claim)
     claimed.sort(key=lambda m: (m.priority, m.id))
     return claimed
 

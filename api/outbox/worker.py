@@ -27,10 +27,10 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep, waking at once when `stop` is set."""
+async def nap(wake: asyncio.Event, seconds: float) -> None:
+    """Sleep, waking at once when `wake` is set."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        await asyncio.wait_for(wake.wait(), timeout=seconds)
 
 
 def _install_signals(stop: asyncio.Event) -> list[signal.Signals]:
@@ -105,7 +105,7 @@ async def run_worker(
                 )
                 if once:
                     break
-                await _sleep(stop, delay)
+                await nap(stop, delay)
                 continue
             errors = 0
             total += report
@@ -122,7 +122,7 @@ async def run_worker(
                 # Nothing more is due right now.
                 if once:
                     break
-                await _sleep(stop, poll_interval)
+                await nap(stop, poll_interval)
     finally:
         loop = asyncio.get_running_loop()
         for sig in signals:

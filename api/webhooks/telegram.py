@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import datetime as dt
 import hashlib
 import json
 import logging
 import re
 import secrets
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +48,7 @@ from telegram.ext import (
 
 from api.conversations.service import Answer, receive
 from api.identity import InvalidPhone, normalise_phone, normalise_text
+from api.outbox.senders import retry_after_seconds
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.problems import Problem
 from api.runtime import Runtime
@@ -82,12 +81,6 @@ class RedactBotToken(logging.Filter):
 
 
 logging.getLogger("httpx").addFilter(RedactBotToken())
-
-# PTB 22 warns, whenever it builds a RetryAfter, that its int will become a timedelta; Rabta
-# reads both (retry_after_seconds), so the warning is noise in the service's log.
-warnings.filterwarnings(
-    "ignore", message=r".*`retry_after` will be of type `datetime.timedelta`", category=Warning
-)
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -584,14 +577,6 @@ class TelegramHandlers:
                 )
         except Exception:
             log.exception("telegram reply lost: neither Telegram nor the outbox took it")
-
-
-def retry_after_seconds(exc: RetryAfter) -> float:
-    """RetryAfter's wait in seconds (PTB 22 warns that the int becomes a timedelta)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        wait = exc.retry_after
-    return wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
 
 
 def _callback_key(data: str) -> str:
