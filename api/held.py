@@ -5,8 +5,8 @@ if one is set, and otherwise the message is gone (error 11200), with no reply to
 no record of what they sent, a complaint as much as a look-up. So the load-shedding gate
 (api/surge.py) does not refuse an SMS or WhatsApp message it has no room for: it *holds* it.
 The webhook checks the signature as always, stores the message in `held_messages` (`Holds`:
-the messages a worker holds within 5 ms go in one INSERT and one commit, so holding costs a
-fraction of answering) and answers `200` with an empty TwiML
+the messages a worker holds while its previous write runs go in one INSERT and one commit, so
+holding costs a fraction of answering) and answers `200` with an empty TwiML
 `<Response/>`: no reply yet. Past `RABTA_SURGE_MAX_HOLDING` messages being held at once in a
 worker, or with the database unreachable, the message is refused with a 503 as before.
 
@@ -71,9 +71,7 @@ POLL_SECONDS = 5.0
 BUSY_PAUSE_SECONDS = 0.1
 #: Messages answered at once by one worker, at most (each takes a slot of its gate).
 BATCH = 4
-#: Messages held within this long of the first of them are written together ...
-GROUP_SECONDS = 0.005
-#: ... and at most this many.
+#: Held messages written together, at most.
 GROUP_MOST = 64
 
 HELD = Counter(
@@ -109,26 +107,22 @@ def utcnow() -> dt.datetime:
 
 
 class Holds:
-    """Where a worker writes the messages it holds: in groups, one INSERT and one commit for
-    every message held within `wait` of the first (or `most` of them), each request answered
-    once its group is committed. In an overload a commit per message would load PostgreSQL,
-    and the answers' own commits with it, as much as answering them."""
+    """Where a worker writes the messages it holds, in groups: one write at a time, and each
+    write takes every message that came while the one before it ran (at most `most`), in one
+    INSERT and one commit. A message held alone is written at once; in an overload, a commit
+    per message would load PostgreSQL, and the answers' own commits with it, about as much as
+    answering them (docs/performance.md, item 39)."""
 
-    def __init__(
-        self, db: Database, *, wait: float = GROUP_SECONDS, most: int = GROUP_MOST
-    ) -> None:
+    def __init__(self, db: Database, *, most: int = GROUP_MOST) -> None:
         self.db = db
-        self.wait = wait
         self.most = most
         self._rows: list[tuple[dict[str, object], asyncio.Future[None]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._writing: set[asyncio.Task[None]] = set()
+        self._writer: asyncio.Task[None] | None = None
 
     async def hold(self, inbound: Inbound) -> None:
         """Store a message to be answered later (once, however often its provider sends it);
         raises what the write raised (a database outage: the caller answers 503)."""
-        loop = asyncio.get_running_loop()
-        written: asyncio.Future[None] = loop.create_future()
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._rows.append(
             (
                 {
@@ -142,22 +136,18 @@ class Holds:
                 written,
             )
         )
-        if len(self._rows) >= self.most:
-            self._write_now()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.wait, self._write_now)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
         await written
         HELD.labels(inbound.channel, "held").inc()
 
-    def _write_now(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        rows, self._rows = self._rows, []
-        if rows:
-            task = asyncio.get_running_loop().create_task(self._write(rows))
-            self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
+    async def _write_all(self) -> None:
+        try:
+            while self._rows:
+                rows, self._rows = self._rows[: self.most], self._rows[self.most :]
+                await self._write(rows)
+        finally:
+            self._writer = None
 
     async def _write(self, rows: list[tuple[dict[str, object], asyncio.Future[None]]]) -> None:
         try:
@@ -182,10 +172,9 @@ class Holds:
                     written.set_result(None)
 
     async def close(self) -> None:
-        """Write what is waiting (at shutdown)."""
-        self._write_now()
-        if self._writing:
-            await asyncio.gather(*self._writing, return_exceptions=True)
+        """Let the write under way (and what waits for it) finish, at shutdown."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
 
 
 def backoff_seconds(attempts: int) -> float:

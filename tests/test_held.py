@@ -382,22 +382,29 @@ async def test_messages_held_together_are_written_in_one_commit(
 ):
     gate = gate_of(held_app)
     busy(gate)
-    holds = held_app.state.runtime.holds
-    # The group is written when its sixth message comes (its timer would take the test's time).
-    monkeypatch.setattr(holds, "wait", 60.0)
-    monkeypatch.setattr(holds, "most", 6)
     groups: list[int] = []
+    first_write_may_end = asyncio.Event()
     write = held.Holds._write
 
     async def counted(self, rows):
         groups.append(len(rows))
+        if len(groups) == 1:
+            await first_write_may_end.wait()
         await write(self, rows)
 
     monkeypatch.setattr(held.Holds, "_write", counted)
-    forms = [sms("HELP", f"SMgroup{i:04d}") for i in range(5)] + [sms("HELP", "SMgroup0000")]
-    responses = await asyncio.gather(*(signed_post(client, form) for form in forms))
+    first = asyncio.create_task(signed_post(client, sms("HELP", "SMgroup0000")))
+    while not groups:  # the first message is written at once, alone
+        await asyncio.sleep(0)
+    # Five more come while it is being written (one of them a retry of a MessageSid).
+    forms = [sms("HELP", f"SMgroup{i:04d}") for i in range(1, 5)] + [sms("HELP", "SMgroup0001")]
+    rest = [asyncio.create_task(signed_post(client, form)) for form in forms]
+    while len(held_app.state.runtime.holds._rows) < 5:
+        await asyncio.sleep(0)
+    first_write_may_end.set()
+    responses = [await first] + [await task for task in rest]
     assert [messages_in(response) for response in responses] == [[]] * 6
-    assert groups == [6]
+    assert groups == [1, 5]  # the five in one INSERT and one commit
     assert await count(registry, HeldMessage) == 5  # the repeated MessageSid stored once
 
 
@@ -405,6 +412,12 @@ async def test_a_group_the_database_refuses_is_refused_with_503_each(
     held_app, client, registry, monkeypatch
 ):
     class DatabaseAway:
+        """Stands in for Database: every connection refused."""
+
+        @staticmethod
+        def autocommit():
+            raise ConnectionError("database away")
+
         class engine:  # stands in for Database.engine
             @staticmethod
             def begin():
@@ -414,11 +427,11 @@ async def test_a_group_the_database_refuses_is_refused_with_503_each(
     busy(gate)
     holds = held_app.state.runtime.holds
     monkeypatch.setattr(holds, "db", DatabaseAway())
-    monkeypatch.setattr(holds, "wait", 60.0)
-    monkeypatch.setattr(holds, "most", 2)
+    # Whether a message goes alone (an autocommit connection) or with others (a transaction),
+    # the refusal reaches each of them.
     responses = await asyncio.gather(
-        *(signed_post(client, sms("HELP", f"SMaway{i:04d}")) for i in range(2))
+        *(signed_post(client, sms("HELP", f"SMaway{i:04d}")) for i in range(3))
     )
-    assert [r.status_code for r in responses] == [503, 503]
+    assert [r.status_code for r in responses] == [503, 503, 503]
     assert all(r.headers["retry-after"] for r in responses)
     assert await count(registry, HeldMessage) == 0
