@@ -47,14 +47,14 @@ is answered `503` straight away, without queueing (those refusals do not stretch
 ordinary load every slot is sometimes busy); a sustained overload fills the queue again within
 moments and starts another. Bursts are absorbed by the queue, sustained overload is answered
 fast (CoDel's idea, simplified).
-Shedding answers in microseconds, so an overloaded worker keeps answering (with 503s) instead
-of letting requests time out in the database pool or in the gateway. An SMS or WhatsApp message
-is not refused but *held* (api/held.py): Twilio does not send a message again after a 503, so a
-refusal would lose it. It is stored with one INSERT, answered `200` with an empty TwiML, and
-answered through the outbox once the worker has room; past `RABTA_SURGE_MAX_HOLDING` being held
-at once, it is refused too. A USSD hit is refused (the session cannot wait for its screen; the
-person dials again), a Telegram update too (Telegram delivers it again), and `/v1` calls get a
-problem-details 503 with `Retry-After`.
+Shedding answers in microseconds, so an overloaded worker keeps answering (with 503s) instead of
+letting requests time out in the database pool or in the gateway. An SMS or WhatsApp message is not
+refused but *held* (api/held.py): Twilio does not send a message again after a 503, so a refusal
+would lose it. It is stored (with whatever else the worker is holding at that moment, in one
+INSERT), answered `200` with an empty TwiML, and answered by SMS through the outbox once a worker
+has room; past `RABTA_SURGE_MAX_HOLDING` being held at once, it is refused too. A USSD hit is
+refused (the session cannot wait for its screen; the person dials again), a Telegram update too
+(Telegram delivers it again), and `/v1` calls get a problem-details 503 with `Retry-After`.
 `/healthz`, `/readyz`, `/metrics` and the agent console are never shed. Outbound replies already
 go before bulk notifications: the outbox is claimed in (priority, id) order, OTP 0, replies 1,
 notifications 5, bulk 9 (api/outbox/service.py).
@@ -724,8 +724,8 @@ class LoadShedding:
         reason = await gate.enter()
         if reason is not None:
             if scope["path"] in HELD_PATHS and self._holding < self.settings.max_holding:
-                # Stored in one INSERT and answered later (api/held.py): far cheaper than an
-                # answer, and nothing is lost. Past `max_holding` at once, refused like the rest.
+                # Stored now and answered later (api/held.py): about a third of an answer's CPU,
+                # and nothing is lost. Past `max_holding` at once, refused like the rest.
                 self._holding += 1
                 try:
                     await self.app({**scope, HOLD: reason}, receive, send)
