@@ -112,31 +112,28 @@ def held_total(outcome: str, channel: str = "sms") -> float:
 
 
 def test_background_work_takes_a_slot_only_with_room_to_spare():
-    now = [0.0]
-    gate = surge.Gate(max_in_flight=4, max_queue=2, max_wait=1.0, clock=lambda: now[0])
+    gate = surge.Gate(max_in_flight=4, max_queue=2, max_wait=1.0, clock=lambda: 0.0, timers=False)
     assert gate.try_take(spare=2) and gate.try_take(spare=2)
-    assert not gate.try_take(spare=2)  # two more would leave none spare
+    assert not gate.try_take(spare=2)  # a third would leave fewer than two slots free
     gate.release()
     assert gate.try_take(spare=2)
-    # Live requests fill the rest and queue: no background work while anyone waits.
+    assert gate.in_flight == 2
+
+
+def test_no_background_work_while_requests_wait_or_are_refused():
+    now = [0.0]
+    gate = surge.Gate(
+        max_in_flight=2, max_queue=1, max_wait=1.0, clock=lambda: now[0], timers=False
+    )
     assert gate.admit() is None and gate.admit() is None
-    waiter = gate.admit()
-    assert isinstance(waiter, surge._Waiter)
-    gate.release(), gate.release(), gate.release()
-    assert gate.in_flight == 2 and gate.waiting == 0
-    assert gate.try_take(spare=0) and gate.try_take(spare=0)
-    assert not gate.try_take(spare=0)  # full
-    # ... nor during an overload episode, whatever room there is.
-    gate.admit()  # queued
-    gate.admit()  # queued
-    assert gate.admit() == surge.QUEUE_FULL
-    for _ in range(4):
-        gate.release()
-    assert gate.waiting == 0
-    gate.release(), gate.release()
-    assert gate.in_flight == 0
-    assert not gate.try_take(spare=0)
-    now[0] += 1.0  # one budget later the episode is over
+    assert isinstance(gate.admit(), surge._Waiter)
+    assert not gate.try_take(spare=0)  # every slot busy, one request waiting
+    assert gate.admit() == surge.QUEUE_FULL  # an overload episode begins
+    for _ in range(3):
+        gate.release()  # the two running requests end, then the one that waited
+    assert gate.in_flight == 0 and gate.waiting == 0
+    assert not gate.try_take(spare=0)  # every slot free, but the episode lasts one budget
+    now[0] += 1.0
     assert gate.try_take(spare=0)
 
 
