@@ -160,6 +160,12 @@ def _mount_outbox() -> None:
     app.add_typer(outbox_app, name="outbox")
 
 
+def _mount_held() -> None:
+    from api.held_cli import held_app
+
+    app.add_typer(held_app, name="held")
+
+
 def _mount_agent() -> None:
     from api.agent.cli import agent_app
 
@@ -170,6 +176,7 @@ _mount_registry()
 _mount_partner()
 _mount_agent()
 _mount_outbox()
+_mount_held()
 _mount_telegram()
 _mount_i18n()
 

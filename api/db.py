@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -49,6 +50,12 @@ def create_engine(url: str) -> AsyncEngine:
 def _autocommit(engine: AsyncEngine) -> AsyncEngine:
     """The engine's connections in autocommit: each statement commits by itself."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def utc(moment: dt.datetime) -> dt.datetime:
+    """A stored moment as an aware UTC datetime: SQLite hands back naive ones for timezone-aware
+    columns, and everything Rabta stores is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def is_postgres(engine: AsyncEngine) -> bool:

@@ -27,7 +27,8 @@ Guarantees:
   dedup key.
 * A message whose answer fails (the database or Redis away) is tried again after a backoff
   (10 s, doubling, at most 10 minutes); after `MAX_ATTEMPTS` it is kept, logged and counted
-  (`rabta_held_messages_total{outcome="given_up"}`), for an operator to look at.
+  (`rabta_held_messages_total{outcome="given_up"}`), for an operator to look at: `rabta held
+  stats` counts what is held, `rabta held retry` gives the given-up ones fresh tries.
 * A message held twice (a gateway's retry) is stored once.
 * A held message is answered as things stand when it is answered: if the person sent something
   else that was answered at once meanwhile, the held one is answered after it.
@@ -39,15 +40,16 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, cast
 
 from prometheus_client import Counter
-from sqlalchemy import Executable, Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Executable, Table, and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api import hot
-from api.db import Database, claim_rows
+from api.db import Database, claim_rows, utc
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.outbox.worker import nap
 from api.problems import is_database_unavailable
@@ -268,6 +270,55 @@ async def _failed(db: Database, message: HeldMessage, exc: Exception) -> None:
                 .where(HeldMessage.id == message.id)
                 .values(claimed_until=utcnow() + dt.timedelta(seconds=wait))
             )
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What is held, for an operator (`rabta held stats`)."""
+
+    #: Never tried yet.
+    waiting: int
+    #: Tried and failed at least once, to be tried again (or being answered now).
+    retrying: int
+    #: Tried MAX_ATTEMPTS times: kept, no longer tried, until `rabta held retry`.
+    given_up: int
+    oldest: dt.datetime | None
+
+
+async def backlog(db: Database) -> Backlog:
+    """How many messages are held, in which state, and since when."""
+    state = case(
+        (HeldMessage.attempts >= MAX_ATTEMPTS, "given_up"),
+        (HeldMessage.attempts > 0, "retrying"),
+        else_="waiting",
+    )
+    async with db.sessions() as session:
+        rows = (
+            await session.execute(
+                select(state, func.count(), func.min(HeldMessage.received_at)).group_by(state)
+            )
+        ).all()
+    counts = {name: count for name, count, _ in rows}
+    oldest = min((utc(first) for _, _, first in rows if first is not None), default=None)
+    return Backlog(
+        waiting=counts.get("waiting", 0),
+        retrying=counts.get("retrying", 0),
+        given_up=counts.get("given_up", 0),
+        oldest=oldest,
+    )
+
+
+async def retry_given_up(db: Database) -> int:
+    """Give the messages given up a fresh set of tries (once what failed them is mended);
+    how many. A worker with room takes them within `POLL_SECONDS`."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(HeldMessage)
+            .where(HeldMessage.attempts >= MAX_ATTEMPTS)
+            .values(attempts=0, claimed_until=None)
+            .returning(HeldMessage.id)
+        )
+        return len(result.all())
 
 
 class Drainer:

@@ -432,3 +432,73 @@ async def test_a_group_the_database_refuses_is_refused_with_503_each(
     assert [r.status_code for r in responses] == [503, 503, 503]
     assert all(r.headers["retry-after"] for r in responses)
     assert await count(registry, HeldMessage) == 0
+
+
+async def test_an_operator_sees_the_backlog_and_retries_what_was_given_up(registry):
+    assert await held.backlog(registry) == held.Backlog(0, 0, 0, None)
+    now = dt.datetime.now(dt.UTC)
+    async with registry.transaction() as session:
+        for number, attempts in enumerate((0, 0, 3, held.MAX_ATTEMPTS)):
+            session.add(
+                HeldMessage(
+                    channel="sms",
+                    external_id=f"SMops{number:04d}",
+                    sender=ELIGIBLE_PHONE,
+                    phone=ELIGIBLE_PHONE,
+                    text="HELP",
+                    received_at=now - dt.timedelta(minutes=number),
+                    attempts=attempts,
+                )
+            )
+    found = await held.backlog(registry)
+    assert (found.waiting, found.retrying, found.given_up) == (2, 1, 1)
+    assert found.oldest is not None and abs(found.oldest - (now - dt.timedelta(minutes=3))) < (
+        dt.timedelta(seconds=1)
+    )
+    claimed = await held.claim(registry, limit=10)
+    assert sorted(m.external_id for m in claimed) == ["SMops0000", "SMops0001", "SMops0002"]
+    assert await held.retry_given_up(registry) == 1
+    found = await held.backlog(registry)
+    # The given-up one waits again; the three just claimed count as tried.
+    assert (found.waiting, found.retrying, found.given_up) == (1, 3, 0)
+    assert [m.external_id for m in await held.claim(registry, limit=10)] == ["SMops0003"]
+
+
+def test_the_held_commands(settings, db):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from api.db import Database
+
+    result = CliRunner().invoke(app, ["held", "stats"])
+    assert result.exit_code == 0, result.output
+    assert "Nothing is held" in result.output
+
+    async def give_one_up() -> None:
+        database = Database.from_settings(settings)
+        try:
+            async with database.transaction() as session:
+                session.add(
+                    HeldMessage(
+                        channel="sms",
+                        external_id="SMops0100",
+                        sender=ELIGIBLE_PHONE,
+                        phone=ELIGIBLE_PHONE,
+                        text="HELP",
+                        received_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+                        attempts=held.MAX_ATTEMPTS,
+                    )
+                )
+        finally:
+            await database.dispose()
+
+    asyncio.run(give_one_up())
+    result = CliRunner().invoke(app, ["held", "stats"])
+    assert result.exit_code == 0, result.output
+    assert "given up after 8 tries:        1" in result.output
+    assert "rabta held retry" in result.output
+    result = CliRunner().invoke(app, ["held", "retry"])
+    assert result.exit_code == 0, result.output
+    assert "1 given-up messages will be tried again" in result.output
+    result = CliRunner().invoke(app, ["held", "stats"])
+    assert "waiting for a worker with room: 1" in result.output

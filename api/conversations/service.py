@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from api import surge
 from api.bot_services import Counted, LookupServices, RabtaServices
 from api.conversations import people, repository
+from api.db import utc
 from api.hot import Executor
 from api.metrics import MESSAGES, REPLAYS, SMS_SEGMENTS
 from api.registry import repository as registry_repository
@@ -182,7 +183,7 @@ async def _converse(
     if contact.verified_cnic and contact.verified_until:
         # The database is the record of a verification; Redis state may have expired.
         conversation.verified_cnic = contact.verified_cnic
-        conversation.verified_until = _aware(contact.verified_until).timestamp()
+        conversation.verified_until = utc(contact.verified_until).timestamp()
     outcome = await engine.handle(inbound, conversation, services, policy=runtime.policy)
     rendered = runtime.renderer.render(
         outcome.replies, language=outcome.language, channel=inbound.channel
@@ -297,11 +298,6 @@ def _eligibility_outcome(replies: list[Reply]) -> str | None:
         if reply.template.startswith("eligibility/"):
             return reply.template.removeprefix("eligibility/")
     return None
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 async def _load_conversation(runtime: Runtime, inbound: Inbound) -> Conversation:

@@ -42,7 +42,7 @@ from sqlalchemy import Table, and_, case, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db import Database, claim_rows
+from api.db import Database, claim_rows, utc
 from api.logs import mask_sensitive
 from api.outbox.senders import PermanentSendError, RetryableSendError, Senders
 from api.registry.models import Contact, OutboundMessage
@@ -94,13 +94,6 @@ OUTBOX = cast(Table, OutboundMessage.__table__)
 def utcnow() -> dt.datetime:
     """Now, in UTC."""
     return dt.datetime.now(dt.UTC)
-
-
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything this service writes is UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment
 
 
 def _insert(session: AsyncSession, model: Any) -> Any:
@@ -263,7 +256,7 @@ async def _contacts(
         )
         return {
             (row.channel, row.address): _ContactFacts(
-                bool(row.opted_out), _aware(row.last_inbound_at)
+                bool(row.opted_out), utc(row.last_inbound_at) if row.last_inbound_at else None
             )
             for row in rows
         }

@@ -1,0 +1,64 @@
+"""`rabta held stats|retry`: the messages held in a surge (api/held.py), for an operator."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from api.cli_support import settings_or_exit
+from api.db import Database
+
+console = Console()
+
+held_app = typer.Typer(
+    help="SMS and WhatsApp messages held in a surge, to be answered when a worker has room.",
+    no_args_is_help=True,
+)
+
+T = TypeVar("T")
+
+
+def _on_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = Database.from_settings(settings_or_exit())
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+@held_app.command("stats")
+def stats() -> None:
+    """How many messages are held, in which state, and the oldest's age."""
+    from api.held import MAX_ATTEMPTS, backlog
+
+    found = _on_database(backlog)
+    if not (found.waiting or found.retrying or found.given_up):
+        console.print("Nothing is held: every message has been answered.")
+        return
+    age = dt.datetime.now(dt.UTC) - found.oldest if found.oldest else dt.timedelta()
+    console.print(f"waiting for a worker with room: {found.waiting:,}")
+    console.print(f"tried and to be tried again:    {found.retrying:,}")
+    console.print(f"given up after {MAX_ATTEMPTS} tries:        {found.given_up:,}")
+    console.print(f"oldest held {int(age.total_seconds()):,} s ago")
+    if found.given_up:
+        console.print(
+            "[yellow]Given-up messages are kept; see the API's log for why they failed, "
+            "mend it, then run `rabta held retry`.[/yellow]"
+        )
+
+
+@held_app.command("retry")
+def retry() -> None:
+    """Give the given-up messages fresh tries (after mending what failed them)."""
+    from api.held import retry_given_up
+
+    count = _on_database(retry_given_up)
+    console.print(f"{count:,} given-up messages will be tried again by the API workers.")
