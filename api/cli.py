@@ -75,15 +75,12 @@ async def _prepare_demo(host: str, port: int) -> None:
     from api.registry.seed import registry_is_empty, sample_cnics, seed_registry
 
     settings = get_settings()
-    db = Database.from_settings(settings)
-    try:
+    async with Database.opened(settings) as db:
         if await registry_is_empty(db):
             console.print(f"Seeding a synthetic registry of {DEMO_HOUSEHOLDS:,} households…")
             await seed_registry(db, households=DEMO_HOUSEHOLDS, seed=1, cutoff=settings.pmt_cutoff)
         samples = await sample_cnics(db, limit=4, cutoff=settings.pmt_cutoff)
         await ensure_demo_agents(db, settings=settings)
-    finally:
-        await db.dispose()
     base = f"http://{host}:{port}"
     console.rule("[bold]Rabta is starting")
     console.print(f"  API docs          {base}/docs")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, event, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -50,6 +51,19 @@ def create_engine(url: str) -> AsyncEngine:
 def _autocommit(engine: AsyncEngine) -> AsyncEngine:
     """The engine's connections in autocommit: each statement commits by itself."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def dialect_of(executor: AsyncSession | AsyncConnection) -> str:
+    """The SQL dialect a session or connection speaks (PostgreSQL for a session not bound)."""
+    if isinstance(executor, AsyncConnection):
+        return executor.dialect.name
+    return executor.bind.dialect.name if executor.bind else "postgresql"
+
+
+def insert_for(dialect: str, table: Any) -> Any:
+    """The dialect's own INSERT into `table`, which knows ON CONFLICT (PostgreSQL's, else
+    SQLite's, for `make run`)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def utc(moment: dt.datetime) -> dt.datetime:
@@ -108,6 +122,16 @@ class Database:
         """True when registry reads go to the primary (no replica): a statement on a primary
         session can read the registry too."""
         return self.registry_engine is self.engine
+
+    @classmethod
+    @asynccontextmanager
+    async def opened(cls, settings: Settings) -> AsyncIterator[Database]:
+        """The database for one command or job: opened from the settings, disposed after."""
+        db = cls.from_settings(settings)
+        try:
+            yield db
+        finally:
+            await db.dispose()
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:

@@ -46,10 +46,9 @@ from typing import TYPE_CHECKING, cast
 
 from prometheus_client import Counter
 from sqlalchemy import Executable, Table, and_, bindparam, case, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from api import hot
-from api.db import Database, claim_rows, utc
+from api.db import Database, claim_rows, insert_for, utc
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.outbox.worker import nap
 from api.problems import is_database_unavailable
@@ -88,9 +87,8 @@ TABLE = cast(Table, HeldMessage.__table__)
 
 @cache
 def _hold_statement(dialect: str) -> Executable:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
-        insert(TABLE)
+        insert_for(dialect, TABLE)
         .values(
             channel=bindparam("channel"),
             external_id=bindparam("external_id"),

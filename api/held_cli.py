@@ -24,12 +24,11 @@ T = TypeVar("T")
 
 
 def _on_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    settings = settings_or_exit()
+
     async def run() -> T:
-        db = Database.from_settings(settings_or_exit())
-        try:
+        async with Database.opened(settings) as db:
             return await work(db)
-        finally:
-            await db.dispose()
 
     return asyncio.run(run())
 

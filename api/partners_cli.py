@@ -61,9 +61,5 @@ def create_command(
 
 async def _create(settings: Settings, name: str, quota: str) -> str:
     await upgrade_async(settings.database_url)
-    db = Database.from_settings(settings)
-    try:
-        async with db.transaction() as session:
-            return await create_partner(session, name=name, quota=quota)
-    finally:
-        await db.dispose()
+    async with Database.opened(settings) as db, db.transaction() as session:
+        return await create_partner(session, name=name, quota=quota)

@@ -101,15 +101,9 @@ def deactivate_command(
 
 async def _create(settings: Settings, username: str, password: str, role: Role) -> str:
     await upgrade_async(settings.database_url)
-    db = Database.from_settings(settings)
-    try:
-        async with db.transaction() as session:
-            agent = await service.create_agent(
-                session, username=username, password=password, role=role
-            )
-            return agent.username
-    finally:
-        await db.dispose()
+    async with Database.opened(settings) as db, db.transaction() as session:
+        agent = await service.create_agent(session, username=username, password=password, role=role)
+        return agent.username
 
 
 async def _end_sessions(settings: Settings, agent_id: int) -> None:
@@ -121,22 +115,14 @@ async def _end_sessions(settings: Settings, agent_id: int) -> None:
 
 
 async def _set_password(settings: Settings, username: str, password: str) -> None:
-    db = Database.from_settings(settings)
-    try:
-        async with db.transaction() as session:
-            agent = await service.set_password(session, username=username, password=password)
-            agent_id = agent.id
-    finally:
-        await db.dispose()
+    async with Database.opened(settings) as db, db.transaction() as session:
+        agent = await service.set_password(session, username=username, password=password)
+        agent_id = agent.id
     await _end_sessions(settings, agent_id)
 
 
 async def _deactivate(settings: Settings, username: str) -> None:
-    db = Database.from_settings(settings)
-    try:
-        async with db.transaction() as session:
-            agent = await service.set_active(session, username=username, active=False)
-            agent_id = agent.id
-    finally:
-        await db.dispose()
+    async with Database.opened(settings) as db, db.transaction() as session:
+        agent = await service.set_active(session, username=username, active=False)
+        agent_id = agent.id
     await _end_sessions(settings, agent_id)

@@ -20,11 +20,10 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import Executable, Insert, Table, bindparam, func, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from api import hot
+from api.db import dialect_of, insert_for
 from api.registry import repository as registry
 from api.registry.models import Contact, InboundMessage
 
@@ -77,21 +76,10 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _dialect(session: hot.Executor) -> str:
-    if isinstance(session, AsyncConnection):
-        return session.dialect.name
-    return session.bind.dialect.name if session.bind else "postgresql"
-
-
-def _insert(dialect: str, table: Any) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def _recorded(dialect: str, *columns: str) -> Executable:
     """INSERT the message's provider id (and `columns`, bound by name) unless it is there."""
     return (
-        _insert(dialect, INBOUND)
+        insert_for(dialect, INBOUND)
         .values(
             channel=bindparam("channel"),
             external_id=bindparam("external_id"),
@@ -134,7 +122,7 @@ _FINISH = (
 def _upsert_statement(dialect: str, *, with_phone: bool) -> Insert:
     """Insert or touch the contact; with a proven phone, a contact with no language takes the
     one chosen most recently on any of that phone's contacts (people.py)."""
-    insert = _insert(dialect, CONTACTS)
+    insert = insert_for(dialect, CONTACTS)
     values: dict[str, Any] = {
         "channel": bindparam("channel"),
         "address": bindparam("address"),
@@ -176,7 +164,7 @@ async def claim_inbound(session: hot.Executor, *, channel: str, external_id: str
     """
     params = {"channel": channel, "external_id": external_id}
     inserted = await hot.rows(
-        session, _claim_statement(_dialect(session)), {**params, "now": dt.datetime.now(dt.UTC)}
+        session, _claim_statement(dialect_of(session)), {**params, "now": dt.datetime.now(dt.UTC)}
     )
     if inserted:
         return Claim(id=inserted[0][0], replay=False)
@@ -210,7 +198,7 @@ async def record_answered(
     """
     inserted = await hot.rows(
         session,
-        _record_statement(_dialect(session)),
+        _record_statement(dialect_of(session)),
         {
             "channel": channel,
             "external_id": external_id,
@@ -296,7 +284,7 @@ async def get_or_create_contact(
     The same statement stamps `last_inbound_at` and, when the channel proves a phone, gives a
     contact without a language the one the person chose on another channel (people.py).
     """
-    statement = _upsert_statement(_dialect(session), with_phone=phone is not None)
+    statement = _upsert_statement(dialect_of(session), with_phone=phone is not None)
     (row,) = await hot.rows(session, statement, _contact_params(channel, address, phone, now))
     return _contact(row)
 
@@ -324,7 +312,7 @@ async def get_or_create_contact_reading_household(
     """`get_or_create_contact`, and `registry.household_status(cnic)` read in the same round
     trip on PostgreSQL (two statements elsewhere). For the look-up lane, whose answer needs
     both: the registry must be in this session's database."""
-    if _dialect(session) != "postgresql":
+    if dialect_of(session) != "postgresql":
         contact = await get_or_create_contact(
             session, channel=channel, address=address, phone=phone, now=now
         )

@@ -7,20 +7,14 @@ from collections.abc import Collection
 from typing import Any, Literal
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from api.db import dialect_of, insert_for
 from api.registry.models import Agent, Grievance
 
 #: What the dashboards break counts down by.
 Dimension = Literal["category", "status", "district"]
-
-
-def _insert(session: AsyncSession) -> Any:
-    """The dialect's INSERT into grievances, which knows ON CONFLICT."""
-    dialect = session.bind.dialect.name if session.bind else "postgresql"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Grievance)
 
 
 async def insert_grievance(session: AsyncSession, *, values: dict[str, Any]) -> Grievance | None:
@@ -28,7 +22,7 @@ async def insert_grievance(session: AsyncSession, *, values: dict[str, Any]) -> 
     # ON CONFLICT instead of catching IntegrityError: a failed INSERT would poison the caller's
     # transaction on PostgreSQL, and SAVEPOINTs are unreliable on pysqlite.
     new_id = await session.scalar(
-        _insert(session)
+        insert_for(dialect_of(session), Grievance)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["ticket_id"])
         .returning(Grievance.id)

@@ -99,17 +99,13 @@ async def _stats(settings: Settings) -> list[tuple]:
     from api.db import Database
     from api.registry.models import OutboundMessage as M
 
-    db = Database.from_settings(settings)
-    try:
-        async with db.sessions() as session:
-            result = await session.execute(
-                select(M.channel, M.status, func.count(), func.min(M.created_at))
-                .group_by(M.channel, M.status)
-                .order_by(M.channel, M.status)
-            )
-            return [tuple(row) for row in result]
-    finally:
-        await db.dispose()
+    async with Database.opened(settings) as db, db.sessions() as session:
+        result = await session.execute(
+            select(M.channel, M.status, func.count(), func.min(M.created_at))
+            .group_by(M.channel, M.status)
+            .order_by(M.channel, M.status)
+        )
+        return [tuple(row) for row in result]
 
 
 @outbox_app.command("tail")

@@ -39,10 +39,9 @@ from typing import Any, cast
 
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Table, and_, case, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db import Database, claim_rows, utc
+from api.db import Database, claim_rows, dialect_of, insert_for, utc
 from api.logs import mask_sensitive
 from api.outbox.senders import PermanentSendError, RetryableSendError, Senders
 from api.registry.models import Contact, OutboundMessage
@@ -96,12 +95,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT."""
-    dialect = session.bind.dialect.name if session.bind else "postgresql"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
 def _address(channel: str, to: str) -> str:
     """The contact address of a recipient (WhatsApp rows are stored without `whatsapp:`)."""
     return to.removeprefix("whatsapp:") if channel == "whatsapp" else to
@@ -131,7 +124,7 @@ async def enqueue(
         raise ValueError("priority runs from 0 (OTP) to 9 (bulk)")
     now = utcnow()
     statement = (
-        _insert(session, OutboundMessage)
+        insert_for(dialect_of(session), OutboundMessage)
         .values(
             channel=channel,
             to=_address(channel, to),

@@ -82,11 +82,8 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
 
     async def main() -> T:
         await upgrade_async(settings.database_url)
-        db = Database.from_settings(settings)
-        try:
+        async with Database.opened(settings) as db:
             return await work(db)
-        finally:
-            await db.dispose()
 
     try:
         return asyncio.run(main())
