@@ -68,8 +68,10 @@ def insert_for(dialect: str, table: Any) -> Any:
 
 def utc(moment: dt.datetime) -> dt.datetime:
     """A stored moment as an aware UTC datetime: SQLite hands back naive ones for timezone-aware
-    columns, and everything Rabta stores is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    columns, and everything Rabta stores is UTC; an aware one is converted."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment if moment.tzinfo is dt.UTC else moment.astimezone(dt.UTC)
 
 
 def is_postgres(engine: AsyncEngine) -> bool:

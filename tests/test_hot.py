@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from api import hot
 from api.conversations import repository
+from api.db import utc
 from api.problems import is_database_unavailable
 from api.registry.models import Contact, InboundMessage
 
@@ -293,3 +294,16 @@ async def test_registry_reads_go_to_the_replica_and_lanes_to_the_primary(db, mon
     finally:
         await split.dispose()
         get_settings.cache_clear()
+
+
+def test_a_stored_moment_comes_back_aware_and_in_utc():
+    """`api.db.utc`: SQLite's naive datetimes are read as the UTC Rabta stored, and an aware
+    moment in another zone is the same instant in UTC (the audit export, the console)."""
+    naive = dt.datetime(2026, 11, 24, 9, 30)
+    assert utc(naive) == dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
+    assert utc(naive).tzinfo is dt.UTC
+    karachi = dt.datetime(2026, 11, 24, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+    assert utc(karachi).tzinfo is dt.UTC
+    assert utc(karachi).isoformat() == "2026-11-24T09:30:00+00:00"
+    aware = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
+    assert utc(aware) is aware

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from api.agent import repository
 from api.agent.repository import AuditFilter
 from api.agent.schemas import AuditAction, RecordType
+from api.db import utc
 from api.identity import mask_cnic
 from api.registry.models import AuditEntry
 
@@ -66,13 +67,9 @@ def shown_record_id(record_type: str, record_id: str) -> str:
     return record_id
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-
-
 def csv_row(entry: AuditEntry) -> list[str]:
     return [
-        _utc(entry.at).isoformat(timespec="seconds"),
+        utc(entry.at).isoformat(timespec="seconds"),
         entry.actor,
         entry.action,
         entry.record_type,

@@ -18,6 +18,7 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from starlette.requests import Request
 
+from api.db import utc
 from api.settings import PROJECT_ROOT
 from bot import formatting
 
@@ -83,9 +84,7 @@ def gettext(language: str, message: str, **variables: object) -> str:
 
 def as_pkt(moment: dt.datetime) -> dt.datetime:
     """A stored UTC moment (SQLite hands them back naive) in Pakistan time."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(PKT)
+    return utc(moment).astimezone(PKT)
 
 
 def format_moment(moment: dt.datetime | None, language: str) -> str:

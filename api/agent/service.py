@@ -21,7 +21,7 @@ from api.agent.passwords import (
     verify_password_async,
 )
 from api.agent.schemas import Role
-from api.db import Database
+from api.db import Database, utc
 from api.registry.models import Agent
 from api.settings import Settings, get_settings
 
@@ -63,13 +63,6 @@ class DemoRefused(AccountError):
 def normalise_username(text: str) -> str:
     """The stored form of a username: trimmed and case-folded."""
     return text.strip().casefold()
-
-
-def _utc(moment: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands DateTime(timezone=True) back naive; Rabta only ever stores UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment
 
 
 async def create_agent(session: AsyncSession, *, username: str, password: str, role: Role) -> Agent:
@@ -149,7 +142,7 @@ async def authenticate(
     if agent is None or not agent.active:
         await verify_password_async(None, password)  # same time as a real check
         return LoginResult(LoginOutcome.REFUSED)
-    locked_until = _utc(agent.locked_until)
+    locked_until = utc(agent.locked_until) if agent.locked_until else None
     if locked_until is not None and locked_until > at:
         return LoginResult(LoginOutcome.LOCKED, agent)
     if not await verify_password_async(agent.password_hash, password):

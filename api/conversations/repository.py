@@ -23,7 +23,7 @@ from sqlalchemy import Executable, Insert, Table, bindparam, func, select, true,
 from sqlalchemy.orm import aliased
 
 from api import hot
-from api.db import dialect_of, insert_for
+from api.db import dialect_of, insert_for, utc
 from api.registry import repository as registry
 from api.registry.models import Contact, InboundMessage
 
@@ -71,8 +71,7 @@ def _comparable(value: Any) -> Any:
     # SQLite hands back naive datetimes (stored in UTC), and a verification that went through a
     # float timestamp may differ in the last microseconds: compare to the millisecond.
     if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return round(aware.timestamp(), 3)
+        return round(utc(value).timestamp(), 3)
     return value
 
 

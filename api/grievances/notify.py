@@ -10,6 +10,7 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db import utc
 from api.grievances.schemas import Action
 from api.grievances.service import Notify
 from api.outbox.service import enqueue
@@ -45,9 +46,7 @@ async def _announce(
     template: str | None = None
     now = dt.datetime.now(dt.UTC)
     if channel == "whatsapp" and contact is not None:
-        last = contact.last_inbound_at
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=dt.UTC)
+        last = utc(contact.last_inbound_at) if contact.last_inbound_at else None
         if last is None or now - last > WHATSAPP_WINDOW:
             template = runtime.settings.twilio_whatsapp_update_template
             if template is None:

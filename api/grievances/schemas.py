@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from api.db import utc
 from api.registry.models import Grievance, GrievanceEvent
 
 #: Longest description accepted from any channel.
@@ -78,12 +79,8 @@ def clean_text(text: str) -> str:
     return text.strip()
 
 
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands DateTime(timezone=True) back naive; Rabta only ever stores UTC.
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-UtcDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
+#: SQLite hands DateTime(timezone=True) back naive; Rabta only ever stores UTC.
+UtcDatetime = Annotated[dt.datetime, AfterValidator(utc)]
 
 
 class GrievanceIn(BaseModel):

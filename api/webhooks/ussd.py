@@ -38,6 +38,7 @@ from starlette.routing import Route
 from api.bot_services import NotALookup
 from api.conversations import repository
 from api.conversations.service import contact_and_services
+from api.db import utc
 from api.deps import runtime_of
 from api.grievances.schemas import GrievanceOut
 from api.hot import Executor
@@ -367,8 +368,7 @@ def _new_state(
         language=language,
     )
     if contact.verified_cnic and contact.verified_until:
-        until = contact.verified_until
-        until = until if until.tzinfo else until.replace(tzinfo=dt.UTC)  # SQLite drops the zone
+        until = utc(contact.verified_until)
         if until.timestamp() > now:
             state.verified_cnic = contact.verified_cnic
             state.verified_until = until.timestamp()

@@ -26,6 +26,7 @@ from api.agent.i18n import N_
 from api.agent.pages import page
 from api.agent.schemas import AuditAction, RecordType, Role
 from api.agent.sessions import Flash
+from api.db import utc
 from api.deps import RuntimeDep, SettingsDep
 from api.grievances import repository, service
 from api.grievances.notify import owner_notifier
@@ -68,10 +69,6 @@ def _filters(view: str, *, staff_id: int, now: dt.datetime) -> dict[str, Any]:
         "closed": {"statuses": CLOSED},
     }
     return filters[view]
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
 
 
 @router.get("/grievances")
@@ -121,7 +118,7 @@ async def queue(
         rows=rows,
         assignee=names,
         now=now,
-        utc=_utc,
+        utc=utc,
         district=district or "",
         category=narrow["category"] or "",
         categories=[c.value for c in Category],
@@ -175,7 +172,7 @@ async def grievance_page(
         title=N_("Grievance"),
         g=grievance,
         cnic_masked=mask_cnic(grievance.cnic),
-        overdue=current.value in WORKED and _utc(grievance.due_at) < now,
+        overdue=current.value in WORKED and utc(grievance.due_at) < now,
         allowed=[s.value for s in allowed],
         can_escalate=Status.ESCALATED in ALLOWED_TRANSITIONS[current],
         is_supervisor=staff.can(Role.SUPERVISOR),
