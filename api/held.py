@@ -30,6 +30,11 @@ Guarantees:
   (`rabta_held_messages_total{outcome="given_up"}`), for an operator to look at: `rabta held
   stats` counts what is held, `rabta held retry` gives the given-up ones fresh tries.
 * A message held twice (a gateway's retry) is stored once.
+* A sender's held messages are answered one after another, oldest first (`by_sender`), as they
+  would have been on arrival. Anxious resends of one question (the same CNIC, or HELP) then find
+  the first one's answer in the reply cache (api/surge.py): they are recorded with it and send
+  nothing more (`outcome="already_answered"`), so a sender who tried five times in a surge gets
+  one SMS, not five. The same goes for a held resend of a question answered live moments before.
 * A held message is answered as things stand when it is answered: if the person sent something
   else that was answered at once meanwhile, the held one is answered after it.
 """
@@ -40,6 +45,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, cast
@@ -77,8 +83,9 @@ GROUP_MOST = 64
 
 HELD = Counter(
     "rabta_held_messages_total",
-    "Messages held in a surge (held), answered later (answered), failed once (failed), "
-    "or given up after every try (given_up).",
+    "Messages held in a surge (held), answered later (answered), answered by the reply to a "
+    "resend of theirs, nothing sent (already_answered), failed once (failed), or given up "
+    "after every try (given_up).",
     ["channel", "outcome"],
 )
 
@@ -221,7 +228,9 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
     try:
         reply = await receive(runtime, inbound)
         async with runtime.db.transaction() as session:
-            if reply.text and inbound.phone:
+            # A reply the cache served went to this sender moments ago, live or for an earlier
+            # message of theirs held with this one (`by_sender`): another SMS would only cost.
+            if reply.text and inbound.phone and not reply.cached:
                 await enqueue(
                     session,
                     channel=inbound.channel,
@@ -236,7 +245,7 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
     except Exception as exc:
         await _failed(runtime.db, message, exc)
         return False
-    HELD.labels(message.channel, "answered").inc()
+    HELD.labels(message.channel, "already_answered" if reply.cached else "answered").inc()
     return True
 
 
@@ -319,6 +328,17 @@ async def retry_given_up(db: Database) -> int:
         return len(result.all())
 
 
+def by_sender(messages: Sequence[HeldMessage]) -> list[list[HeldMessage]]:
+    """Claimed messages grouped by sender, each group oldest first. A sender's messages are
+    answered one after another, as they would have been on arrival: their conversation moves
+    from one to the next, and the reply cache serves their resends (one SMS between them);
+    different senders' are answered at once."""
+    groups: dict[tuple[str, str], list[HeldMessage]] = {}
+    for message in messages:
+        groups.setdefault((message.channel, message.sender), []).append(message)
+    return list(groups.values())
+
+
 class Drainer:
     """Answers held messages in the background of one API worker, when its gate has room."""
 
@@ -375,12 +395,16 @@ class Drainer:
             return None
         try:
             messages = await claim(self.runtime.db, limit=slots)
-            await asyncio.gather(*(answer(self.runtime, message) for message in messages))
+            await asyncio.gather(*(self._answer_in_turn(group) for group in by_sender(messages)))
             return len(messages)
         finally:
             if self.gate is not None:
                 for _ in range(slots):
                     self.gate.release()
+
+    async def _answer_in_turn(self, messages: list[HeldMessage]) -> None:
+        for message in messages:
+            await answer(self.runtime, message)
 
     async def _run(self) -> None:
         # Something may be held from before this worker started (or by a replica that stopped).

@@ -323,6 +323,52 @@ async def test_a_message_answered_before_a_crash_is_not_answered_twice(held_app,
     assert await count(registry, OutboundMessage) == 1
 
 
+async def test_a_senders_resends_held_in_a_surge_get_one_reply_between_them(
+    held_app, client, registry
+):
+    """A sender's held messages are answered one after another, in the order they came, so the
+    reply cache serves their anxious resends (the same CNIC, bare, dashed or spaced): each is
+    recorded, one SMS goes out. Another sender's same CNIC, and the first sender's next
+    question, get their own."""
+    gate = gate_of(held_app)
+    busy(gate)
+    dashed = f"{ELIGIBLE[:5]}-{ELIGIBLE[5:12]}-{ELIGIBLE[12]}"
+    other = "+923009876543"
+    sent = [
+        sms(ELIGIBLE, "SMresend001"),
+        sms(ELIGIBLE, "SMresend002", sender=other),
+        sms(dashed, "SMresend003"),
+        sms(f" {ELIGIBLE} ", "SMresend004"),
+        sms("HELP", "SMresend005"),
+    ]
+    for form in sent:
+        assert messages_in(await signed_post(client, form)) == []
+    calm(gate)
+    groups = [[m.external_id for m in g] for g in held.by_sender(await rows(registry, HeldMessage))]
+    assert groups == [
+        ["SMresend001", "SMresend003", "SMresend004", "SMresend005"],
+        ["SMresend002"],
+    ]
+    answered, already = held_total("answered"), held_total("already_answered")
+    drainer = held.Drainer(held_app.state.runtime, None, batch=len(sent))
+    assert await drainer.drain() == len(sent)
+    assert await count(registry, HeldMessage) == 0
+    records = {r.external_id: r for r in await rows(registry, InboundMessage)}
+    assert sorted(records) == sorted(form["MessageSid"] for form in sent)  # all on record
+    replies = sorted((m.to, m.dedup_key) for m in await rows(registry, OutboundMessage))
+    assert replies == [
+        (ELIGIBLE_PHONE, "held:sms:SMresend001"),
+        (ELIGIBLE_PHONE, "held:sms:SMresend005"),
+        (other, "held:sms:SMresend002"),
+    ]
+    # The resends are on record with the answer the first one got.
+    assert (
+        records["SMresend003"].reply == records["SMresend004"].reply == records["SMresend001"].reply
+    )
+    assert held_total("answered") == answered + 3
+    assert held_total("already_answered") == already + 2
+
+
 async def test_an_alphanumeric_sender_is_answered_but_not_written_to(held_app, client, registry):
     gate = gate_of(held_app)
     busy(gate)

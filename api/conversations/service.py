@@ -40,6 +40,9 @@ class Answer:
     text: str
     language: str | None
     replayed: bool = False
+    #: Served from the reply cache (api/surge.py): the same answer went to this sender within
+    #: the cache's window.
+    cached: bool = False
     #: For channels with buttons: (label, what pressing it sends).
     options: tuple[tuple[str, str], ...] = ()
     end: bool = False
@@ -51,7 +54,7 @@ async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
     # An anxious resend is answered from the reply cache (api/surge.py).
     found = await surge.lookup(runtime, inbound)
     if found.answer is not None:
-        return Answer(text=found.answer.text, language=found.answer.language)
+        return Answer(text=found.answer.text, language=found.answer.language, cached=True)
     if (
         inbound.message_id
         and found.conversation is not None
