@@ -32,10 +32,13 @@ TWIML = "application/xml"
 
 
 def public_url(request: Request, settings: Settings) -> str:
-    """The URL as Twilio called it: PUBLIC_BASE_URL + path + query (proxies rewrite the host)."""
-    url = settings.public_base_url.rstrip("/") + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
+    """The URL as Twilio called it: PUBLIC_BASE_URL + path + query (proxies rewrite the host).
+    Read from the ASGI scope: the paths Twilio calls are Rabta's own, plain ASCII, and building
+    Starlette's `request.url` (host header, port, urlsplit) for it cost 1.7 % of an SMS."""
+    url = settings.public_base_url.rstrip("/") + request.scope["path"]
+    query = request.scope.get("query_string", b"")
+    if query:
+        url += "?" + query.decode()
     return url
 
 

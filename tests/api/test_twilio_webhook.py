@@ -406,3 +406,36 @@ def test_twiml_is_what_twilios_messaging_response_writes(text):
     if text:
         expected.message(text)
     assert twiml(text) == str(expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/webhooks/twilio/messaging", b""),
+        ("/webhooks/twilio/status", b"outbox=42"),
+        ("/webhooks/twilio/status", b"outbox=42&note=a%20b+c&empty="),
+    ],
+)
+def test_the_signed_url_is_the_one_starlette_would_name(path, query):
+    """`public_url` reads the scope, not `request.url`: the same URL for the paths Twilio calls,
+    with the query exactly as sent (Twilio signs it as it sent it)."""
+    from starlette.requests import Request
+
+    from api.webhooks.twilio import public_url
+
+    settings = get_settings().model_copy(update={"public_base_url": "https://rabta.example.pk/"})
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": query,
+        "headers": [(b"host", b"10.0.0.7:8000")],
+        "server": ("10.0.0.7", 8000),
+        "scheme": "http",
+    }
+    request = Request(scope)
+    expected = "https://rabta.example.pk" + request.url.path
+    if request.url.query:
+        expected += "?" + request.url.query
+    assert public_url(request, settings) == expected
+    assert public_url(request, settings).startswith("https://rabta.example.pk/webhooks/twilio/")
