@@ -123,9 +123,9 @@ def is_database_unavailable(exc: BaseException) -> bool:
 async def _database(request: Request, exc: Exception) -> JSONResponse:
     if not is_database_unavailable(exc):
         return await _unexpected(request, exc)
-    # Nothing was committed: a 503 tells gateways and partners to send it again (Twilio tries
-    # again within its 15 s, or calls the number's fallback URL), one warning line per request
-    # instead of a traceback.
+    # Nothing was committed: a 503 tells gateways and partners to send it again (Twilio does so
+    # only when the webhook URL's connection overrides ask it to retry a 5xx; by default it
+    # calls the number's fallback URL), one warning line per request instead of a traceback.
     log.warning(
         "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
     )

@@ -2,9 +2,10 @@
 under a stream of SMS webhooks.
 
 The contract: a 2xx only for a message whose MessageSid and reply are committed; anything else
-gets a non-2xx, which Twilio retries. Replaying every MessageSid afterwards (what Twilio's
-retries amount to) leaves exactly one stored inbound row with one reply per message, and a
-message answered before the restart gets the same reply again.
+gets a non-2xx, for the gateway to send again (Twilio does when the webhook URL's connection
+overrides ask it to retry a 5xx). Replaying every MessageSid afterwards (what such retries
+amount to) leaves exactly one stored inbound row with one reply per message, and a message
+answered before the restart gets the same reply again.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ async def test_postgres_restarted_under_sms_traffic(private_cluster, fault_env, 
             assert {r.status for r in refused} <= {500, 503}, {r.status for r in refused}
             during = [r for r in sms if stopped_at <= r.at < back_at]
 
-            # Twilio retries every non-2xx; replay every message, accepted ones too.
+            # The gateway sends every non-2xx again; replay every message, accepted ones too.
             replays: dict[str, httpx.Response] = {}
             async with httpx.AsyncClient(base_url=served.url, timeout=15) as http:
                 for r in sms:
