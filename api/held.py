@@ -8,7 +8,14 @@ The webhook checks the signature as always, stores the message in `held_messages
 the messages a worker holds while its previous write runs go in one INSERT and one commit, so
 holding costs a fraction of answering) and answers `200` with an empty TwiML
 `<Response/>`: no reply yet. Past `RABTA_SURGE_MAX_HOLDING` messages being held at once in a
-worker, or with the database unreachable, the message is refused with a 503 as before.
+worker, the message is refused with a 503 as before.
+
+The same goes for a message the worker had room for but could not answer because the database
+went away under it (a restart, a failover): it is held rather than refused. While the database
+is away a held message is kept in Redis (the list `rabta:held:spill`), and the first worker to
+find the database back moves it into `held_messages` (`unspill`: one worker at a time, a group
+removed from Redis only once its INSERT has committed). Only with the database and Redis both
+away is the message refused with a 503.
 
 Each API worker process answers held messages in the background (`Drainer`) whenever its gate
 has room to spare: half its slots free, nobody queued, no overload episode. The live traffic
@@ -44,13 +51,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, cast
 
 from prometheus_client import Counter
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import Executable, Table, and_, bindparam, case, delete, func, or_, select, update
 
 from api import hot
@@ -62,6 +72,8 @@ from api.registry.models import HeldMessage
 from bot.channels.base import Inbound
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from api.runtime import Runtime
     from api.surge import Gate
 
@@ -80,12 +92,16 @@ BUSY_PAUSE_SECONDS = 0.1
 BATCH = 4
 #: Held messages written together, at most.
 GROUP_MOST = 64
+#: Where a message is kept while the database is away (a Redis list of JSON), and the lock that
+#: lets one worker at a time move them into `held_messages` once it is back.
+SPILL_KEY = "rabta:held:spill"
+SPILL_LOCK = "rabta:held:spill:lock"
 
 HELD = Counter(
     "rabta_held_messages_total",
-    "Messages held in a surge (held), answered later (answered), answered by the reply to a "
-    "resend of theirs, nothing sent (already_answered), failed once (failed), or given up "
-    "after every try (given_up).",
+    "Messages held in a surge (held), kept in Redis while the database was away (spilled), "
+    "answered later (answered), answered by the reply to a resend of theirs, nothing sent "
+    "(already_answered), failed once (failed), or given up after every try (given_up).",
     ["channel", "outcome"],
 )
 
@@ -120,33 +136,49 @@ class Holds:
     per message would load PostgreSQL, and the answers' own commits with it, about as much as
     answering them (docs/performance.md, item 39)."""
 
-    def __init__(self, db: Database, *, most: int = GROUP_MOST) -> None:
+    def __init__(self, db: Database, redis: Redis, *, most: int = GROUP_MOST) -> None:
         self.db = db
+        self.redis = redis
         self.most = most
         self._rows: list[tuple[dict[str, object], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def hold(self, inbound: Inbound) -> None:
-        """Store a message to be answered later (once, however often its provider sends it);
-        raises what the write raised (a database outage: the caller answers 503)."""
+        """Store a message to be answered later (once, however often its provider sends it).
+        With the database away, it is kept in Redis until a worker moves it (`unspill`); raises
+        what the write raised when Redis cannot take it either (the caller answers 503)."""
         written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._rows.append(
-            (
-                {
-                    "channel": inbound.channel,
-                    "external_id": inbound.message_id,
-                    "sender": inbound.sender,
-                    "phone": inbound.phone,
-                    "text": inbound.text,
-                    "now": utcnow(),
-                },
-                written,
-            )
-        )
+        row: dict[str, object] = {
+            "channel": inbound.channel,
+            "external_id": inbound.message_id,
+            "sender": inbound.sender,
+            "phone": inbound.phone,
+            "text": inbound.text,
+            "now": utcnow(),
+        }
+        self._rows.append((row, written))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
-        await written
+        try:
+            await written
+        except Exception as exc:
+            if not is_database_unavailable(exc) or not await self._spill(row):
+                raise
+            HELD.labels(inbound.channel, "spilled").inc()
+            return
         HELD.labels(inbound.channel, "held").inc()
+
+    async def _spill(self, row: dict[str, object]) -> bool:
+        """Keep a message in Redis while the database is away; False when Redis cannot."""
+        kept = {**row, "now": cast(dt.datetime, row["now"]).isoformat()}
+        try:
+            await self.redis.rpush(SPILL_KEY, json.dumps(kept, ensure_ascii=False))
+        except RedisError:
+            return False
+        log.warning(
+            "database unavailable: %s message kept in Redis until it is back", row["channel"]
+        )
+        return True
 
     async def _write_all(self) -> None:
         try:
@@ -182,6 +214,46 @@ class Holds:
         """Let the write under way (and what waits for it) finish, at shutdown."""
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+
+
+async def unspill(db: Database, redis: Redis, *, most: int = GROUP_MOST) -> int:
+    """Move the messages kept in Redis while the database was away (`Holds._spill`) into
+    `held_messages`, oldest first; how many. One worker at a time (a Redis lock); each group is
+    removed from Redis only once its INSERT has committed, so a worker that dies midway leaves
+    it to the next, whose INSERT meets the rows already there (a MessageSid is stored once)."""
+    if not await redis.llen(SPILL_KEY):
+        return 0
+    lock = redis.lock(SPILL_LOCK, timeout=LEASE_SECONDS)
+    if not await lock.acquire(blocking=False):
+        return 0
+    moved = 0
+    try:
+        while raw := await redis.lrange(SPILL_KEY, 0, most - 1):
+            rows = [_unspilled(item) for item in raw]
+            kept = [row for row in rows if row is not None]
+            if kept:
+                async with db.engine.begin() as connection:
+                    await connection.execute(_hold_statement(connection.dialect.name), kept)
+            await redis.ltrim(SPILL_KEY, len(raw), -1)
+            moved += len(kept)
+    finally:
+        with contextlib.suppress(LockError, RedisError):
+            await lock.release()
+    if moved:
+        log.warning("%d messages kept in Redis while the database was away are now held", moved)
+    return moved
+
+
+def _unspilled(raw: str | bytes) -> dict[str, object] | None:
+    try:
+        row = dict(json.loads(raw))
+        row["now"] = dt.datetime.fromisoformat(str(row["now"]))
+        return {
+            key: row[key] for key in ("channel", "external_id", "sender", "phone", "text", "now")
+        }
+    except (ValueError, KeyError, TypeError):
+        log.error("a message kept in Redis could not be read (%d bytes); dropped", len(raw))
+        return None
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -359,6 +431,7 @@ class Drainer:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._next_unspill = float("-inf")
 
     def start(self) -> None:
         self._stop = asyncio.Event()
@@ -406,6 +479,22 @@ class Drainer:
         for message in messages:
             await answer(self.runtime, message)
 
+    async def unspill(self) -> None:
+        """Move what was kept in Redis while the database was away into `held_messages`, at
+        most once per `poll_seconds` (one `LLEN` when there is nothing)."""
+        now = time.monotonic()
+        if now < self._next_unspill:
+            return
+        self._next_unspill = now + self.poll_seconds
+        try:
+            await unspill(self.runtime.db, self.runtime.redis)
+        except RedisError as exc:
+            log.warning("held messages: Redis unavailable (%s); again later", type(exc).__name__)
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            log.warning("held messages kept in Redis: the database is still unavailable")
+
     async def _run(self) -> None:
         # Something may be held from before this worker started (or by a replica that stopped).
         pending = True
@@ -416,6 +505,7 @@ class Drainer:
                 continue
             self._wake.clear()
             try:
+                await self.unspill()
                 claimed = await self.drain()
             except Exception as exc:
                 if is_database_unavailable(exc):

@@ -33,14 +33,38 @@ def _on_database(work: Callable[[Database], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+def _kept_in_redis() -> int:
+    """Messages kept in Redis while the database was away, not yet moved."""
+    from api.held import SPILL_KEY
+    from api.redis import connect_redis
+
+    settings = settings_or_exit()
+
+    async def run() -> int:
+        redis = connect_redis(settings)
+        try:
+            return int(await redis.llen(SPILL_KEY))
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
 @held_app.command("stats")
 def stats() -> None:
     """How many messages are held, in which state, and the oldest's age."""
     from api.held import MAX_ATTEMPTS, backlog
 
     found = _on_database(backlog)
+    kept = _kept_in_redis()
+    if kept:
+        console.print(
+            f"kept in Redis while the database was away: {kept:,} "
+            "(an API worker moves them within seconds of its coming back)"
+        )
     if not (found.waiting or found.retrying or found.given_up):
-        console.print("Nothing is held: every message has been answered.")
+        if not kept:
+            console.print("Nothing is held: every message has been answered.")
         return
     age = dt.datetime.now(dt.UTC) - found.oldest if found.oldest else dt.timedelta()
     console.print(f"waiting for a worker with room: {found.waiting:,}")

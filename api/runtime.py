@@ -70,7 +70,7 @@ class Runtime:
             ),
             rate_limiter=RateLimiter(settings, settings.redis_url),
             cache_writes=CacheWrites(redis),
-            holds=Holds(db),
+            holds=Holds(db, redis),
         )
 
     async def close(self) -> None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from xml.etree import ElementTree
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
@@ -451,25 +453,34 @@ async def test_messages_held_together_are_written_in_one_commit(
     assert await count(registry, HeldMessage) == 5  # the repeated MessageSid stored once
 
 
-async def test_a_group_the_database_refuses_is_refused_with_503_each(
-    held_app, client, registry, monkeypatch
-):
-    class DatabaseAway:
-        """Stands in for Database: every connection refused."""
+class DatabaseAway:
+    """Stands in for Database: every connection refused."""
 
+    @staticmethod
+    def autocommit():
+        raise ConnectionError("database away")
+
+    class engine:  # stands in for Database.engine
         @staticmethod
-        def autocommit():
+        def begin():
             raise ConnectionError("database away")
 
-        class engine:  # stands in for Database.engine
-            @staticmethod
-            def begin():
-                raise ConnectionError("database away")
 
+class RedisAway:
+    """Stands in for the Redis client: every command refused."""
+
+    async def rpush(self, *args):
+        raise RedisConnectionError("redis away")
+
+
+async def test_with_the_database_and_redis_away_a_group_is_refused_with_503_each(
+    held_app, client, registry, monkeypatch
+):
     gate = gate_of(held_app)
     busy(gate)
     holds = held_app.state.runtime.holds
     monkeypatch.setattr(holds, "db", DatabaseAway())
+    monkeypatch.setattr(holds, "redis", RedisAway())
     # Whether a message goes alone (an autocommit connection) or with others (a transaction),
     # the refusal reaches each of them.
     responses = await asyncio.gather(
@@ -478,6 +489,88 @@ async def test_a_group_the_database_refuses_is_refused_with_503_each(
     assert [r.status_code for r in responses] == [503, 503, 503]
     assert all(r.headers["retry-after"] for r in responses)
     assert await count(registry, HeldMessage) == 0
+
+
+async def test_with_the_database_away_held_messages_wait_in_redis_until_it_is_back(
+    held_app, client, registry, redis, monkeypatch
+):
+    """Twilio does not send a message again after a 503: while the database is away a held
+    message is kept in Redis, moved into `held_messages` once it is back, and answered."""
+    gate = gate_of(held_app)
+    busy(gate)
+    holds = held_app.state.runtime.holds
+    monkeypatch.setattr(holds, "db", DatabaseAway())
+    spilled = held_total("spilled")
+    forms = [sms(ELIGIBLE, "SMspill0001"), sms("HELP", "SMspill0002", sender="+923009876543")]
+    forms.append(forms[0])  # Twilio's retry of the first: kept twice, stored once
+    responses = await asyncio.gather(*(signed_post(client, form) for form in forms))
+    assert [messages_in(r) for r in responses] == [[], [], []]
+    assert held_total("spilled") == spilled + 3
+    assert await redis.llen(held.SPILL_KEY) == 3
+    assert await count(registry, HeldMessage) == 0
+
+    monkeypatch.setattr(holds, "db", held_app.state.runtime.db)  # the database is back
+    calm(gate)
+    drainer = held.Drainer(held_app.state.runtime, None)
+    await drainer.unspill()
+    assert await redis.llen(held.SPILL_KEY) == 0
+    assert sorted(m.external_id for m in await rows(registry, HeldMessage)) == [
+        "SMspill0001",
+        "SMspill0002",
+    ]
+    assert await drainer.drain() == 2
+    replies = sorted((m.to, m.dedup_key) for m in await rows(registry, OutboundMessage))
+    assert replies == [
+        (ELIGIBLE_PHONE, "held:sms:SMspill0001"),
+        ("+923009876543", "held:sms:SMspill0002"),
+    ]
+
+
+async def test_a_message_whose_answer_meets_a_database_outage_is_held_not_refused(
+    held_app, client, registry, redis, monkeypatch
+):
+    """Not only in a surge: a message the worker had room for, whose answer failed because the
+    database went away, is held (here in Redis, the database being away) and answered later."""
+    holds = held_app.state.runtime.holds
+
+    async def database_away(runtime, inbound):
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr("api.webhooks.twilio.receive", database_away)
+    monkeypatch.setattr(holds, "db", DatabaseAway())
+    assert messages_in(await signed_post(client, sms(ELIGIBLE, "SMspill0101"))) == []
+    assert await redis.llen(held.SPILL_KEY) == 1
+    monkeypatch.undo()  # the database is back
+    drainer = held.Drainer(held_app.state.runtime, None)
+    await drainer.unspill()
+    assert await drainer.drain() == 1
+    [reply] = await rows(registry, OutboundMessage)
+    assert reply.dedup_key == "held:sms:SMspill0101" and "35202-*******-1" in reply.body
+
+
+async def test_one_worker_at_a_time_moves_what_redis_kept(registry, redis, caplog):
+    """Two workers moving the kept messages at once store each once; an entry that cannot be
+    read is dropped with an error line that shows nothing of it."""
+    kept = [
+        json.dumps(
+            {
+                "channel": "sms",
+                "external_id": f"SMkept{i:04d}",
+                "sender": ELIGIBLE_PHONE,
+                "phone": ELIGIBLE_PHONE,
+                "text": "HELP",
+                "now": dt.datetime.now(dt.UTC).isoformat(),
+            }
+        )
+        for i in range(150)
+    ]
+    await redis.rpush(held.SPILL_KEY, *kept[:100], "{not json " + ELIGIBLE, *kept[100:])
+    moved = await asyncio.gather(held.unspill(registry, redis), held.unspill(registry, redis))
+    assert sorted(moved) == [0, 150]  # the second found the first one's lock
+    assert await redis.llen(held.SPILL_KEY) == 0
+    assert await count(registry, HeldMessage) == 150
+    assert "could not be read" in caplog.text and ELIGIBLE not in caplog.text
+    assert await held.unspill(registry, redis) == 0  # nothing left: one LLEN
 
 
 async def test_an_operator_sees_the_backlog_and_retries_what_was_given_up(registry):
@@ -548,3 +641,22 @@ def test_the_held_commands(settings, db):
     assert "1 given-up messages will be tried again" in result.output
     result = CliRunner().invoke(app, ["held", "stats"])
     assert "waiting for a worker with room: 1" in result.output
+
+    async def keep_one(keep: bool) -> None:
+        from api.redis import connect_redis
+
+        redis = connect_redis(settings)
+        try:
+            await redis.delete(held.SPILL_KEY)
+            if keep:
+                await redis.rpush(held.SPILL_KEY, "{}")
+        finally:
+            await redis.aclose()
+
+    asyncio.run(keep_one(True))
+    try:
+        result = CliRunner().invoke(app, ["held", "stats"])
+        assert result.exit_code == 0, result.output
+        assert "kept in Redis while the database was away: 1" in result.output
+    finally:
+        asyncio.run(keep_one(False))

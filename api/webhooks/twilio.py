@@ -20,7 +20,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from api.conversations.service import receive
 from api.deps import runtime_of
 from api.identity import InvalidPhone, normalise_phone
-from api.problems import Problem
+from api.problems import Problem, is_database_unavailable
 from api.settings import Settings
 from api.surge import HOLD
 from api.webhooks.forms import URLENCODED, urlencoded_fields
@@ -98,13 +98,26 @@ async def messaging(request: Request) -> Response:
     )
     if HOLD in request.scope:
         # The worker has no room to answer now (api/surge.py): store it, answer it later.
-        await runtime.holds.hold(inbound)
-        drainer = getattr(request.app.state, "held", None)
-        if drainer is not None:
-            drainer.wake()
-        return Response(content=twiml(""), media_type=TWIML)
-    answer = await receive(runtime, inbound)
+        return await _held(request, inbound)
+    try:
+        answer = await receive(runtime, inbound)
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        # The database went away under it. Twilio does not send it again after a 503: hold it
+        # (in Redis while the database is away) and answer it by SMS once it is back.
+        return await _held(request, inbound)
     return Response(content=twiml(answer.text), media_type=TWIML)
+
+
+async def _held(request: Request, inbound: Inbound) -> Response:
+    """Hold the message (api/held.py) and answer 200 with no reply yet; what the hold raised
+    (the database and Redis both away) goes to the error handlers, a 503."""
+    await runtime_of(request).holds.hold(inbound)
+    drainer = getattr(request.app.state, "held", None)
+    if drainer is not None:
+        drainer.wake()
+    return Response(content=twiml(""), media_type=TWIML)
 
 
 #: A plain Starlette route, tried before every other (api/main.py), not a FastAPI one: the
