@@ -234,6 +234,12 @@ async def unspill(db: Database, redis: Redis, *, most: int = GROUP_MOST) -> int:
             if kept:
                 async with db.engine.begin() as connection:
                     await connection.execute(_hold_statement(connection.dialect.name), kept)
+            # Still this worker's to trim (its lease renewed)? A write that outlasted the lease
+            # leaves the group to the worker that took the lock since, whose INSERT meets it.
+            try:
+                await lock.reacquire()
+            except LockError:
+                break
             await redis.ltrim(SPILL_KEY, len(raw), -1)
             moved += len(kept)
     finally:

@@ -6,6 +6,7 @@ The gate is filled by hand (its slots counted as busy), so nothing here depends 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from xml.etree import ElementTree
@@ -571,6 +572,45 @@ async def test_one_worker_at_a_time_moves_what_redis_kept(registry, redis, caplo
     assert await count(registry, HeldMessage) == 150
     assert "could not be read" in caplog.text and ELIGIBLE not in caplog.text
     assert await held.unspill(registry, redis) == 0  # nothing left: one LLEN
+
+
+async def test_a_worker_whose_lease_ran_out_leaves_what_it_moved_to_the_next(registry, redis):
+    """A write that outlasted the lock's lease: another worker holds the lock by then, so this
+    one trims nothing (the next one's INSERT meets the rows already there) and does not release
+    the other's lock."""
+    now = dt.datetime.now(dt.UTC).isoformat()
+    await redis.rpush(
+        held.SPILL_KEY,
+        *(
+            json.dumps(
+                {
+                    "channel": "sms",
+                    "external_id": f"SMslow{i:04d}",
+                    "sender": ELIGIBLE_PHONE,
+                    "phone": ELIGIBLE_PHONE,
+                    "text": "HELP",
+                    "now": now,
+                }
+            )
+            for i in range(3)
+        ),
+    )
+
+    class OutlastsItsLease:
+        engine = property(lambda self: self)
+
+        @contextlib.asynccontextmanager
+        async def begin(self):
+            await redis.set(held.SPILL_LOCK, "another-worker")  # the lease ran out; taken
+            async with registry.engine.begin() as connection:
+                yield connection
+
+    assert await held.unspill(OutlastsItsLease(), redis) == 0
+    assert await redis.llen(held.SPILL_KEY) == 3  # left for the lock's holder
+    assert await redis.get(held.SPILL_LOCK) == "another-worker"
+    await redis.delete(held.SPILL_LOCK)  # that worker finishes: its rows meet these
+    assert await held.unspill(registry, redis) == 3
+    assert await count(registry, HeldMessage) == 3 and await redis.llen(held.SPILL_KEY) == 0
 
 
 async def test_an_operator_sees_the_backlog_and_retries_what_was_given_up(registry):
