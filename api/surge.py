@@ -53,8 +53,10 @@ refused but *held* (api/held.py): Twilio does not send a message again after a 5
 would lose it. It is stored (with whatever else the worker is holding at that moment, in one
 INSERT), answered `200` with an empty TwiML, and answered by SMS through the outbox once a worker
 has room; past `RABTA_SURGE_MAX_HOLDING` being held at once, it is refused too. A USSD hit is
-refused (the session cannot wait for its screen; the person dials again), a Telegram update too
-(Telegram delivers it again), and `/v1` calls get a problem-details 503 with `Retry-After`.
+refused (the session cannot wait for its screen), with the END screen "the service is busy,
+please try again in a few minutes" in the default language rather than a 503, which a gateway
+shows as a network error; a Telegram update gets a 503 (Telegram delivers it again), and `/v1`
+calls a problem-details 503 with `Retry-After`.
 `/healthz`, `/readyz`, `/metrics` and the agent console are never shed. Outbound replies already
 go before bulk notifications: the outbox is claimed in (priority, id) order, OTP 0, replies 1,
 notifications 5, bulk 9 (api/outbox/service.py).
@@ -683,6 +685,9 @@ HOLD = "rabta.hold"
 #: Requests that are held instead of refused: messages whose gateway would drop them on a 503
 #: (Twilio calls a fallback URL, if there is one, and does not send the message again).
 HELD_PATHS = frozenset({"/webhooks/twilio/messaging"})
+#: A refused USSD hit gets the END screen "busy, try again in a few minutes" (a gateway shows a
+#: 503 as a network error, the person none the wiser); a 503 only while the app has no runtime.
+USSD_PATH = "/webhooks/ussd"
 
 
 class LoadShedding:
@@ -702,6 +707,7 @@ class LoadShedding:
         self.prefixes = prefixes
         self._gate = gate
         self._holding = 0
+        self._ussd_busy: bytes | None = None
 
     @property
     def gate(self) -> Gate:
@@ -740,8 +746,35 @@ class LoadShedding:
         finally:
             gate.release()
 
+    def _ussd_busy_screen(self, scope: Scope) -> bytes | None:
+        """The END screen for a refused USSD hit, rendered once (None before the app's
+        runtime exists)."""
+        if self._ussd_busy is None:
+            runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+            if runtime is None:
+                return None
+            # Imported here: the USSD webhook reaches this module through the services it calls.
+            from api.webhooks.ussd import error_screen
+
+            self._ussd_busy = error_screen(runtime).encode()
+        return self._ussd_busy
+
     async def _refuse(self, scope: Scope, send: Send) -> None:
         retry_after = str(self.settings.retry_after).encode()
+        screen = self._ussd_busy_screen(scope) if scope["path"] == USSD_PATH else None
+        if screen is not None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(screen)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": screen})
+            return
         if scope["path"].startswith("/v1/"):
             body = json.dumps(
                 {

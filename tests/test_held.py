@@ -21,6 +21,7 @@ from twilio.request_validator import RequestValidator
 from api import held, surge
 from api.registry.models import HeldMessage, InboundMessage, OutboundMessage
 from api.settings import get_settings
+from bot.dialogue import ussd as menus
 from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
 
 URL = "/webhooks/twilio/messaging"
@@ -181,6 +182,35 @@ async def test_the_middleware_passes_a_message_it_has_no_room_for_on_to_be_held(
     await first
     assert statuses == [503, 503, 200]
     assert middleware.gate.in_flight == 1  # a held message never took a slot
+
+
+async def test_a_ussd_hit_with_no_room_gets_a_busy_end_screen_not_a_503(held_app, client):
+    """A gateway shows a 503 as a network error; a refused USSD hit is told, in the default
+    language, that the service is busy and to try again in a few minutes, and ends there."""
+    gate = gate_of(held_app)
+    busy(gate)
+    shed = REGISTRY.get_sample_value(
+        "rabta_load_shed_total", {"reason": surge.QUEUE_FULL, "family": "webhooks"}
+    )
+    form = {"sessionId": "ATUid_busy", "serviceCode": "*8171#", "phoneNumber": ELIGIBLE_PHONE}
+    response = await client.post("/webhooks/ussd", data={**form, "text": ""})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    runtime = held_app.state.runtime
+    # USSD screens speak the default language in its USSD form (Roman Urdu for Urdu: an
+    # Arabic-script screen is UCS-2, and operators do not all render it; bot/dialogue/ussd.py).
+    language = menus.ussd_language(runtime.settings.default_language)
+    expected = runtime.renderer.render_text(
+        "errors/try_later", {}, language=language, channel="ussd"
+    )
+    assert response.text == "END " + expected and len(response.text) <= 182
+    after = REGISTRY.get_sample_value(
+        "rabta_load_shed_total", {"reason": surge.QUEUE_FULL, "family": "webhooks"}
+    )
+    assert after == (shed or 0.0) + 1  # counted as shed all the same
+    calm(gate)
+    response = await client.post("/webhooks/ussd", data={**form, "text": ""})
+    assert response.status_code == 200 and response.text.startswith("CON ")  # the menu
 
 
 # -- through the webhook ----------------------------------------------------------------------

@@ -91,11 +91,11 @@ async def ussd(request: Request) -> Response:
     try:
         body = await answer(runtime, hit)
     except _Unanswered:
-        body = _error_screen(runtime)
+        body = error_screen(runtime)
     except Exception:
         # The gateway shows a 500 as a network error; an END screen at least says what to do.
         log.exception("ussd hit failed (session %s)", hit.session_id)
-        body = _error_screen(runtime)
+        body = error_screen(runtime)
     return Response(content=body, media_type=TEXT_PLAIN)
 
 
@@ -252,7 +252,7 @@ async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
             language=turn.outcome.language,
         )
         if earlier is not None:
-            return earlier.reply or _error_screen(runtime)
+            return earlier.reply or error_screen(runtime)
     return turn
 
 
@@ -399,8 +399,9 @@ async def _send_ticket_by_sms(
     )
 
 
-def _error_screen(runtime: Runtime) -> str:
-    """`END` and "try again later", in the default language's USSD form."""
+def error_screen(runtime: Runtime) -> str:
+    """`END` and "try again later", in the default language's USSD form: for a hit that could
+    not be answered, and for one the load-shedding gate refused (api/surge.py)."""
     try:
         text = runtime.renderer.render_text(
             "errors/try_later",
