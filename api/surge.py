@@ -760,22 +760,12 @@ class LoadShedding:
         return self._ussd_busy
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        retry_after = str(self.settings.retry_after).encode()
+        status, content_type = 503, b"text/plain; charset=utf-8"
+        headers = [(b"retry-after", str(self.settings.retry_after).encode())]
         screen = self._ussd_busy_screen(scope) if scope["path"] == USSD_PATH else None
         if screen is not None:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(screen)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": screen})
-            return
-        if scope["path"].startswith("/v1/"):
+            status, body, headers = 200, screen, []  # a last screen: nothing to retry
+        elif scope["path"].startswith("/v1/"):
             body = json.dumps(
                 {
                     "type": "about:blank",
@@ -787,15 +777,14 @@ class LoadShedding:
             content_type = b"application/problem+json"
         else:
             body = b"busy, retry later\n"
-            content_type = b"text/plain; charset=utf-8"
         await send(
             {
                 "type": "http.response.start",
-                "status": 503,
+                "status": status,
                 "headers": [
                     (b"content-type", content_type),
                     (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", retry_after),
+                    *headers,
                 ],
             }
         )
