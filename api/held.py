@@ -15,7 +15,8 @@ went away under it (a restart, a failover): it is held rather than refused. Whil
 is away a held message is kept in Redis (the list `rabta:held:spill`), and the first worker to
 find the database back moves it into `held_messages` (`unspill`: one worker at a time, a group
 removed from Redis only once its INSERT has committed). Only with the database and Redis both
-away is the message refused with a 503.
+away, or with `SPILL_MOST` messages (about 300 MB) already kept, is the message refused with a
+503.
 
 Each API worker process answers held messages in the background (`Drainer`) whenever its gate
 has room to spare: half its slots free, nobody queued, no overload episode. The live traffic
@@ -96,6 +97,9 @@ GROUP_MOST = 64
 #: lets one worker at a time move them into `held_messages` once it is back.
 SPILL_KEY = "rabta:held:spill"
 SPILL_LOCK = "rabta:held:spill:lock"
+#: Messages Redis keeps at most (about 300 bytes each): past that, a long outage gets 503s again
+#: rather than filling Redis, which the rate limits and conversations need too.
+SPILL_MOST = 1_000_000
 
 HELD = Counter(
     "rabta_held_messages_total",
@@ -172,6 +176,9 @@ class Holds:
         """Keep a message in Redis while the database is away; False when Redis cannot."""
         kept = {**row, "now": cast(dt.datetime, row["now"]).isoformat()}
         try:
+            if await self.redis.llen(SPILL_KEY) >= SPILL_MOST:
+                log.error("database unavailable and %d messages kept in Redis: refused", SPILL_MOST)
+                return False
             await self.redis.rpush(SPILL_KEY, json.dumps(kept, ensure_ascii=False))
         except RedisError:
             return False

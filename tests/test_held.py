@@ -500,8 +500,10 @@ class DatabaseAway:
 class RedisAway:
     """Stands in for the Redis client: every command refused."""
 
-    async def rpush(self, *args):
+    async def llen(self, *args):
         raise RedisConnectionError("redis away")
+
+    rpush = llen
 
 
 async def test_with_the_database_and_redis_away_a_group_is_refused_with_503_each(
@@ -539,6 +541,10 @@ async def test_with_the_database_away_held_messages_wait_in_redis_until_it_is_ba
     assert held_total("spilled") == spilled + 3
     assert await redis.llen(held.SPILL_KEY) == 3
     assert await count(registry, HeldMessage) == 0
+    # Redis keeps at most SPILL_MOST: past that, a 503 again.
+    monkeypatch.setattr(held, "SPILL_MOST", 3)
+    assert (await signed_post(client, sms("HELP", "SMspill0003"))).status_code == 503
+    assert await redis.llen(held.SPILL_KEY) == 3
 
     monkeypatch.setattr(holds, "db", held_app.state.runtime.db)  # the database is back
     calm(gate)
