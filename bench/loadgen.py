@@ -5,8 +5,9 @@ counted from that due time, not from when a connection was free to send it: a se
 stalls is charged for the whole queue it causes (no coordinated omission). Requests are the
 pre-built raw HTTP requests of bench/run.py (NUL-separated), sent over `--connections`
 keep-alive connections, all opened before the first request is due (as wrk does), at most one
-request on each at a time. Each request has a timeout; a timed-out connection is closed and
-replaced.
+request on each at a time; responses are parsed by httptools. Each request has a timeout,
+counted from its due time; a timed-out connection is closed and replaced. The generator's own
+CPU per request is reported: it shares the machine with the server it measures.
 
     .venv/bin/python bench/loadgen.py --url http://127.0.0.1:8000 --file F --rate 300 --duration 15
 
@@ -20,8 +21,10 @@ import argparse
 import asyncio
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 from urllib.parse import urlsplit
+
+import httptools
 
 
 def load_requests(path: str) -> list[bytes]:
@@ -71,20 +74,172 @@ class Result:
 HELD = "200 held"
 
 
-async def _read_response(reader: asyncio.StreamReader) -> str:
-    """The response's status, or `HELD` for a TwiML answer with no message in it."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = lines[0].split(b" ", 2)[1].decode()
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    body = await reader.readexactly(length) if length else b""
-    if status == "200" and body.startswith(b"<?xml") and b"<Message>" not in body:
-        return HELD
-    return status
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: at most one request in flight, its response parsed by
+    httptools (uvicorn's own parser) as it arrives."""
+
+    def __init__(self, generator: _Generator) -> None:
+        self.generator = generator
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        #: The request in flight: (due time, raw request, attempt).
+        self.item: tuple[float, bytes, int] | None = None
+        self.body = b""
+        self.reused = False
+
+    def send(self, item: tuple[float, bytes, int]) -> None:
+        assert self.transport is not None
+        self.item = item
+        self.body = b""
+        self.transport.write(item[1])
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.generator.ready(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.generator.failed(self, type(exc).__name__)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.generator.lost(self)
+
+    # httptools callbacks
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        status = str(self.parser.get_status_code())
+        if status == "200" and self.body.startswith(b"<?xml") and b"<Message>" not in self.body:
+            status = HELD
+        self.generator.answered(self, status)
+
+
+class _Generator:
+    """Requests due on a fixed schedule, handed to idle connections (or queued for the next
+    one to come free); a sweep every 10 ms times out what has waited `timeout` since its due
+    time. Protocol callbacks rather than streams and a task per connection: this process shares
+    the cores with the server it measures, and costs it as little as it can."""
+
+    def __init__(self, host: str, port: int, connections: int, timeout: float) -> None:
+        self.host, self.port = host, port
+        self.connections = connections
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        self.idle: list[_Connection] = []
+        self.busy: set[_Connection] = set()
+        self.pending: deque[tuple[float, bytes, int]] = deque()
+        self.opening = 0
+        self.result = Result(0.0)
+        self.closing = False
+
+    async def open(self) -> None:
+        """Open every connection before the first request is due (one that fails is opened
+        again by the sweep)."""
+        await asyncio.gather(*(self._connect() for _ in range(self.connections)))
+
+    async def _connect(self) -> None:
+        self.opening += 1
+        try:
+            await asyncio.wait_for(
+                self.loop.create_connection(lambda: _Connection(self), self.host, self.port),
+                self.timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            self.result.error_kinds["connect " + type(exc).__name__] += 1
+        finally:
+            self.opening -= 1
+
+    def _replace(self) -> None:
+        if not self.closing:
+            self.loop.create_task(self._connect())
+
+    def dispatch(self, item: tuple[float, bytes, int]) -> None:
+        if self.idle:
+            connection = self.idle.pop()
+            self.busy.add(connection)
+            connection.send(item)
+        else:
+            self.pending.append(item)
+
+    def ready(self, connection: _Connection) -> None:
+        """A connection is open, or has finished its request: give it the next one waiting."""
+        if self.pending:
+            self.busy.add(connection)
+            connection.send(self.pending.popleft())
+        else:
+            self.idle.append(connection)
+
+    def answered(self, connection: _Connection, status: str) -> None:
+        assert connection.item is not None
+        due = connection.item[0]
+        self.result.record(status, time.perf_counter() - due, due)
+        connection.item = None
+        connection.reused = True
+        self.busy.discard(connection)
+        self.ready(connection)
+
+    def failed(self, connection: _Connection, kind: str) -> None:
+        """A response that could not be parsed: an error, and the connection is replaced."""
+        if connection.item is not None:
+            self.result.errors += 1
+            self.result.error_kinds[kind] += 1
+            connection.item = None
+        self._drop(connection)
+
+    def lost(self, connection: _Connection) -> None:
+        item, connection.item = connection.item, None
+        was_open = connection in self.busy or connection in self.idle
+        self._forget(connection)
+        if item is not None:
+            if connection.reused and item[2] == 1:
+                # The server closed an idle keep-alive connection (uvicorn does after 5 s):
+                # what an HTTP client does is reconnect and send again.
+                self.result.reconnects += 1
+                self.pending.appendleft((item[0], item[1], 2))
+            else:
+                self.result.errors += 1
+                self.result.error_kinds["ConnectionLost"] += 1
+        if was_open:
+            self._replace()
+
+    def _forget(self, connection: _Connection) -> None:
+        self.busy.discard(connection)
+        if connection in self.idle:
+            self.idle.remove(connection)
+
+    def _drop(self, connection: _Connection) -> None:
+        self._forget(connection)
+        if connection.transport is not None:
+            connection.transport.abort()  # connection_lost follows, and finds it forgotten
+        self._replace()
+
+    def sweep(self) -> None:
+        """Time out what has waited `timeout` since it was due: in flight (its connection is
+        closed and replaced) or still queued (it could not be answered in time anyway)."""
+        late = time.perf_counter() - self.timeout
+        for connection in [c for c in self.busy if c.item is not None and c.item[0] < late]:
+            self.result.timeouts += 1
+            connection.item = None
+            self._drop(connection)
+        while self.pending and self.pending[0][0] < late:
+            self.pending.popleft()
+            self.result.timeouts += 1
+        if self.opening == 0 and len(self.busy) + len(self.idle) < self.connections:
+            for _ in range(self.connections - len(self.busy) - len(self.idle)):
+                self._replace()
+
+    def outstanding(self) -> bool:
+        return bool(self.pending or self.busy)
+
+    def close(self) -> None:
+        self.closing = True
+        for connection in [*self.idle, *self.busy]:
+            if connection.transport is not None:
+                connection.transport.close()
 
 
 async def run(
@@ -97,91 +252,39 @@ async def run(
     timeout: float,  # noqa: ASYNC109 - a per-request budget, not the call's
 ) -> dict:
     parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
-
-    Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-    async def connect() -> Connection:
-        return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-
+    generator = _Generator(parts.hostname or "127.0.0.1", parts.port or 80, connections, timeout)
     # Every connection is open before the first request is due, as wrk opens its own and as a
     # gateway keeps its keep-alive connections: the schedule measures requests, not a storm of
-    # new connections in its first second. The server gets a moment to accept them. One that
-    # failed is opened by its worker when it has a request to send.
-    opened = [
-        None if isinstance(connection, BaseException) else connection
-        for connection in await asyncio.gather(
-            *(connect() for _ in range(connections)), return_exceptions=True
-        )
-    ]
+    # new connections in its first second. The server gets a moment to accept them.
+    await generator.open()
+    cpu_before = time.process_time()
     start = time.perf_counter() + 0.25
-    result = Result(start)
-
-    async def worker(connection: Connection | None) -> None:
-        reader, writer = connection or (None, None)
-        while True:
-            item = await queue.get()
-            if item is None:
-                break
-            due, raw = item
-            for attempt in (1, 2):
-                reused = writer is not None
-                try:
-                    if writer is None:
-                        reader, writer = await connect()
-                    assert reader is not None and writer is not None
-                    remaining = max(0.001, due + timeout - time.perf_counter())
-                    writer.write(raw)
-                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for starts a task per
-                    # call, and this process shares the two cores with the server it measures.
-                    async with asyncio.timeout(remaining):
-                        status = await _read_response(reader)
-                    result.record(status, time.perf_counter() - due, due)
-                    break
-                except TimeoutError:
-                    result.timeouts += 1
-                    if writer is not None:
-                        writer.close()
-                    reader = writer = None
-                    break
-                except (OSError, asyncio.IncompleteReadError) as exc:
-                    if writer is not None:
-                        writer.close()
-                    reader = writer = None
-                    if reused and attempt == 1:
-                        # The server closed an idle keep-alive connection (uvicorn does after
-                        # 5 s): what an HTTP client does is reconnect and send again.
-                        result.reconnects += 1
-                        continue
-                    result.errors += 1
-                    result.error_kinds[type(exc).__name__] += 1
-                    break
-                except (ValueError, IndexError) as exc:
-                    result.errors += 1
-                    result.error_kinds[type(exc).__name__] += 1
-                    if writer is not None:
-                        writer.close()
-                    reader = writer = None
-                    break
-        if writer is not None:
-            writer.close()
-
-    workers = [asyncio.create_task(worker(connection)) for connection in opened]
+    result = generator.result
+    result.start = start
     total = int(rate * duration)
     sent = 0
+    next_sweep = start
     while sent < total:
         now = time.perf_counter()
         due_count = min(total, int((now - start) * rate) + 1)
         while sent < due_count:
-            queue.put_nowait((start + sent / rate, requests[sent % len(requests)]))
+            generator.dispatch((start + sent / rate, requests[sent % len(requests)], 1))
             sent += 1
+        if now >= next_sweep:
+            generator.sweep()
+            next_sweep = now + 0.01
+        # At least a millisecond: the event loop's timers count whole milliseconds, and a
+        # shorter sleep is rounded to none, a busy loop that took a core from the server this
+        # measures. What falls due meanwhile is sent together on waking, up to a millisecond
+        # late: latency counts from the due time, so the server is charged for it.
         next_due = start + sent / rate
-        await asyncio.sleep(max(0.0, next_due - time.perf_counter()))
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
+        await asyncio.sleep(max(0.001, next_due - time.perf_counter()))
+    while generator.outstanding():
+        generator.sweep()
+        await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_before
+    generator.close()
     everything = sorted(lat for lats in result.latencies.values() for lat in lats)
     by_class: dict[str, dict[str, float]] = {}
     for status, lats in result.latencies.items():
@@ -210,6 +313,7 @@ async def run(
         "by_status": by_class,
         "seconds": result.seconds(),
         "wrapped": sent > len(requests),
+        "generator_cpu_ms_per_request": round(1000 * cpu / max(1, sent), 3),
     }
 
 
