@@ -68,7 +68,7 @@ from api import hot
 from api.db import Database, claim_rows, insert_for, utc
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.outbox.worker import nap
-from api.problems import is_database_unavailable
+from api.problems import DatabaseStalled, is_database_unavailable
 from api.registry.models import HeldMessage
 from bot.channels.base import Inbound
 
@@ -100,6 +100,9 @@ SPILL_LOCK = "rabta:held:spill:lock"
 #: Messages Redis keeps at most (about 300 bytes each): past that, a long outage gets 503s again
 #: rather than filling Redis, which the rate limits and conversations need too.
 SPILL_MOST = 1_000_000
+#: How long a hold waits for its write before keeping the message in Redis instead: a stalled
+#: database (a partition, a lock) must not keep Twilio waiting past its 15 s.
+WRITE_WITHIN = 2.0
 
 HELD = Counter(
     "rabta_held_messages_total",
@@ -147,11 +150,13 @@ class Holds:
         self._rows: list[tuple[dict[str, object], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def hold(self, inbound: Inbound) -> None:
+    async def hold(self, inbound: Inbound, *, database_away: bool = False) -> None:
         """Store a message to be answered later (once, however often its provider sends it).
-        With the database away, it is kept in Redis until a worker moves it (`unspill`); raises
-        what the write raised when Redis cannot take it either (the caller answers 503)."""
-        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        With the database away (or already known to be: `database_away`), or its write not done
+        within `WRITE_WITHIN` (a stalled database), it is kept in Redis until a worker moves it
+        (`unspill`; a write that lands late stores nothing twice: a MessageSid is stored once).
+        Raises what the write raised (`DatabaseStalled` for one not tried or not done in time)
+        when Redis cannot take it either: the caller answers 503."""
         row: dict[str, object] = {
             "channel": inbound.channel,
             "external_id": inbound.message_id,
@@ -160,17 +165,36 @@ class Holds:
             "text": inbound.text,
             "now": utcnow(),
         }
+        failure: Exception = DatabaseStalled("the database is away")
+        if not database_away:
+            try:
+                await self._write_within(row)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                failure = exc
+            else:
+                HELD.labels(inbound.channel, "held").inc()
+                return
+        if not await self._spill(row):
+            raise failure
+        HELD.labels(inbound.channel, "spilled").inc()
+
+    async def _write_within(self, row: dict[str, object]) -> None:
+        """The row written with the group under way or the next, within `WRITE_WITHIN`."""
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._rows.append((row, written))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
+        deadline = asyncio.timeout(WRITE_WITHIN)
         try:
-            await written
-        except Exception as exc:
-            if not is_database_unavailable(exc) or not await self._spill(row):
-                raise
-            HELD.labels(inbound.channel, "spilled").inc()
-            return
-        HELD.labels(inbound.channel, "held").inc()
+            async with deadline:
+                await asyncio.shield(written)
+        except TimeoutError as exc:
+            if deadline.expired():
+                # The write goes on: whatever it ends with is read here, not left unread.
+                written.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise DatabaseStalled(f"no write within {WRITE_WITHIN} s") from exc
 
     async def _spill(self, row: dict[str, object]) -> bool:
         """Keep a message in Redis while the database is away; False when Redis cannot."""

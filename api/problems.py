@@ -100,6 +100,11 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 DATABASE_RETRY_AFTER = 5
 
 
+class DatabaseStalled(ConnectionError):
+    """The database did not answer in time (a partition, a stalled server): as unavailable as
+    one that refused the connection, and answered the same way."""
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """True for a lost or refused database connection (a restart, a failover, a busy SQLite
     file), as opposed to a query or a value that is wrong: the same request may succeed later."""

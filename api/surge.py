@@ -67,7 +67,9 @@ database pool, 30, since an SMS holds two connections at once), `RABTA_SURGE_MAX
 `RABTA_SURGE_MAX_WAIT_MS` (2000: well inside Twilio's 15 s and a load balancer's timeouts, long
 enough that a burst on a busy machine queues instead of bouncing), `RABTA_SURGE_RETRY_AFTER` (2 s),
 `RABTA_SURGE_MAX_HOLDING` (8 per worker: SMS and WhatsApp messages being held at once; 0 refuses
-them like the rest).
+them like the rest), `RABTA_SURGE_ANSWER_WITHIN_MS` (8000: an SMS or WhatsApp message not
+answered by then, the database or Redis stalled rather than refusing, is held instead; with
+`MAX_WAIT` and the hold itself, Twilio has its answer inside its 15 s).
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class SurgeSettings(BaseSettings):
     max_wait_ms: int = Field(2000, alias="RABTA_SURGE_MAX_WAIT_MS", ge=1)
     retry_after: int = Field(2, alias="RABTA_SURGE_RETRY_AFTER", ge=1)
     max_holding: int = Field(8, alias="RABTA_SURGE_MAX_HOLDING", ge=0)
+    answer_within_ms: int = Field(8000, alias="RABTA_SURGE_ANSWER_WITHIN_MS", ge=1)
 
 
 @lru_cache

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from twilio.request_validator import RequestValidator
 
 from api import held, surge
@@ -583,6 +583,44 @@ async def test_a_message_whose_answer_meets_a_database_outage_is_held_not_refuse
     assert await drainer.drain() == 1
     [reply] = await rows(registry, OutboundMessage)
     assert reply.dedup_key == "held:sms:SMspill0101" and "35202-*******-1" in reply.body
+
+
+async def test_a_message_whose_answer_stalls_is_held_in_time_and_answered_later(
+    held_app, client, registry, redis, monkeypatch
+):
+    """A database that stalls instead of refusing (a partition, a lock held too long) must not
+    keep Twilio waiting past its 15 s, after which the message would be lost: once
+    RABTA_SURGE_ANSWER_WITHIN_MS has passed the message is held, in Redis when the hold's own
+    write stalls too, and answered by SMS once the database answers again."""
+    if registry.engine.dialect.name != "postgresql":
+        pytest.skip("the stall is a PostgreSQL table lock")
+    monkeypatch.setenv("RABTA_SURGE_ANSWER_WITHIN_MS", "300")
+    surge.get_surge_settings.cache_clear()
+    monkeypatch.setattr(held, "WRITE_WITHIN", 0.3)
+    spilled = held_total("spilled")
+    async with registry.engine.begin() as locker:
+        # Every statement that writes a contact or a held message now waits for this lock.
+        await locker.execute(text("LOCK TABLE contacts, held_messages IN ACCESS EXCLUSIVE MODE"))
+        async with asyncio.timeout(5):  # far less than Twilio's 15 s; the stall is unbounded
+            response = await signed_post(client, sms(ELIGIBLE, "SMstall0001"))
+        assert messages_in(response) == []
+        assert held_total("spilled") == spilled + 1
+        assert await redis.llen(held.SPILL_KEY) == 1
+    # The lock is gone: the hold's write that waited for it lands as well, and the message is
+    # still stored once and answered once.
+    drainer = held.Drainer(held_app.state.runtime, None)
+    async with asyncio.timeout(10):  # liveness, not speed
+        while not await count(registry, HeldMessage):
+            await asyncio.sleep(0.02)
+    await drainer.unspill()
+    assert await redis.llen(held.SPILL_KEY) == 0
+    assert [m.external_id for m in await rows(registry, HeldMessage)] == ["SMstall0001"]
+    assert await drainer.drain() == 1
+    [reply] = await rows(registry, OutboundMessage)
+    assert reply.dedup_key == "held:sms:SMstall0001" and "35202-*******-1" in reply.body
+    # The worker's connections came through the cancelled statement: the next message is
+    # answered at once, as usual.
+    assert messages_in(await signed_post(client, sms(ELIGIBLE, "SMstall0002"))) != []
 
 
 async def test_one_worker_at_a_time_moves_what_redis_kept(registry, redis, caplog):
