@@ -68,8 +68,9 @@ database pool, 30, since an SMS holds two connections at once), `RABTA_SURGE_MAX
 enough that a burst on a busy machine queues instead of bouncing), `RABTA_SURGE_RETRY_AFTER` (2 s),
 `RABTA_SURGE_MAX_HOLDING` (8 per worker: SMS and WhatsApp messages being held at once; 0 refuses
 them like the rest), `RABTA_SURGE_ANSWER_WITHIN_MS` (8000: an SMS or WhatsApp message not
-answered by then, the database or Redis stalled rather than refusing, is held instead; with
-`MAX_WAIT` and the hold itself, Twilio has its answer inside its 15 s).
+answered by then, the database or Redis stalled rather than refusing, is held instead, and a
+USSD hit gets the busy END screen; with `MAX_WAIT` and the hold itself, the gateway has its
+answer inside its 15 s: `answered_within`).
 """
 
 from __future__ import annotations
@@ -79,10 +80,10 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import Counter
 from pydantic import Field
@@ -108,6 +109,8 @@ if TYPE_CHECKING:
     from bot.channels.base import Inbound, Reply
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class SurgeSettings(BaseSettings):
@@ -685,6 +688,44 @@ def worker_gate(settings: SurgeSettings | None = None) -> Gate | None:
 #: The scope key a request refused by the gate carries into the app when it is to be held
 #: (api/held.py): its value is the reason it was refused.
 HOLD = "rabta.hold"
+
+
+async def answered_within(answering: Coroutine[Any, Any, T]) -> T | None:
+    """What `answering` returns, or None when it has not returned within
+    `RABTA_SURGE_ANSWER_WITHIN_MS`: the database or Redis stalls rather than refusing (a network
+    partition, a lock held too long), and the gateway must have an answer before it gives up
+    (Twilio and Africa's Talking wait 15 s). It runs as a task of its own, called off when late
+    but not waited for: its clean-up can stall as long as the database does (asyncpg asks the
+    server to cancel the statement, over a new connection, and waits for that, and a cancel
+    that reaches the server before the statement does is ignored)."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(answering)
+    ready: asyncio.Future[None] = loop.create_future()
+    wake = partial(_wake, ready)
+    task.add_done_callback(wake)
+    late = loop.call_later(get_surge_settings().answer_within_ms / 1000, wake)
+    try:
+        await ready
+    finally:
+        late.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    task.add_done_callback(_outcome_read)
+    return None
+
+
+def _wake(ready: asyncio.Future[None], *_: object) -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
+def _outcome_read(task: asyncio.Future[Any]) -> None:
+    """A late answer's outcome, read so that asyncio does not report it as never retrieved."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("an answer called off for being late failed: %s", type(exc).__name__)
+
+
 #: Requests that are held instead of refused: messages whose gateway would drop them on a 503
 #: (Twilio calls a fallback URL, if there is one, and does not send the message again).
 HELD_PATHS = frozenset({"/webhooks/twilio/messaging"})

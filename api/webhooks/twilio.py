@@ -8,11 +8,8 @@ the worker has no room for, or cannot answer (the database away, or it or Redis 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
-from functools import partial
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from starlette.requests import Request
@@ -21,17 +18,14 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator, compare
 from twilio.twiml.messaging_response import MessagingResponse
 
-from api.conversations.service import Answer, receive
+from api.conversations.service import receive
 from api.deps import runtime_of
 from api.identity import InvalidPhone, normalise_phone
 from api.problems import Problem, is_database_unavailable
 from api.settings import Settings
-from api.surge import HOLD, get_surge_settings
+from api.surge import HOLD, answered_within
 from api.webhooks.forms import URLENCODED, urlencoded_fields
 from bot.channels.base import Inbound
-
-if TYPE_CHECKING:
-    from api.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +101,7 @@ async def messaging(request: Request) -> Response:
         # The worker has no room to answer now (api/surge.py): store it, answer it later.
         return await _held(request, inbound)
     try:
-        answer = await _answered_within(runtime, inbound)
+        answer = await answered_within(receive(runtime, inbound))
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise
@@ -117,45 +111,11 @@ async def messaging(request: Request) -> Response:
         return await _held(request, inbound, database_away=True)
     if answer is None:
         # The database (or Redis) stalls rather than refusing: Twilio would time out at 15 s
-        # and not send it again. Hold it and answer it by SMS later (should the answer under
-        # way still be recorded, that is a replay then: one reply all the same).
+        # and not send it again. Hold it and answer it by SMS later (should the answer called
+        # off have been recorded after all, that is a replay then: one reply all the same).
         log.warning("twilio message held: no answer in time")
         return await _held(request, inbound)
     return Response(content=twiml(answer.text), media_type=TWIML)
-
-
-async def _answered_within(runtime: Runtime, inbound: Inbound) -> Answer | None:
-    """`receive`'s answer, or None when it has not come within `RABTA_SURGE_ANSWER_WITHIN_MS`.
-    The answer runs as a task of its own, called off when late but not waited for: its clean-up
-    can stall as long as the database does (asyncpg asks the server to cancel the statement,
-    over a new connection, and waits for that, and a cancel that reaches the server before the
-    statement does is ignored)."""
-    loop = asyncio.get_running_loop()
-    answering = loop.create_task(receive(runtime, inbound))
-    ready: asyncio.Future[None] = loop.create_future()
-    wake = partial(_wake, ready)
-    answering.add_done_callback(wake)
-    late = loop.call_later(get_surge_settings().answer_within_ms / 1000, wake)
-    try:
-        await ready
-    finally:
-        late.cancel()
-    if answering.done():
-        return answering.result()
-    answering.cancel()
-    answering.add_done_callback(_outcome_read)
-    return None
-
-
-def _wake(ready: asyncio.Future[None], *_: object) -> None:
-    if not ready.done():
-        ready.set_result(None)
-
-
-def _outcome_read(task: asyncio.Future[Answer]) -> None:
-    """A late answer's outcome, read so that asyncio does not report it as never retrieved."""
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.warning("a late twilio answer failed: %s", type(exc).__name__)
 
 
 async def _held(request: Request, inbound: Inbound, *, database_away: bool = False) -> Response:

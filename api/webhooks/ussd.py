@@ -47,6 +47,7 @@ from api.metrics import MESSAGES, REPLAYS
 from api.outbox.service import enqueue
 from api.problems import Problem
 from api.runtime import Runtime
+from api.surge import answered_within
 from api.webhooks.forms import MAX_FIELDS, URLENCODED, urlencoded_fields
 from bot.dialogue import ussd as menus
 from bot.dialogue.ussd import UssdState, UssdStore
@@ -89,7 +90,12 @@ async def ussd(request: Request) -> Response:
     runtime = runtime_of(request)
     hit = await _read_hit(request)
     try:
-        body = await answer(runtime, hit)
+        screen = await answered_within(answer(runtime, hit))
+        if screen is None:
+            # The database or Redis stalls: the gateway would end the session with a network
+            # error at 15 s; "try again later" says what to do, and nothing was changed.
+            log.warning("ussd hit not answered in time (session %s)", hit.session_id)
+        body = screen or error_screen(runtime)
     except _Unanswered:
         body = error_screen(runtime)
     except Exception:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 
+from api import surge
 from api.registry.models import Contact, Grievance, Household, InboundMessage, OutboundMessage
+from api.webhooks.ussd import error_screen
 from bot.channels.ussd import SCREEN_GSM7
 from bot.dialogue.ussd import SEEN_SECONDS, SESSION_SECONDS, Plan, UssdState, UssdStore, plan
 from tests.conftest import (
@@ -350,6 +355,34 @@ async def test_a_failure_while_answering_is_an_end_screen_not_a_500(client, regi
     monkeypatch.setattr(menus, "handle", broken)
     body = screen_of(await client.post(URL, data=ussd_form("ATUid_bug", ELIGIBLE_PHONE, "")))
     assert body.startswith("END ")
+
+
+@pytest.fixture
+def answer_within_300_ms(monkeypatch):
+    monkeypatch.setenv("RABTA_SURGE_ANSWER_WITHIN_MS", "300")
+    surge.get_surge_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    surge.get_surge_settings.cache_clear()
+
+
+async def test_a_hit_the_database_stalls_ends_politely_in_time(
+    client, app, registry, answer_within_300_ms
+):
+    """A database that stalls rather than refusing (a partition, a lock held too long): the
+    gateway gives up at 15 s and shows a network error; the hit gets the "try again later" END
+    screen once RABTA_SURGE_ANSWER_WITHIN_MS has passed, and the next session goes on as usual."""
+    if registry.engine.dialect.name != "postgresql":
+        pytest.skip("the stall is a PostgreSQL table lock")
+    async with registry.engine.begin() as locker:
+        await locker.execute(sql("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE"))
+        async with asyncio.timeout(5):  # the stall itself is unbounded
+            body = screen_of(
+                await client.post(URL, data=ussd_form("ATUid_stall", HELPER_PHONE, ""))
+            )
+    assert body == error_screen(app.state.runtime)  # END "…busy. Please try again in a few…"
+    body = screen_of(await client.post(URL, data=ussd_form("ATUid_after", HELPER_PHONE, "")))
+    assert body.startswith("CON ")
 
 
 async def test_a_look_up_hit_is_recorded_with_its_screen_and_a_replay_gets_it(client, registry, db):
