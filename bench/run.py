@@ -844,8 +844,8 @@ def render_report(report: dict[str, Any]) -> str:
         "",
         "| scenario | workers | target/s | achieved/s | p50 ms | p99 ms | p99 of replies ms | "
         "200 with a reply | 200 held | 503 | 429 | other non-2xx | timeouts + errors | "
-        "p99 of 503s ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "p99 of 503s ms | server CPU ms/req | generator CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if r["tool"] == "wrk":
@@ -858,7 +858,8 @@ def render_report(report: dict[str, Any]) -> str:
             f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {replies_p99(r)} | "
             f"{statuses.get('200', 0):,} | {statuses.get(HELD, 0):,} | "
             f"{statuses.get('503', 0):,} | {statuses.get('429', 0):,} | {other:,} | "
-            f"{r['timeouts'] + r['errors']:,} | {shed.get('p99_ms', '-')} |"
+            f"{r['timeouts'] + r['errors']:,} | {shed.get('p99_ms', '-')} | "
+            f"{r.get('cpu_ms', 0):.2f} | {r.get('generator_cpu_ms_per_request', '-')} |"
         )
     drained = [r for r in results if r.get("drain")]
     for r in drained:

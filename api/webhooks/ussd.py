@@ -93,9 +93,11 @@ async def ussd(request: Request) -> Response:
         screen = await answered_within(answer(runtime, hit))
         if screen is None:
             # The database or Redis stalls: the gateway would end the session with a network
-            # error at 15 s; "try again later" says what to do, and nothing was changed.
+            # error at 15 s. "Try again later" says what to do (a hit claimed with its side
+            # effects commits them all or none).
             log.warning("ussd hit not answered in time (session %s)", hit.session_id)
-        body = screen or error_screen(runtime)
+            screen = error_screen(runtime)
+        body = screen
     except _Unanswered:
         body = error_screen(runtime)
     except Exception:
