@@ -139,10 +139,12 @@ class _Generator:
     async def open(self) -> None:
         """Open every connection before the first request is due (one that fails is opened
         again by the sweep)."""
+        self.opening += self.connections
         await asyncio.gather(*(self._connect() for _ in range(self.connections)))
 
     async def _connect(self) -> None:
-        self.opening += 1
+        """Open one connection; `opening` was counted up for it when it was asked for, so that
+        the sweep does not open it a second time before this has even begun."""
         try:
             await asyncio.wait_for(
                 self.loop.create_connection(lambda: _Connection(self), self.host, self.port),
@@ -155,6 +157,7 @@ class _Generator:
 
     def _replace(self) -> None:
         if not self.closing:
+            self.opening += 1
             self.loop.create_task(self._connect())
 
     def dispatch(self, item: tuple[float, bytes, int]) -> None:
@@ -228,9 +231,8 @@ class _Generator:
         while self.pending and self.pending[0][0] < late:
             self.pending.popleft()
             self.result.timeouts += 1
-        if self.opening == 0 and len(self.busy) + len(self.idle) < self.connections:
-            for _ in range(self.connections - len(self.busy) - len(self.idle)):
-                self._replace()
+        for _ in range(self.connections - len(self.busy) - len(self.idle) - self.opening):
+            self._replace()  # what failed to open, opened again
 
     def outstanding(self) -> bool:
         return bool(self.pending or self.busy)
