@@ -964,6 +964,20 @@ def seconds_over(result: dict, limit_ms: float = 50.0) -> str:
     )
 
 
+def host_drift(run: dict, closed: dict | None) -> str:
+    """How the workers' CPU per SMS in an open-loop run compares with the closed-loop run that
+    set the maximum: on a shared host it moves by tens of per cent within minutes, and then
+    "70 % of the maximum" asks more or less of the host than 70 %."""
+    if not closed or not run.get("cpu_ms") or not closed.get("cpu_ms"):
+        return ""
+    change = run["cpu_ms"] / closed["cpu_ms"] - 1
+    return (
+        f"; the workers' CPU per SMS {run['cpu_ms']:.2f} ms against {closed['cpu_ms']:.2f} ms "
+        f"when the maximum was measured (the host {abs(change):.0%} "
+        f"{'slower' if change > 0 else 'faster'})"
+    )
+
+
 def targets(results: list[dict]) -> list[dict[str, Any]]:
     index = {(r["app"], r["workers"], r["scenario"]): r for r in results}
     out: list[dict[str, Any]] = []
@@ -995,6 +1009,7 @@ def targets(results: list[dict]) -> list[dict[str, Any]]:
                 f"{steady['statuses'].get(HELD, 0):,} held, "
                 f"{steady['statuses'].get('503', 0):,} refused)"
                 + seconds_over(steady)
+                + host_drift(steady, index.get(("rabta", 2, "sms")))
                 + "".join(
                     f"; at {share}%: p99 {point['p99_ms']:.1f} ms at {point['rps']:,.0f}/s"
                     for share in (50, 30)
