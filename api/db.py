@@ -22,6 +22,10 @@ from sqlalchemy.ext.asyncio import (
 
 from api.settings import Settings
 
+#: Seconds to open a PostgreSQL connection, and to wait for a free one in the pool.
+CONNECT_TIMEOUT = 10.0
+POOL_TIMEOUT = 10.0
+
 
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for `url`; SQLite gets its folder created, WAL and foreign keys."""
@@ -45,7 +49,17 @@ def create_engine(url: str) -> AsyncEngine:
     # which answers 503 for Twilio to retry; SQLAlchemy then discards every connection made
     # before the failure, so one such request refreshes the whole pool. `pool_recycle` keeps
     # connections younger than a proxy's or firewall's idle timeout.
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    # Bounded waits: asyncpg waits 60 s for a new connection and the pool 30 s for a free one,
+    # which in a partition (a server that accepts and says nothing) kept requests hanging long
+    # past any gateway's patience; past these they fail as unavailable (503, or held).
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_recycle=1800,
+        pool_timeout=POOL_TIMEOUT,
+        connect_args={"timeout": CONNECT_TIMEOUT},
+    )
 
 
 def _autocommit(engine: AsyncEngine) -> AsyncEngine:

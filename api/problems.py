@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,14 @@ class DatabaseStalled(ConnectionError):
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    """True for a lost or refused database connection (a restart, a failover, a busy SQLite
-    file), as opposed to a query or a value that is wrong: the same request may succeed later."""
+    """True for a lost, refused or unanswered database connection (a restart, a failover, a
+    partition, a busy SQLite file), as opposed to a query or a value that is wrong: the same
+    request may succeed later."""
     if isinstance(exc, ConnectionError):  # refused or reset before the driver wrapped it
+        return True
+    if isinstance(exc, (TimeoutError, PoolTimeout)):
+        # Not answered in time: asyncpg's connect timeout (a server that accepts and says
+        # nothing, a partition) and the pool's checkout timeout, neither wrapped by SQLAlchemy.
         return True
     if not isinstance(exc, DBAPIError):
         return False
@@ -152,6 +158,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
-    for unavailable in (DBAPIError, ConnectionError):
+    for unavailable in (DBAPIError, ConnectionError, TimeoutError, PoolTimeout):
         app.add_exception_handler(unavailable, _database)
     app.add_exception_handler(Exception, _unexpected)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+import asyncio
 
-from api.problems import is_database_unavailable
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy import text as sql
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from api.problems import DATABASE_RETRY_AFTER, install, is_database_unavailable
 from api.registry.models import InboundMessage
 from bot.dialogue.keywords import Intent, parse
 from tests.api.test_twilio_webhook import URL, sms
@@ -75,8 +81,47 @@ class _Orig(Exception):
         (OperationalError("x", {}, _Orig("no such table: persons")), False),
         (InterfaceError("x", {}, _Orig("Error binding parameter 1")), False),
         (ValueError("not a database error"), False),
+        (TimeoutError(), True),  # asyncpg's connect timeout, not wrapped by SQLAlchemy
+        (PoolTimeout("QueuePool limit of size 10 overflow 20 reached"), True),
     ],
 )
 def test_only_a_lost_database_is_a_503(exc, unavailable):
     """A restart or failover is worth retrying (503); a wrong query or value is a bug (500)."""
     assert is_database_unavailable(exc) is unavailable
+
+
+async def test_a_database_that_accepts_and_never_answers_is_unavailable_in_bounded_time(
+    monkeypatch,
+):
+    """A partition, or a server that accepts the connection and says nothing: asyncpg waited
+    60 s for it, and its TimeoutError reached the client as a 500. Now the wait is bounded and
+    the request is answered 503 with Retry-After (the Twilio webhook holds the message)."""
+    from api import db as database
+
+    async def say_nothing(reader, writer):
+        await reader.read()  # until the client gives up and closes
+
+    server = await asyncio.start_server(say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(database, "CONNECT_TIMEOUT", 0.3)
+    engine = database.create_engine(f"postgresql+asyncpg://rabta@127.0.0.1:{port}/rabta")
+    app = FastAPI()
+    install(app)
+
+    @app.get("/read")
+    async def read() -> dict[str, int]:
+        async with engine.connect() as connection:
+            await connection.execute(sql("SELECT 1"))
+        return {"read": 1}
+
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+            asyncio.timeout(5),
+        ):
+            response = await http.get("/read")
+    finally:
+        await engine.dispose()
+        server.close()
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == str(DATABASE_RETRY_AFTER)
