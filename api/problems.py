@@ -110,11 +110,10 @@ def is_database_unavailable(exc: BaseException) -> bool:
     """True for a lost, refused or unanswered database connection (a restart, a failover, a
     partition, a busy SQLite file), as opposed to a query or a value that is wrong: the same
     request may succeed later."""
-    if isinstance(exc, ConnectionError):  # refused or reset before the driver wrapped it
-        return True
-    if isinstance(exc, (TimeoutError, PoolTimeout)):
-        # Not answered in time: asyncpg's connect timeout (a server that accepts and says
-        # nothing, a partition) and the pool's checkout timeout, neither wrapped by SQLAlchemy.
+    # Refused or reset before the driver wrapped it, or not answered in time: asyncpg's connect
+    # timeout (a server that accepts and says nothing, a partition) and the pool's checkout
+    # timeout, which SQLAlchemy does not wrap either.
+    if isinstance(exc, (ConnectionError, TimeoutError, PoolTimeout)):
         return True
     if not isinstance(exc, DBAPIError):
         return False

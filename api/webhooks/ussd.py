@@ -90,14 +90,13 @@ async def ussd(request: Request) -> Response:
     runtime = runtime_of(request)
     hit = await _read_hit(request)
     try:
-        screen = await answered_within(answer(runtime, hit))
-        if screen is None:
+        body = await answered_within(answer(runtime, hit))
+        if body is None:
             # The database or Redis stalls: the gateway would end the session with a network
             # error at 15 s. "Try again later" says what to do (a hit claimed with its side
             # effects commits them all or none).
             log.warning("ussd hit not answered in time (session %s)", hit.session_id)
-            screen = error_screen(runtime)
-        body = screen
+            body = error_screen(runtime)
     except _Unanswered:
         body = error_screen(runtime)
     except Exception:
