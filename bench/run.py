@@ -10,9 +10,11 @@ What it does, end to end (each step skipped when already done, so reruns are fas
 3. For 1 and 2 uvicorn workers: Rabta (`rabta serve`, RABTA_ENV=production with PostgreSQL,
    Redis and TWILIO_AUTH_TOKEN set, so signatures are checked) and bench/baseline.py under the
    same uvicorn, each driven by wrk (bench/requests.lua) at full speed; peak RSS per worker.
-4. With 2 workers: Rabta at a constant 70 % of its measured maximum and at 2× it (open loop,
-   bench/loadgen.py), the REST API with the default per-IP limit (429s), and, for contrast, 2×
-   with load shedding off. With 1 worker: a py-spy profile of the SMS webhook.
+4. With 2 workers: Rabta at a constant 30, 50 and 70 % of its measured maximum and at 2× it
+   (open loop, bench/loadgen.py), the REST API with the default per-IP limit (429s), and, for
+   contrast, 2× with load shedding off; then the 70 % run twice more, each right after a
+   maximum measured again (the median of the three decides the target). With 1 worker: a
+   py-spy profile of the SMS webhook.
 5. The results table in docs/performance.md (between the `bench:begin`/`bench:end` markers) and
    the raw numbers in bench/results/latest.json.
 
@@ -978,6 +980,66 @@ def host_drift(run: dict, closed: dict | None) -> str:
     )
 
 
+#: How many times the 70 % target is measured; the median pass decides it.
+STEADY_PASSES = 3
+
+
+def max_again(n: int) -> str:
+    return f"sms, maximum again (pass {n})"
+
+
+def steady_again(n: int) -> str:
+    return f"sms @ 70% of max (pass {n})"
+
+
+def steady_passes(index: dict[tuple[str, int, str], dict]) -> list[tuple[dict, dict | None]]:
+    """Each 70 % run with the closed-loop run whose maximum it took 70 % of."""
+    passes = [(index.get(("rabta", 2, "sms @ 70% of max")), index.get(("rabta", 2, "sms")))]
+    passes += [
+        (index.get(("rabta", 2, steady_again(n))), index.get(("rabta", 2, max_again(n))))
+        for n in range(2, 2 + STEADY_PASSES - 1)
+    ]
+    return [(run, closed) for run, closed in passes if run]
+
+
+def replies_p99_ms(result: dict) -> float:
+    """The p99 of the replies: a message held or refused in a stall answers fast without
+    answering, and must not bring the figure down (no reply at all counts as no answer)."""
+    return float(result["by_status"].get("200", {}).get("p99_ms", 1e9))
+
+
+def steady_target(index: dict[tuple[str, int, str], dict]) -> dict[str, Any] | None:
+    """p99 ≤ 50 ms at 70 % of the maximum, read from the median of the passes (the slower of
+    the two middle ones when they are even), none of them with a timeout."""
+    passes = steady_passes(index)
+    if not passes:
+        return None
+    ranked = sorted(passes, key=lambda p: replies_p99_ms(p[0]))
+    median, _ = ranked[len(ranked) // 2]
+    described = [
+        f"{'pass ' + str(n) + ': ' if len(passes) > 1 else ''}p99 of replies "
+        f"{replies_p99(run)} ms at {run['rps']:,.0f}/s of {run['rate_target']:,.0f}/s asked "
+        f"(of all responses {run['p99_ms']:.1f} ms; {run['statuses'].get(HELD, 0):,} held, "
+        f"{run['statuses'].get('503', 0):,} refused)" + seconds_over(run) + host_drift(run, closed)
+        for n, (run, closed) in enumerate(passes, start=1)
+    ]
+    return {
+        "what": "p99 ≤ 50 ms at 70 % of Rabta's maximum (SMS, 2 workers)",
+        "met": replies_p99_ms(median) <= 50 and all(run["timeouts"] == 0 for run, _ in passes),
+        "measured": (
+            f"the median of {len(passes)} passes {replies_p99(median)} ms; "
+            if len(passes) > 1
+            else ""
+        )
+        + "; ".join(described)
+        + "".join(
+            f"; at {share}%: p99 {point['p99_ms']:.1f} ms at {point['rps']:,.0f}/s"
+            for share in (50, 30)
+            if (point := index.get(("rabta", 2, f"sms @ {share}% of max")))
+        ),
+    }
+
+
 def targets(results: list[dict]) -> list[dict[str, Any]]:
     index = {(r["app"], r["workers"], r["scenario"]): r for r in results}
     out: list[dict[str, Any]] = []
@@ -995,28 +1057,9 @@ def targets(results: list[dict]) -> list[dict[str, Any]]:
                     f"({rabta['cpu_ms']:.2f} vs {base['cpu_ms']:.2f} ms)",
                 }
             )
-    steady = index.get(("rabta", 2, "sms @ 70% of max"))
+    steady = steady_target(index)
     if steady:
-        out.append(
-            {
-                "what": "p99 ≤ 50 ms at 70 % of Rabta's maximum (SMS, 2 workers)",
-                # The p99 of the replies: a message held or refused in a stall answers fast
-                # without answering, and must not bring the figure down.
-                "met": float(steady["by_status"].get("200", {}).get("p99_ms", 1e9)) <= 50
-                and steady["timeouts"] == 0,
-                "measured": f"p99 of replies {replies_p99(steady)} ms at {steady['rps']:,.0f}/s "
-                f"(of all responses {steady['p99_ms']:.1f} ms; "
-                f"{steady['statuses'].get(HELD, 0):,} held, "
-                f"{steady['statuses'].get('503', 0):,} refused)"
-                + seconds_over(steady)
-                + host_drift(steady, index.get(("rabta", 2, "sms")))
-                + "".join(
-                    f"; at {share}%: p99 {point['p99_ms']:.1f} ms at {point['rps']:,.0f}/s"
-                    for share in (50, 30)
-                    if (point := index.get(("rabta", 2, f"sms @ {share}% of max")))
-                ),
-            }
-        )
+        out.append(steady)
     over = index.get(("rabta", 2, "sms @ 2x max (shedding on)"))
     if over:
         bad = sum(v for k, v in over["statuses"].items() if k.startswith("5") and k != "503")
@@ -1158,6 +1201,16 @@ def main() -> int:
                 server = serve("rabta", workers, **open_limits, **no_gate)
                 bench.open_loop(server, workers, "sms @ 2x max (gate off)", 2 * top, duration)
                 stop(server)
+                # The host's speed moves by tens of per cent within minutes, and with it what
+                # "70 % of the maximum" asks: the 70 % run again, twice, each right after a
+                # maximum of its own, and the target read from the median of the three.
+                for again in range(2, 2 + STEADY_PASSES - 1):
+                    server = serve("rabta", workers, **open_limits, **queue_only)
+                    peak = bench.scenario(server, workers, max_again(again), "sms")["rps"]
+                    stop(server)
+                    server = serve("rabta", workers, **open_limits)
+                    bench.open_loop(server, workers, steady_again(again), 0.7 * peak, duration)
+                    stop(server)
             server = serve("baseline", workers)
             bench.scenario(server, workers, "sms", "sms")
             bench.scenario(server, workers, "ussd", "ussd")
