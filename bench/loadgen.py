@@ -5,9 +5,10 @@ counted from that due time, not from when a connection was free to send it: a se
 stalls is charged for the whole queue it causes (no coordinated omission). Requests are the
 pre-built raw HTTP requests of bench/run.py (NUL-separated), sent over `--connections`
 keep-alive connections, all opened before the first request is due (as wrk does), at most one
-request on each at a time; responses are parsed by httptools. Each request has a timeout,
-counted from its due time; a timed-out connection is closed and replaced. The generator's own
-CPU per request is reported: it shares the machine with the server it measures.
+request on each at a time, the one idle longest first; responses are parsed by httptools. Each
+request has a timeout, counted from its due time; a timed-out connection is closed and
+replaced. The generator's own CPU per request is reported: it shares the machine with the
+server it measures.
 
     .venv/bin/python bench/loadgen.py --url http://127.0.0.1:8000 --file F --rate 300 --duration 15
 
@@ -119,9 +120,10 @@ class _Connection(asyncio.Protocol):
 
 
 class _Generator:
-    """Requests due on a fixed schedule, handed to idle connections (or queued for the next
-    one to come free); a sweep every 10 ms times out what has waited `timeout` since its due
-    time. Protocol callbacks rather than streams and a task per connection: this process shares
+    """Requests due on a fixed schedule, each handed to the connection idle longest (or queued
+    for the next one to come free), so they are spread over every connection as wrk2 spreads
+    them; a sweep every 10 ms times out what has waited `timeout` since its due time.
+    Protocol callbacks rather than streams and a task per connection: this process shares
     the cores with the server it measures, and costs it as little as it can."""
 
     def __init__(self, host: str, port: int, connections: int, timeout: float) -> None:
@@ -129,7 +131,7 @@ class _Generator:
         self.connections = connections
         self.timeout = timeout
         self.loop = asyncio.get_running_loop()
-        self.idle: list[_Connection] = []
+        self.idle: deque[_Connection] = deque()
         self.busy: set[_Connection] = set()
         self.pending: deque[tuple[float, bytes, int]] = deque()
         self.opening = 0
@@ -162,7 +164,7 @@ class _Generator:
 
     def dispatch(self, item: tuple[float, bytes, int]) -> None:
         if self.idle:
-            connection = self.idle.pop()
+            connection = self.idle.popleft()
             self.busy.add(connection)
             connection.send(item)
         else:
