@@ -101,6 +101,12 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 DATABASE_RETRY_AFTER = 5
 
 
+#: What reaches the app unwrapped when the database is away: a connection refused or reset
+#: before the driver wrapped it, asyncpg's connect timeout (a server that accepts and says
+#: nothing, a partition) and the pool's checkout timeout, which SQLAlchemy does not wrap either.
+UNWRAPPED_UNAVAILABLE = (ConnectionError, TimeoutError, PoolTimeout)
+
+
 class DatabaseStalled(ConnectionError):
     """The database did not answer in time (a partition, a stalled server): as unavailable as
     one that refused the connection, and answered the same way."""
@@ -110,10 +116,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
     """True for a lost, refused or unanswered database connection (a restart, a failover, a
     partition, a busy SQLite file), as opposed to a query or a value that is wrong: the same
     request may succeed later."""
-    # Refused or reset before the driver wrapped it, or not answered in time: asyncpg's connect
-    # timeout (a server that accepts and says nothing, a partition) and the pool's checkout
-    # timeout, which SQLAlchemy does not wrap either.
-    if isinstance(exc, (ConnectionError, TimeoutError, PoolTimeout)):
+    if isinstance(exc, UNWRAPPED_UNAVAILABLE):
         return True
     if not isinstance(exc, DBAPIError):
         return False
@@ -157,6 +160,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
-    for unavailable in (DBAPIError, ConnectionError, TimeoutError, PoolTimeout):
+    for unavailable in (DBAPIError, *UNWRAPPED_UNAVAILABLE):
         app.add_exception_handler(unavailable, _database)
     app.add_exception_handler(Exception, _unexpected)
