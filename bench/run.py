@@ -935,8 +935,7 @@ def render_report(report: dict[str, Any]) -> str:
 
 def replies_p99(result: dict) -> str:
     """The p99 of the requests answered with a reply (a held or refused one is not)."""
-    replies = result["by_status"].get("200")
-    return f"{replies['p99_ms']:.1f}" if replies else "-"
+    return f"{replies_p99_ms(result):.1f}" if "200" in result["by_status"] else "-"
 
 
 def drain_held(limit_seconds: float = 180.0) -> dict[str, Any]:
