@@ -19,6 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
@@ -88,6 +89,18 @@ class RequestMetrics:
             route = _route_of(scope)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
+class MeasuredRoute(Route):
+    """A plain Starlette route (the webhooks', api/main.py) that records itself in the scope,
+    as FastAPI's own routes do: FastAPI's router does not, and the requests it answers were
+    counted as `unmatched`."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
 
 
 def _route_of(scope: Scope) -> str:

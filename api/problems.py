@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,21 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: The status recorded for a request whose client left before it was read (nginx's 499):
+#: nobody receives it, but the request metrics count it apart from the 5xx.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed its connection before its request was read whole: a gateway that
+    gave up on a queued request, a phone that lost its signal, a load generator stopping.
+    Nothing was done (every route reads its body before anything else), so there is nothing
+    to answer nor to keep: one line, not the traceback and the 500 an unexpected error gets,
+    which at a surge's end would fill the log with errors that are not."""
+    log.info("client went away before %s %s was read", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(500, "Something went wrong on our side; it has been logged.")
@@ -160,6 +176,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     for unavailable in (DBAPIError, *UNWRAPPED_UNAVAILABLE):
         app.add_exception_handler(unavailable, _database)
     app.add_exception_handler(Exception, _unexpected)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from api.registry.models import InboundMessage
 from bot.dialogue.keywords import Intent, parse
 from tests.api.test_twilio_webhook import URL, sms
 from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
+from tests.ussd.conftest import ussd_form
 
 
 @pytest.mark.parametrize("field", ["MessageSid", "From", "Body", "To"])
@@ -125,3 +128,85 @@ async def test_a_database_that_accepts_and_never_answers_is_unavailable_in_bound
         server.close()
     assert response.status_code == 503
     assert response.headers["retry-after"] == str(DATABASE_RETRY_AFTER)
+
+
+async def _asgi_post(app, path: str, body: bytes, content_type: bytes, *, sent: int) -> list:
+    """POST `body` straight to the ASGI app as uvicorn would for a client that sends its
+    first `sent` bytes and then closes the connection; what the app sent back."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    messages = [{"type": "http.request", "body": body[:sent], "more_body": True}] if sent else []
+    messages.append({"type": "http.disconnect"})
+    sent_back: list = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent_back.append(message)
+
+    await app(scope, receive, send)  # raising here is what uvicorn logs as an ASGI error
+    return sent_back
+
+
+FORM = b"application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize("sent", [0, 20], ids=["nothing-sent", "half-a-body"])
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "status"),
+    [
+        pytest.param(URL, urlencode(sms(ELIGIBLE, "SMgone00001")).encode(), FORM, 499, id="sms"),
+        pytest.param(
+            "/webhooks/ussd",
+            urlencode(ussd_form("ATUid_gone", ELIGIBLE_PHONE, "")).encode(),
+            FORM,
+            499,
+            id="ussd",
+        ),
+        pytest.param(
+            "/webhooks/twilio/status",
+            urlencode(load_payload("twilio_status_callback.json")).encode(),
+            FORM,
+            499,
+            id="status-callback",
+        ),
+        # FastAPI's own JSON routes answer a body they could not read with their 400.
+        pytest.param(
+            "/v1/otp", b'{"cnic": "' + ELIGIBLE.encode() + b'"}', b"application/json", 400, id="v1"
+        ),
+    ],
+)
+async def test_a_client_that_leaves_before_its_body_is_read_is_one_log_line_not_an_error(
+    app, client, registry, db, caplog, path, body, content_type, status, sent
+):
+    """Found by the bench: every request still queued when its client closed the connection (a
+    gateway giving up, wrk stopping) raised `ClientDisconnect` reading its body, which was
+    logged twice with its traceback as an unhandled error and counted as a 500. Nothing was done
+    for it and no one is there to answer: now one INFO line, and the metrics count a 499."""
+    caplog.set_level(logging.INFO)
+    sent_back = await _asgi_post(app, path, body, content_type, sent=sent)
+    assert sent_back[0]["status"] == status
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(InboundMessage)) == 0
+    if status == 499:
+        assert "client went away before POST " + path in caplog.text
+        metrics = (await client.get("/metrics")).text
+        assert f'rabta_http_requests_total{{method="POST",route="{path}",status="499"}}' in metrics
