@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import (
@@ -19,7 +20,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
-from starlette.routing import Match, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
@@ -69,6 +70,8 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        #: The app's plain Starlette routes' paths by endpoint (`_route_of`), read once.
+        self._plain: dict[Any, str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,25 +89,22 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            route = _route_of(scope)
+            route = self._route_of(scope)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(route).observe(time.perf_counter() - started)
 
-
-class MeasuredRoute(Route):
-    """A plain Starlette route (the webhooks', api/main.py) that records itself in the scope,
-    as FastAPI's own routes do: FastAPI's router does not, and the requests it answers were
-    counted as `unmatched`."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
-
-
-def _route_of(scope: Scope) -> str:
-    # The router records the matched route in the scope as the request goes through it.
-    route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return str(path) if path else "unmatched"
+    def _route_of(self, scope: Scope) -> str:
+        """The template of the route that answered. FastAPI's router records its own routes
+        in the scope; a plain Starlette route (the SMS and USSD webhooks, the docs' pages)
+        leaves only its endpoint there, which was counted as `unmatched` before."""
+        route = scope.get("route")
+        path = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if path:
+            return str(path)
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return "unmatched"
+        if self._plain is None:
+            routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+            self._plain = {r.endpoint: r.path for r in routes if type(r) is Route}
+        return self._plain.get(endpoint, "unmatched")

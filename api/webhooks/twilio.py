@@ -14,13 +14,13 @@ from xml.sax.saxutils import escape
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from twilio.request_validator import RequestValidator, compare
 from twilio.twiml.messaging_response import MessagingResponse
 
 from api.conversations.service import receive
 from api.deps import runtime_of
 from api.identity import InvalidPhone, normalise_phone
-from api.metrics import MeasuredRoute
 from api.problems import Problem, is_database_unavailable
 from api.settings import Settings
 from api.surge import HOLD, answered_within
@@ -132,7 +132,7 @@ async def _held(request: Request, inbound: Inbound, *, database_away: bool = Fal
 #: endpoint reads its request by hand, and FastAPI's route machinery around it (its included
 #: router's layers, the dependency solver with nothing to solve) cost 5.9 % of an SMS.
 #: api/openapi.py documents it as FastAPI would.
-route = MeasuredRoute("/webhooks/twilio/messaging", messaging, methods=["POST"])
+route = Route("/webhooks/twilio/messaging", messaging, methods=["POST"])
 
 
 def _frame() -> tuple[str, str, str]:

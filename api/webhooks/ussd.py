@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from api.bot_services import NotALookup
 from api.conversations import repository
@@ -42,7 +43,7 @@ from api.deps import runtime_of
 from api.grievances.schemas import GrievanceOut
 from api.hot import Executor
 from api.identity import InvalidPhone, mask_phone, normalise_phone
-from api.metrics import MESSAGES, REPLAYS, MeasuredRoute
+from api.metrics import MESSAGES, REPLAYS
 from api.outbox.service import enqueue
 from api.problems import Problem
 from api.runtime import Runtime
@@ -106,7 +107,7 @@ async def ussd(request: Request) -> Response:
 
 
 #: A plain Starlette route, as the SMS webhook's (api/webhooks/twilio.py), for the same reason.
-route = MeasuredRoute("/webhooks/ussd", ussd, methods=["POST"])
+route = Route("/webhooks/ussd", ussd, methods=["POST"])
 
 
 async def _read_hit(request: Request) -> UssdHit:
