@@ -23,7 +23,7 @@ from api.outbox.worker import EmbeddedWorker
 from api.ratelimit.http import limit_request
 from api.runtime import Runtime
 from api.settings import Settings, get_settings
-from api.surge import LoadShedding
+from api.surge import LoadShedding, ReadsAnsweredInTime
 from api.webhooks import telegram, twilio, ussd
 
 #: The order the API docs list their sections in (partners read the first ones).
@@ -92,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     openapi.install(app)  # problem responses and webhook bodies declared
     app.add_middleware(JsonBodiesOnly)
+    # Inside the request metrics, which count a late read's 503 as the client got it.
+    app.add_middleware(ReadsAnsweredInTime)
     app.add_middleware(metrics.RequestMetrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Before routing and body parsing: an overloaded worker answers 503 at once instead of

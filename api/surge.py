@@ -68,9 +68,9 @@ database pool, 30, since an SMS holds two connections at once), `RABTA_SURGE_MAX
 enough that a burst on a busy machine queues instead of bouncing), `RABTA_SURGE_RETRY_AFTER` (2 s),
 `RABTA_SURGE_MAX_HOLDING` (8 per worker: SMS and WhatsApp messages being held at once; 0 refuses
 them like the rest), `RABTA_SURGE_ANSWER_WITHIN_MS` (8000: an SMS or WhatsApp message not
-answered by then, the database or Redis stalled rather than refusing, is held instead, and a
-USSD hit gets the busy END screen; with `MAX_WAIT` and the hold itself, the gateway has its
-answer inside its 15 s: `answered_within`).
+answered by then, the database or Redis stalled rather than refusing, is held instead, a
+USSD hit gets the busy END screen and a `/v1` read a 503 with `Retry-After`; with `MAX_WAIT` and
+the hold itself, the gateway has its answer inside its 15 s: `answered_within`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bot_services import Counted, lookup_hits
 from api.conversations import repository
@@ -140,7 +140,8 @@ REPLY_CACHE = Counter(
 )
 SHED = Counter(
     "rabta_load_shed_total",
-    "Requests answered 503 by the load-shedding gate, by reason and path family.",
+    "Requests answered 503 by the load-shedding gate (or a /v1 read called off for being late),"
+    " by reason and path family.",
     ["reason", "family"],
 )
 
@@ -519,6 +520,8 @@ ADMITTED = None
 QUEUE_FULL = "queue_full"
 QUEUE_STALE = "queue_stale"
 WAITED_TOO_LONG = "waited_too_long"
+#: Not the gate's: a `/v1` read called off for being late (`ReadsAnsweredInTime`).
+ANSWER_LATE = "answer_late"
 
 
 @dataclass(eq=False)
@@ -804,32 +807,85 @@ class LoadShedding:
         return self._ussd_busy
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        status, content_type = 503, b"text/plain; charset=utf-8"
         headers = [(b"retry-after", str(self.settings.retry_after).encode())]
         screen = self._ussd_busy_screen(scope) if scope["path"] == USSD_PATH else None
-        if screen is not None:
-            status, body, headers = 200, screen, []  # a last screen: nothing to retry
+        if screen is not None:  # a last screen: nothing to retry
+            await _respond(send, 200, b"text/plain; charset=utf-8", screen, [])
         elif scope["path"].startswith("/v1/"):
-            body = json.dumps(
-                {
-                    "type": "about:blank",
-                    "title": "Service Unavailable",
-                    "status": 503,
-                    "detail": "Too busy right now; try again in a moment.",
-                }
-            ).encode()
-            content_type = b"application/problem+json"
+            await _respond(send, 503, b"application/problem+json", V1_BUSY, headers)
         else:
-            body = b"busy, retry later\n"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(body)).encode()),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+            await _respond(send, 503, b"text/plain; charset=utf-8", b"busy, retry later\n", headers)
+
+
+#: The problem document a `/v1` call refused for want of room, or called off for being late,
+#: is answered with (503 + Retry-After).
+V1_BUSY = json.dumps(
+    {
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "Too busy right now; try again in a moment.",
+    }
+).encode()
+
+
+async def _respond(
+    send: Send, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class ReadsAnsweredInTime:
+    """ASGI middleware: a `/v1` read (GET or HEAD) not answered within
+    `RABTA_SURGE_ANSWER_WITHIN_MS` is answered 503 + Retry-After and called off
+    (`answered_within`), as a webhook's late answer is held or ended with a busy screen. The
+    database or Redis stalls rather than refusing (a partition, a lock held too long), and a
+    partner's client would otherwise wait for its own timeout, or for TCP's, minutes later. A
+    write (a grievance filed, a code sent) is left to finish: called off after it committed,
+    its 503 would have the client file or send it again."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str = "/v1/") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("GET", "HEAD")
+            or not scope["path"].startswith(self.prefix)
+        ):
+            await self.app(scope, receive, send)
+            return
+        started = called_off = False
+
+        async def send_unless_called_off(message: Message) -> None:
+            nonlocal started
+            if called_off:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        async def answer() -> bool:
+            await self.app(scope, receive, send_unless_called_off)
+            return True
+
+        if await answered_within(answer()) is None:
+            called_off = True
+            SHED.labels(ANSWER_LATE, "v1").inc()
+            log.warning("a /v1 read not answered in time: 503")
+            if not started:
+                retry_after = str(get_surge_settings().retry_after).encode()
+                await _respond(
+                    send, 503, b"application/problem+json", V1_BUSY, [(b"retry-after", retry_after)]
+                )

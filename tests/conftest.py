@@ -284,6 +284,18 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+def answer_within_300_ms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """RABTA_SURGE_ANSWER_WITHIN_MS at 300: a stalled answer is called off within the test."""
+    from api import surge
+
+    monkeypatch.setenv("RABTA_SURGE_ANSWER_WITHIN_MS", "300")
+    surge.get_surge_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    surge.get_surge_settings.cache_clear()
+
+
+@pytest.fixture
 def eligibility_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The CNICs the registry is read for by `check_eligibility` (a flow's look-up that was not
     answered from a household read ahead), in order."""

@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api import surge
 from api.registry.models import Contact, Household, InboundMessage
@@ -204,6 +204,56 @@ async def test_middleware_sheds_with_503_and_retry_after_only_on_its_paths():
     middleware.gate.in_flight = 0
     assert (await _call(middleware, "/v1/eligibility/3520212345671"))[0] == 200
     assert middleware.gate.in_flight == 0  # released after the response
+
+
+async def test_a_v1_read_the_database_stalls_on_is_answered_503_in_time(
+    client, registry, answer_within_300_ms
+):
+    """A database that stalls rather than refusing (a partition, a lock held too long): a
+    partner's read is answered 503 with Retry-After once RABTA_SURGE_ANSWER_WITHIN_MS has
+    passed, instead of waiting for its client's timeout, and the next read goes on as usual."""
+    if registry.engine.dialect.name != "postgresql":
+        pytest.skip("the stall is a PostgreSQL table lock")
+    late_before = _shed_total(surge.ANSWER_LATE, "v1")
+    async with registry.engine.begin() as locker:
+        await locker.execute(text("LOCK TABLE persons, households IN ACCESS EXCLUSIVE MODE"))
+        async with asyncio.timeout(5):  # the stall itself is unbounded
+            response = await client.get(f"/v1/eligibility/{ELIGIBLE}")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == str(surge.get_surge_settings().retry_after)
+    assert response.json()["status"] == 503
+    assert _shed_total(surge.ANSWER_LATE, "v1") == late_before + 1
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/v1/eligibility/{cnic}",status="503"' in metrics
+    after = await client.get(f"/v1/eligibility/{ELIGIBLE}")
+    assert after.status_code == 200 and after.json()["status"] == "eligible"
+
+
+async def test_a_v1_write_the_database_stalls_on_is_left_to_finish(
+    client, registry, answer_within_300_ms
+):
+    """A write is not called off: its 503 after a commit would have the client send it again
+    (a second code, a second grievance). It answers once the database does."""
+    if registry.engine.dialect.name != "postgresql":
+        pytest.skip("the stall is a PostgreSQL table lock")
+    late_before = _shed_total(surge.ANSWER_LATE, "v1")
+    async with registry.engine.begin() as locker:
+        await locker.execute(text("LOCK TABLE persons, households IN ACCESS EXCLUSIVE MODE"))
+        request = asyncio.create_task(client.post("/v1/otp", json={"cnic": ELIGIBLE}))
+        await asyncio.sleep(0.6)  # twice the answer's deadline
+        assert not request.done()
+    async with asyncio.timeout(5):
+        response = await request
+    assert response.status_code == 202, response.text
+    assert _shed_total(surge.ANSWER_LATE, "v1") == late_before
+
+
+def _shed_total(reason: str, family: str) -> float:
+    return (
+        REGISTRY.get_sample_value("rabta_load_shed_total", {"reason": reason, "family": family})
+        or 0.0
+    )
 
 
 # -- the reply cache: pure parts ------------------------------------------------------------------

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy import text as sql
 
-from api import surge
 from api.registry.models import Contact, Grievance, Household, InboundMessage, OutboundMessage
 from api.webhooks.ussd import error_screen
 from bot.channels.ussd import SCREEN_GSM7
@@ -355,15 +354,6 @@ async def test_a_failure_while_answering_is_an_end_screen_not_a_500(client, regi
     monkeypatch.setattr(menus, "handle", broken)
     body = screen_of(await client.post(URL, data=ussd_form("ATUid_bug", ELIGIBLE_PHONE, "")))
     assert body.startswith("END ")
-
-
-@pytest.fixture
-def answer_within_300_ms(monkeypatch):
-    monkeypatch.setenv("RABTA_SURGE_ANSWER_WITHIN_MS", "300")
-    surge.get_surge_settings.cache_clear()
-    yield
-    monkeypatch.undo()
-    surge.get_surge_settings.cache_clear()
 
 
 async def test_a_hit_the_database_stalls_ends_politely_in_time(
