@@ -20,7 +20,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
@@ -95,8 +95,9 @@ class RequestMetrics:
 
     def _route_of(self, scope: Scope) -> str:
         """The template of the route that answered. FastAPI's router records its own routes
-        in the scope; a plain Starlette route (the SMS and USSD webhooks, the docs' pages)
-        leaves only its endpoint there, which was counted as `unmatched` before."""
+        in the scope; a plain Starlette route (the SMS and USSD webhooks, the docs' pages) or
+        mount (the console's static files) leaves only its endpoint there, which was counted as
+        `unmatched` before."""
         route = scope.get("route")
         path = getattr(route, "path_format", None) or getattr(route, "path", None)
         if path:
@@ -106,5 +107,9 @@ class RequestMetrics:
             return "unmatched"
         if self._plain is None:
             routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
-            self._plain = {r.endpoint: r.path for r in routes if type(r) is Route}
+            self._plain = {
+                (r.app if isinstance(r, Mount) else r.endpoint): r.path_format
+                for r in routes
+                if type(r) in (Route, Mount)
+            }
         return self._plain.get(endpoint, "unmatched")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi import FastAPI, Response
 from fastapi.routing import APIRoute
@@ -77,8 +79,10 @@ def test_the_plain_webhooks_are_documented_as_fastapi_would_document_them(
 
 async def test_the_plain_webhooks_are_counted_under_their_own_route(client, registry):
     """FastAPI's router records the route it picked in the scope for its own routes only: the
-    SMS and USSD webhooks and the docs' pages, plain Starlette routes, were counted as
-    `unmatched` in the request metrics and their latency histogram."""
+    SMS and USSD webhooks and the docs' pages (plain Starlette routes), the console's static
+    files (a mount) and its home page (a route of a router included with a prefix, which FastAPI
+    keeps apart) were counted as `unmatched` in the request metrics and their latency
+    histogram, and the other console pages under their path without `/agent`."""
     from tests.api.test_twilio_webhook import URL, sms
     from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE
     from tests.ussd.conftest import ussd_form
@@ -87,12 +91,16 @@ async def test_the_plain_webhooks_are_counted_under_their_own_route(client, regi
     ussd_hit = ussd_form("ATUid_route", ELIGIBLE_PHONE, "")
     assert (await client.post("/webhooks/ussd", data=ussd_hit)).status_code == 200
     assert (await client.get("/openapi.json")).status_code == 200
+    assert (await client.get("/agent/static/console.css")).status_code == 200
+    assert (await client.get("/agent/login")).status_code == 200
     assert (await client.get("/no/such/page")).status_code == 404
     body = (await client.get("/metrics")).text
     for method, route, status in (
         ("POST", URL, "200"),
         ("POST", "/webhooks/ussd", "200"),
         ("GET", "/openapi.json", "200"),
+        ("GET", "/agent/static/{path}", "200"),
+        ("GET", "/agent/login", "200"),  # a console page, its router included with no prefix
         ("GET", "unmatched", "404"),
     ):
         labels = f'method="{method}",route="{route}",status="{status}"'
@@ -100,3 +108,8 @@ async def test_the_plain_webhooks_are_counted_under_their_own_route(client, regi
         if route != "unmatched":
             assert f'rabta_http_request_seconds_count{{route="{route}"}}' in body
     assert 'route="unmatched",status="200"' not in body
+    assert all(
+        route.startswith("/")
+        for route in re.findall(r'route="([^"]*)"', body)
+        if route != "unmatched"
+    )

@@ -6,6 +6,8 @@ from api.agent.routes import audit_log, auth, callers, dashboard, grievances, ho
 
 router = APIRouter(include_in_schema=False)
 for part in (home, auth, callers, grievances, overrides, dashboard, audit_log):
-    router.include_router(part.router, prefix="/agent")
+    # Each part's router has the prefix itself: FastAPI keeps an included router's prefix
+    # apart from its routes, and the request metrics label a request by its route's own path.
+    router.include_router(part.router)
 
 __all__ = ["router"]

@@ -20,7 +20,7 @@ from api.deps import RuntimeDep
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import Cnic, InvalidCnic
 
-router = APIRouter()
+router = APIRouter(prefix="/agent")
 
 PAGE_SIZE = 100
 

@@ -17,7 +17,7 @@ from api.agent.sessions import cookie_name, secure_cookies
 from api.deps import RuntimeDep, SettingsDep
 from api.logs import mask_sensitive
 
-router = APIRouter()
+router = APIRouter(prefix="/agent")
 
 #: Sign-in attempts one address may make, whatever the usernames (password spraying).
 LOGIN_ATTEMPTS_PER_IP = "30/10minutes"

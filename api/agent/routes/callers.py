@@ -46,7 +46,7 @@ from api.registry.models import Grievance, Household, Person
 from api.settings import LANGUAGES as CALLER_LANGUAGES
 from api.verification import deliver_code, request_code
 
-router = APIRouter()
+router = APIRouter(prefix="/agent")
 
 #: A reason for an override must say something (a ticket number, "caller's phone is lost").
 MIN_REASON = 10

@@ -16,7 +16,7 @@ from api.agent.i18n import N_, choose_language, format_short_day, gettext, label
 from api.agent.pages import page
 from api.agent.schemas import AuditAction, RecordType
 
-router = APIRouter()
+router = APIRouter(prefix="/agent")
 
 
 def _days(value: str | None) -> int:

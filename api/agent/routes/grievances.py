@@ -34,7 +34,7 @@ from api.grievances.schemas import ALLOWED_TRANSITIONS, Category, Status
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import mask_cnic
 
-router = APIRouter()
+router = APIRouter(prefix="/agent")
 
 PAGE_SIZE = 50
 WORKED = (Status.OPEN.value, Status.IN_PROGRESS.value, Status.ESCALATED.value)

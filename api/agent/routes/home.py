@@ -14,7 +14,7 @@ from api.agent.schemas import Role
 from api.grievances import repository as grievances
 from api.grievances.schemas import Status
 
-router = APIRouter()
+router = APIRouter(prefix="/agent")
 
 WORKED = (Status.OPEN.value, Status.IN_PROGRESS.value, Status.ESCALATED.value)
 

@@ -12,7 +12,7 @@ from api.agent.pages import page
 from api.agent.schemas import AuditAction, RecordType
 from api.agent.sessions import Flash
 
-router = APIRouter()
+router = APIRouter(prefix="/agent")
 
 
 @router.get("/overrides")
