@@ -159,9 +159,9 @@ CLIENT_CLOSED_REQUEST = 499
 async def _client_gone(request: Request, exc: Exception) -> Response:
     """The client closed its connection before its request was read whole: a gateway that
     gave up on a queued request, a phone that lost its signal, a load generator stopping.
-    Nothing was done (every route reads its body before anything else), so there is nothing
-    to answer nor to keep: one line, not the traceback and the 500 an unexpected error gets,
-    which at a surge's end would fill the log with errors that are not."""
+    Nothing was changed (every route reads its body before it writes anything), so there is
+    nothing to answer nor to keep: one line, not the traceback and the 500 an unexpected error
+    gets, which at a surge's end would fill the log with errors that are not."""
     log.info("client went away before %s %s was read", request.method, request.url.path)
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 

@@ -283,6 +283,29 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+def asgi_post_scope(path: str, content_type: bytes, length: int) -> dict:
+    """The ASGI scope uvicorn gives the app for a POST of `length` bytes to `path`, for tests
+    that drive the app directly (to time it, or to leave before the body is sent)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", content_type),
+            (b"content-length", str(length).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
 @pytest.fixture
 def answer_within_300_ms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """RABTA_SURGE_ANSWER_WITHIN_MS at 300: a stalled answer is called off within the test."""

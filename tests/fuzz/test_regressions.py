@@ -18,7 +18,7 @@ from api.problems import DATABASE_RETRY_AFTER, install, is_database_unavailable
 from api.registry.models import InboundMessage
 from bot.dialogue.keywords import Intent, parse
 from tests.api.test_twilio_webhook import URL, sms
-from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
+from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, asgi_post_scope, load_payload
 from tests.ussd.conftest import ussd_form
 
 
@@ -133,24 +133,7 @@ async def test_a_database_that_accepts_and_never_answers_is_unavailable_in_bound
 async def _asgi_post(app, path: str, body: bytes, content_type: bytes, *, sent: int) -> list:
     """POST `body` straight to the ASGI app as uvicorn would for a client that sends its
     first `sent` bytes and then closes the connection; what the app sent back."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"content-type", content_type),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = asgi_post_scope(path, content_type, len(body))
     messages = [{"type": "http.request", "body": body[:sent], "more_body": True}] if sent else []
     messages.append({"type": "http.disconnect"})
     sent_back: list = []

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from api.registry.models import Household, Person
-from tests.conftest import ELIGIBLE_WIFE, NOT_FOUND
+from tests.conftest import ELIGIBLE_WIFE, NOT_FOUND, asgi_post_scope
 from tests.security.figures import figure
 
 SAMPLES = 200  # per group
@@ -140,24 +140,7 @@ async def answer_time(app, path: str, payload: bytes) -> tuple[float, int, bytes
             if not message.get("more_body") and done is None:
                 done = time.perf_counter()
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = asgi_post_scope(path, b"application/json", len(payload))
     started = time.perf_counter()
     await app(scope, receive, send)
     assert done is not None
