@@ -52,7 +52,7 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        await _problem(
+        await send_problem(
             send, 413, "Content Too Large", f"Request bodies are limited to {self.max_bytes} bytes."
         )
 
@@ -79,25 +79,45 @@ class JsonBodiesOnly:
                 if name == b"content-type":
                     content_type = value.split(b";", 1)[0].strip().lower()
             if content_type and content_type != b"application/json":
-                await _problem(send, 415, "Unsupported Media Type", "Send JSON (application/json).")
+                await send_problem(
+                    send, 415, "Unsupported Media Type", "Send JSON (application/json)."
+                )
                 return
         await self.app(scope, receive, send)
 
 
-async def _problem(send: Send, status: int, title: str, detail: str) -> None:
-    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
-    payload = body.encode()
+async def send_response(
+    send: Send,
+    status: int,
+    content_type: bytes,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A whole response written by an ASGI middleware that answers before the app does."""
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(payload)).encode()),
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A problem document (RFC 9457) written by an ASGI middleware."""
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    await send_response(send, status, b"application/problem+json", body.encode(), headers)
 
 
 #: Private answers must never sit in a shared cache.

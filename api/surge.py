@@ -96,6 +96,7 @@ from api.bot_services import Counted, lookup_hits
 from api.conversations import repository
 from api.identity import Cnic, InvalidCnic, keyed_digest, normalise_text
 from api.metrics import MESSAGES, SMS_SEGMENTS
+from api.middleware import send_problem, send_response
 from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, ConversationStore, Step
@@ -810,40 +811,18 @@ class LoadShedding:
         headers = [(b"retry-after", str(self.settings.retry_after).encode())]
         screen = self._ussd_busy_screen(scope) if scope["path"] == USSD_PATH else None
         if screen is not None:  # a last screen: nothing to retry
-            await _respond(send, 200, b"text/plain; charset=utf-8", screen, [])
+            await send_response(send, 200, b"text/plain; charset=utf-8", screen)
         elif scope["path"].startswith("/v1/"):
-            await _respond(send, 503, b"application/problem+json", V1_BUSY, headers)
+            await send_problem(send, 503, "Service Unavailable", V1_BUSY, headers)
         else:
-            await _respond(send, 503, b"text/plain; charset=utf-8", b"busy, retry later\n", headers)
+            await send_response(
+                send, 503, b"text/plain; charset=utf-8", b"busy, retry later\n", headers
+            )
 
 
-#: The problem document a `/v1` call refused for want of room, or called off for being late,
-#: is answered with (503 + Retry-After).
-V1_BUSY = json.dumps(
-    {
-        "type": "about:blank",
-        "title": "Service Unavailable",
-        "status": 503,
-        "detail": "Too busy right now; try again in a moment.",
-    }
-).encode()
-
-
-async def _respond(
-    send: Send, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+#: What a `/v1` call refused for want of room, or called off for being late, is told (a 503
+#: problem document with Retry-After).
+V1_BUSY = "Too busy right now; try again in a moment."
 
 
 class ReadsAnsweredInTime:
@@ -886,6 +865,6 @@ class ReadsAnsweredInTime:
             log.warning("a /v1 read not answered in time: 503")
             if not started:
                 retry_after = str(get_surge_settings().retry_after).encode()
-                await _respond(
-                    send, 503, b"application/problem+json", V1_BUSY, [(b"retry-after", retry_after)]
+                await send_problem(
+                    send, 503, "Service Unavailable", V1_BUSY, [(b"retry-after", retry_after)]
                 )
