@@ -11,6 +11,13 @@ or is in autocommit, where every statement commits by itself. On any other drive
 for Core statements whose parameters asyncpg takes as they are (strings, numbers, booleans,
 timezone-aware datetimes, None). It runs on a session or, for the look-up lanes, on a bare
 connection in autocommit (api/db.py `Database.autocommit`), which costs no session at all.
+
+A statement in autocommit that has `ASYNC_COMMIT` among its columns commits without waiting for
+PostgreSQL's write-ahead log to reach the disk (asynchronous commit, for its own transaction
+only). It is for the look-up lanes' two statements, whose answer is given whether or not their
+record outlives a crash of PostgreSQL itself (docs/performance.md, item 47). `rows` refuses to
+run such a statement inside a transaction, where it would make everything else in it
+asynchronous too.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
-from sqlalchemy import Executable
+from sqlalchemy import ColumnElement, Executable, literal_column
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -27,7 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 #: What a hot statement runs on: a message's session, or a look-up lane's connection.
 Executor: TypeAlias = AsyncSession | AsyncConnection
 
-_Compiled = tuple[str, tuple[str, ...], dict[str, Any]]
+#: See the module's docstring. `set_config(…, true)` lasts until the end of the transaction, which
+#: for a statement in autocommit is its own: the connection's setting is untouched after it.
+_ASYNC_COMMIT_SQL = "set_config('synchronous_commit', 'off', true)"
+ASYNC_COMMIT: ColumnElement[str] = literal_column(_ASYNC_COMMIT_SQL).label("async_commit")
+
+#: SQL, parameter order, default values, and whether the statement commits asynchronously.
+_Compiled = tuple[str, tuple[str, ...], dict[str, Any], bool]
 #: (statement id, dialect) → its SQL, parameter order and default values; the statement itself is
 #: kept in the value so that its id is never reused while the entry exists.
 _COMPILED: dict[tuple[int, str], tuple[_Compiled, Executable]] = {}
@@ -39,7 +52,12 @@ def _compiled(statement: Executable, dialect: Dialect) -> _Compiled:
     found = _COMPILED.get(key)
     if found is None:
         compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-        sql = (compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
+        sql = (
+            compiled.string,
+            tuple(compiled.positiontup or ()),
+            dict(compiled.params),
+            _ASYNC_COMMIT_SQL in compiled.string,
+        )
         if len(_COMPILED) >= _MAX_CACHED:  # meant for statements built once; never grow unbounded
             return sql
         found = _COMPILED[key] = (sql, statement)
@@ -54,10 +72,11 @@ async def rows(
     if connection.dialect.driver == "asyncpg":
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
-        if driver is not None and (
-            driver.is_in_transaction() or getattr(raw.dbapi_connection, "autocommit", False)
-        ):
-            sql, names, defaults = _compiled(statement, connection.dialect)
+        autocommit = getattr(raw.dbapi_connection, "autocommit", False)
+        sql, names, defaults, asynchronous = _compiled(statement, connection.dialect)
+        if asynchronous and not autocommit:
+            raise ValueError("a statement that commits asynchronously runs in autocommit only")
+        if driver is not None and (driver.is_in_transaction() or autocommit):
             try:
                 return await driver.fetch(sql, *[params.get(n, defaults.get(n)) for n in names])
             except (

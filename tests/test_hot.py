@@ -307,3 +307,70 @@ def test_a_stored_moment_comes_back_aware_and_in_utc():
     assert utc(karachi).isoformat() == "2026-11-24T09:30:00+00:00"
     aware = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
     assert utc(aware) is aware
+
+
+async def _wal_flushes(connection, other) -> int:
+    """WAL flushes PostgreSQL's backends have made so far (pg_stat_wal), with what
+    `connection`'s backend has pending reported first."""
+    await connection.execute(text("SELECT pg_stat_force_next_flush()"))
+    await connection.commit()  # the flush comes at the end of a transaction
+    await other.execute(text("SELECT pg_stat_clear_snapshot()"))
+    flushes = int(await other.scalar(text("SELECT wal_sync FROM pg_stat_wal")) or 0)
+    await other.commit()
+    return flushes
+
+
+async def test_a_lookups_statements_commit_without_waiting_for_the_disk(registry):
+    """The look-up lane's two statements commit asynchronously: twenty look-ups cost (almost)
+    no WAL flush of their own, where twenty claimed messages cost at least one each; and the
+    setting lasts for the statement alone, not for what the pooled connection runs next."""
+    from tests.conftest import ELIGIBLE
+
+    if registry.engine.dialect.driver != "asyncpg":
+        pytest.skip("asynchronous commit is PostgreSQL's")
+    n = 20
+    async with (
+        registry.autocommit() as lane,
+        registry.engine.connect() as claims_on,
+        registry.engine.connect() as other,
+    ):
+        before = await _wal_flushes(lane, other)
+        for i in range(n):
+            contact, household = await repository.get_or_create_contact_reading_household(
+                lane, channel="sms", address=f"+92300123{i:04d}", phone=None, cnic=ELIGIBLE
+            )
+            assert household is not None
+            recorded = await repository.record_answered(
+                lane,
+                channel="sms",
+                external_id=f"SMasync{i}",
+                reply="r",
+                intent="cnic",
+                language="en",
+                contact_id=contact.id,
+            )
+            assert recorded is None
+        lookups = await _wal_flushes(lane, other) - before
+        assert await lane.scalar(text("SHOW synchronous_commit")) == "on"
+        before = await _wal_flushes(claims_on, other)
+        for i in range(n):
+            async with claims_on.begin():
+                await repository.claim_inbound(claims_on, channel="sms", external_id=f"SMsync{i}")
+        claims = await _wal_flushes(claims_on, other) - before
+    assert claims >= n, claims
+    assert lookups < n // 4, lookups
+    assert await count(registry, InboundMessage) == 2 * n
+
+
+async def test_a_statement_that_commits_asynchronously_refuses_a_transaction(db):
+    """In a transaction, the look-up's record would make everything else in it asynchronous
+    too (a claim, a complaint): it is refused, and the transaction rolls back."""
+    if db.engine.dialect.driver != "asyncpg":
+        pytest.skip("asynchronous commit is PostgreSQL's")
+    with pytest.raises(ValueError, match="autocommit"):
+        async with db.transaction() as session:
+            await repository.claim_inbound(session, channel="sms", external_id="SMtx1")
+            await repository.record_answered(
+                session, channel="sms", external_id="SMtx2", reply="r", intent="cnic", language="en"
+            )
+    assert await count(db, InboundMessage) == 0

@@ -5,7 +5,8 @@ upsert its contact (which also stamps `last_inbound_at` and gives a new contact 
 phone already has), and store the reply on the claimed row by id; a contact that changed (a
 language chosen, a verification) costs one UPDATE more. A look-up in an idle conversation costs
 two: the contact's upsert, with the CNIC's household read in the same statement, and the message
-recorded with its reply (`record_answered`). They run on every one of millions of
+recorded with its reply (`record_answered`), both committing without waiting for the disk
+(api/hot.py `ASYNC_COMMIT`: the answer is given already). They run on every one of millions of
 messages, so they are built once per dialect as Core statements with bound parameters and run
 on the session's connection: no ORM objects, no statement built per message
 (docs/performance.md counts the round trips and profiles the rest).
@@ -75,7 +76,7 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _recorded(dialect: str, *columns: str) -> Executable:
+def _recorded(dialect: str, *columns: str) -> Insert:
     """INSERT the message's provider id (and `columns`, bound by name) unless it is there."""
     return (
         insert_for(dialect, INBOUND)
@@ -97,7 +98,9 @@ def _claim_statement(dialect: str) -> Executable:
 
 @cache
 def _record_statement(dialect: str) -> Executable:
-    return _recorded(dialect, "contact_id", "reply", "intent", "outcome", "language")
+    recorded = _recorded(dialect, "contact_id", "reply", "intent", "outcome", "language")
+    # An answer already given: its record commits without waiting for the disk (api/hot.py).
+    return recorded.returning(hot.ASYNC_COMMIT) if dialect == "postgresql" else recorded
 
 
 _EARLIER = select(INBOUND.c.id, INBOUND.c.reply, INBOUND.c.language).where(
@@ -192,8 +195,9 @@ async def record_answered(
     statement: None when recorded; when its id was recorded before (a replay), the earlier row,
     whose reply is the answer.
 
-    Only for answers with no side effects but Redis counters (a look-up, a cached resend): on a
-    session in autocommit this INSERT is the whole durable write of the message.
+    Only for answers with no side effects but Redis counters (a look-up, a cached resend), on a
+    connection in autocommit: this INSERT is the whole write of the message, and on PostgreSQL
+    it commits without waiting for the disk (api/hot.py; refused in a transaction).
     """
     inserted = await hot.rows(
         session,
@@ -294,7 +298,8 @@ def _upsert_with_household_statement(*, with_phone: bool) -> Executable:
     beside it (registry.HOUSEHOLD_STATUS: at most one row, by primary key)."""
     contact = _upsert_statement("postgresql", with_phone=with_phone).cte("contact")
     household = registry.HOUSEHOLD_STATUS.subquery("household")
-    return select(contact, household.c.status, household.c.pmt_score).select_from(
+    # A look-up's contact commits as its record does, without waiting for the disk (api/hot.py).
+    return select(contact, household.c.status, household.c.pmt_score, hot.ASYNC_COMMIT).select_from(
         contact.outerjoin(household, true())
     )
 
@@ -319,7 +324,7 @@ async def get_or_create_contact_reading_household(
     statement = _upsert_with_household_statement(with_phone=phone is not None)
     params = {**_contact_params(channel, address, phone, now), "cnic": cnic}
     (row,) = await hot.rows(session, statement, params)
-    *contact_row, status, pmt_score = row
+    *contact_row, status, pmt_score, _ = row
     # A household's status is never NULL: NULL here is the outer join finding no one.
     return _contact(contact_row), (status, pmt_score) if status is not None else None
 

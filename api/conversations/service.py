@@ -97,7 +97,9 @@ async def _look_up(
     Its answer has no side effects but the Redis look-up counters, so it needs no transaction
     held open around it: each statement commits by itself (the contact with the registry read),
     and the message is recorded with its reply in one INSERT before the reply goes out, so no
-    2xx is ever given for a message that is not stored. A provider retry of a message already
+    2xx is ever given for a message that is not stored. Both commit without waiting for the disk
+    (api/hot.py): a crash of PostgreSQL itself may lose the last fraction of a second of such
+    records, whose answers were given; nothing else. A provider retry of a message already
     answered meets that row and gets the stored reply; the one thing it repeats is counting the
     look-up. Two round trips to PostgreSQL instead of six (BEGIN, claim, contact, registry,
     reply, COMMIT): the registry is read with the contact's upsert, unless it is on a replica or
