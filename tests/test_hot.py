@@ -321,14 +321,14 @@ async def _wal_flushes(connection, other) -> int:
 
 
 async def test_a_lookups_statements_commit_without_waiting_for_the_disk(registry):
-    """The look-up lane's two statements commit asynchronously: twenty look-ups cost (almost)
-    no WAL flush of their own, where twenty claimed messages cost at least one each; and the
+    """The look-up lane's two statements commit asynchronously: forty look-ups cost (almost)
+    no WAL flush of their own, where forty claimed messages cost at least one each; and the
     setting lasts for the statement alone, not for what the pooled connection runs next."""
     from tests.conftest import ELIGIBLE
 
     if registry.engine.dialect.driver != "asyncpg":
         pytest.skip("asynchronous commit is PostgreSQL's")
-    n = 20
+    n = 40
     async with (
         registry.autocommit() as lane,
         registry.engine.connect() as claims_on,
