@@ -49,7 +49,7 @@ def serve(
     """Migrate, then serve `api.main:app` with uvicorn."""
     import uvicorn
 
-    from api.logs import configure_logging
+    from api.logs import configure_logging, logging_config
     from api.migrate import upgrade
 
     settings = settings_or_exit()
@@ -62,7 +62,9 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_config=None,
+        # Applied again in each worker process, which would otherwise log nothing below WARNING
+        # and nothing as JSON.
+        log_config=logging_config(json_lines=settings.is_production),
         proxy_headers=True,
         server_header=False,
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
-import sys
 from typing import Any
 
 _CNIC = re.compile(r"(?<![0-9])([1-7][0-9]{4})-?([0-9]{7})-?([0-9])(?![0-9])")
@@ -85,19 +85,37 @@ def install_masking() -> None:
         logging.setLogRecordFactory(_masking_record_factory)
 
 
+def logging_config(*, json_lines: bool = False, level: int = logging.INFO) -> dict[str, Any]:
+    """Masked logging to stderr (JSON lines in production), uvicorn's loggers through it, as a
+    `logging.config.dictConfig` dict. It is uvicorn's `log_config` (api/cli.py): uvicorn applies
+    it in every worker process it starts, each a new interpreter that inherits no handler from
+    the process that configured it."""
+    formatter: dict[str, Any] = (
+        {"()": JsonFormatter}
+        if json_lines
+        else {"()": MaskingFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
+    return {
+        "version": 1,
+        # Rabta's module loggers exist by now (made at import): they must go on logging.
+        "disable_existing_loggers": False,
+        "formatters": {"rabta": formatter},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "rabta",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+
+
 def configure_logging(*, json_lines: bool = False, level: int = logging.INFO) -> None:
     """Masked logging to stderr (JSON lines in production); uvicorn's loggers included."""
     install_masking()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter()
-        if json_lines
-        else MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers = [handler]
-    root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        logger.handlers = []
-        logger.propagate = True
+    logging.config.dictConfig(logging_config(json_lines=json_lines, level=level))

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -53,3 +62,60 @@ def test_the_quick_pass_masks_exactly_what_the_full_one_does(text):
     """Text without six digits in a row, five and a dash and a digit, or `bot` and a digit is
     passed through unread: the patterns could match nothing in it."""
     assert mask_sensitive(text) == _mask_all(text)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_every_worker_of_rabta_serve_logs_masked_json_lines(migrated, redis_url, tmp_path):
+    """`rabta serve --workers 2`, as deployed: each worker is a new interpreter, and logs its
+    start, its access lines and its requests as masked JSON, not only the process that started
+    them (uvicorn applies `logging_config` in each)."""
+    if not migrated.startswith("postgresql") or not redis_url:
+        pytest.skip("production mode needs PostgreSQL and Redis")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RABTA_", "TWILIO_"))}
+    env.update(
+        RABTA_ENV="production",
+        RABTA_SECRET_KEY="test-only-secret-key-0123456789abcdef",
+        DATABASE_URL=migrated,
+        REDIS_URL=redis_url,
+        TWILIO_AUTH_TOKEN="test-twilio-auth-token-0123456789",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        RABTA_EMBEDDED_WORKER="false",
+    )
+    log = tmp_path / "serve.log"
+    rabta = Path(sys.executable).with_name("rabta")
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(rabta), "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 2:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        for _ in range(4):
+            response = httpx.get(f"http://127.0.0.1:{port}/v1/eligibility/3520212345671")
+            assert response.status_code < 500
+        deadline = time.monotonic() + 10
+        while log.read_text().count("GET /v1/eligibility/") < 4:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    workers = {line["msg"] for line in lines if line["msg"].startswith("Started server process")}
+    assert len(workers) == 2, workers
+    access = [line["msg"] for line in lines if line["logger"] == "uvicorn.access"]
+    assert len(access) >= 4
+    assert all("35202-*******-1" in msg and "3520212345671" not in msg for msg in access), access
