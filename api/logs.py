@@ -72,6 +72,8 @@ class JsonFormatter(MaskingFormatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
+            # A replica runs several workers: which one wrote the line.
+            "pid": record.process,
             "msg": mask_sensitive(record.getMessage()),
         }
         if record.exc_info:

@@ -114,8 +114,11 @@ def test_every_worker_of_rabta_serve_logs_masked_json_lines(migrated, redis_url,
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    workers = {line["msg"] for line in lines if line["msg"].startswith("Started server process")}
-    assert len(workers) == 2, workers
-    access = [line["msg"] for line in lines if line["logger"] == "uvicorn.access"]
+    workers = {line["pid"] for line in lines if line["msg"].startswith("Started server process")}
+    assert len(workers) == 2 and server.pid not in workers, workers
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
     assert len(access) >= 4
-    assert all("35202-*******-1" in msg and "3520212345671" not in msg for msg in access), access
+    assert {line["pid"] for line in access} <= workers
+    assert all(
+        "35202-*******-1" in line["msg"] and "3520212345671" not in line["msg"] for line in access
+    ), access
