@@ -35,6 +35,7 @@ import collections
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import platform
@@ -382,9 +383,14 @@ def flush_redis() -> None:
     subprocess.run(["redis-cli", "-n", "14", "FLUSHDB"], check=True, capture_output=True)
 
 
+#: Every server a run starts keeps its own log (`var/bench/NN-<app>-w<workers>.log`, in the
+#: order they start: the open-loop and overload runs' server is `06-rabta-w2.log`), to read after.
+_SERVERS_STARTED = itertools.count(1)
+
+
 def start(name: str, workers: int, **extra_env: str) -> Server:
     flush_redis()
-    log_path = WORK / f"{name}-w{workers}.log"
+    log_path = WORK / f"{next(_SERVERS_STARTED):02d}-{name}-w{workers}.log"
     if name == "baseline":
         port = BASELINE_PORT
         cmd = [
@@ -1153,6 +1159,8 @@ def main() -> int:
             print(f"bench: {tool} not found (make bench installs wrk)", file=sys.stderr)
             return 2
     WORK.mkdir(parents=True, exist_ok=True)
+    for old_log in WORK.glob("*-w[0-9]*.log"):  # the servers' logs of the run before
+        old_log.unlink()
     load_before = load_average()
     log(f"load average {load_before}")
     database = prepare_database(args.households)
