@@ -738,6 +738,47 @@ HELD_PATHS = frozenset({"/webhooks/twilio/messaging"})
 USSD_PATH = "/webhooks/ussd"
 
 
+class Overload:
+    """One worker's overload as an operator reads it in the log: a WARNING when its gate first
+    turns a request away (refused, or held to be answered by SMS), and one line when requests
+    have been admitted for `quiet` seconds with none turned away, saying how long it lasted and
+    how many were refused and held. The metrics count each one (`rabta_load_shed_total`,
+    `rabta_held_messages_total`); these two lines say when, without a line per request."""
+
+    def __init__(self, *, quiet: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.quiet = quiet
+        self._clock = clock
+        self._since: float | None = None
+        self._last = 0.0
+        self._refused = 0
+        self._held = 0
+
+    def turned_away(self, reason: str, *, held: bool) -> None:
+        now = self._clock()
+        if self._since is None:
+            self._since, self._refused, self._held = now, 0, 0
+            log.warning(
+                "overload: this worker's gate is full (%s): refusing (503, USSD's busy screen) "
+                "and holding SMS and WhatsApp messages until it has room",
+                reason,
+            )
+        self._last = now
+        if held:
+            self._held += 1
+        else:
+            self._refused += 1
+
+    def admitted(self) -> None:
+        if self._since is not None and self._clock() - self._last >= self.quiet:
+            log.warning(
+                "overload over: %.1f s; refused (503): %d, held (answered by SMS): %d",
+                self._last - self._since,
+                self._refused,
+                self._held,
+            )
+            self._since = None
+
+
 class LoadShedding:
     """ASGI middleware: 503 + Retry-After at once when the worker's gate is full (see above);
     an SMS or WhatsApp message is held instead, while fewer than `max_holding` are being held."""
@@ -756,6 +797,7 @@ class LoadShedding:
         self._gate = gate
         self._holding = 0
         self._ussd_busy: bytes | None = None
+        self.overload = Overload()
 
     @property
     def gate(self) -> Gate:
@@ -777,7 +819,9 @@ class LoadShedding:
         gate = self.gate
         reason = await gate.enter()
         if reason is not None:
-            if scope["path"] in HELD_PATHS and self._holding < self.settings.max_holding:
+            held = scope["path"] in HELD_PATHS and self._holding < self.settings.max_holding
+            self.overload.turned_away(reason, held=held)
+            if held:
                 # Stored now and answered later (api/held.py): about a third of an answer's CPU,
                 # and nothing is lost. Past `max_holding` at once, refused like the rest.
                 self._holding += 1
@@ -789,6 +833,7 @@ class LoadShedding:
             SHED.labels(reason, _family(scope["path"])).inc()
             await self._refuse(scope, send)
             return
+        self.overload.admitted()
         try:
             await self.app(scope, receive, send)
         finally:
