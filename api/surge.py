@@ -740,21 +740,20 @@ USSD_PATH = "/webhooks/ussd"
 
 class Overload:
     """One worker's overload as an operator reads it in the log: a WARNING when its gate first
-    turns a request away (refused, or held to be answered by SMS), and one line when requests
-    have been admitted for `quiet` seconds with none turned away, saying how long it lasted and
-    how many were refused and held. The metrics count each one (`rabta_load_shed_total`,
+    turns a request away (refused, or held to be answered by SMS), and one more once `quiet`
+    seconds have passed with none turned away, saying how long it lasted and how many were
+    refused and held. The metrics count each one (`rabta_load_shed_total`,
     `rabta_held_messages_total`); these two lines say when, without a line per request."""
 
-    def __init__(self, *, quiet: float = 10.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, *, quiet: float = 10.0) -> None:
         self.quiet = quiet
-        self._clock = clock
         self._since: float | None = None
         self._last = 0.0
         self._refused = 0
         self._held = 0
 
     def turned_away(self, reason: str, *, held: bool) -> None:
-        now = self._clock()
+        now = time.monotonic()
         if self._since is None:
             self._since, self._refused, self._held = now, 0, 0
             log.warning(
@@ -762,21 +761,25 @@ class Overload:
                 "and holding SMS and WhatsApp messages until it has room",
                 reason,
             )
+            asyncio.get_running_loop().call_later(self.quiet, self._over_yet)
         self._last = now
         if held:
             self._held += 1
         else:
             self._refused += 1
 
-    def admitted(self) -> None:
-        if self._since is not None and self._clock() - self._last >= self.quiet:
-            log.warning(
-                "overload over: %.1f s; refused (503): %d, held (answered by SMS): %d",
-                self._last - self._since,
-                self._refused,
-                self._held,
-            )
-            self._since = None
+    def _over_yet(self) -> None:
+        quiet_for = time.monotonic() - self._last
+        if quiet_for < self.quiet:
+            asyncio.get_running_loop().call_later(self.quiet - quiet_for, self._over_yet)
+            return
+        log.warning(
+            "overload over: %.1f s; refused (503): %d, held (answered by SMS): %d",
+            self._last - (self._since or self._last),
+            self._refused,
+            self._held,
+        )
+        self._since = None
 
 
 class LoadShedding:
@@ -833,7 +836,6 @@ class LoadShedding:
             SHED.labels(reason, _family(scope["path"])).inc()
             await self._refuse(scope, send)
             return
-        self.overload.admitted()
         try:
             await self.app(scope, receive, send)
         finally:
