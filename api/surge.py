@@ -769,17 +769,18 @@ class Overload:
             self._refused += 1
 
     def _over_yet(self) -> None:
+        """The timer armed when the overload began: log its end, or look again later."""
         quiet_for = time.monotonic() - self._last
         if quiet_for < self.quiet:
             asyncio.get_running_loop().call_later(self.quiet - quiet_for, self._over_yet)
             return
+        since, self._since = self._since, None
         log.warning(
             "overload over: %.1f s; refused (503): %d, held (answered by SMS): %d",
-            self._last - (self._since or self._last),
+            self._last - (since if since is not None else self._last),
             self._refused,
             self._held,
         )
-        self._since = None
 
 
 class LoadShedding:
