@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_masking()
     # One gate per worker process: the middleware's, whose spare room answers held messages.
     gate = surge.worker_gate()
+    overload = surge.Overload()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if frozen:
                 gc.unfreeze()
+            overload.close()
             stop.set()
             if escalations:
                 await escalations
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Before routing and body parsing: an overloaded worker answers 503 at once instead of
     # letting requests time out (api/surge.py).
-    app.add_middleware(LoadShedding, gate=gate)
+    app.add_middleware(LoadShedding, gate=gate, overload=overload)
     app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     # The router tries routes in the order they are included, each with its own regex: the
     # webhooks, which carry nearly all of a surge's traffic, come first (no two paths overlap,

@@ -741,27 +741,29 @@ USSD_PATH = "/webhooks/ussd"
 class Overload:
     """One worker's overload as an operator reads it in the log: a WARNING when its gate first
     turns a request away (refused, or held to be answered by SMS), and one more once `quiet`
-    seconds have passed with none turned away, saying how long it lasted and how many were
-    refused and held. The metrics count each one (`rabta_load_shed_total`,
+    seconds have passed with none turned away (or the worker stops), saying how long it lasted
+    and how many were refused and held. The metrics count each one (`rabta_load_shed_total`,
     `rabta_held_messages_total`); these two lines say when, without a line per request."""
 
-    def __init__(self, *, quiet: float = 10.0) -> None:
+    def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
         self.quiet = quiet
+        self._log = logger
         self._since: float | None = None
         self._last = 0.0
         self._refused = 0
         self._held = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     def turned_away(self, reason: str, *, held: bool) -> None:
         now = time.monotonic()
         if self._since is None:
             self._since, self._refused, self._held = now, 0, 0
-            log.warning(
+            self._log.warning(
                 "overload: this worker's gate is full (%s): refusing (503, USSD's busy screen) "
                 "and holding SMS and WhatsApp messages until it has room",
                 reason,
             )
-            asyncio.get_running_loop().call_later(self.quiet, self._over_yet)
+            self._timer = asyncio.get_running_loop().call_later(self.quiet, self._over_yet)
         self._last = now
         if held:
             self._held += 1
@@ -769,18 +771,31 @@ class Overload:
             self._refused += 1
 
     def _over_yet(self) -> None:
-        """The timer armed when the overload began: log its end, or look again later."""
+        """The timer armed when the overload began: say it is over, or look again later."""
         quiet_for = time.monotonic() - self._last
         if quiet_for < self.quiet:
-            asyncio.get_running_loop().call_later(self.quiet - quiet_for, self._over_yet)
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.quiet - quiet_for, self._over_yet)
             return
-        since, self._since = self._since, None
-        log.warning(
-            "overload over: %.1f s; refused (503): %d, held (answered by SMS): %d",
-            self._last - (since if since is not None else self._last),
+        self._over("")
+
+    def _over(self, note: str) -> None:
+        since, self._since, self._timer = self._since, None, None
+        if since is None:
+            return
+        self._log.warning(
+            "overload over: %.1f s; refused (503): %d, held (answered by SMS): %d%s",
+            self._last - since,
             self._refused,
             self._held,
+            note,
         )
+
+    def close(self) -> None:
+        """The worker stops: an overload still under way is reported as it stands."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._over(" (the worker is stopping)")
 
 
 class LoadShedding:
@@ -793,6 +808,7 @@ class LoadShedding:
         *,
         settings: SurgeSettings | None = None,
         gate: Gate | None = None,
+        overload: Overload | None = None,
         prefixes: tuple[str, ...] = ("/v1/", "/webhooks/"),
     ) -> None:
         self.app = app
@@ -801,7 +817,8 @@ class LoadShedding:
         self._gate = gate
         self._holding = 0
         self._ussd_busy: bytes | None = None
-        self.overload = Overload()
+        #: Its end-of-overload timer is called off by whoever runs the app (`close()`).
+        self.overload = overload or Overload()
 
     @property
     def gate(self) -> Gate:

@@ -182,6 +182,7 @@ async def test_the_middleware_passes_a_message_it_has_no_room_for_on_to_be_held(
     await first
     assert statuses == [503, 503, 200]
     assert middleware.gate.in_flight == 1  # a held message never took a slot
+    middleware.overload.close()  # as the app's lifespan does: no timer left behind
 
 
 async def test_a_ussd_hit_with_no_room_gets_a_busy_end_screen_not_a_503(held_app, client):

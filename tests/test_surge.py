@@ -206,6 +206,7 @@ async def test_middleware_sheds_with_503_and_retry_after_only_on_its_paths():
     middleware.gate.in_flight = 0
     assert (await _call(middleware, "/v1/eligibility/3520212345671"))[0] == 200
     assert middleware.gate.in_flight == 0  # released after the response
+    middleware.overload.close()  # as the app's lifespan does: no timer left behind
 
 
 async def test_a_v1_read_the_database_stalls_on_is_answered_503_in_time(
@@ -511,7 +512,7 @@ async def test_the_cache_can_be_turned_off(client, registry, monkeypatch):
 async def test_an_overload_is_logged_when_it_starts_and_when_it_is_over(caplog):
     """Two lines per overload, not one per request: a WARNING at the first request turned
     away, and how long it lasted and what it turned away once `quiet` seconds have passed with
-    none turned away, whether requests go on or stop."""
+    none turned away, whether requests go on or stop, or when the worker stops."""
 
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -520,28 +521,42 @@ async def test_an_overload_is_logged_when_it_starts_and_when_it_is_over(caplog):
     settings = surge.SurgeSettings(
         RABTA_SURGE_MAX_IN_FLIGHT=1, RABTA_SURGE_MAX_QUEUE=0, RABTA_SURGE_MAX_HOLDING=1
     )
-    middleware = surge.LoadShedding(app, settings=settings)
-    middleware.overload = surge.Overload(quiet=0.2)
-    caplog.set_level(logging.INFO, logger="api.surge")
-    middleware.gate.in_flight = 1
-    for _ in range(3):
+    # Its own logger: other apps' overloads in this session are not this one's.
+    name = "api.surge.overload_test"
+    overload = surge.Overload(quiet=0.2, logger=logging.getLogger(name))
+    middleware = surge.LoadShedding(app, settings=settings, overload=overload)
+    caplog.set_level(logging.INFO, logger=name)
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == name]
+
+    try:
+        middleware.gate.in_flight = 1
+        for _ in range(3):
+            assert (await _call(middleware, "/v1/eligibility/3520212345671"))[0] == 503
+            await asyncio.sleep(0.05)
+        assert (await _call(middleware, "/webhooks/twilio/messaging"))[0] == 200  # held
+        middleware.gate.in_flight = 0
+        assert (await _call(middleware, "/v1/eligibility/3520212345671"))[0] == 200
+        await asyncio.sleep(0.1)
+        assert [line[:9] for line in lines()] == ["overload:"], "not over yet"
+        await asyncio.sleep(0.25)
+        assert len(lines()) == 2
+        lasted = re.fullmatch(
+            r"overload over: ([0-9.]+) s; refused \(503\): 3, held \(answered by SMS\): 1",
+            lines()[1],
+        )
+        assert lasted is not None, lines()
+        assert 0.1 <= float(lasted.group(1)) <= 0.5, lines()  # the first refusal to the last
+        assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == name)
+        # The next overload is logged again, and reported when the worker stops under it.
+        middleware.gate.in_flight = 1
         assert (await _call(middleware, "/v1/eligibility/3520212345671"))[0] == 503
-        await asyncio.sleep(0.05)
-    assert (await _call(middleware, "/webhooks/twilio/messaging"))[0] == 200  # held
-    middleware.gate.in_flight = 0
-    assert (await _call(middleware, "/v1/eligibility/3520212345671"))[0] == 200
-    await asyncio.sleep(0.1)
-    assert [r.getMessage()[:9] for r in caplog.records] == ["overload:"], "not over yet"
-    await asyncio.sleep(0.25)
-    assert len(caplog.records) == 2
-    over = caplog.records[1].getMessage()
-    lasted = re.fullmatch(
-        r"overload over: ([0-9.]+) s; refused \(503\): 3, held \(answered by SMS\): 1", over
-    )
-    assert lasted is not None, over
-    assert 0.1 <= float(lasted.group(1)) <= 0.5, over  # from the first refusal to the last
-    assert all(r.levelno == logging.WARNING for r in caplog.records)
-    # The next overload is logged again.
-    middleware.gate.in_flight = 1
-    assert (await _call(middleware, "/v1/eligibility/3520212345671"))[0] == 503
-    assert [r.getMessage()[:9] for r in caplog.records][2:] == ["overload:"]
+        assert [line[:9] for line in lines()][2:] == ["overload:"]
+    finally:
+        overload.close()
+    assert lines()[3:] == [
+        "overload over: 0.0 s; refused (503): 1, held (answered by SMS): 0 (the worker is stopping)"
+    ]
+    overload.close()  # twice: nothing more
+    assert len(lines()) == 4
