@@ -127,6 +127,11 @@ class SurgeSettings(BaseSettings):
     max_holding: int = Field(8, alias="RABTA_SURGE_MAX_HOLDING", ge=0)
     answer_within_ms: int = Field(8000, alias="RABTA_SURGE_ANSWER_WITHIN_MS", ge=1)
 
+    @property
+    def retry_after_headers(self) -> list[tuple[bytes, bytes]]:
+        """The `Retry-After` header of a busy answer."""
+        return [(b"retry-after", str(self.retry_after).encode())]
+
 
 @lru_cache
 def get_surge_settings() -> SurgeSettings:
@@ -873,21 +878,29 @@ class LoadShedding:
         return self._ussd_busy
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        headers = [(b"retry-after", str(self.settings.retry_after).encode())]
         screen = self._ussd_busy_screen(scope) if scope["path"] == USSD_PATH else None
         if screen is not None:  # a last screen: nothing to retry
             await send_response(send, 200, b"text/plain; charset=utf-8", screen)
         elif scope["path"].startswith("/v1/"):
-            await send_problem(send, 503, "Service Unavailable", V1_BUSY, headers)
+            await _send_v1_busy(send, self.settings)
         else:
             await send_response(
-                send, 503, b"text/plain; charset=utf-8", b"busy, retry later\n", headers
+                send,
+                503,
+                b"text/plain; charset=utf-8",
+                b"busy, retry later\n",
+                self.settings.retry_after_headers,
             )
 
 
 #: What a `/v1` call refused for want of room, or called off for being late, is told (a 503
 #: problem document with Retry-After).
 V1_BUSY = "Too busy right now; try again in a moment."
+
+
+async def _send_v1_busy(send: Send, settings: SurgeSettings) -> None:
+    """The 503 of a `/v1` call refused for want of room or called off for being late."""
+    await send_problem(send, 503, "Service Unavailable", V1_BUSY, settings.retry_after_headers)
 
 
 class ReadsAnsweredInTime:
@@ -929,7 +942,4 @@ class ReadsAnsweredInTime:
             SHED.labels(ANSWER_LATE, "v1").inc()
             log.warning("a /v1 read not answered in time: 503")
             if not started:
-                retry_after = str(get_surge_settings().retry_after).encode()
-                await send_problem(
-                    send, 503, "Service Unavailable", V1_BUSY, [(b"retry-after", retry_after)]
-                )
+                await _send_v1_busy(send, get_surge_settings())
