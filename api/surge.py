@@ -146,8 +146,8 @@ REPLY_CACHE = Counter(
 )
 SHED = Counter(
     "rabta_load_shed_total",
-    "Requests answered 503 by the load-shedding gate (or a /v1 read called off for being late),"
-    " by reason and path family.",
+    "Requests answered 503 by the load-shedding gate (or a /v1 read or a Telegram update"
+    " answered 503 for being late), by reason and path family.",
     ["reason", "family"],
 )
 
@@ -526,7 +526,8 @@ ADMITTED = None
 QUEUE_FULL = "queue_full"
 QUEUE_STALE = "queue_stale"
 WAITED_TOO_LONG = "waited_too_long"
-#: Not the gate's: a `/v1` read called off for being late (`ReadsAnsweredInTime`).
+#: Not the gate's: a `/v1` read called off for being late (`ReadsAnsweredInTime`), or a
+#: Telegram update answered 503 for being late (its handling goes on).
 ANSWER_LATE = "answer_late"
 
 
@@ -699,14 +700,17 @@ def worker_gate(settings: SurgeSettings | None = None) -> Gate | None:
 HOLD = "rabta.hold"
 
 
-async def answered_within(answering: Coroutine[Any, Any, T]) -> T | None:
+async def answered_within(answering: Coroutine[Any, Any, T], *, call_off: bool = True) -> T | None:
     """What `answering` returns, or None when it has not returned within
     `RABTA_SURGE_ANSWER_WITHIN_MS`: the database or Redis stalls rather than refusing (a network
     partition, a lock held too long), and the gateway must have an answer before it gives up
     (Twilio and Africa's Talking wait 15 s). It runs as a task of its own, called off when late
     but not waited for: its clean-up can stall as long as the database does (asyncpg asks the
     server to cancel the statement, over a new connection, and waits for that, and a cancel
-    that reaches the server before the statement does is ignored)."""
+    that reaches the server before the statement does is ignored). With `call_off=False` a
+    late task goes on, unwatched: for an answer that reaches the person by another way than
+    the response (Telegram's replies are Bot API calls), and is recorded once whoever asks
+    again."""
     loop = asyncio.get_running_loop()
     task = loop.create_task(answering)
     ready: asyncio.Future[None] = loop.create_future()
@@ -719,7 +723,8 @@ async def answered_within(answering: Coroutine[Any, Any, T]) -> T | None:
         late.cancel()
     if task.done():
         return task.result()
-    task.cancel()
+    if call_off:
+        task.cancel()
     task.add_done_callback(_outcome_read)
     return None
 
@@ -732,7 +737,7 @@ def _wake(ready: asyncio.Future[None], *_: object) -> None:
 def _outcome_read(task: asyncio.Future[Any]) -> None:
     """A late answer's outcome, read so that asyncio does not report it as never retrieved."""
     if not task.cancelled() and (exc := task.exception()) is not None:
-        log.warning("an answer called off for being late failed: %s", type(exc).__name__)
+        log.warning("an answer given up on for being late failed: %s", type(exc).__name__)
 
 
 #: Requests that are held instead of refused: messages whose gateway would drop them on a 503

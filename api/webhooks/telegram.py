@@ -8,7 +8,11 @@
 
 The same handlers serve `rabta telegram polling` (api/telegram_cli.py). Telegram is answered
 200 once the reply is sent or queued: a non-2xx makes it deliver the whole update again, which
-is only asked for when nothing was done (a 503 before or instead of `receive`).
+is only asked for when nothing was done (a 503 before or instead of `receive`), or when the
+update is still being handled after `RABTA_SURGE_ANSWER_WITHIN_MS` (the database or Redis
+stalls rather than refusing). Then it goes on, not called off, and sends its reply when it can;
+the update delivered again meets its record and sends nothing, or, had it failed after all, is
+answered then.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from api.outbox.senders import retry_after_seconds
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.problems import Problem
 from api.runtime import Runtime
+from api.surge import ANSWER_LATE, SHED, answered_within, get_surge_settings
 from bot.channels.base import Inbound
 from bot.channels.telegram import (
     COMMANDS,
@@ -240,14 +245,30 @@ async def telegram_webhook(request: Request) -> Response:
     handling = _Handling()
     token = _handling.set(handling)
     try:
-        await gateway.application.process_update(update)
+        # The task that handles it copies this context, `handling` with it.
+        handled = await answered_within(_handled(gateway, update), call_off=False)
     finally:
         _handling.reset(token)
+    if handled is None:
+        # A stall, not an outage: Telegram would wait for it. Delivered again, the update is a
+        # replay if this one is recorded by then, and answered anew if it failed.
+        SHED.labels(ANSWER_LATE, "webhooks").inc()
+        log.warning("telegram update not handled in time: 503, it goes on")
+        raise Problem(
+            503,
+            "The update is still being handled; send it again.",
+            headers={"Retry-After": str(get_surge_settings().retry_after)},
+        )
     if handling.failed:
         raise Problem(
             503, "The update could not be handled; send it again.", headers={"Retry-After": "5"}
         )
     return Response(status_code=200)
+
+
+async def _handled(gateway: TelegramGateway, update: Update) -> bool:
+    await gateway.application.process_update(update)
+    return True
 
 
 def _check_secret(request: Request, expected: str | None) -> None:

@@ -7,7 +7,10 @@ import asyncio
 import time
 
 import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import text as sql
 
+from api.conversations.service import receive
 from api.outbox.senders import build_senders
 from api.outbox.service import deliver_due
 from api.webhooks import telegram as telegram_webhook
@@ -318,3 +321,61 @@ async def test_a_failing_conversation_asks_telegram_to_resend(
     response = await post_update(tg_client, payload("text"))
     assert response.status_code == 503
     assert fake_api.sent == []
+
+
+# -- a stall ----------------------------------------------------------------------------------
+
+
+async def test_an_update_the_database_stalls_is_503_in_time_and_answered_once(
+    tg_client, fake_api, registry, answer_within_300_ms
+):
+    """A database that stalls rather than refusing (a partition, a lock held too long): the
+    webhook answers 503 once RABTA_SURGE_ANSWER_WITHIN_MS has passed, so Telegram delivers the
+    update again, and the handling goes on; once the database answers, the reply is sent, and
+    the update delivered again is a replay that sends nothing."""
+    if registry.engine.dialect.name != "postgresql":
+        pytest.skip("the stall is a PostgreSQL table lock")
+    update = payload("text")
+    late = {"reason": "answer_late", "family": "webhooks"}
+    late_before = REGISTRY.get_sample_value("rabta_load_shed_total", late) or 0
+    async with registry.engine.begin() as locker:
+        await locker.execute(sql("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE"))
+        async with asyncio.timeout(5):  # the stall itself is unbounded
+            response = await post_update(tg_client, update)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "2"
+        assert fake_api.sent == []
+        assert REGISTRY.get_sample_value("rabta_load_shed_total", late) == late_before + 1
+    async with asyncio.timeout(10):  # liveness, not speed
+        while not fake_api.sent:
+            await asyncio.sleep(0.02)
+    assert (await post_update(tg_client, update)).status_code == 200
+    [reply] = fake_api.sent
+    assert "35202-*******-2" in plain(reply["text"]) and int(reply["chat_id"]) == SHAZIA
+
+
+async def test_a_late_update_that_then_fails_is_answered_when_delivered_again(
+    tg_client, fake_api, registry, answer_within_300_ms, monkeypatch, caplog
+):
+    """The handling that went on fails after all (nothing recorded): the update Telegram
+    delivers again is answered then, and the failure is in the log."""
+    failed = asyncio.Event()
+
+    async def stalls_then_fails(runtime, inbound):
+        try:
+            await asyncio.sleep(0.6)
+            raise ConnectionError("database away")
+        finally:
+            failed.set()
+
+    monkeypatch.setattr(telegram_webhook, "receive", stalls_then_fails)
+    update = payload("text")
+    assert (await post_update(tg_client, update)).status_code == 503
+    async with asyncio.timeout(5):
+        await failed.wait()
+    monkeypatch.setattr(telegram_webhook, "receive", receive)  # the database is back
+    assert fake_api.sent == []
+    assert "telegram update not handled in time" in caplog.text
+    assert "could not be answered" in caplog.text
+    sent = await TelegramChat(tg_client, fake_api).post(update)
+    assert len(sent) == 1 and "35202-*******-2" in plain(sent[0]["text"])
