@@ -70,13 +70,13 @@ from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.outbox.worker import nap
 from api.problems import DatabaseStalled, is_database_unavailable
 from api.registry.models import HeldMessage
+from api.surge import Gate, LateAnswers
 from bot.channels.base import Inbound
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from api.runtime import Runtime
-    from api.surge import Gate
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,18 @@ class Holds:
     per message would load PostgreSQL, and the answers' own commits with it, about as much as
     answering them (docs/performance.md, item 39)."""
 
-    def __init__(self, db: Database, redis: Redis, *, most: int = GROUP_MOST) -> None:
+    def __init__(
+        self,
+        db: Database,
+        redis: Redis,
+        *,
+        most: int = GROUP_MOST,
+        late: LateAnswers | None = None,
+    ) -> None:
         self.db = db
         self.redis = redis
         self.most = most
+        self.late = late or LateAnswers()
         self._rows: list[tuple[dict[str, object], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -206,9 +214,8 @@ class Holds:
             await self.redis.rpush(SPILL_KEY, json.dumps(kept, ensure_ascii=False))
         except RedisError:
             return False
-        log.warning(
-            "database unavailable: %s message kept in Redis until it is back", row["channel"]
-        )
+        self.late.happened(LateAnswers.KEPT_IN_REDIS)
+        log.info("database unavailable: %s message kept in Redis until it is back", row["channel"])
         return True
 
     async def _write_all(self) -> None:

@@ -20,7 +20,7 @@ from bot.render import Renderer
 
 if TYPE_CHECKING:
     from api.held import Holds
-    from api.surge import CacheWrites
+    from api.surge import CacheWrites, LateAnswers
 
 
 @dataclass
@@ -39,17 +39,20 @@ class Runtime:
     cache_writes: CacheWrites
     #: Where the messages this worker holds in a surge are written (api/held.py).
     holds: Holds
+    #: This worker's answers not given in time or given up on, logged as one episode.
+    late: LateAnswers
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
         # Imported here: api.surge reaches this module through the services it calls, and
         # api.held through the conversation service.
         from api.held import Holds
-        from api.surge import CacheWrites
+        from api.surge import CacheWrites, LateAnswers
 
         programmes = get_programmes()
         redis = connect_redis(settings)
         db = Database.from_settings(settings)
+        late = LateAnswers()
         return cls(
             settings=settings,
             db=db,
@@ -70,10 +73,12 @@ class Runtime:
             ),
             rate_limiter=RateLimiter(settings, settings.redis_url),
             cache_writes=CacheWrites(redis),
-            holds=Holds(db, redis),
+            holds=Holds(db, redis, late=late),
+            late=late,
         )
 
     async def close(self) -> None:
+        self.late.close()
         await self.holds.close()
         await self.cache_writes.flush()
         await self.rate_limiter.close()

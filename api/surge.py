@@ -748,40 +748,46 @@ HELD_PATHS = frozenset({"/webhooks/twilio/messaging"})
 USSD_PATH = "/webhooks/ussd"
 
 
-class Overload:
-    """One worker's overload as an operator reads it in the log: a WARNING when its gate first
-    turns a request away (refused, or held to be answered by SMS), and one more once `quiet`
-    seconds have passed with none turned away (or the worker stops), saying how long it lasted
-    and how many were refused and held. The metrics count each one (`rabta_load_shed_total`,
-    `rabta_held_messages_total`); these two lines say when, without a line per request."""
+class Episode:
+    """Something many requests meet at once, as an operator reads it in the log: a WARNING the
+    first time, and one more once `quiet` seconds have passed without it (or the worker stops:
+    `close()`), saying how long it lasted and how many requests met it, by what was done with
+    them (`kinds` are always listed, others once they happen). The metrics count each request;
+    these two lines say when, without a WARNING per request."""
 
-    def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
+    def __init__(
+        self,
+        name: str,
+        begins: str,
+        *,
+        kinds: tuple[str, ...] = (),
+        quiet: float = 10.0,
+        logger: logging.Logger = log,
+    ) -> None:
+        self.name = name
+        #: The first line, with one `%s`: what the first request met.
+        self.begins = begins
+        self.kinds = kinds
         self.quiet = quiet
         self._log = logger
         self._since: float | None = None
         self._last = 0.0
-        self._refused = 0
-        self._held = 0
+        self._counts: dict[str, int] = {}
         self._timer: asyncio.TimerHandle | None = None
 
-    def turned_away(self, reason: str, *, held: bool) -> None:
+    def happened(self, kind: str, detail: str | None = None) -> None:
+        """One more request met it, and `kind` is what was done with it (`detail`, or `kind`,
+        is what the first line says)."""
         now = time.monotonic()
         if self._since is None:
-            self._since, self._refused, self._held = now, 0, 0
-            self._log.warning(
-                "overload: this worker's gate is full (%s): refusing (503, USSD's busy screen) "
-                "and holding SMS and WhatsApp messages until it has room",
-                reason,
-            )
+            self._since, self._counts = now, dict.fromkeys(self.kinds, 0)
+            self._log.warning(self.begins, detail or kind)
             self._timer = asyncio.get_running_loop().call_later(self.quiet, self._over_yet)
         self._last = now
-        if held:
-            self._held += 1
-        else:
-            self._refused += 1
+        self._counts[kind] = self._counts.get(kind, 0) + 1
 
     def _over_yet(self) -> None:
-        """The timer armed when the overload began: say it is over, or look again later."""
+        """The timer armed when the episode began: say it is over, or look again later."""
         quiet_for = time.monotonic() - self._last
         if quiet_for < self.quiet:
             loop = asyncio.get_running_loop()
@@ -793,19 +799,56 @@ class Overload:
         since, self._since, self._timer = self._since, None, None
         if since is None:
             return
-        self._log.warning(
-            "overload over: %.1f s; refused (503): %d, held (answered by SMS): %d%s",
-            self._last - since,
-            self._refused,
-            self._held,
-            note,
-        )
+        counts = ", ".join(f"{kind}: {count}" for kind, count in self._counts.items())
+        self._log.warning("%s over: %.1f s; %s%s", self.name, self._last - since, counts, note)
 
     def close(self) -> None:
-        """The worker stops: an overload still under way is reported as it stands."""
+        """The worker stops: an episode still under way is reported as it stands."""
         if self._timer is not None:
             self._timer.cancel()
         self._over(" (the worker is stopping)")
+
+
+class Overload(Episode):
+    """One worker's overload: its gate turning requests away, refused or held."""
+
+    REFUSED = "refused (503)"
+    HELD = "held (answered by SMS)"
+
+    def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
+        super().__init__(
+            "overload",
+            "overload: this worker's gate is full (%s): refusing (503, USSD's busy screen) "
+            "and holding SMS and WhatsApp messages until it has room",
+            kinds=(self.REFUSED, self.HELD),
+            quiet=quiet,
+            logger=logger,
+        )
+
+    def turned_away(self, reason: str, *, held: bool) -> None:
+        self.happened(self.HELD if held else self.REFUSED, reason)
+
+
+class LateAnswers(Episode):
+    """One worker's answers not given in time, or given up on, because the database or Redis
+    stalls or is away: each webhook and `/v1` read says what it did instead (`happened`)."""
+
+    HELD_LATE = "SMS held (no answer in time)"
+    HELD_AWAY = "SMS held (database away)"
+    KEPT_IN_REDIS = "kept in Redis (database away)"
+    USSD_BUSY = "USSD busy screen (no answer in time)"
+    V1_503 = "/v1 503 (no answer in time)"
+    TELEGRAM_503 = "Telegram 503 (not handled in time)"
+
+    def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
+        super().__init__(
+            "late answers",
+            "late answers: the database or Redis stalls or is away (first: %s); SMS and "
+            "WhatsApp messages are held, USSD hits get the busy screen, /v1 reads and "
+            "Telegram updates a 503",
+            quiet=quiet,
+            logger=logger,
+        )
 
 
 class LoadShedding:
@@ -945,6 +988,9 @@ class ReadsAnsweredInTime:
         if await answered_within(answer()) is None:
             called_off = True
             SHED.labels(ANSWER_LATE, "v1").inc()
-            log.warning("a /v1 read not answered in time: 503")
+            runtime = getattr(scope["app"].state, "runtime", None)
+            if runtime is not None:
+                runtime.late.happened(LateAnswers.V1_503)
+            log.info("a /v1 read not answered in time: 503")
             if not started:
                 await _send_v1_busy(send, get_surge_settings())

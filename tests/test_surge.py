@@ -252,6 +252,52 @@ async def test_a_v1_write_the_database_stalls_on_is_left_to_finish(
     assert _shed_total(surge.ANSWER_LATE, "v1") == late_before
 
 
+async def test_a_stall_is_logged_as_one_episode_not_a_warning_per_request(
+    app, client, registry, answer_within_300_ms, caplog
+):
+    """What each request met is counted (metrics) and logged at INFO; an operator's WARNINGs
+    are two: when the worker's answers start being late, saying what the first one met, and
+    when none has been for `quiet` seconds, saying how long it lasted and what was done."""
+    if registry.engine.dialect.name != "postgresql":
+        pytest.skip("the stall is a PostgreSQL table lock")
+    from tests.ussd.conftest import ussd_form
+
+    late = app.state.runtime.late
+    late.quiet = 1.0  # longer than the answers' deadline: the late answers come 0.3 s apart
+    caplog.set_level(logging.INFO)
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    async with registry.engine.begin() as locker:
+        await locker.execute(
+            text("LOCK TABLE contacts, persons, households IN ACCESS EXCLUSIVE MODE")
+        )
+        async with asyncio.timeout(10):  # the stall itself is unbounded
+            for _ in range(2):
+                assert (await client.get(f"/v1/eligibility/{ELIGIBLE}")).status_code == 503
+            hit = ussd_form("ATUid_episode", ELIGIBLE_PHONE, "")
+            assert (await client.post("/webhooks/ussd", data=hit)).text.startswith("END ")
+    assert warnings() == [
+        "late answers: the database or Redis stalls or is away (first: /v1 503 (no answer in"
+        " time)); SMS and WhatsApp messages are held, USSD hits get the busy screen, /v1 reads"
+        " and Telegram updates a 503"
+    ]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert infos.count("a /v1 read not answered in time: 503") == 2
+    assert sum(m.startswith("ussd hit not answered in time") for m in infos) == 1
+    async with asyncio.timeout(5):
+        while len(warnings()) < 2:
+            await asyncio.sleep(0.05)
+    over = re.fullmatch(
+        r"late answers over: ([0-9.]+) s; /v1 503 \(no answer in time\): 2,"
+        r" USSD busy screen \(no answer in time\): 1",
+        warnings()[1],
+    )
+    assert over is not None, warnings()
+    assert 0.5 <= float(over.group(1)) < 5, warnings()  # from the first late answer to the last
+
+
 def _shed_total(reason: str, family: str) -> float:
     return (
         REGISTRY.get_sample_value("rabta_load_shed_total", {"reason": reason, "family": family})

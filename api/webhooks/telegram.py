@@ -56,7 +56,7 @@ from api.outbox.senders import retry_after_seconds
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.problems import Problem
 from api.runtime import Runtime
-from api.surge import ANSWER_LATE, SHED, answered_within, get_surge_settings
+from api.surge import ANSWER_LATE, SHED, LateAnswers, answered_within, get_surge_settings
 from bot.channels.base import Inbound
 from bot.channels.telegram import (
     COMMANDS,
@@ -253,7 +253,8 @@ async def telegram_webhook(request: Request) -> Response:
         # A stall, not an outage: Telegram would wait for it. Delivered again, the update is a
         # replay if this one is recorded by then, and answered anew if it failed.
         SHED.labels(ANSWER_LATE, "webhooks").inc()
-        log.warning("telegram update not handled in time: 503, it goes on")
+        request.app.state.runtime.late.happened(LateAnswers.TELEGRAM_503)
+        log.info("telegram update not handled in time: 503, it goes on")
         raise Problem(
             503,
             "The update is still being handled; send it again.",

@@ -23,7 +23,7 @@ from api.deps import runtime_of
 from api.identity import InvalidPhone, normalise_phone
 from api.problems import Problem, is_database_unavailable
 from api.settings import Settings
-from api.surge import HOLD, answered_within
+from api.surge import HOLD, LateAnswers, answered_within
 from api.webhooks.forms import URLENCODED, urlencoded_fields
 from bot.channels.base import Inbound
 
@@ -107,13 +107,15 @@ async def messaging(request: Request) -> Response:
             raise
         # The database went away under it. Twilio does not send it again after a 503: hold it
         # (in Redis while the database is away) and answer it by SMS once it is back.
-        log.warning("twilio message held: database away")
+        runtime.late.happened(LateAnswers.HELD_AWAY)
+        log.info("twilio message held: database away")
         return await _held(request, inbound, database_away=True)
     if answer is None:
         # The database (or Redis) stalls rather than refusing: Twilio would time out at 15 s
         # and not send it again. Hold it and answer it by SMS later (should the answer called
         # off have been recorded after all, that is a replay then: one reply all the same).
-        log.warning("twilio message held: no answer in time")
+        runtime.late.happened(LateAnswers.HELD_LATE)
+        log.info("twilio message held: no answer in time")
         return await _held(request, inbound)
     return Response(content=twiml(answer.text), media_type=TWIML)
 

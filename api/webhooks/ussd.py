@@ -47,7 +47,7 @@ from api.metrics import MESSAGES, REPLAYS
 from api.outbox.service import enqueue
 from api.problems import Problem
 from api.runtime import Runtime
-from api.surge import answered_within
+from api.surge import LateAnswers, answered_within
 from api.webhooks.forms import MAX_FIELDS, URLENCODED, urlencoded_fields
 from bot.dialogue import ussd as menus
 from bot.dialogue.ussd import UssdState, UssdStore
@@ -95,7 +95,8 @@ async def ussd(request: Request) -> Response:
             # The database or Redis stalls: the gateway would end the session with a network
             # error at 15 s. "Try again later" says what to do (a hit claimed with its side
             # effects commits them all or none).
-            log.warning("ussd hit not answered in time (session %s)", hit.session_id)
+            runtime.late.happened(LateAnswers.USSD_BUSY)
+            log.info("ussd hit not answered in time (session %s)", hit.session_id)
             body = error_screen(runtime)
     except _Unanswered:
         body = error_screen(runtime)
