@@ -148,13 +148,14 @@ class Holds:
         db: Database,
         redis: Redis,
         *,
+        late: LateAnswers,
         most: int = GROUP_MOST,
-        late: LateAnswers | None = None,
     ) -> None:
         self.db = db
         self.redis = redis
         self.most = most
-        self.late = late or LateAnswers()
+        #: The worker's, closed with it (an episode's timer must not outlive its app).
+        self.late = late
         self._rows: list[tuple[dict[str, object], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
