@@ -139,8 +139,12 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
         return await _unexpected(request, exc)
     # Nothing was committed: a 503 tells gateways and partners to send it again (Twilio does so
     # only when the webhook URL's connection overrides ask it to retry a 5xx; by default it
-    # calls the number's fallback URL), one warning line per request instead of a traceback.
-    log.warning(
+    # calls the number's fallback URL), one line per request instead of a traceback, and the
+    # worker's episode of late answers (api/surge.py) the operator's WARNING.
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        runtime.late.happened(runtime.late.AWAY_503)
+    log.info(
         "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
     )
     return problem_response(

@@ -837,8 +837,12 @@ class LateAnswers(Episode):
     HELD_AWAY = "SMS held (database away)"
     KEPT_IN_REDIS = "kept in Redis (database away)"
     USSD_BUSY = "USSD busy screen (no answer in time)"
+    USSD_BUSY_AWAY = "USSD busy screen (database away)"
     V1_503 = "/v1 503 (no answer in time)"
     TELEGRAM_503 = "Telegram 503 (not handled in time)"
+    TELEGRAM_503_AWAY = "Telegram 503 (database away)"
+    #: Any other request the database's absence answered 503 (api/problems.py).
+    AWAY_503 = "503 (database away)"
 
     def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
         super().__init__(

@@ -298,6 +298,47 @@ async def test_a_stall_is_logged_as_one_episode_not_a_warning_per_request(
     assert 0.5 <= float(over.group(1)) < 5, warnings()  # from the first late answer to the last
 
 
+async def test_a_database_outage_is_logged_as_the_same_episode(app, client, monkeypatch, caplog):
+    """A database that refuses (a restart, a failover) rather than stalls: each request it
+    turns into a 503 or a busy screen is an INFO line, not a WARNING or a traceback, and the
+    worker's episode of late answers says when it began and, once over, what it did."""
+    from api.eligibility import service as eligibility
+    from api.webhooks import ussd
+    from tests.ussd.conftest import ussd_form
+
+    async def database_away(*args, **kwargs):
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(eligibility, "coarse_eligibility", database_away)
+    monkeypatch.setattr(ussd, "answer", database_away)
+    app.state.runtime.late.quiet = 0.2
+    caplog.set_level(logging.INFO)
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    response = await client.get(f"/v1/eligibility/{ELIGIBLE}")
+    assert response.status_code == 503 and response.headers["retry-after"]
+    hit = ussd_form("ATUid_away", ELIGIBLE_PHONE, "")
+    assert (await client.post("/webhooks/ussd", data=hit)).text.startswith("END ")
+    assert warnings() == [
+        "late answers: the database or Redis stalls or is away (first: 503 (database away));"
+        " SMS and WhatsApp messages are held, USSD hits get the busy screen, /v1 reads and"
+        " Telegram updates a 503"
+    ]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert "database unavailable on GET /v1/eligibility/35202-*******-1: ConnectionError" in infos
+    assert "ussd hit not answered: database away (session ATUid_away)" in infos
+    async with asyncio.timeout(5):
+        while len(warnings()) < 2:
+            await asyncio.sleep(0.05)
+    assert re.fullmatch(
+        r"late answers over: [0-9.]+ s; 503 \(database away\): 1,"
+        r" USSD busy screen \(database away\): 1",
+        warnings()[1],
+    ), warnings()
+
+
 def _shed_total(reason: str, family: str) -> float:
     return (
         REGISTRY.get_sample_value("rabta_load_shed_total", {"reason": reason, "family": family})

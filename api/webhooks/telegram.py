@@ -54,7 +54,7 @@ from api.conversations.service import Answer, receive
 from api.identity import InvalidPhone, normalise_phone, normalise_text
 from api.outbox.senders import retry_after_seconds
 from api.outbox.service import PRIORITY_REPLY, enqueue
-from api.problems import Problem
+from api.problems import Problem, is_database_unavailable
 from api.runtime import Runtime
 from api.surge import ANSWER_LATE, SHED, LateAnswers, answered_within, get_surge_settings
 from bot.channels.base import Inbound
@@ -417,9 +417,13 @@ class TelegramHandlers:
         )
         try:
             answer = await receive(self.runtime, inbound)
-        except Exception:
+        except Exception as exc:
             # Nothing was committed: a 503 makes Telegram send the update again.
-            log.exception("telegram update %s could not be answered", update.update_id)
+            if is_database_unavailable(exc):
+                self.runtime.late.happened(LateAnswers.TELEGRAM_503_AWAY)
+                log.info("telegram update %s not answered: database away", update.update_id)
+            else:
+                log.exception("telegram update %s could not be answered", update.update_id)
             _mark_failed()
             return
         if answer.replayed:

@@ -45,7 +45,7 @@ from api.hot import Executor
 from api.identity import InvalidPhone, mask_phone, normalise_phone
 from api.metrics import MESSAGES, REPLAYS
 from api.outbox.service import enqueue
-from api.problems import Problem
+from api.problems import Problem, is_database_unavailable
 from api.runtime import Runtime
 from api.surge import LateAnswers, answered_within
 from api.webhooks.forms import MAX_FIELDS, URLENCODED, urlencoded_fields
@@ -100,9 +100,13 @@ async def ussd(request: Request) -> Response:
             body = error_screen(runtime)
     except _Unanswered:
         body = error_screen(runtime)
-    except Exception:
+    except Exception as exc:
         # The gateway shows a 500 as a network error; an END screen at least says what to do.
-        log.exception("ussd hit failed (session %s)", hit.session_id)
+        if is_database_unavailable(exc):
+            runtime.late.happened(LateAnswers.USSD_BUSY_AWAY)
+            log.info("ussd hit not answered: database away (session %s)", hit.session_id)
+        else:
+            log.exception("ussd hit failed (session %s)", hit.session_id)
         body = error_screen(runtime)
     return Response(content=body, media_type=TEXT_PLAIN)
 
