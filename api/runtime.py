@@ -20,7 +20,7 @@ from bot.render import Renderer
 
 if TYPE_CHECKING:
     from api.held import Holds
-    from api.surge import CacheWrites, LateAnswers
+    from api.surge import CacheWrites, LateAnswers, RedisAway
 
 
 @dataclass
@@ -41,13 +41,15 @@ class Runtime:
     holds: Holds
     #: This worker's answers not given in time or given up on, logged as one episode.
     late: LateAnswers
+    #: This worker's messages answered without Redis, logged as one episode.
+    redis_away: RedisAway
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
         # Imported here: api.surge reaches this module through the services it calls, and
         # api.held through the conversation service.
         from api.held import Holds
-        from api.surge import CacheWrites, LateAnswers
+        from api.surge import CacheWrites, LateAnswers, RedisAway
 
         programmes = get_programmes()
         redis = connect_redis(settings)
@@ -75,10 +77,12 @@ class Runtime:
             cache_writes=CacheWrites(redis),
             holds=Holds(db, redis, late=late),
             late=late,
+            redis_away=RedisAway(),
         )
 
     async def close(self) -> None:
         self.late.close()
+        self.redis_away.close()
         await self.holds.close()
         await self.cache_writes.flush()
         await self.rate_limiter.close()

@@ -515,7 +515,8 @@ async def save(
             entry.queue_on(pipe)
             await pipe.execute()
     except RedisError:
-        log.warning("conversation state not saved (Redis)")
+        runtime.redis_away.happened(RedisAway.CONVERSATION_UNSAVED)
+        log.info("conversation state not saved (Redis)")
         return
     CacheWrites.written([entry])
 
@@ -827,6 +828,25 @@ class Overload(Episode):
 
     def turned_away(self, reason: str, *, held: bool) -> None:
         self.happened(self.HELD if held else self.REFUSED, reason)
+
+
+class RedisAway(Episode):
+    """One worker answering without Redis: what each message could not read or keep there."""
+
+    CONVERSATION_UNREAD = "conversation not read (answered afresh)"
+    CONVERSATION_UNSAVED = "conversation not saved"
+    USSD_UNREAD = "USSD session not read (busy screen)"
+    USSD_UNSAVED = "USSD session not saved (the next step says dial again)"
+    TELEGRAM_BUTTON = "Telegram long button left out"
+
+    def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
+        super().__init__(
+            "redis away",
+            "redis away: answering without what Redis keeps (first: %s); conversations start "
+            "afresh, USSD sessions end, rate limits count in each worker",
+            quiet=quiet,
+            logger=logger,
+        )
 
 
 class LateAnswers(Episode):

@@ -339,6 +339,46 @@ async def test_a_database_outage_is_logged_as_the_same_episode(app, client, monk
     ), warnings()
 
 
+async def test_answering_without_redis_is_logged_as_one_episode(app, client, monkeypatch, caplog):
+    """Redis away: each message says at INFO what it could not read or keep there, and the
+    worker's `redis away` episode is the operator's two WARNINGs."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from api.webhooks.ussd import UssdStore
+    from tests.ussd.conftest import ussd_form
+
+    async def redis_away(*args, **kwargs):
+        raise RedisConnectionError("redis away")
+
+    app.state.runtime.redis_away.quiet = 0.2
+    caplog.set_level(logging.INFO)
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    monkeypatch.setattr(UssdStore, "save", redis_away)
+    first = await client.post("/webhooks/ussd", data=ussd_form("ATUid_redis", ELIGIBLE_PHONE, ""))
+    assert first.text.startswith("CON ")  # answered, its state not kept
+    monkeypatch.setattr(UssdStore, "load", redis_away)
+    hit = ussd_form("ATUid_redis", ELIGIBLE_PHONE, "1")
+    assert (await client.post("/webhooks/ussd", data=hit)).text.startswith("END ")
+    assert warnings() == [
+        "redis away: answering without what Redis keeps (first: USSD session not saved (the"
+        " next step says dial again)); conversations start afresh, USSD sessions end, rate"
+        " limits count in each worker"
+    ]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert "ussd session state unavailable (Redis)" in infos
+    async with asyncio.timeout(5):
+        while len(warnings()) < 2:
+            await asyncio.sleep(0.05)
+    assert re.fullmatch(
+        r"redis away over: [0-9.]+ s; USSD session not saved \(the next step says dial again\):"
+        r" 1, USSD session not read \(busy screen\): 1",
+        warnings()[1],
+    ), warnings()
+
+
 def _shed_total(reason: str, family: str) -> float:
     return (
         REGISTRY.get_sample_value("rabta_load_shed_total", {"reason": reason, "family": family})

@@ -310,5 +310,6 @@ async def _load_conversation(runtime: Runtime, inbound: Inbound) -> Conversation
         return await runtime.conversations.load(inbound.channel, inbound.sender)
     except RedisError:
         # Redis down: answer from a fresh conversation rather than not at all.
-        log.warning("conversation state unavailable (Redis); answering without it")
+        runtime.redis_away.happened(surge.RedisAway.CONVERSATION_UNREAD)
+        log.info("conversation state unavailable (Redis); answering without it")
         return Conversation(channel=inbound.channel, address=inbound.sender)

@@ -56,7 +56,14 @@ from api.outbox.senders import retry_after_seconds
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.problems import Problem, is_database_unavailable
 from api.runtime import Runtime
-from api.surge import ANSWER_LATE, SHED, LateAnswers, answered_within, get_surge_settings
+from api.surge import (
+    ANSWER_LATE,
+    SHED,
+    LateAnswers,
+    RedisAway,
+    answered_within,
+    get_surge_settings,
+)
 from bot.channels.base import Inbound
 from bot.channels.telegram import (
     COMMANDS,
@@ -536,7 +543,8 @@ class TelegramHandlers:
         try:
             await self.runtime.redis.set(_callback_key(data), reply, ex=LONG_CALLBACK_TTL_SECONDS)
         except RedisError:
-            log.warning("telegram: a long button was left out (Redis unavailable)")
+            self.runtime.redis_away.happened(RedisAway.TELEGRAM_BUTTON)
+            log.info("telegram: a long button was left out (Redis unavailable)")
             return None
         return data
 

@@ -47,7 +47,7 @@ from api.metrics import MESSAGES, REPLAYS
 from api.outbox.service import enqueue
 from api.problems import Problem, is_database_unavailable
 from api.runtime import Runtime
-from api.surge import LateAnswers, answered_within
+from api.surge import LateAnswers, RedisAway, answered_within
 from api.webhooks.forms import MAX_FIELDS, URLENCODED, urlencoded_fields
 from bot.dialogue import ussd as menus
 from bot.dialogue.ussd import UssdState, UssdStore
@@ -201,7 +201,7 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
     """
     now = time.time() if now is None else now
     store = UssdStore(runtime.redis, secret=runtime.settings.secret_key)
-    loaded = await _load(store, hit)
+    loaded = await _load(runtime, store, hit)
     turn: _Turn | str | None = None
     if loaded.read_only:
         try:
@@ -210,7 +210,7 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
             # The screen table and READ_ONLY_SCREENS disagree: answer it the safe way (the
             # look-up counters may count this hit twice).
             log.error("ussd hit taken for a look-up tried to write (%s): answered claimed", exc)
-            loaded = await _load(store, hit)
+            loaded = await _load(runtime, store, hit)
     if turn is None:
         turn = await _claimed(runtime, hit, loaded, now)
     if isinstance(turn, str):
@@ -222,7 +222,8 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
         if not loaded.foreign:
             await store.save(state, seen=loaded.seen)
     except RedisError:
-        log.warning("ussd session state not saved (Redis): the next step will say dial again")
+        runtime.redis_away.happened(RedisAway.USSD_UNSAVED)
+        log.info("ussd session state not saved (Redis): the next step will say dial again")
     MESSAGES.labels(menus.CHANNEL, outcome.language, state.screen.value).inc()
     log.info(
         "ussd screen=%s end=%s lang=%s chars=%d phone=%s",
@@ -235,12 +236,13 @@ async def answer(runtime: Runtime, hit: UssdHit, *, now: float | None = None) ->
     return outcome.body
 
 
-async def _load(store: UssdStore, hit: UssdHit) -> _Loaded:
+async def _load(runtime: Runtime, store: UssdStore, hit: UssdHit) -> _Loaded:
     try:
         state, seen, foreign = await store.load(hit.session_id, hit.phone)
     except RedisError:
         # Without its state a session cannot go on; nothing is recorded, so a retry may.
-        log.warning("ussd session state unavailable (Redis)")
+        runtime.redis_away.happened(RedisAway.USSD_UNREAD)
+        log.info("ussd session state unavailable (Redis)")
         raise _Unanswered from None
     # A session id is the gateway's; one arriving from another phone gets "dial again" and
     # leaves the session of the phone that dialled it untouched.
