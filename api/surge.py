@@ -754,21 +754,14 @@ class Episode:
     first time, and one more once `quiet` seconds have passed without it (or the worker stops:
     `close()`), saying how long it lasted and how many requests met it, by what was done with
     them (`kinds` are always listed, others once they happen). The metrics count each request;
-    these two lines say when, without a WARNING per request."""
+    these two lines say when, without a WARNING per request. Each kind of episode names itself
+    and its first line (`begins`, with one `%s`: what the first request met)."""
 
-    def __init__(
-        self,
-        name: str,
-        begins: str,
-        *,
-        kinds: tuple[str, ...] = (),
-        quiet: float = 10.0,
-        logger: logging.Logger = log,
-    ) -> None:
-        self.name = name
-        #: The first line, with one `%s`: what the first request met.
-        self.begins = begins
-        self.kinds = kinds
+    name = "episode"
+    begins = "episode: %s"
+    kinds: tuple[str, ...] = ()
+
+    def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
         self.quiet = quiet
         self._log = logger
         self._since: float | None = None
@@ -815,16 +808,12 @@ class Overload(Episode):
 
     REFUSED = "refused (503)"
     HELD = "held (answered by SMS)"
-
-    def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
-        super().__init__(
-            "overload",
-            "overload: this worker's gate is full (%s): refusing (503, USSD's busy screen) "
-            "and holding SMS and WhatsApp messages until it has room",
-            kinds=(self.REFUSED, self.HELD),
-            quiet=quiet,
-            logger=logger,
-        )
+    name = "overload"
+    begins = (
+        "overload: this worker's gate is full (%s): refusing (503, USSD's busy screen) and "
+        "holding SMS and WhatsApp messages until it has room"
+    )
+    kinds = (REFUSED, HELD)
 
     def turned_away(self, reason: str, *, held: bool) -> None:
         self.happened(self.HELD if held else self.REFUSED, reason)
@@ -838,15 +827,11 @@ class RedisAway(Episode):
     USSD_UNREAD = "USSD session not read (busy screen)"
     USSD_UNSAVED = "USSD session not saved (the next step says dial again)"
     TELEGRAM_BUTTON = "Telegram long button left out"
-
-    def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
-        super().__init__(
-            "redis away",
-            "redis away: answering without what Redis keeps (first: %s); conversations start "
-            "afresh, USSD sessions end, rate limits count in each worker",
-            quiet=quiet,
-            logger=logger,
-        )
+    name = "redis away"
+    begins = (
+        "redis away: answering without what Redis keeps (first: %s); conversations start "
+        "afresh, USSD sessions end, rate limits count in each worker"
+    )
 
 
 class LateAnswers(Episode):
@@ -863,16 +848,11 @@ class LateAnswers(Episode):
     TELEGRAM_503_AWAY = "Telegram 503 (database away)"
     #: Any other request the database's absence answered 503 (api/problems.py).
     AWAY_503 = "503 (database away)"
-
-    def __init__(self, *, quiet: float = 10.0, logger: logging.Logger = log) -> None:
-        super().__init__(
-            "late answers",
-            "late answers: the database or Redis stalls or is away (first: %s); SMS and "
-            "WhatsApp messages are held, USSD hits get the busy screen, /v1 reads and "
-            "Telegram updates a 503",
-            quiet=quiet,
-            logger=logger,
-        )
+    name = "late answers"
+    begins = (
+        "late answers: the database or Redis stalls or is away (first: %s); SMS and WhatsApp "
+        "messages are held, USSD hits get the busy screen, /v1 reads and Telegram updates a 503"
+    )
 
 
 class LoadShedding:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
+from functools import partial
 from xml.etree import ElementTree
 
 import httpx
@@ -265,9 +267,7 @@ async def test_a_stall_is_logged_as_one_episode_not_a_warning_per_request(
     late = app.state.runtime.late
     late.quiet = 1.0  # longer than the answers' deadline: the late answers come 0.3 s apart
     caplog.set_level(logging.INFO)
-
-    def warnings() -> list[str]:
-        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = partial(_lines, caplog, logging.WARNING)
 
     async with registry.engine.begin() as locker:
         await locker.execute(
@@ -283,12 +283,10 @@ async def test_a_stall_is_logged_as_one_episode_not_a_warning_per_request(
         " time)); SMS and WhatsApp messages are held, USSD hits get the busy screen, /v1 reads"
         " and Telegram updates a 503"
     ]
-    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    infos = _lines(caplog, logging.INFO)
     assert infos.count("a /v1 read not answered in time: 503") == 2
     assert sum(m.startswith("ussd hit not answered in time") for m in infos) == 1
-    async with asyncio.timeout(5):
-        while len(warnings()) < 2:
-            await asyncio.sleep(0.05)
+    await _until(lambda: len(warnings()) == 2)  # the episode is over
     over = re.fullmatch(
         r"late answers over: ([0-9.]+) s; /v1 503 \(no answer in time\): 2,"
         r" USSD busy screen \(no answer in time\): 1",
@@ -313,9 +311,7 @@ async def test_a_database_outage_is_logged_as_the_same_episode(app, client, monk
     monkeypatch.setattr(ussd, "answer", database_away)
     app.state.runtime.late.quiet = 0.2
     caplog.set_level(logging.INFO)
-
-    def warnings() -> list[str]:
-        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = partial(_lines, caplog, logging.WARNING)
 
     response = await client.get(f"/v1/eligibility/{ELIGIBLE}")
     assert response.status_code == 503 and response.headers["retry-after"]
@@ -326,12 +322,10 @@ async def test_a_database_outage_is_logged_as_the_same_episode(app, client, monk
         " SMS and WhatsApp messages are held, USSD hits get the busy screen, /v1 reads and"
         " Telegram updates a 503"
     ]
-    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    infos = _lines(caplog, logging.INFO)
     assert "database unavailable on GET /v1/eligibility/35202-*******-1: ConnectionError" in infos
     assert "ussd hit not answered: database away (session ATUid_away)" in infos
-    async with asyncio.timeout(5):
-        while len(warnings()) < 2:
-            await asyncio.sleep(0.05)
+    await _until(lambda: len(warnings()) == 2)  # the episode is over
     assert re.fullmatch(
         r"late answers over: [0-9.]+ s; 503 \(database away\): 1,"
         r" USSD busy screen \(database away\): 1",
@@ -352,9 +346,7 @@ async def test_answering_without_redis_is_logged_as_one_episode(app, client, mon
 
     app.state.runtime.redis_away.quiet = 0.2
     caplog.set_level(logging.INFO)
-
-    def warnings() -> list[str]:
-        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = partial(_lines, caplog, logging.WARNING)
 
     monkeypatch.setattr(UssdStore, "save", redis_away)
     first = await client.post("/webhooks/ussd", data=ussd_form("ATUid_redis", ELIGIBLE_PHONE, ""))
@@ -367,16 +359,29 @@ async def test_answering_without_redis_is_logged_as_one_episode(app, client, mon
         " next step says dial again)); conversations start afresh, USSD sessions end, rate"
         " limits count in each worker"
     ]
-    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    infos = _lines(caplog, logging.INFO)
     assert "ussd session state unavailable (Redis)" in infos
-    async with asyncio.timeout(5):
-        while len(warnings()) < 2:
-            await asyncio.sleep(0.05)
+    await _until(lambda: len(warnings()) == 2)  # the episode is over
     assert re.fullmatch(
         r"redis away over: [0-9.]+ s; USSD session not saved \(the next step says dial again\):"
         r" 1, USSD session not read \(busy screen\): 1",
         warnings()[1],
     ), warnings()
+
+
+def _lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    """The messages logged at `level` (WARNING: at WARNING or above)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == level or (level == logging.WARNING and r.levelno > level)
+    ]
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):  # liveness, not speed
+        while not condition():
+            await asyncio.sleep(0.05)
 
 
 def _shed_total(reason: str, family: str) -> float:
