@@ -43,6 +43,9 @@ Guarantees:
   the first one's answer in the reply cache (api/surge.py): they are recorded with it and send
   nothing more (`outcome="already_answered"`), so a sender who tried five times in a surge gets
   one SMS, not five. The same goes for a held resend of a question answered live moments before.
+  In a long backlog a resend is answered minutes after the first, when the cache has let its
+  entry go: an answer whose words an SMS already took to the same phone, for a message held in
+  the last `SAME_REPLY_SECONDS` (30 minutes), sends nothing either.
 * A held message is answered as things stand when it is answered: if the person sent something
   else that was answered at once meanwhile, the held one is answered after it.
 """
@@ -66,6 +69,7 @@ from sqlalchemy import Executable, Table, and_, bindparam, case, delete, func, o
 
 from api import hot
 from api.db import Database, claim_rows, insert_for, utc
+from api.identity import keyed_digest
 from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.outbox.worker import nap
 from api.problems import DatabaseStalled, is_database_unavailable
@@ -100,6 +104,12 @@ SPILL_LOCK = "rabta:held:spill:lock"
 #: Messages Redis keeps at most (about 300 bytes each): past that, a long outage gets 503s again
 #: rather than filling Redis, which the rate limits and conversations need too.
 SPILL_MOST = 1_000_000
+#: How long an SMS answering a held message stands for the same words to the same phone: a
+#: resend held behind the first in a long backlog is answered minutes after it (the reply cache
+#: keeps a minute), and gets no second SMS saying the same (a keyed hash in Redis, set once the
+#: first is in the outbox).
+SAME_REPLY_SECONDS = 30 * 60
+SENT_PREFIX = "rabta:held:sent:"
 #: How long a hold waits for its write before keeping the message in Redis instead: a stalled
 #: database (a partition, a lock) must not keep Twilio waiting past its 15 s.
 WRITE_WITHIN = 2.0
@@ -342,16 +352,24 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
         message_id=message.external_id,
         phone=message.phone,
     )
+    sent: str | None = None
     try:
         reply = await receive(runtime, inbound)
+        # A reply the cache served went to this sender moments ago, live or for an earlier
+        # message of theirs held with this one (`by_sender`), and one with the same words went
+        # to this phone for a message held before (`SAME_REPLY_SECONDS`): another SMS would
+        # only cost.
+        to = inbound.phone
+        if reply.text and to and not reply.cached:
+            sent = _sent_key(runtime, inbound.channel, to, reply.text)
+            if await _sent_lately(runtime.redis, sent):
+                sent = None
         async with runtime.db.transaction() as session:
-            # A reply the cache served went to this sender moments ago, live or for an earlier
-            # message of theirs held with this one (`by_sender`): another SMS would only cost.
-            if reply.text and inbound.phone and not reply.cached:
+            if sent is not None and to:
                 await enqueue(
                     session,
                     channel=inbound.channel,
-                    to=inbound.phone,
+                    to=to,
                     body=reply.text,
                     kind="reply",
                     language=reply.language,
@@ -362,8 +380,31 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
     except Exception as exc:
         await _failed(runtime.db, message, exc)
         return False
-    HELD.labels(message.channel, "already_answered" if reply.cached else "answered").inc()
+    if sent is not None:
+        await _mark_sent(runtime.redis, sent)
+    already = reply.cached or (sent is None and bool(reply.text and inbound.phone))
+    HELD.labels(message.channel, "already_answered" if already else "answered").inc()
     return True
+
+
+def _sent_key(runtime: Runtime, channel: str, phone: str, text: str) -> str:
+    return SENT_PREFIX + keyed_digest(runtime.settings.secret_key.encode(), channel, phone, text)
+
+
+async def _sent_lately(redis: Redis, key: str) -> bool:
+    """Whether an SMS with these words went to this phone for a held message lately; without
+    Redis, no (a second SMS rather than none)."""
+    try:
+        return bool(await redis.exists(key))
+    except RedisError:
+        return False
+
+
+async def _mark_sent(redis: Redis, key: str) -> None:
+    """Set once the reply is in the outbox: marked before, a failed transaction would leave
+    its retry thinking the words had gone out."""
+    with contextlib.suppress(RedisError):
+        await redis.set(key, "1", ex=SAME_REPLY_SECONDS)
 
 
 async def _failed(db: Database, message: HeldMessage, exc: Exception) -> None:

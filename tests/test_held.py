@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from twilio.request_validator import RequestValidator
 
 from api import held, surge
-from api.registry.models import HeldMessage, InboundMessage, OutboundMessage
+from api.registry.models import HeldMessage, Household, InboundMessage, OutboundMessage
 from api.settings import get_settings
 from bot.dialogue import ussd as menus
 from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
@@ -401,6 +401,41 @@ async def test_a_senders_resends_held_in_a_surge_get_one_reply_between_them(
     )
     assert held_total("answered") == answered + 3
     assert held_total("already_answered") == already + 2
+
+
+async def test_a_resend_held_far_behind_the_first_gets_no_second_sms_with_the_same_words(
+    held_app, client, registry, redis
+):
+    """In a long backlog a resend is answered minutes after the first, past the reply cache's
+    minute: an SMS with the same words went to that phone for the first, so the resend is
+    recorded with them and sends nothing more. Other words (the registry changed) are sent."""
+    gate = gate_of(held_app)
+    drainer = held.Drainer(held_app.state.runtime, None)
+
+    async def held_then_answered(sid: str) -> None:
+        busy(gate)
+        assert messages_in(await signed_post(client, sms(ELIGIBLE, sid))) == []
+        calm(gate)
+        assert await drainer.drain() == 1
+        # The backlog between this one and the next takes longer than the reply cache keeps.
+        await held_app.state.runtime.cache_writes.flush()  # the entry written behind, first
+        async for key in redis.scan_iter(match=f"{surge.KEY_PREFIX}*"):
+            await redis.delete(key)
+
+    answered, already = held_total("answered"), held_total("already_answered")
+    await held_then_answered("SMbacklog01")
+    await held_then_answered("SMbacklog02")
+    assert held_total("answered") == answered + 1
+    assert held_total("already_answered") == already + 1
+    async with registry.transaction() as session:
+        household = await session.get(Household, "HH-PB-0001")
+        household.pmt_score = 99.0  # no longer eligible: the answer's words change
+    await held_then_answered("SMbacklog03")
+    replies = sorted((m.dedup_key, m.body) for m in await rows(registry, OutboundMessage))
+    assert [key for key, _ in replies] == ["held:sms:SMbacklog01", "held:sms:SMbacklog03"]
+    records = {r.external_id: r.reply for r in await rows(registry, InboundMessage)}
+    assert records["SMbacklog02"] == records["SMbacklog01"] == replies[0][1]  # the same words
+    assert records["SMbacklog03"] == replies[1][1] != replies[0][1]
 
 
 async def test_an_alphanumeric_sender_is_answered_but_not_written_to(held_app, client, registry):
