@@ -845,7 +845,7 @@ class LateAnswers(Episode):
     USSD_BUSY_AWAY = "USSD busy screen (database away)"
     V1_503 = "/v1 503 (no answer in time)"
     TELEGRAM_503 = "Telegram 503 (not handled in time)"
-    TELEGRAM_503_AWAY = "Telegram 503 (database away)"
+    TELEGRAM_AWAY = "Telegram update failed (database away)"
     #: Any other request the database's absence answered 503 (api/problems.py).
     AWAY_503 = "503 (database away)"
     name = "late answers"

@@ -228,10 +228,13 @@ _handling: contextvars.ContextVar[_Handling | None] = contextvars.ContextVar(
 )
 
 
-def _mark_failed() -> None:
-    handling = _handling.get()
-    if handling is not None:
-        handling.failed = True
+#: Under long polling nobody waits for an update's outcome, and getUpdates has moved past it:
+#: one whose handling failed (the database away) is handled again in this process after each
+#: of these pauses in turn, then given up (an ERROR line). Its update_id makes a second handling
+#: of one that got through after all a replay.
+POLLING_RETRY_SECONDS = (5.0, 15.0, 45.0, 120.0, 300.0)
+#: Updates whose failed tries are remembered, at most (the oldest forgotten first).
+POLLING_TRIES_KEPT = 10_000
 
 
 @router.post("/telegram", response_class=Response)
@@ -312,9 +315,13 @@ class TelegramHandlers:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._application: TelegramApplication | None = None
+        #: Failed tries per update_id, under polling.
+        self._tries: dict[int, int] = {}
 
     def register(self, application: TelegramApplication) -> None:
         """Add the handlers; only private chats are served (answers are personal)."""
+        self._application = application
         application.add_handler(CommandHandler(list(COMMANDS), self.on_command, filters=_PRIVATE))
         application.add_handler(MessageHandler(_PRIVATE & filters.CONTACT, self.on_contact))
         application.add_handler(MessageHandler(_PRIVATE & filters.TEXT, self.on_text))
@@ -397,7 +404,28 @@ class TelegramHandlers:
             type(error).__name__,
             exc_info=(type(error), error, error.__traceback__) if error else None,
         )
-        _mark_failed()
+        self._failed(update)
+
+    def _failed(self, update: object) -> None:
+        """Have the update handled again: the webhook answers 503, and Telegram sends it again;
+        under polling it goes back on the application's queue after a pause."""
+        handling = _handling.get()
+        if handling is not None:
+            handling.failed = True
+            return
+        if not isinstance(update, Update) or self._application is None:
+            return
+        tries = self._tries.pop(update.update_id, 0)
+        if tries >= len(POLLING_RETRY_SECONDS):
+            log.error("telegram update %s given up after %d tries", update.update_id, tries + 1)
+            return
+        if len(self._tries) >= POLLING_TRIES_KEPT:
+            del self._tries[next(iter(self._tries))]
+        self._tries[update.update_id] = tries + 1
+        pause = POLLING_RETRY_SECONDS[tries]
+        queue = self._application.update_queue
+        asyncio.get_running_loop().call_later(pause, queue.put_nowait, update)
+        log.info("telegram update %s failed: handled again in %.0f s", update.update_id, pause)
 
     # -- one update ------------------------------------------------------------------------
 
@@ -427,11 +455,11 @@ class TelegramHandlers:
         except Exception as exc:
             # Nothing was committed: a 503 makes Telegram send the update again.
             if is_database_unavailable(exc):
-                self.runtime.late.happened(LateAnswers.TELEGRAM_503_AWAY)
+                self.runtime.late.happened(LateAnswers.TELEGRAM_AWAY)
                 log.info("telegram update %s not answered: database away", update.update_id)
             else:
                 log.exception("telegram update %s could not be answered", update.update_id)
-            _mark_failed()
+            self._failed(update)
             return
         if answer.replayed:
             log.info("telegram update %s replayed: answered before, nothing sent", update.update_id)

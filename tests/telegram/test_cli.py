@@ -4,6 +4,7 @@ against the fake Bot API."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import io
 
 import pytest
@@ -107,6 +108,70 @@ async def test_polling_answers_with_the_webhook_handlers(
         "message",
         "callback_query",
     ]
+
+
+async def test_polling_hands_an_update_that_failed_to_the_handlers_again(
+    telegram_settings, fake_api, db, redis, registry, monkeypatch, caplog
+):
+    """Under polling, getUpdates has moved past an update whose handling failed (the database
+    away) and nobody would send it again: it is handled again after a pause, and answered."""
+    from api.conversations.service import receive
+    from api.webhooks import telegram as telegram_webhook
+
+    calls = 0
+
+    async def away_at_first(runtime, inbound):
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise ConnectionError("database away")
+        return await receive(runtime, inbound)
+
+    monkeypatch.setattr(telegram_webhook, "receive", away_at_first)
+    monkeypatch.setattr(telegram_webhook, "POLLING_RETRY_SECONDS", (0.1, 0.2))
+    caplog.set_level(logging.INFO)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_polling(telegram_settings, stop=stop, poll_timeout=1))
+    try:
+        fake_api.push_update(payload("text"))
+        async with asyncio.timeout(10):
+            while not fake_api.sent:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+    assert calls == 3
+    [reply] = fake_api.sent
+    assert "35202" in reply["text"] and int(reply["chat_id"]) == SHAZIA
+    assert "failed: handled again in 0 s" in caplog.text
+
+
+async def test_polling_gives_an_update_up_after_its_tries(
+    telegram_settings, fake_api, db, redis, registry, monkeypatch, caplog
+):
+    from api.webhooks import telegram as telegram_webhook
+
+    calls = 0
+
+    async def away(runtime, inbound):
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(telegram_webhook, "receive", away)
+    monkeypatch.setattr(telegram_webhook, "POLLING_RETRY_SECONDS", (0.05, 0.05))
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_polling(telegram_settings, stop=stop, poll_timeout=1))
+    try:
+        fake_api.push_update(payload("text"))
+        async with asyncio.timeout(10):
+            while "given up after 3 tries" not in caplog.text:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # nothing more is tried
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+    assert calls == 3 and fake_api.sent == []
 
 
 async def test_chat_drives_the_real_webhook(settings, db, redis, registry):
