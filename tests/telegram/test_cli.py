@@ -4,8 +4,8 @@ against the fake Bot API."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import io
+import logging
 
 import pytest
 from rich.console import Console
