@@ -709,9 +709,9 @@ async def answered_within(answering: Coroutine[Any, Any, T], *, call_off: bool =
     but not waited for: its clean-up can stall as long as the database does (asyncpg asks the
     server to cancel the statement, over a new connection, and waits for that, and a cancel
     that reaches the server before the statement does is ignored). With `call_off=False` a
-    late task goes on, unwatched: for an answer that reaches the person by another way than
-    the response (Telegram's replies are Bot API calls), and is recorded once whoever asks
-    again."""
+    late task goes on, unwatched but for a failure's log line: for an answer that reaches the
+    person another way than the response (a Telegram reply is a Bot API call), whose message
+    is delivered again and then found recorded."""
     loop = asyncio.get_running_loop()
     task = loop.create_task(answering)
     ready: asyncio.Future[None] = loop.create_future()
@@ -920,7 +920,7 @@ class LoadShedding:
         """The END screen for a refused USSD hit, rendered once (None before the app's
         runtime exists)."""
         if self._ussd_busy is None:
-            runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+            runtime = _runtime_of(scope)
             if runtime is None:
                 return None
             # Imported here: the USSD webhook reaches this module through the services it calls.
@@ -943,6 +943,11 @@ class LoadShedding:
                 b"busy, retry later\n",
                 self.settings.retry_after_headers,
             )
+
+
+def _runtime_of(scope: Scope) -> Runtime | None:
+    """The app's runtime, once its lifespan has made it (None before, or outside an app)."""
+    return getattr(getattr(scope.get("app"), "state", None), "runtime", None)
 
 
 #: What a `/v1` call refused for want of room, or called off for being late, is told (a 503
@@ -992,7 +997,7 @@ class ReadsAnsweredInTime:
         if await answered_within(answer()) is None:
             called_off = True
             SHED.labels(ANSWER_LATE, "v1").inc()
-            runtime = getattr(scope["app"].state, "runtime", None)
+            runtime = _runtime_of(scope)
             if runtime is not None:
                 runtime.late.happened(LateAnswers.V1_503)
             log.info("a /v1 read not answered in time: 503")
