@@ -352,7 +352,10 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
         message_id=message.external_id,
         phone=message.phone,
     )
+    # The mark of the SMS this answer sends (None when it sends none), and whether the same
+    # words went to this phone for a message held before.
     sent: str | None = None
+    repeated = False
     try:
         reply = await receive(runtime, inbound)
         # A reply the cache served went to this sender moments ago, live or for an earlier
@@ -361,9 +364,9 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
         # only cost.
         to = inbound.phone
         if reply.text and to and not reply.cached:
-            sent = _sent_key(runtime, inbound.channel, to, reply.text)
-            if await _sent_lately(runtime.redis, sent):
-                sent = None
+            key = _sent_key(runtime, inbound.channel, to, reply.text)
+            repeated = await _sent_lately(runtime.redis, key)
+            sent = None if repeated else key
         async with runtime.db.transaction() as session:
             if sent is not None and to:
                 await enqueue(
@@ -382,7 +385,7 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
         return False
     if sent is not None:
         await _mark_sent(runtime.redis, sent)
-    already = reply.cached or (sent is None and bool(reply.text and inbound.phone))
+    already = reply.cached or repeated
     HELD.labels(message.channel, "already_answered" if already else "answered").inc()
     return True
 
