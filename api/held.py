@@ -45,7 +45,8 @@ Guarantees:
   one SMS, not five. The same goes for a held resend of a question answered live moments before.
   In a long backlog a resend is answered minutes after the first, when the cache has let its
   entry go: an answer whose words an SMS already took to the same phone, for a message held in
-  the last `SAME_REPLY_SECONDS` (30 minutes), sends nothing either.
+  the last `SAME_REPLY_SECONDS` (30 minutes), sends nothing either, whichever worker or
+  replica answers each of them, at whatever moment.
 * A held message is answered as things stand when it is answered: if the person sent something
   else that was answered at once meanwhile, the held one is answered after it.
 """
@@ -106,8 +107,9 @@ SPILL_LOCK = "rabta:held:spill:lock"
 SPILL_MOST = 1_000_000
 #: How long an SMS answering a held message stands for the same words to the same phone: a
 #: resend held behind the first in a long backlog is answered minutes after it (the reply cache
-#: keeps a minute), and gets no second SMS saying the same (a keyed hash in Redis, set once the
-#: first is in the outbox).
+#: keeps a minute), and gets no second SMS saying the same (a keyed hash in Redis, claimed by
+#: the first before its reply is enqueued, so two workers answering two resends at once send
+#: one, and given back if that fails).
 SAME_REPLY_SECONDS = 30 * 60
 SENT_PREFIX = "rabta:held:sent:"
 #: How long a hold waits for its write before keeping the message in Redis instead: a stalled
@@ -352,20 +354,20 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
         message_id=message.external_id,
         phone=message.phone,
     )
-    # The mark of the SMS this answer sends (None when it sends none), and whether the same
-    # words went to this phone for a message held before.
+    # The claim on the words of the SMS this answer sends (None when it sends none), and
+    # whether another held message's answer took the same words to this phone.
     sent: str | None = None
     repeated = False
     try:
         reply = await receive(runtime, inbound)
         # A reply the cache served went to this sender moments ago, live or for an earlier
-        # message of theirs held with this one (`by_sender`), and one with the same words went
-        # to this phone for a message held before (`SAME_REPLY_SECONDS`): another SMS would
-        # only cost.
+        # message of theirs held with this one (`by_sender`), and one with the same words went,
+        # or is going, to this phone for another held message (`SAME_REPLY_SECONDS`; another
+        # worker's, answering it at this moment, included): another SMS would only cost.
         to = inbound.phone
         if reply.text and to and not reply.cached:
             key = _sent_key(runtime, inbound.channel, to, reply.text)
-            repeated = await _sent_lately(runtime.redis, key)
+            repeated = not await _claim_words(runtime.redis, key, message.external_id)
             sent = None if repeated else key
         async with runtime.db.transaction() as session:
             if sent is not None and to:
@@ -381,10 +383,10 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
                 )
             await session.execute(delete(HeldMessage).where(HeldMessage.id == message.id))
     except Exception as exc:
+        if sent is not None:
+            await _release_words(runtime.redis, sent)
         await _failed(runtime.db, message, exc)
         return False
-    if sent is not None:
-        await _mark_sent(runtime.redis, sent)
     already = reply.cached or repeated
     HELD.labels(message.channel, "already_answered" if already else "answered").inc()
     return True
@@ -394,20 +396,24 @@ def _sent_key(runtime: Runtime, channel: str, phone: str, text: str) -> str:
     return SENT_PREFIX + keyed_digest(runtime.settings.secret_key.encode(), channel, phone, text)
 
 
-async def _sent_lately(redis: Redis, key: str) -> bool:
-    """Whether an SMS with these words went to this phone for a held message lately; without
-    Redis, no (a second SMS rather than none)."""
+async def _claim_words(redis: Redis, key: str, message_id: str) -> bool:
+    """Claim these words for this phone for the held message `message_id`, before its reply is
+    enqueued: False when another held message's answer has them (sent, or being sent by
+    another worker). A retry of this message finds its own claim (a try that died before its
+    commit left it; the outbox's dedup key keeps a reply that did commit from going twice).
+    Without Redis, True: a second SMS rather than none."""
     try:
-        return bool(await redis.exists(key))
+        holder = await redis.set(key, message_id, ex=SAME_REPLY_SECONDS, nx=True, get=True)
     except RedisError:
-        return False
+        return True
+    return holder is None or holder == message_id
 
 
-async def _mark_sent(redis: Redis, key: str) -> None:
-    """Set once the reply is in the outbox: marked before, a failed transaction would leave
-    its retry thinking the words had gone out."""
+async def _release_words(redis: Redis, key: str) -> None:
+    """Give the words back when the reply's transaction failed: the next try, or another
+    resend, sends them (otherwise a resend would send nothing until this one's retry)."""
     with contextlib.suppress(RedisError):
-        await redis.set(key, "1", ex=SAME_REPLY_SECONDS)
+        await redis.delete(key)
 
 
 async def _failed(db: Database, message: HeldMessage, exc: Exception) -> None:

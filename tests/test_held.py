@@ -438,6 +438,68 @@ async def test_a_resend_held_far_behind_the_first_gets_no_second_sms_with_the_sa
     assert records["SMbacklog03"] == replies[1][1] != replies[0][1]
 
 
+async def test_two_workers_answering_a_senders_resends_at_once_send_one_sms(
+    held_app, client, registry
+):
+    """Two workers (two replicas) that each claimed one of a sender's resends answer them at
+    the same moment: the words are claimed for the phone before either reply is enqueued, so
+    one SMS goes out and the other resend is recorded with the same words."""
+    gate = gate_of(held_app)
+    busy(gate)
+    for sid in ("SMtwice001", "SMtwice002"):
+        assert messages_in(await signed_post(client, sms(ELIGIBLE, sid))) == []
+    calm(gate)
+    runtime = held_app.state.runtime
+    first = await held.claim(registry, limit=1)
+    second = await held.claim(registry, limit=1)
+    assert [m.external_id for m in first + second] == ["SMtwice001", "SMtwice002"]
+    answered, already = held_total("answered"), held_total("already_answered")
+    assert await asyncio.gather(held.answer(runtime, first[0]), held.answer(runtime, second[0]))
+    assert await count(registry, HeldMessage) == 0
+    replies = await rows(registry, OutboundMessage)
+    assert len(replies) == 1
+    records = {r.external_id: r.reply for r in await rows(registry, InboundMessage)}
+    assert records["SMtwice001"] == records["SMtwice002"] == replies[0].body
+    assert held_total("answered") == answered + 1
+    assert held_total("already_answered") == already + 1
+
+
+async def test_a_held_answer_that_fails_gives_its_words_back(
+    held_app, client, registry, redis, monkeypatch
+):
+    """The words are claimed before the reply's transaction: should it fail, the claim goes
+    with it, so a resend answered next sends them, and the failed one's retry then sends
+    nothing more."""
+    gate = gate_of(held_app)
+    busy(gate)
+    for sid in ("SMfails001", "SMfails002"):
+        assert messages_in(await signed_post(client, sms(ELIGIBLE, sid))) == []
+    calm(gate)
+    runtime = held_app.state.runtime
+    enqueue = held.enqueue
+
+    async def refused(*args, **kwargs):
+        raise ConnectionRefusedError("the database went away")
+
+    monkeypatch.setattr(held, "enqueue", refused)
+    [message] = await held.claim(registry, limit=1)
+    assert not await held.answer(runtime, message)
+    monkeypatch.setattr(held, "enqueue", enqueue)
+    # The resend is answered past the reply cache's minute (a long backlog).
+    await runtime.cache_writes.flush()
+    async for key in redis.scan_iter(match=f"{surge.KEY_PREFIX}*"):
+        await redis.delete(key)
+    [resend] = await held.claim(registry, limit=1)
+    assert resend.external_id == "SMfails002"
+    assert await held.answer(runtime, resend)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=held.BACKOFF_CAP_SECONDS + 1)
+    [retry] = await held.claim(registry, limit=1, now=later)
+    assert retry.external_id == "SMfails001"
+    assert await held.answer(runtime, retry)
+    assert [m.dedup_key for m in await rows(registry, OutboundMessage)] == ["held:sms:SMfails002"]
+    assert await count(registry, HeldMessage) == 0
+
+
 async def test_an_alphanumeric_sender_is_answered_but_not_written_to(held_app, client, registry):
     gate = gate_of(held_app)
     busy(gate)
