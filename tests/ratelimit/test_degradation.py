@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import shutil
 import socket
@@ -87,6 +89,17 @@ def _our_keys(port: int) -> list[str]:
         client.close()
 
 
+@contextlib.contextmanager
+def no_collections() -> Iterator[None]:
+    """A timed block the suite's own full garbage collections stay out of: one takes up to
+    0.8 s on a slow host (tests/conftest.py), longer than the bounds timed here."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _degraded_total() -> float:
     return REGISTRY.get_sample_value("rabta_ratelimit_degraded_total") or 0.0
 
@@ -104,9 +117,10 @@ async def test_redis_stopped_and_restarted(
         assert _our_keys(redis_process.port)
 
         redis_process.stop()
-        started = time.monotonic()
-        decisions = [await limiter.hit("sender", "+923451112233") for _ in range(5)]
-        assert time.monotonic() - started < 1.0, "a dead Redis must not slow every request"
+        with no_collections():
+            started = time.monotonic()
+            decisions = [await limiter.hit("sender", "+923451112233") for _ in range(5)]
+            assert time.monotonic() - started < 1.0, "a dead Redis must not slow every request"
         assert all(d.degraded for d in decisions)
         # Still limited, per process: 3/minute.
         assert [d.allowed for d in decisions] == [True, True, True, False, False]
@@ -164,15 +178,16 @@ async def test_hung_redis_does_not_hang_requests(
     monkeypatch.setattr(ratelimit_service, "CALL_TIMEOUT", SHIPPED_CALL_TIMEOUT)
     limiter = RateLimiter(rl_settings, f"redis://127.0.0.1:{hung_redis}/0", retry_redis_after=60)
     try:
-        started = time.monotonic()
-        first = await limiter.hit("ip", "198.51.100.1")
-        assert time.monotonic() - started < 1.0
-        assert first.allowed and first.degraded
-        started = time.monotonic()
-        for _ in range(20):
-            await limiter.hit("ip", "198.51.100.1")
-            await limiter.hit_in_turn([("sender", "+923001234567"), ("cnic", "3520212345671")])
-        # After the first timeout, calls go straight to memory until the back-off ends.
-        assert time.monotonic() - started < 0.2
+        with no_collections():
+            started = time.monotonic()
+            first = await limiter.hit("ip", "198.51.100.1")
+            assert time.monotonic() - started < 1.0
+            assert first.allowed and first.degraded
+            started = time.monotonic()
+            for _ in range(20):
+                await limiter.hit("ip", "198.51.100.1")
+                await limiter.hit_in_turn([("sender", "+923001234567"), ("cnic", "3520212345671")])
+            # After the first timeout, calls go straight to memory until the back-off ends.
+            assert time.monotonic() - started < 0.2
     finally:
         await limiter.close()
