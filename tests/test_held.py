@@ -95,6 +95,16 @@ def calm(gate: surge.Gate) -> None:
     gate._shedding_until = float("-inf")
 
 
+async def held_resends(app, client, *sids: str) -> None:
+    """The registered sender's CNIC sent once per MessageSid while every slot is taken: each
+    held (200, no reply yet), none answered."""
+    gate = gate_of(app)
+    busy(gate)
+    for sid in sids:
+        assert messages_in(await signed_post(client, sms(ELIGIBLE, sid))) == []
+    calm(gate)
+
+
 async def count(db, model, *where) -> int:
     async with db.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
@@ -444,11 +454,7 @@ async def test_two_workers_answering_a_senders_resends_at_once_send_one_sms(
     """Two workers (two replicas) that each claimed one of a sender's resends answer them at
     the same moment: the words are claimed for the phone before either reply is enqueued, so
     one SMS goes out and the other resend is recorded with the same words."""
-    gate = gate_of(held_app)
-    busy(gate)
-    for sid in ("SMtwice001", "SMtwice002"):
-        assert messages_in(await signed_post(client, sms(ELIGIBLE, sid))) == []
-    calm(gate)
+    await held_resends(held_app, client, "SMtwice001", "SMtwice002")
     runtime = held_app.state.runtime
     first = await held.claim(registry, limit=1)
     second = await held.claim(registry, limit=1)
@@ -470,11 +476,7 @@ async def test_a_held_answer_that_fails_gives_its_words_back(
     """The words are claimed before the reply's transaction: should it fail, the claim goes
     with it, so a resend answered next sends them, and the failed one's retry then sends
     nothing more."""
-    gate = gate_of(held_app)
-    busy(gate)
-    for sid in ("SMfails001", "SMfails002"):
-        assert messages_in(await signed_post(client, sms(ELIGIBLE, sid))) == []
-    calm(gate)
+    await held_resends(held_app, client, "SMfails001", "SMfails002")
     runtime = held_app.state.runtime
     enqueue = held.enqueue
 
