@@ -25,24 +25,27 @@ PAYLOADS = Path(__file__).parent / "payloads"
 pytest_plugins = ["tests.security.logscan"]
 
 
-#: The Redis call bound the suite runs under (api/ratelimit/service.py ships 0.5 s).
-SUITE_REDIS_CALL_TIMEOUT = 5.0
+#: The Redis bounds the suite runs under (the rate limiter ships 0.5 s, the app's client 1 s).
+SUITE_REDIS_TIMEOUT = 5.0
 
 
 @pytest.fixture(autouse=True)
 def redis_calls_outlast_the_suites_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rate limiter's Redis bound, well above the pauses of the suite's own process.
+    """The Redis bounds of the apps a test builds, well above the pauses of the suite's own
+    process.
 
-    `asyncio.timeout` counts the time the event loop is stalled, so a Redis that answered in a
+    A timeout counts the time the event loop is stalled, so a Redis that answered in a
     millisecond is "timed out" if the loop was blocked past the bound. This process carries a
     whole session's heap, and its full garbage collections stall the loop for up to 0.8 s on a
     slow host (a deployed worker freezes its start-up heap; api/main.py). One such pause during
-    the 0.5 s bound degraded the limiter to memory and sent a test about something else down
-    the degraded path. Tests of the bound itself (tests/ratelimit/test_degradation.py) set the
-    shipped figure back."""
+    the rate limiter's 0.5 s bound degraded it to memory and sent a test about something else
+    down the degraded path. Tests of a bound itself (tests/ratelimit/test_degradation.py) set
+    the shipped figure back."""
+    from api import redis
     from api.ratelimit import service
 
-    monkeypatch.setattr(service, "CALL_TIMEOUT", SUITE_REDIS_CALL_TIMEOUT)
+    monkeypatch.setattr(service, "CALL_TIMEOUT", SUITE_REDIS_TIMEOUT)
+    monkeypatch.setattr(redis, "COMMAND_TIMEOUT", SUITE_REDIS_TIMEOUT)
 
 
 @pytest.fixture(scope="session")
