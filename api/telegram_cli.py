@@ -112,12 +112,13 @@ async def run_polling(
 ) -> None:
     """Poll getUpdates and answer with the webhook's handlers until `stop` (or SIGINT/SIGTERM)."""
     from api.runtime import Runtime
-    from api.webhooks.telegram import ALLOWED_UPDATES, build_application
+    from api.webhooks.telegram import ALLOWED_UPDATES, TelegramHandlers, build_application
 
     stop = stop or _stop_on_signals()
     runtime = Runtime.create(settings)
     try:
-        application = build_application(runtime, polling=True)
+        handlers = TelegramHandlers(runtime)
+        application = build_application(runtime, polling=True, handlers=handlers)
         async with application:  # initialize() (getMe) … shutdown()
             assert application.updater is not None
             # start_polling deletes any webhook before the first getUpdates (its bootstrap).
@@ -132,6 +133,7 @@ async def run_polling(
             )
             await stop.wait()
             await application.updater.stop()
+            await handlers.last_tries()
             await application.stop()
     finally:
         await runtime.close()

@@ -173,8 +173,11 @@ class TelegramGateway:
         self._ready = False
 
 
-def build_application(runtime: Runtime, *, polling: bool = False) -> TelegramApplication:
-    """An Application with Rabta's handlers; an Updater only for long polling."""
+def build_application(
+    runtime: Runtime, *, polling: bool = False, handlers: TelegramHandlers | None = None
+) -> TelegramApplication:
+    """An Application with Rabta's handlers (`handlers`, or new ones); an Updater only for
+    long polling."""
     settings = runtime.settings
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
@@ -192,7 +195,7 @@ def build_application(runtime: Runtime, *, polling: bool = False) -> TelegramApp
     if not polling:
         builder = builder.updater(None)
     application = builder.build()
-    TelegramHandlers(runtime).register(application)
+    (handlers or TelegramHandlers(runtime)).register(application)
     return application
 
 
@@ -235,6 +238,8 @@ _handling: contextvars.ContextVar[_Handling | None] = contextvars.ContextVar(
 POLLING_RETRY_SECONDS = (5.0, 15.0, 45.0, 120.0, 300.0)
 #: Updates whose failed tries are remembered, at most (the oldest forgotten first).
 POLLING_TRIES_KEPT = 10_000
+#: Seconds that polling, stopping, gives the updates still waiting for another try.
+LAST_TRIES_WITHIN = 10.0
 
 
 @router.post("/telegram", response_class=Response)
@@ -318,6 +323,10 @@ class TelegramHandlers:
         self._application: TelegramApplication | None = None
         #: Failed tries per update_id, under polling.
         self._tries: dict[int, int] = {}
+        #: Updates waiting to be handled again, under polling, with their timers.
+        self._waiting: dict[int, tuple[asyncio.TimerHandle, Update]] = {}
+        #: Polling is stopping: an update that fails now is not tried again.
+        self._stopping = False
 
     def register(self, application: TelegramApplication) -> None:
         """Add the handlers; only private chats are served (answers are personal)."""
@@ -415,6 +424,9 @@ class TelegramHandlers:
             return
         if not isinstance(update, Update) or self._application is None:
             return
+        if self._stopping:
+            log.error("telegram update %s failed as polling stops; given up", update.update_id)
+            return
         tries = self._tries.pop(update.update_id, 0)
         if tries >= len(POLLING_RETRY_SECONDS):
             log.error("telegram update %s given up after %d tries", update.update_id, tries + 1)
@@ -423,9 +435,39 @@ class TelegramHandlers:
             del self._tries[next(iter(self._tries))]
         self._tries[update.update_id] = tries + 1
         pause = POLLING_RETRY_SECONDS[tries]
-        queue = self._application.update_queue
-        asyncio.get_running_loop().call_later(pause, queue.put_nowait, update)
+        timer = asyncio.get_running_loop().call_later(pause, self._again, update)
+        self._waiting[update.update_id] = (timer, update)
         log.info("telegram update %s failed: handled again in %.0f s", update.update_id, pause)
+
+    def _again(self, update: Update) -> None:
+        self._waiting.pop(update.update_id, None)
+        if self._application is not None:
+            self._application.update_queue.put_nowait(update)
+
+    async def last_tries(self, within: float = LAST_TRIES_WITHIN) -> None:
+        """Polling stops: the updates still waiting to be handled again are handled once more
+        now, not lost with the process (getUpdates has moved past them). One that fails again,
+        or is not done `within` seconds, is given up (an ERROR line each)."""
+        self._stopping = True
+        waiting = []
+        for timer, update in self._waiting.values():
+            timer.cancel()
+            waiting.append(update)
+        self._waiting.clear()
+        if not waiting or self._application is None:
+            return
+        log.warning("telegram: %d updates waiting for another try get it now", len(waiting))
+        done = 0
+        try:
+            async with asyncio.timeout(within):
+                for update in waiting:
+                    await self._application.process_update(update)
+                    done += 1
+        except TimeoutError:
+            for update in waiting[done:]:
+                log.error(
+                    "telegram update %s not handled as polling stops; given up", update.update_id
+                )
 
     # -- one update ------------------------------------------------------------------------
 

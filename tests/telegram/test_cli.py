@@ -174,6 +174,48 @@ async def test_polling_gives_an_update_up_after_its_tries(
     assert calls == 3 and fake_api.sent == []
 
 
+@pytest.mark.parametrize("fails_again", [False, True])
+async def test_polling_tries_a_waiting_update_once_more_as_it_stops(
+    telegram_settings, fake_api, db, redis, registry, monkeypatch, caplog, fails_again
+):
+    """An update that failed and waits minutes for its next try is not lost when polling
+    stops (getUpdates has moved past it): it is handled once more, now; should that fail too,
+    it is given up with an ERROR line."""
+    from api.conversations.service import receive
+    from api.webhooks import telegram as telegram_webhook
+
+    calls = 0
+
+    async def away_at_first(runtime, inbound):
+        nonlocal calls
+        calls += 1
+        if calls == 1 or fails_again:
+            raise ConnectionError("database away")
+        return await receive(runtime, inbound)
+
+    monkeypatch.setattr(telegram_webhook, "receive", away_at_first)
+    monkeypatch.setattr(telegram_webhook, "POLLING_RETRY_SECONDS", (300.0,))
+    caplog.set_level(logging.INFO)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_polling(telegram_settings, stop=stop, poll_timeout=1))
+    try:
+        fake_api.push_update(payload("text"))
+        async with asyncio.timeout(10):
+            while "handled again in 300 s" not in caplog.text:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+    assert calls == 2
+    assert "1 updates waiting for another try get it now" in caplog.text
+    if fails_again:
+        assert fake_api.sent == []
+        assert "failed as polling stops; given up" in caplog.text
+    else:
+        [reply] = fake_api.sent
+        assert "35202" in reply["text"] and int(reply["chat_id"]) == SHAZIA
+
+
 async def test_chat_drives_the_real_webhook(settings, db, redis, registry):
     out = io.StringIO()
     lines = iter(["LANG EN", "/start", "PAY", "/share", "PAY", "#2", "/share +923451234567", ""])
