@@ -110,6 +110,22 @@ async def test_polling_answers_with_the_webhook_handlers(
     ]
 
 
+async def polled_until(settings, fake_api, done, *, then_for: float = 0.0) -> None:
+    """Poll while one text update is handled, until `done()` and `then_for` seconds more;
+    then stop polling."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_polling(settings, stop=stop, poll_timeout=1))
+    try:
+        fake_api.push_update(payload("text"))
+        async with asyncio.timeout(10):
+            while not done():
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(then_for)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+
+
 async def test_polling_hands_an_update_that_failed_to_the_handlers_again(
     telegram_settings, fake_api, db, redis, registry, monkeypatch, caplog
 ):
@@ -130,16 +146,7 @@ async def test_polling_hands_an_update_that_failed_to_the_handlers_again(
     monkeypatch.setattr(telegram_webhook, "receive", away_at_first)
     monkeypatch.setattr(telegram_webhook, "POLLING_RETRY_SECONDS", (0.1, 0.2))
     caplog.set_level(logging.INFO)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_polling(telegram_settings, stop=stop, poll_timeout=1))
-    try:
-        fake_api.push_update(payload("text"))
-        async with asyncio.timeout(10):
-            while not fake_api.sent:
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=15)
+    await polled_until(telegram_settings, fake_api, lambda: fake_api.sent)
     assert calls == 3
     [reply] = fake_api.sent
     assert "35202" in reply["text"] and int(reply["chat_id"]) == SHAZIA
@@ -160,18 +167,11 @@ async def test_polling_gives_an_update_up_after_its_tries(
 
     monkeypatch.setattr(telegram_webhook, "receive", away)
     monkeypatch.setattr(telegram_webhook, "POLLING_RETRY_SECONDS", (0.05, 0.05))
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_polling(telegram_settings, stop=stop, poll_timeout=1))
-    try:
-        fake_api.push_update(payload("text"))
-        async with asyncio.timeout(10):
-            while "given up after 3 tries" not in caplog.text:
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # nothing more is tried
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=15)
-    assert calls == 3 and fake_api.sent == []
+    def given_up() -> bool:
+        return "given up after 3 tries" in caplog.text
+
+    await polled_until(telegram_settings, fake_api, given_up, then_for=0.3)
+    assert calls == 3 and fake_api.sent == []  # nothing more tried, as it polled on
 
 
 @pytest.mark.parametrize("fails_again", [False, True])
@@ -196,16 +196,7 @@ async def test_polling_tries_a_waiting_update_once_more_as_it_stops(
     monkeypatch.setattr(telegram_webhook, "receive", away_at_first)
     monkeypatch.setattr(telegram_webhook, "POLLING_RETRY_SECONDS", (300.0,))
     caplog.set_level(logging.INFO)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_polling(telegram_settings, stop=stop, poll_timeout=1))
-    try:
-        fake_api.push_update(payload("text"))
-        async with asyncio.timeout(10):
-            while "handled again in 300 s" not in caplog.text:
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=15)
+    await polled_until(telegram_settings, fake_api, lambda: "handled again in 300 s" in caplog.text)
     assert calls == 2
     assert "1 updates waiting for another try get it now" in caplog.text
     if fails_again:
