@@ -167,6 +167,7 @@ async def test_polling_gives_an_update_up_after_its_tries(
 
     monkeypatch.setattr(telegram_webhook, "receive", away)
     monkeypatch.setattr(telegram_webhook, "POLLING_RETRY_SECONDS", (0.05, 0.05))
+
     def given_up() -> bool:
         return "given up after 3 tries" in caplog.text
 
