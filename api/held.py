@@ -47,6 +47,9 @@ Guarantees:
   entry go: an answer whose words an SMS already took to the same phone, for a message held in
   the last `SAME_REPLY_SECONDS` (30 minutes), sends nothing either, whichever worker or
   replica answers each of them, at whatever moment.
+* A message held after a try at answering it counted its look-up's limits (a late answer, the
+  database gone after the first statement) is answered without counting them again
+  (`HeldMessage.counted`): a stall does not spend a sender's look-ups twice.
 * A held message is answered as things stand when it is answered: if the person sent something
   else that was answered at once meanwhile, the held one is answered after it.
 """
@@ -138,6 +141,7 @@ def _hold_statement(dialect: str) -> Executable:
             phone=bindparam("phone"),
             text=bindparam("text"),
             received_at=bindparam("now"),
+            counted=bindparam("counted"),
             attempts=0,
         )
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
@@ -185,6 +189,7 @@ class Holds:
             "phone": inbound.phone,
             "text": inbound.text,
             "now": utcnow(),
+            "counted": inbound.counted,
         }
         failure: Exception = DatabaseStalled("the database is away")
         if not database_away:
@@ -305,9 +310,11 @@ def _unspilled(raw: str | bytes) -> dict[str, object] | None:
     try:
         row = dict(json.loads(raw))
         row["now"] = dt.datetime.fromisoformat(str(row["now"]))
-        return {
+        kept = {
             key: row[key] for key in ("channel", "external_id", "sender", "phone", "text", "now")
         }
+        # Kept before the look-up's count went with the message: counted again, as then.
+        return {**kept, "counted": row.get("counted") is True}
     except (ValueError, KeyError, TypeError):
         log.error("a message kept in Redis could not be read (%d bytes); dropped", len(raw))
         return None
@@ -353,6 +360,7 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
         text=message.text,
         message_id=message.external_id,
         phone=message.phone,
+        counted=message.counted,
     )
     # The claim on the words of the SMS this answer sends (None when it sends none), and
     # whether another held message's answer took the same words to this phone.

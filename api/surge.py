@@ -97,6 +97,7 @@ from api.conversations import repository
 from api.identity import Cnic, InvalidCnic, keyed_digest, normalise_text
 from api.metrics import MESSAGES, SMS_SEGMENTS
 from api.middleware import send_problem, send_response
+from api.ratelimit import Decision
 from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, ConversationStore, Step
@@ -345,6 +346,20 @@ class Lookup:
     counted: Counted | None = None
 
 
+#: A look-up's limit that a try at the same message counted, and that let it through, before the
+#: message was held (`Inbound.counted`).
+PASSED_BEFORE = Decision(
+    allowed=True, limit=0, remaining=0, reset_at=0.0, retry_after=0, degraded=False
+)
+
+
+def counted_in_full(inbound: Inbound, counted: Counted) -> bool:
+    """Whether `counted` (a `Lookup`'s) is every limit of the look-up, each letting it through."""
+    cnic, decisions = counted
+    hits = lookup_hits(inbound.channel, inbound.sender, cnic)
+    return len(decisions) == len(hits) and all(d.allowed for d in decisions)
+
+
 async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     """The cached reply to a resend, with its MessageSid recorded; else what was read on the way
     (with the cache turned off, only that).
@@ -352,7 +367,9 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     One Redis command reads the cache entry and the conversation together, so a message that
     is not a resend costs no extra round trip: its conversation comes back for the normal path.
     For a CNIC that command is the rate limiter's script, which also counts the look-up when
-    neither exists (`Lookup.counted`); for help, an `MGET`. Never raises for Redis or database
+    neither exists (`Lookup.counted`); for help, and for a held message whose first try counted
+    its look-up (`Inbound.counted`: it passed then, and is not counted twice), an `MGET`.
+    Never raises for Redis or database
     trouble: the normal path then answers (or fails) as it would without the cache.
     """
     seconds = get_surge_settings().reply_cache_seconds
@@ -372,7 +389,7 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     reads = [key, conversation_key] if seconds > 0 else [conversation_key]
     counted: Counted | None = None
     try:
-        if subject.cnic is not None:
+        if subject.cnic is not None and not inbound.counted:
             # A CNIC with nothing stored for its sender (no cached answer, a blank conversation)
             # takes the look-up lane, whose flow counts the look-up first thing: counted here,
             # in the same round trip as the read, only when nothing was found. A cached answer
@@ -395,6 +412,10 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
         else:
             # One command, not a pipeline of two GETs: redis-py's pipeline costs more than MGET.
             values = await runtime.redis.mget(*reads)
+            if subject.cnic is not None:
+                # A held message whose first try counted its look-up, and was let through.
+                hits = lookup_hits(inbound.channel, inbound.sender, subject.cnic)
+                counted = subject.cnic, [PASSED_BEFORE] * len(hits)
     except RedisError:
         return Lookup()
     raw_entry, raw_conversation = values if seconds > 0 else (None, values[0])

@@ -670,7 +670,7 @@ async def test_a_message_whose_answer_meets_a_database_outage_is_held_not_refuse
     database went away, is held (here in Redis, the database being away) and answered later."""
     holds = held_app.state.runtime.holds
 
-    async def database_away(runtime, inbound):
+    async def database_away(runtime, inbound, attempt=None):
         raise ConnectionError("database away")
 
     monkeypatch.setattr("api.webhooks.twilio.receive", database_away)
@@ -683,6 +683,43 @@ async def test_a_message_whose_answer_meets_a_database_outage_is_held_not_refuse
     assert await drainer.drain() == 1
     [reply] = await rows(registry, OutboundMessage)
     assert reply.dedup_key == "held:sms:SMspill0101" and "35202-*******-1" in reply.body
+
+
+@pytest.mark.parametrize("kept_in", ["database", "redis"])
+async def test_a_held_message_whose_first_try_counted_its_look_up_is_not_counted_again(
+    held_app, client, registry, redis, monkeypatch, kept_in
+):
+    """The database went away after the look-up's limits were counted (the first statement):
+    the message is held, and answered later without counting them a second time. With a
+    sender allowed one look-up an hour, that answer is the eligibility, not "try again"."""
+    from api.conversations import repository
+    from api.ratelimit.service import parse_limit
+
+    runtime = held_app.state.runtime
+    monkeypatch.setitem(runtime.rate_limiter._defaults, "sender", parse_limit("1/hour"))
+    reading = repository.get_or_create_contact_reading_household
+
+    async def database_away(*args, **kwargs):
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(repository, "get_or_create_contact_reading_household", database_away)
+    if kept_in == "redis":
+        monkeypatch.setattr(runtime.holds, "db", DatabaseAway())
+    assert messages_in(await signed_post(client, sms(ELIGIBLE, "SMcount0001"))) == []
+    monkeypatch.setattr(repository, "get_or_create_contact_reading_household", reading)
+    monkeypatch.setattr(runtime.holds, "db", runtime.db)  # the database is back
+    drainer = held.Drainer(runtime, None)
+    await drainer.unspill()
+    [message] = await rows(registry, HeldMessage)
+    assert message.counted
+    assert await drainer.drain() == 1
+    [reply] = await rows(registry, OutboundMessage)
+    assert "35202-*******-1" in reply.body  # the answer, not "too many requests, try later"
+    [record] = await rows(registry, InboundMessage)
+    assert (record.external_id, record.outcome) == ("SMcount0001", "eligible")
+    # The one look-up an hour is spent: the next one is refused.
+    refused = messages_in(await signed_post(client, sms(ELIGIBLE, "SMcount0002")))
+    assert refused and "35202-*******-1" not in refused[0]
 
 
 async def test_a_message_whose_answer_stalls_is_held_in_time_and_answered_later(
@@ -713,6 +750,8 @@ async def test_a_message_whose_answer_stalls_is_held_in_time_and_answered_later(
     async with asyncio.timeout(10):  # liveness, not speed
         while not await count(registry, HeldMessage):
             await asyncio.sleep(0.02)
+    # The look-up's limits were counted before the stall: its answer does not count them again.
+    assert [m.counted for m in await rows(registry, HeldMessage)] == [True]
     assert await drainer.drain() == 1
     await drainer.unspill()
     assert await redis.llen(held.SPILL_KEY) == 0

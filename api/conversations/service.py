@@ -49,10 +49,22 @@ class Answer:
     ask_contact: bool = False
 
 
-async def receive(runtime: Runtime, inbound: Inbound) -> Answer:
-    """Answer one inbound message, exactly once per provider message id."""
+@dataclass(slots=True)
+class Attempt:
+    """What a try at answering a message did, read by its caller however the try ended: a
+    webhook that holds the message after a late or failed try (api/held.py)."""
+
+    #: The look-up's limits were counted, and let it through (`Inbound.counted`).
+    counted: bool = False
+
+
+async def receive(runtime: Runtime, inbound: Inbound, attempt: Attempt | None = None) -> Answer:
+    """Answer one inbound message, exactly once per provider message id; what the try did
+    goes in `attempt`, as it goes."""
     # An anxious resend is answered from the reply cache (api/surge.py).
     found = await surge.lookup(runtime, inbound)
+    if attempt is not None and found.counted is not None:
+        attempt.counted = surge.counted_in_full(inbound, found.counted)
     if found.answer is not None:
         return Answer(text=found.answer.text, language=found.answer.language, cached=True)
     if (

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -167,6 +168,9 @@ class HeldMessage(Base):
     phone: Mapped[str | None] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Its look-up's limits were counted, and let it through, by the try that held it (a late
+    #: or failed answer): its answer does not count them again (`Inbound.counted`).
+    counted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Tries to answer it so far, counted when claimed.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: A worker's claim: past this moment the message is anyone's again.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from xml.sax.saxutils import escape
 
 from starlette.requests import Request
@@ -18,7 +19,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator, compare
 from twilio.twiml.messaging_response import MessagingResponse
 
-from api.conversations.service import receive
+from api.conversations.service import Attempt, receive
 from api.deps import runtime_of
 from api.identity import InvalidPhone, normalise_phone
 from api.problems import Problem, is_database_unavailable
@@ -100,8 +101,11 @@ async def messaging(request: Request) -> Response:
     if HOLD in request.scope:
         # The worker has no room to answer now (api/surge.py): store it, answer it later.
         return await _held(request, inbound)
+    # What the try did before it failed or was called off: its look-up's limits, once counted,
+    # are not counted again when the message is held and answered later.
+    attempt = Attempt()
     try:
-        answer = await answered_within(receive(runtime, inbound))
+        answer = await answered_within(receive(runtime, inbound, attempt))
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise
@@ -109,6 +113,7 @@ async def messaging(request: Request) -> Response:
         # (in Redis while the database is away) and answer it by SMS once it is back.
         runtime.late.happened(LateAnswers.HELD_AWAY)
         log.info("twilio message held: database away")
+        inbound = replace(inbound, counted=attempt.counted)
         return await _held(request, inbound, database_away=True)
     if answer is None:
         # The database (or Redis) stalls rather than refusing: Twilio would time out at 15 s
@@ -116,7 +121,7 @@ async def messaging(request: Request) -> Response:
         # off have been recorded after all, that is a replay then: one reply all the same).
         runtime.late.happened(LateAnswers.HELD_LATE)
         log.info("twilio message held: no answer in time")
-        return await _held(request, inbound)
+        return await _held(request, replace(inbound, counted=attempt.counted))
     return Response(content=twiml(answer.text), media_type=TWIML)
 
 

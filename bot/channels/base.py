@@ -24,6 +24,10 @@ class Inbound:
     #: their own (its user id is the sender's): only their own proves anything.
     contact_phone: str | None = None
     contact_is_own: bool = False
+    #: A look-up's limits were counted for this message, and let it through, by a try at
+    #: answering it that did not finish (late, or the database away): it was held, and its
+    #: answer later does not count them again.
+    counted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
