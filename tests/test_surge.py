@@ -267,7 +267,6 @@ async def test_a_stall_is_logged_as_one_episode_not_a_warning_per_request(
     late = app.state.runtime.late
     late.quiet = 1.0  # longer than the answers' deadline: the late answers come 0.3 s apart
     caplog.set_level(logging.INFO)
-    warnings = partial(_lines, caplog, logging.WARNING)
 
     async with registry.engine.begin() as locker:
         await locker.execute(
@@ -278,22 +277,18 @@ async def test_a_stall_is_logged_as_one_episode_not_a_warning_per_request(
                 assert (await client.get(f"/v1/eligibility/{ELIGIBLE}")).status_code == 503
             hit = ussd_form("ATUid_episode", ELIGIBLE_PHONE, "")
             assert (await client.post("/webhooks/ussd", data=hit)).text.startswith("END ")
-    assert warnings() == [
+    over = await _episode_logged(
+        caplog,
         "late answers: the database or Redis stalls or is away (first: /v1 503 (no answer in"
         " time)); SMS and WhatsApp messages are held, USSD hits get the busy screen, /v1 reads"
-        " and Telegram updates a 503"
-    ]
+        " and Telegram updates a 503",
+        r"late answers over: ([0-9.]+) s; /v1 503 \(no answer in time\): 2,"
+        r" USSD busy screen \(no answer in time\): 1",
+    )
+    assert 0.5 <= float(over.group(1)) < 5, over.string  # from the first late answer to the last
     infos = _lines(caplog, logging.INFO)
     assert infos.count("a /v1 read not answered in time: 503") == 2
     assert sum(m.startswith("ussd hit not answered in time") for m in infos) == 1
-    await _until(lambda: len(warnings()) == 2)  # the episode is over
-    over = re.fullmatch(
-        r"late answers over: ([0-9.]+) s; /v1 503 \(no answer in time\): 2,"
-        r" USSD busy screen \(no answer in time\): 1",
-        warnings()[1],
-    )
-    assert over is not None, warnings()
-    assert 0.5 <= float(over.group(1)) < 5, warnings()  # from the first late answer to the last
 
 
 async def test_a_database_outage_is_logged_as_the_same_episode(app, client, monkeypatch, caplog):
@@ -311,26 +306,22 @@ async def test_a_database_outage_is_logged_as_the_same_episode(app, client, monk
     monkeypatch.setattr(ussd, "answer", database_away)
     app.state.runtime.late.quiet = 0.2
     caplog.set_level(logging.INFO)
-    warnings = partial(_lines, caplog, logging.WARNING)
 
     response = await client.get(f"/v1/eligibility/{ELIGIBLE}")
     assert response.status_code == 503 and response.headers["retry-after"]
     hit = ussd_form("ATUid_away", ELIGIBLE_PHONE, "")
     assert (await client.post("/webhooks/ussd", data=hit)).text.startswith("END ")
-    assert warnings() == [
+    await _episode_logged(
+        caplog,
         "late answers: the database or Redis stalls or is away (first: 503 (database away));"
         " SMS and WhatsApp messages are held, USSD hits get the busy screen, /v1 reads and"
-        " Telegram updates a 503"
-    ]
+        " Telegram updates a 503",
+        r"late answers over: [0-9.]+ s; 503 \(database away\): 1,"
+        r" USSD busy screen \(database away\): 1",
+    )
     infos = _lines(caplog, logging.INFO)
     assert "database unavailable on GET /v1/eligibility/35202-*******-1: ConnectionError" in infos
     assert "ussd hit not answered: database away (session ATUid_away)" in infos
-    await _until(lambda: len(warnings()) == 2)  # the episode is over
-    assert re.fullmatch(
-        r"late answers over: [0-9.]+ s; 503 \(database away\): 1,"
-        r" USSD busy screen \(database away\): 1",
-        warnings()[1],
-    ), warnings()
 
 
 async def test_answering_without_redis_is_logged_as_one_episode(app, client, monkeypatch, caplog):
@@ -346,7 +337,6 @@ async def test_answering_without_redis_is_logged_as_one_episode(app, client, mon
 
     app.state.runtime.redis_away.quiet = 0.2
     caplog.set_level(logging.INFO)
-    warnings = partial(_lines, caplog, logging.WARNING)
 
     monkeypatch.setattr(UssdStore, "save", redis_away)
     first = await client.post("/webhooks/ussd", data=ussd_form("ATUid_redis", ELIGIBLE_PHONE, ""))
@@ -354,19 +344,26 @@ async def test_answering_without_redis_is_logged_as_one_episode(app, client, mon
     monkeypatch.setattr(UssdStore, "load", redis_away)
     hit = ussd_form("ATUid_redis", ELIGIBLE_PHONE, "1")
     assert (await client.post("/webhooks/ussd", data=hit)).text.startswith("END ")
-    assert warnings() == [
+    await _episode_logged(
+        caplog,
         "redis away: answering without what Redis keeps (first: USSD session not saved (the"
         " next step says dial again)); conversations start afresh, USSD sessions end, rate"
-        " limits count in each worker"
-    ]
-    infos = _lines(caplog, logging.INFO)
-    assert "ussd session state unavailable (Redis)" in infos
-    await _until(lambda: len(warnings()) == 2)  # the episode is over
-    assert re.fullmatch(
+        " limits count in each worker",
         r"redis away over: [0-9.]+ s; USSD session not saved \(the next step says dial again\):"
         r" 1, USSD session not read \(busy screen\): 1",
-        warnings()[1],
-    ), warnings()
+    )
+    assert "ussd session state unavailable (Redis)" in _lines(caplog, logging.INFO)
+
+
+async def _episode_logged(caplog: pytest.LogCaptureFixture, first: str, over: str) -> re.Match[str]:
+    """A worker's episode as the operator reads it: one WARNING, exactly `first`, then, once
+    the episode is over, a second matching `over` (the match)."""
+    warnings = partial(_lines, caplog, logging.WARNING)
+    assert warnings() == [first]
+    await _until(lambda: len(warnings()) == 2)  # the episode is over
+    ended = re.fullmatch(over, warnings()[1])
+    assert ended is not None, warnings()
+    return ended
 
 
 def _lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
