@@ -10,7 +10,7 @@ from api.agent import service
 from api.agent.passwords import hash_password, needs_rehash, verify_password
 from api.agent.sessions import SessionStore
 from api.registry.models import Agent
-from tests.agent.conftest import PASSWORD, audit_entries, csrf_token, login
+from tests.agent.conftest import PASSWORD, STAFF, audit_entries, csrf_token, login
 
 
 def test_production_hashes_use_argon2id_at_rfc_9106_cost():
@@ -125,6 +125,31 @@ async def test_a_success_clears_earlier_failures(client, staff, registry):
     async with registry.sessions() as session:
         agent = await session.scalar(select(Agent).where(Agent.username == "amina"))
         assert agent.failed_logins == 0
+
+
+async def test_a_call_centre_behind_one_address_is_limited_by_its_failures_only(
+    new_client, staff, registry
+):
+    """Every sign-in here comes from one address, as a call centre's whole shift does from
+    behind its NAT: successes never count, failures do (password spraying)."""
+    from api.agent.routes.auth import LOGIN_FAILURES_PER_IP
+
+    limit = int(LOGIN_FAILURES_PER_IP.split("/")[0])
+    for turn in range(limit + 5):
+        agent = await new_client()
+        username = sorted(STAFF)[turn % len(STAFF)]
+        assert (await login(agent, username, PASSWORD)).status_code == 303, turn
+    sprayer = await new_client()
+    # Spread over the accounts (as a spray is), so no account locks before the address does.
+    for turn in range(limit):
+        username = f"guess{turn}"
+        assert (await login(sprayer, username, "wrong wrong wrong")).status_code == 401, turn
+    refused = await login(sprayer, "amina", PASSWORD)
+    assert refused.status_code == 429
+    assert "Too many sign-in attempts from this computer." in refused.text
+    # The address is refused, whoever signs in from it, until its failures age out.
+    assert (await login(await new_client(), "bilal", PASSWORD)).status_code == 429
+    assert len(await audit_entries(registry, action="login_failed")) == limit
 
 
 async def test_login_without_its_csrf_token_is_refused(client, staff):

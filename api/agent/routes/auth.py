@@ -19,8 +19,9 @@ from api.logs import mask_sensitive
 
 router = APIRouter(prefix="/agent")
 
-#: Sign-in attempts one address may make, whatever the usernames (password spraying).
-LOGIN_ATTEMPTS_PER_IP = "30/10minutes"
+#: Failed sign-ins one address may make, whatever the usernames (password spraying). Only
+#: failures count: a call centre signs its whole shift in from behind one address.
+LOGIN_FAILURES_PER_IP = "30/10minutes"
 LOGIN_REFUSED = N_(
     "Wrong username or password, or the account is locked. Five failed sign-ins in a row lock "
     "an account for 15 minutes."
@@ -87,7 +88,8 @@ async def login(
             403, N_("This form has expired or did not come from the console. Reload the page.")
         )
     ip = audit.client_ip(request) or "unknown"
-    decision = await runtime.rate_limiter.hit("ip", f"agent-login:{ip}", LOGIN_ATTEMPTS_PER_IP)
+    limit_key = f"agent-login:{ip}"
+    decision = await runtime.rate_limiter.test("ip", limit_key, LOGIN_FAILURES_PER_IP)
     if not decision.allowed:
         raise ConsoleError(
             429,
@@ -96,6 +98,7 @@ async def login(
         )
     result = await service.authenticate(db, username=username, password=password)
     if result.outcome is not service.LoginOutcome.SIGNED_IN or result.agent is None:
+        await runtime.rate_limiter.hit("ip", limit_key, LOGIN_FAILURES_PER_IP)
         reason = {
             service.LoginOutcome.LOCKED: "account locked",
             service.LoginOutcome.REFUSED: "wrong password" if result.agent else "unknown user",
