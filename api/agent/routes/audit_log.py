@@ -19,6 +19,7 @@ from api.agent.schemas import AuditAction, RecordType
 from api.deps import RuntimeDep
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import Cnic, InvalidCnic
+from api.logs import mask_sensitive
 
 router = APIRouter(prefix="/agent")
 
@@ -64,6 +65,15 @@ def _filter(
         since=_day_start(since),
         until=end + dt.timedelta(days=1) if end else None,
     )
+
+
+def _export_reason(where: AuditFilter) -> str | None:
+    """What an export was filtered by, as the log keeps it: a CNIC masked, as every page and
+    export shows it, and whatever else was typed masked wherever it could hold a number."""
+    shown = {k: v for k, v in where.__dict__.items() if v is not None}
+    if where.record_id is not None:
+        shown["record_id"] = audit.shown_record_id(where.record_type or "", where.record_id)
+    return mask_sensitive(" ".join(f"{k}={v}" for k, v in shown.items()))[:1000] or None
 
 
 @router.get("/audit")
@@ -138,7 +148,7 @@ async def audit_csv(
         action=AuditAction.EXPORT,
         record_type=RecordType.AUDIT_LOG,
         record_id="csv",
-        reason=urlencode({k: v for k, v in where.__dict__.items() if v is not None})[:1000] or None,
+        reason=_export_reason(where),
         client_ip=audit.client_ip(request),
     )
 
