@@ -8,32 +8,61 @@ import logging
 import logging.config
 import re
 from typing import Any
+from urllib.parse import unquote
 
-_CNIC = re.compile(r"(?<![0-9])([1-7][0-9]{4})-?([0-9]{7})-?([0-9])(?![0-9])")
-_PHONE = re.compile(r"(?<![0-9])(\+?92|0092|0)(3[0-9]{2})[ -]?([0-9]{4})([0-9]{3})(?![0-9])")
+from api.identity import normalise_text
+
+# Between a CNIC's groups, and a phone's, people type dashes (ASCII or Unicode), spaces and
+# dots (as `Cnic.parse` reads them): each is masked however it was written.
+_SEP = r"[\s\-‐-―−.]"
+_CNIC = re.compile(
+    rf"(?<![0-9])([1-7][0-9]{{4}}){_SEP}{{0,3}}([0-9]{{7}}){_SEP}{{0,3}}([0-9])(?![0-9])"
+)
+_PHONE = re.compile(
+    rf"(?<![0-9])(\+?92|0092|0){_SEP}{{0,2}}(3[0-9]{{2}}){_SEP}{{0,2}}([0-9]{{3}}){_SEP}{{0,2}}"
+    r"([0-9])([0-9]{3})(?![0-9])"
+)
 _LONG_DIGITS = re.compile(r"(?<![0-9])([0-9]{2})[0-9]{6,}([0-9]{3})(?![0-9])")
 # Bot API URLs carry the bot's token (httpx logs every request URL).
 _BOT_TOKEN = re.compile(r"bot[0-9]{5,}:[A-Za-z0-9_-]{20,}")
 # Any lone group of exactly six digits may be an OTP: it is never worth the risk.
 _SIX = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
-# What every pattern above needs somewhere in the text: six digits in a row (a code, a long
-# number, a CNIC or phone written without separators, a phone's last seven), five then a dash
-# and a digit (a dashed CNIC), or a bot token. Most lines have none (an access log line's
-# five-digit port is not enough), and are passed through after one search instead of five subs.
-_MAYBE_SENSITIVE = re.compile(r"[0-9]{6}|[0-9]{5}-[0-9]|bot[0-9]")
+# What a line needs somewhere for any of it to be masked: six digits in a row (a code, a long
+# number, a CNIC's middle seven, a phone's last seven), three to five digits, a separator and
+# three more (a phone written in groups), a bot token, or what is read again decoded (a
+# percent-escape, as in an access line's path, or any non-ASCII character, such as Urdu
+# digits). Most lines have none (an access log line's five-digit port is not enough), and are
+# passed through after one search instead of five substitutions.
+_MAYBE_SENSITIVE = re.compile(
+    rf"[0-9]{{6}}|[0-9]{{3,5}}{_SEP}{{1,3}}[0-9]{{3}}|bot[0-9]|%[0-9A-Fa-f]{{2}}|[^\x00-\x7f]"
+)
 
 
 def mask_sensitive(text: str) -> str:
-    """Mask CNICs as `35202-*******-1`, phones as `+92300****567`, six-digit codes as `******`."""
+    """Mask CNICs as `35202-*******-1`, phones as `+92300****567`, six-digit codes as `******`,
+    written in any digits or percent-escaped (`/v1/eligibility/35202%201234567%201`)."""
     if _MAYBE_SENSITIVE.search(text) is None:
         return text
     return _mask_all(text)
 
 
 def _mask_all(text: str) -> str:
+    masked = _mask_ascii(text)
+    if "%" in masked or not masked.isascii():
+        # Read again decoded, as the API reads a path or a message: a CNIC percent-escaped or
+        # in Urdu digits is one all the same. The line is kept as it was written unless its
+        # decoded form holds something to mask.
+        decoded = normalise_text(unquote(masked))
+        remasked = _mask_ascii(decoded)
+        if remasked != decoded:
+            return remasked
+    return masked
+
+
+def _mask_ascii(text: str) -> str:
     text = _BOT_TOKEN.sub("bot<token>", text)
     text = _CNIC.sub(lambda m: f"{m.group(1)}-*******-{m.group(3)}", text)
-    text = _PHONE.sub(lambda m: f"+92{m.group(2)}****{m.group(4)}", text)
+    text = _PHONE.sub(lambda m: f"+92{m.group(2)}****{m.group(5)}", text)
     text = _LONG_DIGITS.sub(lambda m: f"{m.group(1)}******{m.group(2)}", text)
     return _SIX.sub("******", text)
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -30,6 +31,23 @@ from api.logs import _mask_all, install_masking, mask_sensitive
         ("from whatsapp:+923001234567", "from whatsapp:+92300****567"),
         ("code 493021 sent", "code ****** sent"),
         ("id 42 took 12 ms", "id 42 took 12 ms"),
+        # Every way the API reads a CNIC is masked, an access line's path included.
+        ("GET /v1/eligibility/35202.1234567.1 200", "GET /v1/eligibility/35202-*******-1 200"),
+        ("GET /v1/eligibility/35202 - 1234567 - 1", "GET /v1/eligibility/35202-*******-1"),
+        ("GET /v1/eligibility/35202%201234567%201", "GET /v1/eligibility/35202-*******-1"),
+        (
+            "GET /v1/eligibility/35202%E2%80%931234567%E2%80%931",
+            "GET /v1/eligibility/35202-*******-1",
+        ),
+        ("cnic ۳۵۲۰۲۱۲۳۴۵۶۷۱ sent", "cnic 35202-*******-1 sent"),
+        ("cnic ٣٥٢٠٢-١٢٣٤٥٦٧-١", "cnic 35202-*******-1"),
+        ("GET /v1/eligibility/" + quote("۳۵۲۰۲۱۲۳۴۵۶۷۱"), "GET /v1/eligibility/35202-*******-1"),
+        ("from 0300 123 4567", "from +92300****567"),
+        ("from +92 300 1234567", "from +92300****567"),
+        ("code ۴۹۳۰۲۱ typed", "code ****** typed"),
+        # Decoded only to be read: a line with nothing to mask is kept as written.
+        ("GET /agent/grievances?q=a%20b 200", "GET /agent/grievances?q=a%20b 200"),
+        ("language اردو chosen", "language اردو chosen"),
     ],
 )
 def test_mask_sensitive(raw, masked):
@@ -52,15 +70,21 @@ def test_records_are_masked_whoever_logs_them(caplog):
     st.lists(
         st.one_of(
             st.text(alphabet="0123456789", min_size=1, max_size=14),
-            st.sampled_from(["-", " ", "+", ":", "bot", "0092", "+92", "03", "x", "۳", "\n"]),
+            st.sampled_from(
+                [
+                    *("-", " ", "+", ":", "bot", "0092", "+92", "03", "x", "۳", "\n", ".", "–"),
+                    *("%", "%20", "%DB%B3", "%E2%80%93"),
+                ]
+            ),
             st.text(max_size=4),
         ),
         max_size=12,
     ).map("".join)
 )
 def test_the_quick_pass_masks_exactly_what_the_full_one_does(text):
-    """Text without six digits in a row, five and a dash and a digit, or `bot` and a digit is
-    passed through unread: the patterns could match nothing in it."""
+    """Text without six digits in a row, digits in groups, `bot` and a digit, a
+    percent-escape or a non-ASCII character is passed through unread: the patterns could
+    match nothing in it, as written or decoded."""
     assert mask_sensitive(text) == _mask_all(text)
 
 
