@@ -13,19 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
+from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
 from bot.i18n import LANGUAGES, LOCALES_DIR
 
-#: Plural-Forms per language, from CLDR (Babel 2.18): Punjabi treats 0 as singular.
-PLURAL_FORMS: dict[str, str] = {
-    "en": "nplurals=2; plural=(n != 1);",
-    "ur": "nplurals=2; plural=(n != 1);",
-    "ur_Latn": "nplurals=2; plural=(n != 1);",
-    "sd": "nplurals=2; plural=(n != 1);",
-    "ps": "nplurals=2; plural=(n != 1);",
-    "pa_Arab": "nplurals=2; plural=(n > 1);",
-}
+#: Where CLDR's plural rule differs from Babel's `get_plural` table (which `pybabel init`
+#: writes): in Punjabi, "one" covers 0 as well as 1.
+PLURAL_FORMS: dict[str, str] = {"pa_Arab": "nplurals=2; plural=(n > 1);"}
+
+
+def plural_forms(language: str) -> str:
+    """The catalog's Plural-Forms header for `language`: Babel's, unless CLDR says otherwise."""
+    return PLURAL_FORMS.get(language) or get_plural(language).plural_forms
+
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{\{?\s*(\w+)\s*\}?\}")
 
@@ -86,7 +87,7 @@ def fix_headers(locales_dir: Path = LOCALES_DIR) -> None:
         text = re.sub(r'"Language: [^"\\]*\\n"', f'"Language: {language}\\\\n"', text, count=1)
         text = re.sub(
             r'"Plural-Forms: [^"\\]*\\n"',
-            f'"Plural-Forms: {PLURAL_FORMS[language]}\\\\n"',
+            f'"Plural-Forms: {plural_forms(language)}\\\\n"',
             text,
             count=1,
         )

@@ -19,6 +19,8 @@ import babel
 from babel.dates import format_date as _babel_format_date
 from babel.numbers import format_currency, format_decimal
 
+#: Rabta's six languages (SPEC §2), as gettext/Babel locale identifiers: the one list every
+#: other part reads (the catalogs, the language menus, settings, the agent console's callers).
 LANGUAGES: tuple[str, ...] = ("en", "ur", "ur_Latn", "sd", "ps", "pa_Arab")
 RTL_LANGUAGES: frozenset[str] = frozenset({"ur", "sd", "ps", "pa_Arab"})
 

@@ -10,9 +10,7 @@ from pathlib import Path
 from babel.support import NullTranslations, Translations
 
 from bot.dialogue.keywords import is_roman_urdu
-
-#: Rabta's six languages as catalog names (SPEC §2).
-LANGUAGES: tuple[str, ...] = ("en", "ur", "ur_Latn", "sd", "ps", "pa_Arab")
+from bot.formatting import LANGUAGES as LANGUAGES  # the one list, read from here too
 
 #: What people type after LANG (and the language menu's numbers), to a language.
 LANGUAGE_CODES: dict[str, str] = {
