@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 
 from api.deps import RegistryConnectionDep, SettingsDep
 from api.eligibility import service
 from api.eligibility.schemas import CoarseEligibility
 from api.identity import Cnic, InvalidCnic
-from api.problems import Problem
+from api.problems import PROBLEM_JSON, Problem
+from api.ratelimit.http import limit_cnic
 
 router = APIRouter(prefix="/v1", tags=["eligibility"])
 
@@ -25,18 +28,36 @@ def not_a_cnic() -> Problem:
     )
 
 
-@router.get(
-    "/eligibility/{cnic}",
-    response_model=CoarseEligibility,
-    responses={422: {"description": "Not a CNIC", "content": {"application/problem+json": {}}}},
-)
-async def get_eligibility(
-    cnic: str, registry: RegistryConnectionDep, settings: SettingsDep
-) -> CoarseEligibility:
-    """Eligible, not eligible, not found or under review: nothing more without verification."""
+async def looked_up_cnic(cnic: str, request: Request) -> Cnic:
+    """The path's CNIC, counted against its own limit from all senders (SPEC §4); 422 when it is
+    not a CNIC, counting nothing: text that names no CNIC spends no CNIC's look-ups.
+
+    A dependency, so a refused look-up is answered before a registry connection is taken."""
     try:
         parsed = Cnic.parse(cnic)
     except InvalidCnic:
         raise not_a_cnic() from None
-    result = await service.coarse_eligibility(registry, cnic=parsed, cutoff=settings.pmt_cutoff)
+    await limit_cnic(request, parsed)
+    return parsed
+
+
+LookedUpCnic = Annotated[Cnic, Depends(looked_up_cnic)]
+
+
+@router.get(
+    "/eligibility/{cnic}",
+    response_model=CoarseEligibility,
+    responses={
+        422: {"description": "Not a CNIC", "content": {PROBLEM_JSON: {}}},
+        429: {
+            "description": "Too many look-ups by this caller, or of this CNIC",
+            "content": {PROBLEM_JSON: {}},
+        },
+    },
+)
+async def get_eligibility(
+    cnic: LookedUpCnic, registry: RegistryConnectionDep, settings: SettingsDep
+) -> CoarseEligibility:
+    """Eligible, not eligible, not found or under review: nothing more without verification."""
+    result = await service.coarse_eligibility(registry, cnic=cnic, cutoff=settings.pmt_cutoff)
     return CoarseEligibility(cnic_masked=result.cnic_masked, status=result.status)

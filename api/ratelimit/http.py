@@ -1,7 +1,9 @@
-"""Rate limits on the REST API: a partner's own quota with a valid `X-API-Key`, else per client IP.
+"""Rate limits on the REST API: a partner's own quota with a valid `X-API-Key`, else per client IP,
+and, for a look-up, the CNIC's own limit from all senders.
 
-Use as a router dependency: `APIRouter(prefix="/v1", dependencies=[Depends(limit_request)])`.
-The limiter is `app.state.rate_limiter`, created in the lifespan.
+Use as a router dependency: `APIRouter(prefix="/v1", dependencies=[Depends(limit_request)])`;
+a route that looks up a CNIC then calls `limit_cnic`. The limiter is `app.state.rate_limiter`,
+created in the lifespan.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from fastapi import Request, Response
 
+from api.identity import Cnic
 from api.partners import find_partner_by_key, hash_api_key
 from api.problems import Problem
 from api.ratelimit.service import Decision, RateLimiter, parse_limit
@@ -120,10 +123,15 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
 def _refuse(decision: Decision) -> Problem:
     headers = rate_limit_headers(decision)
     headers["RateLimit-Remaining"] = "0"
-    headers["Retry-After"] = str(decision.retry_after)
+    return _too_many("Too many requests", decision.retry_after, headers)
+
+
+def _too_many(what: str, retry_after: int, headers: dict[str, str]) -> Problem:
+    """The 429 problem, with `Retry-After` (SPEC §4) added to `headers`."""
+    headers["Retry-After"] = str(retry_after)
     return Problem(
         429,
-        f"Too many requests; try again in {decision.retry_after} seconds.",
+        f"{what}; try again in {retry_after} seconds.",
         title="Too Many Requests",
         type_=RATE_LIMITED,
         headers=headers,
@@ -155,3 +163,20 @@ async def limit_request(request: Request, response: Response) -> None:
         )
     # FastAPI merges these into the route's response (not into a Response a route returns itself).
     response.headers.update(rate_limit_headers(decision))
+
+
+async def limit_cnic(request: Request, cnic: Cnic) -> None:
+    """Count a look-up of `cnic` in the CNIC's window from all senders (SPEC §4: 20 a day), the
+    one the bot counts, so REST and every channel share one budget per CNIC; 429 when over.
+
+    Call it after `limit_request` (a caller already refused spends nothing of the CNIC's) and only
+    for a valid CNIC. Every valid CNIC is counted and refused alike, so a refusal says nothing of
+    whether it is registered. Its `RateLimit-*` headers stay the caller's own quota, which this
+    refusal did not use up; `Retry-After` is the CNIC's.
+    """
+    decision = await get_rate_limiter(request).hit("cnic", cnic.digits, remaining=False)
+    if decision.allowed:
+        return
+    caller: Decision | None = getattr(request.state, "rate_limit", None)
+    headers = rate_limit_headers(caller) if caller is not None else {}
+    raise _too_many("Too many look-ups of this CNIC", decision.retry_after, headers)

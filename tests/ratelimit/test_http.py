@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import update
 
+from api.bot_services import lookup_hits
 from api.db import Database
 from api.eligibility import routes as eligibility_routes
 from api.partners import create_partner
@@ -16,7 +18,7 @@ from api.ratelimit import RateLimiter
 from api.ratelimit.http import limit_request
 from api.registry.models import Partner
 from api.settings import Settings
-from tests.conftest import NOT_FOUND
+from tests.conftest import ELIGIBLE, NOT_FOUND
 
 probe = APIRouter(prefix="/v1", dependencies=[Depends(limit_request)])
 
@@ -151,3 +153,64 @@ async def test_routes_without_the_dependency_are_not_limited(http: httpx.AsyncCl
         response = await http.get("/healthz")
         assert response.status_code == 200
         assert "RateLimit-Limit" not in response.headers
+
+
+async def test_rest_look_ups_count_the_cnic_the_bot_counts(
+    http: httpx.AsyncClient, db: Database, registry: Database, limited_app: FastAPI
+):
+    """SPEC §4: 4 look-ups of one CNIC a minute here (20 a day by default) from all senders: a
+    partner's REST look-ups use up the CNIC's budget, the 5th is refused with Retry-After and a
+    body that does not say whether the CNIC is registered, and then the bot's look-up of that
+    CNIC (a Telegram user's) is refused too."""
+    headers = {"X-API-Key": await _partner(db, "Sehat portal", "50/minute")}
+    for _ in range(4):
+        response = await http.get(f"/v1/eligibility/{ELIGIBLE}", headers=headers)
+        assert response.status_code == 200, response.text
+    refused = await http.get(f"/v1/eligibility/{ELIGIBLE}", headers=headers)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # The caller's own quota is reported as it stands: this refusal was the CNIC's.
+    assert refused.headers["RateLimit-Limit"] == "50"
+    assert refused.headers["RateLimit-Remaining"] == "45"
+    problem = refused.json()
+    assert problem["status"] == 429 and problem["title"] == "Too Many Requests"
+    assert "cnic_masked" not in problem and "eligible" not in refused.text
+
+    # An unregistered CNIC is refused alike after its 4: nothing tells the two apart.
+    for _ in range(4):
+        assert (await http.get(f"/v1/eligibility/{NOT_FOUND}", headers=headers)).status_code == 200
+    unknown = await http.get(f"/v1/eligibility/{NOT_FOUND}", headers=headers)
+    assert unknown.status_code == 429
+    assert _without_timing(unknown.json()) == _without_timing(problem)
+
+    bot = await limited_app.state.rate_limiter.hit_in_turn(
+        lookup_hits("telegram", "123456789", ELIGIBLE)
+    )
+    assert [d.allowed for d in bot] == [True, False]
+
+
+def _without_timing(problem: dict[str, Any]) -> dict[str, Any]:
+    """A problem document less what differs by CNIC and by the second: the path and the wait."""
+    return {**problem, "instance": None, "detail": problem["detail"].split(";")[0]}
+
+
+async def test_a_refused_caller_spends_nothing_of_the_cnic(
+    http: httpx.AsyncClient, registry: Database, limited_app: FastAPI
+):
+    """The caller's limit is counted first: the IP's 4th request (over its 3) leaves the CNIC's
+    window at 3 of 4, and one more look-up of it from elsewhere still passes."""
+    for _ in range(3):
+        assert (await http.get(f"/v1/eligibility/{ELIGIBLE}")).status_code == 200
+    _assert_limited(await http.get(f"/v1/eligibility/{ELIGIBLE}"), 3)
+    limiter: RateLimiter = limited_app.state.rate_limiter
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 1
+
+
+@pytest.mark.parametrize("bad", ["3520212345671000", "9520212345671", "35202123456", "۳۵۲۰۲"])
+async def test_text_that_is_not_a_cnic_counts_against_no_cnic(
+    http: httpx.AsyncClient, redis: Any, bad: str
+):
+    response = await http.get(f"/v1/eligibility/{bad}")
+    assert response.status_code == 422
+    assert [key async for key in redis.scan_iter(match="rabta:rl:LIMITER/cnic/*")] == []
