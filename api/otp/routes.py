@@ -69,7 +69,11 @@ async def verify_otp(body: OtpVerifyIn, runtime: RuntimeDep) -> TokenOut:
     except OtpUnavailable:
         raise Problem(503, UNAVAILABLE, headers={"Retry-After": "30"}) from None
     if checked.outcome is CheckOutcome.EXHAUSTED:
-        raise Problem(429, "Too many wrong codes: request a new one.")
+        raise Problem(
+            429,
+            "Too many wrong codes: request a new one.",
+            headers={"Retry-After": str(checked.retry_after)},
+        )
     detail = (
         f"Wrong code; {checked.tries_left} tries left."
         if checked.outcome is CheckOutcome.WRONG

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from api.identity import normalise_text
 from api.settings import Settings
 
 CODE_DIGITS = 6
@@ -74,6 +75,8 @@ class Checked:
     outcome: CheckOutcome
     cnic: str | None = None
     tries_left: int = 0
+    #: EXHAUSTED: seconds until a new code can be issued for the request's CNIC.
+    retry_after: int = 0
 
 
 #: One try at a request, atomically: nothing for a request that is gone, else the new try count
@@ -136,9 +139,7 @@ class OtpService:
         With a `requester` (a conversation's channel and sender), a deliverable code is bound to
         it: while that code is live, unused and not exhausted, the same requester asking again
         for the same CNIC gets it back (RESUMED, no new code, no cooldown)."""
-        who = self._digest("cnic:" + cnic)[:40]
-        cooldown_key = f"rabta:otp:cooldown:{who}"
-        hour_key = f"rabta:otp:hour:{who}"
+        cooldown_key, hour_key = self._issue_keys(cnic)
         try:
             if requester is not None:
                 resumed = await self._resumable(requester, cnic)
@@ -155,9 +156,8 @@ class OtpService:
                 pipe.zremrangebyscore(hour_key, 0, now - 3600)
                 pipe.zrange(hour_key, 0, -1, withscores=True)
                 _, sent = await pipe.execute()
-            if len(sent) >= self._hourly_cap():
-                oldest = min(score for _, score in sent)
-                return Issued(IssueOutcome.TOO_MANY, retry_after=max(int(oldest + 3600 - now), 1))
+            if (wait := self._hour_wait(sent, now)) > 0:
+                return Issued(IssueOutcome.TOO_MANY, retry_after=wait)
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(hour_key, {secrets.token_hex(8): now})
                 pipe.expire(hour_key, 3600)
@@ -184,6 +184,30 @@ class OtpService:
             expires_in=lifetime,
         )
 
+    def _issue_keys(self, cnic: str) -> tuple[str, str]:
+        """The resend cooldown's key and the hour of codes' key for `cnic` (keyed, no CNIC)."""
+        who = self._digest("cnic:" + cnic)[:40]
+        return f"rabta:otp:cooldown:{who}", f"rabta:otp:hour:{who}"
+
+    def _hour_wait(self, sent: list[tuple[str, float]], now: float) -> int:
+        """Seconds until the hourly cap lets one more code go, given this hour's send times;
+        0 when under the cap."""
+        if len(sent) < self._hourly_cap():
+            return 0
+        oldest = min(score for _, score in sent)
+        return max(int(oldest + 3600 - now), 1)
+
+    async def _new_code_after(self, cnic: str) -> int:
+        """Seconds until `issue` would send `cnic` a new code (the resend cooldown's or the
+        hourly cap's wait, at least 1): what the 429 for a burnt code tells in `Retry-After`."""
+        cooldown_key, hour_key = self._issue_keys(cnic)
+        now = time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.ttl(cooldown_key)
+            pipe.zrangebyscore(hour_key, now - 3600, "+inf", withscores=True)
+            cooldown, sent = await pipe.execute()
+        return max(1, int(cooldown), self._hour_wait(sent, now))
+
     def _hourly_cap(self) -> int:
         from limits import parse
 
@@ -204,18 +228,24 @@ class OtpService:
                 return Checked(CheckOutcome.EXPIRED)
             tries, stored_hash, stored_cnic = int(counted[0]), str(counted[1]), str(counted[2])
             if tries > maximum:
-                return Checked(CheckOutcome.EXHAUSTED)
-            candidate = self._digest(code.strip()) if len(code.strip()) == CODE_DIGITS else ""
+                return await self._exhausted(stored_cnic)
+            # The digits a phone's Urdu or Arabic keyboard types are the same code (SPEC §2).
+            typed = normalise_text(code)
+            candidate = self._digest(typed) if len(typed) == CODE_DIGITS else ""
             if hmac.compare_digest(candidate, stored_hash):
                 if await self._redis.delete(key):
                     return Checked(CheckOutcome.VERIFIED, cnic=stored_cnic)
                 return Checked(CheckOutcome.EXPIRED)
             if tries >= maximum:
                 await self._redis.delete(key)
-                return Checked(CheckOutcome.EXHAUSTED)
+                return await self._exhausted(stored_cnic)
             return Checked(CheckOutcome.WRONG, tries_left=maximum - tries)
         except RedisError as exc:
             raise unavailable(exc) from exc
+
+    async def _exhausted(self, cnic: str) -> Checked:
+        """A burnt code, with the wait before a new one can be asked for."""
+        return Checked(CheckOutcome.EXHAUSTED, retry_after=await self._new_code_after(cnic))
 
     async def request_cnic(self, request_id: str) -> str | None:
         """The CNIC a live request is for (to resume a conversation), or None."""

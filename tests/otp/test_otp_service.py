@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -112,3 +113,17 @@ async def test_tokens_are_bound_to_one_cnic_and_revocable(redis):
         assert token not in key
     await tokens.revoke(token)
     assert await tokens.resolve(token) is None
+
+
+async def test_burnt_code_waits_for_the_hourly_cap(otp, redis):
+    """A code burnt when the CNIC's hour of codes is full: the wait is the hour's, not the
+    resend cooldown's."""
+    issued = await otp.issue(cnic=CNIC, deliverable=True)
+    cooldown_key, hour_key = otp._issue_keys(CNIC)
+    await redis.delete(cooldown_key)
+    now = time.time()
+    await redis.zadd(hour_key, {f"earlier{n}": now - 600 for n in range(4)})
+    wrong = "000000" if issued.code != "000000" else "111111"
+    outcomes = [await otp.check(request_id=issued.request_id, code=wrong) for _ in range(5)]
+    assert outcomes[-1].outcome is CheckOutcome.EXHAUSTED
+    assert 2990 <= outcomes[-1].retry_after <= 3000

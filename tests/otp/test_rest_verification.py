@@ -213,3 +213,35 @@ async def test_redis_down_fails_closed(client, app, registry, monkeypatch, caplo
         "verification unavailable: Redis ConnectionError: "
         "Error 111 connecting to redis:6379. Connection refused."
     )
+
+
+@pytest.mark.parametrize("digits", ["۰۱۲۳۴۵۶۷۸۹", "٠١٢٣٤٥٦٧٨٩"])
+async def test_code_typed_in_urdu_or_arabic_digits_verifies(
+    client, app, settings, registry, digits
+):
+    """SPEC §2: input is normalised; a phone's Urdu or Arabic keyboard types the same code."""
+    response = await client.post("/v1/otp", json={"cnic": ELIGIBLE_WIFE})
+    request_id = response.json()["request_id"]
+    code = await code_for(app, settings, ELIGIBLE_PHONE)
+    typed = code.translate(str.maketrans("0123456789", digits))
+    verified = await client.post("/v1/otp/verify", json={"request_id": request_id, "code": typed})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["token_type"] == "bearer"
+
+
+async def test_too_many_wrong_codes_says_when_to_ask_again(client, app, settings, registry):
+    """SPEC §4: the 429 for a burnt code carries Retry-After, the wait before POST /v1/otp can
+    send a new code (the 60 s resend cooldown here), and a new code is refused until then."""
+    response = await client.post("/v1/otp", json={"cnic": ELIGIBLE_WIFE})
+    request_id = response.json()["request_id"]
+    code = await code_for(app, settings, ELIGIBLE_PHONE)
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(4):
+        await client.post("/v1/otp/verify", json={"request_id": request_id, "code": wrong})
+    burnt = await client.post("/v1/otp/verify", json={"request_id": request_id, "code": wrong})
+    assert burnt.status_code == 429
+    retry_after = int(burnt.headers["Retry-After"])
+    assert 50 <= retry_after <= 60
+    resend = await client.post("/v1/otp", json={"cnic": ELIGIBLE_WIFE})
+    assert resend.status_code == 429
+    assert int(resend.headers["Retry-After"]) <= retry_after
