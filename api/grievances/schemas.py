@@ -65,18 +65,34 @@ class Action(enum.StrEnum):
 STAFF_ONLY_ACTIONS: frozenset[str] = frozenset({Action.INTERNAL_NOTE, Action.ASSIGNED})
 
 # Trojan-source bidi embeddings/overrides/isolates: they make the console show text in an order
-# other than the stored one. Marks (LRM/RLM) and ZWJ/ZWNJ stay: Urdu and Pashto need them.
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# other than the stored one. And the invisible characters with no part in any script's spelling
+# (zero-width space, word joiner, byte-order mark): phones and copy-paste leave them behind, and
+# they would let a description look empty, or two texts look alike, while differing.
+_STRIPPED = re.compile("[\u202a-\u202e\u2066-\u2069\u200b\u2060\ufeff]")
+# What the marks that stay (ZWNJ/ZWJ, which Urdu and Pashto spell words with, and the
+# directional marks LRM/RLM/ALM) join or order nothing at either end of a text: trimmed there.
+_EDGES = re.compile("^[\\s\u200c-\u200f\u061c]+|[\\s\u200c-\u200f\u061c]+$")
 
 
 def clean_text(text: str) -> str:
-    """NFC, no control characters except newlines, no bidi overrides, trimmed."""
+    """NFC, no control characters except newlines, no bidi overrides, no invisible characters
+    outside words, trimmed; empty when nothing visible is left (SPEC §2).
+
+    Zero-width joiners and non-joiners stay inside words: in Urdu and Pashto they choose a
+    letter's joined or separate form, so removing them changes the spelling. A text of nothing
+    but format characters (category Cf) and spaces shows nothing, so it counts as empty and is
+    refused like a blank one."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _BIDI_CONTROLS.sub("", text)
+    text = _STRIPPED.sub("", text)
     text = "".join(
         " " if ch == "\t" else ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc"
     )
-    return text.strip()
+    text = _EDGES.sub("", text)
+    return text if any(_visible(ch) for ch in text) else ""
+
+
+def _visible(ch: str) -> bool:
+    return not ch.isspace() and unicodedata.category(ch) != "Cf"
 
 
 #: SQLite hands DateTime(timezone=True) back naive; Rabta only ever stores UTC.

@@ -206,6 +206,20 @@ async def test_rest_grievances(client, app, settings, registry):
     assert unauthenticated.status_code == 401
 
 
+async def test_rest_refuses_a_description_of_zero_width_characters(client, app, settings, registry):
+    from tests.otp.test_rest_verification import login
+
+    token = await login(client, app, settings, ELIGIBLE_WIFE, ELIGIBLE_PHONE)
+    auth = {"Authorization": f"Bearer {token}"}
+    for invisible in ("\u200b", "\ufeff\u200b\u2060"):
+        refused = await client.post(
+            "/v1/me/grievances", headers=auth, json={"category": "other", "description": invisible}
+        )
+        assert refused.status_code == 422, refused.text
+    listing = await client.get("/v1/me/grievances", headers=auth)
+    assert listing.json()["grievances"] == []
+
+
 async def test_someone_elses_ticket_is_not_found_over_rest(client, app, settings, registry):
     from tests.otp.test_rest_verification import login
 

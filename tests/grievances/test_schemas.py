@@ -76,6 +76,30 @@ def test_grievance_in_refuses(body: dict[str, object]) -> None:
         GrievanceIn.model_validate(body)
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("\ufeffPaisay\u200b nahi\u2060 mile", "Paisay nahi mile"),  # BOM, ZWSP, word joiner
+        ("\u200cپیسے نہیں ملے\u200d\u200f ", "پیسے نہیں ملے"),  # joiners at the ends join nothing
+        ("نہیں\u200cملے", "نہیں\u200cملے"),  # a ZWNJ inside Urdu text is its spelling
+        ("\u200fپیسے\u200e 500 روپے", "پیسے\u200e 500 روپے"),  # a mark inside orders the number
+    ],
+)
+def test_invisible_characters_go_except_those_words_are_spelt_with(typed: str, stored: str) -> None:
+    assert clean_text(typed) == stored
+
+
+@pytest.mark.parametrize(
+    "invisible",
+    ["\u200b", "\ufeff", "\u2060 \u2060", "\u200c", "\u200d\u200c", "\u200e \u200f", "\u2061"],
+)
+def test_a_description_of_invisible_characters_alone_is_empty(invisible: str) -> None:
+    """SPEC §2: zero-width characters are stripped; what is left of such a text shows nothing."""
+    assert clean_text(invisible) == ""
+    with pytest.raises(ValidationError):
+        GrievanceIn.model_validate({"category": "other", "description": invisible})
+
+
 def test_grievance_in_accepts_the_longest() -> None:
     body = GrievanceIn(category=Category.OTHER, description="x" * MAX_DESCRIPTION)
     assert len(body.description) == MAX_DESCRIPTION
