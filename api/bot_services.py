@@ -96,19 +96,26 @@ class RabtaServices:
 
     async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
         hits = lookup_hits(self._channel, self._sender, cnic)
-        return await self._verdict(await self._runtime.rate_limiter.hit_in_turn(hits))
+        return await self._verdict(hits, await self._runtime.rate_limiter.hit_in_turn(hits))
 
-    async def _verdict(self, decisions: Sequence[Decision]) -> LookupVerdict:
+    async def _verdict(
+        self, hits: Sequence[tuple[str, str]], decisions: Sequence[Decision]
+    ) -> LookupVerdict:
         """What the look-up limits' decisions mean for the flow: go on, or say "try again after"
         (once per refusal window: every further SMS would cost money)."""
-        refused = [d for d in decisions if not d.allowed]
-        if not refused:
+        index = next((i for i, d in enumerate(decisions) if not d.allowed), None)
+        if index is None:
             return LookupVerdict(allowed=True)
-        retry_after = max(d.retry_after for d in refused)
+        refused, (scope, identity) = decisions[index], hits[index]
+        if scope == "cnic":
+            # A CNIC's day-long window is told once to each sender, about that CNIC: keyed on the
+            # sender alone it would silence this phone's answers about other CNICs, and its own
+            # limit's, until the CNIC's day is over.
+            identity = f"{identity}:{self._sender}"
         tell = await self._runtime.rate_limiter.first_refusal(
-            _sender_scope(self._channel), self._sender, max(retry_after, 1)
+            scope, identity, max(refused.retry_after, 1)
         )
-        return LookupVerdict(allowed=False, retry_after=retry_after, tell=tell)
+        return LookupVerdict(allowed=False, retry_after=refused.retry_after, tell=tell)
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         async with self._registry() as session:
@@ -240,7 +247,7 @@ class LookupServices(RabtaServices):
         if len(decisions) < len(hits) and all(d.allowed for d in decisions):
             # The sender's limit alone was counted ahead (a cached answer that did not serve).
             decisions += await self._runtime.rate_limiter.hit_in_turn(hits[len(decisions) :])
-        return await self._verdict(decisions)
+        return await self._verdict(hits, decisions)
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         if not full and cnic.digits in self._households:
