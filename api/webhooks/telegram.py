@@ -76,6 +76,7 @@ from bot.channels.telegram import (
 )
 from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
+from bot.dialogue.state import Conversation
 
 log = logging.getLogger(__name__)
 
@@ -524,21 +525,34 @@ class TelegramHandlers:
             if stored is None:
                 log.info("telegram: an expired long button was pressed")
             return str(stored or "")  # expired: nothing, which shows the help
-        text = menu_text(data, script=self._script(update))
+        user = update.effective_user
+        try:
+            conversation = (
+                await self.runtime.conversations.load("telegram", str(user.id)) if user else None
+            )
+        except RedisError:
+            conversation = None
+        text = menu_text(data, language=self._language(conversation, update))
         if text is not None:
             return text
-        user = update.effective_user
-        if user is not None:
-            # The button of the menu just offered is sent as its number, as if typed: the reply
-            # (`PAY 3520…`, `LANG UR`) is Latin script and would otherwise switch the guessed
-            # language of someone who never chose one to English.
-            try:
-                conversation = await self.runtime.conversations.load("telegram", str(user.id))
-            except RedisError:
-                return data
-            if data in conversation.options:
-                return str(conversation.options.index(data) + 1)
+        # The button of the menu just offered is sent as its number, as if typed: the reply
+        # (`PAY 3520…`, `LANG UR`) is Latin script and would otherwise switch the guessed
+        # language of someone who never chose one to English.
+        if conversation is not None and data in conversation.options:
+            return str(conversation.options.index(data) + 1)
         return data
+
+    def _language(self, conversation: Conversation | None, update: Update) -> str:
+        """The language the conversation is held in, as the dialogue picks it (chosen, else
+        guessed, else the default): a menu button keeps it. Without the conversation (Redis
+        away), the script of the person's app, as for a command."""
+        if conversation is None:
+            return self._script(update)
+        return (
+            conversation.language
+            or conversation.guessed_language
+            or self.runtime.settings.default_language
+        )
 
     # -- replies ---------------------------------------------------------------------------
 

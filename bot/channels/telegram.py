@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
-from bot.dialogue.keywords import Intent
+from bot.dialogue.keywords import KEYWORDS, Intent
+from bot.i18n import detect_language
 
 #: Telegram's longest message text; longer replies go as several messages.
 MAX_MESSAGE_CHARS = 4096
@@ -70,9 +72,12 @@ def keyword_script(language_code: str | None, default_language: str) -> str:
         return "en"
     if primary in _ARABIC_SCRIPT:
         return "ur"
-    if default_language in ("en", "ur_Latn"):
-        return default_language
-    return "ur"
+    return language_script(default_language)
+
+
+def language_script(language: str) -> str:
+    """`en`, `ur` or `ur_Latn`: the script of `language`'s keywords (Arabic script: Urdu's)."""
+    return language if language in ("en", "ur_Latn") else "ur"
 
 
 def intent_text(intent: Intent, argument: str = "", *, script: str = "en") -> str:
@@ -112,12 +117,27 @@ MAIN_MENU: tuple[MenuButton, ...] = (
 _MENU_BY_DATA = {button.callback_data: button for button in MAIN_MENU}
 
 
-def menu_text(callback_data: str, *, script: str) -> str | None:
-    """The text a main-menu button stands for, or None when `callback_data` is not one."""
+def menu_text(callback_data: str, *, language: str) -> str | None:
+    """The text a main-menu button stands for, in the conversation's `language`, or None when
+    `callback_data` is not one.
+
+    The dialogue guesses the language from each message's letters, so a button spelled in
+    another language (the app's, say) would switch the conversation away from the language its
+    menu was shown in."""
     button = _MENU_BY_DATA.get(callback_data)
     if button is None:
         return None
-    return intent_text(button.intent, script=script)
+    return _keyword_read_as(button.intent, language)
+
+
+@cache
+def _keyword_read_as(intent: Intent, language: str) -> str:
+    """The keyword for `intent` whose letters the dialogue reads as `language`: its usual
+    spelling in that language's script, else the first alias of the keyword table that is
+    (a Sindhi spelling for `sd`); the usual spelling when none is."""
+    usual = intent_text(intent, script=language_script(language))
+    spellings = (usual, *KEYWORDS.get(intent, ()))
+    return next((s for s in spellings if detect_language(s) == language), usual)
 
 
 def split_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:

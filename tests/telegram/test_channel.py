@@ -78,9 +78,34 @@ def test_commands_become_keywords_in_the_persons_script(
 
 def test_unknown_commands_and_menu_buttons():
     assert command_text("weather", "", script="en") is None
-    assert menu_text("menu:payments", script="en") == "PAY"
-    assert menu_text("menu:language", script="ur") == "زبان"
-    assert menu_text("LANG UR", script="en") is None
+    assert menu_text("menu:payments", language="en") == "PAY"
+    assert menu_text("menu:language", language="ur") == "زبان"
+    assert menu_text("LANG UR", language="en") is None
+
+
+@pytest.mark.parametrize("language", ["en", "ur", "ur_Latn"])
+@pytest.mark.parametrize(
+    ("data", "intent"),
+    [
+        ("menu:payments", Intent.PAY),
+        ("menu:complaint", Intent.COMPLAINT),
+        ("menu:track", Intent.TRACK),
+        ("menu:language", Intent.LANGUAGE),
+    ],
+)
+def test_menu_buttons_read_as_the_conversations_language(data, intent, language):
+    """A button is spelled so the dialogue guesses the language it already speaks, whatever the
+    person's app is set to."""
+    text = menu_text(data, language=language)
+    assert text is not None
+    assert parse(text).intent is intent
+    assert detect_language(text) == language
+
+
+@pytest.mark.parametrize("data", ["menu:complaint", "menu:track", "menu:language"])
+def test_menu_buttons_keep_a_sindhi_conversation_sindhi(data):
+    """Where the keyword table has a Sindhi spelling, a Sindhi conversation is not turned Urdu."""
+    assert detect_language(menu_text(data, language="sd") or "") == "sd"
 
 
 def test_split_message():

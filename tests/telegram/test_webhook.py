@@ -14,7 +14,9 @@ from sqlalchemy import text as sql
 from api.conversations.service import receive
 from api.outbox.senders import build_senders
 from api.outbox.service import deliver_due
+from api.telegram_cli import ChatUser
 from api.webhooks import telegram as telegram_webhook
+from bot.i18n import detect_language
 from tests.conftest import ELIGIBLE_WIFE
 from tests.telegram.conftest import (
     SHAZIA,
@@ -127,6 +129,28 @@ async def test_language_by_inline_button(tg_client, fake_api, registry):
     assert "زبان اردو" in await chat.press("LANG UR")
     assert "اہلیت کے لیے" in await chat.send("HELP")
     assert "Language set to English" in await chat.press("LANG EN")
+
+
+@pytest.mark.parametrize(
+    ("app_language", "help_text", "language"),
+    [
+        pytest.param("en", "مدد", "ur", id="english-app-urdu-menu"),
+        pytest.param("ur", "HELP", "en", id="urdu-app-english-menu"),
+        pytest.param(None, "HELP", "en", id="no-app-language-english-menu"),
+    ],
+)
+@pytest.mark.parametrize("button", ["menu:payments", "menu:track", "menu:complaint"])
+async def test_menu_buttons_keep_the_menus_language(
+    tg_client, fake_api, registry, app_language, help_text, language, button
+):
+    """A menu button answers in the language the menu was shown in, not the app's."""
+    user = ChatUser(SHAZIA, first_name="Shazia", language_code=app_language)
+    chat = TelegramChat(tg_client, fake_api, user)
+    menu = await chat.send(help_text)
+    assert main_menu(chat.last_markup())
+    assert detect_language(menu) == language
+    assert detect_language(await chat.press(button)) == language
+    assert detect_language(await chat.send("")) == language  # and the conversation goes on in it
 
 
 async def test_lang_command_with_a_code(tg_client, fake_api, registry):
