@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -28,19 +29,27 @@ class BodySizeLimit:
                     await self._refuse(send)
                     return
         received = 0
-        response_started = False
+        response_started = refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    # Answered here, as the body is read: an app that catches the failed read
+                    # (FastAPI turns any error reading a body it parses into a 400) cannot
+                    # answer anything else.
+                    if not response_started and not refused:
+                        refused = True
+                        await self._refuse(send)
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
+            if refused:
+                return  # the 413 is sent; what the app answers to the failed read is dropped
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
@@ -48,8 +57,7 @@ class BodySizeLimit:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
-            if not response_started:
-                await self._refuse(send)
+            pass  # refused when it was read, or the app had already started its answer
 
     async def _refuse(self, send: Send) -> None:
         await send_problem(
@@ -57,12 +65,18 @@ class BodySizeLimit:
         )
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """A body read past the limit. An HTTPException, which FastAPI lets through from a body
+    read instead of calling it a parsing error, so the app's own layers (the request metrics)
+    see the 413 the client gets."""
+
+    def __init__(self) -> None:
+        super().__init__(413)
 
 
 class JsonBodiesOnly:
-    """`/v1` takes JSON: any other declared body type is a 415 problem, not a parsing error."""
+    """`/v1` takes JSON: a body of any other type, or of none declared, is a 415 problem, not a
+    parsing error."""
 
     def __init__(self, app: ASGIApp, *, prefix: str = "/v1/") -> None:
         self.app = app
@@ -78,7 +92,9 @@ class JsonBodiesOnly:
             for name, value in scope.get("headers", ()):
                 if name == b"content-type":
                     content_type = value.split(b";", 1)[0].strip().lower()
-            if content_type and content_type != b"application/json":
+            # No Content-Type at all is not JSON either (RFC 9110 §8.3: the recipient may take
+            # it as application/octet-stream); FastAPI would try it as JSON and answer 422.
+            if content_type != b"application/json":
                 await send_problem(
                     send, 415, "Unsupported Media Type", "Send JSON (application/json)."
                 )
