@@ -1,7 +1,8 @@
 """The OpenAPI document at `/openapi.json`, completed: every error an operation can answer is
-declared as an RFC 9457 problem (`application/problem+json`), and the webhooks' bodies, which
-their routes read by hand (forms, a Telegram Update), are described so that clients and fuzzers
-(tests/fuzz) see what the gateways send."""
+declared as an RFC 9457 problem (`application/problem+json`), every `/v1` call may carry the
+partner key (`X-API-Key`, so /docs can send it), `/readyz` may answer 503, and the webhooks'
+bodies, which their routes read by hand (forms, a Telegram Update), are described so that
+clients and fuzzers (tests/fuzz) see what the gateways send."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Route
+
+from api.ratelimit.http import PARTNER_KEY
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -179,9 +182,49 @@ def _v1_errors(path: str, method: str, operation: dict[str, Any]) -> tuple[int, 
     return tuple(statuses)
 
 
+def _with_partner_key(operation: dict[str, Any]) -> None:
+    """Every `/v1` call may carry the partner key (api/ratelimit/http.py), none needs it: each
+    requirement the operation has (a bearer token, or nothing) is offered with the key too."""
+    requirements = operation.get("security") or [{}]
+    with_key = [{**requirement, PARTNER_KEY.scheme_name: []} for requirement in requirements]
+    operation["security"] = with_key + requirements
+
+
+#: `/readyz`'s body, whether ready (200) or not (503).
+READINESS_SCHEMA: dict[str, Any] = {
+    "title": "Readiness",
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "unavailable"]},
+        "checks": {
+            "type": "object",
+            "description": "Each dependency: `ok`, `in-process` (Redis) or `unreachable`.",
+            "additionalProperties": {"type": "string"},
+        },
+    },
+}
+
+
+def _readiness(operation: dict[str, Any]) -> None:
+    content = {"application/json": {"schema": READINESS_SCHEMA}}
+    operation["responses"]["200"] = {"description": "Ready.", "content": content}
+    operation["responses"]["503"] = {
+        "description": "Not ready: the database or Redis cannot be reached (`checks` says which).",
+        "content": content,
+    }
+
+
 def complete(schema: dict[str, Any]) -> dict[str, Any]:
-    """Declare the problem responses and the webhook bodies in a FastAPI-made schema."""
-    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    """Declare the problem responses, the partner key, `/readyz`'s 503 and the webhook bodies
+    in a FastAPI-made schema."""
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    components.setdefault("securitySchemes", {})[PARTNER_KEY.scheme_name] = (
+        PARTNER_KEY.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    )
+    if readyz := schema.get("paths", {}).get("/readyz", {}).get("get"):
+        _readiness(readyz)
     for path, methods in schema.get("paths", {}).items():
         for method, operation in methods.items():
             responses = operation.setdefault("responses", {})
@@ -204,6 +247,7 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
                 errors: tuple[int, ...] = webhook["errors"]
                 text_503 = True
             elif path.startswith("/v1/"):
+                _with_partner_key(operation)
                 errors = _v1_errors(path, method, operation)
                 text_503 = False
             else:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from fastapi import Request, Response
+from fastapi.security import APIKeyHeader
 
 from api.identity import Cnic
 from api.partners import find_partner_by_key, hash_api_key
@@ -23,6 +24,17 @@ from api.ratelimit.service import Decision, RateLimiter, parse_limit
 log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "X-API-Key"
+#: The partner key as the OpenAPI document declares it (api/openapi.py). `limit_request` reads
+#: the header itself: an empty key is a wrong key (401), where this would take it for none.
+PARTNER_KEY = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name="PartnerKey",
+    description=(
+        "A partner's API key (optional): its calls count against the partner's own quota "
+        "instead of the per-IP limit. An unknown or inactive key is refused with 401."
+    ),
+    auto_error=False,
+)
 RATE_LIMITED = "https://rabta.example/problems/rate-limited"
 INVALID_API_KEY = "https://rabta.example/problems/invalid-api-key"
 #: How long a worker trusts a key it has checked; deactivating a partner takes this long.

@@ -72,3 +72,44 @@ async def test_security_headers(client, registry):
     assert "strict-transport-security" not in public.headers  # development: no TLS in front
     private = await client.get("/v1/me")
     assert private.headers["cache-control"] == "no-store"
+
+
+async def test_openapi_declares_the_partner_key_on_every_v1_call(client):
+    """Partners learn the key's header from /openapi.json, and /docs can send it; no call needs
+    it, and the calls that need a bearer token still need one."""
+    spec = (await client.get("/openapi.json")).json()
+    scheme = spec["components"]["securitySchemes"]["PartnerKey"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
+    v1 = {
+        (path, method): operation
+        for path, methods in spec["paths"].items()
+        if path.startswith("/v1/")
+        for method, operation in methods.items()
+    }
+    assert ("/v1/eligibility/{cnic}", "get") in v1 and ("/v1/me", "get") in v1
+    for (path, _), operation in v1.items():
+        security = operation["security"]
+        assert any("PartnerKey" in requirement for requirement in security), path
+        without_key = [{k: v for k, v in r.items() if k != "PartnerKey"} for r in security]
+        if path.startswith("/v1/me"):
+            assert all(r == {"HTTPBearer": []} for r in without_key), path
+        else:
+            assert {} in security, path  # anonymous calls are allowed, per IP
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+
+
+async def test_openapi_documents_readyz_503(client, registry):
+    spec = (await client.get("/openapi.json")).json()
+    responses = spec["paths"]["/readyz"]["get"]["responses"]
+    assert set(responses) == {"200", "503"}
+    schema = responses["503"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["status"]["enum"] == ["ready", "unavailable"]
+    ready = (await client.get("/readyz")).json()
+    assert ready["status"] in schema["properties"]["status"]["enum"]
+    assert set(schema["required"]) <= set(ready)
+
+
+async def test_a_partner_key_from_the_docs_still_works_as_before(client, db, registry):
+    """Declaring the key changes nothing: an empty key is still a wrong one."""
+    response = await client.get(f"/v1/eligibility/{ELIGIBLE}", headers={"X-API-Key": ""})
+    assert response.status_code == 401
