@@ -4,7 +4,10 @@ asking; the person (or the relative helping them) types it here.
     start ─► code sent ─► AWAIT_CODE ─┬─ right code ─► verified ─► the flow that asked
                                       ├─ wrong code ─► wrong (tries left), stay
                                       ├─ 5th wrong ──► exhausted ─► IDLE
-                                      └─ expired ────► expired ───► IDLE
+                                      ├─ expired ────► expired ───► IDLE
+                                      └─ keyword, CNIC, words ─► handled afresh
+
+Any other digits are a wrong code, a mistyped one (5 digits) too.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 from api.identity import Cnic
 from api.otp.service import CheckOutcome, OtpUnavailable
 from bot.channels.base import Reply
+from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
 from bot.ports import CodeStatus
@@ -59,9 +63,17 @@ async def start(turn: Turn, cnic: Cnic, *, then: str) -> list[Reply]:
 
 
 async def enter_code(turn: Turn) -> list[Reply] | None:
-    """The code typed while AWAIT_CODE; anything else starts afresh (None)."""
-    digits = _NOT_DIGIT.sub("", turn.command.argument or turn.inbound.text)
-    if len(digits) != 6 or not digits.isascii():
+    """The code typed while AWAIT_CODE; a keyword, a CNIC or words without digits start
+    afresh (None).
+
+    Any other digits are a try at the code, a mistyped one too (`36691`): it is checked, so
+    it counts as a wrong try, and the code stays pending for the right one sent next.
+    """
+    command = turn.command
+    if command.keyword or command.intent is Intent.CNIC:
+        return None
+    digits = _NOT_DIGIT.sub("", command.argument)
+    if not digits:
         return None
     conversation = turn.conversation
     request_id = str(conversation.data.get("request_id", ""))
