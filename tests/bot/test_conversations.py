@@ -4,7 +4,7 @@ words, a description sent where a number was asked for, Urdu punctuation, typogr
 from __future__ import annotations
 
 from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
-from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE_PHONE
 
 
 async def test_a_mistyped_code_is_a_wrong_try_and_the_code_stays_pending(
@@ -24,3 +24,19 @@ async def test_a_keyword_while_a_code_is_pending_still_works(client, registry):
     await helper.send("LANG EN")
     await helper.send(f"PAY {ELIGIBLE_WIFE}")
     assert "PAY: payment" in await helper.send("HELP")
+
+
+async def test_pay_followed_by_words_is_a_bare_pay(client, registry):
+    registered = Chat(client, NOT_ELIGIBLE_PHONE)
+    await registered.send("LANG EN")
+    assert "no payments are recorded yet" in await registered.send("paise nahi mile")
+    helper = Chat(client, HELPER_PHONE)
+    await helper.send("LANG EN")
+    for words in ("pay kab milega", "پیسے نہیں ملے"):
+        assert "This phone is not registered for a CNIC" in await helper.send(words)
+
+
+async def test_pay_followed_by_digits_that_are_no_cnic_is_not_a_cnic(client, registry):
+    helper = Chat(client, HELPER_PHONE)
+    await helper.send("LANG EN")
+    assert "That is not a CNIC" in await helper.send("PAY 35202-12345")

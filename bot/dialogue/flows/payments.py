@@ -20,9 +20,10 @@ from bot.dialogue.turn import Turn
 
 
 async def pay(turn: Turn) -> list[Reply]:
-    """`PAY` or `PAY <CNIC>`."""
+    """`PAY` or `PAY <CNIC>`; words after the keyword without a digit ("paise nahi mile",
+    "pay kab milega") ask what a bare `PAY` asks, rather than being read as a CNIC."""
     turn.conversation.reset()
-    if turn.command.argument:
+    if any(c.isdigit() for c in turn.command.argument):
         try:
             cnic = Cnic.parse(turn.command.argument)
         except InvalidCnic:
