@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from api.agent.routes.grievances import CALLER_NOTE_MAX
 from api.grievances import service
 from api.grievances.schemas import Category
 from api.identity import Cnic
@@ -189,3 +190,40 @@ async def test_a_supervisor_escalates_everything_overdue(new_client, staff, regi
     amina = await new_client("amina")
     refused = await post_form(amina, "/agent/grievances", "/agent/grievances-escalate-overdue", {})
     assert refused.status_code == 403
+
+
+async def test_a_note_for_the_caller_is_held_to_what_her_sms_carries(
+    new_client, staff, registry, settings
+):
+    ticket = await file(registry, settings)
+    amina = await new_client("amina")
+    page = f"/agent/grievances/{ticket}"
+    shown = (await amina.get(page)).text
+    assert f'name="note" rows="2" maxlength="{CALLER_NOTE_MAX}"' in shown
+    assert f"at most {CALLER_NOTE_MAX} characters" in shown
+    # The longest note the console takes reaches the caller whole, not cut by the SMS template.
+    whole = ("Please bring your CNIC to the Lahore campsite on Monday at ten " + "x" * 80)[
+        :CALLER_NOTE_MAX
+    ]
+    await post_form(amina, page, f"{page}/notes", {"note": whole})
+    longer = whole + " and your card."
+    refused = await post_form(amina, page, f"{page}/notes", {"note": longer})
+    assert refused.status_code == 303
+    assert "this one has 95. Shorten it" in (await amina.get(page)).text
+    # Staff's own notes keep their 1000 characters.
+    await post_form(amina, page, f"{page}/notes", {"note": longer * 5, "internal": "1"})
+    history = await events(registry, ticket)
+    assert [(e.action, e.note) for e in history[1:]] == [
+        ("note", whole),
+        ("internal_note", longer * 5),
+    ]
+    async with registry.sessions() as session:
+        [body] = await session.scalars(
+            select(OutboundMessage.body).where(OutboundMessage.to == ELIGIBLE_PHONE)
+        )
+    assert whole in body
+    # A supervisor's note with a status change goes to the caller too: the same limit.
+    sadia = await new_client("sadia")
+    await post_form(sadia, page, f"{page}/status", {"to": "in_progress", "note": longer})
+    assert await status_of(registry, ticket) == "open"
+    assert "this one has 95." in (await sadia.get(page)).text

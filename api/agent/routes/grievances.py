@@ -30,7 +30,7 @@ from api.db import utc
 from api.deps import RuntimeDep, SettingsDep
 from api.grievances import repository, service
 from api.grievances.notify import owner_notifier
-from api.grievances.schemas import ALLOWED_TRANSITIONS, Category, Status
+from api.grievances.schemas import ALLOWED_TRANSITIONS, Category, Status, clean_text
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import mask_cnic
 
@@ -39,6 +39,10 @@ router = APIRouter(prefix="/agent")
 PAGE_SIZE = 50
 WORKED = (Status.OPEN.value, Status.IN_PROGRESS.value, Status.ESCALATED.value)
 CLOSED = (Status.RESOLVED.value, Status.REJECTED.value)
+#: The most of a note the caller's SMS carries: the `grievance/update` and `grievance/status`
+#: messages cut a note at 80 characters, so the console takes no longer note for the caller
+#: rather than let her get a cut sentence the agent never saw. Internal notes keep 1000.
+CALLER_NOTE_MAX = 80
 
 
 @dataclass(frozen=True)
@@ -178,11 +182,24 @@ async def grievance_page(
         is_supervisor=staff.can(Role.SUPERVISOR),
         staff_list=staff_list,
         assignee=assignee,
+        caller_note_max=CALLER_NOTE_MAX,
     )
 
 
 def _back(ticket_id: str) -> RedirectResponse:
     return RedirectResponse(f"/agent/grievances/{ticket_id}", status_code=303)
+
+
+def _too_long_for_sms(note: str) -> Flash | None:
+    """The refusal of a note for the caller that her SMS could not carry whole, else None."""
+    length = len(clean_text(note))
+    if length <= CALLER_NOTE_MAX:
+        return None
+    message = N_(
+        "The caller gets notes by SMS, which carries at most %(count)s characters of a note; "
+        "this one has %(length)s. Shorten it, or write the rest as an internal note."
+    )
+    return Flash("error", message, {"count": CALLER_NOTE_MAX, "length": length})
 
 
 @router.post("/grievances/{ticket_id}/notes", dependencies=[CsrfChecked])
@@ -199,6 +216,10 @@ async def add_note(
     """A note: internal ones stay with staff; the others are sent to the caller."""
     grievance = await _grievance_or_404(db, ticket_id)
     staff_only = bool(internal)
+    refusal = None if staff_only else _too_long_for_sms(note)
+    if refusal is not None:
+        await sessions.flash(staff.session, refusal)
+        return _back(grievance.ticket_id)
     try:
         await service.add_note(
             db,
@@ -264,6 +285,10 @@ async def change_status(
     # An agent's reason for escalating is for the supervisors: kept as an internal note, so the
     # caller's SMS says the grievance was escalated and nothing of the staff's discussion.
     reason_only = escalating and not staff.can(Role.SUPERVISOR)
+    refusal = None if reason_only else _too_long_for_sms(note)
+    if refusal is not None:
+        await sessions.flash(staff.session, refusal)
+        return _back(grievance.ticket_id)
     try:
         await service.change_status(
             db,
