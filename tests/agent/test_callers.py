@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.agent.access import CallerAccess
 from api.ratelimit.service import parse_limit
-from api.registry.models import Grievance, OutboundMessage
+from api.registry.models import Grievance, OutboundMessage, Person
 from tests.agent.conftest import audit_entries, csrf_token, post_form
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_FOUND
 
@@ -77,6 +77,28 @@ async def test_a_cnic_not_in_the_registry_offers_no_code(new_client, staff):
     page = (await amina.get(await open_lookup(amina, NOT_FOUND))).text
     assert "Not found in the registry" in page
     assert "Send code" not in page
+
+
+async def set_mobile(db, cnic: str, mobile: str | None) -> None:
+    async with db.transaction() as session:
+        await session.execute(update(Person).where(Person.cnic == cnic).values(mobile=mobile))
+
+
+async def test_no_registered_mobile_spends_none_of_the_cnics_codes(new_client, staff, registry):
+    await set_mobile(registry, ELIGIBLE_WIFE, None)
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    for _ in range(2):
+        await post_form(amina, lookup, f"{lookup}/code", {})
+        page = (await amina.get(lookup)).text
+        assert "There is no registered mobile for this CNIC" in page
+        assert "A code was sent less than a minute ago" not in page
+    # Once a mobile is registered, a code goes at once: no cooldown, no hour of codes was spent.
+    await set_mobile(registry, ELIGIBLE_WIFE, ELIGIBLE_PHONE)
+    await post_form(amina, lookup, f"{lookup}/code", {})
+    assert "Code sent to +92300****567" in (await amina.get(lookup)).text
+    assert await sent_code(registry)
+    assert len(await audit_entries(registry, action="send_code")) == 1
 
 
 async def test_the_code_goes_to_the_registered_mobile_and_opens_the_record(

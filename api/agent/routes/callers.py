@@ -213,6 +213,16 @@ async def caller(
     )
 
 
+_NO_MOBILE = Flash(
+    "error",
+    N_(
+        "There is no registered mobile for this CNIC, so no code can be sent. Ask a "
+        "supervisor for an override."
+    ),
+    {},
+)
+
+
 @router.post("/callers/{lookup_id}/code", dependencies=[CsrfChecked])
 async def send_code(
     request: Request,
@@ -222,10 +232,18 @@ async def send_code(
     access: AccessDep,
     sessions: SessionsDep,
     runtime: RuntimeDep,
+    registry: RegistrySessionDep,
 ) -> Response:
     """Send a code to the caller's registered mobile (SPEC §3 limits apply: one a minute, five
     an hour); the caller reads it back to the agent."""
     lookup = await _lookup(access, staff, lookup_id)
+    # Staff may learn that a CNIC has no mobile (the public channels may not: they get a decoy
+    # code), so ask first: a click that can send nothing must not start the CNIC's resend
+    # cooldown nor spend one of its codes for the hour.
+    _, mobile = await registry_repository.registered_mobile(registry, cnic=lookup.cnic)
+    if mobile is None:
+        await sessions.flash(staff.session, _NO_MOBILE)
+        return _back(lookup)
     try:
         code = await request_code(runtime, cnic=Cnic(lookup.cnic))
     except OtpUnavailable:
@@ -248,12 +266,8 @@ async def send_code(
             Flash("error", message, {"minutes": max(1, issued.retry_after // 60)}),
         )
         return _back(lookup)
-    if not code.in_registry or code.mobile is None:
-        message = N_(
-            "There is no registered mobile for this CNIC, so no code can be sent. Ask a "
-            "supervisor for an override."
-        )
-        await sessions.flash(staff.session, Flash("error", message, {}))
+    if code.mobile is None:  # the mobile was taken off the registry since it was read above
+        await sessions.flash(staff.session, _NO_MOBILE)
         return _back(lookup)
     await deliver_code(runtime, code, language=None, session=db)
     lookup.code_request_id = issued.request_id
