@@ -239,6 +239,14 @@ LABELS: dict[str, dict[str, str]] = {
         "agent": N_("Per agent"),
     },
     "outcome": {"allowed": N_("Allowed"), "limited": N_("Limited")},
+    # Lower case: a prefix of the record's id in the audit log ("person: 35202-*******-2").
+    "record_type": {
+        "person": N_("person"),
+        "grievance": N_("grievance"),
+        "agent": N_("staff account"),
+        "audit_log": N_("audit log"),
+        "dashboard": N_("dashboard"),
+    },
 }
 
 

@@ -74,7 +74,11 @@ def _here(request: Request) -> str:
 
 
 def flash_text(language: str, flash: Flash) -> str:
-    return i18n.gettext(language, flash.message, **flash.args)
+    args = {
+        name: i18n.label(language, flash.labels[name], value) if name in flash.labels else value
+        for name, value in flash.args.items()
+    }
+    return i18n.gettext(language, flash.message, **args)
 
 
 async def page(

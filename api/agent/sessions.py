@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -47,6 +47,9 @@ class Flash:
     kind: str  # "ok" or "error"
     message: str
     args: dict[str, Any]
+    #: Arguments that are stored values (a status), by the kind of label that translates them
+    #: (`i18n.LABELS`), so they are shown in the agent's language and not as stored.
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def cookie_name(settings: Settings) -> str:
@@ -139,7 +142,12 @@ class SessionStore:
     async def flash(self, session: ConsoleSession, flash: Flash) -> None:
         """Keep a message for the next page this session shows."""
         payload = json.dumps(
-            {"kind": flash.kind, "message": flash.message, "args": flash.args},
+            {
+                "kind": flash.kind,
+                "message": flash.message,
+                "args": flash.args,
+                "labels": flash.labels,
+            },
             ensure_ascii=False,
         )
         try:
@@ -163,7 +171,14 @@ class SessionStore:
         flashes = []
         for item in raw:
             data = json.loads(item)
-            flashes.append(Flash(data["kind"], data["message"], dict(data.get("args") or {})))
+            flashes.append(
+                Flash(
+                    data["kind"],
+                    data["message"],
+                    dict(data.get("args") or {}),
+                    dict(data.get("labels") or {}),
+                )
+            )
         return flashes
 
     @staticmethod

@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from api.agent import i18n
 from api.agent.routes.grievances import CALLER_NOTE_MAX
 from api.grievances import service
 from api.grievances.schemas import Category
@@ -156,7 +157,7 @@ async def test_a_supervisor_works_the_escalated_queue(new_client, staff, registr
     assert ticket in (await bilal.get("/agent/grievances?view=mine")).text
     # A change the transitions table forbids is explained, not made.
     await post_form(sadia, page, f"{page}/status", {"to": "open", "note": ""})
-    assert "cannot go from in_progress to open" in (await sadia.get(page)).text
+    assert "cannot go from In progress to Open" in (await sadia.get(page)).text
     await post_form(sadia, page, f"{page}/status", {"to": "resolved", "note": "Paid on 2 Dec"})
     assert await status_of(registry, ticket) == "resolved"
     changes = [e.reason for e in await audit_entries(registry, action="change_status")]
@@ -227,3 +228,19 @@ async def test_a_note_for_the_caller_is_held_to_what_her_sms_carries(
     await post_form(sadia, page, f"{page}/status", {"to": "in_progress", "note": longer})
     assert await status_of(registry, ticket) == "open"
     assert "this one has 95." in (await sadia.get(page)).text
+
+
+async def test_urdu_pages_show_statuses_and_record_types_in_urdu(
+    new_client, staff, registry, settings
+):
+    ticket = await file(registry, settings)
+    sadia = await new_client("sadia")
+    sadia.cookies.set(i18n.LANGUAGE_COOKIE, "ur", domain="127.0.0.1")
+    page = f"/agent/grievances/{ticket}"
+    await post_form(sadia, page, f"{page}/status", {"to": "open", "note": ""})
+    assert "شکایت کھلی سے کھلی پر نہیں جا سکتی۔" in (await sadia.get(page)).text
+    zara = await new_client("zara")
+    zara.cookies.set(i18n.LANGUAGE_COOKIE, "ur", domain="127.0.0.1")
+    audit_page = (await zara.get("/agent/audit")).text
+    assert f"شکایت: {ticket}" in audit_page
+    assert "grievance:" not in audit_page

@@ -310,6 +310,7 @@ async def change_status(
                 "error",
                 N_("A grievance cannot go from %(from)s to %(to)s."),
                 {"from": previous, "to": target.value},
+                labels={"from": "status", "to": "status"},
             ),
         )
         return _back(grievance.ticket_id)
