@@ -101,6 +101,14 @@ class Settings(BaseSettings):
             problems.append("RABTA_SECRET_KEY must be set to a random value of 32+ characters")
         if not self.twilio_auth_token:
             problems.append("TWILIO_AUTH_TOKEN must be set: webhooks must be signed")
+        missing = self._missing_twilio_credentials()
+        if missing and self.outbound != "console":
+            # Console outbound writes OTPs and updates to a file inside the container: a
+            # deployment gets it only by asking, never by leaving a credential out.
+            problems.append(
+                f"{' and '.join(missing)} must be set to send messages through Twilio "
+                "(or RABTA_OUTBOUND=console to write them to a file instead)"
+            )
         if self.telegram_bot_token and not self.telegram_webhook_secret:
             problems.append("TELEGRAM_WEBHOOK_SECRET must be set when Telegram is on")
         if not self.redis_url:
@@ -127,9 +135,16 @@ class Settings(BaseSettings):
     def outbound_mode(self) -> Literal["console", "twilio"]:
         if self.outbound:
             return self.outbound
-        if self.twilio_account_sid and self.twilio_auth_token and self.twilio_from:
-            return "twilio"
-        return "console"
+        return "console" if self._missing_twilio_credentials() else "twilio"
+
+    def _missing_twilio_credentials(self) -> list[str]:
+        """The variables Twilio outbound needs that are unset (the production check names them)."""
+        credentials = {
+            "TWILIO_ACCOUNT_SID": self.twilio_account_sid,
+            "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
+            "TWILIO_FROM": self.twilio_from,
+        }
+        return [name for name, value in credentials.items() if not value]
 
 
 @lru_cache

@@ -20,7 +20,10 @@ def test_compose_runs_api_worker_postgres_and_redis():
     assert env["RABTA_ENV"] == "production"
     assert env["DATABASE_URL"].startswith("postgresql+asyncpg://")
     assert env["REDIS_URL"].startswith("redis://redis:")
-    for required in ("RABTA_SECRET_KEY", "TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL"):
+    required_vars = ("RABTA_SECRET_KEY", "PUBLIC_BASE_URL")
+    # Twilio's three: without any one, outbound would fall back to a file (production refuses).
+    twilio = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
+    for required in required_vars + twilio:
         assert ":?" in env[required], f"{required} must be required, not defaulted"
     assert api["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "healthcheck" in services["postgres"] and "healthcheck" in services["redis"]

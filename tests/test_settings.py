@@ -9,7 +9,9 @@ from api.settings import Settings
 SAFE = {
     "RABTA_ENV": "production",
     "RABTA_SECRET_KEY": "x" * 40,
+    "TWILIO_ACCOUNT_SID": "AC1",
     "TWILIO_AUTH_TOKEN": "token",
+    "TWILIO_FROM": "+15005550006",
     "REDIS_URL": "redis://redis:6379/0",
     "DATABASE_URL": "postgresql+asyncpg://rabta@db/rabta",
 }
@@ -60,6 +62,10 @@ def test_production_accepts_safe_settings(monkeypatch):
         ({"REDIS_URL": None}, "REDIS_URL"),
         ({"DATABASE_URL": None}, "DATABASE_URL"),
         ({"TELEGRAM_BOT_TOKEN": "123:abc"}, "TELEGRAM_WEBHOOK_SECRET"),
+        ({"TWILIO_ACCOUNT_SID": None}, "TWILIO_ACCOUNT_SID must be set to send messages"),
+        ({"TWILIO_FROM": None}, "TWILIO_FROM must be set to send messages"),
+        ({"TWILIO_FROM": ""}, "TWILIO_FROM must be set to send messages"),
+        ({"RABTA_OUTBOUND": "twilio", "TWILIO_FROM": None}, "TWILIO_FROM must be set"),
     ],
 )
 def test_production_refuses_unsafe_defaults(monkeypatch, change, complaint):
@@ -79,6 +85,14 @@ def test_default_language_accepts_both_spellings(monkeypatch, given, expected):
 def test_unknown_default_language_is_refused(monkeypatch):
     with pytest.raises(ValueError, match="RABTA_DEFAULT_LANGUAGE"):
         make(monkeypatch, RABTA_DEFAULT_LANGUAGE="fr")
+
+
+def test_production_sends_through_twilio_unless_console_is_asked_for(monkeypatch):
+    """A production deployment writes messages to a file only when told to: a credential left
+    out is refused above, never a silent fall-back to console outbound."""
+    assert make(monkeypatch, **SAFE).outbound_mode == "twilio"
+    env = {k: v for k, v in SAFE.items() if k not in ("TWILIO_ACCOUNT_SID", "TWILIO_FROM")}
+    assert make(monkeypatch, **env, RABTA_OUTBOUND="console").outbound_mode == "console"
 
 
 def test_outbound_is_twilio_when_credentials_are_set(monkeypatch):
