@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from api.grievances.ticket import normalise_ticket_id
+from api.identity import Cnic, InvalidCnic
 from bot.channels.base import Inbound, Reply
-from bot.dialogue.keywords import Command
+from bot.dialogue.keywords import Command, Intent
 from bot.dialogue.state import Conversation
+from bot.i18n import language_from_code
 from bot.ports import Services
 
 
@@ -20,6 +23,23 @@ class Policy:
     verification_seconds: int = 1800
     #: Minutes a one-time code stays valid (told to the person).
     code_minutes: int = 5
+
+
+def _is_cnic(text: str) -> bool:
+    try:
+        Cnic.parse(text)
+    except InvalidCnic:
+        return False
+    return True
+
+
+#: What a keyword takes after it when it is a request of its own, not the first word of a
+#: sentence: `PAY 35202-1234567-1` is a request, "paise nahi mile" the person's own words.
+_TAKES: dict[Intent, Callable[[str], bool]] = {
+    Intent.PAY: _is_cnic,
+    Intent.TRACK: lambda text: normalise_ticket_id(text) is not None,
+    Intent.LANGUAGE: lambda text: language_from_code(text) is not None,
+}
 
 
 @dataclass
@@ -38,6 +58,20 @@ class Turn:
     def phone(self) -> str | None:
         """The person's proven phone: the channel's own, or the contact card they shared."""
         return self.inbound.phone or self.conversation.phone
+
+    @property
+    def starts_afresh(self) -> bool:
+        """True when the message is a new request, not an answer to the menu a flow asked: a
+        keyword alone (HELP, STOP, PAY…), a keyword with what it takes (`LANG EN`, `PAY <CNIC>`,
+        `TRACK <ticket>`) or a CNIC. A keyword followed by words ("paise nahi mile") is someone
+        answering in their own words, not choosing: the menu asks again."""
+        command = self.command
+        if command.intent is Intent.CNIC:
+            return True
+        if not command.keyword:
+            return False
+        takes = _TAKES.get(command.intent)
+        return not command.argument or (takes is not None and takes(command.argument))
 
     def verify(self, cnic: str) -> None:
         """Record that this conversation proved to be `cnic`, for a while."""

@@ -4,7 +4,7 @@ words, a description sent where a number was asked for, Urdu punctuation, typogr
 from __future__ import annotations
 
 from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
-from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE_PHONE
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE, NOT_ELIGIBLE_PHONE
 
 
 async def test_a_mistyped_code_is_a_wrong_try_and_the_code_stays_pending(
@@ -40,3 +40,45 @@ async def test_pay_followed_by_digits_that_are_no_cnic_is_not_a_cnic(client, reg
     helper = Chat(client, HELPER_PHONE)
     await helper.send("LANG EN")
     assert "That is not a CNIC" in await helper.send("PAY 35202-12345")
+
+
+async def test_describing_the_problem_at_the_category_menu_keeps_the_complaint(client, registry):
+    chat = Chat(client, NOT_ELIGIBLE_PHONE)
+    await chat.send("LANG EN")
+    assert "What is the complaint about?" in await chat.send("شکایت")
+    for words in ("پیسے نہیں ملے 😢", "paise nahi mile", "9", "123456"):
+        assert "Please reply with a number from 1 to 6." in await chat.send(words)
+    assert "Please describe the problem" in await chat.send("1")
+    assert "Reply 1 to file it" in await chat.send("paise nahi mile teen mahine se")
+    again = "Reply 1 to file the complaint or 2 to cancel."
+    assert again in await chat.send("paise nahi mile")
+    assert again in await chat.send("3")
+    assert "is filed" in await chat.send("1")
+
+
+async def test_a_command_at_a_menu_still_leaves_it(client, registry):
+    chat = Chat(client, NOT_ELIGIBLE_PHONE)
+    await chat.send("LANG EN")
+    await chat.send("COMPLAINT")
+    assert "PAY: payment" in await chat.send("HELP")
+    await chat.send("COMPLAINT")
+    assert "no payments are recorded yet" in await chat.send(f"PAY {NOT_ELIGIBLE}")
+    assert "Sorry, we did not understand" in await chat.send("1")
+
+
+async def test_a_number_not_on_the_person_menu_asks_again(client, registry):
+    chat = Chat(client, ELIGIBLE_PHONE)
+    await chat.send("LANG EN")
+    assert "Several CNICs" in await chat.send("PAY")
+    menu = await chat.send("3")
+    assert "Several CNICs" in menu and "2) 35202-*******-2" in menu
+    assert "Rs 13,500" in await chat.send("2")
+
+
+async def test_words_at_the_person_menu_of_a_complaint_ask_again(client, registry):
+    chat = Chat(client, ELIGIBLE_PHONE, channel="whatsapp")
+    await chat.send("LANG EN")
+    assert "Several CNICs" in await chat.send("COMPLAINT")
+    for answer in ("paise nahi mile", "3"):
+        assert "Several CNICs" in await chat.send(answer)
+    assert "What is the complaint about?" in await chat.send("2")

@@ -11,13 +11,16 @@ TRACK <ticket> ─┬─ owner verified ─► status
                 ├─ not a ticket / not found ─► grievance/not_found
                 └─ else: code to the owner's registered mobile ─► status
 TRACK ─► the verified person's grievances
+
+At a numbered menu (person, category, confirmation) an answer that is none of its options asks
+again; only a new request (`Turn.starts_afresh`: HELP, STOP, LANG EN, PAY <CNIC>…) leaves.
 """
 
 from __future__ import annotations
 
 from api.grievances.schemas import Category, clean_text
 from api.grievances.ticket import normalise_ticket_id
-from api.identity import Cnic, InvalidCnic, mask_cnic
+from api.identity import Cnic, InvalidCnic
 from bot.channels.base import Option, Reply
 from bot.dialogue.flows import verification, who
 from bot.dialogue.keywords import Intent
@@ -48,18 +51,18 @@ async def complaint(turn: Turn) -> list[Reply]:
         return ask_category(turn, cnic, text)
     conversation.data = {"description": text}
     if cnics:
-        conversation.step = Step.CHOOSE_PERSON
         conversation.data["then"] = "complaint"
-        options = [
-            Option(reply=c, label="verify/person_option", context={"cnic": mask_cnic(c)})
-            for c in cnics
-        ]
-        conversation.options = [o.reply for o in options]
-        return [
-            Reply("verify/choose_person", {"cnics": [mask_cnic(c) for c in cnics]}, options=options)
-        ]
+        return who.choose_person(turn, cnics)
     conversation.step = Step.GRIEVANCE_CNIC
     return [Reply("grievance/ask_cnic", ask_contact=True)]
+
+
+async def answer_person(turn: Turn) -> list[Reply] | None:
+    """The CNIC chosen from the phone's list (a number became it), None for a new request;
+    anything else (a number not on the list, words) asks again."""
+    if turn.command.intent is Intent.CNIC:
+        return await answer_cnic(turn)
+    return None if turn.starts_afresh else who.choose_person_again(turn)
 
 
 async def answer_cnic(turn: Turn) -> list[Reply] | None:
@@ -92,16 +95,12 @@ def ask_category(turn: Turn, cnic: Cnic, text: str) -> list[Reply]:
 
 
 async def answer_category(turn: Turn) -> list[Reply] | None:
+    """The category's number, None for a new request; anything else asks again: someone
+    describing the problem here ("paise nahi mile") keeps their complaint."""
     command = turn.command
-    if command.intent is not Intent.NUMBER:
-        return (
-            None
-            if command.intent not in (Intent.UNKNOWN, Intent.EMPTY)
-            else [Reply("grievance/ask_category_again")]
-        )
-    index = int(command.argument) - 1
+    index = int(command.argument) - 1 if command.intent is Intent.NUMBER else -1
     if not 0 <= index < len(CATEGORIES):
-        return [Reply("grievance/ask_category_again")]
+        return None if turn.starts_afresh else [Reply("grievance/ask_category_again")]
     data = turn.conversation.data
     data["category"] = CATEGORIES[index].value
     if len(str(data.get("description", ""))) >= MIN_DESCRIPTION:
@@ -140,13 +139,10 @@ def ask_confirmation(turn: Turn) -> list[Reply]:
 
 
 async def answer_confirmation(turn: Turn) -> list[Reply] | None:
+    """1 files, 2 cancels, a new request leaves (None); anything else asks again."""
     command = turn.command
     if command.intent is not Intent.NUMBER or command.argument not in ("1", "2"):
-        return (
-            None
-            if command.intent not in (Intent.UNKNOWN, Intent.NUMBER)
-            else [Reply("grievance/confirm_again")]
-        )
+        return None if turn.starts_afresh else [Reply("grievance/confirm_again")]
     data = dict(turn.conversation.data)
     turn.conversation.reset()
     if command.argument == "2":

@@ -11,11 +11,10 @@ PAY ────────┬─ conversation verified ───────�
 
 from __future__ import annotations
 
-from api.identity import Cnic, InvalidCnic, mask_cnic
-from bot.channels.base import Option, Reply
-from bot.dialogue.flows import verification
+from api.identity import Cnic, InvalidCnic
+from bot.channels.base import Reply
+from bot.dialogue.flows import verification, who
 from bot.dialogue.keywords import Intent
-from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
 
 
@@ -41,31 +40,19 @@ async def pay(turn: Turn) -> list[Reply]:
     if len(cnics) == 1:
         turn.verify(cnics[0])
         return await schedule(turn, Cnic(cnics[0]))
-    return choose_person(turn, cnics)
-
-
-def choose_person(turn: Turn, cnics: list[str]) -> list[Reply]:
-    """Several people share this phone: offer their CNICs, masked, as numbered choices."""
-    turn.conversation.step = Step.CHOOSE_PERSON
-    options = [
-        Option(reply=f"PAY {c}", label="verify/person_option", context={"cnic": mask_cnic(c)})
-        for c in cnics
-    ]
-    turn.conversation.options = [o.reply for o in options]
-    masked = [mask_cnic(c) for c in cnics]
-    return [Reply("verify/choose_person", {"cnics": masked}, options=options)]
+    return who.choose_person(turn, cnics, command="PAY")
 
 
 async def answer_choice(turn: Turn) -> list[Reply] | None:
     """The answer to CHOOSE_PERSON (a number became `PAY <CNIC>` or the CNIC a complaint is
-    about), or None for a new request."""
+    about), None for a new request; anything else (a number not on the list) asks again."""
     if turn.conversation.data.get("then") == "complaint":
         from bot.dialogue.flows import grievance
 
-        return await grievance.answer_cnic(turn)
-    if turn.command.intent is not Intent.PAY:
-        return None
-    return await pay(turn)
+        return await grievance.answer_person(turn)
+    if turn.command.intent is Intent.PAY:
+        return await pay(turn)
+    return None if turn.starts_afresh else who.choose_person_again(turn)
 
 
 async def for_cnic(turn: Turn, cnic: Cnic) -> list[Reply]:

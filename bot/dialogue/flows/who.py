@@ -5,7 +5,9 @@ Shared by the flows that need a verified person (payments, grievances).
 
 from __future__ import annotations
 
-from api.identity import Cnic
+from api.identity import Cnic, mask_cnic
+from bot.channels.base import Option, Reply
+from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
 
 
@@ -34,3 +36,23 @@ async def may_see(turn: Turn, cnic: Cnic) -> bool:
         turn.verify(cnic.digits)
         return True
     return False
+
+
+def choose_person(turn: Turn, cnics: list[str], *, command: str = "") -> list[Reply]:
+    """Several people share this phone: offer their CNICs, masked, as numbered choices; a
+    choice reads as `command` and the CNIC (the CNIC alone when there is no command)."""
+    turn.conversation.step = Step.CHOOSE_PERSON
+    turn.conversation.options = [f"{command} {cnic}".lstrip() for cnic in cnics]
+    return choose_person_again(turn)
+
+
+def choose_person_again(turn: Turn) -> list[Reply]:
+    """The same numbered choice of CNICs (after an answer that was none of them)."""
+    replies = turn.conversation.options
+    # Each choice ends with its CNIC: `PAY 3520212345671` or `3520212345671`.
+    masked = [mask_cnic(reply.rsplit(maxsplit=1)[-1]) for reply in replies]
+    options = [
+        Option(reply=reply, label="verify/person_option", context={"cnic": cnic})
+        for reply, cnic in zip(replies, masked, strict=True)
+    ]
+    return [Reply("verify/choose_person", {"cnics": masked}, options=options)]
