@@ -257,3 +257,43 @@ async def test_the_console_end_to_end(live_server, registry, settings):
     assert csp_errors == []
     for name in ("01-login", "04-caller-verified", "09-dashboard", "10-audit-log"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+
+
+#: Cards and scrolled tables whose content is wider than they are (JavaScript, for Playwright).
+OVERFLOWING = """() => [...document.querySelectorAll('.card, .table-wrap')]
+    .filter((box) => box.scrollWidth > box.clientWidth + 1)
+    .map((box) => box.className)"""
+
+
+async def test_long_unbroken_free_text_stays_inside_its_card(live_server, registry, settings):
+    """A description, note or reason of one 1000-character word wraps, in English and Urdu."""
+    from playwright.async_api import async_playwright
+
+    ticket = await file(registry, settings, description="ب" * 500 + "x" * 500)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            for username, path, action in (
+                ("amina", f"/agent/grievances/{ticket}", "Escalate"),
+                ("zara", f"/agent/audit?record={ticket}", None),
+            ):
+                context = await browser.new_context(viewport={"width": 1280, "height": 900})
+                page = await context.new_page()
+                await page.goto(f"{live_server}/agent/login")
+                await page.get_by_label("Username").fill(username)
+                await page.get_by_label("Password").fill(PASSWORD)
+                await page.get_by_role("button", name="Sign in").click()
+                await page.goto(f"{live_server}{path}")
+                if action:  # the reason is kept as a note and in the audit log
+                    await page.get_by_label("Why it needs a supervisor").fill("y" * 1000)
+                    await page.get_by_role("button", name=action, exact=True).click()
+                    await page.wait_for_load_state()
+                for language in ("English", "اردو"):
+                    if await page.get_by_role("link", name=language).count():
+                        await page.get_by_role("link", name=language).click()
+                    assert await page.evaluate(OVERFLOWING) == [], (path, language)
+                await context.close()
+        finally:
+            await browser.close()
