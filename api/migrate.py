@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.db import create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+#: The PostgreSQL advisory lock every `rabta serve` and `rabta db upgrade` migrates under
+#: ("rabta" in ASCII): a fixed key, so all processes on one database contend for the same lock.
+MIGRATION_LOCK_KEY = 0x7261627461
 
 
 def alembic_config(url: str) -> Config:
@@ -22,11 +28,33 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@contextlib.asynccontextmanager
+async def migration_lock(connection: AsyncConnection) -> AsyncIterator[None]:
+    """Hold the migration lock on `connection` (PostgreSQL) while the body runs.
+
+    Every API replica migrates before serving; without the lock two replicas starting on a fresh
+    database both create the schema and one dies on `alembic_version`'s unique key. With it the
+    second waits, then finds the database at head. A session lock rather than a transaction's,
+    so a migration that commits part-way (an index built concurrently) still holds it. SQLite
+    serialises writers itself and has no such lock.
+    """
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    await connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+    try:
+        yield
+    finally:
+        # A failed migration leaves its transaction aborted: end it, or the unlock is refused.
+        await connection.rollback()
+        await connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+
+
 async def upgrade_async(url: str, revision: str = "head") -> None:
     """Upgrade the database at `url` to `revision` (callable from a running event loop)."""
     engine: AsyncEngine = create_engine(url)
     try:
-        async with engine.begin() as connection:
+        async with engine.connect() as connection, migration_lock(connection):
             config = alembic_config(url)
 
             def _upgrade(sync_connection: Connection) -> None:
@@ -34,6 +62,7 @@ async def upgrade_async(url: str, revision: str = "head") -> None:
                 command.upgrade(config, revision)
 
             await connection.run_sync(_upgrade)
+            await connection.commit()
     finally:
         await engine.dispose()
 
