@@ -13,6 +13,8 @@ from api.registry.models import Payment
 
 #: How many past tranches a schedule shows after the next one.
 HISTORY = 3
+#: The status of a tranche the person has received (SPEC §5.2).
+COLLECTED = "collected"
 
 
 async def list_payments(session: AsyncSession, *, cnic: str) -> list[Tranche]:
@@ -39,11 +41,20 @@ async def list_payments(session: AsyncSession, *, cnic: str) -> list[Tranche]:
     ]
 
 
+def next_to_collect(payments: list[Tranche], *, today: dt.date) -> Tranche | None:
+    """The next payment the person has yet to collect: the earliest tranche whose window has not
+    closed and that is not collected (a tranche collected early in its window is behind her)."""
+    return min(
+        (p for p in payments if p.window_end >= today and p.status != COLLECTED),
+        key=lambda p: p.window_start,
+        default=None,
+    )
+
+
 def schedule_from(cnic: str, payments: list[Tranche], *, today: dt.date) -> PaymentSchedule:
-    """Pick the tranche that matters now: the earliest whose window has not closed, else the
-    latest; the ones before it (newest first) are the history."""
-    upcoming = sorted((p for p in payments if p.window_end >= today), key=lambda p: p.window_start)
-    current = upcoming[0] if upcoming else (payments[0] if payments else None)
+    """Pick the tranche that matters now: the next one to collect, else the latest; the ones
+    before it (newest first) are the history."""
+    current = next_to_collect(payments, today=today) or (payments[0] if payments else None)
     if current is None:
         return PaymentSchedule(cnic_masked=mask_cnic(cnic), next=None)
     history = tuple(

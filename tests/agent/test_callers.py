@@ -3,6 +3,7 @@ filing a grievance for the caller, and the audit entries each step leaves."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import select, update
 
 from api.agent.access import CallerAccess
 from api.ratelimit.service import parse_limit
-from api.registry.models import Grievance, OutboundMessage, Person
+from api.registry.models import Grievance, OutboundMessage, Payment, Person
 from tests.agent.conftest import audit_entries, csrf_token, post_form
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_FOUND
 
@@ -135,6 +136,34 @@ async def test_the_code_goes_to_the_registered_mobile_and_opens_the_record(
     # Every showing of the record is a view of its own.
     await amina.get(lookup)
     assert len(await audit_entries(registry, action="view")) == 2
+
+
+async def test_next_is_the_payment_the_caller_has_yet_to_collect(new_client, staff, registry):
+    """2026-Q4 collected early in its open window: "Next" marks 2027-Q1, not 2026-Q4."""
+    async with registry.transaction() as session:
+        await session.execute(
+            update(Payment).where(Payment.payment_id == "PAY-0002").values(status="collected")
+        )
+        session.add(
+            Payment(
+                payment_id="PAY-0003",
+                cnic=ELIGIBLE_WIFE,
+                programme="kafaalat",
+                tranche="2027-Q1",
+                amount_pkr=14500,
+                window_start=dt.date(2027, 2, 15),
+                window_end=dt.date(2027, 3, 15),
+                mode="campsite",
+                place="Govt Girls High School, Ichhra",
+                status="scheduled",
+                reason=None,
+            )
+        )
+    amina = await new_client("amina")
+    page = (await amina.get(await verified(amina, registry))).text
+    [current] = re.findall(r'<tr class="current">\s*<td dir="ltr">([^<]+)<span', page)
+    assert current.strip() == "2027-Q1"
+    assert page.count("badge-next") == 1
 
 
 async def test_the_record_is_this_agents_alone(new_client, staff, registry):

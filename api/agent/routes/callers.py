@@ -40,7 +40,7 @@ from api.grievances.schemas import Category, clean_text
 from api.identity import Cnic, InvalidCnic, mask_phone, normalise_text
 from api.otp.service import CheckOutcome, IssueOutcome, OtpUnavailable
 from api.payments.schemas import Tranche
-from api.payments.service import list_payments, schedule_from
+from api.payments.service import list_payments, next_to_collect
 from api.registry import repository as registry_repository
 from api.registry.models import Grievance, Household, Person
 from api.settings import LANGUAGES as CALLER_LANGUAGES
@@ -74,7 +74,6 @@ async def _load_record(
         return None
     person, household = found
     payments = await list_payments(registry, cnic=cnic.digits)
-    schedule = schedule_from(cnic.digits, payments, today=dt.datetime.now(dt.UTC).date())
     return CallerRecord(
         person=person,
         household=household,
@@ -87,7 +86,8 @@ async def _load_record(
         ],
         eligibility=await check_eligibility(registry, cnic=cnic, cutoff=cutoff, full=True),
         payments=payments,
-        next_payment=schedule.next,
+        # Badged "Next" in the table, which lists every tranche: none when all are collected.
+        next_payment=next_to_collect(payments, today=dt.datetime.now(dt.UTC).date()),
         grievances=await grievances.list_for_owner(db, cnic=cnic),
     )
 
