@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from api.settings import LANGUAGES
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "programmes.toml"
+
+
+class ProgrammesSettings(BaseSettings):
+    """Where the programme names are: from the environment or an .env file, as every setting."""
+
+    #: An empty value means the packaged file, as an unset one does.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=True
+    )
+
+    file: Path | None = Field(None, alias="RABTA_PROGRAMMES_FILE")
 
 
 @dataclass(frozen=True)
@@ -44,4 +57,4 @@ def load_programmes(path: Path) -> Programmes:
 @lru_cache
 def get_programmes() -> Programmes:
     """The configured programmes (RABTA_PROGRAMMES_FILE, else the packaged file)."""
-    return load_programmes(Path(os.environ.get("RABTA_PROGRAMMES_FILE") or DEFAULT_FILE))
+    return load_programmes(ProgrammesSettings().file or DEFAULT_FILE)

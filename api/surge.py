@@ -116,9 +116,10 @@ T = TypeVar("T")
 
 
 class SurgeSettings(BaseSettings):
-    """The surge knobs, read from the environment (kept apart from api.settings)."""
+    """The surge knobs, read from the environment or an .env file, as api.settings is (kept
+    apart from it)."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     reply_cache_seconds: int = Field(60, alias="RABTA_SURGE_REPLY_CACHE_SECONDS", ge=0)
     max_in_flight: int = Field(8, alias="RABTA_SURGE_MAX_IN_FLIGHT", ge=0)
