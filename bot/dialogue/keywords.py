@@ -159,8 +159,24 @@ ROMAN_URDU_WORDS = frozenset(
     }
 )
 
+#: Letters an Arabic keyboard types for Urdu's own: yeh and alef maksura for farsi yeh, kaf for
+#: keheh, heh and teh marbuta for heh goal and its teh marbuta. Folded on both sides of a keyword
+#: match only: Sindhi writes ي and Pashto tells ي from ی, so the text itself (a complaint's
+#: words) keeps the letters the person typed.
+_ARABIC_KEYBOARD = str.maketrans("يىكهة", "ییکہۃ")
+#: What surrounds a word but is no letter or digit, in any script: `HELP؟`, `مدد۔`, `شکایت،`.
+_AROUND_WORD = re.compile(r"^\W+|\W+$")
+_NO_WORD = re.compile(r"\W*")
+
+
+def _key(word: str) -> str:
+    """A word as the keyword table is looked up by: case and Arabic-keyboard letters folded,
+    the punctuation around it stripped."""
+    return _AROUND_WORD.sub("", word.casefold().translate(_ARABIC_KEYBOARD))
+
+
 _BY_WORD: dict[str, Intent] = {
-    word.casefold(): intent for intent, words in KEYWORDS.items() for word in words
+    _key(word): intent for intent, words in KEYWORDS.items() for word in words
 }
 _WORD = re.compile(r"\S+")
 _DIGITS_ONLY = re.compile(r"[0-9\s\-.]+", re.ASCII)
@@ -183,10 +199,11 @@ def parse(text: str) -> Command:
     # Any whitespace ends the keyword: "PAY" and the CNIC are often typed on two lines.
     first, *others = text.split(maxsplit=1)
     rest = others[0] if others else ""
-    word = first.casefold().strip("!?.,:;#*")
+    word = _key(first)
     intent = _BY_WORD.get(word)
     if intent is not None:
-        return Command(intent, rest.strip(), keyword=word)
+        # `مدد ؟`: punctuation alone after the keyword is no argument.
+        return Command(intent, "" if _NO_WORD.fullmatch(rest) else rest.strip(), keyword=word)
     if _DIGITS_ONLY.fullmatch(text):
         digits = re.sub(r"[^0-9]", "", text)
         if len(digits) == 13:
@@ -208,5 +225,5 @@ def parse(text: str) -> Command:
 
 def is_roman_urdu(text: str) -> bool:
     """True when a Latin-script message uses Roman Urdu words."""
-    words = {w.casefold().strip("!?.,:;") for w in _WORD.findall(text)}
+    words = {_key(w) for w in _WORD.findall(text)}
     return bool(words & ROMAN_URDU_WORDS)

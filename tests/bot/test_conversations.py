@@ -3,6 +3,9 @@ words, a description sent where a number was asked for, Urdu punctuation, typogr
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from api.registry.models import Grievance
 from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE, NOT_ELIGIBLE_PHONE
 
@@ -82,3 +85,13 @@ async def test_words_at_the_person_menu_of_a_complaint_ask_again(client, registr
     for answer in ("paise nahi mile", "3"):
         assert "Several CNICs" in await chat.send(answer)
     assert "What is the complaint about?" in await chat.send("2")
+
+
+async def test_a_complaint_in_arabic_keyboard_letters_is_filed_as_written(client, registry, db):
+    chat = Chat(client, NOT_ELIGIBLE_PHONE)
+    await chat.send("LANG EN")
+    assert "What is the complaint about?" in await chat.send("شكايت، پيسے نہيں ملے")
+    await chat.send("1")
+    assert "is filed" in await chat.send("1")
+    async with db.sessions() as session:
+        assert await session.scalar(select(Grievance.description)) == "پيسے نہيں ملے"

@@ -51,6 +51,21 @@ KEYWORD_CASES = [
     ("", Intent.EMPTY),
     ("hello", Intent.UNKNOWN),
     ("😀", Intent.UNKNOWN),
+    # Urdu and Arabic punctuation around a keyword, as ASCII punctuation.
+    ("مدد؟", Intent.HELP),
+    ("مدد۔", Intent.HELP),
+    ("HELP؟", Intent.HELP),
+    ("شکایت،", Intent.COMPLAINT),
+    ("ٹریک۔", Intent.TRACK),
+    ("پیسے؟", Intent.PAY),
+    ("«زبان»؛", Intent.LANGUAGE),
+    # Arabic-keyboard letters: yeh ي and alef maksura ى for ی, kaf ك for ک, heh ه for ہ.
+    ("پيسے", Intent.PAY),
+    ("ادائيگي", Intent.PAY),
+    ("ادائیگى", Intent.PAY),
+    ("شكايت", Intent.COMPLAINT),
+    ("ٹريك", Intent.TRACK),
+    ("هيلپ", Intent.HELP),
 ]
 
 
@@ -62,6 +77,17 @@ def test_keywords(text, intent):
 def test_keyword_argument_is_the_rest():
     command = parse("track   G-7K3M9Q")
     assert command.intent is Intent.TRACK and command.argument == "G-7K3M9Q"
+
+
+def test_every_keyword_is_its_own_intent_after_folding():
+    for intent, words in KEYWORDS.items():
+        for word in words:
+            assert parse(word).intent is intent, word
+
+
+def test_punctuation_alone_after_a_keyword_is_no_argument():
+    assert parse("مدد ؟") == parse("مدد")
+    assert parse("shikayat، paise nahi mile!").argument == "paise nahi mile!"
 
 
 def test_every_intent_with_keywords_has_latin_and_arabic_aliases():
