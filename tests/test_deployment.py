@@ -53,3 +53,27 @@ def test_compose_runs_api_replicas_behind_one_address():
     assert "X-Forwarded-For $$remote_addr" in nginx
     assert api["environment"]["FORWARDED_ALLOW_IPS"] == "*"
     assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"] in api["tmpfs"]
+
+
+def _setting_names() -> set[str]:
+    """Every variable Rabta reads its configuration from."""
+    from api.programmes import ProgrammesSettings
+    from api.settings import Settings
+    from api.surge import SurgeSettings
+
+    models = (Settings, SurgeSettings, ProgrammesSettings)
+    return {field.alias for model in models for field in model.model_fields.values() if field.alias}
+
+
+def test_every_setting_reaches_the_api_and_the_worker():
+    """A setting the docs tell an operator to use (a read replica, the surge knobs, the limits)
+    has no effect unless compose passes it into the containers."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    names = _setting_names()
+    assert {"REGISTRY_DATABASE_URL", "RABTA_SURGE_MAX_IN_FLIGHT", "RABTA_PROGRAMMES_FILE"} <= names
+    for service in ("api", "worker"):
+        env = services[service]["environment"]
+        assert names - set(env) == set(), f"{service} never receives these"
+        # Unset stays unset (Rabta's default), never "" (a refused RABTA_OUTBOUND, an empty limit).
+        empty_defaults = [name for name, value in env.items() if str(value).endswith(":-}")]
+        assert empty_defaults == []
