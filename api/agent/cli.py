@@ -75,14 +75,21 @@ def password_command(
     settings = settings_or_exit()
     password = _read_password()
     try:
-        asyncio.run(_set_password(settings, username, password))
+        ended = asyncio.run(_set_password(settings, username, password))
     except WeakPassword as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     except service.UnknownAccount:
         err.print(f"[red]No account is called {escape(username)!r}.[/red]")
         raise typer.Exit(1) from None
-    console.print(f"Password of {escape(username)} replaced; its sessions have ended.")
+    if ended:
+        console.print(f"Password of {escape(username)} replaced; its sessions have ended.")
+        return
+    console.print(
+        f"Password of {escape(username)} replaced. Without REDIS_URL the server keeps its "
+        "sessions in its own process, so any it has open could not be ended from here: they "
+        "end after an hour unused (twelve at most) or when the server restarts."
+    )
 
 
 @agent_app.command("deactivate")
@@ -106,19 +113,25 @@ async def _create(settings: Settings, username: str, password: str, role: Role) 
         return agent.username
 
 
-async def _end_sessions(settings: Settings, agent_id: int) -> None:
+async def _end_sessions(settings: Settings, agent_id: int) -> bool:
+    """End the account's sessions; False without REDIS_URL, where the sessions live in the
+    server's own in-process substitute, out of this command's reach."""
+    if not settings.redis_url:
+        return False
     redis = connect_redis(settings)
     try:
         await SessionStore(redis).end_all(agent_id=agent_id)
     finally:
         await redis.aclose()
+    return True
 
 
-async def _set_password(settings: Settings, username: str, password: str) -> None:
+async def _set_password(settings: Settings, username: str, password: str) -> bool:
+    """Replace the password; True when the account's sessions were ended too."""
     async with Database.opened(settings) as db, db.transaction() as session:
         agent = await service.set_password(session, username=username, password=password)
         agent_id = agent.id
-    await _end_sessions(settings, agent_id)
+    return await _end_sessions(settings, agent_id)
 
 
 async def _deactivate(settings: Settings, username: str) -> None:

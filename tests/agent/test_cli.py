@@ -10,9 +10,12 @@ from typer.testing import CliRunner
 
 from api.agent.passwords import verify_password
 from api.agent.service import DEMO_PASSWORD, DemoRefused, ensure_demo_agents
+from api.agent.sessions import SessionStore
 from api.cli import app
 from api.db import Database
+from api.redis import connect_redis
 from api.registry.models import Agent
+from api.settings import get_settings
 
 runner = CliRunner()
 
@@ -93,3 +96,40 @@ async def test_demo_logins_are_made_once_and_refused_in_production(db, settings)
     production = settings.model_copy(update={"rabta_env": "production"})
     with pytest.raises(DemoRefused):
         await ensure_demo_agents(db, settings=production)
+
+
+def test_a_new_password_ends_the_accounts_sessions_only_where_it_can(db, settings, monkeypatch):
+    """With REDIS_URL the server's sessions end; without it they live in the server's process,
+    and the command says it could not end them instead of claiming it did."""
+    runner.invoke(app, ["agent", "create", "amina"], input="a long password 1\n")
+    agent_id = agents_now(settings)["amina"].id
+    if settings.redis_url:
+        session_id = asyncio.run(_open_session(settings, agent_id))
+        changed = runner.invoke(app, ["agent", "password", "amina"], input="a new password 22\n")
+        assert "its sessions have ended" in changed.output
+        assert asyncio.run(_session_exists(settings, session_id)) is False
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    get_settings.cache_clear()  # the settings fixture clears it again afterwards
+    changed = runner.invoke(app, ["agent", "password", "amina"], input="a new password 33\n")
+    assert changed.exit_code == 0, changed.output
+    said = " ".join(changed.output.split())
+    assert "have ended" not in said
+    assert "could not be ended from here" in said and "when the server restarts" in said
+    assert verify_password(agents_now(settings)["amina"].password_hash, "a new password 33")
+
+
+async def _open_session(settings, agent_id: int) -> str:
+    redis = connect_redis(settings)
+    try:
+        session_id, _ = await SessionStore(redis).create(agent_id=agent_id)
+        return session_id
+    finally:
+        await redis.aclose()
+
+
+async def _session_exists(settings, session_id: str) -> bool:
+    redis = connect_redis(settings)
+    try:
+        return await SessionStore(redis).load(session_id) is not None
+    finally:
+        await redis.aclose()
