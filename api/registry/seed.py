@@ -588,7 +588,7 @@ async def seed_registry(
             await clear_registry(conn)
         elif not await _is_empty(conn):
             raise RegistryNotEmpty(
-                "the registry already holds households; seed with replace to start afresh"
+                "the registry already holds households; seed with --replace to start afresh"
             )
         writer = _PostgresWriter(conn) if conn.dialect.name == "postgresql" else None
         async for chunk in _chunks(synthesiser, households):
