@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from api.registry.models import Grievance
+from bot.segments import SmsCost, measure
 from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE, NOT_ELIGIBLE_PHONE
 
@@ -95,3 +96,28 @@ async def test_a_complaint_in_arabic_keyboard_letters_is_filed_as_written(client
     assert "is filed" in await chat.send("1")
     async with db.sessions() as session:
         assert await session.scalar(select(Grievance.description)) == "پيسے نہيں ملے"
+
+
+async def test_the_echoed_description_keeps_a_latin_confirmation_in_one_gsm7_segment(
+    client, registry, db
+):
+    written = "agent took money “twice” – 2000\u00a0rs… 😢"
+    for language, filed in (("EN", "is filed"), ("RU", "G-")):
+        chat = Chat(client, NOT_ELIGIBLE_PHONE)
+        await chat.send(f"LANG {language}")
+        await chat.send("COMPLAINT")
+        await chat.send("2")
+        confirm = await chat.send(written)
+        assert '"agent took money "twice" - 2000 rs..."' in confirm
+        assert measure(confirm) == SmsCost("GSM-7", len(confirm), len(confirm), 1)
+        assert filed in await chat.send("1")
+    async with db.sessions() as session:
+        stored = set(await session.scalars(select(Grievance.description)))
+    assert stored == {written}
+
+
+async def test_an_arabic_script_confirmation_keeps_the_emoji(client, registry):
+    chat = Chat(client, NOT_ELIGIBLE_PHONE)
+    await chat.send("LANG UR")
+    await chat.send("COMPLAINT پیسے نہیں ملے “دو بار” 😢")
+    assert '"دو بار" 😢' in await chat.send("1")

@@ -18,6 +18,8 @@ again; only a new request (`Turn.starts_afresh`: HELP, STOP, LANG EN, PAY <CNIC>
 
 from __future__ import annotations
 
+import unicodedata
+
 from api.grievances.schemas import Category, clean_text
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import Cnic, InvalidCnic
@@ -26,6 +28,8 @@ from bot.dialogue.flows import verification, who
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
+from bot.formatting import RTL_LANGUAGES
+from bot.segments import GSM7_BASIC, GSM7_EXTENSION
 
 #: The category menu, in the order people see it.
 CATEGORIES: tuple[Category, ...] = (
@@ -36,6 +40,15 @@ CATEGORIES: tuple[Category, ...] = (
     Category.DATA_CORRECTION,
     Category.OTHER,
 )
+#: Typographic quotes and dashes, to the GSM-7 characters they stand for.
+_TYPOGRAPHIC = str.maketrans(
+    {
+        **dict.fromkeys("‘’‚‛′", "'"),
+        **dict.fromkeys("“”„‟″«»", '"'),
+        **dict.fromkeys("‐‑‒–—―−", "-"),
+    }
+)
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
 #: Shortest description worth filing ("no money" is enough; "x" is not).
 MIN_DESCRIPTION = 3
 MAX_DESCRIPTION = 500
@@ -129,7 +142,10 @@ def ask_confirmation(turn: Turn) -> list[Reply]:
     return [
         Reply(
             "grievance/confirm",
-            {"category": data["category"], "description": _preview(str(data["description"]))},
+            {
+                "category": data["category"],
+                "description": _preview(str(data["description"]), turn.language),
+            },
             options=[
                 Option(reply="1", label="grievance/confirm_yes"),
                 Option(reply="2", label="grievance/confirm_no"),
@@ -195,5 +211,17 @@ async def status(turn: Turn, cnic: Cnic, ticket: str) -> list[Reply]:
     return [Reply("grievance/status", {"grievance": grievance})]
 
 
-def _preview(text: str) -> str:
+def _preview(text: str, language: str) -> str:
+    """The description as the confirmation echoes it, at most 40 characters.
+
+    Phones type typographic quotes and dashes, and one of them turns a whole Latin-script SMS
+    into UCS-2 (70 characters a segment instead of 160): the echo uses their GSM-7 forms (NFKC
+    turns an ellipsis and non-breaking spaces into plain ones), and in English and Roman Urdu
+    drops what still is not GSM-7 unless it is a letter or digit (an emoji). The description
+    filed is the person's own text, untouched.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHIC)
+    if language not in RTL_LANGUAGES:
+        text = "".join(c for c in text if c in _GSM7 or c.isalnum())
+    text = " ".join(text.split())
     return text if len(text) <= 40 else text[:38].rstrip() + ".."
