@@ -16,7 +16,7 @@ AGENT_COMPILED := $(AGENT_CATALOGS:.po=.mo)
 	agent-messages compile-agent-messages chromium
 
 help:
-	@echo "make run       serve a seeded demo on http://127.0.0.1:8000"
+	@echo "make run       serve a seeded demo on http://127.0.0.1:8000 (PORT=8001 for another port)"
 	@echo "make test      the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)"
 	@echo "make lint      ruff and mypy"
 	@echo "make messages  extract, update and compile the translation catalogs"
@@ -60,8 +60,11 @@ chromium:
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| echo "chromium is not installed (needs root): the browser tests will be skipped"
 
+# `make run PORT=8001` when 8000 is taken.
+PORT ?= 8000
+
 run: $(RUN_STAMP) compile-messages compile-agent-messages
-	$(BIN)/rabta serve --demo
+	$(BIN)/rabta serve --demo --port $(PORT)
 
 test: $(DEV_STAMP) compile-messages compile-agent-messages chromium
 	$(BIN)/pytest

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,3 +80,13 @@ def test_every_setting_reaches_the_api_and_the_worker():
         # Unset stays unset (Rabta's default), never "" (a refused RABTA_OUTBOUND, an empty limit).
         empty_defaults = [name for name, value in env.items() if str(value).endswith(":-}")]
         assert empty_defaults == []
+
+
+@pytest.mark.parametrize(("args", "port"), [([], "8000"), (["PORT=8001"], "8001")])
+def test_make_run_serves_on_the_port_asked_for(args, port):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    dry_run = subprocess.run(
+        ["make", "-n", "run", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert f"rabta serve --demo --port {port}" in dry_run.stdout
