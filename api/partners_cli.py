@@ -1,4 +1,5 @@
-"""`rabta partner create NAME`: an API key for a partner app, with its own quota."""
+"""`rabta partner create NAME`: an API key for a partner app, with its own quota; `rabta partner
+revoke NAME-OR-ID` takes it back."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from sqlalchemy import select
 
 from api.cli_support import err, settings_or_exit
 from api.db import Database
 from api.migrate import upgrade_async
 from api.partners import PartnerError, create_partner, validate_quota
+from api.ratelimit.http import PARTNER_CACHE_SECONDS
+from api.registry.models import Partner
 from api.settings import Settings
 
 partner_app = typer.Typer(
@@ -63,3 +67,32 @@ async def _create(settings: Settings, name: str, quota: str) -> str:
     await upgrade_async(settings.database_url)
     async with Database.opened(settings) as db, db.transaction() as session:
         return await create_partner(session, name=name, quota=quota)
+
+
+@partner_app.command("revoke")
+def revoke_command(
+    partner: Annotated[str, typer.Argument(help="The partner's name, or its id.")],
+) -> None:
+    """Deactivate a partner: its API key is refused from then on (the row stays, for the record)."""
+    settings = settings_or_exit()
+    name = asyncio.run(_revoke(settings, partner.strip()))
+    if name is None:
+        err.print(f"[red]No partner is named or numbered {escape(partner.strip())!r}.[/red]")
+        raise typer.Exit(1)
+    typer.echo(
+        f"Partner {name!r} revoked: every API worker refuses its key within "
+        f"{PARTNER_CACHE_SECONDS:.0f} s (the time a worker trusts a key it has checked)."
+    )
+
+
+async def _revoke(settings: Settings, name_or_id: str) -> str | None:
+    """Deactivate the partner so named (else, for digits, so numbered); its name, or None."""
+    await upgrade_async(settings.database_url)
+    async with Database.opened(settings) as db, db.transaction() as session:
+        partner = await session.scalar(select(Partner).where(Partner.name == name_or_id))
+        if partner is None and name_or_id.isdigit():
+            partner = await session.get(Partner, int(name_or_id))
+        if partner is None:
+            return None
+        partner.active = False
+        return partner.name
