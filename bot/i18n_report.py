@@ -14,6 +14,7 @@ which costs more than twice as much.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from api.grievances.schemas import Category, Status
@@ -386,6 +388,20 @@ def summary_table(rows: Sequence[ReportRow]) -> Table:
     return table
 
 
+def _report_console(tables: tuple[Table, ...]) -> Console:
+    """The terminal's console; piped or redirected, one as wide as the widest table.
+
+    Not writing to a terminal, rich assumes 80 columns and cuts every cell that does not fit to
+    "…", which leaves a saved or grepped report unreadable.
+    """
+    console = Console()
+    if console.is_terminal:
+        return console
+    unbounded = console.options.update_width(sys.maxsize)
+    width = max(Measurement.get(console, unbounded, table).maximum for table in tables)
+    return Console(width=width)
+
+
 def report(
     price: Annotated[
         float,
@@ -405,9 +421,10 @@ def report(
     the longest reasons). Exits 1 when any row is over its SPEC §2 budget.
     """
     rows = build_report(price)
-    console = Console()
-    console.print(report_table(rows, currency))
-    console.print(summary_table(rows))
+    tables = (report_table(rows, currency), summary_table(rows))
+    console = _report_console(tables)
+    for table in tables:
+        console.print(table)
     over = [row for row in rows if not row.within_budget]
     console.print(
         f"{len(rows)} rows ({len(SMS_MESSAGES)} messages × {len(rows) // max(len(SMS_MESSAGES), 1)}"
