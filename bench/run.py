@@ -130,6 +130,9 @@ def rabta_env(**extra: str) -> dict[str, str]:
         TWILIO_AUTH_TOKEN=TOKEN,
         PUBLIC_BASE_URL=PUBLIC_BASE_URL,
         RABTA_EMBEDDED_WORKER="false",  # production layout: `rabta worker` runs elsewhere
+        # Replies to held messages go to a file: no Twilio account here, said outright, as
+        # production asks.
+        RABTA_OUTBOUND="console",
         RABTA_CONSOLE_OUTBOX=str(WORK / "outbox.jsonl"),
         PYTHONDONTWRITEBYTECODE="1",
     )

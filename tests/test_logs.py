@@ -110,6 +110,7 @@ def test_every_worker_of_rabta_serve_logs_masked_json_lines(migrated, redis_url,
         TWILIO_AUTH_TOKEN="test-twilio-auth-token-0123456789",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         RABTA_EMBEDDED_WORKER="false",
+        RABTA_OUTBOUND="console",  # no Twilio account here: said outright, as production asks
     )
     log = tmp_path / "serve.log"
     rabta = Path(sys.executable).with_name("rabta")

@@ -51,12 +51,14 @@ def private_cluster() -> Iterator[PrivateCluster]:
 def fault_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
     """Settings for a fault test: the test fixtures' environment, plus overrides.
 
-    Loopback load comes from one address, so the per-IP REST limit is lifted; everything else
-    keeps its production default.
+    Loopback load comes from one address and asks about a few CNICs, so the per-IP REST limit
+    and the per-CNIC one are lifted; everything else keeps its production default.
     """
 
     def make(**env: str | None) -> Settings:
         monkeypatch.setenv("RABTA_LIMIT_IP", "100000/minute")
+        # The traffic looks up a few CNICs again and again, over REST too.
+        monkeypatch.setenv("RABTA_LIMIT_CNIC", "100000/day")
         for name, value in env.items():
             if value is None:
                 monkeypatch.delenv(name, raising=False)
