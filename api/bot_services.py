@@ -115,7 +115,12 @@ class RabtaServices:
         tell = await self._runtime.rate_limiter.first_refusal(
             scope, identity, max(refused.retry_after, 1)
         )
-        return LookupVerdict(allowed=False, retry_after=refused.retry_after, tell=tell)
+        return LookupVerdict(
+            allowed=False,
+            retry_after=refused.retry_after,
+            tell=tell,
+            scope="cnic" if scope == "cnic" else "sender",
+        )
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         async with self._registry() as session:

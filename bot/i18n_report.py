@@ -148,6 +148,8 @@ PAYMENT_REASONS = (
     "CNIC expired",
     "account dormant",
     "under review",
+    "network outage at collection point",
+    "duplicate claim check",
 )
 PAYMENT_MODES = ("bank", "campsite", "retailer")
 
@@ -177,6 +179,12 @@ def _worst_case_variants() -> dict[str, list[dict[str, Any]]]:
             for s in Status
         ],
         "grievance/update": statuses,
+        # Either limit, told in minutes or (over 90) in hours.
+        "errors/rate_limited": [
+            {"minutes": minutes, "scope": scope}
+            for minutes in (5, 90, 1439)
+            for scope in ("sender", "cnic")
+        ],
         "grievance/confirm": [{"category": c.value} for c in Category],
         "grievance/filed": [{"category": c.value} for c in Category],
     }

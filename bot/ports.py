@@ -31,6 +31,8 @@ class LookupVerdict:
     retry_after: int = 0
     #: The first refusal in this window: answer once with "try again after …", then be silent.
     tell: bool = False
+    #: The limit that refused: `sender` (this phone's own) or `cnic` (the CNIC's, all senders).
+    scope: str = "sender"
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ async def idle(turn: Turn) -> list[Reply]:
             if not verdict.tell:
                 return []  # told once this window; every further SMS would cost money
             minutes = max(1, -(-verdict.retry_after // 60))
-            return [Reply("errors/rate_limited", {"minutes": minutes})]
+            return [Reply("errors/rate_limited", {"minutes": minutes, "scope": verdict.scope})]
     handler = INTENTS.get(intent, help.not_understood)
     return await handler(turn)
 

@@ -676,7 +676,7 @@ async def _refused(ctx: Ctx, cnic: str | None) -> list[Reply] | None:
         return None
     # A USSD screen costs the person nothing, so unlike SMS every refusal says when to retry.
     minutes = max(1, -(-verdict.retry_after // 60))
-    return end(ctx, "errors/rate_limited", {"minutes": minutes})
+    return end(ctx, "errors/rate_limited", {"minutes": minutes, "scope": verdict.scope})
 
 
 # -- the screen table -------------------------------------------------------------------------
