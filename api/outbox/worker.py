@@ -80,10 +80,12 @@ async def run_worker(
     channels = senders if senders is not None else build_senders(settings)
     total = DeliveryReport()
     errors = 0
+    # Which way messages leave, said at start: `console` writes them to a file and sends nothing.
     log.info(
-        "outbox worker %s delivering %s (batch %d)",
+        "outbox worker %s delivering %s through %s (batch %d)",
         worker_id,
         ", ".join(sorted(channels)) or "nothing",
+        settings.outbound_mode if own_senders else "the senders given",
         batch,
     )
     try:

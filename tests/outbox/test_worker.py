@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -32,9 +33,12 @@ async def statuses(db) -> list[str]:
         )
 
 
-async def test_run_worker_once_delivers_everything_due_to_the_console(db, settings):
+async def test_run_worker_once_delivers_everything_due_to_the_console(db, settings, caplog):
     await add(db, 120)
-    report = await run_worker(settings, once=True, batch=50, db=db)
+    with caplog.at_level(logging.INFO, logger="api.outbox.worker"):
+        report = await run_worker(settings, once=True, batch=50, db=db)
+    # The operator is told at start that messages go to a file, not to phones.
+    assert "delivering sms, telegram, whatsapp through console" in caplog.text
     assert report.sent == 120
     assert await statuses(db) == ["sent"] * 120
     lines = settings.console_outbox.read_text(encoding="utf-8").splitlines()
