@@ -96,6 +96,7 @@ def test_the_extract_readme_imports_is_mounted_in_the_api():
     """README's deploy step imports /data/extract inside `api`: compose must put it there."""
     api = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["api"]
     assert "./extract:/data/extract:ro" in api["volumes"]
-    assert "docker compose exec api rabta registry import /data/extract" in (
-        ROOT / "README.md"
-    ).read_text()
+    assert (
+        "docker compose exec api rabta registry import /data/extract"
+        in (ROOT / "README.md").read_text()
+    )
