@@ -86,6 +86,14 @@ class Cnic:
         return self.masked
 
 
+def cnic_digits(text: str) -> str | None:
+    """The 13 digits of the CNIC `text` is (typed any way `Cnic.parse` reads), or None."""
+    try:
+        return Cnic.parse(text).digits
+    except InvalidCnic:
+        return None
+
+
 def mask_cnic(digits: str) -> str:
     """Mask a 13-digit CNIC string as `35202-*******-1`."""
     return f"{digits[:5]}-*******-{digits[-1]}"

@@ -94,7 +94,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bot_services import Counted, lookup_hits
 from api.conversations import repository
-from api.identity import Cnic, InvalidCnic, keyed_digest, normalise_text
+from api.identity import cnic_digits, keyed_digest, normalise_text
 from api.metrics import MESSAGES, SMS_SEGMENTS
 from api.middleware import send_problem, send_response
 from api.ratelimit import Decision
@@ -278,9 +278,8 @@ def cache_subject(text: str) -> Resend | None:
     normalised = normalise_text(text)
     command = keywords.parse(normalised)
     if command.intent is Intent.CNIC:
-        try:
-            digits = Cnic.parse(command.argument).digits
-        except InvalidCnic:
+        digits = cnic_digits(command.argument)
+        if digits is None:
             return None
         return Resend(
             f"cnic:{digits}", Intent.CNIC, detect_language(normalised), lookup=True, cnic=digits

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from api.identity import Cnic, InvalidCnic, normalise_text
+from api.identity import cnic_digits, normalise_text
 from bot.channels.base import Inbound, Reply
 from bot.dialogue import keywords
 from bot.dialogue.flows import (
@@ -62,7 +62,7 @@ LOOKUPS = frozenset({Intent.CNIC, Intent.PAY, Intent.TRACK, Intent.COMPLAINT})
 async def idle(turn: Turn) -> list[Reply]:
     intent = turn.command.intent
     if intent in LOOKUPS:
-        verdict = await turn.services.lookup_allowed(_cnic_in(turn.command.argument))
+        verdict = await turn.services.lookup_allowed(cnic_digits(turn.command.argument))
         if not verdict.allowed:
             turn.conversation.reset()
             if not verdict.tell:
@@ -71,13 +71,6 @@ async def idle(turn: Turn) -> list[Reply]:
             return [Reply("errors/rate_limited", {"minutes": minutes, "scope": verdict.scope})]
     handler = INTENTS.get(intent, help.not_understood)
     return await handler(turn)
-
-
-def _cnic_in(text: str) -> str | None:
-    try:
-        return Cnic.parse(text).digits
-    except InvalidCnic:
-        return None
 
 
 StepHandler = Callable[[Turn], Awaitable[list[Reply] | None]]

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from api.grievances.ticket import normalise_ticket_id
-from api.identity import Cnic, InvalidCnic
+from api.identity import cnic_digits
 from bot.channels.base import Inbound, Reply
 from bot.dialogue.keywords import Command, Intent
 from bot.dialogue.state import Conversation
@@ -25,18 +25,10 @@ class Policy:
     code_minutes: int = 5
 
 
-def _is_cnic(text: str) -> bool:
-    try:
-        Cnic.parse(text)
-    except InvalidCnic:
-        return False
-    return True
-
-
 #: What a keyword takes after it when it is a request of its own, not the first word of a
 #: sentence: `PAY 35202-1234567-1` is a request, "paise nahi mile" the person's own words.
 _TAKES: dict[Intent, Callable[[str], bool]] = {
-    Intent.PAY: _is_cnic,
+    Intent.PAY: lambda text: cnic_digits(text) is not None,
     Intent.TRACK: lambda text: normalise_ticket_id(text) is not None,
     Intent.LANGUAGE: lambda text: language_from_code(text) is not None,
 }

@@ -50,7 +50,7 @@ import redis.asyncio as aioredis
 from api.eligibility.schemas import EligibilityStatus
 from api.grievances.schemas import Category, GrievanceOut
 from api.grievances.ticket import normalise_ticket_id
-from api.identity import Cnic, InvalidCnic, keyed_digest, mask_cnic, normalise_text
+from api.identity import Cnic, cnic_digits, keyed_digest, mask_cnic, normalise_text
 from api.otp.service import CheckOutcome, OtpUnavailable
 from bot.channels.base import Option, Reply
 from bot.channels.ussd import SCREEN_GSM7, SCREEN_UCS2, fits, screen
@@ -455,10 +455,7 @@ _CODE_SEPARATORS = re.compile(r"[\s*#.\-]+")
 
 def parse_cnic(text: str) -> str | None:
     """13 CNIC digits, typed any way a keypad allows, or None."""
-    try:
-        return Cnic.parse(_KEYPAD_SEPARATORS.sub("", text)).digits
-    except InvalidCnic:
-        return None
+    return cnic_digits(_KEYPAD_SEPARATORS.sub("", text))
 
 
 def parse_code(text: str) -> str | None:
