@@ -28,7 +28,7 @@ from bot.dialogue.flows import verification, who
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
-from bot.formatting import RTL_LANGUAGES
+from bot.formatting import is_rtl
 from bot.segments import GSM7_BASIC, GSM7_EXTENSION
 
 #: The category menu, in the order people see it.
@@ -221,7 +221,7 @@ def _preview(text: str, language: str) -> str:
     filed is the person's own text, untouched.
     """
     text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHIC)
-    if language not in RTL_LANGUAGES:
+    if not is_rtl(language):
         text = "".join(c for c in text if c in _GSM7 or c.isalnum())
     text = " ".join(text.split())
     return text if len(text) <= 40 else text[:38].rstrip() + ".."
