@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    #: The token being rotated out: webhooks signed with it are accepted too, so Twilio's switch
+    #: from the old primary token to the new one loses nothing (docs/security.md). Never used to
+    #: call Twilio's API; remove it once the new token is primary.
+    twilio_auth_token_previous: str | None = Field(None, alias="TWILIO_AUTH_TOKEN_PREVIOUS")
     twilio_from: str | None = Field(None, alias="TWILIO_FROM")
     twilio_whatsapp_from: str | None = Field(None, alias="TWILIO_WHATSAPP_FROM")
 
@@ -94,6 +98,9 @@ class Settings(BaseSettings):
             if lang not in LANGUAGES:
                 raise ValueError(f"RABTA_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
             self.default_language = lang
+        if self.twilio_auth_token_previous and not self.twilio_auth_token:
+            # Alone it would be ignored and leave webhooks unchecked, which is not what was meant.
+            raise ValueError("TWILIO_AUTH_TOKEN_PREVIOUS is set without TWILIO_AUTH_TOKEN")
         if self.rabta_env != "production":
             return self
         problems = []
@@ -126,6 +133,16 @@ class Settings(BaseSettings):
     @property
     def run_embedded_worker(self) -> bool:
         return self.embedded_worker if self.embedded_worker is not None else not self.is_production
+
+    @property
+    def twilio_webhook_tokens(self) -> tuple[str, ...]:
+        """The tokens a Twilio webhook's signature may be made with: the current one, then the
+        one being rotated out; none when webhooks are not checked (no TWILIO_AUTH_TOKEN)."""
+        if not self.twilio_auth_token:
+            return ()
+        if self.twilio_auth_token_previous:
+            return (self.twilio_auth_token, self.twilio_auth_token_previous)
+        return (self.twilio_auth_token,)
 
     @property
     def registry_url(self) -> str:

@@ -57,16 +57,17 @@ def _signed(
 
 
 async def verified_form(request: Request, settings: Settings) -> Mapping[str, str]:
-    """The POSTed form, after checking `X-Twilio-Signature` when an auth token is configured."""
+    """The POSTed form, after checking `X-Twilio-Signature` when an auth token is configured
+    (made with it, or with the token being rotated out, `TWILIO_AUTH_TOKEN_PREVIOUS`)."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(URLENCODED):
         raise Problem(415, "Twilio webhooks are form-encoded.")
     params = await urlencoded_fields(request)
-    if settings.twilio_auth_token:
+    if tokens := settings.twilio_webhook_tokens:
         signature = request.headers.get("X-Twilio-Signature", "")
-        validator = RequestValidator(settings.twilio_auth_token)
-        if not signature or not _signed(
-            validator, public_url(request, settings), params, signature
+        url = public_url(request, settings)
+        if not signature or not any(
+            _signed(RequestValidator(token), url, params, signature) for token in tokens
         ):
             log.warning("twilio webhook refused: %s signature", "bad" if signature else "missing")
             raise Problem(403, "The request is not signed by Twilio.")

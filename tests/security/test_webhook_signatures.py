@@ -186,6 +186,58 @@ async def test_a_signed_request_replayed_is_answered_once(signed_client, registr
     assert await counts(db) == (1, 0)
 
 
+OLD_TOKEN = "security-test-old-auth-token-98765"
+
+
+@pytest.mark.parametrize("url", [MESSAGING, STATUS])
+async def test_a_token_rotation_loses_no_webhook(settings, monkeypatch, db, registry, url):
+    """Rotating TWILIO_AUTH_TOKEN (docs/security.md): a replica deployed with the new token and
+    the old one as TWILIO_AUTH_TOKEN_PREVIOUS accepts what Twilio signs before the promotion
+    (the old token) and after it (the new one); once the previous token is removed, a request
+    signed with it is refused again. Anything else stays refused meanwhile."""
+    from api.chat import in_process_client
+    from api.main import create_app
+
+    monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN_PREVIOUS", OLD_TOKEN)
+    get_settings.cache_clear()
+    during = get_settings()
+
+    def form_for(sid: str) -> dict[str, str]:
+        return sms_form(sid) if url == MESSAGING else status_form(sid)
+
+    accepted = 200 if url == MESSAGING else 204
+    async with in_process_client(create_app(during), "http://127.0.0.1:8000") as http:
+        for n, token in enumerate((OLD_TOKEN, TOKEN)):
+            sid = f"SMrotation{n:04d}{url[-6:]}"
+            if url == STATUS:
+                await sent_message(db, sid)
+            form = form_for(sid)
+            signature = RequestValidator(token).compute_signature(PUBLIC + url, form)
+            response = await send(http, url, form, signature)
+            assert response.status_code == accepted, (token, response.text)
+        forged = form_for("SMrotationforged" + url[-6:])
+        signature = RequestValidator("attacker-token").compute_signature(PUBLIC + url, forged)
+        assert (await send(http, url, forged, signature)).status_code == 403
+    assert await counts(db) == ((2, 0) if url == MESSAGING else (0, 2))
+
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN_PREVIOUS")
+    get_settings.cache_clear()
+    async with in_process_client(create_app(get_settings()), "http://127.0.0.1:8000") as http:
+        form = form_for("SMrotationafter" + url[-6:])
+        signature = RequestValidator(OLD_TOKEN).compute_signature(PUBLIC + url, form)
+        assert (await send(http, url, form, signature)).status_code == 403
+
+
+def test_a_previous_token_without_a_current_one_is_refused(monkeypatch):
+    """Alone, TWILIO_AUTH_TOKEN_PREVIOUS would check nothing; Rabta says so instead."""
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN_PREVIOUS", OLD_TOKEN)
+    with pytest.raises(ValueError, match="TWILIO_AUTH_TOKEN_PREVIOUS is set without"):
+        Settings()
+
+
 def test_production_cannot_run_without_the_signature_key(monkeypatch):
     monkeypatch.setenv("RABTA_ENV", "production")
     monkeypatch.setenv("RABTA_SECRET_KEY", "x" * 40)
