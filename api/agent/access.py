@@ -3,11 +3,14 @@
     search CNIC ──▶ lookup (coarse status only)
         ├─ send code ──▶ caller reads it back ──▶ verified ───────────────┐
         ├─ agent asks ──▶ supervisor approves (with the agent's reason) ───┼─▶ grant: this agent,
-        └─ supervisor/admin overrides directly, with a reason ─────────────┘   this CNIC, 30 min
+        └─ supervisor/admin overrides directly, with a reason ─────────────┘   this sign-in,
+                                                                                this CNIC, 30 min
 
 A *lookup* is one call: the CNIC an agent searched, kept on the server under a random id so the
 CNIC never travels in a URL (browser history, proxy logs, Referer). A *grant* lets one agent see
-one CNIC's details until it expires. All of it lives in Redis and expires by itself.
+one CNIC's details until it expires or the agent signs out, whichever is first: a grant belongs
+to the console session it was made in, so signing out ends it and a new sign-in starts with none.
+All of it lives in Redis and expires by itself.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ class OverrideRequest:
     reason: str
     lookup_id: str
     requested_at: float = field(default_factory=time.time)
+    #: The agent's console session the request was made in: an approval opens the record there.
+    session: str = ""
 
 
 class CallerAccess:
@@ -97,9 +102,17 @@ class CallerAccess:
         self._redis = redis
         self._key = hashlib.sha256(b"rabta-agent-access:" + settings.secret_key.encode()).digest()
 
-    def _who(self, agent: str, cnic: str) -> str:
+    def _hash(self, text: str) -> str:
         # A keyed hash, not the CNIC, names the key: Redis key names show up in monitoring.
-        return hmac.new(self._key, f"{agent}\x00{cnic}".encode(), hashlib.sha256).hexdigest()[:40]
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def _grant_key(self, agent: str, cnic: str, session: str) -> str:
+        who = "\x00".join((agent, session, cnic))
+        return f"{PREFIX}:grant:{self._hash(who)}"
+
+    def _session_grants(self, session: str) -> str:
+        """The set of the grant keys made in one console session (ended with it)."""
+        return f"{PREFIX}:grants:{self._hash('session:' + session)}"
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -125,30 +138,60 @@ class CallerAccess:
     # -- grants ------------------------------------------------------------------------------
 
     async def grant(
-        self, *, agent: str, cnic: str, basis: str, reason: str, approved_by: str | None = None
+        self,
+        *,
+        agent: str,
+        cnic: str,
+        session: str,
+        basis: str,
+        reason: str,
+        approved_by: str | None = None,
     ) -> Grant:
+        """Open `cnic`'s record to `agent` in the console session `session` (its key) only."""
         now = time.time()
         grant = Grant(agent, basis, reason, approved_by, now, now + GRANT_SECONDS)
-        await self._set(f"{PREFIX}:grant:{self._who(agent, cnic)}", asdict(grant), GRANT_SECONDS)
+        key = self._grant_key(agent, cnic, session)
+        await self._set(key, asdict(grant), GRANT_SECONDS)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._session_grants(session), key)
+                pipe.expire(self._session_grants(session), GRANT_SECONDS)
+                await pipe.execute()
+        except RedisError as exc:
+            raise AccessUnavailable from exc
         return grant
 
-    async def grant_for(self, *, agent: str, cnic: str) -> Grant | None:
-        """This agent's live grant for this CNIC, if any."""
-        data = await self._get(f"{PREFIX}:grant:{self._who(agent, cnic)}")
+    async def grant_for(self, *, agent: str, cnic: str, session: str) -> Grant | None:
+        """This agent's live grant for this CNIC in this console session, if any."""
+        data = await self._get(self._grant_key(agent, cnic, session))
         if data is None or data.get("expires_at", 0) <= time.time():
             return None
         return Grant(**data)
 
-    async def revoke(self, *, agent: str, cnic: str) -> None:
+    async def revoke(self, *, agent: str, cnic: str, session: str) -> None:
         try:
-            await self._redis.delete(f"{PREFIX}:grant:{self._who(agent, cnic)}")
+            await self._redis.delete(self._grant_key(agent, cnic, session))
         except RedisError as exc:
             raise AccessUnavailable from exc
+
+    async def end_session(self, session: str) -> int:
+        """End every grant made in one console session (sign-out); how many were live."""
+        index = self._session_grants(session)
+        try:
+            keys = [
+                k.decode() if isinstance(k, bytes) else str(k)
+                for k in await self._redis.smembers(index)
+            ]
+            ended = int(await self._redis.delete(*keys)) if keys else 0
+            await self._redis.delete(index)
+        except RedisError as exc:
+            raise AccessUnavailable from exc
+        return ended
 
     # -- override requests -------------------------------------------------------------------
 
     async def request_override(
-        self, lookup: Lookup, *, reason: str, cnic_masked: str
+        self, lookup: Lookup, *, reason: str, cnic_masked: str, session: str
     ) -> OverrideRequest:
         request = OverrideRequest(
             id=secrets.token_urlsafe(12),
@@ -157,6 +200,7 @@ class CallerAccess:
             cnic_masked=cnic_masked,
             reason=reason,
             lookup_id=lookup.id,
+            session=session,
         )
         await self._set(
             f"{PREFIX}:override:{request.id}", asdict(request), OVERRIDE_REQUEST_SECONDS

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from api.agent.access import CallerAccess
 from api.ratelimit.service import parse_limit
 from api.registry.models import Grievance, OutboundMessage, Payment, Person
-from tests.agent.conftest import audit_entries, csrf_token, post_form
+from tests.agent.conftest import PASSWORD, audit_entries, csrf_token, login, post_form
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_FOUND
 
 WIFE_FORMATTED = "35202-1234567-2"
@@ -181,10 +181,37 @@ async def test_the_record_closes_when_the_grant_ends(new_client, staff, registry
     amina = await new_client("amina")
     lookup = await verified(amina, registry)
     assert "Nasreen" in (await amina.get(lookup)).text
-    access = CallerAccess(app.state.runtime.redis, app.state.runtime.settings)
-    await access.revoke(agent="amina", cnic=ELIGIBLE_WIFE)
+    redis = app.state.runtime.redis
+    [session_key] = [k async for k in redis.scan_iter("rabta:agent:session:*") if ":flash" not in k]
+    access = CallerAccess(redis, app.state.runtime.settings)
+    await access.revoke(agent="amina", cnic=ELIGIBLE_WIFE, session=session_key)
     page = (await amina.get(lookup)).text
     assert "Nasreen" not in page and "Send code" in page
+
+
+async def test_signing_out_closes_the_record_and_a_new_sign_in_does_not_reopen_it(
+    new_client, staff, registry
+):
+    amina = await new_client("amina")
+    lookup = await verified(amina, registry)
+    assert "Nasreen" in (await amina.get(lookup)).text
+    # Another browser signed in as amina (the shift's next computer) has not verified anyone.
+    elsewhere = await new_client("amina")
+    assert "Nasreen" not in (await elsewhere.get(lookup)).text
+    signed_out = await post_form(amina, "/agent", "/agent/logout", {})
+    assert signed_out.status_code == 303
+    assert (await login(amina, "amina", PASSWORD)).status_code == 303
+    page = (await amina.get(lookup)).text
+    assert "Nasreen" not in page and "Send code" in page
+    assert "Nasreen" not in (await elsewhere.get(lookup)).text
+    # Filing for the caller needs the record open in this sign-in too.
+    filed = await post_form(
+        amina,
+        lookup,
+        f"{lookup}/grievances",
+        {"category": "other", "description": "Test", "language": "ur"},
+    )
+    assert filed.status_code == 403
 
 
 async def test_posts_without_the_csrf_token_are_refused(new_client, staff, registry):

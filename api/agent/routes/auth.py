@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from api.agent import audit, csrf, service
-from api.agent.deps import ConsoleDbDep, CsrfChecked, CurrentStaff, SessionsDep
+from api.agent.deps import AccessDep, ConsoleDbDep, CsrfChecked, CurrentStaff, SessionsDep
 from api.agent.errors import ConsoleError, safe_next
 from api.agent.i18n import LANGUAGE_COOKIE, LANGUAGES, N_
 from api.agent.pages import page
@@ -155,9 +155,12 @@ async def logout(
     staff: CurrentStaff,
     db: ConsoleDbDep,
     sessions: SessionsDep,
+    access: AccessDep,
     settings: SettingsDep,
 ) -> Response:
-    """End this session on the server (the cookie alone would not be enough)."""
+    """End this session on the server (the cookie alone would not be enough), and with it every
+    record a caller's code or an override opened in it."""
+    await access.end_session(staff.session.key)
     await sessions.end(staff.session_id)
     await audit.record(
         db,

@@ -173,7 +173,9 @@ async def caller(
     lookup = await _lookup(access, staff, lookup_id)
     cnic = Cnic(lookup.cnic)
     coarse = await check_eligibility(registry, cnic=cnic, cutoff=settings.pmt_cutoff)
-    grant = await access.grant_for(agent=staff.username, cnic=cnic.digits)
+    grant = await access.grant_for(
+        agent=staff.username, cnic=cnic.digits, session=staff.session.key
+    )
     record = None
     if grant is not None and coarse.status is not EligibilityStatus.NOT_FOUND:
         record = await _load_record(registry, db, cnic=cnic, cutoff=settings.pmt_cutoff)
@@ -319,7 +321,11 @@ async def verify(
     ip = audit.client_ip(request)
     if checked.outcome is CheckOutcome.VERIFIED and checked.cnic == lookup.cnic:
         await access.grant(
-            agent=staff.username, cnic=lookup.cnic, basis="otp", reason="caller read back the code"
+            agent=staff.username,
+            cnic=lookup.cnic,
+            session=staff.session.key,
+            basis="otp",
+            reason="caller read back the code",
         )
         lookup.code_request_id = None
         await access.save_lookup(lookup)
@@ -428,7 +434,11 @@ async def override(
         sessions,
         reason,
         act=lambda lookup, why: access.grant(
-            agent=staff.username, cnic=lookup.cnic, basis="override", reason=why
+            agent=staff.username,
+            cnic=lookup.cnic,
+            session=staff.session.key,
+            basis="override",
+            reason=why,
         ),
         action=AuditAction.OVERRIDE,
         done=Flash(
@@ -459,7 +469,7 @@ async def request_override(
         sessions,
         reason,
         act=lambda lookup, why: access.request_override(
-            lookup, reason=why, cnic_masked=Cnic(lookup.cnic).masked
+            lookup, reason=why, cnic_masked=Cnic(lookup.cnic).masked, session=staff.session.key
         ),
         action=AuditAction.OVERRIDE_REQUEST,
         done=Flash(
@@ -485,7 +495,10 @@ async def file_for_caller(
 ) -> Response:
     """File a grievance on the verified caller's behalf; she gets the ticket id by SMS."""
     lookup = await _lookup(access, staff, lookup_id)
-    if await access.grant_for(agent=staff.username, cnic=lookup.cnic) is None:
+    grant = await access.grant_for(
+        agent=staff.username, cnic=lookup.cnic, session=staff.session.key
+    )
+    if grant is None:
         raise ConsoleError(403, N_("Verify the caller before filing a grievance for her."))
     try:
         chosen = Category(category)

@@ -56,6 +56,8 @@ async def _decide(
         await access.grant(
             agent=taken.agent,
             cnic=taken.cnic,
+            # The record opens in the sign-in the agent asked from, not in a later one.
+            session=taken.session,
             basis="override",
             reason=taken.reason,
             approved_by=staff.username,
