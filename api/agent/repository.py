@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.registry.models import Agent, AuditEntry, InboundMessage, Person
+from api.registry.models import Agent, AuditEntry, Contact, InboundMessage, OutboundMessage, Person
 
 # -- staff ---------------------------------------------------------------------------------
 
@@ -121,6 +121,35 @@ async def stream_audit(
     result = await session.stream_scalars(query.limit(limit).execution_options(yield_per=1000))
     async for entry in result:
         yield entry
+
+
+# -- what became of a note for the caller ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoteDelivery:
+    """Whether a grievance event's message to its owner was queued, where, and if it will go."""
+
+    queued: bool
+    channel: str | None = None
+    #: The recipient sent STOP on that channel: the worker keeps the message and sends nothing.
+    opted_out: bool = False
+
+
+async def note_delivery(session: AsyncSession, *, event_id: int) -> NoteDelivery:
+    """What the outbox holds for one grievance event (the notifier keys it by the event)."""
+    message = await session.scalar(
+        select(OutboundMessage).where(OutboundMessage.dedup_key == f"grievance-event:{event_id}")
+    )
+    if message is None:
+        return NoteDelivery(queued=False)
+    address = message.to.removeprefix("whatsapp:")
+    opted_out = await session.scalar(
+        select(Contact.opted_out).where(
+            Contact.channel == message.channel, Contact.address == address
+        )
+    )
+    return NoteDelivery(queued=True, channel=message.channel, opted_out=bool(opted_out))
 
 
 # -- message traffic, for the supervisors' dashboard ----------------------------------------

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.agent import i18n
 from api.agent.routes.grievances import CALLER_NOTE_MAX
 from api.grievances import service
 from api.grievances.schemas import Category
 from api.identity import Cnic
-from api.registry.models import Grievance, GrievanceEvent, OutboundMessage
+from api.registry.models import Contact, Grievance, GrievanceEvent, OutboundMessage
 from tests.agent.conftest import audit_entries, post_form
+from tests.agent.test_callers import set_mobile
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE
 
 
@@ -244,3 +245,37 @@ async def test_urdu_pages_show_statuses_and_record_types_in_urdu(
     audit_page = (await zara.get("/agent/audit")).text
     assert f"شکایت: {ticket}" in audit_page
     assert "grievance:" not in audit_page
+
+
+async def test_the_console_says_whether_a_note_for_the_caller_was_sent(
+    new_client, staff, registry, settings
+):
+    ticket = await file(registry, settings)
+    amina = await new_client("amina")
+    page = f"/agent/grievances/{ticket}"
+    await post_form(amina, page, f"{page}/notes", {"note": "Please visit on Monday"})
+    assert "Note added. It goes to the caller by SMS." in (await amina.get(page)).text
+    # She sent STOP: the outbox keeps the message and the worker suppresses it.
+    async with registry.transaction() as session:
+        session.add(Contact(channel="sms", address=ELIGIBLE_PHONE, phone=ELIGIBLE_PHONE))
+        await session.flush()
+        await session.execute(update(Contact).values(opted_out=True))
+    await post_form(amina, page, f"{page}/notes", {"note": "Bring your CNIC"})
+    shown = (await amina.get(page)).text
+    assert "Note added, but not sent: the caller has stopped messages on SMS (STOP)." in shown
+    assert "It goes to the caller" not in shown
+    # No contact on her grievance and no registered mobile: nothing can carry the note.
+    await set_mobile(registry, ELIGIBLE_WIFE, None)
+    await post_form(amina, page, f"{page}/notes", {"note": "Come to the office"})
+    shown = (await amina.get(page)).text
+    assert "Note added, but not sent: the caller has no registered mobile or chat" in shown
+    assert "sent to the caller" not in shown and "It goes to the caller" not in shown
+    async with registry.sessions() as session:
+        bodies = list(await session.scalars(select(OutboundMessage.body)))
+    assert not any("office" in body for body in bodies)
+    reasons = [e.reason for e in await audit_entries(registry, action="add_note")]
+    assert reasons == [
+        "note queued to the caller by sms",
+        "note for the caller, not sent: opted out of sms",
+        "note for the caller, not sent: no contact or registered mobile",
+    ]

@@ -221,7 +221,7 @@ async def add_note(
         await sessions.flash(staff.session, refusal)
         return _back(grievance.ticket_id)
     try:
-        await service.add_note(
+        event = await service.add_note(
             db,
             ticket_id=grievance.ticket_id,
             actor=staff.username,
@@ -234,24 +234,49 @@ async def add_note(
             staff.session, Flash("error", N_("Write the note (at most 1000 characters)."), {})
         )
         return _back(grievance.ticket_id)
+    delivery = None if staff_only else await agents.note_delivery(db, event_id=event.id)
     await audit.record(
         db,
         actor=staff.username,
         action=AuditAction.ADD_NOTE,
         record_type=RecordType.GRIEVANCE,
         record_id=grievance.ticket_id,
-        reason="internal note" if staff_only else "note sent to the caller",
+        reason=_note_reason(delivery),
         client_ip=audit.client_ip(request),
     )
-    await sessions.flash(
-        staff.session,
-        Flash(
-            "ok",
-            N_("Internal note added.") if staff_only else N_("Note added and sent to the caller."),
-            {},
-        ),
-    )
+    await sessions.flash(staff.session, _note_flash(delivery))
     return _back(grievance.ticket_id)
+
+
+def _note_reason(delivery: agents.NoteDelivery | None) -> str:
+    """How the audit log describes a note: where it went, if it went anywhere."""
+    if delivery is None:
+        return "internal note"
+    if not delivery.queued:
+        return "note for the caller, not sent: no contact or registered mobile"
+    if delivery.opted_out:
+        return f"note for the caller, not sent: opted out of {delivery.channel}"
+    return f"note queued to the caller by {delivery.channel}"
+
+
+def _note_flash(delivery: agents.NoteDelivery | None) -> Flash:
+    """What the console says happened to a note: sent nowhere is never called sent."""
+    if delivery is None:
+        return Flash("ok", N_("Internal note added."), {})
+    if not delivery.queued:
+        message = N_(
+            "Note added, but not sent: the caller has no registered mobile or chat to send it "
+            "to. Tell her by phone."
+        )
+        return Flash("error", message, {})
+    if delivery.opted_out:
+        message = N_(
+            "Note added, but not sent: the caller has stopped messages on %(channel)s "
+            "(STOP). Tell her by phone."
+        )
+        return Flash("error", message, {"channel": delivery.channel}, labels={"channel": "channel"})
+    message = N_("Note added. It goes to the caller by %(channel)s.")
+    return Flash("ok", message, {"channel": delivery.channel}, labels={"channel": "channel"})
 
 
 @router.post("/grievances/{ticket_id}/status", dependencies=[CsrfChecked])
