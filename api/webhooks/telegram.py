@@ -43,10 +43,12 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -254,7 +256,19 @@ async def telegram_webhook(request: Request) -> Response:
     try:
         update = Update.de_json(data, gateway.application.bot)
     except Exception:
-        raise Problem(422, "The body is not a Telegram Update.") from None
+        # Telegram sent it (the secret matched), and sending it again would not make it
+        # readable: a non-2xx would only have it delivered again and again.
+        log.warning(
+            "telegram update %s ignored: not readable as an Update (%s)",
+            data["update_id"],
+            ", ".join(sorted(k for k in data if k != "update_id")) or "empty",
+        )
+        return Response(status_code=200)
+    ignored = ignored_because(update)
+    if ignored is not None:
+        # Nothing to do, so nothing to ask of the Bot API either: acknowledged at once.
+        log.info("telegram update %s ignored: %s", update.update_id, ignored)
+        return Response(status_code=200)
     if not await gateway.ensure_ready():
         # Nothing was done: Telegram delivers the update again later.
         raise Problem(503, "Telegram is unreachable from here.", headers={"Retry-After": "10"})
@@ -281,6 +295,23 @@ async def telegram_webhook(request: Request) -> Response:
             503, "The update could not be handled; send it again.", headers={"Retry-After": "5"}
         )
     return Response(status_code=200)
+
+
+def ignored_because(update: Update) -> str | None:
+    """Why Rabta leaves `update` alone, or None when it is one the handlers answer: a message in
+    a chat, or a press of a button under a message in a chat. Edits, channel posts, membership
+    changes, polls, inline queries, a button of an inline-mode message (no message) and any kind
+    Telegram adds later are acknowledged and dropped; so is a message without a chat, which no
+    handler could answer (and whose filters would fail on it)."""
+    if update.message is not None:
+        return None if update.message.chat is not None else "a message without a chat"
+    query = update.callback_query
+    if query is not None:
+        if query.message is None or query.message.chat is None:
+            return "a button press without a message"
+        return None
+    kinds = [k for k, v in update.to_dict().items() if k != "update_id" and v is not None]
+    return f"{', '.join(sorted(kinds)) or 'an empty update'} is not handled"
 
 
 async def _handled(gateway: TelegramGateway, update: Update) -> bool:
@@ -332,12 +363,21 @@ class TelegramHandlers:
     def register(self, application: TelegramApplication) -> None:
         """Add the handlers; only private chats are served (answers are personal)."""
         self._application = application
+        # First, for polling as for the webhook: what no handler below can answer stops here.
+        application.add_handler(TypeHandler(Update, self.skip_ignored), group=-1)
         application.add_handler(CommandHandler(list(COMMANDS), self.on_command, filters=_PRIVATE))
         application.add_handler(MessageHandler(_PRIVATE & filters.CONTACT, self.on_contact))
         application.add_handler(MessageHandler(_PRIVATE & filters.TEXT, self.on_text))
         application.add_handler(MessageHandler(_PRIVATE, self.on_other))
         application.add_handler(CallbackQueryHandler(self.on_button))
         application.add_error_handler(self.on_error)
+
+    async def skip_ignored(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Stop an update Rabta leaves alone before any handler's filter reads it."""
+        ignored = ignored_because(update)
+        if ignored is not None:
+            log.info("telegram update %s ignored: %s", update.update_id, ignored)
+            raise ApplicationHandlerStop
 
     def _script(self, update: Update) -> str:
         user = update.effective_user

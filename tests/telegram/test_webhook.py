@@ -201,7 +201,6 @@ async def test_token_without_secret_refuses_everything(settings, fake_api, db, r
         ('{"message": {}}', "application/json", 422),
         ('{"update_id": "7"}', "application/json", 422),
         ('{"update_id": true}', "application/json", 422),
-        ('{"update_id": 9, "message": "hello"}', "application/json", 422),
         ("[" * 20000 + "]" * 20000, "application/json", 422),
     ],
 )
