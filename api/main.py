@@ -109,9 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes[:0] = [twilio.route, ussd.route]
     app.include_router(outbox_routes.router)
     app.include_router(telegram.router)
-    # Every /v1 call counts against its partner's quota or its client IP (SPEC §4).
+    # Every /v1 call counts against its partner's quota or its client IP (SPEC §4). A look-up
+    # counts its caller itself, with the CNIC's own limit, in one round trip (limit_lookup).
     limited = [Depends(limit_request)]
-    app.include_router(eligibility_routes.router, dependencies=limited)
+    app.include_router(eligibility_routes.router)
     app.include_router(otp_routes.router, dependencies=limited)
     app.include_router(me_routes.router, dependencies=limited)
     app.include_router(grievance_routes.router, dependencies=limited)

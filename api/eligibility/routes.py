@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from api.deps import RegistryConnectionDep, SettingsDep
 from api.eligibility import service
 from api.eligibility.schemas import CoarseEligibility
 from api.identity import Cnic, InvalidCnic
 from api.problems import PROBLEM_JSON, Problem
-from api.ratelimit.http import limit_cnic
+from api.ratelimit.http import limit_lookup, limit_request
 
+#: Every route here counts its caller itself (`looked_up_cnic`), with the CNIC it looks up: include
+#: it without the `limit_request` dependency the other /v1 routers carry.
 router = APIRouter(prefix="/v1", tags=["eligibility"])
 
 NOT_A_CNIC = "https://rabta.example/problems/not-a-cnic"
@@ -28,16 +30,19 @@ def not_a_cnic() -> Problem:
     )
 
 
-async def looked_up_cnic(cnic: str, request: Request) -> Cnic:
-    """The path's CNIC, counted against its own limit from all senders (SPEC §4); 422 when it is
-    not a CNIC, counting nothing: text that names no CNIC spends no CNIC's look-ups.
+async def looked_up_cnic(cnic: str, request: Request, response: Response) -> Cnic:
+    """The path's CNIC, after counting the caller's quota and the CNIC's own limit from all
+    senders (SPEC §4) in one round trip; 422 when it is not a CNIC, counting the caller alone:
+    text that names no CNIC spends no CNIC's look-ups.
 
-    A dependency, so a refused look-up is answered before a registry connection is taken."""
+    A dependency, so a refused look-up is answered before a registry connection is taken. The
+    router carries no `limit_request` (main.py): this counts the caller instead."""
     try:
         parsed = Cnic.parse(cnic)
     except InvalidCnic:
+        await limit_request(request, response)
         raise not_a_cnic() from None
-    await limit_cnic(request, parsed)
+    await limit_lookup(request, response, parsed)
     return parsed
 
 

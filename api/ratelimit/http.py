@@ -2,7 +2,8 @@
 and, for a look-up, the CNIC's own limit from all senders.
 
 Use as a router dependency: `APIRouter(prefix="/v1", dependencies=[Depends(limit_request)])`;
-a route that looks up a CNIC then calls `limit_cnic`. The limiter is `app.state.rate_limiter`,
+a route that looks up a CNIC calls `limit_lookup` instead, which counts the caller and the CNIC
+in one round trip. The limiter is `app.state.rate_limiter`,
 created in the lifespan.
 """
 
@@ -153,16 +154,39 @@ def _too_many(what: str, retry_after: int, headers: dict[str, str]) -> Problem:
 async def limit_request(request: Request, response: Response) -> None:
     """Router dependency: count the request against its partner's quota or its client IP;
     429 when over, 401 for an unknown or inactive API key."""
+    await _limit(request, response, None)
+
+
+async def limit_lookup(request: Request, response: Response, cnic: Cnic) -> None:
+    """`limit_request`, then the look-up of `cnic` in the CNIC's window from all senders (SPEC
+    §4: 20 a day), the one the bot counts, so REST and every channel share one budget per CNIC:
+    both in one Redis round trip, for a route that looks a CNIC up instead of the router's
+    `limit_request`. 429 when either is over.
+
+    A caller already refused, or holding an invalid key, spends nothing of the CNIC's. Every
+    valid CNIC is counted and refused alike, so a refusal says nothing of whether it is
+    registered. Its `RateLimit-*` headers stay the caller's own quota, which this refusal did
+    not use up; `Retry-After` is the CNIC's.
+    """
+    await _limit(request, response, cnic)
+
+
+async def _limit(request: Request, response: Response, cnic: Cnic | None) -> None:
     limiter = get_rate_limiter(request)
     key = request.headers.get(API_KEY_HEADER)
     partner = await _partner_for_key(request, key) if key is not None else None
     if partner is not None:
         request.state.partner = partner
-        decision = await limiter.hit("partner", str(partner.id), partner.quota)
+        scope, identity, quota = "partner", str(partner.id), partner.quota
     else:
         # A wrong key still counts against the IP, so keys cannot be guessed faster than
         # anonymous calls are allowed.
-        decision = await limiter.hit("ip", client_ip(request))
+        scope, identity, quota = "ip", client_ip(request), None
+    looked_up: Decision | None = None
+    if cnic is not None and (key is None or partner is not None):
+        decision, looked_up = await limiter.hit_then(scope, identity, quota, ("cnic", cnic.digits))
+    else:
+        decision = await limiter.hit(scope, identity, quota)
     request.state.rate_limit = decision
     if not decision.allowed:
         raise _refuse(decision)
@@ -173,22 +197,8 @@ async def limit_request(request: Request, response: Response) -> None:
             title="Invalid API key",
             type_=INVALID_API_KEY,
         )
+    headers = rate_limit_headers(decision)
+    if looked_up is not None and not looked_up.allowed:
+        raise _too_many("Too many look-ups of this CNIC", looked_up.retry_after, headers)
     # FastAPI merges these into the route's response (not into a Response a route returns itself).
-    response.headers.update(rate_limit_headers(decision))
-
-
-async def limit_cnic(request: Request, cnic: Cnic) -> None:
-    """Count a look-up of `cnic` in the CNIC's window from all senders (SPEC §4: 20 a day), the
-    one the bot counts, so REST and every channel share one budget per CNIC; 429 when over.
-
-    Call it after `limit_request` (a caller already refused spends nothing of the CNIC's) and only
-    for a valid CNIC. Every valid CNIC is counted and refused alike, so a refusal says nothing of
-    whether it is registered. Its `RateLimit-*` headers stay the caller's own quota, which this
-    refusal did not use up; `Retry-After` is the CNIC's.
-    """
-    decision = await get_rate_limiter(request).hit("cnic", cnic.digits, remaining=False)
-    if decision.allowed:
-        return
-    caller: Decision | None = getattr(request.state, "rate_limit", None)
-    headers = rate_limit_headers(caller) if caller is not None else {}
-    raise _too_many("Too many look-ups of this CNIC", decision.retry_after, headers)
+    response.headers.update(headers)

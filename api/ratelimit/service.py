@@ -157,6 +157,28 @@ return {acquired}
 )
 
 
+#: `ACQUIRE_AND_READ` for KEYS[1], then, only if that hit was counted, a hit of KEYS[2] (ARGV
+#: its limit and expiry after the first's three) and, if that one is refused, its window: a
+#: caller's quota with the headers it reports, and the CNIC it looks up, in one round trip.
+#: Returns {1 or 0, the first's window ({} when empty), 1 or 0 for the second or -1 when it was
+#: not counted, the second's window when refused ({} otherwise)}.
+ACQUIRE_READ_THEN_ACQUIRE = (
+    _limits_script("acquire_moving_window")
+    + _limits_script("moving_window")
+    + """
+local acquired = acquire_moving_window({KEYS[1]}, {ARGV[1], ARGV[2], ARGV[3], 1}) and 1 or 0
+local found = moving_window({KEYS[1]}, {ARGV[1] - ARGV[3], ARGV[2]}) or {}
+if acquired == 0 then
+    return {0, found, -1, {}}
+end
+if acquire_moving_window({KEYS[2]}, {ARGV[1], ARGV[4], ARGV[5], 1}) then
+    return {1, found, 1, {}}
+end
+return {1, found, 0, moving_window({KEYS[2]}, {ARGV[1] - ARGV[5], ARGV[4]}) or {}}
+"""
+)
+
+
 @dataclass(frozen=True)
 class Decision:
     """The outcome of one rate-limit check."""
@@ -239,6 +261,7 @@ class RateLimiter:
         self._shared = MovingWindowRateLimiter(self._storage)
         self._read_then_acquire = self._redis.register_script(READ_THEN_ACQUIRE_IN_TURN)
         self._acquire_and_read = self._redis.register_script(ACQUIRE_AND_READ)
+        self._acquire_read_then_acquire = self._redis.register_script(ACQUIRE_READ_THEN_ACQUIRE)
         self._memory = MemoryStorage()
         self._local = MovingWindowRateLimiter(self._memory)
         self._local_refusals: dict[str, float] = {}
@@ -286,12 +309,55 @@ class RateLimiter:
             reply = await self._acquire_and_read(
                 keys=[_redis_key(item, scope, key)], args=[now, item.amount, expiry]
             )
-            oldest, count = (float(reply[1]), int(reply[2])) if len(reply) > 1 else (now, 0)
-            return bool(int(reply[0])), WindowStats(oldest + expiry, item.amount - count)
+            return bool(int(reply[0])), _window(reply[1:], now, expiry, item.amount)
 
         (allowed, stats), degraded = await self._call(shared, lambda: check(self._local))
         HITS.labels(scope, "allowed" if allowed else "limited").inc()
         return _decision(item, allowed, stats, degraded)
+
+    async def hit_then(
+        self, scope: str, identity: str, limit: str | None, then: tuple[str, str]
+    ) -> tuple[Decision, Decision | None]:
+        """`hit(scope, identity, limit)`, then, only if it was allowed, `hit(*then,
+        remaining=False)` at its default limit, in one Redis round trip instead of two: a REST
+        caller's quota, whose headers it reports, and the CNIC it looks up. The second decision
+        is None when the first was refused (a refused caller spends nothing of the CNIC's)."""
+        item = self._item(scope, limit)
+        key = self.identity_key(scope, identity)
+        then_scope, then_item, then_key = self._counted([then])[0]
+
+        async def shared() -> tuple[bool, WindowStats, bool | None, WindowStats | None]:
+            now = time.time()
+            expiry, then_expiry = item.get_expiry(), then_item.get_expiry()
+            reply = await self._acquire_read_then_acquire(
+                keys=[_redis_key(item, scope, key), _redis_key(then_item, then_scope, then_key)],
+                args=[now, item.amount, expiry, then_item.amount, then_expiry],
+            )
+            allowed, found, second, second_found = reply
+            stats = _window(found, now, expiry, item.amount)
+            if int(second) < 0:
+                return bool(int(allowed)), stats, None, None
+            then_stats = _window(second_found, now, then_expiry, then_item.amount)
+            return bool(int(allowed)), stats, bool(int(second)), then_stats
+
+        async def local() -> tuple[bool, WindowStats, bool | None, WindowStats | None]:
+            allowed = await self._local.hit(item, scope, key)
+            stats = await self._local.get_window_stats(item, scope, key)
+            if not allowed:
+                return allowed, stats, None, None
+            second = await self._local.hit(then_item, then_scope, then_key)
+            then_stats = await self._local.get_window_stats(then_item, then_scope, then_key)
+            return allowed, stats, second, then_stats
+
+        (allowed, stats, second, then_stats), degraded = await self._call(shared, local)
+        HITS.labels(scope, "allowed" if allowed else "limited").inc()
+        decision = _decision(item, allowed, stats, degraded)
+        if second is None or then_stats is None:
+            return decision, None
+        HITS.labels(then_scope, "allowed" if second else "limited").inc()
+        if second:  # as `hit(remaining=False)`: an allowed hit's remaining is a lower bound
+            then_stats = WindowStats(reset_time=0.0, remaining=0)
+        return decision, _decision(then_item, second, then_stats, degraded)
 
     async def hit_in_turn(self, hits: Sequence[tuple[str, str]]) -> list[Decision]:
         """Count `(scope, identity)` hits at their default limits, in order, stopping at the first
@@ -465,6 +531,14 @@ class RateLimiter:
         if self._degraded:
             self._degraded = False
             log.warning(RECOVERED_MESSAGE)
+
+
+def _window(found: Sequence[Any], now: float, expiry: int, amount: int) -> WindowStats:
+    """The stats of a window `moving_window.lua` read: {the oldest entry, the entries}, or
+    empty for an empty window."""
+    if not found:
+        return WindowStats(now + expiry, amount)
+    return WindowStats(float(found[0]) + expiry, amount - int(found[1]))
 
 
 def _redis_key(item: RateLimitItem, scope: str, key: str) -> str:

@@ -12,7 +12,6 @@ from sqlalchemy import update
 
 from api.bot_services import lookup_hits
 from api.db import Database
-from api.eligibility import routes as eligibility_routes
 from api.partners import create_partner
 from api.ratelimit import RateLimiter
 from api.ratelimit.http import limit_request
@@ -30,15 +29,12 @@ async def rl_probe() -> dict[str, bool]:
 
 @pytest.fixture
 async def limited_app(rl_settings: Settings, db: Database, redis: object) -> AsyncIterator[FastAPI]:
-    """The app with a rate-limited probe route and the real eligibility route behind the limit,
-    and the limiter created in the lifespan as the lead will wire it."""
+    """The app with a rate-limited probe route beside the real eligibility route, and a
+    limiter on the test Redis as the lifespan would create it."""
     from api.main import create_app
 
     application = create_app(rl_settings)
     application.include_router(probe)
-    application.include_router(
-        eligibility_routes.router, prefix="/limited", dependencies=[Depends(limit_request)]
-    )
     async with application.router.lifespan_context(application):
         application.state.rate_limiter = RateLimiter(rl_settings, rl_settings.redis_url)
         try:
@@ -83,10 +79,29 @@ async def test_ip_quota_then_429_with_retry_after(http: httpx.AsyncClient):
 
 
 async def test_real_route_behind_the_limit(http: httpx.AsyncClient, registry: Database):
-    for _ in range(3):
-        response = await http.get(f"/limited/v1/eligibility/{NOT_FOUND}")
+    """The look-up counts its caller itself (with the CNIC, in one round trip): 3 a minute."""
+    for remaining in (2, 1, 0):
+        response = await http.get(f"/v1/eligibility/{NOT_FOUND}")
         assert response.status_code == 200 and response.json()["status"] == "not_found"
-    _assert_limited(await http.get(f"/limited/v1/eligibility/{NOT_FOUND}"), 3)
+        assert response.headers["RateLimit-Limit"] == "3"
+        assert response.headers["RateLimit-Remaining"] == str(remaining)
+    _assert_limited(await http.get(f"/v1/eligibility/{NOT_FOUND}"), 3)
+
+
+async def test_text_that_is_not_a_cnic_still_counts_against_the_caller(http: httpx.AsyncClient):
+    for _ in range(3):
+        assert (await http.get("/v1/eligibility/not-a-cnic")).status_code == 422
+    _assert_limited(await http.get("/v1/eligibility/not-a-cnic"), 3)
+
+
+async def test_a_look_up_with_a_wrong_key_counts_the_ip_and_no_cnic(
+    http: httpx.AsyncClient, limited_app: FastAPI
+):
+    response = await http.get(f"/v1/eligibility/{ELIGIBLE}", headers={"X-API-Key": "rbt_wrong"})
+    assert response.status_code == 401
+    limiter: RateLimiter = limited_app.state.rate_limiter
+    assert (await limiter.test("ip", "127.0.0.1")).remaining == 2
+    assert (await limiter.test("cnic", ELIGIBLE)).remaining == 4
 
 
 async def test_partner_key_has_its_own_quota(http: httpx.AsyncClient, db: Database):
