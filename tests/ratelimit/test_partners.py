@@ -22,7 +22,7 @@ from api.partners_cli import partner_app
 from api.registry.models import Partner
 from api.settings import Settings
 
-# Mounted as the lead mounts it under `rabta` (a lone-command Typer would collapse otherwise).
+# Mounted as api/cli.py mounts it under `rabta` (a lone-command Typer would collapse otherwise).
 rabta = typer.Typer()
 rabta.add_typer(partner_app, name="partner")
 
