@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.agent import repository
+from api.agent.i18n import PKT, pakistan_today
 from api.grievances import repository as grievances
 from api.grievances.schemas import Status
 from api.ratelimit.service import HITS
@@ -71,10 +72,11 @@ def ratelimit_hits() -> dict[tuple[str, str], int]:
 
 
 async def build(session: AsyncSession, *, days: int, now: dt.datetime) -> Dashboard:
-    """Everything the dashboard shows for the last `days` days (UTC calendar days)."""
-    today = now.astimezone(dt.UTC).date()
+    """Everything the dashboard shows for the last `days` days: Pakistan calendar days, today
+    (as the call centre's clocks say) the last, from midnight in Pakistan of the first."""
+    today = pakistan_today(now)
     first = today - dt.timedelta(days=days - 1)
-    since = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
+    since = dt.datetime.combine(first, dt.time(), tzinfo=PKT).astimezone(dt.UTC)
     board = Dashboard(
         days=days,
         since=since,
@@ -118,7 +120,7 @@ def sorted_counts(counts: dict[str | None, int]) -> list[tuple[str | None, int]]
 
 
 def csv_rows(board: Dashboard) -> Iterator[list[str]]:
-    """The dashboard as rows of `section, key, day, value` (days as ISO dates, UTC)."""
+    """The dashboard as rows of `section, key, day, value` (days as ISO dates, Pakistan time)."""
     yield ["section", "key", "day", "value"]
     for channel, per_day in board.traffic.items():
         for day in board.day_list:

@@ -32,6 +32,13 @@ LANGUAGE_NAMES = {"en": "English", "ur": "اردو"}
 
 #: Pakistan Standard Time (no daylight saving since 2009): what the call center's clocks show.
 PKT = dt.timezone(dt.timedelta(hours=5), "PKT")
+#: The same zone by its IANA name, for the database to count days in.
+PKT_ZONE = "Asia/Karachi"
+
+
+def pakistan_today(now: dt.datetime | None = None) -> dt.date:
+    """The date on the call centre's calendar at `now` (default: this moment)."""
+    return utc(now).astimezone(PKT).date() if now else dt.datetime.now(PKT).date()
 
 
 def N_(message: str) -> str:

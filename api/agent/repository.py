@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.agent.i18n import PKT_ZONE
 from api.registry.models import Agent, AuditEntry, Contact, InboundMessage, OutboundMessage, Person
 
 # -- staff ---------------------------------------------------------------------------------
@@ -156,12 +157,14 @@ async def note_delivery(session: AsyncSession, *, event_id: int) -> NoteDelivery
 
 
 def _day(session: AsyncSession) -> Any:
-    """The UTC calendar day of `received_at`, in the session's SQL dialect."""
+    """The Pakistan calendar day of `received_at`, in the session's SQL dialect: a message at
+    00:30 in Lahore (19:30 UTC the evening before) counts for the day the call centre is in."""
     dialect = session.bind.dialect.name if session.bind else "postgresql"
     if dialect == "sqlite":
-        # SQLite keeps UTC datetimes as ISO text; date() takes the day part.
-        return func.date(InboundMessage.received_at)
-    return cast(func.timezone("UTC", InboundMessage.received_at), Date)
+        # SQLite keeps UTC datetimes as ISO text; date() moves it to Pakistan time (UTC+5, no
+        # daylight saving) and takes the day part.
+        return func.date(InboundMessage.received_at, "+5 hours")
+    return cast(func.timezone(PKT_ZONE, InboundMessage.received_at), Date)
 
 
 def _as_date(value: object) -> dt.date:

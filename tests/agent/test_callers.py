@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import types
 
 import pytest
 from sqlalchemy import select, update
 
+from api.agent import i18n as agent_i18n
 from api.agent.access import CallerAccess
+from api.agent.routes import callers as callers_routes
 from api.ratelimit.service import parse_limit
 from api.registry.models import Grievance, OutboundMessage, Payment, Person
 from tests.agent.conftest import PASSWORD, audit_entries, csrf_token, login, post_form
@@ -164,6 +167,50 @@ async def test_next_is_the_payment_the_caller_has_yet_to_collect(new_client, sta
     [current] = re.findall(r'<tr class="current">\s*<td dir="ltr">([^<]+)<span', page)
     assert current.strip() == "2027-Q1"
     assert page.count("badge-next") == 1
+
+
+def frozen_console_clock(monkeypatch, moment: dt.datetime) -> None:
+    """The console's clock (its `datetime.now`) stopped at `moment`; the rest of Rabta runs on."""
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return moment.astimezone(tz) if tz else moment.replace(tzinfo=None)
+
+    clock = types.SimpleNamespace(**{**vars(dt), "datetime": Frozen})
+    for module in (agent_i18n, callers_routes):
+        monkeypatch.setattr(module, "dt", clock, raising=False)
+
+
+async def test_next_goes_by_the_date_in_pakistan(new_client, staff, registry, monkeypatch):
+    """At 01:30 on 25 Nov in Pakistan (20:30 UTC on the 24th) a window that closed on the 24th
+    is behind the caller: "Next" marks the tranche after it, as it will for the rest of her day."""
+    async with registry.transaction() as session:
+        await session.execute(
+            update(Payment)
+            .where(Payment.payment_id == "PAY-0002")
+            .values(window_start=dt.date(2026, 11, 1), window_end=dt.date(2026, 11, 24))
+        )
+        session.add(
+            Payment(
+                payment_id="PAY-0003",
+                cnic=ELIGIBLE_WIFE,
+                programme="kafaalat",
+                tranche="2027-Q1",
+                amount_pkr=14500,
+                window_start=dt.date(2027, 2, 15),
+                window_end=dt.date(2027, 3, 15),
+                mode="campsite",
+                place="Govt Girls High School, Ichhra",
+                status="scheduled",
+                reason=None,
+            )
+        )
+    frozen_console_clock(monkeypatch, dt.datetime(2026, 11, 24, 20, 30, tzinfo=dt.UTC))
+    amina = await new_client("amina")
+    page = (await amina.get(await verified(amina, registry))).text
+    [current] = re.findall(r'<tr class="current">\s*<td dir="ltr">([^<]+)<span', page)
+    assert current.strip() == "2027-Q1"
 
 
 async def test_the_record_is_this_agents_alone(new_client, staff, registry):

@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 import io
 
-from api.agent import charts
+from api.agent import charts, i18n
 from api.agent.dashboard import build, csv_rows
 from api.registry.models import InboundMessage
 from tests.agent.conftest import audit_entries
@@ -48,7 +48,8 @@ async def test_the_numbers(registry, settings):
     await file(registry, settings, cnic=UNDER_REVIEW, district="Peshawar", category="other")
     async with registry.sessions() as session:
         board = await build(session, days=7, now=NOW)
-    today, yesterday = NOW.date(), NOW.date() - dt.timedelta(days=1)
+    today = i18n.pakistan_today(NOW)
+    yesterday = today - dt.timedelta(days=1)
     assert len(board.day_list) == 7 and board.day_list[-1] == today
     assert board.traffic["sms"] == {today: 2, yesterday: 1}
     assert board.traffic["whatsapp"] == {today: 1}
@@ -116,6 +117,52 @@ async def test_the_csv_export_is_audited(new_client, staff, registry, settings):
     assert sum(1 for r in rows if r[0] == "traffic" and r[1] == "sms") == 30
     [entry] = await audit_entries(registry, action="export", record_type="dashboard")
     assert (entry.actor, entry.record_id) == ("sadia", "30 days")
+
+
+async def test_days_are_pakistan_calendar_days(registry):
+    """At 01:30 in Pakistan (20:30 UTC the evening before) today is already the 25th there: a
+    message at 00:30 Pakistan time counts for the 25th, one at 23:30 for the 24th, and the
+    period starts at midnight in Pakistan, not at midnight UTC."""
+    now = dt.datetime(2026, 11, 24, 20, 30, tzinfo=dt.UTC)
+    at = {
+        "SM-a": dt.datetime(2026, 11, 24, 19, 30, tzinfo=dt.UTC),  # 25 Nov 00:30 PKT
+        "SM-b": dt.datetime(2026, 11, 24, 18, 30, tzinfo=dt.UTC),  # 24 Nov 23:30 PKT
+        "SM-c": dt.datetime(2026, 11, 18, 19, 30, tzinfo=dt.UTC),  # 19 Nov 00:30 PKT: day one
+        "SM-d": dt.datetime(2026, 11, 18, 18, 30, tzinfo=dt.UTC),  # 18 Nov 23:30 PKT: before
+    }
+    async with registry.transaction() as session:
+        for external_id, received_at in at.items():
+            session.add(
+                InboundMessage(
+                    channel="sms",
+                    external_id=external_id,
+                    received_at=received_at,
+                    intent="cnic",
+                    language="ur",
+                )
+            )
+    async with registry.sessions() as session:
+        board = await build(session, days=7, now=now)
+    assert board.day_list[0] == dt.date(2026, 11, 19)
+    assert board.day_list[-1] == dt.date(2026, 11, 25)
+    assert board.since == dt.datetime(2026, 11, 18, 19, 0, tzinfo=dt.UTC)
+    assert board.traffic["sms"] == {
+        dt.date(2026, 11, 25): 1,
+        dt.date(2026, 11, 24): 1,
+        dt.date(2026, 11, 19): 1,
+    }
+    assert board.lookups_per_day == board.traffic["sms"]
+    assert board.total_messages == 3 and board.languages == {"ur": 3}
+    assert ["traffic", "sms", "2026-11-25", "1"] in list(csv_rows(board))
+
+
+async def test_the_export_is_named_by_the_day_in_pakistan(new_client, staff):
+    sadia = await new_client("sadia")
+    response = await sadia.get("/agent/dashboard.csv")
+    today = dt.datetime.now(i18n.PKT).date().isoformat()
+    assert f'filename="rabta-dashboard-{today}.csv"' in response.headers["content-disposition"]
+    page = (await sadia.get("/agent/dashboard")).text
+    assert "Days are Pakistan calendar days" in page and "UTC" not in page
 
 
 def test_charts_escape_their_labels_and_handle_nothing():

@@ -6,7 +6,6 @@ Every step is audited. The CNIC lives in the lookup on the server, never in a UR
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -27,7 +26,7 @@ from api.agent.deps import (
     SupervisorStaff,
 )
 from api.agent.errors import ConsoleError
-from api.agent.i18n import N_
+from api.agent.i18n import N_, pakistan_today
 from api.agent.pages import page
 from api.agent.schemas import AuditAction, RecordType, Role
 from api.agent.sessions import Flash
@@ -87,7 +86,8 @@ async def _load_record(
         eligibility=await check_eligibility(registry, cnic=cnic, cutoff=cutoff, full=True),
         payments=payments,
         # Badged "Next" in the table, which lists every tranche: none when all are collected.
-        next_payment=next_to_collect(payments, today=dt.datetime.now(dt.UTC).date()),
+        # A window that closed yesterday in Pakistan is behind her, whatever the UTC date says.
+        next_payment=next_to_collect(payments, today=pakistan_today()),
         grievances=await grievances.list_for_owner(db, cnic=cnic),
     )
 

@@ -153,7 +153,8 @@ async def dashboard_csv(
         for row in rows:
             yield csv_line(row)
 
-    today = dt.datetime.now(dt.UTC).date().isoformat()
+    # Named by the last day it counts: the call centre's today, as the page shows it.
+    today = board.day_list[-1].isoformat()
     return StreamingResponse(
         lines(),
         media_type="text/csv; charset=utf-8",
