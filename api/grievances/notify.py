@@ -10,6 +10,7 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.conversations import people
 from api.db import utc
 from api.grievances.schemas import Action
 from api.grievances.service import Notify
@@ -51,6 +52,10 @@ async def _announce(
             template = runtime.settings.twilio_whatsapp_update_template
             if template is None:
                 channel, to = "sms", contact.phone or ""
+    # The language the person chose last (LANG, a menu, a button) on the channel they filed
+    # from, which a choice on any of their channels updates; else the one they filed in (or the
+    # agent chose for them).
+    language = (contact.language if contact else None) or grievance.language
     if channel not in PUSH_CHANNELS or not to:
         async with runtime.db.registry_sessions() as registry:
             found = await registry_repository.get_person_and_household(
@@ -60,11 +65,10 @@ async def _announce(
         if mobile is None:
             return  # nowhere to send it: the console's queue still shows the change
         channel, to = "sms", mobile
-    language = (
-        grievance.language
-        or (contact.language if contact else None)
-        or runtime.settings.default_language
-    )
+        if language is None:
+            # Filed over the API: the language they chose texting from that mobile, if any.
+            language = await people.language_for_phone(session, phone=mobile)
+    language = language or runtime.settings.default_language
     note = event.note if event.action != Action.INTERNAL_NOTE else None
     status = grievance.status
     body = runtime.renderer.render_text(

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db import Database, claim_rows, dialect_of, insert_for, utc
 from api.logs import mask_sensitive
 from api.outbox.senders import PermanentSendError, RetryableSendError, Senders
-from api.registry.models import Contact, OutboundMessage
+from api.registry.models import Contact, Grievance, OutboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,24 @@ async def _contacts(
         }
 
 
+async def _quiet_grievances(db: Database, messages: Sequence[OutboundMessage]) -> set[int]:
+    """The grievances among `messages`' whose owner sent STOP on the channel they filed from.
+
+    An update goes by SMS when the grievance's own channel cannot carry it (WhatsApp outside its
+    24-hour window): the SMS contact of that phone never said STOP, but the person did.
+    """
+    ids = {m.grievance_id for m in messages if m.grievance_id is not None}
+    if not ids:
+        return set()
+    async with db.sessions() as session:
+        rows = await session.scalars(
+            select(Grievance.id)
+            .join(Contact, Contact.id == Grievance.contact_id)
+            .where(Grievance.id.in_(sorted(ids)), Contact.opted_out.is_(True))
+        )
+        return set(rows)
+
+
 async def _fenced_update(db: Database, message_id: int, worker_id: str, **values: Any) -> bool:
     """Update a claimed row only if this worker still holds the claim; True if it did.
 
@@ -349,6 +367,7 @@ class _Batch:
         now: dt.datetime | None,
         stop: asyncio.Event | None,
         contacts: dict[tuple[str, str], _ContactFacts],
+        quiet_grievances: set[int] | None = None,
     ) -> None:
         self.db = db
         self.senders = senders
@@ -358,6 +377,7 @@ class _Batch:
         self.fixed_now = now
         self.stop = stop
         self.contacts = contacts
+        self.quiet_grievances = quiet_grievances or set()
         self.claimed_at = time.monotonic()
         #: channel → until when the provider asked us to hold off (HTTP 429).
         self.paused: dict[str, dt.datetime] = {}
@@ -416,7 +436,10 @@ class _Batch:
             )
             return
         facts = self.contacts.get((message.channel, _address(message.channel, message.to)))
-        if facts is not None and facts.opted_out and message.kind not in ALWAYS_SENT:
+        opted_out = (facts is not None and facts.opted_out) or (
+            message.grievance_id in self.quiet_grievances
+        )
+        if opted_out and message.kind not in ALWAYS_SENT:
             await self.finish(
                 message, "suppressed", status="suppressed", error="the recipient opted out"
             )
@@ -535,6 +558,7 @@ async def deliver_due(
         now=now,
         stop=stop,
         contacts=await _contacts(db, claimed),
+        quiet_grievances=await _quiet_grievances(db, claimed),
     )
     batch.report.claimed = len(claimed)
     queues: dict[tuple[str, str], list[OutboundMessage]] = {}
@@ -626,4 +650,16 @@ async def record_status(
     elif status in ("failed", "canceled"):
         message.status = "failed"
         message.error = f"twilio error {error_code}" if error_code else status
+    if status in ("failed", "undelivered") and error_code == str(TWILIO_UNSUBSCRIBED):
+        # The recipient told the carrier STOP. A Messaging Service accepts the message and says
+        # so only here: the contact is opted out as when Twilio refuses the send outright.
+        await session.execute(
+            update(Contact)
+            .where(
+                Contact.channel == message.channel,
+                Contact.address == _address(message.channel, message.to),
+            )
+            .values(opted_out=True)
+            .execution_options(synchronize_session=False)
+        )
     return True

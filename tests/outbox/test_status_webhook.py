@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from api.outbox.routes import router
@@ -96,6 +97,40 @@ async def test_undelivered_callback_keeps_the_error_code(status_client, validato
     assert (await post(status_client, validator, form)).status_code == 204
     message = await stored(db, sent)
     assert (message.status, message.error) == ("undelivered", "twilio error 30005")
+
+
+@pytest.mark.parametrize("status", ["failed", "undelivered"])
+async def test_unsubscribed_error_in_a_callback_opts_the_contact_out(
+    status_client, validator, db, sent, status
+):
+    """Twilio refuses a message to a number that texted STOP to the carrier (21610) when it is
+    created, or, through a Messaging Service, only in the callback: the contact is opted out
+    either way, and the next update is suppressed instead of being refused again."""
+    from api.registry.models import Contact
+
+    async with db.transaction() as session:
+        session.add(Contact(channel="sms", address="+923001234567", phone="+923001234567"))
+        session.add(Contact(channel="sms", address="+923451112233", phone="+923451112233"))
+    form = load_payload("twilio_status_callback.json")
+    form.update(MessageStatus=status, SmsStatus=status, ErrorCode="21610")
+    assert (await post(status_client, validator, form)).status_code == 204
+    message = await stored(db, sent)
+    assert message.error == "twilio error 21610"
+    async with db.sessions() as session:
+        opted = dict((await session.execute(select(Contact.address, Contact.opted_out))).all())
+    assert opted == {"+923001234567": True, "+923451112233": False}
+
+
+async def test_unreachable_handset_does_not_opt_the_contact_out(status_client, validator, db, sent):
+    from api.registry.models import Contact
+
+    async with db.transaction() as session:
+        session.add(Contact(channel="sms", address="+923001234567", phone="+923001234567"))
+    form = load_payload("twilio_status_callback.json")
+    form.update(MessageStatus="undelivered", SmsStatus="undelivered", ErrorCode="30003")
+    assert (await post(status_client, validator, form)).status_code == 204
+    async with db.sessions() as session:
+        assert await session.scalar(select(Contact.opted_out)) is False
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,94 @@
+"""Grievance updates as the owner meets them: in the language she chose last, and never after
+she said STOP, whichever channel carries the update."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from api.grievances import service as grievance_service
+from api.grievances.notify import owner_notifier
+from api.grievances.schemas import Status
+from api.outbox.service import deliver_due
+from api.registry.models import Contact, Grievance, OutboundMessage
+from tests.api.test_sms_grievances import file_as_wife
+from tests.api.test_sms_payments import Chat
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE
+from tests.outbox.conftest import RecordingSender
+
+
+async def resolve(app, db, ticket: str) -> OutboundMessage:
+    """Resolve the grievance as a supervisor would; the one update it enqueued."""
+    runtime = app.state.runtime
+    async with db.transaction() as session:
+        await grievance_service.change_status(
+            session,
+            ticket_id=ticket,
+            to=Status.RESOLVED,
+            actor="supervisor1",
+            note=None,
+            sla_days={"other": 15},
+            notify=owner_notifier(runtime, session),
+        )
+    async with db.sessions() as session:
+        (message,) = list(
+            await session.scalars(
+                select(OutboundMessage).where(OutboundMessage.kind == "grievance_update")
+            )
+        )
+    return message
+
+
+async def test_update_is_in_the_language_chosen_after_filing(client, app, registry, db):
+    chat = Chat(client, ELIGIBLE_PHONE)
+    ticket = await file_as_wife(chat)  # filed in English
+    assert "Roman Urdu" in await chat.send("LANG RU")
+    message = await resolve(app, db, ticket)
+    assert message.language == "ur_Latn"
+    assert ticket in message.body and "shikayat" in message.body.lower()
+
+
+async def test_update_of_a_rest_complaint_is_in_the_language_she_chose_by_sms(
+    client, app, settings, registry, db
+):
+    from tests.otp.test_rest_verification import login
+
+    assert "English" in await Chat(client, ELIGIBLE_PHONE).send("LANG EN")
+    token = await login(client, app, settings, ELIGIBLE_WIFE, ELIGIBLE_PHONE)
+    created = await client.post(
+        "/v1/me/grievances",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"category": "other", "description": "Q4 payment not received"},
+    )
+    assert created.status_code == 201, created.text
+    async with db.sessions() as session:
+        filed = await session.scalar(select(Grievance))
+    assert filed.language is None and filed.contact_id is None
+    message = await resolve(app, db, created.json()["ticket_id"])
+    assert (message.channel, message.to) == ("sms", ELIGIBLE_PHONE)
+    assert message.language == "en" and "Your complaint" in message.body
+
+
+async def test_stop_on_whatsapp_also_holds_back_the_sms_that_stands_in_for_it(
+    client, app, registry, db
+):
+    chat = Chat(client, ELIGIBLE_PHONE, channel="whatsapp")
+    ticket = await file_as_wife(chat)
+    assert "no more updates" in await chat.send("STOP")
+    async with db.transaction() as session:
+        contact = await session.scalar(select(Contact).where(Contact.channel == "whatsapp"))
+        # Two days later the WhatsApp window is shut: the update would go by SMS.
+        contact.last_inbound_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    message = await resolve(app, db, ticket)
+    assert message.channel == "sms" and message.to == ELIGIBLE_PHONE
+    sender = RecordingSender()
+    report = await deliver_due(
+        app.state.runtime.db,
+        {"sms": sender, "whatsapp": sender, "telegram": sender},
+        worker_id="w1",
+    )
+    assert sender.sent == [] and report.suppressed == 1
+    async with db.sessions() as session:
+        stored = await session.get(OutboundMessage, message.id)
+    assert stored.status == "suppressed"
