@@ -36,10 +36,16 @@ from api.registry.importer import (
     read_step,
     write_step,
 )
+from api.registry.remove import (
+    RemovalPlan,
+    parse_cnic,
+    read_removal_file,
+    remove_from_registry,
+)
 from api.registry.seed import RegistryNotEmpty, sample_cnics, seed_registry
 
 registry_app = typer.Typer(
-    help="The registry extract: seed a synthetic one, import or export CSV files.",
+    help="The registry extract: seed a synthetic one, import or export CSV files, remove people.",
     no_args_is_help=True,
 )
 
@@ -193,5 +199,97 @@ def export_command(
             for name, task in tasks.items():
                 bar.update(task, total=report.rows.get(name, 0), completed=report.rows[name])
         _summary(f"Exported to {directory}", report.rows, report.seconds)
+
+    _run(work)
+
+
+@registry_app.command(
+    "remove",
+    help="Take persons (by CNIC) or whole households out of the registry, all or nothing. "
+    "Their enrollments and payments go with them; Rabta's grievances, audit log and message "
+    "logs are kept. Removing what is not there is counted, not an error, so a run can be "
+    "repeated.",
+)
+def remove_command(
+    cnics: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="CNICs to remove (13 digits, dashes and Urdu digits accepted).",
+            show_default=False,
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="A file of CNICs, one per line, or a CSV file with a cnic or household_id "
+            "column (e.g. a persons.csv of leavers).",
+            show_default=False,
+        ),
+    ] = None,
+    households: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--household",
+            help="A household id to remove with all its persons; repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be removed; change nothing.")
+    ] = False,
+) -> None:
+    """Take persons or households out of the registry (the help text is above)."""
+    plan = RemovalPlan()
+    for value in cnics or []:
+        try:
+            plan.add_cnic(parse_cnic(value))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="CNICS") from None
+    for household_id in households or []:
+        if not household_id.strip() or any(c.isspace() for c in household_id.strip()):
+            raise typer.BadParameter(
+                f"{household_id!r} is not a household id", param_hint="--household"
+            )
+        plan.add_household(household_id.strip())
+    if file is not None:
+        try:
+            read_removal_file(file, plan)
+        except RegistryImportError as exc:
+            err.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
+            raise typer.Exit(1) from None
+    if not plan.total:
+        err.print(
+            "[red]Nothing to remove:[/red] give CNICs, --file FILE or --household ID "
+            "(see rabta registry remove --help)."
+        )
+        raise typer.Exit(2)
+
+    async def work(db: Database) -> None:
+        with _progress() as bar:
+            task = bar.add_task("remove", total=plan.total, start=False)
+            report = await remove_from_registry(
+                db, plan, dry_run=dry_run, progress=lambda n: _advance(bar, task, n)
+            )
+        _summary("Would remove" if dry_run else "Removed", report.removed(), report.seconds)
+        if dry_run:
+            out.print("Dry run: nothing was changed.")
+        if report.cnics_not_found:
+            out.print(f"{report.cnics_not_found:,} CNIC(s) given were not in the registry.")
+        if report.households_not_found:
+            out.print(
+                f"{report.households_not_found:,} household id(s) given were not in the registry."
+            )
+        if report.contacts_unverified:
+            out.print(
+                f"{report.contacts_unverified:,} contact(s) verified for a removed CNIC "
+                "are no longer verified."
+            )
+        if report.open_grievances:
+            out.print(
+                f"{report.open_grievances:,} open grievance(s) of removed persons stay in "
+                "the queue."
+            )
 
     _run(work)

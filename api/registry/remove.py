@@ -1,0 +1,246 @@
+"""Take persons and households out of the registry (`rabta registry remove`), all or nothing.
+
+The registry is the read side: an import adds and updates rows, and this is how rows the national
+registry dropped leave Rabta. A removed person's payments and enrollments go with them, and a
+removed household takes its persons. Rabta's own records stay: grievances (with their CNIC and
+events, still in the queue), the audit log and the inbound and outbound logs are kept as they
+are; only a conversation's standing verification for a removed CNIC is ended
+(`contacts.verified_cnic`), since there is no registered mobile left to verify against.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import InstrumentedAttribute
+
+from api.db import Database
+from api.identity import Cnic, InvalidCnic
+from api.registry.importer import RegistryImportError
+from api.registry.models import Contact, Enrollment, Grievance, Household, Payment, Person
+
+#: Keys per statement: SQLite caps bound parameters at 999 on old builds.
+BATCH = 500
+#: Grievance statuses still in someone's queue.
+_OPEN_GRIEVANCES = ("open", "in_progress", "escalated")
+
+
+@dataclass
+class RemovalPlan:
+    """What to remove: CNICs and household ids, each once, in the order first given."""
+
+    cnics: list[str] = field(default_factory=list)
+    households: list[str] = field(default_factory=list)
+
+    def add_cnic(self, cnic: str) -> None:
+        if cnic not in self._seen_cnics:
+            self._seen_cnics.add(cnic)
+            self.cnics.append(cnic)
+
+    def add_household(self, household_id: str) -> None:
+        if household_id not in self._seen_households:
+            self._seen_households.add(household_id)
+            self.households.append(household_id)
+
+    def __post_init__(self) -> None:
+        self._seen_cnics: set[str] = set()
+        self._seen_households: set[str] = set()
+        cnics, households = self.cnics, self.households
+        self.cnics, self.households = [], []
+        for cnic in cnics:
+            self.add_cnic(cnic)
+        for household_id in households:
+            self.add_household(household_id)
+
+    @property
+    def total(self) -> int:
+        return len(self.cnics) + len(self.households)
+
+
+@dataclass
+class RemovalReport:
+    """Rows removed per table, what was asked for but not there, and what Rabta kept."""
+
+    persons: int = 0
+    households: int = 0
+    enrollments: int = 0
+    payments: int = 0
+    #: CNICs given that are not (or no longer) in `persons`.
+    cnics_not_found: int = 0
+    #: Household ids given that are not (or no longer) in `households`.
+    households_not_found: int = 0
+    #: Contacts whose verification for a removed CNIC was ended.
+    contacts_unverified: int = 0
+    #: Grievances of removed persons still open, in progress or escalated: kept in the queue.
+    open_grievances: int = 0
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    def removed(self) -> dict[str, int]:
+        return {
+            "households": self.households,
+            "persons": self.persons,
+            "enrollments": self.enrollments,
+            "payments": self.payments,
+        }
+
+
+def parse_cnic(value: str) -> str:
+    """The 13 digits of a CNIC written any way people write one; ValueError if it is none."""
+    try:
+        return Cnic.parse(value).digits
+    except InvalidCnic:
+        raise ValueError(f"{value!r} is not a CNIC (13 digits)") from None
+
+
+def read_removal_file(path: Path, plan: RemovalPlan) -> None:
+    """Add the CNICs or household ids listed in `path` to `plan`.
+
+    The file is either one CNIC per line (blank lines and lines starting with `#` skipped) or a
+    CSV file with a header naming a `cnic` or a `household_id` column (a `persons.csv` or
+    `households.csv` of leavers, in the extract's format). Raises RegistryImportError naming
+    the file and line of anything that is not a CNIC or household id.
+    """
+    name = str(path)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise RegistryImportError(name, None, None, "no such file") from None
+    except IsADirectoryError:
+        raise RegistryImportError(name, None, None, "is a folder, not a file") from None
+    except UnicodeDecodeError:
+        raise RegistryImportError(name, None, None, "not UTF-8 text") from None
+    except csv.Error as exc:
+        raise RegistryImportError(name, None, None, f"not valid CSV ({exc})") from None
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    if "cnic" in header or "household_id" in header:
+        column = "cnic" if "cnic" in header else "household_id"
+        index = header.index(column)
+        _read_column(name, rows[1:], index, column, plan)
+        return
+    for number, row in enumerate(rows, start=1):
+        value = ",".join(row).strip()
+        if not value or value.startswith("#"):
+            continue
+        try:
+            plan.add_cnic(parse_cnic(value))
+        except ValueError as exc:
+            raise RegistryImportError(name, number, None, str(exc)) from None
+
+
+def _read_column(
+    name: str, rows: Sequence[list[str]], index: int, column: str, plan: RemovalPlan
+) -> None:
+    for number, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if index >= len(row):
+            raise RegistryImportError(name, number, column, "is missing")
+        value = row[index].strip()
+        if column == "cnic":
+            try:
+                plan.add_cnic(parse_cnic(value))
+            except ValueError as exc:
+                raise RegistryImportError(name, number, column, str(exc)) from None
+        elif not value or any(c.isspace() for c in value):
+            raise RegistryImportError(name, number, column, f"{value!r} is not a household id")
+        else:
+            plan.add_household(value)
+
+
+Progress = Callable[[int], None]
+
+
+async def remove_from_registry(
+    db: Database,
+    plan: RemovalPlan,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> RemovalReport:
+    """Remove the plan's persons and households in one transaction (rolled back if `dry_run`).
+
+    `progress(n)` is called as n CNICs or household ids of the plan have been dealt with.
+    Removing what is not there is counted, not an error, so a removal run twice removes once.
+    """
+    started = time.perf_counter()
+    report = RemovalReport(dry_run=dry_run)
+    advance = progress or (lambda _n: None)
+    async with db.engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            for batch in _batches(plan.households):
+                await _remove_households(conn, batch, report)
+                advance(len(batch))
+            for batch in _batches(plan.cnics):
+                found = await _existing(conn, Person.cnic, batch)
+                report.cnics_not_found += len(batch) - len(found)
+                await _remove_persons(conn, batch, report)
+                advance(len(batch))
+        except BaseException:
+            await transaction.rollback()
+            raise
+        if dry_run:
+            await transaction.rollback()
+        else:
+            await transaction.commit()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _batches(keys: Sequence[str]) -> Iterable[list[str]]:
+    for start in range(0, len(keys), BATCH):
+        yield list(keys[start : start + BATCH])
+
+
+async def _existing(
+    conn: AsyncConnection, column: InstrumentedAttribute[str], keys: list[str]
+) -> set[str]:
+    result = await conn.execute(select(column).where(column.in_(keys)))
+    return set(result.scalars())
+
+
+async def _remove_households(
+    conn: AsyncConnection, household_ids: list[str], report: RemovalReport
+) -> None:
+    found = await _existing(conn, Household.household_id, household_ids)
+    report.households_not_found += len(household_ids) - len(found)
+    members = list(
+        (
+            await conn.execute(select(Person.cnic).where(Person.household_id.in_(household_ids)))
+        ).scalars()
+    )
+    for batch in _batches(members):
+        await _remove_persons(conn, batch, report)
+    result = await conn.execute(delete(Household).where(Household.household_id.in_(household_ids)))
+    report.households += result.rowcount
+
+
+async def _remove_persons(conn: AsyncConnection, cnics: list[str], report: RemovalReport) -> None:
+    """A person's payments, enrollments and row; Rabta's verification for them ends."""
+    payments = await conn.execute(delete(Payment).where(Payment.cnic.in_(cnics)))
+    report.payments += payments.rowcount
+    enrollments = await conn.execute(delete(Enrollment).where(Enrollment.cnic.in_(cnics)))
+    report.enrollments += enrollments.rowcount
+    persons = await conn.execute(delete(Person).where(Person.cnic.in_(cnics)))
+    report.persons += persons.rowcount
+    contacts = await conn.execute(
+        update(Contact)
+        .where(Contact.verified_cnic.in_(cnics))
+        .values(verified_cnic=None, verified_until=None)
+    )
+    report.contacts_unverified += contacts.rowcount
+    report.open_grievances += (
+        await conn.execute(
+            select(func.count())
+            .select_from(Grievance)
+            .where(Grievance.cnic.in_(cnics), Grievance.status.in_(_OPEN_GRIEVANCES))
+        )
+    ).scalar_one()

@@ -1,0 +1,218 @@
+"""`rabta registry remove`: persons and households leave the registry; Rabta's records stay."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from api.db import Database
+from api.registry.cli import registry_app
+from api.registry.importer import RegistryImportError
+from api.registry.models import (
+    AuditEntry,
+    Contact,
+    Enrollment,
+    Grievance,
+    GrievanceEvent,
+    Household,
+    Payment,
+    Person,
+)
+from api.registry.remove import RemovalPlan, read_removal_file, remove_from_registry
+from api.registry.repository import get_person_and_household
+from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW
+
+#: Not in the test registry.
+UNKNOWN = "6110100000017"
+
+
+async def _count(db: Database, model: type, *where: object) -> int:
+    async with db.engine.connect() as conn:
+        statement = select(func.count()).select_from(model)
+        if where:
+            statement = statement.where(*where)
+        return (await conn.execute(statement)).scalar_one()
+
+
+async def _rabta_records_for(db: Database, cnic: str) -> None:
+    """A grievance with an event, an audit entry and a contact verified for `cnic`."""
+    now = dt.datetime.now(dt.UTC)
+    async with db.transaction() as session:
+        contact = Contact(
+            channel="sms",
+            address=ELIGIBLE_PHONE,
+            phone=ELIGIBLE_PHONE,
+            verified_cnic=cnic,
+            verified_until=now + dt.timedelta(minutes=30),
+        )
+        session.add(contact)
+        await session.flush()
+        grievance = Grievance(
+            ticket_id="G-7K3M9Q",
+            cnic=cnic,
+            category="payment_not_received",
+            description="no money",
+            status="open",
+            channel="sms",
+            contact_id=contact.id,
+            due_at=now + dt.timedelta(days=7),
+        )
+        session.add(grievance)
+        await session.flush()
+        session.add(GrievanceEvent(grievance_id=grievance.id, actor="citizen", action="created"))
+        session.add(
+            AuditEntry(
+                actor="amina", action="view", record_type="person", record_id=cnic, reason=None
+            )
+        )
+
+
+async def test_removing_a_person_takes_their_rows_and_keeps_rabtas_records(
+    registry: Database,
+) -> None:
+    await _rabta_records_for(registry, ELIGIBLE_WIFE)
+
+    report = await remove_from_registry(registry, RemovalPlan(cnics=[ELIGIBLE_WIFE]))
+
+    assert (report.persons, report.enrollments, report.payments, report.households) == (1, 2, 2, 0)
+    assert report.cnics_not_found == 0
+    assert report.contacts_unverified == 1
+    assert report.open_grievances == 1
+    async with registry.transaction() as session:
+        assert await get_person_and_household(session, cnic=ELIGIBLE_WIFE) is None
+        # Her husband and the household stay.
+        assert await get_person_and_household(session, cnic=ELIGIBLE) is not None
+    assert await _count(registry, Payment, Payment.cnic == ELIGIBLE_WIFE) == 0
+    assert await _count(registry, Enrollment, Enrollment.cnic == ELIGIBLE_WIFE) == 0
+    assert await _count(registry, Enrollment, Enrollment.cnic == ELIGIBLE) == 1
+    # Rabta's own records are kept as they were; only the verification ends.
+    assert await _count(registry, Grievance, Grievance.cnic == ELIGIBLE_WIFE) == 1
+    assert await _count(registry, GrievanceEvent) == 1
+    assert await _count(registry, AuditEntry, AuditEntry.record_id == ELIGIBLE_WIFE) == 1
+    async with registry.engine.connect() as conn:
+        contact = (await conn.execute(select(Contact.verified_cnic, Contact.verified_until))).one()
+    assert tuple(contact) == (None, None)
+
+
+async def test_removing_a_household_takes_its_persons(registry: Database) -> None:
+    report = await remove_from_registry(registry, RemovalPlan(households=["HH-PB-0001"]))
+
+    assert (report.households, report.persons, report.enrollments, report.payments) == (1, 2, 3, 2)
+    assert await _count(registry, Household) == 2
+    assert await _count(registry, Person) == 2
+    assert await _count(registry, Payment) == 0
+    assert await _count(registry, Enrollment) == 0
+
+
+async def test_a_dry_run_counts_and_changes_nothing(registry: Database, dump) -> None:
+    before = await dump(registry)
+
+    report = await remove_from_registry(
+        registry,
+        RemovalPlan(cnics=[ELIGIBLE_WIFE, UNKNOWN], households=["HH-SD-0002"]),
+        dry_run=True,
+    )
+
+    assert (report.persons, report.households, report.payments) == (2, 1, 2)
+    assert report.cnics_not_found == 1
+    assert report.dry_run
+    assert await dump(registry) == before
+
+
+async def test_removing_twice_removes_once(registry: Database) -> None:
+    plan = RemovalPlan(cnics=[NOT_ELIGIBLE, NOT_ELIGIBLE], households=["HH-KP-0003"])
+    first = await remove_from_registry(registry, plan)
+    second = await remove_from_registry(registry, plan)
+
+    assert (first.persons, first.households, first.cnics_not_found) == (2, 1, 0)
+    assert (second.persons, second.households) == (0, 0)
+    assert (second.cnics_not_found, second.households_not_found) == (1, 1)
+    assert await _count(registry, Person) == 2
+
+
+def test_a_file_of_cnics_written_as_people_write_them(tmp_path: Path) -> None:
+    path = tmp_path / "leavers.txt"
+    path.write_text(
+        "\ufeff# leavers, November\r\n35202-1234567-1\r\n\r\n۳۵۲۰۲۱۲۳۴۵۶۷۲\r\n3520212345671\r\n",
+        encoding="utf-8",
+    )
+    plan = RemovalPlan()
+    read_removal_file(path, plan)
+    assert plan.cnics == [ELIGIBLE, ELIGIBLE_WIFE]
+
+
+def test_a_csv_file_with_a_cnic_or_household_column(tmp_path: Path) -> None:
+    persons = tmp_path / "persons.csv"
+    persons.write_text(
+        'household_id,cnic,full_name\nHH-PB-0001,35202-1234567-1,"Aslam, Muhammad"\n,,\n',
+        encoding="utf-8",
+    )
+    households = tmp_path / "households.csv"
+    households.write_text("household_id,status\nHH-KP-0003,active\n", encoding="utf-8")
+    plan = RemovalPlan()
+    read_removal_file(persons, plan)
+    read_removal_file(households, plan)
+    assert plan.cnics == [ELIGIBLE]
+    assert plan.households == ["HH-KP-0003"]
+
+
+def test_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "leavers.txt"
+    path.write_text(f"{ELIGIBLE}\n{UNDER_REVIEW}\n12345\n", encoding="utf-8")
+    with pytest.raises(RegistryImportError) as caught:
+        read_removal_file(path, RemovalPlan())
+    assert str(caught.value) == f"{path} line 3: '12345' is not a CNIC (13 digits)"
+
+
+def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RegistryImportError, match="no such file"):
+        read_removal_file(tmp_path / "nope.txt", RemovalPlan())
+
+
+async def test_cli_removes_and_summarises_without_printing_cnics(
+    registry: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "leavers.txt"
+    path.write_text(f"{ELIGIBLE_WIFE}\n{UNKNOWN}\n", encoding="utf-8")
+    runner = CliRunner()
+
+    result = await asyncio.to_thread(
+        runner.invoke, registry_app, ["remove", "--file", str(path), "--household", "HH-KP-0003"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Removed" in result.output
+    assert "1 CNIC(s) given were not in the registry" in result.output
+    for cnic in (ELIGIBLE_WIFE, UNKNOWN, UNDER_REVIEW):
+        assert cnic not in result.output
+    assert await _count(registry, Person) == 2
+
+
+async def test_cli_refuses_nothing_and_a_bad_cnic_without_touching_the_registry(
+    registry: Database, tmp_path: Path, dump
+) -> None:
+    before = await dump(registry)
+    runner = CliRunner()
+
+    nothing = await asyncio.to_thread(runner.invoke, registry_app, ["remove"])
+    bad_argument = await asyncio.to_thread(
+        runner.invoke, registry_app, ["remove", ELIGIBLE, "12345"]
+    )
+    path = tmp_path / "leavers.txt"
+    path.write_text(f"{ELIGIBLE}\nnot a cnic\n", encoding="utf-8")
+    bad_file = await asyncio.to_thread(runner.invoke, registry_app, ["remove", "--file", str(path)])
+
+    assert nothing.exit_code == 2
+    assert "Nothing to remove" in nothing.output
+    assert bad_argument.exit_code == 2
+    assert "'12345' is not a CNIC" in bad_argument.output
+    assert bad_file.exit_code == 1
+    assert "line 2: 'not a cnic' is not a CNIC" in bad_file.output
+    for result in (nothing, bad_argument, bad_file):
+        assert "Traceback" not in result.output
+    assert await dump(registry) == before
