@@ -55,6 +55,7 @@ from api.otp.service import CheckOutcome, OtpUnavailable
 from bot.channels.base import Option, Reply
 from bot.channels.ussd import SCREEN_GSM7, SCREEN_UCS2, fits, screen
 from bot.dialogue.flows.grievance import CATEGORIES
+from bot.dialogue.flows.who import person_choice_masks
 from bot.dialogue.turn import Policy
 from bot.i18n import LANGUAGES
 from bot.ports import CodeStatus, Services
@@ -699,8 +700,8 @@ def _main_choices(ctx: Ctx) -> list[Choice]:
 def _person_choices(ctx: Ctx) -> list[Choice]:
     cnics = [str(c) for c in ctx.state.data.get("cnics", [])]
     return [
-        Choice(str(i), "verify/person_option", choose_person, c, {"cnic": mask_cnic(c)})
-        for i, c in enumerate(cnics, 1)
+        Choice(str(i), "verify/person_option", choose_person, c, {"cnic": masked})
+        for i, (c, masked) in enumerate(zip(cnics, person_choice_masks(cnics), strict=True), 1)
     ]
 
 

@@ -53,7 +53,7 @@ async def test_payment_from_a_phone_shared_by_two(dial, registry):
     phone = await english(dial(ELIGIBLE_PHONE))
     choose = await phone.send("2")
     assert choose == (
-        "CON Several CNICs use this phone. Which one?\n1 35202-*******-1\n2 35202-*******-2\n0 Back"
+        "CON Several CNICs use this phone. Which one?\n1 35202-***4567-1\n2 35202-***4567-2\n0 Back"
     )
     schedule = await phone.send("2")
     assert schedule == (

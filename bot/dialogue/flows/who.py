@@ -5,7 +5,7 @@ Shared by the flows that need a verified person (payments, grievances).
 
 from __future__ import annotations
 
-from api.identity import Cnic, mask_cnic
+from api.identity import Cnic
 from bot.channels.base import Option, Reply
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
@@ -38,8 +38,24 @@ async def may_see(turn: Turn, cnic: Cnic) -> bool:
     return False
 
 
+def person_choice_masks(cnics: list[str]) -> list[str]:
+    """The CNICs of the "which CNIC?" menu as it shows them: `35202-***4567-1`.
+
+    Household members share the phone and, often, the district digits and the gender digit, so
+    the usual mask (`35202-*******-1`) can show two of them alike. The menu goes only to the
+    phone registered to every person on it, which has proved to be each of them (SPEC §3), so it
+    shows the last four digits of the serial, the part of the card a person tells from their
+    family's, and more of it in the rare menu where four still leave two alike. Always 15
+    characters, as the usual mask: the prompt's SMS budget is unchanged."""
+    for shown in range(4, 8):
+        masks = [f"{c[:5]}-{'*' * (7 - shown)}{c[12 - shown : 12]}-{c[12]}" for c in cnics]
+        if len(set(masks)) == len(masks):
+            break
+    return masks
+
+
 def choose_person(turn: Turn, cnics: list[str], *, command: str = "") -> list[Reply]:
-    """Several people share this phone: offer their CNICs, masked, as numbered choices; a
+    """Several people share this phone: offer their CNICs, partly masked, as numbered choices; a
     choice reads as `command` and the CNIC (the CNIC alone when there is no command)."""
     turn.conversation.step = Step.CHOOSE_PERSON
     turn.conversation.options = [f"{command} {cnic}".lstrip() for cnic in cnics]
@@ -50,7 +66,7 @@ def choose_person_again(turn: Turn) -> list[Reply]:
     """The same numbered choice of CNICs (after an answer that was none of them)."""
     replies = turn.conversation.options
     # Each choice ends with its CNIC: `PAY 3520212345671` or `3520212345671`.
-    masked = [mask_cnic(reply.rsplit(maxsplit=1)[-1]) for reply in replies]
+    masked = person_choice_masks([reply.rsplit(maxsplit=1)[-1] for reply in replies])
     options = [
         Option(reply=reply, label="verify/person_option", context={"cnic": cnic})
         for reply, cnic in zip(replies, masked, strict=True)

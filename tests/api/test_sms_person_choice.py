@@ -1,0 +1,49 @@
+"""The "which CNIC?" menu of a phone a household shares, as a Sindhi, Pashto or Punjabi mother
+would read it: each member's CNIC recognisable, the prompt within its SMS budget."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from api.registry.models import Person
+from bot.i18n_report import sms_budget
+from bot.segments import measure
+from tests.api.test_sms_payments import Chat
+from tests.conftest import ELIGIBLE_PHONE
+
+#: The wife's daughter: same district digits and gender digit as her mother (35202-…-2).
+DAUGHTER = "3520276543212"
+
+
+@pytest.fixture
+async def household(registry):
+    async with registry.transaction() as session:
+        session.add(
+            Person(
+                cnic=DAUGHTER,
+                household_id="HH-PB-0001",
+                full_name="Sana Aslam",
+                gender="F",
+                birth_date=dt.date(2003, 4, 4),
+                relation="daughter",
+                mobile=ELIGIBLE_PHONE,
+                cnic_expiry=dt.date(2033, 1, 1),
+            )
+        )
+    return registry
+
+
+@pytest.mark.parametrize("code", ["EN", "UR", "RU", "SD", "PS", "PA"])
+async def test_the_menu_tells_mother_and_daughter_apart(client, household, code):
+    chat = Chat(client, ELIGIBLE_PHONE)
+    await chat.send(f"LANG {code}")
+    menu = await chat.send("PAY")
+    options = re.findall(r"[0-9]\) ([0-9*]{5}-[0-9*]{7}-[0-9])", menu)
+    assert options == ["35202-***4567-1", "35202-***4567-2", "35202-***4321-2"], menu
+    language = {"EN": "en", "UR": "ur", "RU": "ur_Latn", "SD": "sd", "PS": "ps", "PA": "pa_Arab"}
+    assert measure(menu).segments <= sms_budget("verify/choose_person", language[code]), menu
+    # The daughter's own answer, not her mother's.
+    assert "13,500" not in await chat.send("3")  # the mother's Kafaalat tranche
