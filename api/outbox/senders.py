@@ -47,6 +47,9 @@ TWILIO_STATUS_OUTBOX_PARAM = "outbox"
 TWILIO_MAX_BODY = 1600
 #: A send never takes longer than this, so it always ends well inside the worker's lease.
 SEND_TIMEOUT_SECONDS = 15.0
+#: How long to hold off after a Twilio 429 that names no Retry-After (Twilio documents none for
+#: error 20429: the request was not processed and is safe to retry after backing off).
+TWILIO_THROTTLE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -299,10 +302,17 @@ class TwilioSender:
             status = int(getattr(exc, "status", 0) or 0)
             code = getattr(exc, "code", None)
             reason = f"twilio {status} error {code}"
-            if status == 429 or status >= 500 or status in _TWILIO_ACCOUNT_STATUSES:
+            if status == 429:
+                # Pacing, not a failure of this message: the channel waits, and the message
+                # keeps its attempts however long Twilio throttles the account.
+                wait = _twilio_retry_after.get()
+                raise RetryableSendError(
+                    reason, TWILIO_THROTTLE_SECONDS if wait is None else wait
+                ) from None
+            if status >= 500 or status in _TWILIO_ACCOUNT_STATUSES:
                 if status in _TWILIO_ACCOUNT_STATUSES:
                     log.error("twilio refused our credentials (%s): check the account", status)
-                raise RetryableSendError(reason, _twilio_retry_after.get()) from None
+                raise RetryableSendError(reason) from None
             raise PermanentSendError(reason, code) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RetryableSendError(f"twilio unreachable: {type(exc).__name__}") from None

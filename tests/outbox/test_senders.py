@@ -106,6 +106,40 @@ async def test_twilio_429_is_retryable_with_its_retry_after(twilio_sms, fake_twi
     assert caught.value.retry_after == 7.0
 
 
+async def test_twilio_429_without_retry_after_paces_instead_of_failing(db, settings, fake_twilio):
+    """Twilio's 429 (error 20429) usually names no Retry-After: the request was not processed
+    and is safe to retry. The worker holds the channel off as for a Retry-After, sending no more
+    of the batch into the throttle, and the throttled messages keep their attempts: a long
+    throttle never gives up a message."""
+    from sqlalchemy import select
+
+    from api.outbox.service import MAX_ATTEMPTS, deliver_due, enqueue
+
+    async with db.transaction() as session:
+        for n in range(20):
+            await enqueue(
+                session, channel="sms", to=f"+9230011{n:05d}", body=f"update {n}", kind="x"
+            )
+    throttled = {"code": 20429, "message": "Too Many Requests", "status": 429}
+    sender = TwilioSender(twilio_settings(settings), "sms", api_base_url=fake_twilio.url)
+    try:
+        for _ in range(MAX_ATTEMPTS + 1):
+            fake_twilio.replies.extend([(429, throttled, {})] * 20)
+            report = await deliver_due(db, {"sms": sender}, worker_id="w1", concurrency=1)
+            assert report.retried == 1 and report.released == 19
+            async with db.transaction() as session:
+                rows = list(await session.scalars(select(OutboundMessage)))
+                assert {(m.status, m.attempts) for m in rows} == {("pending", 0)}
+                for m in rows:
+                    m.next_attempt_at = m.created_at  # the pause is over
+            fake_twilio.replies.clear()
+        assert len(fake_twilio.requests) == MAX_ATTEMPTS + 1
+        report = await deliver_due(db, {"sms": sender}, worker_id="w1")
+        assert report.sent == 20
+    finally:
+        await sender.aclose()
+
+
 async def test_twilio_5xx_is_retryable_without_retry_after(twilio_sms, fake_twilio):
     fake_twilio.replies.append((503, {"code": 20503, "message": "down", "status": 503}, {}))
     with pytest.raises(RetryableSendError) as caught:
