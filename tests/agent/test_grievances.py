@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import select, update
 
@@ -279,3 +280,88 @@ async def test_the_console_says_whether_a_note_for_the_caller_was_sent(
         "note for the caller, not sent: opted out of sms",
         "note for the caller, not sent: no contact or registered mobile",
     ]
+
+
+def form_seen(html: str, action: str) -> dict[str, str]:
+    """The hidden fields of the form posting to `action` on a page."""
+    form = html[html.index(f'action="{action}"') :]
+    form = form[: form.index("</form>")]
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+
+
+async def test_two_supervisors_on_one_grievance(new_client, staff, registry, settings):
+    ticket = await file(registry, settings)
+    page = f"/agent/grievances/{ticket}"
+    sadia, zara = await new_client("sadia"), await new_client("zara")
+    sadias = (await sadia.get(page)).text
+    zaras = (await zara.get(page)).text
+    status_form = form_seen(zaras, f"{page}/status")
+    assert (
+        await zara.post(f"{page}/status", data={**status_form, "to": "in_progress"})
+    ).status_code == 303
+    # Sadia's page still shows it open: her rejection would overwrite Zara's decision unseen.
+    stale = form_seen(sadias, f"{page}/status")
+    refused = await sadia.post(f"{page}/status", data={**stale, "to": "rejected", "note": "No"})
+    assert refused.status_code == 303
+    shown = (await sadia.get(page)).text
+    assert "zara changed this grievance to In progress while you had it open" in shown
+    assert await status_of(registry, ticket) == "in_progress"
+    # Read again, her choice goes through.
+    fresh = form_seen(shown, f"{page}/status")
+    await sadia.post(f"{page}/status", data={**fresh, "to": "resolved", "note": "Paid"})
+    assert await status_of(registry, ticket) == "resolved"
+    # The same form sent twice (a double click) resolves once, and says so.
+    again = await sadia.post(f"{page}/status", data={**fresh, "to": "resolved", "note": "Paid"})
+    assert again.status_code == 303
+    assert (
+        "This grievance is already Resolved: the form was sent twice"
+        in (await sadia.get(page)).text
+    )
+    history = [(e.action, e.actor, e.to_status) for e in await events(registry, ticket)]
+    assert history[1:] == [
+        ("status_changed", "zara", "in_progress"),
+        ("status_changed", "sadia", "resolved"),
+    ]
+    async with registry.sessions() as session:
+        updates = list(
+            await session.scalars(
+                select(OutboundMessage.body).where(OutboundMessage.kind == "grievance_update")
+            )
+        )
+    assert len(updates) == 2  # one SMS per change made, none for the refused ones
+    assert [e.reason for e in await audit_entries(registry, action="change_status")] == [
+        "open -> in_progress",
+        "in_progress -> resolved: Paid",
+    ]
+
+
+async def test_an_assignment_made_meanwhile_is_not_overwritten(
+    new_client, staff, registry, settings
+):
+    ticket = await file(registry, settings)
+    page = f"/agent/grievances/{ticket}"
+    sadia, zara = await new_client("sadia"), await new_client("zara")
+    sadias = (await sadia.get(page)).text
+    zaras = (await zara.get(page)).text
+    await zara.post(
+        f"{page}/assign",
+        data={**form_seen(zaras, f"{page}/assign"), "agent_id": str(staff["bilal"])},
+    )
+    stale = form_seen(sadias, f"{page}/assign")
+    await sadia.post(f"{page}/assign", data={**stale, "agent_id": str(staff["amina"])})
+    shown = (await sadia.get(page)).text
+    assert "zara assigned this grievance to bilal while you had it open" in shown
+    async with registry.sessions() as session:
+        assigned = await session.scalar(
+            select(Grievance.assigned_to).where(Grievance.ticket_id == ticket)
+        )
+    assert assigned == staff["bilal"]
+    await sadia.post(
+        f"{page}/assign",
+        data={**form_seen(shown, f"{page}/assign"), "agent_id": str(staff["amina"])},
+    )
+    async with registry.sessions() as session:
+        assigned = await session.scalar(
+            select(Grievance.assigned_to).where(Grievance.ticket_id == ticket)
+        )
+    assert assigned == staff["amina"]

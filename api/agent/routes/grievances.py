@@ -133,9 +133,38 @@ async def queue(
     )
 
 
-async def _grievance_or_404(db: ConsoleDbDep, ticket_id: str) -> Any:
+#: Events that set a grievance's status, and the one that sets its assignee: a status or assign
+#: form carries the id of the last such event its page showed (`seen`), so a change made from a
+#: page someone else has overtaken is refused instead of silently overwriting theirs.
+STATUS_EVENTS = frozenset({"filed", "status_changed", "escalated", "reopened"})
+ASSIGN_EVENTS = frozenset({"assigned"})
+
+
+def _last_event(grievance: Any, actions: frozenset[str]) -> Any:
+    return next((e for e in reversed(grievance.events) if e.action in actions), None)
+
+
+def _seen(grievance: Any, actions: frozenset[str]) -> str:
+    """What a form says its page showed: the id of the last event of `actions` (0: none)."""
+    last = _last_event(grievance, actions)
+    return str(last.id) if last is not None else "0"
+
+
+def _overtaken(grievance: Any, actions: frozenset[str], seen: str) -> Any:
+    """The event someone else recorded since the form's page was shown, or None. A post without
+    `seen` (no page behind it) is not checked: the transitions table still guards it."""
+    if not seen or seen == _seen(grievance, actions):
+        return None
+    return _last_event(grievance, actions)
+
+
+async def _grievance_or_404(db: ConsoleDbDep, ticket_id: str, *, lock: bool = False) -> Any:
     canonical = normalise_ticket_id(ticket_id)
-    grievance = await repository.get_by_ticket_id(db, ticket_id=canonical) if canonical else None
+    grievance = (
+        await repository.get_by_ticket_id(db, ticket_id=canonical, for_update=lock)
+        if canonical
+        else None
+    )
     if grievance is None:
         raise ConsoleError(
             404, N_("No grievance has the ticket number %(ticket)s."), ticket=ticket_id
@@ -183,6 +212,8 @@ async def grievance_page(
         staff_list=staff_list,
         assignee=assignee,
         caller_note_max=CALLER_NOTE_MAX,
+        status_seen=_seen(grievance, STATUS_EVENTS),
+        assign_seen=_seen(grievance, ASSIGN_EVENTS),
     )
 
 
@@ -290,10 +321,13 @@ async def change_status(
     settings: SettingsDep,
     to: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
+    seen: Annotated[str, Form()] = "",
 ) -> Response:
     """Move a grievance on. Supervisors make any allowed change; an agent may only escalate it
-    to the supervisors' queue, saying why."""
-    grievance = await _grievance_or_404(db, ticket_id)
+    to the supervisors' queue, saying why. Refused when someone else changed its status since
+    the form's page was shown (two supervisors on one grievance)."""
+    # Locked from here to the commit: two posts at once are checked one after the other.
+    grievance = await _grievance_or_404(db, ticket_id, lock=True)
     try:
         target = Status(to)
     except ValueError:
@@ -301,6 +335,29 @@ async def change_status(
     escalating = target is Status.ESCALATED
     if not staff.can(Role.SUPERVISOR) and not escalating:
         raise ConsoleError(403, N_("Only supervisors change a grievance's status."))
+    overtaken = _overtaken(grievance, STATUS_EVENTS, seen)
+    if overtaken is not None:
+        message = (
+            N_(
+                "This grievance is already %(status)s: the form was sent twice; nothing "
+                "more changed."
+            )
+            if overtaken.actor == staff.username
+            else N_(
+                "%(actor)s changed this grievance to %(status)s while you had it open, so your "
+                "change was not made. Read its history, then choose again."
+            )
+        )
+        await sessions.flash(
+            staff.session,
+            Flash(
+                "error",
+                message,
+                {"actor": overtaken.actor, "status": grievance.status},
+                labels={"status": "status"},
+            ),
+        )
+        return _back(grievance.ticket_id)
     if escalating and not note.strip():
         await sessions.flash(
             staff.session, Flash("error", N_("Say why the grievance is escalated."), {})
@@ -365,9 +422,27 @@ async def assign(
     db: ConsoleDbDep,
     sessions: SessionsDep,
     agent_id: Annotated[str, Form()] = "",
+    seen: Annotated[str, Form()] = "",
 ) -> Response:
-    """Give a grievance to an agent (or take it back: an empty choice)."""
-    grievance = await _grievance_or_404(db, ticket_id)
+    """Give a grievance to an agent (or take it back: an empty choice); refused when someone
+    else assigned it since the form's page was shown."""
+    grievance = await _grievance_or_404(db, ticket_id, lock=True)
+    overtaken = _overtaken(grievance, ASSIGN_EVENTS, seen)
+    if overtaken is not None:
+        message = N_(
+            "%(actor)s assigned this grievance to %(name)s while you had it open, so your "
+            "choice was not saved. Choose again."
+        )
+        await sessions.flash(
+            staff.session,
+            Flash(
+                "error",
+                message,
+                {"actor": overtaken.actor, "name": overtaken.note},
+                labels={"name": "assignee"},
+            ),
+        )
+        return _back(grievance.ticket_id)
     chosen = int(agent_id) if agent_id.isdigit() else None
     try:
         await service.assign(
