@@ -11,7 +11,8 @@ from sqlalchemy import Date, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.agent.i18n import PKT_ZONE
-from api.registry.models import Agent, AuditEntry, Contact, InboundMessage, OutboundMessage, Person
+from api.outbox.service import will_be_suppressed
+from api.registry.models import Agent, AuditEntry, InboundMessage, OutboundMessage, Person
 
 # -- staff ---------------------------------------------------------------------------------
 
@@ -144,13 +145,8 @@ async def note_delivery(session: AsyncSession, *, event_id: int) -> NoteDelivery
     )
     if message is None:
         return NoteDelivery(queued=False)
-    address = message.to.removeprefix("whatsapp:")
-    opted_out = await session.scalar(
-        select(Contact.opted_out).where(
-            Contact.channel == message.channel, Contact.address == address
-        )
-    )
-    return NoteDelivery(queued=True, channel=message.channel, opted_out=bool(opted_out))
+    opted_out = await will_be_suppressed(session, message)
+    return NoteDelivery(queued=True, channel=message.channel, opted_out=opted_out)
 
 
 # -- message traffic, for the supervisors' dashboard ----------------------------------------

@@ -273,6 +273,27 @@ async def _quiet_grievances(db: Database, messages: Sequence[OutboundMessage]) -
         return set(rows)
 
 
+async def will_be_suppressed(session: AsyncSession, message: OutboundMessage) -> bool:
+    """Whether the worker will suppress `message` for a STOP (its recipient's on that channel,
+    or its grievance owner's on the channel she filed from), as `deliver_due` decides it."""
+    if message.kind in ALWAYS_SENT:
+        return False
+    recipient = await session.scalar(
+        select(Contact.opted_out).where(
+            Contact.channel == message.channel,
+            Contact.address == _address(message.channel, message.to),
+        )
+    )
+    if recipient or message.grievance_id is None:
+        return bool(recipient)
+    owner = await session.scalar(
+        select(Contact.opted_out)
+        .join(Grievance, Grievance.contact_id == Contact.id)
+        .where(Grievance.id == message.grievance_id)
+    )
+    return bool(owner)
+
+
 async def _fenced_update(db: Database, message_id: int, worker_id: str, **values: Any) -> bool:
     """Update a claimed row only if this worker still holds the claim; True if it did.
 

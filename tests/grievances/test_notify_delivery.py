@@ -92,3 +92,36 @@ async def test_stop_on_whatsapp_also_holds_back_the_sms_that_stands_in_for_it(
     async with db.sessions() as session:
         stored = await session.get(OutboundMessage, message.id)
     assert stored.status == "suppressed"
+
+
+async def test_console_says_a_note_is_not_sent_after_stop_on_whatsapp(client, app, registry, db):
+    """The console tells the agent whether her note reaches the caller: after STOP on WhatsApp
+    the SMS standing in for it is suppressed, so it must say so rather than 'sent by SMS'."""
+    from api.agent.repository import note_delivery
+
+    chat = Chat(client, ELIGIBLE_PHONE, channel="whatsapp")
+    ticket = await file_as_wife(chat)
+    async with db.transaction() as session:
+        contact = await session.scalar(select(Contact).where(Contact.channel == "whatsapp"))
+        contact.last_inbound_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    runtime = app.state.runtime
+    notes = []
+    for text in ("Tehsil office is checking", "Retailer has been called"):
+        async with db.transaction() as session:
+            event = await grievance_service.add_note(
+                session,
+                ticket_id=ticket,
+                actor="agent1",
+                note=text,
+                internal=False,
+                notify=owner_notifier(runtime, session),
+            )
+            notes.append(await note_delivery(session, event_id=event.id))
+        if len(notes) == 1:
+            assert "no more updates" in await chat.send("STOP")
+            async with db.transaction() as session:
+                contact = await session.scalar(select(Contact).where(Contact.channel == "whatsapp"))
+                contact.last_inbound_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    before, after = notes
+    assert (before.queued, before.channel, before.opted_out) == (True, "sms", False)
+    assert (after.queued, after.channel, after.opted_out) == (True, "sms", True)
