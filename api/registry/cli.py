@@ -27,6 +27,7 @@ from rich.text import Text
 from api.cli_support import err, settings_or_exit
 from api.db import Database
 from api.migrate import upgrade_async
+from api.programmes import get_programmes
 from api.registry.importer import (
     FILES,
     RegistryImportError,
@@ -156,6 +157,11 @@ def import_command(
     ],
 ) -> None:
     """Load a CSV registry extract (upsert, all or nothing)."""
+    try:
+        programmes = set(get_programmes().names)
+    except ValueError as exc:
+        err.print(f"[red]Programmes file refused:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
     async def work(db: Database) -> None:
         with _progress() as bar:
@@ -169,12 +175,17 @@ def import_command(
                         tasks[step] = bar.add_task(step, total=total, start=False)
                         totals[step] = total
             report = await import_registry(
-                db, directory, progress=lambda step, n: _advance(bar, tasks[step], n)
+                db,
+                directory,
+                progress=lambda step, n: _advance(bar, tasks[step], n),
+                programmes=programmes,
             )
             # Repeated keys and multi-line fields make the line count an estimate.
             for step, task in tasks.items():
                 bar.update(task, completed=totals[step])
         _summary(f"Imported {directory}", report.rows, report.seconds)
+        for warning in report.warnings():
+            err.print(f"[yellow]Warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
     _run(work)
 

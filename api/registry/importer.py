@@ -7,7 +7,7 @@ import csv
 import datetime as dt
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.db import Database
-from api.identity import Cnic, InvalidCnic, InvalidPhone, normalise_phone
+from api.identity import Cnic, InvalidCnic, InvalidPhone, mask_cnic, normalise_phone
 from api.registry.models import Base
 from api.registry.seed import analyze_registry, driver_connection
 
@@ -55,10 +55,21 @@ class ImportReport:
 
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: programme → (rows, first file and line) for programmes the programmes file does not name.
+    unknown_programmes: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         return sum(self.rows.values())
+
+    def warnings(self) -> list[str]:
+        """What was imported but deserves a look, one sentence each."""
+        return [
+            f"programme {programme!r} ({rows:,} row(s), first at {where}) is not in the "
+            "programmes file: answers show it as "
+            f"{programme.replace('_', ' ').title()!r} in every language"
+            for programme, (rows, where) in sorted(self.unknown_programmes.items())
+        ]
 
 
 @dataclass
@@ -170,6 +181,9 @@ def _text(max_length: int, *, required: bool = True, lower: bool = False) -> Par
             cleaned = cleaned.lower()
         if required and not cleaned:
             raise _Invalid("is empty")
+        if "\x00" in cleaned:
+            # PostgreSQL refuses it (for a whole chunk of lines); SQLite would store it.
+            raise _Invalid("contains a NUL character (a UTF-16 file?)")
         if len(cleaned) > max_length:
             raise _Invalid(f"{value!r} is longer than {max_length} characters")
         return cleaned
@@ -296,7 +310,8 @@ def _read_chunks(path: Path, spec: _FileSpec) -> Iterator[list[tuple[Any, ...]]]
             chunk: list[tuple[Any, ...]] = []
             for record in reader:
                 line = reader.line_num
-                if not record or (len(record) == 1 and not record[0].strip()):
+                # Blank lines, and the all-empty rows (",,,,") spreadsheets leave at the end.
+                if not any(record) or not "".join(record).strip():
                     continue
                 if len(record) != width:
                     raise RegistryImportError(
@@ -320,12 +335,39 @@ def _read_chunks(path: Path, spec: _FileSpec) -> Iterator[list[tuple[Any, ...]]]
             if chunk:
                 yield chunk
     except UnicodeDecodeError:
-        raise RegistryImportError(name, line + 1, None, "not UTF-8 text") from None
+        raise _not_utf8(path, name) from None
     except csv.Error as exc:
         raise RegistryImportError(name, line + 1, None, f"not valid CSV ({exc})") from None
 
 
+def _not_utf8(path: Path, name: str) -> RegistryImportError:
+    """Where a file stops being UTF-8: the text is decoded in blocks, so the reader's line is
+    not the line of the bad byte; read the bytes again to find it."""
+    advice = "save it as CSV UTF-8"
+    with path.open("rb") as handle:
+        if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            return RegistryImportError(name, None, None, f"UTF-16 text, not UTF-8: {advice}")
+        handle.seek(0)
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return RegistryImportError(
+                    name,
+                    number,
+                    None,
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02X} at character "
+                    f"{len(raw[: exc.start].decode('utf-8', 'replace')) + 1}; "
+                    f"Windows-1252 or another code page?): {advice}",
+                )
+    return RegistryImportError(name, None, None, f"not UTF-8 text: {advice}")
+
+
 def _column_order(name: str, header: list[str], columns: Sequence[str]) -> list[int]:
+    if any("\x00" in h for h in header):
+        raise RegistryImportError(
+            name, 1, None, "the header holds NUL characters: UTF-16 text? save it as CSV UTF-8"
+        )
     names = [h.strip().lower() for h in header]
     missing = [c for c in columns if c not in names]
     unknown = [h for h in names if h not in columns]
@@ -376,11 +418,13 @@ async def import_registry(
     directory: Path,
     *,
     progress: Progress | None = None,
+    programmes: Collection[str] | None = None,
 ) -> ImportReport:
     """Upsert the CSV extract in `directory` in one transaction; raise RegistryImportError.
 
     `progress(step, rows)` is called with `read_step(file)` as rows are validated and with
-    `write_step(file)` as they are written.
+    `write_step(file)` as they are written. Rows of a programme not in `programmes` (when given)
+    are imported and listed in the report's warnings.
     """
     started = time.perf_counter()
     present = [(spec, directory / spec.filename) for spec in FILES]
@@ -390,12 +434,16 @@ async def import_registry(
         raise RegistryImportError(str(directory), None, None, f"none of {expected} is there")
     report = ImportReport()
     report_progress = progress or (lambda _step, _rows: None)
+    known = frozenset(programmes) if programmes is not None else None
+
     async with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            await _import_postgres(conn, present, report, report_progress)
+            await _import_postgres(conn, present, report, report_progress, known)
         else:
             for spec, path in present:
-                report.rows[spec.filename] = await _load_sqlite(conn, spec, path, report_progress)
+                report.rows[spec.filename] = await _load_sqlite(
+                    conn, spec, path, report_progress, report, known
+                )
     await analyze_registry(db)
     report.seconds = time.perf_counter() - started
     return report
@@ -406,13 +454,16 @@ async def _import_postgres(
     present: list[tuple[_FileSpec, Path]],
     report: ImportReport,
     progress: Progress,
+    programmes: frozenset[str] | None,
 ) -> None:
     """Stage every file (so any bad row is found before the heavy writes), then upsert."""
     apg = await driver_connection(conn)
     # Sorting for DISTINCT ON and the reference check are faster in memory; local to this import.
     await apg.execute("SET LOCAL work_mem = '128MB'")
     for spec, path in present:
-        report.rows[spec.filename] = await _stage_postgres(apg, spec, path, progress)
+        report.rows[spec.filename] = await _stage_postgres(
+            apg, spec, path, progress, report, programmes
+        )
     staged = {spec.table for spec, _ in present}
     if "persons" in staged:
         also_staged = (
@@ -429,10 +480,32 @@ async def _import_postgres(
         if orphan is not None:
             raise _unknown_household("persons.csv", orphan["_line"], orphan["household_id"])
     for spec, _ in present:
+        if "cnic" not in spec.columns or spec.table == "persons":
+            continue
+        also_staged = (
+            "AND NOT EXISTS (SELECT 1 FROM import_persons s WHERE s.cnic = t.cnic) "
+            if "persons" in staged
+            else ""
+        )
+        orphan = await apg.fetchrow(
+            f"SELECT t._line, t.cnic FROM import_{spec.table} t WHERE NOT EXISTS "  # noqa: S608
+            "(SELECT 1 FROM persons p WHERE p.cnic = t.cnic) "
+            f"{also_staged}ORDER BY t._line LIMIT 1"
+        )
+        if orphan is not None:
+            raise _unknown_person(spec.filename, orphan["_line"], orphan["cnic"])
+    for spec, _ in present:
         await _upsert_postgres(apg, spec, progress)
 
 
-async def _stage_postgres(apg: Any, spec: _FileSpec, path: Path, progress: Progress) -> int:
+async def _stage_postgres(
+    apg: Any,
+    spec: _FileSpec,
+    path: Path,
+    progress: Progress,
+    report: ImportReport,
+    programmes: frozenset[str] | None,
+) -> int:
     staging = f"import_{spec.table}"
     await apg.execute(
         f"CREATE TEMP TABLE {staging} (LIKE {spec.table}, _line bigint NOT NULL) ON COMMIT DROP"
@@ -449,6 +522,7 @@ async def _stage_postgres(apg: Any, spec: _FileSpec, path: Path, progress: Progr
                 spec.filename, None, None, f"lines {first}–{last}: {_first_line(exc)}"
             ) from None
         rows += len(chunk)
+        _note_programmes(spec, chunk, report, programmes)
         progress(read_step(spec.filename), len(chunk))
     # Rows arrive in line order, so a BRIN index finds a slice of lines cheaply.
     await apg.execute(f"CREATE INDEX ON {staging} USING brin (_line)")
@@ -488,6 +562,8 @@ async def _load_sqlite(
     spec: _FileSpec,
     path: Path,
     progress: Progress,
+    report: ImportReport,
+    programmes: frozenset[str] | None,
 ) -> int:
     table = Base.metadata.tables[spec.table]
     statement = sqlite_insert(table)
@@ -498,8 +574,12 @@ async def _load_sqlite(
     rows = 0
     async for chunk in _chunks(path, spec):
         progress(read_step(spec.filename), len(chunk))
+        _note_programmes(spec, chunk, report, programmes)
         if spec.table == "persons":
             await _check_households_sqlite(conn, spec.filename, chunk)
+        elif "cnic" in spec.columns:
+            # persons.csv, when there is one, was written before this file in this transaction.
+            await _check_persons_sqlite(conn, spec, chunk)
         try:
             await conn.execute(
                 statement, [dict(zip(spec.columns, row, strict=False)) for row in chunk]
@@ -531,6 +611,51 @@ async def _check_households_sqlite(
     for row in chunk:
         if row[1] not in known:
             raise _unknown_household(filename, row[-1], row[1])
+
+
+async def _check_persons_sqlite(
+    conn: AsyncConnection, spec: _FileSpec, chunk: list[tuple[Any, ...]]
+) -> None:
+    index = spec.columns.index("cnic")
+    wanted = sorted({row[index] for row in chunk})
+    known: set[str] = set()
+    persons = Base.metadata.tables["persons"]
+    for start in range(0, len(wanted), _SQLITE_IN_BATCH):
+        batch = wanted[start : start + _SQLITE_IN_BATCH]
+        result = await conn.execute(select(persons.c.cnic).where(persons.c.cnic.in_(batch)))
+        known.update(result.scalars())
+    if len(known) == len(wanted):
+        return
+    for row in chunk:
+        if row[index] not in known:
+            raise _unknown_person(spec.filename, row[-1], row[index])
+
+
+def _note_programmes(
+    spec: _FileSpec,
+    chunk: list[tuple[Any, ...]],
+    report: ImportReport,
+    programmes: frozenset[str] | None,
+) -> None:
+    if programmes is None or "programme" not in spec.columns:
+        return
+    index = spec.columns.index("programme")
+    unknown = {row[index] for row in chunk} - programmes
+    for programme in unknown:
+        rows = [row for row in chunk if row[index] == programme]
+        seen, first = report.unknown_programmes.get(
+            programme, (0, f"{spec.filename} line {rows[0][-1]}")
+        )
+        report.unknown_programmes[programme] = (seen + len(rows), first)
+
+
+def _unknown_person(filename: str, line: int, cnic: str) -> RegistryImportError:
+    return RegistryImportError(
+        filename,
+        line,
+        "cnic",
+        f"CNIC {mask_cnic(cnic)} is neither in persons.csv nor in the registry",
+    )
 
 
 def _unknown_household(filename: str, line: int, household_id: str) -> RegistryImportError:

@@ -260,6 +260,8 @@ async def test_a_file_alone_may_refer_to_households_already_there(
 
 
 async def test_columns_in_another_order(db: Database, tmp_path: Path) -> None:
+    extract = base_extract()
+    write_extract(tmp_path, {name: extract[name] for name in ("households.csv", "persons.csv")})
     header = list(reversed(HEADERS["enrollments.csv"]))
     write_csv(
         tmp_path / "enrollments.csv",
@@ -423,6 +425,30 @@ BAD_CASES = [
         "household_id",
         "household 'HH-XX-9999' is neither in households.csv nor in the registry",
     ),
+    (
+        "enrollment of an unknown CNIC",
+        _set("enrollments.csv", 1, "cnic", "6110100000017"),
+        "enrollments.csv",
+        3,
+        "cnic",
+        "CNIC 61101-*******-7 is neither in persons.csv nor in the registry",
+    ),
+    (
+        "payment of an unknown CNIC",
+        _set("payments.csv", 1, "cnic", "61101-0000001-7"),
+        "payments.csv",
+        3,
+        "cnic",
+        "CNIC 61101-*******-7 is neither in persons.csv nor in the registry",
+    ),
+    (
+        "NUL in a name",
+        _set("persons.csv", 1, "full_name", "Nasreen\x00Bibi"),
+        "persons.csv",
+        3,
+        "full_name",
+        "contains a NUL character",
+    ),
 ]
 
 
@@ -514,6 +540,64 @@ async def test_an_empty_file_and_a_non_utf8_file(db: Database, tmp_path: Path) -
     (tmp_path / "households.csv").write_bytes(content)
     with pytest.raises(RegistryImportError, match="not UTF-8"):
         await import_registry(db, tmp_path)
+
+
+async def test_all_empty_rows_a_spreadsheet_leaves_are_skipped(
+    db: Database, tmp_path: Path
+) -> None:
+    extract = base_extract()
+    extract["persons.csv"].insert(1, [""] * 8)
+    extract["persons.csv"] += [[""] * 8, [" "] * 8]
+    report = await import_registry(db, write_extract(tmp_path, extract))
+    assert report.rows["persons.csv"] == 3
+    assert await scalar(db, "SELECT count(*) FROM persons") == 3
+
+
+async def test_a_windows_1252_byte_is_found_on_its_own_line(db: Database, tmp_path: Path) -> None:
+    extract = base_extract()
+    extract["households.csv"] += [
+        [f"HH-PB-{n:04d}", "20", "Punjab", "Lahore", "Lahore City", "2021-03-04", "active"]
+        for n in range(10, 1010)
+    ]
+    extract["households.csv"][900][4] = "Sh\u00e1lamar"
+    write_extract(tmp_path, {"households.csv": extract["households.csv"]})
+    path = tmp_path / "households.csv"
+    path.write_bytes(path.read_text(encoding="utf-8").encode("cp1252"))
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, tmp_path)
+    assert str(caught.value).startswith(
+        "households.csv line 902: not UTF-8 text (byte 0xE1 at character 31;"
+    )
+    assert str(caught.value).endswith("save it as CSV UTF-8")
+
+
+async def test_a_utf16_file_is_named_as_such(db: Database, tmp_path: Path) -> None:
+    write_extract(tmp_path, {"households.csv": base_extract()["households.csv"]})
+    path = tmp_path / "households.csv"
+    text_ = path.read_text(encoding="utf-8")
+    path.write_bytes(text_.encode("utf-16"))
+    with pytest.raises(RegistryImportError, match="UTF-16 text, not UTF-8: save it as CSV UTF-8"):
+        await import_registry(db, tmp_path)
+    # Without its byte-order mark it decodes as UTF-8 full of NULs.
+    path.write_bytes(text_.encode("utf-16-le"))
+    with pytest.raises(RegistryImportError, match="line 1: the header holds NUL characters"):
+        await import_registry(db, tmp_path)
+
+
+async def test_cli_warns_of_a_programme_the_programmes_file_does_not_name(
+    db: Database, tmp_path: Path
+) -> None:
+    extract = base_extract()
+    extract["payments.csv"][1][2] = "Kafalat"
+    write_extract(tmp_path, extract)
+    result = await asyncio.to_thread(_invoke, "import", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: programme 'kafalat' (1 row(s), first at payments.csv line 3) is not in the "
+        "programmes file: answers show it as 'Kafalat' in every language"
+    ) in " ".join(result.stderr.split())
+    assert "taleemi_wazaif" not in result.stderr
+    assert await scalar(db, "SELECT count(*) FROM payments WHERE programme = 'kafalat'") == 1
 
 
 # -- export and round trip -----------------------------------------------------------------
