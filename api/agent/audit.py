@@ -19,12 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from api.agent import repository
+from api.agent.i18n import as_pkt
 from api.agent.repository import AuditFilter
 from api.agent.schemas import AuditAction, RecordType
-from api.db import utc
 from api.identity import mask_cnic
 from api.registry.models import AuditEntry
 
+#: What a CSV export starts with: the UTF-8 byte order mark, without which Excel (what a call
+#: centre opens a CSV with) reads the file in the Windows code page and shows Urdu as mojibake.
+CSV_BOM = "\ufeff"
 #: Most rows one CSV export holds; narrow the filter for more.
 EXPORT_LIMIT = 200_000
 CSV_COLUMNS = ("at", "actor", "action", "record_type", "record_id", "reason", "client_ip")
@@ -69,7 +72,8 @@ def shown_record_id(record_type: str, record_id: str) -> str:
 
 def csv_row(entry: AuditEntry) -> list[str]:
     return [
-        utc(entry.at).isoformat(timespec="seconds"),
+        # Pakistan time, as the page shows it, with its offset so the moment is unambiguous.
+        as_pkt(entry.at).isoformat(timespec="seconds"),
         entry.actor,
         entry.action,
         entry.record_type,
@@ -89,6 +93,6 @@ def csv_line(values: list[str]) -> str:
 
 async def export_csv(session: AsyncSession, *, where: AuditFilter) -> AsyncIterator[str]:
     """The filtered log as CSV text, a line at a time, newest first."""
-    yield csv_line(list(CSV_COLUMNS))
+    yield CSV_BOM + csv_line(list(CSV_COLUMNS))
     async for entry in repository.stream_audit(session, where=where, limit=EXPORT_LIMIT):
         yield csv_line(csv_row(entry))

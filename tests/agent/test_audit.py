@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import datetime as dt
 import io
 
 from tests.agent.conftest import audit_entries
@@ -45,8 +47,14 @@ async def test_the_export_is_csv_masked_and_itself_audited(new_client, staff, re
     response = await zara.get("/agent/audit.csv", params={"record": WIFE_FORMATTED})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(response.text)))
+    # Excel reads a CSV as UTF-8 (Urdu intact) only when it starts with the byte order mark.
+    assert response.content.startswith(codecs.BOM_UTF8)
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0] == ["at", "actor", "action", "record_type", "record_id", "reason", "client_ip"]
+    # Times as the page shows them, Pakistan time, with the offset that makes them unambiguous.
+    assert all(
+        dt.datetime.fromisoformat(r[0]).utcoffset() == dt.timedelta(hours=5) for r in rows[1:]
+    )
     assert {r[4] for r in rows[1:]} == {WIFE_MASKED}
     assert ELIGIBLE_WIFE not in response.text
     request = next(r for r in rows if r[2] == "override_request")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -111,7 +112,8 @@ async def test_the_csv_export_is_audited(new_client, staff, registry, settings):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
-    rows = list(csv.reader(io.StringIO(response.text)))
+    assert response.content.startswith(codecs.BOM_UTF8)  # Excel then reads it as UTF-8
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0] == ["section", "key", "day", "value"]
     assert ["grievances_by_category", "payment_not_received", "", "1"] in rows
     assert sum(1 for r in rows if r[0] == "traffic" and r[1] == "sms") == 30

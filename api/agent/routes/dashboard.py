@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
 from api.agent import audit, charts
-from api.agent.audit import csv_line
+from api.agent.audit import CSV_BOM, csv_line
 from api.agent.dashboard import DEFAULT_DAYS, PERIODS, Dashboard, build, csv_rows, sorted_counts
 from api.agent.deps import ConsoleDbDep, SupervisorStaff
 from api.agent.i18n import N_, choose_language, format_short_day, gettext, label
@@ -150,6 +150,7 @@ async def dashboard_csv(
     rows = list(csv_rows(board))
 
     async def lines() -> AsyncIterator[str]:
+        yield CSV_BOM
         for row in rows:
             yield csv_line(row)
 
