@@ -3,7 +3,7 @@ a request without a session is sent to the login page."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -54,10 +54,20 @@ async def console_error(request: Request, exc: Exception) -> Response:
 
 
 async def login_required(request: Request, exc: Exception) -> Response:
+    """To the login page, and back here after it. A form sent after the session ended (an hour
+    without a request, mid-note) was not acted on: the login page says so, and signing in leads
+    back to the page the form was on (its Referer, when it is a console page)."""
     assert isinstance(exc, LoginRequired)
-    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    query = urlencode({"next": back}) if request.method == "GET" and back != "/agent" else ""
-    return RedirectResponse("/agent/login" + (f"?{query}" if query else ""), status_code=303)
+    if request.method == "GET":
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query = {"next": back} if back != "/agent" else {}
+    else:
+        # Only the Referer's path is used, and only a console path: no redirect leaves Rabta.
+        referer = urlsplit(request.headers.get("referer") or "")
+        page = referer.path + (f"?{referer.query}" if referer.query else "")
+        query = {"next": safe_next(page), "unsaved": "1"}
+    encoded = urlencode(query)
+    return RedirectResponse("/agent/login" + (f"?{encoded}" if encoded else ""), status_code=303)
 
 
 async def not_found(request: Request) -> Response:

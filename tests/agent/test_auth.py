@@ -11,6 +11,7 @@ from api.agent.passwords import hash_password, needs_rehash, verify_password
 from api.agent.sessions import SessionStore
 from api.registry.models import Agent
 from tests.agent.conftest import PASSWORD, STAFF, audit_entries, csrf_token, login
+from tests.agent.test_grievances import events, file
 
 
 def test_production_hashes_use_argon2id_at_rfc_9106_cost():
@@ -245,3 +246,40 @@ async def test_only_console_paths_are_redirected_after_sign_in(client, staff):
         },
     )
     assert response.headers["location"] == "/agent"
+
+
+async def test_a_form_sent_after_the_session_ended_says_it_was_not_saved(
+    new_client, staff, registry, settings, app
+):
+    ticket = await file(registry, settings)
+    page = f"/agent/grievances/{ticket}"
+    sadia = await new_client("sadia")
+    token = csrf_token((await sadia.get(page)).text)
+    # An hour without a request: the session is gone from Redis while the note was being typed.
+    redis = app.state.runtime.redis
+    async for key in redis.scan_iter("rabta:agent:session:*"):
+        await redis.delete(key)
+    sent = await sadia.post(
+        f"{page}/notes",
+        data={"note": "Please visit on Monday", "csrf_token": token},
+        headers={"Referer": f"http://127.0.0.1:8000{page}"},
+    )
+    assert sent.status_code == 303
+    shown = await sadia.get(sent.headers["location"])
+    assert "what you just sent was not saved" in shown.text
+    assert f'name="next" value="{page}"' in shown.text
+    assert [e.action for e in await events(registry, ticket)] == ["filed"]
+    # Signing in leads back to the grievance, to send the note again.
+    form = csrf_token(shown.text)
+    signed_in = await sadia.post(
+        "/agent/login",
+        data={"username": "sadia", "password": PASSWORD, "csrf_token": form, "next": page},
+    )
+    assert signed_in.headers["location"] == page
+    # A Referer from elsewhere is no way out of the console.
+    async for key in redis.scan_iter("rabta:agent:session:*"):
+        await redis.delete(key)
+    away = await sadia.post(
+        f"{page}/notes", data={"note": "x"}, headers={"Referer": "https://evil.example/x"}
+    )
+    assert away.headers["location"] == "/agent/login?next=%2Fagent&unsaved=1"

@@ -62,9 +62,23 @@ async def _login_page(
 
 
 @router.get("/login")
-async def login_form(request: Request, settings: SettingsDep, next: str | None = None) -> Response:
-    """The sign-in form."""
-    return await _login_page(request, settings, next_path=safe_next(next))
+async def login_form(
+    request: Request, settings: SettingsDep, next: str | None = None, unsaved: str | None = None
+) -> Response:
+    """The sign-in form; `unsaved`: a form was sent after the session had ended."""
+    return await _login_page(
+        request,
+        settings,
+        next_path=safe_next(next),
+        error=(
+            N_(
+                "Your session had ended, so what you just sent was not saved. Sign in, and you "
+                "are taken back to that page to send it again."
+            )
+            if unsaved
+            else None
+        ),
+    )
 
 
 @router.post("/login")
