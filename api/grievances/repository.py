@@ -94,7 +94,8 @@ def _queue_filter(
     if unassigned:
         query = query.where(Grievance.assigned_to.is_(None))
     if district is not None:
-        query = query.where(Grievance.district == district)
+        # As a supervisor types it: "lahore" or " Lahore " finds Lahore's grievances.
+        query = query.where(func.lower(Grievance.district) == district.strip().lower())
     if category is not None:
         query = query.where(Grievance.category == category)
     return query

@@ -365,3 +365,15 @@ async def test_an_assignment_made_meanwhile_is_not_overwritten(
             select(Grievance.assigned_to).where(Grievance.ticket_id == ticket)
         )
     assert assigned == staff["amina"]
+
+
+async def test_the_district_filter_takes_the_name_as_typed(new_client, staff, registry, settings):
+    lahore = await file(registry, settings, district="Lahore")
+    karachi = await file(registry, settings, cnic=NOT_ELIGIBLE, district="Karachi Central")
+    sadia = await new_client("sadia")
+    for typed in ("Lahore", "lahore", " LAHORE "):
+        page = (await sadia.get("/agent/grievances", params={"district": typed})).text
+        assert lahore in page and karachi not in page, typed
+        assert 'value="' + typed.strip() + '"' in page  # the box keeps what was typed
+    page = (await sadia.get("/agent/grievances", params={"district": "karachi central"})).text
+    assert karachi in page and lahore not in page

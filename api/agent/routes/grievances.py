@@ -88,6 +88,7 @@ async def queue(
     """One tab of the queue, most urgent (earliest due) first."""
     view = view if view in {v.name for v in VIEWS} else "open"
     now = dt.datetime.now(dt.UTC)
+    district = (district or "").strip()
     narrow: dict[str, Any] = {
         "district": district or None,
         "category": category if category in {c.value for c in Category} else None,
