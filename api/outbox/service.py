@@ -16,6 +16,8 @@ Delivery guarantees
   The same holds for a timeout after the provider accepted. Neither Twilio's Messages API nor
   Telegram's sendMessage takes an idempotency key, so this one duplicate cannot be ruled out;
   short send timeouts and committing per message keep the window to one in-flight message.
+  Twilio's status callback (which names its row) closes the window when it comes first: it
+  proves the send, so it marks a `sending` or `pending` row `sent`, and nobody sends it again.
 * Delivery-status callbacks are never lost to a race with the worker: Twilio may call back
   before the worker has committed the MessageSid, so the callback URL names the row
   (`/webhooks/twilio/status?outbox=<id>`, signed by Twilio with the rest of the URL). The
@@ -651,6 +653,13 @@ async def record_status(
             log.info("outbox message %s: status for an earlier send ignored", named.id)
     if message is None:
         return False
+    now = now or utcnow()
+    if message.status in ("pending", "sending"):
+        # Twilio has this message, whatever it says of it: its worker died before committing
+        # the send, or lost the response and put it back for a retry. Either way it must not
+        # be claimed and sent again once the lease or the backoff runs out.
+        message.status = "sent"
+        message.sent_at = message.sent_at or now
     status = status.strip().lower()
     STATUS_CALLBACKS.labels(status if status in _STATUS_RANK else "other").inc()
     rank = _STATUS_RANK.get(status)
@@ -660,7 +669,6 @@ async def record_status(
     if rank <= _STATUS_RANK.get(message.provider_status or "", 0):
         return True  # late or repeated: Twilio does not promise callbacks arrive in order
     message.provider_status = status
-    now = now or utcnow()
     if status in ("delivered", "read"):
         message.status = "delivered"
         message.delivered_at = message.delivered_at or now

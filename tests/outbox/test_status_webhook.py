@@ -10,12 +10,12 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from api.outbox.routes import router
-from api.outbox.senders import TwilioSender
-from api.outbox.service import _finish_sent, deliver_due, enqueue
+from api.outbox.senders import RetryableSendError, TwilioSender
+from api.outbox.service import LEASE_SECONDS, _finish_sent, claim_batch, deliver_due, enqueue
 from api.registry.models import OutboundMessage
 from api.settings import get_settings
 from tests.conftest import load_payload
-from tests.outbox.conftest import TWILIO_SID, FakeTwilio, serve
+from tests.outbox.conftest import TWILIO_SID, FakeTwilio, RecordingSender, serve
 
 URL = "/webhooks/twilio/status"
 PUBLIC = "http://127.0.0.1:8000"
@@ -269,7 +269,7 @@ async def test_early_sent_callback_then_worker_commit_then_delivered(
     url = f"{URL}?outbox={sending}"
     assert (await post_to(status_client, validator, url, callback("sent"))).status_code == 204
     early = await stored(db, sending)
-    assert (early.status, early.provider_id, early.provider_status) == ("sending", SID, "sent")
+    assert (early.status, early.provider_id, early.provider_status) == ("sent", SID, "sent")
 
     # The worker commits the same MessageSid: sent, and the callback's provider status stays.
     assert await _finish_sent(db, early, "worker-a", SID, dt.datetime.now(dt.UTC))
@@ -280,6 +280,58 @@ async def test_early_sent_callback_then_worker_commit_then_delivered(
     # A later callback of the old kind (no ?outbox=) finds the row by its MessageSid.
     assert (await post(status_client, validator, callback("delivered"))).status_code == 204
     assert (await stored(db, sending)).status == "delivered"
+
+
+@pytest.mark.parametrize("first", ["queued", "sent"])
+async def test_a_send_twilio_called_back_about_is_not_sent_again_after_its_worker_died(
+    status_client, validator, db, settings, first
+):
+    """The worker is killed after Twilio accepted the message and before it committed the
+    MessageSid; Twilio's callback comes meanwhile. When the lease runs out the next worker must
+    not send the message again: the callback proved it was sent."""
+    async with db.transaction() as session:
+        queued = await enqueue(session, channel="sms", to="+923001234567", body="a", kind="x")
+        assert queued is not None
+        message_id = queued.id
+    t0 = dt.datetime.now(dt.UTC)
+    # Worker A claims the message; Twilio accepts it; worker A dies: no outcome is committed.
+    [claimed] = await claim_batch(db, worker_id="worker-a", limit=10, now=t0)
+    assert claimed.id == message_id
+    url = f"{URL}?outbox={message_id}"
+    assert (await post_to(status_client, validator, url, callback(first))).status_code == 204
+    later = t0 + dt.timedelta(seconds=LEASE_SECONDS + 1)
+    sender = RecordingSender()
+    report = await deliver_due(db, {"sms": sender}, worker_id="worker-b", now=later)
+    assert sender.sent == [] and report.claimed == 0
+    row = await stored(db, message_id)
+    assert (row.status, row.provider_id, row.provider_status) == ("sent", SID, first)
+    assert row.sent_at is not None
+    assert (await post(status_client, validator, callback("delivered"))).status_code == 204
+    assert (await stored(db, message_id)).status == "delivered"
+
+
+async def test_a_send_whose_response_was_lost_is_not_retried_once_twilio_calls_back(
+    status_client, validator, db
+):
+    """Twilio accepted the message but its answer never reached the worker (a timeout), so
+    the message went back to `pending` for a retry. The callback proves it was sent."""
+    async with db.transaction() as session:
+        queued = await enqueue(session, channel="sms", to="+923001234567", body="a", kind="x")
+        assert queued is not None
+        message_id = queued.id
+    t0 = dt.datetime.now(dt.UTC)
+    timed_out = RecordingSender()
+    timed_out.script.append(RetryableSendError("twilio unreachable: TimeoutError"))
+    report = await deliver_due(db, {"sms": timed_out}, worker_id="worker-a", now=t0)
+    assert report.retried == 1 and (await stored(db, message_id)).status == "pending"
+    url = f"{URL}?outbox={message_id}"
+    assert (await post_to(status_client, validator, url, callback("sent"))).status_code == 204
+    sender = RecordingSender()
+    report = await deliver_due(
+        db, {"sms": sender}, worker_id="worker-a", now=t0 + dt.timedelta(hours=2)
+    )
+    assert sender.sent == [] and report.claimed == 0
+    assert (await stored(db, message_id)).status == "sent"
 
 
 async def test_altered_outbox_id_is_403(status_client, validator, db, sending):
