@@ -101,7 +101,7 @@ from api.ratelimit import Decision
 from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, ConversationStore, Step
-from bot.i18n import detect_language
+from bot.i18n import detect_language, keep_guess
 from bot.segments import measure
 
 if TYPE_CHECKING:
@@ -303,6 +303,7 @@ def expected_language(
     conversation: Conversation, detected: str | None, default_language: str
 ) -> str:
     """The language bot.dialogue.engine.handle would answer in (same precedence)."""
+    detected = keep_guess(detected, conversation.guessed_language)
     return conversation.language or detected or conversation.guessed_language or default_language
 
 

@@ -9,16 +9,22 @@ from pathlib import Path
 
 from babel.support import NullTranslations, Translations
 
-from bot.dialogue.keywords import is_roman_urdu
+from bot.dialogue.keywords import fold, is_roman_urdu, keyword_language
 from bot.formatting import LANGUAGES as LANGUAGES  # the one list, read from here too
 
-#: What people type after LANG (and the language menu's numbers), to a language.
+#: What people type after LANG (and the language menu's numbers), to a language: the codes,
+#: and each language's name as every language's menu writes it (`SD سندهي` in Pashto's,
+#: `SD سنڌي` in Sindhi's). Looked up folded as keywords are (`fold`), so `پنجابي`, `سندهی` and
+#: `اُردو` are found too.
 LANGUAGE_CODES: dict[str, str] = {
     "en": "en",
     "english": "en",
     "eng": "en",
     "angrezi": "en",
     "انگریزی": "en",
+    "انگلش": "en",
+    "انګرېزي": "en",  # ps
+    "انګلیسي": "en",  # ps
     "1": "en",
     "ur": "ur",
     "urdu": "ur",
@@ -27,17 +33,22 @@ LANGUAGE_CODES: dict[str, str] = {
     "ru": "ur_Latn",
     "roman": "ur_Latn",
     "romanurdu": "ur_Latn",
+    "رومن": "ur_Latn",
+    "رومناردو": "ur_Latn",
     "3": "ur_Latn",
     "sd": "sd",
     "sindhi": "sd",
     "سنڌي": "sd",
     "سندھی": "sd",
+    "سندی": "sd",  # as typed without Sindhi's ڌ
     "4": "sd",
     "ps": "ps",
     "pashto": "ps",
     "pushto": "ps",
+    "pakhto": "ps",
     "پښتو": "ps",
     "پشتو": "ps",
+    "پختو": "ps",
     "5": "ps",
     "pa": "pa_Arab",
     "punjabi": "pa_Arab",
@@ -45,6 +56,7 @@ LANGUAGE_CODES: dict[str, str] = {
     "پنجابی": "pa_Arab",
     "6": "pa_Arab",
 }
+_BY_NAME: dict[str, str] = {re.sub(r"[\s_\-]+", "", fold(k)): v for k, v in LANGUAGE_CODES.items()}
 
 #: The code printed for each language in menus (`LANG RU`).
 LANGUAGE_KEYWORD: dict[str, str] = {
@@ -56,22 +68,31 @@ LANGUAGE_KEYWORD: dict[str, str] = {
     "pa_Arab": "PA",
 }
 
-# Letters only Sindhi or only Pashto use; Shahmukhi Punjabi shares Urdu's letters, so Arabic
-# script without them reads as Urdu (SPEC §2).
-_SINDHI_LETTERS = frozenset("ڪٻڀٺٽٿڄڃڇڊڌڏڍڙڦڱڻ")
-_PASHTO_LETTERS = frozenset("ټډړږښځڅڼۍې")
+# Letters only Sindhi or only Pashto use (with Sindhi's sign for ۾ "in"); Shahmukhi Punjabi
+# shares Urdu's letters, so Arabic script without them reads as Urdu (SPEC §2), unless it
+# starts with a keyword only Sindhi or only Pashto writes (`ادائگي`, `مرسته`).
+_SINDHI_LETTERS = frozenset("ڪٻڀٺٽٿڄڃڇڊڌڏڍڙڦڱڳڻ۾")
+_PASHTO_LETTERS = frozenset("ټډړږښځڅڼۍېګ")
+#: Everyday words only Sindhi or only Pashto writes, in letters Urdu has too ("مون کي مدد
+#: گهرجي", "زه مرسته غواړم"): one of them anywhere makes the message theirs. Compared folded.
+_WORDS = {
+    "sd": ("آهي", "آهن", "ناهي", "مون", "منهنجو", "منهنجي", "منهنجا", "توهان", "گهرجي"),
+    "ps": ("زه", "زما", "تاسو", "نشته", "مننه"),
+}
+_LANGUAGE_OF_WORD = {fold(word): lang for lang, words in _WORDS.items() for word in words}
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
 
 def language_from_code(code: str) -> str | None:
     """The language for what someone typed after LANG (`UR`, `roman urdu`, `3`), or None."""
-    key = re.sub(r"[\s_\-]+", "", code.casefold())
-    return LANGUAGE_CODES.get(key)
+    key = re.sub(r"[\s_\-]+", "", fold(code.strip()))
+    return _BY_NAME.get(key)
 
 
 def detect_language(text: str) -> str | None:
-    """Guess the language from the letters of `text`; None when it has no letters."""
+    """Guess the language from the letters of `text` (and a Sindhi or Pashto keyword it starts
+    with); None when it has no letters."""
     arabic = latin = 0
     for char in text:
         if not char.isalpha():
@@ -89,7 +110,10 @@ def detect_language(text: str) -> str | None:
             return "sd"
         if letters & _PASHTO_LETTERS:
             return "ps"
-        return "ur"
+        for word in text.split():
+            if (lang := _LANGUAGE_OF_WORD.get(fold(word))) is not None:
+                return lang
+        return keyword_language(text) or "ur"
     return "ur_Latn" if is_roman_urdu(text) else "en"
 
 
@@ -103,3 +127,18 @@ def translations(language: str, locales_dir: Path = LOCALES_DIR) -> NullTranslat
         return NullTranslations()
     with mo.open("rb") as fp:
         return Translations(fp, domain="messages")
+
+
+def guess_language(text: str, previous: str | None) -> str | None:
+    """The language to answer `text` in until the person chooses one, `previous` the guess so
+    far; None when `text` has no letters. See `keep_guess`."""
+    return keep_guess(detect_language(text), previous)
+
+
+def keep_guess(detected: str | None, previous: str | None) -> str | None:
+    """The guess after a message `detect_language` read as `detected`: its own, except that
+    Arabic script with nothing Sindhi or Pashto about it (`مدد`, `شکایت`, a button's `حالت`)
+    keeps an earlier guess of Sindhi or Pashto rather than turn it to Urdu."""
+    if detected == "ur" and previous in ("sd", "ps"):
+        return previous
+    return detected

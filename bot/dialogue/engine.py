@@ -37,7 +37,7 @@ from bot.dialogue.flows import (
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, Step
 from bot.dialogue.turn import Handler, Policy, Turn
-from bot.i18n import detect_language
+from bot.i18n import guess_language
 from bot.ports import Services
 
 INTENTS: dict[Intent, Handler] = {
@@ -110,7 +110,7 @@ async def handle(
         if 0 <= index < len(conversation.options):
             command = keywords.parse(conversation.options[index])
 
-    detected = detect_language(text)
+    detected = guess_language(text, conversation.guessed_language)
     if detected is not None:
         conversation.guessed_language = detected
     turn = Turn(

@@ -26,6 +26,9 @@ class Intent(enum.StrEnum):
 
 
 #: Keyword → intent. English, Roman Urdu, Urdu, Sindhi, Pashto and Punjabi (Shahmukhi) aliases.
+#: Each language's help text names the keywords in its own words (`PAY: ادائگي`), so each of
+#: those words is one. Looked up folded (`_key`): diacritics, tatweel, case and Arabic-keyboard
+#: letters do not matter.
 KEYWORDS: dict[Intent, tuple[str, ...]] = {
     Intent.HELP: (
         "help",
@@ -35,11 +38,10 @@ KEYWORDS: dict[Intent, tuple[str, ...]] = {
         "info",
         "مدد",
         "مینو",
-        "ہیلپ",  # ur / pa
-        "مدد",
+        "ہیلپ",  # ur / pa / sd
         "مينيو",  # sd
         "مرسته",
-        "مینو",  # ps
+        "کومک",  # ps
     ),
     Intent.PAY: (
         "pay",
@@ -53,10 +55,11 @@ KEYWORDS: dict[Intent, tuple[str, ...]] = {
         "رقم",
         "پیسے",  # ur / pa
         "ادائگي",
-        "پيسا",
-        "رقم",  # sd
+        "پئسا",
+        "پيسا",  # sd
         "پیسې",
-        "تادیه",  # ps
+        "تادیه",
+        "روپۍ",  # ps
     ),
     Intent.COMPLAINT: (
         "complaint",
@@ -67,7 +70,8 @@ KEYWORDS: dict[Intent, tuple[str, ...]] = {
         "شکایت",  # ur / ps / pa
         "شڪايت",
         "دانهن",  # sd
-        "شکايت",  # ps (Arabic yeh)
+        "ګیله",
+        "گیله",  # ps (the second as typed without Pashto's gaf)
     ),
     Intent.TRACK: (
         "track",
@@ -75,11 +79,12 @@ KEYWORDS: dict[Intent, tuple[str, ...]] = {
         "halat",
         "haalat",
         "ٹریک",
-        "حالت",  # ur / pa
-        "ٽريڪ",
-        "حالت",  # sd
         "حالت",
-        "تعقیب",  # ps
+        "صورتحال",  # ur (its help text's word)
+        "حال",  # pa (its help text's word)
+        "ٽريڪ",  # sd
+        "تعقیب",
+        "څارنه",  # ps
     ),
     Intent.LANGUAGE: (
         "lang",
@@ -88,13 +93,39 @@ KEYWORDS: dict[Intent, tuple[str, ...]] = {
         "zuban",
         "zubaan",
         "zabaan",
-        "زبان",  # ur / pa
+        "زبان",  # ur
         "ٻولي",  # sd
         "ژبه",  # ps
         "بولی",  # pa
     ),
-    Intent.STOP: ("stop", "unsubscribe", "band", "بند", "بس"),
-    Intent.START: ("start", "shuru", "subscribe", "شروع", "پیل", "شروع"),
+    Intent.STOP: (
+        "stop",
+        "unsubscribe",
+        "band",
+        "بند",
+        "بس",
+        "روڪيو",  # sd
+        "ودروه",  # ps
+    ),
+    Intent.START: ("start", "shuru", "subscribe", "شروع", "پیل"),
+}
+
+#: Keywords only Sindhi or only Pashto write, whose letters are Urdu's too: the language a
+#: message that has no letter of its own is guessed to be (`bot.i18n.detect_language`). Words
+#: Urdu also writes (`مدد`, `شکایت`, `حالت`) are not here: those stay Urdu (SPEC §2).
+KEYWORD_LANGUAGES: dict[str, str] = {
+    "مينيو": "sd",  # Sindhi's help text spells menu so; Urdu's writes مینو
+    "ادائگي": "sd",
+    "پئسا": "sd",
+    "دانهن": "sd",
+    "مرسته": "ps",
+    "کومک": "ps",
+    "تادیه": "ps",
+    "گیله": "ps",
+    "تعقیب": "ps",
+    "ودروه": "ps",
+    "ژبه": "ps",
+    "پیل": "ps",
 }
 
 #: Words that mark a Latin-script message as Roman Urdu rather than English.
@@ -160,24 +191,34 @@ ROMAN_URDU_WORDS = frozenset(
 )
 
 #: Letters an Arabic keyboard types for Urdu's own: yeh and alef maksura for farsi yeh, kaf for
-#: keheh, heh and teh marbuta for heh goal and its teh marbuta. Folded on both sides of a keyword
-#: match only: Sindhi writes ي and Pashto tells ي from ی, so the text itself (a complaint's
-#: words) keeps the letters the person typed.
-_ARABIC_KEYBOARD = str.maketrans("يىكهة", "ییکہۃ")
+#: keheh, heh, ae and do-chashmi heh for heh goal, teh marbuta for its teh marbuta (`سندهي`,
+#: `پنجابي` as Pashto and Sindhi write them, `سندھی` as Urdu does). Folded on both sides of a
+#: keyword match only: Sindhi writes ي and Pashto tells ي from ی, so the text itself (a
+#: complaint's words) keeps the letters the person typed.
+_ARABIC_KEYBOARD = str.maketrans("يىكهةەھ", "ییکہۃہہ")
+#: Vowel marks (zabar, zer, pesh, tanween, shadda, jazm, khari zabar, ...) and the tatweel that
+#: stretches a word: `مَدَد`, `شِکایت` and `مـدد` are `مدد` and `شکایت`.
+_MARKS = re.compile(
+    "[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed\u0640]"
+)
 #: What surrounds a word but is no letter or digit, in any script: `HELP؟`, `مدد۔`, `شکایت،`.
 _AROUND_WORD = re.compile(r"^\W+|\W+$")
 _NO_WORD = re.compile(r"\W*")
 
 
-def _key(word: str) -> str:
-    """A word as the keyword table is looked up by: case and Arabic-keyboard letters folded,
-    the punctuation around it stripped."""
-    return _AROUND_WORD.sub("", word.casefold().translate(_ARABIC_KEYBOARD))
+def fold(word: str) -> str:
+    """A word as the keyword and language-name tables are looked up by: case, vowel marks and
+    Arabic-keyboard letters folded, the punctuation around it stripped."""
+    return _AROUND_WORD.sub("", _MARKS.sub("", word.casefold()).translate(_ARABIC_KEYBOARD))
+
+
+_key = fold
 
 
 _BY_WORD: dict[str, Intent] = {
     _key(word): intent for intent, words in KEYWORDS.items() for word in words
 }
+_LANGUAGE_BY_WORD: dict[str, str] = {_key(word): lang for word, lang in KEYWORD_LANGUAGES.items()}
 _WORD = re.compile(r"\S+")
 _DIGITS_ONLY = re.compile(r"[0-9\s\-.]+", re.ASCII)
 
@@ -227,3 +268,9 @@ def is_roman_urdu(text: str) -> bool:
     """True when a Latin-script message uses Roman Urdu words."""
     words = {_key(w) for w in _WORD.findall(text)}
     return bool(words & ROMAN_URDU_WORDS)
+
+
+def keyword_language(text: str) -> str | None:
+    """The language of a Sindhi-only or Pashto-only keyword `text` starts with, if it does."""
+    first = text.split(maxsplit=1)
+    return _LANGUAGE_BY_WORD.get(_key(first[0])) if first else None

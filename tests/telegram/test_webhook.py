@@ -137,6 +137,8 @@ async def test_language_by_inline_button(tg_client, fake_api, registry):
         pytest.param("en", "مدد", "ur", id="english-app-urdu-menu"),
         pytest.param("ur", "HELP", "en", id="urdu-app-english-menu"),
         pytest.param(None, "HELP", "en", id="no-app-language-english-menu"),
+        pytest.param("ur", "مينيو", "sd", id="urdu-app-sindhi-menu"),
+        pytest.param("ur", "مرسته", "ps", id="urdu-app-pashto-menu"),
     ],
 )
 @pytest.mark.parametrize("button", ["menu:payments", "menu:track", "menu:complaint"])
