@@ -14,7 +14,7 @@ from api.conversations import people
 from api.db import utc
 from api.grievances.schemas import Action
 from api.grievances.service import Notify
-from api.outbox.service import enqueue
+from api.outbox.service import FILED_FOR_THEM, enqueue
 from api.registry import repository as registry_repository
 from api.registry.models import Contact, Grievance, GrievanceEvent
 from api.runtime import Runtime
@@ -34,13 +34,21 @@ def owner_notifier(runtime: Runtime, session: AsyncSession) -> Notify:
         filed_for_them = event.action == Action.FILED and grievance.filed_by is not None
         if event.action not in _ANNOUNCED and not filed_for_them:
             return  # a person filing for themself already has the reply with the ticket id
-        await _announce(runtime, session, grievance, event)
+        # The ticket id of a complaint an agent filed at her request answers that request, as
+        # the reply to her own COMPLAINT would: it goes even after STOP, which ends updates.
+        kind = FILED_FOR_THEM if filed_for_them else "grievance_update"
+        await _announce(runtime, session, grievance, event, kind=kind)
 
     return notify
 
 
 async def _announce(
-    runtime: Runtime, session: AsyncSession, grievance: Grievance, event: GrievanceEvent
+    runtime: Runtime,
+    session: AsyncSession,
+    grievance: Grievance,
+    event: GrievanceEvent,
+    *,
+    kind: str,
 ) -> None:
     contact = await session.get(Contact, grievance.contact_id) if grievance.contact_id else None
     channel, to = (contact.channel, contact.address) if contact else ("", "")
@@ -85,7 +93,7 @@ async def _announce(
         channel=channel,
         to=to,
         body=body,
-        kind="grievance_update",
+        kind=kind,
         language=language,
         priority=5,
         dedup_key=f"grievance-event:{event.id}",

@@ -84,8 +84,11 @@ STATUS_CALLBACKS = Counter(
     ["status"],
 )
 
-#: STOP turns notifications off, not answers: codes and replies to the person's own messages go.
-ALWAYS_SENT = frozenset({"otp", "reply"})
+#: The ticket id of a complaint an agent filed at the caller's request (api/grievances/notify.py).
+FILED_FOR_THEM = "grievance_filed"
+#: STOP turns notifications off, not answers: codes, replies to the person's own messages and
+#: the ticket id of a complaint she asked an agent to file go.
+ALWAYS_SENT = frozenset({"otp", "reply", FILED_FOR_THEM})
 
 
 #: The outbox table, for Core statements on the hot path.
