@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from api.cli_support import err, settings_or_exit
+from api.cli_support import err, settings_or_exit, unreachable_service
 from api.settings import get_settings
 
 app = typer.Typer(
@@ -181,4 +182,13 @@ _mount_i18n()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # A database or Redis that is down or refuses us is the operator's to fix: say which and
+        # why in one line, not in a traceback.
+        outage = unreachable_service(exc)
+        if outage is None:
+            raise
+        err.print(f"[red]{escape(outage)}[/red]", soft_wrap=True)
+        sys.exit(1)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import traceback
+
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -32,3 +36,88 @@ def refusal(exc: ValueError) -> str:
         (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"]
         for e in exc.errors(include_url=False, include_input=False)
     )
+
+
+#: Where a failure to reach a service comes from, by the modules its traceback passes through.
+_DATABASE_MODULES = ("/asyncpg/", "/aiosqlite/", "/sqlalchemy/", "/alembic/", "/api/db.py")
+_REDIS_MODULES = ("/redis/",)
+
+
+def unreachable_service(exc: BaseException) -> str | None:
+    """A one-line account of a database or Redis that is down, missing or refusing us (what the
+    operator can fix), or None for any other failure (a fault of Rabta's, worth its traceback).
+
+    URLs are shown without their passwords."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return _outage("Redis", "REDIS_URL", _first_line(exc))
+    if isinstance(exc, OperationalError | DBAPIError) and _is_connection_error(exc):
+        return _outage("the database", "DATABASE_URL", _first_line(exc.orig or exc))
+    if isinstance(exc, OSError):
+        modules = " ".join(frame.filename for frame in traceback.extract_tb(exc.__traceback__))
+        if any(name in modules for name in _REDIS_MODULES):
+            return _outage("Redis", "REDIS_URL", _first_line(exc))
+        if any(name in modules for name in _DATABASE_MODULES):
+            return _outage("the database", "DATABASE_URL", _first_line(exc))
+    return None
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """A driver error about reaching the database (down, missing, refusing the role or
+    password, shutting down, a connection lost), not about a statement, which is a fault of
+    Rabta's."""
+    import sqlite3
+
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    refusals = (
+        OSError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InvalidCatalogNameError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+        asyncpg.OperatorInterventionError,
+        asyncpg.TooManyConnectionsError,
+    )
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, refusals):
+            return True
+        if isinstance(cause, sqlite3.OperationalError) and "unable to open" in str(cause):
+            return True
+        cause = getattr(cause, "orig", None) or cause.__cause__
+    return False
+
+
+def _outage(service: str, variable: str, detail: str) -> str:
+    try:
+        settings = get_settings()
+        url = settings.database_url if variable == "DATABASE_URL" else settings.redis_url
+    except ValueError:
+        url = os.environ.get(variable)
+    where = f"{variable}={_without_password(url)}" if url else f"{variable} is not set"
+    return f"Cannot use {service} ({where}): {detail}"
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a URL)"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    # asyncpg's errors come through SQLAlchemy as "<class 'asyncpg....Error'>: message".
+    text = re.sub(r"^<class '[\w.]+'>: ", "", text)
+    return text.splitlines()[0] if text else type(exc).__name__

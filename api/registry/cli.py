@@ -82,8 +82,14 @@ def _advance(bar: Progress, task: TaskID, rows: int) -> None:
     bar.advance(task, rows)
 
 
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Migrate, open the database, do `work`, close; known failures exit 1 without a trace."""
+def _run(
+    work: Callable[[Database], Awaitable[T]],
+    interrupted: str = "nothing was written; the registry is as it was.",
+) -> T:
+    """Migrate, open the database, do `work`, close; known failures exit 1 without a trace.
+
+    Every registry command writes in one transaction, so Ctrl-C rolls it back; `interrupted`
+    tells the operator what that leaves behind."""
 
     settings = settings_or_exit()
 
@@ -97,6 +103,9 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     except (RegistryImportError, RegistryNotEmpty) as exc:
         err.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print(f"[red]Interrupted:[/red] {escape(interrupted)}", soft_wrap=True)
+        raise typer.Exit(130) from None
 
 
 def _summary(title: str, rows: dict[str, int], seconds: float) -> None:
@@ -211,7 +220,7 @@ def export_command(
                 bar.update(task, total=report.rows.get(name, 0), completed=report.rows[name])
         _summary(f"Exported to {directory}", report.rows, report.seconds)
 
-    _run(work)
+    _run(work, interrupted=f"the files in {directory} are incomplete; export again.")
 
 
 @registry_app.command(

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from api.db import Database
+from api.registry import cli as registry_cli
 from api.registry import importer
 from api.registry.cli import registry_app
 from api.registry.importer import RegistryImportError, export_registry, import_registry
@@ -598,6 +600,30 @@ async def test_cli_warns_of_a_programme_the_programmes_file_does_not_name(
     ) in " ".join(result.stderr.split())
     assert "taleemi_wazaif" not in result.stderr
     assert await scalar(db, "SELECT count(*) FROM payments WHERE programme = 'kafalat'") == 1
+
+
+async def test_an_interrupted_import_writes_nothing_says_so_and_can_be_run_again(
+    db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_extract(tmp_path, base_extract())
+
+    def stop_at_the_last_write(step: str, _rows: int) -> None:
+        if step == importer.write_step("payments.csv"):
+            raise KeyboardInterrupt  # Ctrl-C
+
+    async def work(database: Database) -> None:
+        await import_registry(database, tmp_path, progress=stop_at_the_last_write)
+
+    with pytest.raises(typer.Exit) as stopped:
+        await asyncio.to_thread(registry_cli._run, work)
+    assert stopped.value.exit_code == 130
+    assert "Interrupted: nothing was written; the registry is as it was." in " ".join(
+        capsys.readouterr().err.split()
+    )
+    assert await scalar(db, "SELECT count(*) FROM households") == 0
+    report = await import_registry(db, tmp_path)
+    assert report.rows["persons.csv"] == 3
+    assert await scalar(db, "SELECT count(*) FROM payments") == 2
 
 
 # -- export and round trip -----------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""The `rabta` command when what it needs is not there: one line saying what, never a traceback
+(a traceback stays for Rabta's own faults)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from api.cli_support import unreachable_service
+from api.db import Database
+
+RABTA = Path(sys.executable).parent / "rabta"
+
+
+def _rabta(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")
+    } | env
+    return subprocess.run(
+        [str(RABTA), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("db", "upgrade"),
+        ("registry", "import", "."),
+        ("registry", "remove", "3520212345671"),
+        ("registry", "seed", "--households", "5"),
+    ],
+    ids=" ".join,
+)
+def test_a_database_that_is_down_is_named_in_one_line(command: tuple[str, ...]) -> None:
+    result = _rabta(*command, DATABASE_URL="postgresql+asyncpg://rabta:hunter2@127.0.0.1:1/rabta")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert (
+        "Cannot use the database (DATABASE_URL=postgresql+asyncpg://rabta:***@127.0.0.1:1/rabta): "
+        "[Errno 111]"
+    ) in " ".join(result.stderr.split())
+
+
+def test_an_embedded_database_that_cannot_be_created_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    url = f"sqlite+aiosqlite:///{blocker}/rabta.db"
+    result = _rabta("registry", "remove", "3520212345671", DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"Cannot use the database (DATABASE_URL={url}):" in " ".join(result.stderr.split())
+
+
+async def test_a_fault_of_rabtas_own_keeps_its_traceback(db: Database) -> None:
+    with pytest.raises(Exception) as caught:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("SELECT no_such_column FROM households"))
+    assert unreachable_service(caught.value) is None
+    assert unreachable_service(ValueError("a bug")) is None
+    assert unreachable_service(FileNotFoundError("an export folder")) is None
+
+
+def test_a_missing_database_is_named(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        # The embedded database is created on first use; there is no "missing" one.
+        url = "postgresql+asyncpg://postgres@127.0.0.1:1/rabta_missing"
+        expected = "[Errno 111]"
+    else:
+        url = database_url.rsplit("/", 1)[0] + "/rabta_no_such_database"
+        expected = 'database "rabta_no_such_database" does not exist'
+    result = _rabta("db", "upgrade", DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr
