@@ -49,7 +49,8 @@ COMMANDS: dict[str, Intent] = {
 
 # A command carries no words to guess the language from, so it is spelled as the keyword in
 # the language of the person's Telegram app: /start from an Urdu phone reads as مدد and is
-# answered in Urdu until they choose a language. Arabic-script languages share Urdu's keywords.
+# answered in Urdu until they choose a language. Sindhi and Pashto spell it with a keyword only
+# they write (`_keyword_read_as`); Punjabi shares Urdu's keywords.
 _KEYWORD_IN: dict[Intent, dict[str, str]] = {
     Intent.HELP: {"en": "HELP", "ur": "مدد", "ur_Latn": "MADAD"},
     Intent.LANGUAGE: {"en": "LANG", "ur": "زبان", "ur_Latn": "ZABAN"},
@@ -60,10 +61,12 @@ _KEYWORD_IN: dict[Intent, dict[str, str]] = {
 }
 
 _ARABIC_SCRIPT = frozenset({"ur", "sd", "ps", "pa", "pa_Arab", "skr", "bal"})
+#: Languages whose own keywords the dialogue tells from Urdu's.
+_OWN_KEYWORDS = frozenset({"sd", "ps"})
 
 
 def keyword_script(language_code: str | None, default_language: str) -> str:
-    """`en`, `ur` or `ur_Latn`: the script a command's keyword is spelled in for this person.
+    """`en`, `ur`, `ur_Latn`, `sd` or `ps`: how a command's keyword is spelled for this person.
 
     `language_code` is the IETF tag of the person's Telegram app (`ur`, `en-GB`, or none).
     """
@@ -71,20 +74,28 @@ def keyword_script(language_code: str | None, default_language: str) -> str:
     if primary == "en":
         return "en"
     if primary in _ARABIC_SCRIPT:
-        return "ur"
+        return language_script(primary)
     return language_script(default_language)
 
 
 def language_script(language: str) -> str:
-    """`en`, `ur` or `ur_Latn`: the script of `language`'s keywords (Arabic script: Urdu's)."""
-    return language if language in ("en", "ur_Latn") else "ur"
+    """How `language`'s keywords are spelled: its own for English, Roman Urdu, Sindhi and
+    Pashto, Urdu's for the other Arabic-script languages."""
+    return language if language in ("en", "ur_Latn", *_OWN_KEYWORDS) else "ur"
 
 
 def intent_text(intent: Intent, argument: str = "", *, script: str = "en") -> str:
     """The message the dialogue would get had the person typed the keyword for `intent`."""
-    spellings = _KEYWORD_IN.get(intent, {})
-    keyword = spellings.get(script) or spellings.get("en") or intent.value.upper()
+    if script in _OWN_KEYWORDS:
+        keyword = _keyword_read_as(intent, script)
+    else:
+        keyword = _usual_keyword(intent, script)
     return f"{keyword} {argument}".strip()
+
+
+def _usual_keyword(intent: Intent, script: str) -> str:
+    spellings = _KEYWORD_IN.get(intent, {})
+    return spellings.get(script) or spellings.get("en") or intent.value.upper()
 
 
 def command_text(command: str, argument: str, *, script: str) -> str | None:
@@ -135,7 +146,7 @@ def _keyword_read_as(intent: Intent, language: str) -> str:
     """The keyword for `intent` whose letters the dialogue reads as `language`: its usual
     spelling in that language's script, else the first alias of the keyword table that is
     (a Sindhi spelling for `sd`); the usual spelling when none is."""
-    usual = intent_text(intent, script=language_script(language))
+    usual = _usual_keyword(intent, "ur" if language in _OWN_KEYWORDS else language_script(language))
     spellings = (usual, *KEYWORDS.get(intent, ()))
     return next((s for s in spellings if detect_language(s) == language), usual)
 

@@ -41,11 +41,14 @@ def test_registered_and_composes_paragraphs_without_options():
         ("en", "ur", "en"),
         ("en-GB", "ur", "en"),
         ("pa", "en", "ur"),
-        ("ps", "en", "ur"),
+        ("ps", "en", "ps"),
+        ("sd", "ur", "sd"),
+        ("ps-AF", "ur", "ps"),
         (None, "ur", "ur"),
         (None, "en", "en"),
         ("de", "ur_Latn", "ur_Latn"),
-        ("de", "sd", "ur"),
+        ("de", "sd", "sd"),
+        ("de", "pa_Arab", "ur"),
     ],
 )
 def test_keyword_script(language_code, default, script):
@@ -65,7 +68,7 @@ def test_keyword_script(language_code, default, script):
         ("stop", "", Intent.STOP, ""),
     ],
 )
-@pytest.mark.parametrize("script", ["en", "ur", "ur_Latn"])
+@pytest.mark.parametrize("script", ["en", "ur", "ur_Latn", "sd", "ps"])
 def test_commands_become_keywords_in_the_persons_script(
     command, argument, intent, argument_out, script
 ):

@@ -221,7 +221,7 @@ async def test_chat_drives_the_real_webhook(settings, db, redis, registry):
     assert "buttons: [1] My payment · [2] File a complaint" in transcript
     assert "keyboard: [Share my phone number] (shares your number: /share)" in transcript
     assert "your number is saved" in transcript
-    assert "[2] 35202-*******-2" in transcript
+    assert "[2] 35202-***4567-2" in transcript
     assert "Kafaalat 2026-Q4: Rs 13,500" in transcript
     assert "someone else's number" in transcript
     assert ELIGIBLE_WIFE not in transcript

@@ -155,6 +155,18 @@ async def test_menu_buttons_keep_the_menus_language(
     assert detect_language(await chat.send("")) == language  # and the conversation goes on in it
 
 
+@pytest.mark.parametrize("app_language", ["sd", "ps"])
+async def test_commands_from_a_sindhi_or_pashto_app_are_answered_in_its_language(
+    tg_client, fake_api, registry, app_language
+):
+    user = ChatUser(SHAZIA, first_name="Shazia", language_code=app_language)
+    chat = TelegramChat(tg_client, fake_api, user)
+    assert detect_language(await chat.send("/start")) == app_language
+    assert main_menu(chat.last_markup())
+    assert detect_language(await chat.press("menu:track")) == app_language
+    assert detect_language(await chat.send("/stop")) == app_language
+
+
 async def test_lang_command_with_a_code(tg_client, fake_api, registry):
     chat = TelegramChat(tg_client, fake_api)
     assert "Language set to English" in await chat.send("/lang en")
