@@ -42,3 +42,15 @@ async def sync_language(session: Executor, *, phone: str, language: str) -> int:
         .execution_options(synchronize_session="fetch")
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def sync_opt_out(session: Executor, *, phone: str, opted_out: bool) -> int:
+    """STOP or START for every contact with this proven phone: "no more updates" (or "updates
+    are on again") holds on all the channels of that number; how many changed."""
+    result = await session.execute(
+        update(Contact)
+        .where(Contact.phone == phone, Contact.opted_out.is_not(opted_out))
+        .values(opted_out=opted_out)
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -206,6 +206,7 @@ async def _converse(
         outcome.replies, language=outcome.language, channel=inbound.channel
     )
     chose_language = conversation.language != contact.language
+    stopped_or_started = conversation.opted_out != contact.opted_out
     contact.language = conversation.language
     contact.opted_out = conversation.opted_out
     if conversation.phone and inbound.phone is None:
@@ -213,6 +214,9 @@ async def _converse(
     if chose_language and contact.language and contact.phone:
         # ... and a language chosen here follows the person to their other channels.
         await people.sync_language(session, phone=contact.phone, language=contact.language)
+    if stopped_or_started and contact.phone:
+        # So do STOP and START: the reply says "no more updates", not "no more SMS".
+        await people.sync_opt_out(session, phone=contact.phone, opted_out=contact.opted_out)
     if conversation.verified_cnic and conversation.verified_until:
         contact.verified_cnic = conversation.verified_cnic
         contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)

@@ -125,3 +125,25 @@ async def test_console_says_a_note_is_not_sent_after_stop_on_whatsapp(client, ap
     before, after = notes
     assert (before.queued, before.channel, before.opted_out) == (True, "sms", False)
     assert (after.queued, after.channel, after.opted_out) == (True, "sms", True)
+
+
+async def test_stop_by_sms_holds_back_updates_on_whatsapp_of_that_phone(client, app, registry, db):
+    """The STOP reply says "no more updates", not "no more SMS": a complaint filed on WhatsApp
+    from the same phone gets none either, until START on either channel."""
+    whatsapp = Chat(client, ELIGIBLE_PHONE, channel="whatsapp")
+    ticket = await file_as_wife(whatsapp)
+    sms = Chat(client, ELIGIBLE_PHONE)
+    assert "no more updates" in await sms.send("STOP")
+    async with db.sessions() as session:
+        opted = dict((await session.execute(select(Contact.channel, Contact.opted_out))).all())
+    assert opted == {"sms": True, "whatsapp": True}
+    message = await resolve(app, db, ticket)
+    assert message.channel == "whatsapp"
+    sender = RecordingSender()
+    channels = {"sms": sender, "whatsapp": sender, "telegram": sender}
+    report = await deliver_due(app.state.runtime.db, channels, worker_id="w1")
+    assert sender.sent == [] and report.suppressed == 1
+    assert "Updates are on again" in await whatsapp.send("START")
+    async with db.sessions() as session:
+        opted = dict((await session.execute(select(Contact.channel, Contact.opted_out))).all())
+    assert opted == {"sms": False, "whatsapp": False}
