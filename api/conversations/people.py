@@ -7,6 +7,7 @@ so a language chosen on one of them is theirs everywhere:
 
     SMS +92300… ──LANG UR──► ur ─── sync_language ──► WhatsApp +92300…: ur, Telegram 50123…: ur
     Telegram 50123… (no language) ── shares own card +92300… ── language_for_phone ──► ur
+    SMS +92300… ──STOP──► opted out ─── sync_opt_out ──► WhatsApp +92300…: opted out too
 
 The verified link needs nothing more: once the Telegram contact holds the phone, the registry
 lookups by phone (PAY from a registered mobile) apply to it as they do to SMS.
