@@ -71,6 +71,9 @@ class RabtaServices:
         self._channel = channel
         self._sender = sender
         self._contact_id = contact_id
+        #: The CNICs registered to each phone asked about in this message: a flow may ask twice
+        #: (may this phone see the CNIC? then, how is it named?).
+        self._phones: dict[str, list[str]] = {}
 
     @asynccontextmanager
     async def _registry(self) -> AsyncIterator[AsyncSession]:
@@ -129,9 +132,12 @@ class RabtaServices:
             )
 
     async def cnics_for_phone(self, phone: str) -> list[str]:
+        if (known := self._phones.get(phone)) is not None:
+            return known
         async with self._registry() as session:
             persons = await repository.list_persons_by_mobile(session, mobile=phone)
-        return [p.cnic for p in persons]
+        self._phones[phone] = cnics = [p.cnic for p in persons]
+        return cnics
 
     async def send_code(self, cnic: Cnic, *, language: str) -> CodeSent:
         # Bound to this channel and sender: asking again (a USSD session that timed out, an

@@ -55,7 +55,7 @@ from api.otp.service import CheckOutcome, OtpUnavailable
 from bot.channels.base import Option, Reply
 from bot.channels.ussd import SCREEN_GSM7, SCREEN_UCS2, fits, screen
 from bot.dialogue.flows.grievance import CATEGORIES
-from bot.dialogue.flows.who import person_choice_masks
+from bot.dialogue.flows.who import named, person_choice_masks
 from bot.dialogue.turn import Policy
 from bot.i18n import LANGUAGES
 from bot.ports import CodeStatus, Services
@@ -612,15 +612,17 @@ async def proceed(ctx: Ctx, digits: str) -> list[Reply]:
 
 async def _schedule(ctx: Ctx, digits: str) -> list[Reply]:
     result = await ctx.services.payment_schedule(digits)
+    name = await named(ctx.services, ctx.state.phone, digits)
     if result.next is None:
-        return end(ctx, "payments/none", {"cnic": result.cnic_masked})
-    return end(ctx, "ussd/schedule", {"cnic": result.cnic_masked, "next": result.next})
+        return end(ctx, "payments/none", {"cnic": name})
+    return end(ctx, "ussd/schedule", {"cnic": name, "next": result.next})
 
 
 async def _my_complaints(ctx: Ctx, digits: str) -> list[Reply]:
     grievances = await ctx.services.grievances_for_owner(digits)
     if not grievances:
-        return end(ctx, "ussd/no_complaints", {"cnic": mask_cnic(digits)})
+        name = await named(ctx.services, ctx.state.phone, digits)
+        return end(ctx, "ussd/no_complaints", {"cnic": name})
     return end(ctx, "ussd/list", {"grievances": grievances[:2], "total": len(grievances)})
 
 

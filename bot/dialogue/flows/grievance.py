@@ -190,7 +190,8 @@ async def track(turn: Turn) -> list[Reply]:
             return [Reply("grievance/ask_ticket")]
         grievances = await turn.services.grievances_for_owner(cnic.digits)
         if not grievances:
-            return [Reply("grievance/none", {"cnic": cnic.masked})]
+            name = await who.named(turn.services, turn.phone, cnic.digits)
+            return [Reply("grievance/none", {"cnic": name})]
         return [Reply("grievance/list", {"grievances": grievances[:3], "total": len(grievances)})]
     ticket = normalise_ticket_id(turn.command.argument)
     owner = await turn.services.grievance_owner(ticket) if ticket else None

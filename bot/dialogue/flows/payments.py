@@ -69,11 +69,12 @@ async def for_cnic(turn: Turn, cnic: Cnic) -> list[Reply]:
 async def schedule(turn: Turn, cnic: Cnic) -> list[Reply]:
     """The next tranche and the recent ones."""
     result = await turn.services.payment_schedule(cnic.digits)
+    name = await who.named(turn.services, turn.phone, cnic.digits)
     if result.next is None:
-        return [Reply("payments/none", {"cnic": result.cnic_masked})]
+        return [Reply("payments/none", {"cnic": name})]
     return [
         Reply(
             "payments/schedule",
-            {"cnic": result.cnic_masked, "next": result.next, "recent": list(result.recent)},
+            {"cnic": name, "next": result.next, "recent": list(result.recent)},
         )
     ]

@@ -17,6 +17,7 @@ import re
 from api.identity import Cnic
 from api.otp.service import CheckOutcome, OtpUnavailable
 from bot.channels.base import Reply
+from bot.dialogue.flows import who
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
@@ -106,7 +107,9 @@ async def _continue(
         return grievance.ask_category(turn, cnic, str(pending.get("description", "")))
     if then == "track" and pending.get("ticket"):
         return await grievance.status(turn, cnic, str(pending["ticket"]))
-    return [Reply("verify/verified", {"cnic": cnic.masked})]
+    return [
+        Reply("verify/verified", {"cnic": await who.named(turn.services, turn.phone, cnic.digits)})
+    ]
 
 
 async def contact_shared(turn: Turn) -> list[Reply]:

@@ -5,10 +5,11 @@ Shared by the flows that need a verified person (payments, grievances).
 
 from __future__ import annotations
 
-from api.identity import Cnic
+from api.identity import Cnic, mask_cnic
 from bot.channels.base import Option, Reply
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
+from bot.ports import Services
 
 
 async def known_person(turn: Turn) -> tuple[Cnic | None, list[str]]:
@@ -52,6 +53,18 @@ def person_choice_masks(cnics: list[str]) -> list[str]:
         if len(set(masks)) == len(masks):
             break
     return masks
+
+
+async def named(services: Services, phone: str | None, digits: str) -> str:
+    """How an answer about the person `digits` names them: as the "which CNIC?" menu does when
+    the phone is registered to them and to others, whose usual masks can read alike within a
+    family (SPEC §3: every answer names its CNIC so that answers can be told apart), else with
+    the usual mask."""
+    if phone:
+        cnics = await services.cnics_for_phone(phone)
+        if len(cnics) > 1 and digits in cnics:
+            return person_choice_masks(cnics)[cnics.index(digits)]
+    return mask_cnic(digits)
 
 
 def choose_person(turn: Turn, cnics: list[str], *, command: str = "") -> list[Reply]:
