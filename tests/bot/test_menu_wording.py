@@ -47,3 +47,19 @@ def test_telegram_says_how_many_complaints_are_not_shown(renderer):
 def test_the_statuses_shown_are_the_grievances_own(renderer):
     resolved = [dataclasses.replace(FIVE[0], status=Status.RESOLVED)]
     assert "resolved" in list_text(renderer, "en", resolved, 1)
+
+
+def test_the_sms_complaint_list_has_no_punctuation_of_another_script(renderer):
+    """The SMS list puts one complaint on each line: an Urdu or Punjabi reader got a Latin `;`
+    between them and a Latin `.` after the last, written by the template in every language."""
+    for language in LANGUAGES:
+        text = renderer.render_text(
+            "grievance/list", {"grievances": FIVE[:2], "total": 2}, language=language, channel="sms"
+        )
+        lines = text.splitlines()
+        assert [line.split()[0].strip("\u2066\u2069\u200e") for line in lines[1:3]] == [
+            "G-2K3M9Q",
+            "G-3K3M9Q",
+        ], (language, text)
+        if language not in ("en", "ur_Latn"):
+            assert ";" not in text and not lines[2].endswith("."), (language, text)
