@@ -41,8 +41,9 @@ def db_upgrade() -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    # Bounded here: uvicorn would bind 99999 modulo 65536 and still print 99999.
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     demo: Annotated[
         bool, typer.Option(help="Seed a synthetic registry if empty and print what to try.")
     ] = False,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from api.cli_support import unreachable_service
 from api.db import Database
@@ -83,3 +84,36 @@ def test_a_missing_database_is_named(database_url: str) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert expected in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--port", "99999"], "less than or equal to 65535"),
+        (["--port", "0"], "greater than or equal to 1"),
+        (["--workers", "0"], "greater than or equal to 1"),
+    ],
+)
+def test_serve_refuses_a_port_or_worker_count_it_cannot_use(
+    option: list[str], message: str, settings: object
+) -> None:
+    from api.cli import app
+
+    # An address that cannot be bound, so that a serve which let the value through stops
+    # (exit 1) instead of serving on.
+    result = CliRunner().invoke(app, ["serve", "--host", "999.1.1.1", *option])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_export_into_a_folder_it_cannot_make(tmp_path: Path) -> None:
+    from api.registry.cli import registry_app
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(registry_app, ["export", str(blocker / "extract")])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"Cannot write to {blocker / 'extract'}: Not a directory" in " ".join(
+        result.stderr.split()
+    )

@@ -206,6 +206,12 @@ def export_command(
     ],
 ) -> None:
     """Write the registry as CSV files in the import format."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        err.print(f"[red]Cannot write to {escape(str(directory))}:[/red] {escape(reason)}")
+        raise typer.Exit(1) from None
 
     async def work(db: Database) -> None:
         with _progress() as bar:
