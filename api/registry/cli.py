@@ -33,6 +33,7 @@ from api.registry.importer import (
     RegistryImportError,
     count_lines,
     export_registry,
+    extract_files,
     import_registry,
     read_step,
     write_step,
@@ -176,13 +177,11 @@ def import_command(
         with _progress() as bar:
             tasks: dict[str, TaskID] = {}
             totals: dict[str, int] = {}
-            for spec in FILES:
-                path = directory / spec.filename
-                if path.is_file():
-                    total = await count_lines(path)
-                    for step in (read_step(spec.filename), write_step(spec.filename)):
-                        tasks[step] = bar.add_task(step, total=total, start=False)
-                        totals[step] = total
+            for spec, path in extract_files(directory)[0]:
+                total = await count_lines(path)
+                for step in (read_step(spec.filename), write_step(spec.filename)):
+                    tasks[step] = bar.add_task(step, total=total, start=False)
+                    totals[step] = total
             report = await import_registry(
                 db,
                 directory,
@@ -193,6 +192,9 @@ def import_command(
             for step, task in tasks.items():
                 bar.update(task, completed=totals[step])
         _summary(f"Imported {directory}", report.rows, report.seconds)
+        absent = [spec.filename for spec in FILES if spec.filename not in report.rows]
+        if absent:
+            out.print(f"Not in this extract, left as they were: {', '.join(absent)}.")
         for warning in report.warnings():
             err.print(f"[yellow]Warning:[/yellow] {escape(warning)}", soft_wrap=True)
 

@@ -57,6 +57,8 @@ class ImportReport:
     seconds: float = 0.0
     #: programme → (rows, first file and line) for programmes the programmes file does not name.
     unknown_programmes: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: CSV files in the folder that are none of the extract's, left unread.
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -64,7 +66,8 @@ class ImportReport:
 
     def warnings(self) -> list[str]:
         """What was imported but deserves a look, one sentence each."""
-        return [
+        expected = ", ".join(spec.filename for spec in FILES)
+        return [f"{name} was not read: it is none of {expected}" for name in self.ignored] + [
             f"programme {programme!r} ({rows:,} row(s), first at {where}) is not in the "
             "programmes file: answers show it as "
             f"{programme.replace('_', ' ').title()!r} in every language"
@@ -413,6 +416,31 @@ def write_step(filename: str) -> str:
     return f"write {filename}"
 
 
+def extract_files(directory: Path) -> tuple[list[tuple[_FileSpec, Path]], list[str]]:
+    """The extract's files in `directory`, in load order, and the other CSV files there.
+
+    A file is found whatever the case of its name (`Persons.CSV`, as Windows tools write it);
+    two files whose names differ only in case are an error."""
+    try:
+        files = sorted(p for p in directory.iterdir() if p.is_file())
+    except OSError as exc:
+        raise RegistryImportError(str(directory), None, None, exc.strerror or str(exc)) from None
+    present: list[tuple[_FileSpec, Path]] = []
+    claimed: set[Path] = set()
+    for spec in FILES:
+        matches = [p for p in files if p.name.lower() == spec.filename]
+        if len(matches) > 1:
+            names = " and ".join(p.name for p in matches)
+            raise RegistryImportError(
+                str(directory), None, None, f"both {names} are there: keep one {spec.filename}"
+            )
+        if matches:
+            present.append((spec, matches[0]))
+            claimed.add(matches[0])
+    ignored = [p.name for p in files if p.suffix.lower() == ".csv" and p not in claimed]
+    return present, ignored
+
+
 async def import_registry(
     db: Database,
     directory: Path,
@@ -427,12 +455,12 @@ async def import_registry(
     are imported and listed in the report's warnings.
     """
     started = time.perf_counter()
-    present = [(spec, directory / spec.filename) for spec in FILES]
-    present = [(spec, path) for spec, path in present if path.is_file()]
+    present, ignored = extract_files(directory)
     if not present:
         expected = ", ".join(spec.filename for spec in FILES)
-        raise RegistryImportError(str(directory), None, None, f"none of {expected} is there")
-    report = ImportReport()
+        found = f" (found: {', '.join(ignored)})" if ignored else ""
+        raise RegistryImportError(str(directory), None, None, f"none of {expected} is there{found}")
+    report = ImportReport(ignored=ignored)
     report_progress = progress or (lambda _step, _rows: None)
     known = frozenset(programmes) if programmes is not None else None
 

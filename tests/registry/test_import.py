@@ -602,6 +602,28 @@ async def test_cli_warns_of_a_programme_the_programmes_file_does_not_name(
     assert await scalar(db, "SELECT count(*) FROM payments WHERE programme = 'kafalat'") == 1
 
 
+async def test_file_names_in_another_case_are_read_and_other_csv_files_named(
+    db: Database, tmp_path: Path
+) -> None:
+    extract = base_extract()
+    write_extract(tmp_path, {name: extract[name] for name in ("households.csv", "persons.csv")})
+    (tmp_path / "persons.csv").rename(tmp_path / "Persons.CSV")
+    (tmp_path / "households.csv").rename(tmp_path / "HOUSEHOLDS.csv")
+    (tmp_path / "payments (1).csv").write_text("payment_id\n", encoding="utf-8")
+    result = await asyncio.to_thread(_invoke, "import", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert await scalar(db, "SELECT count(*) FROM persons") == 3
+    assert "payments (1).csv was not read: it is none of households.csv" in " ".join(
+        result.stderr.split()
+    )
+    assert "Not in this extract, left as they were: enrollments.csv, payments.csv." in " ".join(
+        result.stdout.split()
+    )
+    write_csv(tmp_path / "persons.csv", HEADERS["persons.csv"], extract["persons.csv"])
+    with pytest.raises(RegistryImportError, match=r"both Persons\.CSV and persons\.csv are there"):
+        await import_registry(db, tmp_path)
+
+
 async def test_an_interrupted_import_writes_nothing_says_so_and_can_be_run_again(
     db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
