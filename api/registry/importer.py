@@ -59,6 +59,8 @@ class ImportReport:
     unknown_programmes: dict[str, tuple[int, str]] = field(default_factory=dict)
     #: CSV files in the folder that are none of the extract's, left unread.
     ignored: list[str] = field(default_factory=list)
+    #: file → columns of its header the extract does not define, left unread.
+    ignored_columns: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -67,12 +69,22 @@ class ImportReport:
     def warnings(self) -> list[str]:
         """What was imported but deserves a look, one sentence each."""
         expected = ", ".join(spec.filename for spec in FILES)
-        return [f"{name} was not read: it is none of {expected}" for name in self.ignored] + [
-            f"programme {programme!r} ({rows:,} row(s), first at {where}) is not in the "
-            "programmes file: answers show it as "
-            f"{programme.replace('_', ' ').title()!r} in every language"
-            for programme, (rows, where) in sorted(self.unknown_programmes.items())
+        files = [f"{name} was not read: it is none of {expected}" for name in self.ignored]
+        columns = [
+            f"{name}: column(s) {', '.join(repr(c) for c in extra)} not read (not in the "
+            "extract's format)"
+            for name, extra in self.ignored_columns.items()
         ]
+        return (
+            files
+            + columns
+            + [
+                f"programme {programme!r} ({rows:,} row(s), first at {where}) is not in the "
+                "programmes file: answers show it as "
+                f"{programme.replace('_', ' ').title()!r} in every language"
+                for programme, (rows, where) in sorted(self.unknown_programmes.items())
+            ]
+        )
 
 
 @dataclass
@@ -292,8 +304,11 @@ FILES: tuple[_FileSpec, ...] = (
 )
 
 
-def _read_chunks(path: Path, spec: _FileSpec) -> Iterator[list[tuple[Any, ...]]]:
-    """Validated rows (in column order, the line number last) in chunks of CHUNK_ROWS."""
+def _read_chunks(
+    path: Path, spec: _FileSpec, report: ImportReport | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Validated rows (in column order, the line number last) in chunks of CHUNK_ROWS; columns
+    the extract does not define are left unread and listed in `report.ignored_columns`."""
     name = spec.filename
     line = 1
     try:
@@ -303,6 +318,11 @@ def _read_chunks(path: Path, spec: _FileSpec) -> Iterator[list[tuple[Any, ...]]]
             if header is None:
                 raise RegistryImportError(name, 1, None, "the file is empty (no header row)")
             order = _column_order(name, header, spec.columns)
+            extra = [h.strip() for h in header if h.strip().lower() not in spec.columns]
+            # Unnamed columns are what a spreadsheet's stray trailing commas make.
+            extra = [h for h in extra if h]
+            if extra and report is not None:
+                report.ignored_columns[name] = extra
             parsers = [spec.parsers[c] for c in spec.columns]
             width = len(header)
             window = (
@@ -373,13 +393,10 @@ def _column_order(name: str, header: list[str], columns: Sequence[str]) -> list[
         )
     names = [h.strip().lower() for h in header]
     missing = [c for c in columns if c not in names]
-    unknown = [h for h in names if h not in columns]
     repeated = sorted({h for h in names if names.count(h) > 1})
     problems = []
     if missing:
         problems.append(f"missing column(s) {', '.join(missing)}")
-    if unknown:
-        problems.append(f"unknown column(s) {', '.join(repr(u) for u in unknown)}")
     if repeated:
         problems.append(f"repeated column(s) {', '.join(repeated)}")
     if problems:
@@ -389,9 +406,11 @@ def _column_order(name: str, header: list[str], columns: Sequence[str]) -> list[
     return [names.index(c) for c in columns]
 
 
-async def _chunks(path: Path, spec: _FileSpec) -> AsyncIterator[list[tuple[Any, ...]]]:
+async def _chunks(
+    path: Path, spec: _FileSpec, report: ImportReport
+) -> AsyncIterator[list[tuple[Any, ...]]]:
     """The chunks of `_read_chunks`, parsed in a worker thread while the caller writes."""
-    iterator = _read_chunks(path, spec)
+    iterator = _read_chunks(path, spec, report)
     pending = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
     try:
         while (chunk := await pending) is not None:
@@ -539,7 +558,7 @@ async def _stage_postgres(
         f"CREATE TEMP TABLE {staging} (LIKE {spec.table}, _line bigint NOT NULL) ON COMMIT DROP"
     )
     rows = 0
-    async for chunk in _chunks(path, spec):
+    async for chunk in _chunks(path, spec, report):
         try:
             await apg.copy_records_to_table(
                 staging, records=chunk, columns=[*spec.columns, "_line"]
@@ -600,7 +619,7 @@ async def _load_sqlite(
         set_={c: statement.excluded[c] for c in spec.columns if c not in spec.key},
     )
     rows = 0
-    async for chunk in _chunks(path, spec):
+    async for chunk in _chunks(path, spec, report):
         progress(read_step(spec.filename), len(chunk))
         _note_programmes(spec, chunk, report, programmes)
         if spec.table == "persons":

@@ -507,10 +507,13 @@ async def test_error_message_format(db: Database, tmp_path: Path) -> None:
     ("header", "fragment"),
     [
         (HEADERS["households.csv"][:-1], "missing column(s) status"),
-        ([*HEADERS["households.csv"], "notes"], "unknown column(s) 'notes'"),
+        (
+            [*HEADERS["households.csv"][:-1], "household_status"],
+            "missing column(s) status",
+        ),
         (["household_id", *HEADERS["households.csv"]], "repeated column(s) household_id"),
     ],
-    ids=["missing", "unknown", "repeated"],
+    ids=["missing", "misspelt", "repeated"],
 )
 async def test_header_is_checked(
     db: Database, tmp_path: Path, header: list[str], fragment: str
@@ -524,6 +527,21 @@ async def test_header_is_checked(
     assert (caught.value.file, caught.value.line, caught.value.field) == ("households.csv", 1, None)
     assert fragment in caught.value.message
     assert await scalar(db, "SELECT count(*) FROM households") == 0
+
+
+async def test_columns_the_extract_does_not_define_are_left_unread_and_named(
+    db: Database, tmp_path: Path
+) -> None:
+    # A named extra column, and the unnamed one a spreadsheet's trailing commas make.
+    header = [*HEADERS["households.csv"], "Notes", ""]
+    rows = [[*row, "checked", ""] for row in base_extract()["households.csv"]]
+    write_csv(tmp_path / "households.csv", header, rows)
+    report = await import_registry(db, tmp_path)
+    assert report.rows == {"households.csv": 2}
+    assert report.warnings() == [
+        "households.csv: column(s) 'Notes' not read (not in the extract's format)"
+    ]
+    assert await scalar(db, "SELECT count(*) FROM households") == 2
 
 
 async def test_a_row_with_the_wrong_number_of_fields(db: Database, tmp_path: Path) -> None:
