@@ -121,3 +121,18 @@ def _first_line(exc: BaseException) -> str:
     # asyncpg's errors come through SQLAlchemy as "<class 'asyncpg....Error'>: message".
     text = re.sub(r"^<class '[\w.]+'>: ", "", text)
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def unknown_schema(exc: BaseException) -> str | None:
+    """A database whose schema this Rabta cannot migrate (a revision it does not know: the
+    database was migrated by a newer Rabta, or belongs to something else), in one line."""
+    from alembic.util.exc import CommandError
+
+    if not isinstance(exc, CommandError):
+        return None
+    return _outage(
+        "the database",
+        "DATABASE_URL",
+        f"{_first_line(exc)}: was it migrated by a newer Rabta? Run that version, or point "
+        "DATABASE_URL at Rabta's own database",
+    )

@@ -117,3 +117,19 @@ def test_export_into_a_folder_it_cannot_make(tmp_path: Path) -> None:
     assert f"Cannot write to {blocker / 'extract'}: Not a directory" in " ".join(
         result.stderr.split()
     )
+
+
+def test_a_database_migrated_by_a_newer_rabta_is_named(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'rabta.db'}"
+    assert _rabta("db", "upgrade", DATABASE_URL=url).returncode == 0
+    with sqlite3.connect(tmp_path / "rabta.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff9999'")
+    result = _rabta("db", "upgrade", DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (
+        f"Cannot use the database (DATABASE_URL={url}): Can't locate revision identified by "
+        "'ffff9999': was it migrated by a newer Rabta?"
+    ) in " ".join(result.stderr.split())
