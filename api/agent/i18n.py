@@ -220,6 +220,7 @@ LABELS: dict[str, dict[str, str]] = {
         "assign": N_("Assigned"),
         "escalate_overdue": N_("Overdue escalated"),
         "export": N_("Exported"),
+        "registry_remove": N_("Removed from the registry"),
     },
     "intent": {
         "cnic": N_("Eligibility (CNIC)"),

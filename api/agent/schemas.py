@@ -45,6 +45,8 @@ class AuditAction(enum.StrEnum):
     ASSIGN = "assign"
     ESCALATE_OVERDUE = "escalate_overdue"
     EXPORT = "export"
+    #: An operator took the person out of the registry (`rabta registry remove`).
+    REGISTRY_REMOVE = "registry_remove"
 
 
 class RecordType(enum.StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -39,12 +40,22 @@ from api.registry.importer import (
     write_step,
 )
 from api.registry.remove import (
+    RemovalAudit,
     RemovalPlan,
     parse_cnic,
     read_removal_file,
     remove_from_registry,
 )
 from api.registry.seed import RegistryNotEmpty, sample_cnics, seed_registry
+
+
+def _operator() -> str:
+    """The audit log's actor for a command an operator runs: `cli:` and their account."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container's user may have no name
+        return "cli"
+
 
 registry_app = typer.Typer(
     help="The registry extract: seed a synthetic one, import or export CSV files, remove people.",
@@ -267,6 +278,15 @@ def remove_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would be removed; change nothing.")
     ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="Why, for each removed person's audit log entry (e.g. 'NSER update "
+            "2026-11'); by default the file the list came from.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Take persons or households out of the registry (the help text is above)."""
     plan = RemovalPlan()
@@ -294,11 +314,18 @@ def remove_command(
         )
         raise typer.Exit(2)
 
+    why = reason.strip() if reason and reason.strip() else None
+    why = why or (f"rabta registry remove --file {file.name}" if file else "rabta registry remove")
+
     async def work(db: Database) -> None:
         with _progress() as bar:
             task = bar.add_task("remove", total=plan.total, start=False)
             report = await remove_from_registry(
-                db, plan, dry_run=dry_run, progress=lambda n: _advance(bar, task, n)
+                db,
+                plan,
+                audit=RemovalAudit(actor=_operator(), reason=why),
+                dry_run=dry_run,
+                progress=lambda n: _advance(bar, task, n),
             )
         _summary("Would remove" if dry_run else "Removed", report.removed(), report.seconds)
         if dry_run:

@@ -5,25 +5,37 @@ registry dropped leave Rabta. A removed person's payments and enrollments go wit
 removed household takes its persons. Rabta's own records stay: grievances (with their CNIC and
 events, still in the queue), the audit log and the inbound and outbound logs are kept as they
 are; only a conversation's standing verification for a removed CNIC is ended
-(`contacts.verified_cnic`), since there is no registered mobile left to verify against.
+(`contacts.verified_cnic`), since there is no registered mobile left to verify against. Each
+person removed leaves an entry in the audit log (`registry_remove`: who ran it, and why), in the
+same transaction, so "who took this person out?" has an answer in the console.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import InstrumentedAttribute
 
+from api.agent.schemas import AuditAction, RecordType
 from api.db import Database
 from api.identity import Cnic, InvalidCnic
 from api.registry.importer import RegistryImportError
-from api.registry.models import Contact, Enrollment, Grievance, Household, Payment, Person
+from api.registry.models import (
+    AuditEntry,
+    Contact,
+    Enrollment,
+    Grievance,
+    Household,
+    Payment,
+    Person,
+)
 
 #: Keys per statement: SQLite caps bound parameters at 999 on old builds.
 BATCH = 500
@@ -61,6 +73,16 @@ class RemovalPlan:
     @property
     def total(self) -> int:
         return len(self.cnics) + len(self.households)
+
+
+@dataclass(frozen=True)
+class RemovalAudit:
+    """Who removes, and why: what each removed person's audit entry says."""
+
+    #: The audit log's actor, e.g. `cli:ops`: the account that ran the command.
+    actor: str
+    #: Why, as the operator put it, or where the list came from (`file leavers.csv`).
+    reason: str
 
 
 @dataclass
@@ -162,10 +184,12 @@ async def remove_from_registry(
     db: Database,
     plan: RemovalPlan,
     *,
+    audit: RemovalAudit,
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> RemovalReport:
-    """Remove the plan's persons and households in one transaction (rolled back if `dry_run`).
+    """Remove the plan's persons and households in one transaction (rolled back if `dry_run`),
+    with an audit entry for each person removed.
 
     `progress(n)` is called as n CNICs or household ids of the plan have been dealt with.
     Removing what is not there is counted, not an error, so a removal run twice removes once.
@@ -177,12 +201,12 @@ async def remove_from_registry(
         transaction = await conn.begin()
         try:
             for batch in _batches(plan.households):
-                await _remove_households(conn, batch, report)
+                await _remove_households(conn, batch, report, audit)
                 advance(len(batch))
             for batch in _batches(plan.cnics):
                 found = await _existing(conn, Person.cnic, batch)
                 report.cnics_not_found += len(batch) - len(found)
-                await _remove_persons(conn, batch, report)
+                await _remove_persons(conn, [c for c in batch if c in found], report, audit)
                 advance(len(batch))
         except BaseException:
             await transaction.rollback()
@@ -208,7 +232,7 @@ async def _existing(
 
 
 async def _remove_households(
-    conn: AsyncConnection, household_ids: list[str], report: RemovalReport
+    conn: AsyncConnection, household_ids: list[str], report: RemovalReport, audit: RemovalAudit
 ) -> None:
     found = await _existing(conn, Household.household_id, household_ids)
     report.households_not_found += len(household_ids) - len(found)
@@ -218,19 +242,40 @@ async def _remove_households(
         ).scalars()
     )
     for batch in _batches(members):
-        await _remove_persons(conn, batch, report)
+        await _remove_persons(conn, batch, report, audit)
     result = await conn.execute(delete(Household).where(Household.household_id.in_(household_ids)))
     report.households += result.rowcount
 
 
-async def _remove_persons(conn: AsyncConnection, cnics: list[str], report: RemovalReport) -> None:
-    """A person's payments, enrollments and row; Rabta's verification for them ends."""
+async def _remove_persons(
+    conn: AsyncConnection, cnics: list[str], report: RemovalReport, audit: RemovalAudit
+) -> None:
+    """Persons in the registry: their payments, enrollments and rows, each with its audit
+    entry; Rabta's verification for them ends."""
+    if not cnics:
+        return
     payments = await conn.execute(delete(Payment).where(Payment.cnic.in_(cnics)))
     report.payments += payments.rowcount
     enrollments = await conn.execute(delete(Enrollment).where(Enrollment.cnic.in_(cnics)))
     report.enrollments += enrollments.rowcount
     persons = await conn.execute(delete(Person).where(Person.cnic.in_(cnics)))
     report.persons += persons.rowcount
+    now = dt.datetime.now(dt.UTC)
+    await conn.execute(
+        insert(AuditEntry),
+        [
+            {
+                "at": now,
+                "actor": audit.actor[:64],
+                "action": AuditAction.REGISTRY_REMOVE.value,
+                "record_type": RecordType.PERSON.value,
+                "record_id": cnic,
+                "reason": audit.reason,
+                "client_ip": None,
+            }
+            for cnic in cnics
+        ],
+    )
     contacts = await conn.execute(
         update(Contact)
         .where(Contact.verified_cnic.in_(cnics))

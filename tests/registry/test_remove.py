@@ -23,9 +23,16 @@ from api.registry.models import (
     Payment,
     Person,
 )
-from api.registry.remove import RemovalPlan, read_removal_file, remove_from_registry
+from api.registry.remove import (
+    RemovalAudit,
+    RemovalPlan,
+    read_removal_file,
+    remove_from_registry,
+)
 from api.registry.repository import get_person_and_household
 from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW
+
+AUDIT = RemovalAudit(actor="cli:ops", reason="NSER update 2026-11")
 
 #: Not in the test registry.
 UNKNOWN = "6110100000017"
@@ -77,7 +84,7 @@ async def test_removing_a_person_takes_their_rows_and_keeps_rabtas_records(
 ) -> None:
     await _rabta_records_for(registry, ELIGIBLE_WIFE)
 
-    report = await remove_from_registry(registry, RemovalPlan(cnics=[ELIGIBLE_WIFE]))
+    report = await remove_from_registry(registry, RemovalPlan(cnics=[ELIGIBLE_WIFE]), audit=AUDIT)
 
     assert (report.persons, report.enrollments, report.payments, report.households) == (1, 2, 2, 0)
     assert report.cnics_not_found == 0
@@ -93,14 +100,28 @@ async def test_removing_a_person_takes_their_rows_and_keeps_rabtas_records(
     # Rabta's own records are kept as they were; only the verification ends.
     assert await _count(registry, Grievance, Grievance.cnic == ELIGIBLE_WIFE) == 1
     assert await _count(registry, GrievanceEvent) == 1
-    assert await _count(registry, AuditEntry, AuditEntry.record_id == ELIGIBLE_WIFE) == 1
+    # The agent's view stays, and the removal is in the log beside it.
+    async with registry.engine.connect() as conn:
+        entries = (
+            await conn.execute(
+                select(AuditEntry.actor, AuditEntry.action, AuditEntry.reason)
+                .where(AuditEntry.record_id == ELIGIBLE_WIFE)
+                .order_by(AuditEntry.id)
+            )
+        ).all()
+    assert [tuple(e) for e in entries] == [
+        ("amina", "view", None),
+        ("cli:ops", "registry_remove", "NSER update 2026-11"),
+    ]
     async with registry.engine.connect() as conn:
         contact = (await conn.execute(select(Contact.verified_cnic, Contact.verified_until))).one()
     assert tuple(contact) == (None, None)
 
 
 async def test_removing_a_household_takes_its_persons(registry: Database) -> None:
-    report = await remove_from_registry(registry, RemovalPlan(households=["HH-PB-0001"]))
+    report = await remove_from_registry(
+        registry, RemovalPlan(households=["HH-PB-0001"]), audit=AUDIT
+    )
 
     assert (report.households, report.persons, report.enrollments, report.payments) == (1, 2, 3, 2)
     assert await _count(registry, Household) == 2
@@ -115,6 +136,7 @@ async def test_a_dry_run_counts_and_changes_nothing(registry: Database, dump) ->
     report = await remove_from_registry(
         registry,
         RemovalPlan(cnics=[ELIGIBLE_WIFE, UNKNOWN], households=["HH-SD-0002"]),
+        audit=AUDIT,
         dry_run=True,
     )
 
@@ -122,17 +144,20 @@ async def test_a_dry_run_counts_and_changes_nothing(registry: Database, dump) ->
     assert report.cnics_not_found == 1
     assert report.dry_run
     assert await dump(registry) == before
+    assert await _count(registry, AuditEntry) == 0
 
 
 async def test_removing_twice_removes_once(registry: Database) -> None:
     plan = RemovalPlan(cnics=[NOT_ELIGIBLE, NOT_ELIGIBLE], households=["HH-KP-0003"])
-    first = await remove_from_registry(registry, plan)
-    second = await remove_from_registry(registry, plan)
+    first = await remove_from_registry(registry, plan, audit=AUDIT)
+    second = await remove_from_registry(registry, plan, audit=AUDIT)
 
     assert (first.persons, first.households, first.cnics_not_found) == (2, 1, 0)
     assert (second.persons, second.households) == (0, 0)
     assert (second.cnics_not_found, second.households_not_found) == (1, 1)
     assert await _count(registry, Person) == 2
+    # One audit entry per person removed, none for what was no longer there.
+    assert await _count(registry, AuditEntry, AuditEntry.action == "registry_remove") == 2
 
 
 def test_a_file_of_cnics_written_as_people_write_them(tmp_path: Path) -> None:
@@ -191,6 +216,24 @@ async def test_cli_removes_and_summarises_without_printing_cnics(
     for cnic in (ELIGIBLE_WIFE, UNKNOWN, UNDER_REVIEW):
         assert cnic not in result.output
     assert await _count(registry, Person) == 2
+    # Each removed person is in the audit log, with the file the list came from.
+    async with registry.engine.connect() as conn:
+        entries = (
+            await conn.execute(
+                select(AuditEntry.record_id, AuditEntry.actor, AuditEntry.reason).where(
+                    AuditEntry.action == "registry_remove"
+                )
+            )
+        ).all()
+    assert sorted(e.record_id for e in entries) == sorted([ELIGIBLE_WIFE, UNDER_REVIEW])
+    assert {e.reason for e in entries} == {"rabta registry remove --file leavers.txt"}
+    assert all(e.actor.startswith("cli") for e in entries)
+
+    why = await asyncio.to_thread(
+        runner.invoke, registry_app, ["remove", ELIGIBLE, "--reason", "died 2026-10-02"]
+    )
+    assert why.exit_code == 0, why.output
+    assert await _count(registry, AuditEntry, AuditEntry.reason == "died 2026-10-02") == 1
 
 
 async def test_cli_refuses_nothing_and_a_bad_cnic_without_touching_the_registry(
