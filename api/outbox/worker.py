@@ -14,6 +14,7 @@ import threading
 from api.db import Database
 from api.outbox.senders import Senders, build_senders, close_senders
 from api.outbox.service import DeliveryReport, deliver_due
+from api.problems import is_database_unavailable
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,16 +100,30 @@ async def run_worker(
                     concurrency=concurrency,
                     stop=stop,
                 )
-            except Exception:
+            except Exception as exc:
                 errors += 1
                 delay = min(MAX_ERROR_BACKOFF_SECONDS, poll_interval * 2**errors)
-                log.exception(
-                    "outbox worker %s: delivery pass failed; again in %.0f s", worker_id, delay
-                )
+                if is_database_unavailable(exc):
+                    # Expected while PostgreSQL restarts or fails over: one line, no traceback.
+                    log.warning(
+                        "outbox worker %s: delivery pass failed: the database is unavailable "
+                        "(%s); again in %.0f s",
+                        worker_id,
+                        type(exc).__name__,
+                        delay,
+                    )
+                else:
+                    log.exception(
+                        "outbox worker %s: delivery pass failed; again in %.0f s", worker_id, delay
+                    )
                 if once:
                     break
                 await nap(stop, delay)
                 continue
+            if errors:
+                log.info(
+                    "outbox worker %s: delivering again after %d failed passes", worker_id, errors
+                )
             errors = 0
             total += report
             if report.claimed:

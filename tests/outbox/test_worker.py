@@ -62,19 +62,26 @@ async def test_run_worker_stops_when_asked_and_hands_the_batch_back(db, settings
     assert (await statuses(db)).count("pending") == 9
 
 
-async def test_run_worker_survives_a_database_outage(settings, db):
+async def test_run_worker_survives_a_database_outage(settings, db, caplog):
+    """It keeps trying, and says so in one line a pass: a database that is away is the
+    operator's news, not a traceback every few seconds."""
     broken = settings.model_copy(
         update={"database_url": "postgresql+asyncpg://nobody@127.0.0.1:9/none"}
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        run_worker(broken, stop=stop, poll_interval=0.05, senders={"sms": RecordingSender()})
-    )
-    await asyncio.sleep(0.5)
-    assert not task.done()  # still trying, not crashed
-    stop.set()
-    report = await asyncio.wait_for(task, timeout=10)
+    with caplog.at_level(logging.INFO, logger="api.outbox.worker"):
+        task = asyncio.create_task(
+            run_worker(broken, stop=stop, poll_interval=0.05, senders={"sms": RecordingSender()})
+        )
+        await asyncio.sleep(0.5)
+        assert not task.done()  # still trying, not crashed
+        stop.set()
+        report = await asyncio.wait_for(task, timeout=10)
     assert report.claimed == 0
+    failures = [r for r in caplog.records if "delivery pass failed" in r.getMessage()]
+    assert failures, caplog.text
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in failures)
+    assert "the database is unavailable" in failures[0].getMessage()
 
 
 async def test_embedded_worker_delivers_in_the_background(db, settings):
