@@ -9,6 +9,7 @@ created in the lifespan.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -124,6 +125,27 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+#: How much of an IPv6 address is one client's: a home, a phone or a server gets a whole /64
+#: (often a /56 or /48), and picks any address inside it at will.
+IPV6_CLIENT_PREFIX = 64
+
+
+def limit_identity(host: str) -> str:
+    """Who a per-address limit counts, given the peer address: an IPv4 address as it is (an
+    IPv4-mapped IPv6 address as its IPv4 one), an IPv6 address as its /64 network, so a client
+    cannot take a fresh quota with each of the 2^64 addresses of its own network."""
+    try:
+        address = ipaddress.ip_address(host.strip().split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        network = ipaddress.IPv6Network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False)
+        return str(network)
+    return str(address)
+
+
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
     """`RateLimit-*` headers (IETF httpapi draft): limit, remaining, seconds to reset."""
     return {
@@ -181,7 +203,7 @@ async def _limit(request: Request, response: Response, cnic: Cnic | None) -> Non
     else:
         # A wrong key still counts against the IP, so keys cannot be guessed faster than
         # anonymous calls are allowed.
-        scope, identity, quota = "ip", client_ip(request), None
+        scope, identity, quota = "ip", limit_identity(client_ip(request)), None
     looked_up: Decision | None = None
     if cnic is not None and (key is None or partner is not None):
         decision, looked_up = await limiter.hit_then(scope, identity, quota, ("cnic", cnic.digits))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import httpx
 from sqlalchemy import select, update
 
 from api.agent import service
@@ -151,6 +152,30 @@ async def test_a_call_centre_behind_one_address_is_limited_by_its_failures_only(
     # The address is refused, whoever signs in from it, until its failures age out.
     assert (await login(await new_client(), "bilal", PASSWORD)).status_code == 429
     assert len(await audit_entries(registry, action="login_failed")) == limit
+
+
+async def test_a_sprayer_cannot_take_a_fresh_address_from_its_ipv6_network(app, staff):
+    """An IPv6 host holds a whole /64: each failure from a new address in it still counts
+    against the same budget."""
+    from api.agent.routes.auth import LOGIN_FAILURES_PER_IP
+
+    limit = int(LOGIN_FAILURES_PER_IP.split("/")[0])
+
+    def browser_at(address: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(address, 40000)),
+            base_url="http://127.0.0.1:8000",
+        )
+
+    for turn in range(limit):
+        async with browser_at(f"2001:db8:7:7::{turn + 1:x}") as sprayer:
+            response = await login(sprayer, f"guess{turn}", "wrong wrong wrong")
+            assert response.status_code == 401, turn
+    async with browser_at("2001:db8:7:7:abcd::1") as sprayer:
+        refused = await login(sprayer, "amina", PASSWORD)
+    assert refused.status_code == 429
+    async with browser_at("2001:db8:7:8::1") as elsewhere:
+        assert (await login(elsewhere, "amina", PASSWORD)).status_code == 303
 
 
 async def test_login_without_its_csrf_token_is_refused(client, staff):

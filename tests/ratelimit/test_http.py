@@ -229,3 +229,31 @@ async def test_text_that_is_not_a_cnic_counts_against_no_cnic(
     response = await http.get(f"/v1/eligibility/{bad}")
     assert response.status_code == 422
     assert [key async for key in redis.scan_iter(match="rabta:rl:LIMITER/cnic/*")] == []
+
+
+def _client_at(app: FastAPI, address: str) -> httpx.AsyncClient:
+    """A client whose requests come from `address` (the peer address the server sees)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(address, 40000)),
+        base_url="http://127.0.0.1:8000",
+    )
+
+
+async def test_an_ipv6_client_gets_one_quota_for_its_whole_64(limited_app: FastAPI):
+    """Any IPv6 host holds a /64 and may use each of its addresses: a new address must not be a
+    new quota. Another /64 is another client."""
+    for n in range(3):
+        async with _client_at(limited_app, f"2001:db8:1:2::{n + 1}") as client:
+            assert (await client.get("/v1/rl-probe")).status_code == 200
+    async with _client_at(limited_app, "2001:db8:1:2:ffff:ffff:ffff:fffe") as client:
+        _assert_limited(await client.get("/v1/rl-probe"), 3)
+    async with _client_at(limited_app, "2001:db8:1:3::1") as client:
+        assert (await client.get("/v1/rl-probe")).status_code == 200
+
+
+async def test_an_ipv4_mapped_address_is_its_ipv4_client(limited_app: FastAPI):
+    for _ in range(3):
+        async with _client_at(limited_app, "198.51.100.7") as client:
+            assert (await client.get("/v1/rl-probe")).status_code == 200
+    async with _client_at(limited_app, "::ffff:198.51.100.7") as client:
+        _assert_limited(await client.get("/v1/rl-probe"), 3)

@@ -16,6 +16,7 @@ from api.agent.schemas import AuditAction, RecordType
 from api.agent.sessions import cookie_name, secure_cookies
 from api.deps import RuntimeDep, SettingsDep
 from api.logs import mask_sensitive
+from api.ratelimit.http import limit_identity
 
 router = APIRouter(prefix="/agent")
 
@@ -102,7 +103,8 @@ async def login(
             403, N_("This form has expired or did not come from the console. Reload the page.")
         )
     ip = audit.client_ip(request) or "unknown"
-    limit_key = f"agent-login:{ip}"
+    # An IPv6 client is counted by its /64: it holds every address in it.
+    limit_key = f"agent-login:{limit_identity(ip)}"
     decision = await runtime.rate_limiter.test("ip", limit_key, LOGIN_FAILURES_PER_IP)
     if not decision.allowed:
         raise ConsoleError(
