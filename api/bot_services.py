@@ -185,6 +185,7 @@ class RabtaServices:
         description: str,
         language: str,
         callback_requested: bool = False,
+        draft_key: str | None = None,
     ) -> GrievanceOut:
         async with self._registry() as registry:
             found = await repository.get_person_and_household(registry, cnic=cnic)
@@ -200,6 +201,7 @@ class RabtaServices:
                 callback_requested=callback_requested,
                 district=found[1].district if found else None,
                 sla_days=self._runtime.settings.grievance_sla_days,
+                draft_key=draft_key,
             )
         GRIEVANCES.labels(category.value, self._channel).inc()
         return GrievanceOut.from_grievance(grievance)
@@ -278,6 +280,7 @@ class LookupServices(RabtaServices):
         description: str,
         language: str,
         callback_requested: bool = False,
+        draft_key: str | None = None,
     ) -> GrievanceOut:
         raise NotALookup("file_grievance")
 

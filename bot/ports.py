@@ -88,8 +88,10 @@ class Services(Protocol):
         description: str,
         language: str,
         callback_requested: bool = False,
+        draft_key: str | None = None,
     ) -> GrievanceOut:
-        """File a grievance for the verified person, from this conversation's channel."""
+        """File a grievance for the verified person, from this conversation's channel; a
+        `draft_key` already filed is not filed again (that grievance is returned)."""
         ...
 
     async def grievance_owner(self, ticket_id: str) -> str | None:

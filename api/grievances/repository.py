@@ -18,19 +18,30 @@ Dimension = Literal["category", "status", "district"]
 
 
 async def insert_grievance(session: AsyncSession, *, values: dict[str, Any]) -> Grievance | None:
-    """Insert a grievance with its events list loaded; None if its ticket id is already taken."""
+    """Insert a grievance with its events list loaded; None if its ticket id is already taken,
+    or its draft (`draft_key`) already filed."""
     # ON CONFLICT instead of catching IntegrityError: a failed INSERT would poison the caller's
-    # transaction on PostgreSQL, and SAVEPOINTs are unreliable on pysqlite.
+    # transaction on PostgreSQL, and SAVEPOINTs are unreliable on pysqlite. No conflict target:
+    # the ticket id's and the draft's unique constraints both.
     new_id = await session.scalar(
         insert_for(dialect_of(session), Grievance)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=["ticket_id"])
+        .on_conflict_do_nothing()
         .returning(Grievance.id)
     )
     if new_id is None:
         return None
     return await session.scalar(
         select(Grievance).options(selectinload(Grievance.events)).where(Grievance.id == new_id)
+    )
+
+
+async def get_by_draft_key(session: AsyncSession, *, draft_key: str) -> Grievance | None:
+    """The grievance filed from this conversation draft, with its events, if any."""
+    return await session.scalar(
+        select(Grievance)
+        .options(selectinload(Grievance.events))
+        .where(Grievance.draft_key == draft_key)
     )
 
 

@@ -147,8 +147,16 @@ async def file_grievance(
     sla_days: Mapping[str, int],
     now: dt.datetime | None = None,
     notify: Notify | None = None,
+    draft_key: str | None = None,
 ) -> Grievance:
-    """Open a grievance with a fresh ticket id and its `filed` event; raises InvalidText."""
+    """Open a grievance with a fresh ticket id and its `filed` event; raises InvalidText.
+
+    With `draft_key` (a conversation's draft, bot/dialogue/flows/grievance.py), a draft already
+    filed for this CNIC is not filed again: that grievance is returned as it is, so the person
+    is told the ticket she has (her conversation met its confirmation again, its state left
+    unsaved in Redis after the filing)."""
+    if draft_key is not None and (earlier := await _filed_draft(session, draft_key, cnic)):
+        return earlier
     at = utc(now)
     # USSD intake may carry no text when the owner asked for a call back instead.
     text = _clean(description, allow_empty=callback_requested)
@@ -167,6 +175,7 @@ async def file_grievance(
         "updated_at": at,
         "due_at": due_at(category=Category(category).value, filed_at=at, sla_days=sla_days),
         "reopened_count": 0,
+        "draft_key": draft_key,
     }
     for _ in range(TICKET_ATTEMPTS):
         grievance = await repository.insert_grievance(
@@ -174,6 +183,8 @@ async def file_grievance(
         )
         if grievance is not None:
             break
+        if draft_key is not None and (earlier := await _filed_draft(session, draft_key, cnic)):
+            return earlier  # the same draft, filed at the same moment by another message
     else:
         raise GrievanceError("no free ticket id found: the id space is nearly full")
     event = _record(
@@ -187,6 +198,16 @@ async def file_grievance(
     if notify is not None:
         await notify(grievance, event)
     return grievance
+
+
+async def _filed_draft(session: AsyncSession, draft_key: str, cnic: Cnic) -> Grievance | None:
+    earlier = await repository.get_by_draft_key(session, draft_key=draft_key)
+    if earlier is None:
+        return None
+    if earlier.cnic != cnic.digits:
+        # A draft is one conversation's, about one CNIC: never hand out another's ticket.
+        raise GrievanceError("a complaint draft was filed for another CNIC")
+    return earlier
 
 
 async def change_status(

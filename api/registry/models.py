@@ -250,6 +250,10 @@ class Grievance(Base):
     escalated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     reopened_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: The conversation's draft this grievance was filed from (bot/dialogue/flows/grievance.py):
+    #: a confirmation the conversation meets again (its state left unsaved in Redis after the
+    #: filing) finds this grievance instead of filing a second one.
+    draft_key: Mapped[str | None] = mapped_column(String(32), unique=True)
 
     events: Mapped[list[GrievanceEvent]] = relationship(
         back_populates="grievance", order_by="GrievanceEvent.id"

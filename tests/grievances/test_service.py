@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 
@@ -366,3 +367,40 @@ async def test_never_commits(db: Database, settings: Settings) -> None:
         await session.rollback()
     async with db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(Grievance)) == 0
+
+
+async def test_a_draft_is_filed_once_even_by_two_messages_at_once(
+    db: Database, settings: Settings
+) -> None:
+    """Two confirmations of one conversation's draft in two transactions at once (the second
+    waits on the first's unique key, then finds its grievance): one grievance, one ticket."""
+    first_in = asyncio.Event()
+
+    async def confirm(wait: bool) -> str:
+        async with db.transaction() as session:
+            if wait:
+                await first_in.wait()
+            grievance = await file_one(session, settings, draft_key="d" * 32)
+            if not wait:
+                first_in.set()
+                await asyncio.sleep(0.3)  # still uncommitted while the other inserts
+            return grievance.ticket_id
+
+    tickets = await asyncio.gather(confirm(False), confirm(True))
+    assert tickets[0] == tickets[1]
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Grievance)) == 1
+    async with db.transaction() as session:
+        again = await file_one(session, settings, draft_key="d" * 32)
+        other = await file_one(session, settings, draft_key="e" * 32)
+    assert again.ticket_id == tickets[0] != other.ticket_id
+
+
+async def test_a_draft_filed_for_one_cnic_gives_no_ticket_to_another(
+    db: Database, settings: Settings
+) -> None:
+    async with db.transaction() as session:
+        await file_one(session, settings, draft_key="f" * 32)
+    async with db.transaction() as session:
+        with pytest.raises(service.GrievanceError, match="another CNIC"):
+            await file_one(session, settings, cnic=Cnic.parse(ELIGIBLE), draft_key="f" * 32)

@@ -18,6 +18,7 @@ again; only a new request (`Turn.starts_afresh`: HELP, STOP, LANG EN, PAY <CNIC>
 
 from __future__ import annotations
 
+import secrets
 import unicodedata
 
 from api.grievances.schemas import Category, clean_text
@@ -30,6 +31,9 @@ from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
 from bot.formatting import is_rtl
 from bot.segments import GSM7_BASIC, GSM7_EXTENSION
+
+#: The key under which a complaint's draft keeps its own key (`ask_confirmation`).
+DRAFT = "draft"
 
 #: The category menu, in the order people see it.
 CATEGORIES: tuple[Category, ...] = (
@@ -139,6 +143,9 @@ def ask_confirmation(turn: Turn) -> list[Reply]:
     conversation = turn.conversation
     conversation.step = Step.GRIEVANCE_CONFIRM
     data = conversation.data
+    # The draft's own key, filed with it: should the conversation meet this confirmation again
+    # after filing (its state left unsaved in Redis), a second "1" finds the grievance filed.
+    data.setdefault(DRAFT, secrets.token_hex(16))
     return [
         Reply(
             "grievance/confirm",
@@ -163,11 +170,13 @@ async def answer_confirmation(turn: Turn) -> list[Reply] | None:
     turn.conversation.reset()
     if command.argument == "2":
         return [Reply("grievance/cancelled")]
+    draft = data.get(DRAFT)
     filed = await turn.services.file_grievance(
         str(data["cnic"]),
         category=Category(str(data["category"])),
         description=str(data["description"]),
         language=turn.language,
+        draft_key=draft if isinstance(draft, str) and draft else None,
     )
     return [
         Reply(
