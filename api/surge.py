@@ -379,6 +379,7 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
         inbound.channel not in CACHED_CHANNELS
         or not message_id
         or inbound.contact_phone is not None
+        or inbound.media
     ):
         return Lookup()
     subject = cache_subject(inbound.text)
@@ -512,6 +513,7 @@ async def save(
         and text
         and is_idle(conversation)
         and inbound.contact_phone is None
+        and not inbound.media
         and cacheable(replies)
         and (subject := known[0] if known else cache_subject(inbound.text)) is not None
     ):

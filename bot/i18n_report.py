@@ -204,6 +204,8 @@ SMS_ONE_SEGMENT: list[str] = [
     "errors/not_cnic",
     "errors/try_later",
     "errors/rate_limited",
+    "errors/text_only",
+    "errors/text_only_answer",
     "help/menu",
     "help/not_understood",
     "language/changed",

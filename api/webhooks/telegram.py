@@ -403,10 +403,13 @@ class TelegramHandlers:
             await self._converse(update, context.bot, message.chat_id, message.text or "")
 
     async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A photo, voice note or sticker: its caption, or nothing (which shows the help)."""
+        """A photo, voice note, file, location or sticker: its caption is read as typed; with
+        none, the person is asked to type (Rabta reads text only)."""
         message = update.effective_message
         if message is not None:
-            await self._converse(update, context.bot, message.chat_id, message.caption or "")
+            await self._converse(
+                update, context.bot, message.chat_id, message.caption or "", media=True
+            )
 
     async def on_contact(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A shared contact card: only the sender's own, sent by them, verifies (SPEC §3)."""
@@ -521,6 +524,7 @@ class TelegramHandlers:
         *,
         contact_phone: str | None = None,
         contact_is_own: bool = False,
+        media: bool = False,
     ) -> None:
         user = update.effective_user
         if user is None:
@@ -532,6 +536,7 @@ class TelegramHandlers:
             message_id=str(update.update_id),
             contact_phone=contact_phone,
             contact_is_own=contact_is_own,
+            media=media,
         )
         try:
             answer = await receive(self.runtime, inbound)
@@ -608,7 +613,7 @@ class TelegramHandlers:
         ask_contact = answer.ask_contact or (contact_card and not inbound.contact_is_own)
         inline = await self._inline_keyboard(answer.options)
         if inline is None and not contact_card and not ask_contact:
-            if _asks_for_help(inbound.text):
+            if _asks_for_help(inbound.text) and not inbound.media:
                 inline = self._main_menu(language)
         contact = self._contact_keyboard(language) if ask_contact else None
         messages: list[tuple[str, Any]] = [(chunk, None) for chunk in chunks]

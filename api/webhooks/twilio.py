@@ -21,12 +21,14 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from api.conversations.service import Attempt, receive
 from api.deps import runtime_of
-from api.identity import InvalidPhone, normalise_phone
+from api.identity import InvalidPhone, normalise_phone, normalise_text
 from api.problems import Problem, is_database_unavailable
 from api.settings import Settings
 from api.surge import HOLD, LateAnswers, answered_within
 from api.webhooks.forms import URLENCODED, urlencoded_fields
 from bot.channels.base import Inbound
+from bot.dialogue import keywords
+from bot.dialogue.keywords import Intent
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +97,10 @@ async def messaging(request: Request) -> Response:
     inbound = Inbound(
         channel=channel,
         sender=phone or sender,
-        text=params.get("Body", "")[:1600],
+        text=message_text(params)[:1600],
         message_id=sid,
         phone=phone,
+        media=carries_media(params),
     )
     if HOLD in request.scope:
         # The worker has no room to answer now (api/surge.py): store it, answer it later.
@@ -124,6 +127,32 @@ async def messaging(request: Request) -> Response:
         log.info("twilio message held: no answer in time")
         return await _held(request, replace(inbound, counted=attempt.counted))
     return Response(content=twiml(answer.text), media_type=TWIML)
+
+
+#: WhatsApp message types (Twilio's `MessageType`) that carry words Rabta reads in `Body`.
+_TEXT_TYPES = frozenset({"", "text", "button", "interactive"})
+
+
+def carries_media(params: Mapping[str, str]) -> bool:
+    """The message is (or holds) a voice note, photo, file, sticker, contact card or location:
+    `NumMedia` above 0, a `Latitude`, or a WhatsApp `MessageType` that is not text."""
+    try:
+        media = int(params.get("NumMedia") or 0) > 0
+    except ValueError:
+        media = False
+    kind = params.get("MessageType", "").strip().casefold()
+    return media or bool(params.get("Latitude")) or kind not in _TEXT_TYPES
+
+
+def message_text(params: Mapping[str, str]) -> str:
+    """What the person said: a WhatsApp button's payload (`ButtonPayload`, the reply the
+    button was made with) when it is one of Rabta's requests, else the `Body` (which holds the
+    button's label, `ButtonText`, for a button press)."""
+    body = params.get("Body", "")
+    payload = params.get("ButtonPayload", "").strip()
+    if payload and keywords.parse(normalise_text(payload)).intent is not Intent.UNKNOWN:
+        return payload
+    return body or params.get("ButtonText", "")
 
 
 async def _held(request: Request, inbound: Inbound, *, database_away: bool = False) -> Response:

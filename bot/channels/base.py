@@ -24,6 +24,10 @@ class Inbound:
     #: their own (its user id is the sender's): only their own proves anything.
     contact_phone: str | None = None
     contact_is_own: bool = False
+    #: The message carried something other than text (a voice note, photo, file, location,
+    #: contact card, sticker). Rabta reads text only: with no text (no caption) the person is
+    #: asked to type instead.
+    media: bool = False
     #: A look-up's limits were counted for this message, and let it through, by a try at
     #: answering it that did not finish (late, or the database away): it was held, and its
     #: answer later does not count them again.

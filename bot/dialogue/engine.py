@@ -13,6 +13,7 @@ say "not mine", and the message is then handled afresh from `IDLE`.
       ├──TRACK <ticket>──► grievance status (AWAIT_CODE when the owner is not verified)
       ├──STOP / START────► notifications off / on
       ├──HELP / MENU─────► help
+      ├──voice/photo/file► "I read text only: type it" (the step is kept)
       └──anything else───► not understood
 """
 
@@ -87,6 +88,14 @@ STEPS: dict[Step, StepHandler] = {
 }
 
 
+def text_only(conversation: Conversation) -> Reply:
+    """The answer to a message with nothing to read: type your CNIC (or, when a question is
+    waiting for its answer, type the answer)."""
+    if conversation.step is Step.IDLE:
+        return Reply("errors/text_only")
+    return Reply("errors/text_only_answer")
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     replies: list[Reply]
@@ -126,6 +135,15 @@ async def handle(
     )
     if inbound.contact_phone is not None:
         replies: list[Reply] | None = await verification.contact_shared(turn)
+    elif inbound.media and (
+        command.intent is Intent.EMPTY
+        or (command.intent is Intent.UNKNOWN and conversation.step is Step.IDLE)
+    ):
+        # A voice note, photo or file with no caption (or, asked nothing, one whose caption is
+        # no request: "my card"): say so, and keep the conversation where it was, so the typed
+        # answer that follows is read as the answer to its question.
+        replies = [text_only(conversation)]
+        return Outcome(replies=replies, language=turn.language, intent=command.intent)
     else:
         replies = await STEPS[conversation.step](turn)
     if replies is None:

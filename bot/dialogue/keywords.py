@@ -128,6 +128,39 @@ KEYWORD_LANGUAGES: dict[str, str] = {
     "پیل": "ps",
 }
 
+#: Words of a greeting: a message of nothing else ("Hi", "Assalam o alaikum", "السلام علیکم")
+#: is someone opening the chat, and is shown the help, as HELP is.
+GREETINGS = frozenset(
+    {
+        "hi",
+        "hii",
+        "hello",
+        "helo",
+        "hey",
+        "salam",
+        "salaam",
+        "slam",
+        "assalam",
+        "asalam",
+        "assalamu",
+        "assalamo",
+        "o",
+        "u",
+        "alaikum",
+        "alaykum",
+        "alikum",
+        "aleikum",
+        "assalamualaikum",
+        "assalamoalaikum",
+        "asalamualaikum",
+        "aoa",
+        "السلام",
+        "اسلام",
+        "سلام",
+        "علیکم",
+    }
+)
+
 #: Words that mark a Latin-script message as Roman Urdu rather than English.
 ROMAN_URDU_WORDS = frozenset(
     {
@@ -220,6 +253,7 @@ _BY_WORD: dict[str, Intent] = {
 }
 _LANGUAGE_BY_WORD: dict[str, str] = {_key(word): lang for word, lang in KEYWORD_LANGUAGES.items()}
 _WORD = re.compile(r"\S+")
+_GREETING_KEYS = frozenset(_key(word) for word in GREETINGS)
 _DIGITS_ONLY = re.compile(r"[0-9\s\-.]+", re.ASCII)
 
 
@@ -255,6 +289,8 @@ def parse(text: str) -> Command:
             return Command(Intent.NUMBER, digits)
         if len(digits) >= 5:
             return Command(Intent.NOT_CNIC, text)
+    if is_greeting(text):
+        return Command(Intent.HELP)
     cnic_like = find_cnic_like(text)
     if cnic_like is not None:
         # "my cnic is 35202-1234567-1 please": the number is what matters.
@@ -262,6 +298,12 @@ def parse(text: str) -> Command:
     if sum(c.isdigit() for c in text) >= 9:
         return Command(Intent.NOT_CNIC, text)
     return Command(Intent.UNKNOWN, text)
+
+
+def is_greeting(text: str) -> bool:
+    """True when the message is a greeting and nothing else (emoji and punctuation aside)."""
+    words = [w for w in (_key(word) for word in _WORD.findall(text)) if w]
+    return bool(words) and all(w in _GREETING_KEYS for w in words)
 
 
 def is_roman_urdu(text: str) -> bool:

@@ -49,8 +49,14 @@ KEYWORD_CASES = [
     ("2", Intent.NUMBER),
     ("12345678", Intent.NOT_CNIC),
     ("", Intent.EMPTY),
-    ("hello", Intent.UNKNOWN),
+    ("hello there", Intent.UNKNOWN),
     ("😀", Intent.UNKNOWN),
+    # A greeting alone opens the chat: the menu.
+    ("hello", Intent.HELP),
+    ("Hi 👋", Intent.HELP),
+    ("Assalam o alaikum", Intent.HELP),
+    ("السلام عليكم", Intent.HELP),
+    ("Salam 3520212345671", Intent.CNIC),
     # Urdu and Arabic punctuation around a keyword, as ASCII punctuation.
     ("مدد؟", Intent.HELP),
     ("مدد۔", Intent.HELP),

@@ -53,7 +53,7 @@ _TYPOGRAPHIC = str.maketrans(
     }
 )
 _GSM7 = GSM7_BASIC | GSM7_EXTENSION
-#: Shortest description worth filing ("no money" is enough; "x" is not).
+#: Fewest letters or digits a description worth filing has ("no money" is enough; "x" is not).
 MIN_DESCRIPTION = 3
 MAX_DESCRIPTION = 500
 
@@ -120,7 +120,7 @@ async def answer_category(turn: Turn) -> list[Reply] | None:
         return None if turn.starts_afresh else [Reply("grievance/ask_category_again")]
     data = turn.conversation.data
     data["category"] = CATEGORIES[index].value
-    if len(str(data.get("description", ""))) >= MIN_DESCRIPTION:
+    if describes(str(data.get("description", ""))):
         return ask_confirmation(turn)
     turn.conversation.step = Step.GRIEVANCE_DESCRIPTION
     return [Reply("grievance/ask_description")]
@@ -133,10 +133,16 @@ async def answer_description(turn: Turn) -> list[Reply] | None:
     if command.keyword and not command.argument:
         return None
     text = clean_text(turn.inbound.text)[:MAX_DESCRIPTION]
-    if len(text) < MIN_DESCRIPTION:
+    if not describes(text):
         return [Reply("grievance/ask_description")]
     turn.conversation.data["description"] = text
     return ask_confirmation(turn)
+
+
+def describes(text: str) -> bool:
+    """True when `text` says something: at least MIN_DESCRIPTION letters or digits. Emoji and
+    punctuation alone ("🙏🙏🙏", "...") describe nothing, and an agent could not act on them."""
+    return sum(c.isalnum() for c in text) >= MIN_DESCRIPTION
 
 
 def ask_confirmation(turn: Turn) -> list[Reply]:
