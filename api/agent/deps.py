@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,22 +15,36 @@ from api.agent.errors import ConsoleError, LoginRequired
 from api.agent.i18n import N_
 from api.agent.schemas import Role
 from api.agent.sessions import ConsoleSession, SessionStore, cookie_name
-from api.deps import RuntimeDep, SettingsDep, get_session
-
-#: A session on the primary that commits *before* the response is sent ("function" scope), so
-#: the page a redirect leads to always sees what the form changed.
-ConsoleDbDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+from api.deps import RuntimeDep, SettingsDep
 
 
 def get_sessions(runtime: RuntimeDep) -> SessionStore:
     return SessionStore(runtime.redis)
 
 
+SessionsDep = Annotated[SessionStore, Depends(get_sessions)]
+
+
+async def get_console_session(
+    runtime: RuntimeDep, sessions: SessionsDep
+) -> AsyncIterator[AsyncSession]:
+    """A session on the primary whose work commits when the request succeeds; the messages
+    the request keeps for the next page ("Grievance G-… filed") are kept only once it has."""
+    sessions.defer_flashes()
+    async with runtime.db.sessions() as session, session.begin():
+        yield session
+    await sessions.write_deferred()
+
+
+#: A session on the primary that commits *before* the response is sent ("function" scope), so
+#: the page a redirect leads to always sees what the form changed, and tells of it only then.
+ConsoleDbDep = Annotated[AsyncSession, Depends(get_console_session, scope="function")]
+
+
 def get_access(runtime: RuntimeDep) -> CallerAccess:
     return CallerAccess(runtime.redis, runtime.settings)
 
 
-SessionsDep = Annotated[SessionStore, Depends(get_sessions)]
 AccessDep = Annotated[CallerAccess, Depends(get_access)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from api.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PREFIX = "rabta:agent:session"
 IDLE_SECONDS = 60 * 60
@@ -77,6 +80,26 @@ class SessionStore:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
+        #: Messages kept back until the request's transaction has committed (`defer_flashes`).
+        self._deferred: list[tuple[ConsoleSession, Flash]] | None = None
+
+    def defer_flashes(self) -> None:
+        """Keep this request's messages back until `write_deferred`: a page must never say
+        "Grievance G-… filed" for a transaction that did not commit (the database gone at
+        the commit, a restart, a failover)."""
+        if self._deferred is None:
+            self._deferred = []
+
+    async def write_deferred(self) -> None:
+        """Keep the messages held back for the next page, now that what they report is done.
+        Redis away: the messages are lost, not the work (which is committed), so no error."""
+        deferred, self._deferred = self._deferred or [], None
+        for session, flash in deferred:
+            try:
+                await self.flash(session, flash)
+            except SessionsUnavailable:
+                log.info("console message not kept for the next page (Redis)")
+                return
 
     async def create(self, *, agent_id: int) -> tuple[str, ConsoleSession]:
         """A fresh session (a new id every sign-in: a planted id never becomes a session)."""
@@ -140,7 +163,11 @@ class SessionStore:
         return ended
 
     async def flash(self, session: ConsoleSession, flash: Flash) -> None:
-        """Keep a message for the next page this session shows."""
+        """Keep a message for the next page this session shows (held back until the commit,
+        inside a request's console transaction: `defer_flashes`)."""
+        if self._deferred is not None:
+            self._deferred.append((session, flash))
+            return
         payload = json.dumps(
             {
                 "kind": flash.kind,
