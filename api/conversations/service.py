@@ -188,7 +188,10 @@ async def _converse(
         lookup_of=lookup_of,
         counted=counted,
     )
-    conversation = found or await _load_conversation(runtime, inbound)
+    unread = False
+    if found is None:
+        found, unread = await _load_conversation(runtime, inbound)
+    conversation = found
     was_idle = surge.is_idle(conversation)
     card_phone = inbound.contact_phone if inbound.contact_is_own else None
     known_phone = contact.phone or card_phone
@@ -202,6 +205,8 @@ async def _converse(
         conversation.verified_cnic = contact.verified_cnic
         conversation.verified_until = utc(contact.verified_until).timestamp()
     outcome = await engine.handle(inbound, conversation, services, policy=runtime.policy)
+    if unread and _needs_memory(conversation, outcome):
+        outcome = _put_off(conversation, outcome)
     rendered = runtime.renderer.render(
         outcome.replies, language=outcome.language, channel=inbound.channel
     )
@@ -321,11 +326,34 @@ def _eligibility_outcome(replies: list[Reply]) -> str | None:
     return None
 
 
-async def _load_conversation(runtime: Runtime, inbound: Inbound) -> Conversation:
+async def _load_conversation(runtime: Runtime, inbound: Inbound) -> tuple[Conversation, bool]:
+    """The sender's conversation, and True when Redis could not be read (a fresh one then)."""
     try:
-        return await runtime.conversations.load(inbound.channel, inbound.sender)
+        return await runtime.conversations.load(inbound.channel, inbound.sender), False
     except RedisError:
         # Redis down: answer from a fresh conversation rather than not at all.
         runtime.redis_away.happened(surge.RedisAway.CONVERSATION_UNREAD)
         log.info("conversation state unavailable (Redis); answering without it")
-        return Conversation(channel=inbound.channel, address=inbound.sender)
+        return Conversation(channel=inbound.channel, address=inbound.sender), True
+
+
+#: What a message may be that answers a question only its conversation knows: a menu number,
+#: six digits (a code), free text (a complaint's description).
+_ANSWERS = frozenset({Intent.NUMBER, Intent.CODE, Intent.UNKNOWN})
+
+
+def _needs_memory(conversation: Conversation, outcome: engine.Outcome) -> bool:
+    """With the conversation unread (Redis away): the reply asks a question whose answer
+    could not be followed (the conversation is left in a flow), or the message may answer a
+    question asked before, which this turn cannot know."""
+    return not surge.is_idle(conversation) or outcome.intent in _ANSWERS
+
+
+def _put_off(conversation: Conversation, outcome: engine.Outcome) -> engine.Outcome:
+    """ "The service is busy, try again in a few minutes", as USSD says without its session:
+    not a question Rabta cannot follow (a complaint's category, its confirmation, a choice of
+    person), nor "we did not understand" to an answer of one, which would have the person
+    loop, believing a complaint can be filed while Redis is away."""
+    log.info("a flow step put off: its conversation cannot be read (Redis)")
+    conversation.reset()
+    return engine.Outcome([Reply("errors/try_later")], outcome.language, outcome.intent)
