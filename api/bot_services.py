@@ -23,7 +23,7 @@ from api.payments.schemas import PaymentSchedule
 from api.ratelimit import Decision
 from api.registry import repository
 from api.runtime import Runtime
-from api.verification import deliver_code, request_code, requester
+from api.verification import deliver_code, request_code, requester, resend_if_lost
 from bot.ports import CodeSent, CodeStatus, LookupVerdict
 
 _ISSUE_STATUS = {
@@ -154,11 +154,19 @@ class RabtaServices:
             return CodeSent(CodeStatus.NOT_FOUND)
         if request.mobile is None:
             return CodeSent(CodeStatus.NO_MOBILE)
-        issued = request.issued
-        status = _ISSUE_STATUS[issued.outcome]
-        if issued.outcome is IssueOutcome.ISSUED:
+        if request.issued.outcome is IssueOutcome.RESUMED:
+            try:
+                async with self._orm() as session:
+                    request = await resend_if_lost(
+                        self._runtime, request, language=language, session=session
+                    )
+            except OtpUnavailable:
+                return CodeSent(CodeStatus.UNAVAILABLE)
+        elif request.issued.outcome is IssueOutcome.ISSUED:
             async with self._orm() as session:
                 await deliver_code(self._runtime, request, language=language, session=session)
+        issued = request.issued
+        status = _ISSUE_STATUS[issued.outcome]
         return CodeSent(
             status,
             request_id=issued.request_id,

@@ -4,17 +4,19 @@ the code sent to it. Shared by the conversation and the REST API."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.identity import Cnic, mask_phone
-from api.otp.service import Issued, IssueOutcome
+from api.otp.service import Issued, IssueOutcome, OtpUnavailable, new_code
 from api.outbox.service import enqueue
 from api.registry import repository
-from api.registry.models import Contact
+from api.registry.models import Contact, OutboundMessage
 from api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -74,9 +76,53 @@ async def deliver_code(
     log.info("verification code queued for %s", mask_phone(request.mobile or ""))
 
 
+async def resend_if_lost(
+    runtime: Runtime, request: CodeRequest, *, language: str | None, session: AsyncSession
+) -> CodeRequest:
+    """A resumed request whose code never reached the outbox gets a new code, queued in
+    `session`'s transaction; any other request is returned as it is.
+
+    Redis stores a code (and binds it to its requester) before the message's transaction
+    queues its SMS; when that transaction is lost (the database gone at its commit), asking
+    again resumed a code nobody was sent, and the person was told "we sent a code" until it
+    expired. The new code keeps the request, its tries and its lifetime."""
+    issued = request.issued
+    if issued.outcome is not IssueOutcome.RESUMED or not issued.request_id or not request.mobile:
+        return request
+    dedup_key = _code_key(runtime, issued.request_id)
+    found = select(OutboundMessage.id).where(OutboundMessage.dedup_key == dedup_key)
+    if await session.scalar(found) is not None:
+        return request  # it went, or is going: the person has it
+    renewed = CodeRequest(
+        issued=replace(issued, outcome=IssueOutcome.ISSUED, code=new_code()),
+        mobile=request.mobile,
+        in_registry=request.in_registry,
+    )
+    queued = await _queue_code(runtime, session, renewed, language)
+    if queued is None:
+        return request  # another message queued it at this moment
+    try:
+        live = await runtime.otp.renew(issued.request_id, renewed.issued.code or "")
+    except OtpUnavailable:
+        await session.delete(queued)  # the SMS would carry a code that opens nothing
+        raise
+    if not live:
+        await session.delete(queued)
+        return request
+    log.info("verification code sent again: the first never reached the outbox")
+    return renewed
+
+
+def _code_key(runtime: Runtime, request_id: str) -> str:
+    """The outbox dedup key of a request's code SMS (a keyed hash: no request id in the
+    database)."""
+    digest = hmac.new(runtime.settings.secret_key.encode(), request_id.encode(), hashlib.sha256)
+    return "otp:" + digest.hexdigest()[:40]
+
+
 async def _queue_code(
     runtime: Runtime, session: AsyncSession, request: CodeRequest, language: str | None
-) -> None:
+) -> OutboundMessage | None:
     assert request.mobile is not None and request.issued.code is not None
     chosen = await session.scalar(
         select(Contact.language).where(Contact.channel == "sms", Contact.address == request.mobile)
@@ -88,7 +134,7 @@ async def _queue_code(
         language=lang,
         channel="sms",
     )
-    await enqueue(
+    return await enqueue(
         session,
         channel="sms",
         to=request.mobile,
@@ -96,6 +142,7 @@ async def _queue_code(
         kind="otp",
         language=lang,
         priority=0,
+        dedup_key=_code_key(runtime, request.issued.request_id or ""),
     )
 
 

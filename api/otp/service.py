@@ -34,6 +34,11 @@ CODE_DIGITS = 6
 log = logging.getLogger(__name__)
 
 
+def new_code() -> str:
+    """Six random digits."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
 class OtpUnavailable(Exception):
     """Redis cannot be reached: no code is issued or checked (fail closed)."""
 
@@ -86,6 +91,14 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
 local fields = redis.call('HMGET', KEYS[1], 'hash', 'cnic')
 return {tries, fields[1] or '', fields[2] or ''}
+"""
+
+
+#: A new code's hash for a live request (its tries and lifetime kept); 0 when it has ended.
+_RENEW = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'hash', ARGV[1])
+return 1
 """
 
 
@@ -163,7 +176,7 @@ class OtpService:
                 pipe.expire(hour_key, 3600)
                 await pipe.execute()
             request_id = secrets.token_urlsafe(18)
-            code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+            code = new_code()
             # A decoy stores a hash no code can match, so checking it costs the same.
             secret = code if deliverable else secrets.token_hex(16)
             key = self._request_key(request_id)
@@ -183,6 +196,17 @@ class OtpService:
             code=code if deliverable else None,
             expires_in=lifetime,
         )
+
+    async def renew(self, request_id: str, code: str) -> bool:
+        """Give a live request a new code (its tries and lifetime as they were): for a resumed
+        request whose code never reached the outbox (`api.verification.resend_if_lost`). False
+        when the request has ended; raises OtpUnavailable."""
+        try:
+            return bool(
+                await self._redis.eval(_RENEW, 1, self._request_key(request_id), self._digest(code))
+            )
+        except RedisError as exc:
+            raise unavailable(exc) from exc
 
     def _issue_keys(self, cnic: str) -> tuple[str, str]:
         """The resend cooldown's key and the hour of codes' key for `cnic` (keyed, no CNIC)."""
