@@ -142,6 +142,7 @@ def _hold_statement(dialect: str) -> Executable:
             text=bindparam("text"),
             received_at=bindparam("now"),
             counted=bindparam("counted"),
+            media=bindparam("media"),
             attempts=0,
         )
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
@@ -190,6 +191,7 @@ class Holds:
             "text": inbound.text,
             "now": utcnow(),
             "counted": inbound.counted,
+            "media": inbound.media,
         }
         failure: Exception = DatabaseStalled("the database is away")
         if not database_away:
@@ -313,8 +315,9 @@ def _unspilled(raw: str | bytes) -> dict[str, object] | None:
         kept = {
             key: row[key] for key in ("channel", "external_id", "sender", "phone", "text", "now")
         }
-        # Kept before the look-up's count went with the message: counted again, as then.
-        return {**kept, "counted": row.get("counted") is True}
+        # Kept before the look-up's count (or the media mark) went with the message: counted
+        # again, and read as text, as then.
+        return {**kept, "counted": row.get("counted") is True, "media": row.get("media") is True}
     except (ValueError, KeyError, TypeError):
         log.error("a message kept in Redis could not be read (%d bytes); dropped", len(raw))
         return None
@@ -361,6 +364,7 @@ async def answer(runtime: Runtime, message: HeldMessage) -> bool:
         message_id=message.external_id,
         phone=message.phone,
         counted=message.counted,
+        media=message.media,
     )
     # The claim on the words of the SMS this answer sends (None when it sends none), and
     # whether another held message's answer took the same words to this phone.

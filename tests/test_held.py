@@ -916,3 +916,45 @@ def test_the_held_commands(settings, db):
         assert "kept in Redis while the database was away: 1" in result.output
     finally:
         asyncio.run(keep_one(False))
+
+
+def voice_note(sid: str) -> dict[str, str]:
+    form = load_payload("twilio_whatsapp_inbound.json")
+    form.pop("_about", None)
+    form.update(
+        Body="",
+        MessageSid=sid,
+        SmsMessageSid=sid,
+        SmsSid=sid,
+        From=f"whatsapp:{ELIGIBLE_PHONE}",
+        MessageType="audio",
+        NumMedia="1",
+        MediaUrl0="https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM0/Media/ME0",
+        MediaContentType0="audio/ogg",
+    )
+    return form
+
+
+async def test_a_voice_note_held_or_kept_in_redis_is_answered_as_a_voice_note(
+    held_app, client, registry, redis, monkeypatch
+):
+    """A voice note held while busy, and one kept in Redis while the database was away, are
+    answered later as they would have been at once: 'please type', not the help menu their
+    empty text would get."""
+    gate = gate_of(held_app)
+    busy(gate)
+    assert messages_in(await signed_post(client, voice_note("SMvoice0001"))) == []
+    holds = held_app.state.runtime.holds
+    monkeypatch.setattr(holds, "db", DatabaseAway())
+    assert messages_in(await signed_post(client, voice_note("SMvoice0002"))) == []
+    assert await redis.llen(held.SPILL_KEY) == 1
+    monkeypatch.setattr(holds, "db", held_app.state.runtime.db)
+    calm(gate)
+    drainer = held.Drainer(held_app.state.runtime, None)
+    await drainer.unspill()
+    assert [m.media for m in await rows(registry, HeldMessage)] == [True, True]
+    assert await drainer.drain() == 2
+    # In the default language (a voice note has no letters to guess from), and once: the
+    # second would send this phone the same words again.
+    [body] = [m.body for m in await rows(registry, OutboundMessage)]
+    assert "وائس نوٹ" in body, body

@@ -171,6 +171,9 @@ class HeldMessage(Base):
     #: Its look-up's limits were counted, and let it through, by the try that held it (a late
     #: or failed answer): its answer does not count them again (`Inbound.counted`).
     counted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: It carried a voice note, photo, file or location (`Inbound.media`): its answer asks for
+    #: typed text, as an answer at once would have.
+    media: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Tries to answer it so far, counted when claimed.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: A worker's claim: past this moment the message is anyone's again.
