@@ -113,6 +113,17 @@ class DatabaseStalled(ConnectionError):
     one that refused the connection, and answered the same way."""
 
 
+#: SQLSTATEs of a statement that failed for now, not for what it asked (see below).
+_TRANSIENT = frozenset({"57014", "40P01", "40001", "55P03"})
+
+
+def is_statement_refused(exc: BaseException) -> bool:
+    """True for a statement the server gave up on for now (`_TRANSIENT`): the database itself
+    is there, so what must wait can be written to it."""
+    state = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+    return isinstance(exc, DBAPIError) and state in _TRANSIENT
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """True for a lost, refused or unanswered database connection (a restart, a failover, a
     partition, a busy SQLite file), as opposed to a query or a value that is wrong: the same
@@ -124,9 +135,13 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if exc.connection_invalidated:
         return True
     # PostgreSQL: connection exceptions (08…), operator intervention (57P…: shutting down,
-    # starting up) and insufficient resources (53…: too many connections).
+    # starting up) and insufficient resources (53…: too many connections); and a statement
+    # the server gave up on that may succeed a moment later: cancelled (57014: a statement
+    # timeout, an operator's pg_cancel_backend on a query stuck behind a lock), a deadlock or
+    # a serialization failure (40P01, 40001), a lock not granted (55P03: lock_timeout). An SMS
+    # meeting one is held and answered later instead of lost to a 500 Twilio does not retry.
     state = str(getattr(exc.orig, "sqlstate", "") or "")
-    if state.startswith(("08", "57P", "53")):
+    if state.startswith(("08", "57P", "53")) or state in _TRANSIENT:
         return True
     message = str(exc.orig).lower()
     if isinstance(exc, InterfaceError):

@@ -22,7 +22,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from api.conversations.service import Attempt, receive
 from api.deps import runtime_of
 from api.identity import InvalidPhone, normalise_phone, normalise_text
-from api.problems import Problem, is_database_unavailable
+from api.problems import Problem, is_database_unavailable, is_statement_refused
 from api.settings import Settings
 from api.surge import HOLD, LateAnswers, answered_within
 from api.webhooks.forms import URLENCODED, urlencoded_fields
@@ -113,12 +113,14 @@ async def messaging(request: Request) -> Response:
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise
-        # The database went away under it. Twilio does not send it again after a 503: hold it
-        # (in Redis while the database is away) and answer it by SMS once it is back.
+        # The database went away under it (or gave up on a statement for now: a cancel, a
+        # deadlock). Twilio does not send it again after a 503: hold it (in Redis while the
+        # database is away) and answer it by SMS once it is back.
         runtime.late.happened(LateAnswers.HELD_AWAY)
-        log.info("twilio message held: database away")
+        refused = is_statement_refused(exc)
+        log.info("twilio message held: %s", "statement refused" if refused else "database away")
         inbound = replace(inbound, counted=attempt.counted)
-        return await _held(request, inbound, database_away=True)
+        return await _held(request, inbound, database_away=not refused)
     if answer is None:
         # The database (or Redis) stalls rather than refusing: Twilio would time out at 15 s
         # and not send it again. Hold it and answer it by SMS later (should the answer called
