@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table, and_, case, or_, select, tuple_, update
+from sqlalchemy import Table, Update, and_, case, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import Database, claim_rows, dialect_of, insert_for, utc
@@ -366,17 +366,17 @@ async def _renew(
     return await _fenced_update(db, message.id, worker_id, locked_until=until)
 
 
-async def _opt_out(db: Database, message: OutboundMessage) -> None:
-    async with db.transaction() as session:
-        await session.execute(
-            update(Contact)
-            .where(
-                Contact.channel == message.channel,
-                Contact.address == _address(message.channel, message.to),
-            )
-            .values(opted_out=True)
-            .execution_options(synchronize_session=False)
+def _opt_out(message: OutboundMessage) -> Update:
+    """Opt the message's recipient out (Twilio's 21610: they told the carrier STOP)."""
+    return (
+        update(Contact)
+        .where(
+            Contact.channel == message.channel,
+            Contact.address == _address(message.channel, message.to),
         )
+        .values(opted_out=True)
+        .execution_options(synchronize_session=False)
+    )
 
 
 class _Batch:
@@ -520,7 +520,8 @@ class _Batch:
         except PermanentSendError as exc:
             SEND_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
             if str(exc.code) == str(TWILIO_UNSUBSCRIBED):
-                await _opt_out(self.db, message)
+                async with self.db.transaction() as session:
+                    await session.execute(_opt_out(message))
             await self.finish(
                 message, "failed", status="failed", error=mask_sensitive(exc.reason)[:500]
             )
@@ -685,13 +686,5 @@ async def record_status(
     if status in ("failed", "undelivered") and error_code == str(TWILIO_UNSUBSCRIBED):
         # The recipient told the carrier STOP. A Messaging Service accepts the message and says
         # so only here: the contact is opted out as when Twilio refuses the send outright.
-        await session.execute(
-            update(Contact)
-            .where(
-                Contact.channel == message.channel,
-                Contact.address == _address(message.channel, message.to),
-            )
-            .values(opted_out=True)
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(_opt_out(message))
     return True
