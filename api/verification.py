@@ -4,15 +4,13 @@ the code sent to it. Shared by the conversation and the REST API."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import logging
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.identity import Cnic, mask_phone
+from api.identity import Cnic, keyed_digest, mask_phone
 from api.otp.service import Issued, IssueOutcome, OtpUnavailable, new_code
 from api.outbox.service import enqueue
 from api.registry import repository
@@ -116,8 +114,7 @@ async def resend_if_lost(
 def _code_key(runtime: Runtime, request_id: str) -> str:
     """The outbox dedup key of a request's code SMS (a keyed hash: no request id in the
     database)."""
-    digest = hmac.new(runtime.settings.secret_key.encode(), request_id.encode(), hashlib.sha256)
-    return "otp:" + digest.hexdigest()[:40]
+    return "otp:" + keyed_digest(runtime.settings.secret_key.encode(), "code-sms", request_id)
 
 
 async def _queue_code(
