@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+import tempfile
 from typing import Annotated
 
 import typer
@@ -59,17 +61,35 @@ def serve(
     upgrade(settings.database_url)
     if demo:
         asyncio.run(_prepare_demo(host, port))
-    uvicorn.run(
-        "api.main:app",
-        host=host,
-        port=port,
-        workers=workers,
-        # Applied again in each worker process, which would otherwise log nothing below WARNING
-        # and nothing as JSON.
-        log_config=logging_config(json_lines=settings.is_production),
-        proxy_headers=True,
-        server_header=False,
-    )
+    shared_metrics = _shared_metrics_folder(workers)
+    try:
+        uvicorn.run(
+            "api.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            # Applied again in each worker process, which would otherwise log nothing below WARNING
+            # and nothing as JSON.
+            log_config=logging_config(json_lines=settings.is_production),
+            proxy_headers=True,
+            server_header=False,
+        )
+    finally:
+        if shared_metrics is not None:
+            shared_metrics.cleanup()
+
+
+def _shared_metrics_folder(workers: int) -> tempfile.TemporaryDirectory[str] | None:
+    """With several workers and no PROMETHEUS_MULTIPROC_DIR, a fresh folder they all share, so
+    that `/metrics` adds every worker up. Without one each scrape reads the one worker that
+    happens to answer it, and counters jump between the workers' values, which Prometheus
+    takes for resets."""
+    if workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    folder = tempfile.TemporaryDirectory(prefix="rabta-metrics-")
+    # Read by prometheus-client in each worker process, which inherits the environment.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder.name
+    return folder
 
 
 async def _prepare_demo(host: str, port: int) -> None:

@@ -1,0 +1,90 @@
+"""What an operator scrapes and runs during an incident: `/metrics` adds up every worker of
+`rabta serve`, `rabta worker` can be scraped, and `rabta held stats` counts what is kept in
+Redis while the database is away."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _production_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RABTA_", "TWILIO_", "TELEGRAM_", "PROMETHEUS_"))
+    }
+    env.update(
+        RABTA_ENV="production",
+        RABTA_SECRET_KEY="test-only-secret-key-0123456789abcdef",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        TWILIO_AUTH_TOKEN="test-twilio-auth-token-0123456789",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        RABTA_EMBEDDED_WORKER="false",
+        RABTA_OUTBOUND="console",
+    )
+    return env
+
+
+def _healthz_count(text: str) -> float:
+    found = re.search(
+        r'^rabta_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)$',
+        text,
+        re.M,
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_of_rabta_serve_add_up_every_worker(migrated, redis_url, tmp_path):
+    """`rabta serve --workers 2` without PROMETHEUS_MULTIPROC_DIR: every scrape counts every
+    request, whichever worker answers it (each worker's own count, alternating, looked to
+    Prometheus like counter resets)."""
+    if not migrated.startswith("postgresql") or not redis_url:
+        pytest.skip("production mode needs PostgreSQL and Redis")
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    rabta = Path(sys.executable).with_name("rabta")
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(rabta), "serve", "--port", str(port), "--workers", "2"],
+            env=_production_env(migrated, redis_url, port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 2:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(20):
+            assert httpx.get(f"{base}/healthz").status_code == 200
+        seen = [_healthz_count(httpx.get(f"{base}/metrics").text) for _ in range(8)]
+        answered_by = {
+            line.split('"pid": ')[1].split(",")[0]
+            for line in log.read_text().splitlines()
+            if "GET /healthz" in line or "GET /metrics" in line
+        }
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert len(answered_by) == 2, "both workers should have answered something"
+    assert seen == [20.0] * 8, seen
