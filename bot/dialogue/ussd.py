@@ -788,8 +788,10 @@ COMPACT: dict[str, str] = {
 
 
 def render_screen(renderer: Renderer, replies: Sequence[Reply], *, language: str) -> str:
-    """The `CON …`/`END …` body, made to fit one screen: the compact forms first, then English;
-    cut only as a last resort (and logged, since tests keep every template within budget)."""
+    """The `CON …`/`END …` body, made to fit one screen: the compact forms first, then cut (and
+    logged, since tests keep every template within budget). A screen stays in the session's
+    language: a Roman Urdu reader who gets one screen in English mid-session may not read it,
+    while a place name cut short, ending in `..`, still says where to go and that it goes on."""
     current = list(replies)
     body = _body(renderer, current, language)
     while not fits(body):
@@ -800,12 +802,8 @@ def render_screen(renderer: Renderer, replies: Sequence[Reply], *, language: str
         body = _body(renderer, current, language)
     if fits(body):
         return body
-    english = _body(renderer, current, "en")
-    if fits(english):
-        log.warning("ussd screen %s too long in %s: sent in English", _names(current), language)
-        return english
-    log.error("ussd screen %s too long even in English: cut", _names(current))
-    return cut(english)
+    log.warning("ussd screen %s too long in %s: cut", _names(current), language)
+    return cut(body)
 
 
 def _body(renderer: Renderer, replies: Sequence[Reply], language: str) -> str:

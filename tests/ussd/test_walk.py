@@ -431,7 +431,7 @@ async def test_long_answers_use_their_compact_forms_and_cut_only_as_a_last_resor
     assert fits(body) and "ussd/schedule_shortest" in renderer.used and "r" * 60 not in body
     assert not caplog.records
     huge = dataclasses.replace(schedule.next, place="p" * 300)
-    caplog.set_level(logging.ERROR, logger="bot.dialogue.ussd")
+    caplog.set_level(logging.WARNING, logger="bot.dialogue.ussd")
     body = menus.render_screen(
         renderer,
         [Reply("ussd/schedule", {"cnic": "35202-*******-1", "next": huge}, end=True)],
