@@ -55,13 +55,14 @@ def stats() -> None:
     """How many messages are held, in which state, and the oldest's age."""
     from api.held import MAX_ATTEMPTS, backlog
 
-    found = _on_database(backlog)
+    # Redis first: while the database is away, what Redis keeps is all there is to count.
     kept = _kept_in_redis()
     if kept:
         console.print(
             f"kept in Redis while the database was away: {kept:,} "
             "(an API worker moves them within seconds of its coming back)"
         )
+    found = _on_database(backlog)
     if not (found.waiting or found.retrying or found.given_up):
         if not kept:
             console.print("Nothing is held: every message has been answered.")

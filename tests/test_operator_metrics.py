@@ -88,3 +88,37 @@ def test_metrics_of_rabta_serve_add_up_every_worker(migrated, redis_url, tmp_pat
         server.wait(timeout=30)
     assert len(answered_by) == 2, "both workers should have answered something"
     assert seen == [20.0] * 8, seen
+
+
+def test_held_stats_counts_what_redis_keeps_while_the_database_is_away(
+    settings, redis_url, monkeypatch
+):
+    """The database stopped: SMS are kept in Redis (`rabta:held:spill`), and `rabta held stats`
+    says how many before it reports the database unreachable (it used to try the database
+    first and say nothing else)."""
+    if not redis_url:
+        pytest.skip("the spill is kept in Redis")
+    from redis import Redis
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from api.held import SPILL_KEY
+
+    redis = Redis.from_url(redis_url)
+    redis.delete(SPILL_KEY)
+    redis.rpush(SPILL_KEY, "{}", "{}", "{}")
+    try:
+        # A PostgreSQL that is not there: nothing listens on this port.
+        monkeypatch.setenv(
+            "DATABASE_URL", f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/rabta"
+        )
+        from api.settings import get_settings
+
+        get_settings.cache_clear()
+        result = CliRunner().invoke(app, ["held", "stats"])
+    finally:
+        redis.delete(SPILL_KEY)
+        redis.close()
+    # The database's absence is still reported (`rabta` prints it as one line and exits 1).
+    assert isinstance(result.exception, OSError), result.exception
+    assert "kept in Redis while the database was away: 3" in result.output, result.output
