@@ -7,8 +7,11 @@ With several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR to a shared empty fol
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -20,8 +23,16 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import RuntimeDep
+from api.outbox.service import CHANNELS
+from api.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 REQUESTS = Counter(
     "rabta_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]
@@ -60,9 +71,60 @@ def _registry() -> CollectorRegistry:
     return DEFAULT_REGISTRY
 
 
+#: How long a scrape waits for the outbox's backlog before leaving it out.
+BACKLOG_TIMEOUT_SECONDS = 1.0
+
+
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+async def metrics(runtime: RuntimeDep) -> Response:
+    body = generate_latest(_registry()) + await _outbox_backlog(runtime)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def _outbox_backlog(runtime: Runtime) -> bytes:
+    """The outbox's backlog as the database has it now, whichever process delivers it: a
+    `rabta worker` that is not running, or cannot keep up, shows here as
+    `rabta_outbox_oldest_due_seconds` growing. Left out when the database does not answer
+    within a second (`/readyz` says so)."""
+    from api.outbox.service import backlog
+
+    try:
+        async with asyncio.timeout(BACKLOG_TIMEOUT_SECONDS):
+            found = await backlog(runtime.db)
+    except Exception as exc:
+        log.info("metrics: outbox backlog not read: %s", type(exc).__name__)
+        return b""
+    waiting = GaugeMetricFamily(
+        "rabta_outbox_waiting",
+        "Outbox messages not yet sent (due, being sent, or to be tried again later).",
+        labels=["channel"],
+    )
+    due = GaugeMetricFamily(
+        "rabta_outbox_due",
+        "Outbox messages due and not being sent (waiting for a worker).",
+        labels=["channel"],
+    )
+    oldest = GaugeMetricFamily(
+        "rabta_outbox_oldest_due_seconds",
+        "How long the most overdue outbox message has waited past its time (0: none).",
+        labels=["channel"],
+    )
+    for channel in sorted(CHANNELS | found.keys()):
+        counts = found.get(channel)
+        waiting.add_metric([channel], counts.waiting if counts else 0)
+        due.add_metric([channel], counts.due if counts else 0)
+        oldest.add_metric([channel], counts.oldest_due_seconds if counts else 0.0)
+    registry = CollectorRegistry()
+    registry.register(_Families(waiting, due, oldest))
+    return generate_latest(registry)
+
+
+class _Families(Collector):
+    def __init__(self, *families: Metric) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
 
 
 class RequestMetrics:

@@ -122,3 +122,98 @@ def test_held_stats_counts_what_redis_keeps_while_the_database_is_away(
     # The database's absence is still reported (`rabta` prints it as one line and exits 1).
     assert isinstance(result.exception, OSError), result.exception
     assert "kept in Redis while the database was away: 3" in result.output, result.output
+
+
+def _sample(text: str, name: str, channel: str) -> float:
+    found = re.search(rf'^{name}\{{channel="{channel}"\}} (\S+)$', text, re.M)
+    assert found, text
+    return float(found.group(1))
+
+
+async def test_metrics_show_an_outbox_no_worker_delivers(settings, db):
+    """`rabta worker` not running: the API's /metrics shows the outbox's backlog and how
+    overdue it is (nothing did before: the outbox's counters live in the worker's process)."""
+    import datetime as dt
+
+    import httpx
+    from sqlalchemy import update
+
+    from api.main import create_app
+    from api.outbox.service import PRIORITY_OTP, enqueue
+    from api.registry.models import OutboundMessage
+
+    async with db.sessions() as session, session.begin():
+        for to in ("+923001110001", "+923001110002"):
+            await enqueue(
+                session, channel="sms", to=to, body="x", kind="otp", priority=PRIORITY_OTP
+            )
+        await session.execute(
+            update(OutboundMessage).values(
+                next_attempt_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+            )
+        )
+    # No embedded worker: nothing delivers, as when `rabta worker` is down.
+    application = create_app(settings.model_copy(update={"embedded_worker": False}))
+    async with application.router.lifespan_context(application):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1:8000"
+        ) as http:
+            text = (await http.get("/metrics")).text
+    assert _sample(text, "rabta_outbox_waiting", "sms") == 2
+    assert _sample(text, "rabta_outbox_due", "sms") == 2
+    assert _sample(text, "rabta_outbox_oldest_due_seconds", "sms") >= 600
+    assert _sample(text, "rabta_outbox_due", "telegram") == 0
+    assert "+92300" not in text
+
+
+async def test_rabta_worker_serves_its_own_metrics(settings, db, redis_url, tmp_path):
+    """`rabta worker --metrics-port P`: what the worker counts (sent, retried, failed by
+    channel; a rotated Twilio token shows as `retried` with nothing `sent`) can be scraped.
+    It counted them before too, but in a process nothing could scrape."""
+    import asyncio
+
+    from api.outbox.service import PRIORITY_OTP, enqueue
+
+    if not settings.database_url.startswith("postgresql") or not redis_url:
+        pytest.skip("production mode needs PostgreSQL and Redis")
+    async with db.sessions() as session, session.begin():
+        await enqueue(
+            session, channel="sms", to="+923001110003", body="x", kind="otp", priority=PRIORITY_OTP
+        )
+    port = _free_port()
+    env = _production_env(settings.database_url, redis_url, port)
+    env["RABTA_CONSOLE_OUTBOX"] = str(tmp_path / "outbox.jsonl")
+    rabta = Path(sys.executable).with_name("rabta")
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [str(rabta), "worker", "--metrics-port", str(port), "--poll-interval", "0.2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    sent = None
+    try:
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                assert worker.poll() is None, log.read_text()
+                try:
+                    text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                except httpx.TransportError:
+                    await asyncio.sleep(0.2)
+                    continue
+                sent = re.search(
+                    r'^rabta_outbox_messages_total\{channel="sms",kind="otp",outcome="sent"\} '
+                    r"(\S+)$",
+                    text,
+                    re.M,
+                )
+                if sent:
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert sent and float(sent.group(1)) == 1.0, log.read_text()

@@ -37,12 +37,31 @@ def worker(
     worker_id: Annotated[
         str | None, typer.Option(help="Name recorded in claimed_by (default host-pid-random).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="RABTA_WORKER_METRICS_PORT",
+            help="Serve this worker's Prometheus metrics (sends, retries, failures by channel) "
+            "at http://<metrics-host>:<port>/metrics.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="RABTA_WORKER_METRICS_HOST", help="Interface for --metrics-port.")
+    ] = "127.0.0.1",
 ) -> None:
     """Deliver the outbox (SMS, WhatsApp, Telegram) with retries, until SIGTERM or Ctrl-C."""
     from api.logs import configure_logging
 
     settings = settings_or_exit()
     configure_logging(json_lines=settings.is_production)
+    if metrics_port is not None:
+        # What the worker counts (api/outbox/service.py) lives in this process only: the API's
+        # /metrics cannot see it.
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
     report = asyncio.run(
         _work(
             settings,

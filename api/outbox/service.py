@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table, Update, and_, case, or_, select, tuple_, update
+from sqlalchemy import Table, Update, and_, case, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import Database, claim_rows, dialect_of, insert_for, utc
@@ -688,3 +688,46 @@ async def record_status(
         # so only here: the contact is opted out as when Twilio refuses the send outright.
         await session.execute(_opt_out(message))
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelBacklog:
+    """What waits in the outbox for one channel (`/metrics`: `rabta_outbox_*`)."""
+
+    #: Not yet sent: due, being sent, or to be tried again later.
+    waiting: int
+    #: Due and nobody sending it: pending past its time, or its sender's lease expired.
+    due: int
+    #: How long the most overdue of those has waited past its time (0 when none).
+    oldest_due_seconds: float
+
+
+async def backlog(db: Database) -> dict[str, ChannelBacklog]:
+    """The outbox's backlog by channel, read in one statement. A worker that does not run, or
+    cannot keep up, shows as `oldest_due_seconds` growing; one that runs keeps it near 0."""
+    now = utcnow()
+    m = OutboundMessage
+    overdue_since = case(
+        (and_(m.status == "pending", m.next_attempt_at <= now), m.next_attempt_at),
+        (and_(m.status == "sending", m.locked_until < now), m.locked_until),
+    )
+    query = (
+        select(
+            m.channel,
+            func.count(),
+            func.count(overdue_since),
+            func.min(overdue_since),
+        )
+        .where(m.status.in_(("pending", "sending")))
+        .group_by(m.channel)
+    )
+    async with db.sessions() as session:
+        rows = (await session.execute(query)).all()
+    return {
+        channel: ChannelBacklog(
+            waiting=int(waiting),
+            due=int(due),
+            oldest_due_seconds=max(0.0, (now - utc(oldest)).total_seconds()) if oldest else 0.0,
+        )
+        for channel, waiting, due, oldest in rows
+    }
