@@ -217,3 +217,27 @@ async def test_rabta_worker_serves_its_own_metrics(settings, db, redis_url, tmp_
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     assert sent and float(sent.group(1)) == 1.0, log.read_text()
+
+
+async def test_outbox_stats_say_why_messages_wait(settings, db):
+    """Twilio answering 500s, a rotated token: messages wait, and `rabta outbox stats` gives
+    the latest reason beside the count (it gave only the count; the reason was in the rows)."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from api.outbox.service import PRIORITY_OTP, deliver_due, enqueue
+
+    async with db.sessions() as session, session.begin():
+        await enqueue(
+            session, channel="sms", to="+923001110004", body="x", kind="otp", priority=PRIORITY_OTP
+        )
+    # A worker that cannot send on the channel keeps the message, with the reason.
+    await deliver_due(db, {}, worker_id="test")
+    # The command runs its own event loop: in a thread, as from a shell.
+    result = await asyncio.to_thread(
+        CliRunner(env={"COLUMNS": "200"}).invoke, app, ["outbox", "stats"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no sender configured for sms" in result.output, result.output

@@ -106,21 +106,38 @@ def stats() -> None:
     """Messages in the outbox by channel and status."""
     settings = settings_or_exit()
     rows = asyncio.run(_stats(settings))
-    table = Table("channel", "status", "messages", "oldest")
-    for channel, status, count, oldest in rows:
-        table.add_row(channel, status, f"{count:,}", oldest.isoformat(timespec="seconds"))
+    table = Table("channel", "status", "messages", "oldest", "last error")
+    for channel, status, count, oldest, error in rows:
+        table.add_row(
+            channel,
+            status,
+            f"{count:,}",
+            oldest.isoformat(timespec="seconds"),
+            escape(error or "") if status in ("pending", "failed") else "",
+        )
     console.print(table if rows else "The outbox is empty.")
 
 
 async def _stats(settings: Settings) -> list[tuple]:
+    """Per channel and status: how many, the oldest, and the latest error among them (why
+    messages wait or failed: `twilio 500 error 20500`, `twilio 401 error 20003`, …)."""
     from sqlalchemy import func, select
+    from sqlalchemy.orm import aliased
 
     from api.db import Database
     from api.registry.models import OutboundMessage as M
 
+    latest = aliased(M)
+    last_error = (
+        select(latest.error)
+        .where(latest.channel == M.channel, latest.status == M.status, latest.error.is_not(None))
+        .order_by(latest.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     async with Database.opened(settings) as db, db.sessions() as session:
         result = await session.execute(
-            select(M.channel, M.status, func.count(), func.min(M.created_at))
+            select(M.channel, M.status, func.count(), func.min(M.created_at), last_error)
             .group_by(M.channel, M.status)
             .order_by(M.channel, M.status)
         )
