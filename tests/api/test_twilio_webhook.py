@@ -83,7 +83,7 @@ CASES = [
     pytest.param("LANG UR", "en", "زبان اردو", id="lang-ur"),
     pytest.param("مدد", "ur", "اہلیت کے لیے", id="help-urdu"),
     pytest.param(ELIGIBLE_WIFE, "ur", "کے لیے اہل ہے", id="eligible-urdu"),
-    pytest.param("madad", None, "Eligibility ke liye CNIC bhejein", id="help-roman-urdu-guessed"),
+    pytest.param("madad", None, "Ahliyat ke liye CNIC bhejein", id="help-roman-urdu-guessed"),
     pytest.param(ELIGIBLE_WIFE, None, "کے لیے اہل ہے", id="bare-cnic-default-urdu"),
 ]
 
