@@ -3,7 +3,8 @@
 Digits follow each locale's CLDR default numbering system (``NUMBERING_SYSTEMS``): Babel
 formats separators for that system but always emits ASCII digits, so they are translated here.
 Spaces in the output are plain U+0020, never Babel's NO-BREAK SPACE, so English and Roman Urdu
-replies stay GSM-7. Nothing is wrapped in bidi isolates: templates call ``ltr()`` where needed.
+replies stay GSM-7. Nothing is wrapped in bidi isolates: templates call ``ltr()`` (CNICs, codes,
+ticket ids) or ``isolate()`` (amounts, free text) where needed.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ RANGE_DASH: Final = MappingProxyType({"ltr": " - ", "rtl": " – "})
 DAYS_DASH: Final = MappingProxyType({"ltr": "-", "rtl": "–"})
 
 LRI: Final = "\u2066"
+FSI: Final = "\u2068"
 PDI: Final = "\u2069"
 
 _ALL_DIGITS: Final = "".join(DIGITS.values())
@@ -183,10 +185,23 @@ def format_number(n: int, lang: str) -> str:
 
 
 def ltr(text: str, lang: str) -> str:
-    """Isolate an LTR run (CNIC, phone, amount, ticket id) in LRI…PDI for RTL languages only."""
+    """Isolate an LTR run (CNIC, phone, ticket id) in LRI…PDI for RTL languages only."""
     if not text or not is_rtl(lang):
         return text
     return f"{LRI}{text}{PDI}"
+
+
+def isolate(text: str, lang: str) -> str:
+    """Isolate text of either direction in FSI…PDI for RTL languages only.
+
+    For what is not always left to right: a place, a complaint's words or an agent's note may be
+    written in English or in Urdu, and a Punjabi amount starts with its Arabic-script symbol
+    (``ر ۱۳٬۵۰۰``). The text takes the direction of its own first letter, and its punctuation
+    (a closing ``..``, ``No. 2,``) stays at its end instead of moving to the other side.
+    """
+    if not text or not is_rtl(lang):
+        return text
+    return f"{FSI}{text}{PDI}"
 
 
 def detect_script(text: str) -> Literal["arabic", "latin", "none"]:

@@ -68,9 +68,13 @@ class Renderer:
             # Month names make a date right-to-left text itself: wrapping it as LTR would put
             # "28 ستمبر 2026" in the wrong order.
             env.filters["date"] = lambda value: formatting.format_date(value, language)
-            env.filters["amount"] = lambda value: formatting.ltr(
+            # An amount's symbol may be Arabic script (Punjabi's "ر"): an LTR isolate would put
+            # it after the number for a right-to-left reader, so the amount sets its own way.
+            env.filters["amount"] = lambda value: formatting.isolate(
                 formatting.format_amount(value, language), language
             )
+            # Free text (a place, a complaint's words, an agent's note) in English or Urdu.
+            env.filters["isolate"] = lambda value: formatting.isolate(str(value), language)
             env.filters["number"] = lambda value: formatting.format_number(value, language)
             env.filters["programme"] = lambda key: self._programme_name(key, language)
             env.globals["brand"] = self._brand.get(language) or self._brand.get("en", "")
