@@ -620,10 +620,12 @@ async def _schedule(ctx: Ctx, digits: str) -> list[Reply]:
 
 async def _my_complaints(ctx: Ctx, digits: str) -> list[Reply]:
     grievances = await ctx.services.grievances_for_owner(digits)
+    name = await named(ctx.services, ctx.state.phone, digits)
     if not grievances:
-        name = await named(ctx.services, ctx.state.phone, digits)
         return end(ctx, "ussd/no_complaints", {"cnic": name})
-    return end(ctx, "ussd/list", {"grievances": grievances[:2], "total": len(grievances)})
+    return end(
+        ctx, "ussd/list", {"cnic": name, "grievances": grievances[:2], "total": len(grievances)}
+    )
 
 
 async def _status(ctx: Ctx, digits: str, ticket: str) -> list[Reply]:

@@ -53,3 +53,52 @@ async def test_a_payment_screen_too_long_is_cut_in_the_persons_language(
     body = await phone.send("2")
     assert body.startswith("END 35202-***4567-2 Kafaalat 2026-Q4: Rs 13,500, " + status), body
     assert body.endswith("..") and PLACE_120[:50] in body
+
+
+async def complain(phone: Dial, person: str, category: str) -> None:
+    """File one complaint without a call back, for the `person`-th CNIC of a shared phone."""
+    await phone.dial()
+    for key in ("3", person, category):
+        assert (await phone.send(key)).startswith("CON ")
+    assert (await phone.send("2")).startswith("END ")
+
+
+@pytest.mark.parametrize(
+    ("key", "three", "one"),
+    [
+        (
+            "1",
+            "END CNIC 35202-***4567-2: 3 complaints, the latest:\nG-",
+            "END CNIC 35202-***4567-1 has 1 complaint:\nG-",
+        ),
+        (
+            "3",
+            "END CNIC 35202-***4567-2 ki 3 shikayaat, taaza tareen:\nG-",
+            "END CNIC 35202-***4567-1 ki 1 shikayat:\nG-",
+        ),
+    ],
+    ids=["en", "ur_Latn"],
+)
+async def test_my_complaints_on_a_shared_phone_name_the_cnic_and_say_there_are_more(
+    dial, registry, monkeypatch, key, three, one
+):
+    """Which of the phone's CNICs a list belongs to (SPEC §3), and that it shows only the
+    latest two of three."""
+    monkeypatch.setenv("RABTA_LIMIT_SENDER", "100/hour")
+    phone: Dial = dial(ELIGIBLE_PHONE)
+    await phone.dial()
+    await phone.send(key)
+    for category in ("1", "2", "6"):
+        await complain(phone, "2", category)
+    await complain(phone, "1", "4")
+    await phone.dial()
+    for step in ("4", "2"):
+        await phone.send(step)
+    wife = await phone.send("2")
+    assert wife.startswith(three), wife
+    assert wife.count("\nG-") == 2
+    await phone.dial()
+    for step in ("4", "2"):
+        await phone.send(step)
+    husband = await phone.send("1")
+    assert husband.startswith(one), husband

@@ -179,7 +179,10 @@ async def test_track_a_complaint_by_number_and_from_the_list(dial, app, settings
     await owner.dial()
     await owner.send("4")
     mine = await owner.send("2")
-    assert mine == f"END You have 1 complaint:\n{ticket} payment not received: received"
+    assert (
+        mine
+        == f"END CNIC 42101-*******-3 has 1 complaint:\n{ticket} payment not received: received"
+    )
 
     # Someone else's ticket: the code goes to the owner's registered mobile.
     helper = await english(dial(HELPER_PHONE))
