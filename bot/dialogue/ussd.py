@@ -13,6 +13,7 @@ its own machine; it calls the same `Services` and renders through the same `Rend
                    │                                    └─no──► VERIFY_CODE ─► END status
                    └─2─► who? (as above) ─► END the last two complaints
          ─5─► LANGUAGE ─1..6─► MAIN
+    PERSON lists at most six; more go five at a time behind `98 More`.
     Every screen: `0` back one screen, `00` MAIN. Input a screen cannot use: the same screen
     again, titled with what was wrong (CON). END on completion, on errors, and when the
     session's state has expired ("dial again").
@@ -701,12 +702,31 @@ def _main_choices(ctx: Ctx) -> list[Choice]:
     ]
 
 
+#: The most persons the "which CNIC?" screen lists at once, with its title, `0 Back 00 Menu`
+#: and `98 More` in 182 characters; a phone with up to `PERSONS_ON_ONE_SCREEN` shows them all.
+PERSONS_PER_PAGE: Final = 5
+PERSONS_ON_ONE_SCREEN: Final = 6
+MORE: Final = "98"
+
+
 def _person_choices(ctx: Ctx) -> list[Choice]:
+    """The persons of this phone, numbered; more than fit one screen go by pages of
+    `PERSONS_PER_PAGE` behind `98 More`, which comes round to the first page after the last."""
     cnics = [str(c) for c in ctx.state.data.get("cnics", [])]
-    return [
+    choices = [
         Choice(str(i), "verify/person_option", choose_person, c, {"cnic": masked})
         for i, (c, masked) in enumerate(zip(cnics, person_choice_masks(cnics), strict=True), 1)
     ]
+    if len(choices) <= PERSONS_ON_ONE_SCREEN:
+        return choices
+    first = int(ctx.state.data.get("page", 0)) * PERSONS_PER_PAGE
+    return [*choices[first : first + PERSONS_PER_PAGE], Choice(MORE, "ussd/label/more", _more)]
+
+
+async def _more(ctx: Ctx, _: str) -> list[Reply]:
+    pages = -(-len(ctx.state.data.get("cnics", [])) // PERSONS_PER_PAGE)
+    ctx.state.data["page"] = (int(ctx.state.data.get("page", 0)) + 1) % pages
+    return show(ctx)
 
 
 def _category_choices(ctx: Ctx) -> list[Choice]:

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import update
 
-from api.registry.models import Payment
+from api.registry.models import Household, Payment, Person
 from tests.conftest import ELIGIBLE_PHONE
 from tests.ussd.conftest import Dial
 
@@ -102,3 +102,62 @@ async def test_my_complaints_on_a_shared_phone_name_the_cnic_and_say_there_are_m
         await phone.send(step)
     husband = await phone.send("1")
     assert husband.startswith(one), husband
+
+
+#: A phone shared by nine persons of one household (the registry sets no limit).
+CROWDED_PHONE = "+923005555555"
+NINE = [f"3210{i}1234567{i}" for i in range(1, 10)]
+
+
+@pytest.fixture
+async def nine_on_one_phone(registry):
+    async with registry.transaction() as session:
+        session.add(
+            Household(
+                household_id="HH-PB-0009",
+                pmt_score=10,
+                province="Punjab",
+                district="Muzaffargarh",
+                tehsil="Kot Addu",
+                survey_date=dt.date(2021, 1, 1),
+                status="active",
+            )
+        )
+        await session.flush()
+        session.add_all(
+            Person(
+                cnic=cnic,
+                household_id="HH-PB-0009",
+                full_name="Allah Rakhi",
+                gender="F",
+                birth_date=dt.date(1980, 1, 1),
+                relation="member",
+                mobile=CROWDED_PHONE,
+                cnic_expiry=dt.date(2030, 1, 1),
+            )
+            for cnic in NINE
+        )
+    return registry
+
+
+@pytest.mark.parametrize(
+    ("key", "more"), [("1", "98 More"), ("3", "98 Aur")], ids=["en", "ur_Latn"]
+)
+async def test_every_person_of_a_crowded_phone_can_be_chosen(dial, nine_on_one_phone, key, more):
+    """Nine CNICs on one phone: the "which CNIC?" screen lists them by pages behind `98 More`,
+    each whole with `0 Back`, rather than cut off after the seventh."""
+    phone: Dial = dial(CROWDED_PHONE)
+    await phone.dial()
+    await phone.send(key)
+    await phone.send("4")
+    first = await phone.send("2")
+    lines = first.splitlines()
+    assert [line.split()[0] for line in lines[1:-1]] == ["1", "2", "3", "4", "5", "98"], first
+    assert lines[-2] == more and lines[-1].startswith("0 ") and not first.endswith(".."), first
+    second = await phone.send("98")
+    assert "\n6 32106-***4567-6\n" in second and "\n9 32109-***4567-9\n" in second, second
+    assert "\n1 " not in second and not second.endswith(".."), second
+    assert "\n1 32101-***4567-1\n" in await phone.send("98")  # round to the first page
+    await phone.send("98")
+    last = await phone.send("9")
+    assert last.startswith("END CNIC 32109-***4567-9"), last
