@@ -96,11 +96,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(JsonBodiesOnly)
     # Inside the request metrics, which count a late read's 503 as the client got it.
     app.add_middleware(ReadsAnsweredInTime)
-    app.add_middleware(metrics.RequestMetrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Before routing and body parsing: an overloaded worker answers 503 at once instead of
     # letting requests time out (api/surge.py).
     app.add_middleware(LoadShedding, gate=gate, overload=overload)
+    # Outside the gate: a request it refuses is counted with its 503, and a request's latency
+    # includes its wait in the gate's queue, as the client sees both.
+    app.add_middleware(metrics.RequestMetrics)
     app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     # The router tries routes in the order they are included, each with its own regex: the
     # webhooks, which carry nearly all of a surge's traffic, come first (no two paths overlap,

@@ -25,7 +25,7 @@ from prometheus_client import (
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import RuntimeDep
@@ -166,7 +166,7 @@ class RequestMetrics:
             return str(path)
         endpoint = scope.get("endpoint")
         if endpoint is None:
-            return "unmatched"
+            return self._matching(scope)
         if self._plain is None:
             routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
             self._plain = {
@@ -175,3 +175,19 @@ class RequestMetrics:
                 if type(r) in (Route, Mount)
             }
         return self._plain.get(endpoint, "unmatched")
+
+    @staticmethod
+    def _matching(scope: Scope) -> str:
+        """The template of the route a request that never reached the router (refused by the
+        load-shedding gate, or its body too large) was for."""
+        for route in getattr(getattr(scope.get("app"), "router", None), "routes", ()):
+            match, _ = route.matches(scope)
+            if match is not Match.FULL:
+                continue
+            path = getattr(route, "path_format", None)
+            if path:  # the plain routes: the SMS and USSD webhooks
+                return str(path)
+            # A router FastAPI included, which names its route only once it handles the
+            # request: its first segment (`/v1/*`), never the raw path (it may hold a CNIC).
+            return "/" + str(scope["path"]).strip("/").split("/", 1)[0] + "/*"
+        return "unmatched"

@@ -241,3 +241,48 @@ async def test_outbox_stats_say_why_messages_wait(settings, db):
     )
     assert result.exit_code == 0, result.output
     assert "no sender configured for sms" in result.output, result.output
+
+
+async def test_requests_the_gate_refuses_are_counted_with_their_503(
+    settings, db, redis, monkeypatch
+):
+    """A surge: the requests the load-shedding gate refuses are in
+    `rabta_http_requests_total{status="503"}` under their route, so the share of 503s the
+    deployment guide alerts on is there (they were counted nowhere but the shed counter)."""
+    import httpx
+    from prometheus_client import REGISTRY
+
+    from api import surge
+    from api.main import create_app
+
+    monkeypatch.setenv("RABTA_SURGE_MAX_IN_FLIGHT", "1")
+    monkeypatch.setenv("RABTA_SURGE_MAX_QUEUE", "0")
+    surge.get_surge_settings.cache_clear()
+    refused = [
+        ("GET", "/v1/eligibility/3520212345671", "/v1/*"),
+        ("POST", "/webhooks/ussd", "/webhooks/ussd"),
+    ]
+
+    def count(method: str, route: str, status: str) -> float:
+        labels = {"method": method, "route": route, "status": status}
+        return REGISTRY.get_sample_value("rabta_http_requests_total", labels) or 0.0
+
+    # A refused USSD hit gets its busy screen, a 200: counted under its route as such.
+    before = [count(m, route, s) for m, _, route in refused for s in ("503", "200")]
+    try:
+        application = create_app(settings.model_copy(update={"embedded_worker": False}))
+        async with application.router.lifespan_context(application):
+            gate = application.state.held.gate
+            gate.in_flight = 1  # as if one request were running: the next is refused
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1:8000"
+            ) as http:
+                statuses = [
+                    (await http.request(method, path)).status_code for method, path, _ in refused
+                ]
+            gate.in_flight = 0
+    finally:
+        surge.get_surge_settings.cache_clear()
+    assert statuses == [503, 200]
+    after = [count(m, route, s) for m, _, route in refused for s in ("503", "200")]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 0, 0, 1]
