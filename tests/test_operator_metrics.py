@@ -286,3 +286,27 @@ async def test_requests_the_gate_refuses_are_counted_with_their_503(
     assert statuses == [503, 200]
     after = [count(m, route, s) for m, _, route in refused for s in ("503", "200")]
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 0, 0, 1]
+
+
+async def test_a_partner_over_its_quota_is_named_in_the_metrics(client, db):
+    """A partner hammering the API: `rabta_partner_requests_total{partner,outcome}` says which
+    one, and how many of its calls its quota refused (the limiter's own counter says only
+    `scope="partner"`, and no log line names it)."""
+    from prometheus_client import REGISTRY
+
+    from api.partners import create_partner
+
+    async with db.sessions() as session, session.begin():
+        key = await create_partner(session, name="Hammering portal", quota="3/minute")
+
+    def count(outcome: str) -> float:
+        labels = {"partner": "Hammering portal", "outcome": outcome}
+        return REGISTRY.get_sample_value("rabta_partner_requests_total", labels) or 0.0
+
+    before = count("allowed"), count("limited")
+    statuses = [
+        (await client.get("/v1/eligibility/not-a-cnic", headers={"X-API-Key": key})).status_code
+        for _ in range(5)
+    ]
+    assert statuses[-1] == 429, statuses
+    assert (count("allowed") - before[0], count("limited") - before[1]) == (3, 2)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from fastapi import Request, Response
 from fastapi.security import APIKeyHeader
+from prometheus_client import Counter
 
 from api.identity import Cnic
 from api.partners import find_partner_by_key, hash_api_key
@@ -117,6 +118,15 @@ async def _partner_for_key(request: Request, key: str) -> PartnerIdentity | None
     return identity
 
 
+#: Which partner calls, and how often its quota refuses it: a partner hammering the API shows by
+#: name (partners are few, and their names are not personal data).
+PARTNER_CALLS = Counter(
+    "rabta_partner_requests_total",
+    "Calls made with a partner's API key, by partner and whether its quota allowed them.",
+    ["partner", "outcome"],
+)
+
+
 def client_ip(request: Request) -> str:
     """The peer address; uvicorn's `proxy_headers` has already replaced it for trusted proxies.
 
@@ -210,6 +220,8 @@ async def _limit(request: Request, response: Response, cnic: Cnic | None) -> Non
     else:
         decision = await limiter.hit(scope, identity, quota)
     request.state.rate_limit = decision
+    if partner is not None:
+        PARTNER_CALLS.labels(partner.name, "allowed" if decision.allowed else "limited").inc()
     if not decision.allowed:
         raise _refuse(decision)
     if key is not None and partner is None:
