@@ -310,3 +310,25 @@ async def test_a_partner_over_its_quota_is_named_in_the_metrics(client, db):
     ]
     assert statuses[-1] == 429, statuses
     assert (count("allowed") - before[0], count("limited") - before[1]) == (3, 2)
+
+
+async def test_a_full_disk_under_the_console_outbox_is_named(db):
+    """The console outbox's disk is full: the message waits, and its error (what `rabta outbox
+    stats` shows) says so, not only `OSError`."""
+    from sqlalchemy import select
+
+    from api.outbox.senders import ConsoleSender
+    from api.outbox.service import PRIORITY_OTP, deliver_due, enqueue
+    from api.registry.models import OutboundMessage
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full, which answers every write with ENOSPC")
+    async with db.sessions() as session, session.begin():
+        await enqueue(
+            session, channel="sms", to="+923001110005", body="x", kind="otp", priority=PRIORITY_OTP
+        )
+    report = await deliver_due(db, {"sms": ConsoleSender(Path("/dev/full"))}, worker_id="test")
+    assert report.retried == 1
+    async with db.sessions() as session:
+        error = (await session.execute(select(OutboundMessage.error))).scalar_one()
+    assert error == "sender error: OSError: No space left on device"

@@ -529,7 +529,11 @@ class _Batch:
         except Exception as exc:
             # An unexpected failure in one send is treated as temporary: never lose the message.
             log.exception("outbox message %s: %s sender crashed", message.id, message.channel)
-            await self._retry(message, f"sender error: {type(exc).__name__}")
+            reason = f"sender error: {type(exc).__name__}"
+            if isinstance(exc, OSError) and exc.strerror:
+                # What an operator can mend: "No space left on device", "Permission denied".
+                reason += f": {exc.strerror}"
+            await self._retry(message, reason)
             return
         SEND_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
         committed = await _finish_sent(
