@@ -7,6 +7,7 @@ import json
 import logging
 import logging.config
 import re
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import unquote
 
@@ -71,8 +72,14 @@ _base_factory = logging.getLogRecordFactory()
 _TRACEBACK = logging.Formatter()
 
 
+#: The id of the HTTP request being answered (api/metrics.py `RequestMetrics` sets it): every
+#: line logged while answering it carries it, so one message's lines can be found together.
+REQUEST_ID: ContextVar[str | None] = ContextVar("rabta_request_id", default=None)
+
+
 def _masking_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _base_factory(*args, **kwargs)
+    record.request_id = REQUEST_ID.get()
     try:
         message = record.getMessage()
     except Exception:  # a broken format string must not lose the record
@@ -105,6 +112,9 @@ class JsonFormatter(MaskingFormatter):
             "pid": record.process,
             "msg": mask_sensitive(record.getMessage()),
         }
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            payload["request_id"] = request_id
         if record.exc_info:
             payload["exc"] = mask_sensitive(self.formatException(record.exc_info))
         return json.dumps(payload, ensure_ascii=False)

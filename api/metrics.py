@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
+import secrets
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -29,6 +31,7 @@ from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import RuntimeDep
+from api.logs import REQUEST_ID
 from api.outbox.service import CHANNELS
 from api.runtime import Runtime
 
@@ -127,6 +130,18 @@ class _Families(Collector):
         return self.families
 
 
+#: A caller's own `X-Request-ID` (a load balancer's, a partner's) is kept when it looks like one.
+_CALLERS_ID = re.compile(rb"[A-Za-z0-9._:-]{8,64}")
+
+
+def _request_id(scope: Scope) -> bytes:
+    """The request's id: the caller's `X-Request-ID` if it gave a sane one, else a fresh one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id" and _CALLERS_ID.fullmatch(value):
+            return value
+    return secrets.token_hex(8).encode()
+
+
 class RequestMetrics:
     """Counts every request by its route template (never the raw path: it may hold a CNIC)."""
 
@@ -141,11 +156,14 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        request_id = _request_id(scope)
+        REQUEST_ID.set(request_id.decode())
 
         async def tracking_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
             await send(message)
 
         try:

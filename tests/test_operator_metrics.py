@@ -332,3 +332,38 @@ async def test_a_full_disk_under_the_console_outbox_is_named(db):
     async with db.sessions() as session:
         error = (await session.execute(select(OutboundMessage.error))).scalar_one()
     assert error == "sender error: OSError: No space left on device"
+
+
+async def test_every_line_logged_for_a_request_carries_its_id(client, caplog):
+    """An operator following one message through the log: each line logged while answering a
+    request carries its id (the caller's `X-Request-ID`, else a fresh one), which the response
+    returns too; there was nothing to tie a reply's line to its access line."""
+    import json
+    import logging
+
+    from api.logs import JsonFormatter
+
+    caplog.set_level(logging.INFO)
+    sms = {"MessageSid": "SMreqid1", "From": "+923001110006", "To": "+15550001111"}
+    given = await client.post(
+        "/webhooks/twilio/messaging",
+        data={**sms, "Body": "HELP"},
+        headers={"X-Request-ID": "lb-7f3a9c2e01"},
+    )
+    fresh = await client.post(
+        "/webhooks/twilio/messaging",
+        data={**sms, "MessageSid": "SMreqid2", "From": "+923001110007", "Body": "HELP"},
+    )
+    assert given.headers["x-request-id"] == "lb-7f3a9c2e01"
+    assert re.fullmatch(r"[0-9a-f]{16}", fresh.headers["x-request-id"])
+    replies = [r for r in caplog.records if r.getMessage().startswith("sms reply")]
+    assert [r.request_id for r in replies] == ["lb-7f3a9c2e01", fresh.headers["x-request-id"]]
+    line = json.loads(JsonFormatter().format(replies[0]))
+    assert line["request_id"] == "lb-7f3a9c2e01"
+    # A header that is not an id (too long, or carrying anything else) is not echoed.
+    odd = await client.post(
+        "/webhooks/twilio/messaging",
+        data={**sms, "MessageSid": "SMreqid3", "Body": "HELP"},
+        headers={"X-Request-ID": "x\\" + "a" * 80},
+    )
+    assert re.fullmatch(r"[0-9a-f]{16}", odd.headers["x-request-id"])
