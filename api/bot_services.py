@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -252,7 +251,7 @@ class LookupServices(RabtaServices):
         channel: str,
         sender: str,
         contact_id: int | None = None,
-        households: Mapping[str, tuple[str, Any] | None] | None = None,
+        households: Mapping[str, repository.Coarse | None] | None = None,
         counted: Counted | None = None,
     ) -> None:
         super().__init__(runtime, session, channel=channel, sender=sender, contact_id=contact_id)

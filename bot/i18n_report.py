@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from api.eligibility.schemas import ProgrammeState
 from api.grievances.schemas import Category, Status
 from api.payments.schemas import Tranche
 from bot.i18n import LANGUAGES
@@ -163,6 +164,20 @@ def _worst_case_variants() -> dict[str, list[dict[str, Any]]]:
     ]
     statuses = [{"status": status} for status in Status]
     return {
+        # The person themself: three programmes, in every state but active (and exited, which
+        # is not named).
+        "eligibility/eligible": [
+            {},
+            *(
+                {
+                    "programmes": [
+                        ProgrammeState(programme, state)
+                        for programme in ("taleemi_wazaif", "kafaalat", "nashonuma")
+                    ]
+                }
+                for state in ("suspended", "pending")
+            ),
+        ],
         "payments/schedule": schedule,
         "grievance/status": [
             {"grievance": grievance("G-7K3M9Q", category=c, status=s, note=NOTE_LONG)}

@@ -79,6 +79,8 @@ class Renderer:
             env.filters["programme"] = lambda key: self._programme_name(key, language)
             env.globals["brand"] = self._brand.get(language) or self._brand.get("en", "")
             env.globals["language"] = language
+            # Between the items of a list: the Arabic comma in right-to-left languages.
+            env.globals["comma"] = "، " if formatting.is_rtl(language) else ", "
             env.globals["LANGUAGE_KEYWORD"] = LANGUAGE_KEYWORD
             self._envs[language] = env
         return env

@@ -299,9 +299,9 @@ def _upsert_with_household_statement(*, with_phone: bool) -> Executable:
     contact = _upsert_statement("postgresql", with_phone=with_phone).cte("contact")
     household = registry.HOUSEHOLD_STATUS.subquery("household")
     # A look-up's contact commits as its record does, without waiting for the disk (api/hot.py).
-    return select(contact, household.c.status, household.c.pmt_score, hot.ASYNC_COMMIT).select_from(
-        contact.outerjoin(household, true())
-    )
+    return select(
+        contact, household.c.status, household.c.pmt_score, household.c.mobile, hot.ASYNC_COMMIT
+    ).select_from(contact.outerjoin(household, true()))
 
 
 async def get_or_create_contact_reading_household(
@@ -312,7 +312,7 @@ async def get_or_create_contact_reading_household(
     phone: str | None,
     cnic: str,
     now: dt.datetime | None = None,
-) -> tuple[ContactRecord, tuple[str, Any] | None]:
+) -> tuple[ContactRecord, registry.Coarse | None]:
     """`get_or_create_contact`, and `registry.household_status(cnic)` read in the same round
     trip on PostgreSQL (two statements elsewhere). For the look-up lane, whose answer needs
     both: the registry must be in this session's database."""
@@ -324,9 +324,9 @@ async def get_or_create_contact_reading_household(
     statement = _upsert_with_household_statement(with_phone=phone is not None)
     params = {**_contact_params(channel, address, phone, now), "cnic": cnic}
     (row,) = await hot.rows(session, statement, params)
-    *contact_row, status, pmt_score, _ = row
+    *contact_row, status, pmt_score, mobile, _ = row
     # A household's status is never NULL: NULL here is the outer join finding no one.
-    return _contact(contact_row), (status, pmt_score) if status is not None else None
+    return _contact(contact_row), (status, pmt_score, mobile) if status is not None else None
 
 
 @cache

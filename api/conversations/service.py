@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -249,7 +248,7 @@ async def contact_and_services(
     be read for nothing); anything else gets the full services. A contact already `known` (a
     USSD session's, found at its first hit) is taken as it is, with no upsert.
     """
-    households: dict[str, tuple[str, Any] | None] = {}
+    households: dict[str, registry_repository.Coarse | None] = {}
     refused = counted is not None and not all(d.allowed for d in counted[1])
     # The CNIC whose household is read ahead, with the contact's statement when there is one.
     ahead = lookup_of if lookup and runtime.db.registry_is_primary and not refused else None

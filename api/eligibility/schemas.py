@@ -23,7 +23,8 @@ class ProgrammeState:
 
 @dataclass(frozen=True, slots=True)
 class EligibilityResult:
-    """What the registry says about one CNIC; `programmes` and `district` are private."""
+    """What the registry says about one CNIC; `programmes`, `district` and `mobile` are
+    private (`mobile`, the registered one, tells whether the asker is the person)."""
 
     cnic: str
     cnic_masked: str
@@ -31,6 +32,7 @@ class EligibilityResult:
     programmes: tuple[ProgrammeState, ...] = field(default=())
     district: str | None = None
     tehsil: str | None = None
+    mobile: str | None = None
 
 
 class CoarseEligibility(BaseModel):

@@ -30,11 +30,14 @@ def decide_status(status: str, pmt_score: Any, *, cutoff: float) -> EligibilityS
 
 
 def coarse_result(
-    cnic: Cnic, coarse: tuple[str, Any] | None, *, cutoff: float
+    cnic: Cnic, coarse: repository.Coarse | None, *, cutoff: float
 ) -> EligibilityResult:
-    """The answer anyone may have, from `repository.household_status`'s (status, PMT score)."""
-    status = decide_status(*coarse, cutoff=cutoff) if coarse else EligibilityStatus.NOT_FOUND
-    return EligibilityResult(cnic=cnic.digits, cnic_masked=cnic.masked, status=status)
+    """The answer anyone may have, from `repository.household_status`'s (status, PMT score,
+    registered mobile)."""
+    if coarse is None:
+        return EligibilityResult(cnic.digits, cnic.masked, EligibilityStatus.NOT_FOUND)
+    status = decide_status(coarse[0], coarse[1], cutoff=cutoff)
+    return EligibilityResult(cnic.digits, cnic.masked, status, mobile=coarse[2])
 
 
 async def coarse_eligibility(executor: Executor, *, cnic: Cnic, cutoff: float) -> EligibilityResult:
@@ -63,4 +66,5 @@ async def check_eligibility(
         programmes=tuple(ProgrammeState(e.programme, e.status) for e in enrollments),
         district=household.district,
         tehsil=household.tehsil,
+        mobile=found[0].mobile if found else None,
     )

@@ -30,16 +30,21 @@ _PERSONS = cast(Table, Person.__table__)
 #: Built once: asked millions of times (every eligibility answer), so no statement per call.
 #: The look-up lane also reads it inside the contact's upsert (api/conversations/repository.py).
 HOUSEHOLD_STATUS = (
-    select(_HOUSEHOLDS.c.status, _HOUSEHOLDS.c.pmt_score)
+    select(_HOUSEHOLDS.c.status, _HOUSEHOLDS.c.pmt_score, _PERSONS.c.mobile)
     .join(_PERSONS, _HOUSEHOLDS.c.household_id == _PERSONS.c.household_id)
     .where(_PERSONS.c.cnic == bindparam("cnic"))
 )
 
 
-async def household_status(session: hot.Executor, *, cnic: str) -> tuple[str, Any] | None:
-    """(status, PMT score) of the household of the person with this CNIC, or None."""
+#: A household's (status, PMT score) and the person's registered mobile: `household_status`.
+Coarse = tuple[str, Any, str | None]
+
+
+async def household_status(session: hot.Executor, *, cnic: str) -> Coarse | None:
+    """(status, PMT score) of the household of the person with this CNIC, and the person's
+    registered mobile (is the asker the person?), or None."""
     found = await hot.rows(session, HOUSEHOLD_STATUS, {"cnic": cnic})
-    return (found[0][0], found[0][1]) if found else None
+    return (found[0][0], found[0][1], found[0][2]) if found else None
 
 
 _REGISTERED_MOBILE = select(_PERSONS.c.mobile).where(_PERSONS.c.cnic == bindparam("cnic"))

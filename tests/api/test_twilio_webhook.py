@@ -82,9 +82,9 @@ CASES = [
     pytest.param("😀🙏", "en", "Sorry, we did not understand", id="emoji"),
     pytest.param("LANG UR", "en", "زبان اردو", id="lang-ur"),
     pytest.param("مدد", "ur", "اہلیت کے لیے", id="help-urdu"),
-    pytest.param(ELIGIBLE_WIFE, "ur", "کے لیے اہل ہے", id="eligible-urdu"),
+    pytest.param(ELIGIBLE_WIFE, "ur", "35202-*******-2\u2069 اہل ہے", id="eligible-urdu"),
     pytest.param("madad", None, "Ahliyat ke liye CNIC bhejein", id="help-roman-urdu-guessed"),
-    pytest.param(ELIGIBLE_WIFE, None, "کے لیے اہل ہے", id="bare-cnic-default-urdu"),
+    pytest.param(ELIGIBLE_WIFE, None, "اہل ہے", id="bare-cnic-default-urdu"),
 ]
 
 
@@ -375,7 +375,7 @@ async def test_households_read_ahead_answer_the_first_coarse_look_up_only(monkey
         None,  # type: ignore[arg-type]
         channel="sms",
         sender=ELIGIBLE_PHONE,
-        households={ELIGIBLE: ("active", 10.0), NOT_FOUND: None},
+        households={ELIGIBLE: ("active", 10.0, ELIGIBLE_PHONE), NOT_FOUND: None},
     )
     found = await services.eligibility(Cnic.parse(ELIGIBLE))
     assert (found.status.value, found.cnic_masked) == ("eligible", "35202-*******-1")

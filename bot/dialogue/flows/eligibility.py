@@ -1,11 +1,15 @@
-"""Eligibility by CNIC: the coarse answer anyone may have, as 8171 gives it (SPEC §5.1).
+"""Eligibility by CNIC: the coarse answer anyone may have, as 8171 gives it, and to the person
+themself also their programmes and their state (SPEC §5.1).
 
 <CNIC> ──► valid? ──no──► errors/not_cnic
              └─yes─► services.eligibility ──► eligibility/<status>
+                          └─ eligible, and asked by the person (verified, or from their
+                             registered mobile) ──► eligibility/eligible with their programmes
 """
 
 from __future__ import annotations
 
+from api.eligibility.schemas import EligibilityResult, EligibilityStatus
 from api.identity import Cnic, InvalidCnic
 from bot.channels.base import Reply
 from bot.dialogue.turn import Turn
@@ -19,7 +23,20 @@ async def check(turn: Turn) -> list[Reply]:
         return [Reply("errors/not_cnic")]
     result = await turn.services.eligibility(cnic)
     turn.conversation.reset()
-    return [Reply(f"eligibility/{result.status.value}", {"cnic": result.cnic_masked})]
+    context: dict[str, object] = {"cnic": result.cnic_masked}
+    if result.status is EligibilityStatus.ELIGIBLE and _asked_by_the_person(turn, result):
+        full = await turn.services.eligibility(cnic, full=True)
+        # Those left (exited) are not named: "enrolled" is what the person is in now.
+        context["programmes"] = [p for p in full.programmes if p.status != "exited"]
+    return [Reply(f"eligibility/{result.status.value}", context)]
+
+
+def _asked_by_the_person(turn: Turn, result: EligibilityResult) -> bool:
+    """The conversation is verified for the CNIC, or comes from its registered mobile (read
+    with the coarse status: no look-up more for anyone else)."""
+    if turn.conversation.is_verified_for(result.cnic, now=turn.now):
+        return True
+    return result.mobile is not None and result.mobile == turn.phone
 
 
 async def not_a_cnic(turn: Turn) -> list[Reply]:
