@@ -128,9 +128,7 @@ async def test_language_change_conversation(tg_client, fake_api, registry):
     assert "35202-*******-2 is eligible" in await chat.send(ELIGIBLE_WIFE)
     await chat.press("menu:language")
     assert "Roman Urdu" in [label for label, _ in buttons(chat.last_markup())]
-    assert "Ahliyat ke liye CNIC bhejein" in (
-        await chat.press("LANG RU") + await chat.send("HELP")
-    )
+    assert "Ahliyat ke liye CNIC bhejein" in (await chat.press("LANG RU") + await chat.send("HELP"))
     assert "کے لیے اہل ہے" in (await chat.send("LANG UR") + await chat.send(ELIGIBLE_WIFE))
 
 
