@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -86,7 +87,11 @@ def _shared_metrics_folder(workers: int) -> tempfile.TemporaryDirectory[str] | N
     takes for resets."""
     if workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return None
-    folder = tempfile.TemporaryDirectory(prefix="rabta-metrics-")
+    # In memory where the system has it (as compose mounts a tmpfs): every count is a write to
+    # a mapped file, which on disk the kernel would flush under the requests' feet.
+    shm = Path("/dev/shm")  # noqa: S108 - a fresh 0700 folder inside it, made by tempfile
+    memory = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    folder = tempfile.TemporaryDirectory(prefix="rabta-metrics-", dir=memory)
     # Read by prometheus-client in each worker process, which inherits the environment.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder.name
     return folder

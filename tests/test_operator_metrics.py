@@ -367,3 +367,24 @@ async def test_every_line_logged_for_a_request_carries_its_id(client, caplog):
         headers={"X-Request-ID": "x\\" + "a" * 80},
     )
     assert re.fullmatch(r"[0-9a-f]{16}", odd.headers["x-request-id"])
+
+
+def test_the_metrics_folder_rabta_serve_makes_is_in_memory(monkeypatch):
+    """Every count is a write to a mapped file: on disk the kernel flushes them while requests
+    wait, so the folder goes where compose puts its own, in memory (/dev/shm), when there is one."""
+    from pathlib import Path
+
+    from api.cli import _shared_metrics_folder
+
+    # Set, then removed: undoing it removes what the folder's maker sets, for the tests after.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "unset")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    folder = _shared_metrics_folder(2)
+    assert folder is not None
+    try:
+        if Path("/dev/shm").is_dir():
+            assert Path(folder.name).parent == Path("/dev/shm")
+        assert Path(folder.name).is_dir()
+    finally:
+        folder.cleanup()
+    assert _shared_metrics_folder(1) is None
