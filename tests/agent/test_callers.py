@@ -141,27 +141,30 @@ async def test_the_code_goes_to_the_registered_mobile_and_opens_the_record(
     assert len(await audit_entries(registry, action="view")) == 2
 
 
+def tranche_after(cnic: str) -> Payment:
+    """The wife's Kafaalat tranche after 2026-Q4: 2027-Q1, scheduled."""
+    return Payment(
+        payment_id="PAY-0003",
+        cnic=cnic,
+        programme="kafaalat",
+        tranche="2027-Q1",
+        amount_pkr=14500,
+        window_start=dt.date(2027, 2, 15),
+        window_end=dt.date(2027, 3, 15),
+        mode="campsite",
+        place="Govt Girls High School, Ichhra",
+        status="scheduled",
+        reason=None,
+    )
+
+
 async def test_next_is_the_payment_the_caller_has_yet_to_collect(new_client, staff, registry):
     """2026-Q4 collected early in its open window: "Next" marks 2027-Q1, not 2026-Q4."""
     async with registry.transaction() as session:
         await session.execute(
             update(Payment).where(Payment.payment_id == "PAY-0002").values(status="collected")
         )
-        session.add(
-            Payment(
-                payment_id="PAY-0003",
-                cnic=ELIGIBLE_WIFE,
-                programme="kafaalat",
-                tranche="2027-Q1",
-                amount_pkr=14500,
-                window_start=dt.date(2027, 2, 15),
-                window_end=dt.date(2027, 3, 15),
-                mode="campsite",
-                place="Govt Girls High School, Ichhra",
-                status="scheduled",
-                reason=None,
-            )
-        )
+        session.add(tranche_after(ELIGIBLE_WIFE))
     amina = await new_client("amina")
     page = (await amina.get(await verified(amina, registry))).text
     [current] = re.findall(r'<tr class="current">\s*<td dir="ltr">([^<]+)<span', page)
@@ -191,21 +194,7 @@ async def test_next_goes_by_the_date_in_pakistan(new_client, staff, registry, mo
             .where(Payment.payment_id == "PAY-0002")
             .values(window_start=dt.date(2026, 11, 1), window_end=dt.date(2026, 11, 24))
         )
-        session.add(
-            Payment(
-                payment_id="PAY-0003",
-                cnic=ELIGIBLE_WIFE,
-                programme="kafaalat",
-                tranche="2027-Q1",
-                amount_pkr=14500,
-                window_start=dt.date(2027, 2, 15),
-                window_end=dt.date(2027, 3, 15),
-                mode="campsite",
-                place="Govt Girls High School, Ichhra",
-                status="scheduled",
-                reason=None,
-            )
-        )
+        session.add(tranche_after(ELIGIBLE_WIFE))
     frozen_console_clock(monkeypatch, dt.datetime(2026, 11, 24, 20, 30, tzinfo=dt.UTC))
     amina = await new_client("amina")
     page = (await amina.get(await verified(amina, registry))).text

@@ -11,10 +11,12 @@ from tests.agent.conftest import post_form
 from tests.agent.test_callers import verified
 from tests.api.test_sms_payments import Chat
 from tests.conftest import ELIGIBLE_PHONE
+from tests.grievances.conftest import resolve_telling_the_owner
 from tests.outbox.conftest import RecordingSender
 
 
-async def test_the_ticket_sms_reaches_a_caller_who_sent_stop(new_client, staff, registry, app):
+async def filed_for_a_caller_who_sent_stop(new_client, registry):
+    """The caller texts STOP, then Amina files a complaint for her: (Amina, the form's answer)."""
     texting = await new_client()
     assert "no more updates" in await Chat(texting, ELIGIBLE_PHONE).send("STOP")
     amina = await new_client("amina")
@@ -25,6 +27,11 @@ async def test_the_ticket_sms_reaches_a_caller_who_sent_stop(new_client, staff, 
         f"{lookup}/grievances",
         {"category": "other", "description": "Campsite was closed", "language": "en"},
     )
+    return amina, response
+
+
+async def test_the_ticket_sms_reaches_a_caller_who_sent_stop(new_client, staff, registry, app):
+    amina, response = await filed_for_a_caller_who_sent_stop(new_client, registry)
     assert response.status_code == 303
     page = (await amina.get(response.headers["location"])).text
     assert "The caller gets the ticket number by SMS." in page
@@ -46,31 +53,9 @@ async def test_the_ticket_sms_reaches_a_caller_who_sent_stop(new_client, staff, 
 
 
 async def test_later_updates_to_that_caller_stay_suppressed(new_client, staff, registry, app):
-    from api.grievances import service as grievance_service
-    from api.grievances.notify import owner_notifier
-    from api.grievances.schemas import Status
-
-    texting = await new_client()
-    assert "no more updates" in await Chat(texting, ELIGIBLE_PHONE).send("STOP")
-    amina = await new_client("amina")
-    lookup = await verified(amina, registry)
-    response = await post_form(
-        amina,
-        lookup,
-        f"{lookup}/grievances",
-        {"category": "other", "description": "Campsite was closed", "language": "en"},
-    )
+    _, response = await filed_for_a_caller_who_sent_stop(new_client, registry)
     ticket = response.headers["location"].rsplit("/", 1)[1]
-    async with registry.transaction() as session:
-        await grievance_service.change_status(
-            session,
-            ticket_id=ticket,
-            to=Status.RESOLVED,
-            actor="sadia",
-            note=None,
-            sla_days={"other": 15},
-            notify=owner_notifier(app.state.runtime, session),
-        )
+    await resolve_telling_the_owner(app.state.runtime, registry, ticket, actor="sadia")
     sender = RecordingSender()
     report = await deliver_due(
         app.state.runtime.db,

@@ -14,6 +14,7 @@ from api.registry.models import Grievance, OutboundMessage
 from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
 from tests.api.test_twilio_webhook import URL, reply_text, sms
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE_PHONE
+from tests.grievances.conftest import resolve_telling_the_owner, the_update
 
 TICKET = re.compile(r"G-[0-9A-Z]{6}")
 
@@ -142,23 +143,8 @@ async def test_update_outside_the_whatsapp_window_goes_by_sms(client, app, regis
     async with db.transaction() as session:
         contact = await session.scalar(select(Contact).where(Contact.channel == "whatsapp"))
         contact.last_inbound_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
-    runtime = app.state.runtime
-    async with db.transaction() as session:
-        await grievance_service.change_status(
-            session,
-            ticket_id=ticket,
-            to=Status.RESOLVED,
-            actor="agent1",
-            note=None,
-            sla_days={"other": 15},
-            notify=owner_notifier(runtime, session),
-        )
-    async with db.sessions() as session:
-        (message,) = list(
-            await session.scalars(
-                select(OutboundMessage).where(OutboundMessage.kind == "grievance_update")
-            )
-        )
+    await resolve_telling_the_owner(app.state.runtime, db, ticket, actor="agent1")
+    message = await the_update(db)
     assert message.channel == "sms" and message.to == ELIGIBLE_PHONE
 
 

@@ -1,16 +1,21 @@
-"""Helpers for the grievance tests: a fixed clock and a one-line way to file a grievance."""
+"""Helpers for the grievance tests: a fixed clock, a one-line way to file a grievance, and one
+to resolve it with its owner told, as the console does."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db import Database
 from api.grievances import service
-from api.grievances.schemas import Category
+from api.grievances.notify import owner_notifier
+from api.grievances.schemas import Category, Status
 from api.identity import Cnic
-from api.registry.models import Grievance
+from api.registry.models import Grievance, OutboundMessage
+from api.runtime import Runtime
 from api.settings import Settings
 from tests.conftest import ELIGIBLE_WIFE
 
@@ -39,3 +44,30 @@ async def file_one(session: AsyncSession, settings: Settings, **overrides: Any) 
     }
     arguments.update(overrides)
     return await service.file_grievance(session, **arguments)
+
+
+async def resolve_telling_the_owner(
+    runtime: Runtime, db: Database, ticket: str, *, actor: str = "supervisor1"
+) -> None:
+    """Resolve the grievance as a supervisor would, the owner's update enqueued with it."""
+    async with db.transaction() as session:
+        await service.change_status(
+            session,
+            ticket_id=ticket,
+            to=Status.RESOLVED,
+            actor=actor,
+            note=None,
+            sla_days={"other": 15},
+            notify=owner_notifier(runtime, session),
+        )
+
+
+async def the_update(db: Database) -> OutboundMessage:
+    """The one grievance update in the outbox."""
+    async with db.sessions() as session:
+        (message,) = list(
+            await session.scalars(
+                select(OutboundMessage).where(OutboundMessage.kind == "grievance_update")
+            )
+        )
+    return message

@@ -9,35 +9,19 @@ from sqlalchemy import select
 
 from api.grievances import service as grievance_service
 from api.grievances.notify import owner_notifier
-from api.grievances.schemas import Status
 from api.outbox.service import deliver_due
 from api.registry.models import Contact, Grievance, OutboundMessage
 from tests.api.test_sms_grievances import file_as_wife
 from tests.api.test_sms_payments import Chat
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE
+from tests.grievances.conftest import resolve_telling_the_owner, the_update
 from tests.outbox.conftest import RecordingSender
 
 
 async def resolve(app, db, ticket: str) -> OutboundMessage:
     """Resolve the grievance as a supervisor would; the one update it enqueued."""
-    runtime = app.state.runtime
-    async with db.transaction() as session:
-        await grievance_service.change_status(
-            session,
-            ticket_id=ticket,
-            to=Status.RESOLVED,
-            actor="supervisor1",
-            note=None,
-            sla_days={"other": 15},
-            notify=owner_notifier(runtime, session),
-        )
-    async with db.sessions() as session:
-        (message,) = list(
-            await session.scalars(
-                select(OutboundMessage).where(OutboundMessage.kind == "grievance_update")
-            )
-        )
-    return message
+    await resolve_telling_the_owner(app.state.runtime, db, ticket)
+    return await the_update(db)
 
 
 async def test_update_is_in_the_language_chosen_after_filing(client, app, registry, db):
