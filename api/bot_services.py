@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.eligibility import service as eligibility_service
-from api.eligibility.schemas import EligibilityResult
+from api.eligibility.schemas import EligibilityResult, ProgrammeState
 from api.grievances import repository as grievance_repository
 from api.grievances import service as grievance_service
 from api.grievances.schemas import Category, GrievanceOut
@@ -129,6 +129,10 @@ class RabtaServices:
             return await eligibility_service.check_eligibility(
                 session, cnic=cnic, cutoff=self._runtime.settings.pmt_cutoff, full=full
             )
+
+    async def programmes(self, cnic: str) -> tuple[ProgrammeState, ...]:
+        async with self._registry() as session:
+            return await eligibility_service.programmes_of(session, cnic=cnic)
 
     async def cnics_for_phone(self, phone: str) -> list[str]:
         if (known := self._phones.get(phone)) is not None:

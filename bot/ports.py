@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from api.eligibility.schemas import EligibilityResult
+from api.eligibility.schemas import EligibilityResult, ProgrammeState
 from api.grievances.schemas import Category, GrievanceOut
 from api.identity import Cnic
 from api.otp.service import Checked
@@ -62,6 +62,10 @@ class Services(Protocol):
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         """The eligibility of a CNIC: coarse for anyone, `full` for the verified person."""
+        ...
+
+    async def programmes(self, cnic: str) -> tuple[ProgrammeState, ...]:
+        """The programmes a person is enrolled in, with their state (for the person only)."""
         ...
 
     async def cnics_for_phone(self, phone: str) -> list[str]:

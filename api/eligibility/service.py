@@ -58,13 +58,18 @@ async def check_eligibility(
     status = decide(household, cutoff=cutoff)
     if household is None:
         return EligibilityResult(cnic=cnic.digits, cnic_masked=cnic.masked, status=status)
-    enrollments = await repository.list_enrollments(session, cnic=cnic.digits)
     return EligibilityResult(
         cnic=cnic.digits,
         cnic_masked=cnic.masked,
         status=status,
-        programmes=tuple(ProgrammeState(e.programme, e.status) for e in enrollments),
+        programmes=await programmes_of(session, cnic=cnic.digits),
         district=household.district,
         tehsil=household.tehsil,
         mobile=found[0].mobile if found else None,
     )
+
+
+async def programmes_of(session: AsyncSession, *, cnic: str) -> tuple[ProgrammeState, ...]:
+    """The programmes a person is enrolled in, with their state, oldest first (private)."""
+    enrollments = await repository.list_enrollments(session, cnic=cnic)
+    return tuple(ProgrammeState(e.programme, e.status) for e in enrollments)

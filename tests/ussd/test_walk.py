@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from api.eligibility.schemas import EligibilityResult, EligibilityStatus
+from api.eligibility.schemas import EligibilityResult, EligibilityStatus, ProgrammeState
 from api.grievances.schemas import Category, EventOut, GrievanceOut, Status
 from api.grievances.ticket import ticket_id_for
 from api.identity import Cnic, mask_cnic
@@ -146,6 +146,9 @@ class WorstCaseServices:
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         status = STATUSES.get(cnic.digits, EligibilityStatus.ELIGIBLE)
         return EligibilityResult(cnic=cnic.digits, cnic_masked=cnic.masked, status=status)
+
+    async def programmes(self, cnic: str) -> tuple[ProgrammeState, ...]:
+        return ()
 
     async def cnics_for_phone(self, phone: str) -> list[str]:
         return list(REGISTERED.get(phone, []))

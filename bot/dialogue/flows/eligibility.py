@@ -25,9 +25,10 @@ async def check(turn: Turn) -> list[Reply]:
     turn.conversation.reset()
     context: dict[str, object] = {"cnic": result.cnic_masked}
     if result.status is EligibilityStatus.ELIGIBLE and _asked_by_the_person(turn, result):
-        full = await turn.services.eligibility(cnic, full=True)
-        # Those left (exited) are not named: "enrolled" is what the person is in now.
-        context["programmes"] = [p for p in full.programmes if p.status != "exited"]
+        # Those left (exited) are not named: "enrolled" is what the person is in now. The
+        # status is known already: only the enrollments are read.
+        programmes = await turn.services.programmes(cnic.digits)
+        context["programmes"] = [p for p in programmes if p.status != "exited"]
     return [Reply(f"eligibility/{result.status.value}", context)]
 
 
