@@ -260,22 +260,29 @@ async def _contacts(
         }
 
 
-async def _quiet_grievances(db: Database, messages: Sequence[OutboundMessage]) -> set[int]:
-    """The grievances among `messages`' whose owner sent STOP on the channel they filed from.
+async def _quiet_grievances(session: AsyncSession, ids: set[int]) -> set[int]:
+    """The grievances among `ids` whose owner sent STOP on the channel they filed from.
 
     An update goes by SMS when the grievance's own channel cannot carry it (WhatsApp outside its
     24-hour window): the SMS contact of that phone never said STOP, but the person did.
     """
+    if not ids:
+        return set()
+    rows = await session.scalars(
+        select(Grievance.id)
+        .join(Contact, Contact.id == Grievance.contact_id)
+        .where(Grievance.id.in_(sorted(ids)), Contact.opted_out.is_(True))
+    )
+    return set(rows)
+
+
+async def _quiet_grievances_of(db: Database, messages: Sequence[OutboundMessage]) -> set[int]:
+    """`_quiet_grievances` of the grievances a batch of messages is about."""
     ids = {m.grievance_id for m in messages if m.grievance_id is not None}
     if not ids:
         return set()
     async with db.sessions() as session:
-        rows = await session.scalars(
-            select(Grievance.id)
-            .join(Contact, Contact.id == Grievance.contact_id)
-            .where(Grievance.id.in_(sorted(ids)), Contact.opted_out.is_(True))
-        )
-        return set(rows)
+        return await _quiet_grievances(session, ids)
 
 
 async def will_be_suppressed(session: AsyncSession, message: OutboundMessage) -> bool:
@@ -291,12 +298,7 @@ async def will_be_suppressed(session: AsyncSession, message: OutboundMessage) ->
     )
     if recipient or message.grievance_id is None:
         return bool(recipient)
-    owner = await session.scalar(
-        select(Contact.opted_out)
-        .join(Grievance, Grievance.contact_id == Contact.id)
-        .where(Grievance.id == message.grievance_id)
-    )
-    return bool(owner)
+    return bool(await _quiet_grievances(session, {message.grievance_id}))
 
 
 async def _fenced_update(db: Database, message_id: int, worker_id: str, **values: Any) -> bool:
@@ -589,7 +591,7 @@ async def deliver_due(
         now=now,
         stop=stop,
         contacts=await _contacts(db, claimed),
-        quiet_grievances=await _quiet_grievances(db, claimed),
+        quiet_grievances=await _quiet_grievances_of(db, claimed),
     )
     batch.report.claimed = len(claimed)
     queues: dict[tuple[str, str], list[OutboundMessage]] = {}
