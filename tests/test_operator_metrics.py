@@ -388,3 +388,35 @@ def test_the_metrics_folder_rabta_serve_makes_is_in_memory(monkeypatch):
     finally:
         folder.cleanup()
     assert _shared_metrics_folder(1) is None
+
+
+async def test_latency_buckets_reach_past_twilios_wait(client):
+    """A request held behind a stalled database takes longer than 5 s: the histogram tells
+    apart one answered before the message would be held (8 s), before Twilio gives up (15 s),
+    and within 30 s (the buckets stopped at 5 s, where all of them looked alike)."""
+    assert (await client.get("/healthz")).status_code == 200
+    body = (await client.get("/metrics")).text
+    bounds = re.findall(
+        r'^rabta_http_request_seconds_bucket\{le="([^"]+)",route="/healthz"\}', body, re.M
+    )
+    assert bounds[-4:] == ["8.0", "15.0", "30.0", "+Inf"]
+    # Each bound is a series per route and worker: a few, not dozens.
+    assert len(bounds) <= 14
+
+
+async def test_a_made_up_method_is_not_a_series_of_its_own(client):
+    """Any token is a method to the HTTP parser: `BREW1`, `BREW2`, … each made a new
+    `rabta_http_requests_total` series, without bound. Methods outside HTTP's usual ones are
+    counted as `other`."""
+    from prometheus_client import REGISTRY
+
+    def count(method: str, status: str) -> float:
+        labels = {"method": method, "route": "/healthz", "status": status}
+        return REGISTRY.get_sample_value("rabta_http_requests_total", labels) or 0.0
+
+    before = count("other", "405"), count("GET", "200")
+    assert (await client.request("BREW1", "/healthz")).status_code == 405
+    assert (await client.request("BREW2", "/healthz")).status_code == 405
+    assert (await client.get("/healthz")).status_code == 200
+    assert (count("other", "405") - before[0], count("GET", "200") - before[1]) == (2, 1)
+    assert count("BREW1", "405") == 0
