@@ -14,6 +14,7 @@ from xml.etree import ElementTree
 import httpx
 from fastapi import FastAPI
 from rich.console import Console
+from rich.markup import escape
 from twilio.request_validator import RequestValidator
 
 from api.identity import InvalidPhone, mask_phone, normalise_phone
@@ -59,7 +60,7 @@ async def run_chat(*, channel: str, phone: str, console: Console) -> int:
     try:
         phone = normalise_phone(phone)
     except InvalidPhone:
-        console.print(f"[red]{phone!r} is not a phone number.[/red]")
+        console.print(f"[red]{escape(repr(phone))} is not a phone number.[/red]")
         return 2
     await upgrade_async(settings.database_url)
     app = create_app(settings)
@@ -116,11 +117,12 @@ async def _text_twilio(chat: _Chat, *, channel: str, settings: Settings) -> None
             headers["X-Twilio-Signature"] = validator.compute_signature(url, form)
         response = await chat.client.post(path, data=form, headers=headers)
         if response.status_code != 200:
-            console.print(f"[red]{response.status_code}[/red] {response.text}")
+            console.print(f"[red]{response.status_code}[/red] {escape(response.text)}")
             continue
         twiml = ElementTree.fromstring(response.text)  # noqa: S314 - our own TwiML
         for message in twiml.iter("Message"):
-            console.print(f"[cyan]{message.text or ''}[/cyan]", soft_wrap=True)
+            # The reply quotes what was typed (a complaint's description): text, never markup.
+            console.print(message.text or "", style="cyan", markup=False, soft_wrap=True)
         await chat.show_outbound()
 
 
@@ -222,4 +224,5 @@ async def _show_outbound(app: FastAPI, console: Console, seen: dict[str, int]) -
     for line in lines:
         message = json.loads(line)
         to = mask_phone(message["to"]) if message["to"].startswith("+") else message["to"]
-        console.print(f"[magenta]  ({message['channel']} to {to}) {message['body']}[/magenta]")
+        shown = f"  ({message['channel']} to {to}) {message['body']}"
+        console.print(shown, style="magenta", markup=False, soft_wrap=True)

@@ -101,3 +101,25 @@ async def test_piped_lines_are_echoed_as_typed_not_read_as_markup(
     )
     assert code == 0, transcript
     assert "> [/x]\n" in transcript and "> [bold]x[/bold]\n" in transcript
+
+
+async def test_a_reply_quoting_markup_is_shown_as_text(settings, db, redis, registry, monkeypatch):
+    """The confirmation quotes the complaint's description: `[/x]` there is text, not a closing
+    tag that would stop the chat with a traceback."""
+    code, transcript = await chat(
+        monkeypatch,
+        "LANG EN",
+        "COMPLAINT [/x] [bold]money[/bold] never came",
+        "1",
+        "2",
+        channel="sms",
+        phone=NOT_ELIGIBLE_PHONE,
+    )
+    assert code == 0, transcript
+    assert 'payment not received, "[/x] [bold]money[/bold] never came". Reply 1' in transcript
+
+
+async def test_a_phone_that_looks_like_markup_is_refused_as_typed(settings, db, redis, monkeypatch):
+    code, transcript = await chat(monkeypatch, "HELP", channel="sms", phone="[/x]")
+    assert code == 2
+    assert transcript == "'[/x]' is not a phone number.\n"
