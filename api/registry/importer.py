@@ -49,11 +49,30 @@ class RegistryImportError(Exception):
         return f"{where}: {self.message}"
 
 
+#: Repeated keys a warning names, with their lines; the rest are counted.
+REPEATED_SHOWN = 5
+
+
+@dataclass
+class Repeated:
+    """Keys a file holds on more than one line (the last line of each is what is kept)."""
+
+    #: How many keys are repeated, and the lines they take beyond the first of each.
+    keys: int
+    extra_rows: int
+    #: The first REPEATED_SHOWN keys, in file order: the key as the operator may see it (a
+    #: CNIC masked) and the lines it is on.
+    shown: list[tuple[str, list[int]]]
+
+
 @dataclass
 class ImportReport:
-    """Rows read per file and how long the whole import took."""
+    """Rows imported per file (a key repeated in a file counted once) and how long the whole
+    import took."""
 
     rows: dict[str, int] = field(default_factory=dict)
+    #: file → the keys it repeats.
+    repeated: dict[str, Repeated] = field(default_factory=dict)
     seconds: float = 0.0
     #: programme → (rows, first file and line) for programmes the programmes file does not name.
     unknown_programmes: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -75,9 +94,11 @@ class ImportReport:
             "extract's format)"
             for name, extra in self.ignored_columns.items()
         ]
+        repeated = [_repeated_warning(name, found) for name, found in self.repeated.items()]
         return (
             files
             + columns
+            + repeated
             + [
                 f"programme {programme!r} ({rows:,} row(s), first at {where}) is not in the "
                 "programmes file: answers show it as "
@@ -85,6 +106,19 @@ class ImportReport:
                 for programme, (rows, where) in sorted(self.unknown_programmes.items())
             ]
         )
+
+
+def _repeated_warning(name: str, found: Repeated) -> str:
+    shown = "; ".join(
+        f"{key} on lines {', '.join(str(n) for n in lines[:-1])} and {lines[-1]}"
+        for key, lines in found.shown
+    )
+    more = found.keys - len(found.shown)
+    others = f"; and {more:,} more key(s)" if more > 0 else ""
+    return (
+        f"{name}: {found.extra_rows:,} row(s) repeat a key of an earlier line and were counted "
+        f"once, the last line of each kept: {shown}{others}"
+    )
 
 
 @dataclass
@@ -574,7 +608,8 @@ async def _stage_postgres(
     # Rows arrive in line order, so a BRIN index finds a slice of lines cheaply.
     await apg.execute(f"CREATE INDEX ON {staging} USING brin (_line)")
     await apg.execute(f"ANALYZE {staging}")
-    return rows
+    found = await apg.fetch(_repeated_query(spec, staging, postgres=True))
+    return rows - _note_repeated(spec, [tuple(r) for r in found], report)
 
 
 async def _upsert_postgres(apg: Any, spec: _FileSpec, progress: Progress) -> None:
@@ -618,9 +653,23 @@ async def _load_sqlite(
         index_elements=list(spec.key),
         set_={c: statement.excluded[c] for c in spec.columns if c not in spec.key},
     )
+    # Each line's key, to find the keys the file repeats once it is read (the upsert keeps the
+    # last line of each, and would count every line).
+    keys = f"import_keys_{spec.table}"
+    # Left by a failed import: Python's sqlite3 begins its transaction at the first write, so
+    # a table created before it is not rolled back.
+    await conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{keys}")
+    await conn.exec_driver_sql(
+        f"CREATE TEMP TABLE {keys} ({', '.join(spec.key)}, _line INTEGER NOT NULL)"
+    )
+    key_at = [spec.columns.index(k) for k in spec.key]
     rows = 0
     async for chunk in _chunks(path, spec, report):
         progress(read_step(spec.filename), len(chunk))
+        await conn.exec_driver_sql(
+            f"INSERT INTO {keys} VALUES ({', '.join('?' * (len(spec.key) + 1))})",  # noqa: S608
+            [(*(row[i] for i in key_at), row[-1]) for row in chunk],
+        )
         _note_programmes(spec, chunk, report, programmes)
         if spec.table == "persons":
             await _check_households_sqlite(conn, spec.filename, chunk)
@@ -638,7 +687,49 @@ async def _load_sqlite(
             ) from None
         rows += len(chunk)
         progress(write_step(spec.filename), len(chunk))
-    return rows
+    found = (await conn.exec_driver_sql(_repeated_query(spec, keys, postgres=False))).all()
+    await conn.exec_driver_sql(f"DROP TABLE {keys}")
+    return rows - _note_repeated(spec, [tuple(r) for r in found], report)
+
+
+def _repeated_query(spec: _FileSpec, table: str, *, postgres: bool) -> str:
+    """The first REPEATED_SHOWN keys `table` holds on more than one line, in file order, each
+    with its lines, and on every row the count of repeated keys and of lines beyond the first
+    of each."""
+    key = ", ".join(spec.key)
+    lines = (
+        "string_agg(_line::text, ',' ORDER BY _line)" if postgres else "group_concat(_line, ',')"
+    )
+    return (
+        f"SELECT {key}, {lines}, count(*) OVER (), sum(count(*) - 1) OVER () "  # noqa: S608
+        f"FROM {table} GROUP BY {key} HAVING count(*) > 1 "
+        f"ORDER BY min(_line) LIMIT {REPEATED_SHOWN}"
+    )
+
+
+def _note_repeated(spec: _FileSpec, found: list[tuple[Any, ...]], report: ImportReport) -> int:
+    """Put what `_repeated_query` found in the report; the lines beyond the first of each key."""
+    if not found:
+        return 0
+    width = len(spec.key)
+    shown = [
+        (_describe_key(spec, row[:width]), sorted(int(n) for n in str(row[width]).split(",")))
+        for row in found
+    ]
+    extra_rows = int(found[0][width + 2])
+    report.repeated[spec.filename] = Repeated(int(found[0][width + 1]), extra_rows, shown)
+    return extra_rows
+
+
+def _describe_key(spec: _FileSpec, values: Sequence[Any]) -> str:
+    """A key as a warning names it: `CNIC 35202-*******-1, programme 'kafaalat'`."""
+    words = {"cnic": "CNIC", "household_id": "household", "payment_id": "payment"}
+    return ", ".join(
+        f"CNIC {mask_cnic(str(value))}"
+        if column == "cnic"
+        else f"{words.get(column, column)} {value!r}"
+        for column, value in zip(spec.key, values, strict=True)
+    )
 
 
 async def _check_households_sqlite(

@@ -237,6 +237,58 @@ async def test_a_key_repeated_in_a_file_last_row_wins(
     )
 
 
+async def test_a_repeated_key_is_counted_once_and_named_with_its_lines(
+    db: Database, tmp_path: Path
+) -> None:
+    """The same person, household or enrollment twice in a file (two extracts pasted together,
+    a row copied): the summary counted each line as a row imported. It counts the key once and
+    the warning names it, with the lines it is on (a CNIC masked, as everywhere)."""
+    extract = base_extract()
+    households = extract["households.csv"]
+    households.append([*households[0][:4], "Model Town", *households[0][5:]])
+    households.append(list(households[0]))
+    persons = extract["persons.csv"]
+    persons.append(["4210-1987654-33", *persons[2][1:]])  # line 2's CNIC, written another way
+    enrollments = extract["enrollments.csv"]
+    enrollments.append(["3520212345682", "KAFAALAT", "suspended", "2021-07-01"])
+    report = await import_registry(db, write_extract(tmp_path, extract))
+    assert report.rows == {
+        "households.csv": 2,
+        "persons.csv": 3,
+        "enrollments.csv": 2,
+        "payments.csv": 2,
+    }
+    assert await scalar(db, "SELECT count(*) FROM households") == 2
+    assert await scalar(db, "SELECT status FROM enrollments WHERE programme = 'kafaalat'") == (
+        "suspended"
+    )
+    assert report.warnings() == [
+        "households.csv: 2 row(s) repeat a key of an earlier line and were counted once, the "
+        "last line of each kept: household 'HH-PB-0001' on lines 2, 4 and 5",
+        "persons.csv: 1 row(s) repeat a key of an earlier line and were counted once, the last "
+        "line of each kept: CNIC 42101-*******-3 on lines 4 and 5",
+        "enrollments.csv: 1 row(s) repeat a key of an earlier line and were counted once, the "
+        "last line of each kept: CNIC 35202-*******-2, programme 'kafaalat' on lines 2 and 4",
+    ]
+
+
+async def test_many_repeated_keys_are_counted_and_the_first_named(
+    db: Database, tmp_path: Path
+) -> None:
+    extract = base_extract()
+    rows = [
+        [f"HH-{n:04}", "20", "Sindh", "Karachi", "Saddar", "2022-01-01", "active"] for n in range(8)
+    ]
+    extract = {"households.csv": rows + rows + rows[:1]}
+    report = await import_registry(db, write_extract(tmp_path, extract))
+    assert report.rows == {"households.csv": 8}
+    repeated = report.repeated["households.csv"]
+    assert (repeated.keys, repeated.extra_rows) == (8, 9)
+    assert repeated.shown[0] == ("household 'HH-0000'", [2, 10, 18])
+    assert [key for key, _ in repeated.shown] == [f"household 'HH-{n:04}'" for n in range(5)]
+    assert report.warnings()[0].endswith("; and 3 more key(s)")
+
+
 async def test_urdu_digits_and_a_bom_are_accepted(db: Database, tmp_path: Path) -> None:
     extract = base_extract()
     extract["persons.csv"][0][0] = "۳۵۲۰۲-۱۲۳۴۵۶۷-۱"
@@ -720,6 +772,21 @@ async def test_cli_import_reports_a_bad_file_and_exits_1(db: Database, tmp_path:
     assert "persons.csv line 3, field cnic: '3520' is not a CNIC (13 digits)" in result.stderr
     assert "Traceback" not in result.output
     assert await scalar(db, "SELECT count(*) FROM households") == 0
+
+
+async def test_cli_import_counts_a_repeated_person_once_and_warns(
+    db: Database, tmp_path: Path
+) -> None:
+    extract = base_extract()
+    extract["persons.csv"].append(list(extract["persons.csv"][0]))
+    write_extract(tmp_path, extract)
+    result = await asyncio.to_thread(_invoke, "import", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "9 rows in" in result.stdout
+    assert (
+        "Warning: persons.csv: 1 row(s) repeat a key of an earlier line and were counted once, "
+        "the last line of each kept: CNIC 35202-*******-1 on lines 2 and 5"
+    ) in " ".join(result.stderr.split())
 
 
 async def test_cli_seed_export_import(db: Database, tmp_path: Path) -> None:
