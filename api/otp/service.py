@@ -71,7 +71,7 @@ class Issued:
 class CheckOutcome(enum.StrEnum):
     VERIFIED = "verified"
     WRONG = "wrong"
-    EXHAUSTED = "exhausted"  # the fifth wrong try, or later ones
+    EXHAUSTED = "exhausted"  # the fifth wrong try, or any try after it while the code lives
     EXPIRED = "expired"  # unknown, expired or already used
 
 
@@ -261,7 +261,8 @@ class OtpService:
                     return Checked(CheckOutcome.VERIFIED, cnic=stored_cnic)
                 return Checked(CheckOutcome.EXPIRED)
             if tries >= maximum:
-                await self._redis.delete(key)
+                # Kept, burnt, until it would have expired: a later try, the right code
+                # included, is still "too many" (429), not an unknown request ("expired").
                 return await self._exhausted(stored_cnic)
             return Checked(CheckOutcome.WRONG, tries_left=maximum - tries)
         except RedisError as exc:

@@ -54,9 +54,9 @@ async def test_five_wrong_tries_burn_the_code(otp):
     outcomes = [await otp.check(request_id=issued.request_id, code=wrong) for _ in range(5)]
     assert [o.outcome for o in outcomes] == [CheckOutcome.WRONG] * 4 + [CheckOutcome.EXHAUSTED]
     assert [o.tries_left for o in outcomes[:4]] == [4, 3, 2, 1]
-    # The right code no longer helps once the tries are spent.
+    # The right code no longer helps once the tries are spent, and says why until it expires.
     late = await otp.check(request_id=issued.request_id, code=issued.code)
-    assert late.outcome in (CheckOutcome.EXPIRED, CheckOutcome.EXHAUSTED)
+    assert late.outcome is CheckOutcome.EXHAUSTED and late.cnic is None
 
 
 async def test_parallel_guesses_cannot_exceed_the_cap(otp):

@@ -162,6 +162,24 @@ async def test_wrong_codes_then_429(client, app, settings, registry):
     assert late.status_code in (401, 429)
 
 
+async def test_a_burnt_code_stays_too_many_tries(client, app, settings, registry):
+    """SPEC §9: `429` too many. Once five wrong codes have burnt a code, every later try at it,
+    the right code included, is still "too many" with the wait for a new code, not a 401 that
+    calls the code expired and invites typing it again."""
+    response = await client.post("/v1/otp", json={"cnic": ELIGIBLE_WIFE})
+    request_id = response.json()["request_id"]
+    code = await code_for(app, settings, ELIGIBLE_PHONE)
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(5):
+        await client.post("/v1/otp/verify", json={"request_id": request_id, "code": wrong})
+    for typed in (code, wrong):
+        late = await client.post("/v1/otp/verify", json={"request_id": request_id, "code": typed})
+        assert late.status_code == 429, late.text
+        assert late.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(late.headers["Retry-After"]) <= 60
+        assert "access_token" not in late.text
+
+
 async def test_resend_within_a_minute_is_429_with_retry_after(client, registry):
     assert (await client.post("/v1/otp", json={"cnic": ELIGIBLE_WIFE})).status_code == 202
     again = await client.post("/v1/otp", json={"cnic": ELIGIBLE_WIFE})
