@@ -10,10 +10,16 @@ COPY bot ./bot
 COPY templates ./templates
 COPY locales ./locales
 COPY babel.cfg ./
+# The catalogs as `make compile-messages` and `make compile-agent-messages` build them: the bot's
+# `messages` in every language and the agent console's `agent` (English and Urdu).
 RUN pip install -e . \
     && for po in locales/*/LC_MESSAGES/messages.po; do \
          lang=$(basename "$(dirname "$(dirname "$po")")"); \
          pybabel compile --domain messages -i "$po" -o "${po%.po}.mo" -l "$lang"; \
+       done \
+    && for po in locales/agent/*/LC_MESSAGES/agent.po; do \
+         lang=$(basename "$(dirname "$(dirname "$po")")"); \
+         pybabel compile --domain agent -i "$po" -o "${po%.po}.mo" -l "$lang"; \
        done \
     && useradd --create-home --uid 10001 rabta \
     && mkdir -p /app/var && chown rabta /app/var

@@ -37,7 +37,10 @@ def test_dockerfile_builds_what_compose_runs():
     dockerfile = (ROOT / "Dockerfile").read_text()
     for folder in ("api", "bot", "templates", "locales"):
         assert f"COPY {folder} ./{folder}" in dockerfile
-    assert "pybabel compile" in dockerfile
+    # Both gettext domains the app reads: the bot's and the agent console's.
+    assert "pybabel compile --domain messages" in dockerfile
+    assert "locales/agent/*/LC_MESSAGES/agent.po" in dockerfile
+    assert "pybabel compile --domain agent" in dockerfile
     assert "USER rabta" in dockerfile
 
 
@@ -50,6 +53,8 @@ def test_compose_runs_api_replicas_behind_one_address():
     assert str(api["deploy"]["replicas"]).startswith("${RABTA_API_REPLICAS:-")
     assert lb["ports"] == ["8000:8000"]
     assert lb["depends_on"]["api"]["condition"] == "service_healthy"
+    # nginx resolves `api` when it starts: recreated replicas (new code) have new addresses.
+    assert lb["depends_on"]["api"]["restart"] is True
     nginx = compose["configs"][lb["configs"][0]["source"]]["content"]
     assert "server api:8000;" in nginx
     # The client IP the per-IP limits see is the one the load balancer saw, not a forged one.
