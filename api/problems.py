@@ -9,12 +9,23 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from bot.render import Renderer
+
 log = logging.getLogger(__name__)
+
+RENDER_ERRORS = Counter(
+    "rabta_render_errors_total",
+    "Replies that failed to render (a broken template, or a catalog entry broken in one "
+    "language), by language, message, and the language answered in instead (none: the request "
+    "failed).",
+    ["language", "message", "answered_in"],
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -185,8 +196,45 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
+_RENDER_TEXT = Renderer.render_text.__code__
+
+
+def failed_reply(exc: BaseException) -> tuple[str, str] | None:
+    """The language and message (its template's name) of the reply whose rendering raised
+    `exc`, or None. The renderer (bot/) counts nothing, but its frame in the traceback holds
+    both: a translator's typo in one language's catalog then shows as that language failing,
+    not only as the route's 500s."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is _RENDER_TEXT:
+            frame = tb.tb_frame.f_locals
+            found = (str(frame.get("language")), str(frame.get("name")))
+        tb = tb.tb_next
+    return found
+
+
+def count_failed_reply(exc: BaseException) -> tuple[str, str] | None:
+    """Count a reply that failed to render in `rabta_render_errors_total` (see failed_reply)."""
+    failed = failed_reply(exc)
+    if failed is not None:
+        RENDER_ERRORS.labels(*failed, "none").inc()
+    return failed
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    failed = count_failed_reply(exc)
+    if failed is not None:
+        language, message = failed
+        log.exception(
+            "reply %s failed to render in language %s on %s %s",
+            message,
+            language,
+            request.method,
+            request.url.path,
+        )
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(500, "Something went wrong on our side; it has been logged.")
 
 
