@@ -47,6 +47,9 @@ TWILIO_STATUS_OUTBOX_PARAM = "outbox"
 TWILIO_MAX_BODY = 1600
 #: A send never takes longer than this, so it always ends well inside the worker's lease.
 SEND_TIMEOUT_SECONDS = 15.0
+#: `PermanentSendError.code` of a Telegram send refused with Forbidden: the user blocked the
+#: bot (or deleted their account). The outbox opts the contact out, as STOP does.
+TELEGRAM_BLOCKED = "forbidden"
 #: How long to hold off after a Twilio 429 that names no Retry-After (Twilio documents none for
 #: error 20429: the request was not processed and is safe to retry after backing off).
 TWILIO_THROTTLE_SECONDS = 10.0
@@ -426,7 +429,9 @@ class TelegramSender:
         except RetryAfter as exc:
             raise RetryableSendError("telegram flood control", retry_after_seconds(exc)) from None
         except Forbidden:
-            raise PermanentSendError("telegram: the user blocked the bot", "forbidden") from None
+            raise PermanentSendError(
+                "telegram: the user blocked the bot", TELEGRAM_BLOCKED
+            ) from None
         except (BadRequest, ChatMigrated) as exc:
             # BadRequest is a NetworkError subclass in PTB: it must be caught first.
             raise PermanentSendError(f"telegram refused: {exc.message}", "bad_request") from None

@@ -45,7 +45,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import Database, claim_rows, dialect_of, insert_for, utc
 from api.logs import mask_sensitive
-from api.outbox.senders import PermanentSendError, RetryableSendError, Senders
+from api.outbox.senders import (
+    TELEGRAM_BLOCKED,
+    PermanentSendError,
+    RetryableSendError,
+    Senders,
+)
 from api.registry.models import Contact, Grievance, OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -368,17 +373,34 @@ async def _renew(
     return await _fenced_update(db, message.id, worker_id, locked_until=until)
 
 
-def _opt_out(message: OutboundMessage) -> Update:
-    """Opt the message's recipient out (Twilio's 21610: they told the carrier STOP)."""
+def opt_out(channel: str, address: str, *, opted_out: bool = True) -> Update:
+    """Opt one channel identity out of notifications (or back in), as STOP (START) does on it:
+    Twilio's 21610 (the number told the carrier STOP), a Telegram user blocking the bot (or
+    unblocking it). Only that contact: the person's other channels keep what they chose."""
     return (
         update(Contact)
         .where(
-            Contact.channel == message.channel,
-            Contact.address == _address(message.channel, message.to),
+            Contact.channel == channel,
+            Contact.address == _address(channel, address),
+            Contact.opted_out.is_not(opted_out),
         )
-        .values(opted_out=True)
+        .values(opted_out=opted_out)
         .execution_options(synchronize_session=False)
     )
+
+
+def _opt_out(message: OutboundMessage) -> Update:
+    """Opt the message's recipient out."""
+    return opt_out(message.channel, message.to)
+
+
+def _refused_for_good(message: OutboundMessage, exc: PermanentSendError) -> bool:
+    """The provider refused `message` because its recipient does not want Rabta's messages:
+    Twilio's 21610 (STOP to the carrier), or Telegram's Forbidden (the user blocked the bot)."""
+    code = str(exc.code)
+    if message.channel == "telegram":
+        return code == TELEGRAM_BLOCKED
+    return code == str(TWILIO_UNSUBSCRIBED)
 
 
 class _Batch:
@@ -521,9 +543,13 @@ class _Batch:
             return
         except PermanentSendError as exc:
             SEND_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
-            if str(exc.code) == str(TWILIO_UNSUBSCRIBED):
+            if _refused_for_good(message, exc):
                 async with self.db.transaction() as session:
                     await session.execute(_opt_out(message))
+                # The recipient's later messages in this batch are suppressed like the next ones.
+                key = (message.channel, _address(message.channel, message.to))
+                facts = self.contacts.get(key)
+                self.contacts[key] = _ContactFacts(True, facts.last_inbound_at if facts else None)
             await self.finish(
                 message, "failed", status="failed", error=mask_sensitive(exc.reason)[:500]
             )

@@ -2,6 +2,7 @@
 
     Telegram ─ Update JSON ─► secret token (constant time, else 403) ─► Application.process_update
       handlers: /command · text · contact card · button press (answered at once)
+        │           · the bot blocked / unblocked (my_chat_member) ─► contact opted out / in
         └─► Inbound ─► receive() (dedup on update_id) ─► Answer ─► sendMessage + buttons
                           └─ a replayed update_id ─► nothing sent again
       sendMessage: 429 → wait retry_after, retry once → still failing → the outbox delivers it
@@ -32,6 +33,7 @@ from fastapi import APIRouter, Request, Response
 from redis.exceptions import RedisError
 from telegram import (
     Bot,
+    ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -45,6 +47,7 @@ from telegram.ext import (
     Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -55,7 +58,7 @@ from telegram.ext import (
 from api.conversations.service import Answer, receive
 from api.identity import InvalidPhone, normalise_phone, normalise_text
 from api.outbox.senders import retry_after_seconds
-from api.outbox.service import PRIORITY_REPLY, enqueue
+from api.outbox.service import PRIORITY_REPLY, enqueue, opt_out
 from api.problems import Problem, is_database_unavailable
 from api.runtime import Runtime
 from api.surge import (
@@ -100,8 +103,9 @@ logging.getLogger("httpx").addFilter(RedactBotToken())
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
-#: The only updates Rabta asks Telegram for (set-webhook and polling).
-ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query")
+#: The only updates Rabta asks Telegram for (set-webhook and polling). `my_chat_member` is, in
+#: a private chat, the person blocking the bot or unblocking it: opting out and back in.
+ALLOWED_UPDATES: tuple[str, ...] = ("message", "callback_query", "my_chat_member")
 #: Longest flood-control pause taken while Telegram waits for our answer; a longer one sends
 #: the reply through the outbox, whose worker honours it.
 MAX_INLINE_RETRY_AFTER = 5.0
@@ -299,16 +303,24 @@ async def telegram_webhook(request: Request) -> Response:
 
 def ignored_because(update: Update) -> str | None:
     """Why Rabta leaves `update` alone, or None when it is one the handlers answer: a message in
-    a chat, or a press of a button under a message in a chat. Edits, channel posts, membership
-    changes, polls, inline queries, a button of an inline-mode message (no message) and any kind
-    Telegram adds later are acknowledged and dropped; so is a message without a chat, which no
-    handler could answer (and whose filters would fail on it)."""
+    a chat, a press of a button under a message in a chat, or the person blocking or unblocking
+    the bot in their private chat with it. Edits, channel posts, other membership changes (the
+    bot added to a group), polls, inline queries, a button of an inline-mode message (no
+    message) and any kind Telegram adds later are acknowledged and dropped; so is a message
+    without a chat, which no handler could answer (and whose filters would fail on it)."""
     if update.message is not None:
         return None if update.message.chat is not None else "a message without a chat"
     query = update.callback_query
     if query is not None:
         if query.message is None or query.message.chat is None:
             return "a button press without a message"
+        return None
+    member = update.my_chat_member
+    if member is not None:
+        if member.chat.type != ChatType.PRIVATE:
+            return f"the bot's membership of a {member.chat.type} chat is not handled"
+        if _blocked(member.new_chat_member.status) is None:
+            return f"the bot's status {member.new_chat_member.status!r} is not handled"
         return None
     kinds = [k for k, v in update.to_dict().items() if k != "update_id" and v is not None]
     return f"{', '.join(sorted(kinds)) or 'an empty update'} is not handled"
@@ -370,6 +382,9 @@ class TelegramHandlers:
         application.add_handler(MessageHandler(_PRIVATE & filters.TEXT, self.on_text))
         application.add_handler(MessageHandler(_PRIVATE, self.on_other))
         application.add_handler(CallbackQueryHandler(self.on_button))
+        application.add_handler(
+            ChatMemberHandler(self.on_blocked_or_unblocked, ChatMemberHandler.MY_CHAT_MEMBER)
+        )
         application.add_error_handler(self.on_error)
 
     async def skip_ignored(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -448,6 +463,39 @@ class TelegramHandlers:
         chat_id = message.chat.id if message is not None else query.from_user.id
         text = await self._button_text(query.data or "", update)
         await self._converse(update, context.bot, chat_id, text)
+
+    async def on_blocked_or_unblocked(
+        self, update: Update, context: ContextTypes.DEFAULT_TYPE
+    ) -> None:
+        """The person blocked the bot (opted out of its messages, as STOP does) or unblocked it
+        (opted back in). Telegram sends this in a private chat for nothing else."""
+        member = update.my_chat_member
+        if member is None or member.chat.type != ChatType.PRIVATE:
+            return
+        blocked = _blocked(member.new_chat_member.status)
+        if blocked is None:
+            return
+        try:
+            await self._set_blocked(member.chat.id, blocked=blocked)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                self.runtime.late.happened(LateAnswers.TELEGRAM_AWAY)
+                log.info("telegram update %s not recorded: database away", update.update_id)
+            else:
+                log.exception("telegram update %s could not be recorded", update.update_id)
+            self._failed(update)
+            return
+        log.info(
+            "telegram: a user %s the bot; contact opted %s",
+            "blocked" if blocked else "unblocked",
+            "out" if blocked else "back in",
+        )
+
+    async def _set_blocked(self, chat_id: int, *, blocked: bool) -> None:
+        """Opt the Telegram contact of `chat_id` (a private chat's id is its user's) out of
+        Rabta's messages, or back in."""
+        async with self.runtime.db.transaction() as session:
+            await session.execute(opt_out("telegram", str(chat_id), opted_out=blocked))
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A handler failed unexpectedly: log it (masked) and ask Telegram for the update again."""
@@ -711,7 +759,15 @@ class TelegramHandlers:
                 await asyncio.sleep(wait)
                 waited = True
             except Forbidden:
-                log.info("telegram: the user blocked the bot; reply dropped")
+                # Blocked (or the account deleted): the my_chat_member update saying so may be
+                # late or never come (a webhook registered before Rabta asked for it).
+                log.info("telegram: the user blocked the bot; reply dropped, contact opted out")
+                try:
+                    await self._set_blocked(chat_id, blocked=True)
+                except Exception as exc:  # the reply is done with; the outbox will meet it
+                    log.warning(
+                        "telegram: a blocked chat could not be opted out (%s)", type(exc).__name__
+                    )
                 return True
             except BadRequest as exc:  # a NetworkError subclass in PTB: caught before it
                 if markup is None:
@@ -740,6 +796,16 @@ class TelegramHandlers:
                 )
         except Exception:
             log.exception("telegram reply lost: neither Telegram nor the outbox took it")
+
+
+def _blocked(status: str) -> bool | None:
+    """What the bot's new status in a private chat says: True the person blocked it ("kicked"),
+    False they unblocked it ("member"), None anything else (never sent for a private chat)."""
+    if status == ChatMember.BANNED:
+        return True
+    if status == ChatMember.MEMBER:
+        return False
+    return None
 
 
 def _callback_key(data: str) -> str:

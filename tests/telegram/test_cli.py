@@ -36,7 +36,8 @@ async def test_set_webhook(telegram_settings, fake_api):
     (call,) = fake_api.called("setWebhook")
     assert call.params["url"] == "https://rabta.example.pk/webhooks/telegram"
     assert call.params["secret_token"] == SECRET
-    assert call.params["allowed_updates"] == ["message", "callback_query"]
+    # my_chat_member: the person blocking the bot (opting out) or unblocking it.
+    assert call.params["allowed_updates"] == ["message", "callback_query", "my_chat_member"]
     assert call.params["drop_pending_updates"] is True
 
 
@@ -107,6 +108,7 @@ async def test_polling_answers_with_the_webhook_handlers(
     assert fake_api.called("getUpdates")[0].params["allowed_updates"] == [
         "message",
         "callback_query",
+        "my_chat_member",
     ]
 
 

@@ -19,6 +19,7 @@ USER = {"id": SHAZIA, "is_bot": False, "first_name": "Shazia", "language_code": 
 BOT = {"id": 7000000001, "is_bot": True, "first_name": "Rabta", "username": "rabta_bot"}
 CHAT = {"id": SHAZIA, "type": "private", "first_name": "Shazia"}
 CHANNEL = {"id": -1001234567890, "type": "channel", "title": "BISP news"}
+GROUP = {"id": -1001234567000, "type": "supergroup", "title": "Mohalla committee"}
 DATE = 1795430000
 
 
@@ -74,14 +75,16 @@ IGNORED: dict[str, Any] = {
             "text": "PAY",
         },
     },
-    "my-chat-member-blocked": lambda: {
+    # The bot blocked or unblocked in a private chat is read (tests/telegram/test_blocked.py);
+    # in a group it is not Rabta's business.
+    "my-chat-member-added-to-a-group": lambda: {
         "update_id": 734513007,
         "my_chat_member": {
-            "chat": CHAT,
+            "chat": GROUP,
             "from": USER,
             "date": DATE,
-            "old_chat_member": {"status": "member", "user": BOT},
-            "new_chat_member": {"status": "kicked", "until_date": 0, "user": BOT},
+            "old_chat_member": {"status": "left", "user": BOT},
+            "new_chat_member": {"status": "member", "user": BOT},
         },
     },
     "callback-query-without-message": _button_without_message,
