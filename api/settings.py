@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.formatting import LANGUAGES as LANGUAGES  # the six, as the bot knows them
@@ -14,6 +14,13 @@ from bot.formatting import LANGUAGES as LANGUAGES  # the six, as the bot knows t
 DEVELOPMENT_SECRET_KEY = "rabta-development-key-not-for-production"  # noqa: S105
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Database URL schemes that name no driver, and the async driver each means.
+_ASYNC_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
 
 
 class Settings(BaseSettings):
@@ -90,6 +97,18 @@ class Settings(BaseSettings):
     pmt_cutoff: float = Field(32.0, alias="RABTA_PMT_CUTOFF")
     #: Largest request body accepted anywhere; gateways never send more.
     max_body_bytes: int = Field(64 * 1024, alias="RABTA_MAX_BODY_BYTES")
+
+    @field_validator("database_url", "registry_database_url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        """`postgresql://…` (the form most tools write) and `sqlite:///…` name no driver, and
+        SQLAlchemy would pick a synchronous one Rabta does not ship: they mean asyncpg and
+        aiosqlite. A URL naming its driver is kept as it is."""
+        if url is None:
+            return None
+        scheme, separator, rest = url.partition("://")
+        driver = _ASYNC_DRIVERS.get(scheme.lower()) if separator else None
+        return f"{driver}://{rest}" if driver else url
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

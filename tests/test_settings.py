@@ -133,3 +133,39 @@ def test_a_refused_configuration_exits_2_without_echoing_its_values(monkeypatch,
     assert "RABTA_SECRET_KEY must be set" in result.output
     assert password not in result.output
     assert "input_value" not in result.output  # pydantic's echo of the input, cut at random
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://rabta:pw@db:5432/rabta", "postgresql+asyncpg://rabta:pw@db:5432/rabta"),
+        ("postgres://rabta@db/rabta", "postgresql+asyncpg://rabta@db/rabta"),
+        ("sqlite:///var/rabta.db", "sqlite+aiosqlite:///var/rabta.db"),
+        ("postgresql+asyncpg://rabta@db/rabta", "postgresql+asyncpg://rabta@db/rabta"),
+        ("sqlite+aiosqlite:///var/rabta.db", "sqlite+aiosqlite:///var/rabta.db"),
+    ],
+)
+def test_database_urls_without_a_driver_get_the_async_one(monkeypatch, given, expected):
+    """`postgresql://…`, the form most tools write, means PostgreSQL through asyncpg, the driver
+    Rabta ships; without this it fails on the first connection with a missing `psycopg`."""
+    monkeypatch.setenv("REGISTRY_DATABASE_URL", given)
+    settings = make(monkeypatch, DATABASE_URL=given)
+    assert (settings.database_url, settings.registry_url) == (expected, expected)
+
+
+def test_rabta_db_upgrade_takes_a_plain_database_url(monkeypatch, database_url):
+    """The test database, written without its driver, is migrated by `rabta db upgrade`."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from api.settings import get_settings
+
+    plain = database_url.replace("+asyncpg", "").replace("+aiosqlite", "")
+    monkeypatch.setenv("DATABASE_URL", plain)
+    monkeypatch.delenv("RABTA_ENV", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
