@@ -110,6 +110,12 @@ WORST_CASE_CONTEXT: dict[str, Any] = {
     "mobile": "+92300****567",
     "cnics": ["35202-*******-1", "35202-*******-2", "35202-*******-3", "35202-*******-4"],
     "language_code": "pa_Arab",
+    # The person's own programmes (USSD names them; SMS variants below try each state).
+    "programmes": [
+        ProgrammeState(programme, "suspended")
+        for programme in ("taleemi_wazaif", "kafaalat", "nashonuma")
+    ],
+    "listed": True,
     "code": "123456",
     "minutes": 5,
     "seconds": 59,
@@ -167,7 +173,7 @@ def _worst_case_variants() -> dict[str, list[dict[str, Any]]]:
         # The person themself: three programmes, in every state but active (and exited, which
         # is not named).
         "eligibility/eligible": [
-            {},
+            {"programmes": []},  # anyone else: the coarse answer
             *(
                 {
                     "programmes": [

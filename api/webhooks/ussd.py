@@ -10,10 +10,11 @@ bot.dialogue.ussd; this edge does what the chat edge does for SMS:
 
 The network gives the phone number, so it proves the sender (`Inbound.phone` on chat channels).
 A replayed hit (the same session, phone and text) gets the stored screen and changes nothing.
-A hit on a screen that only reads (the language and main menus, the eligibility CNIC: most
-hits) takes the look-up lane: answered first, each statement committing by itself, and recorded
-with its screen in one INSERT before the screen goes out. A hit that may send a code or file a
-complaint is claimed first, in the transaction that files the complaint or queues the code.
+A hit on a screen that only reads (the language and main menus, the eligibility CNIC, the
+person's programmes: most hits) takes the look-up lane: answered first, each statement
+committing by itself, and recorded with its screen in one INSERT before the screen goes out. A
+hit that may send a code or file a complaint is claimed first, in the transaction that files
+the complaint or queues the code.
 
 A request that is not a USSD hit (no session or phone, a phone that is no number, a `text` no
 handset can type) gets a 400 problem; a 1 MB body never reaches here (BodySizeLimit answers
@@ -155,7 +156,13 @@ async def _read_hit(request: Request) -> UssdHit:
 #: the contact (a language chosen, a phone's own CNIC proved): a hit on one of them takes the
 #: look-up lane. Codes, complaints and tickets are asked for on the others, and write.
 READ_ONLY_SCREENS = frozenset(
-    {menus.Screen.LANGUAGE, menus.Screen.MAIN, menus.Screen.ELIGIBILITY_CNIC}
+    {
+        menus.Screen.LANGUAGE,
+        menus.Screen.MAIN,
+        menus.Screen.ELIGIBILITY_CNIC,
+        menus.Screen.PROGRAMMES,
+        menus.Screen.PROGRAMME_LIST,
+    }
 )
 
 

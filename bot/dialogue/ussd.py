@@ -4,7 +4,10 @@ USSD is menu-driven and lives for one short session, unlike the keyword chat of 
 its own machine; it calls the same `Services` and renders through the same `Renderer`.
 
     dial ─► LANGUAGE (unless the contact, or the phone's SMS contact, has one) ─1..6─► MAIN
-    MAIN ─1─► ELIGIBILITY_CNIC ─CNIC─► END coarse status
+    MAIN ─1─► ELIGIBILITY_CNIC ─CNIC─┬─ anyone else's, or not eligible ───► END coarse status
+                                     └─ the person's own (from its registered mobile, or
+                                        verified), eligible ─► PROGRAMMES ─1─► END schedule
+                                          (a count of them) └─2─► PROGRAMME_LIST ─1─► END schedule
          ─2─► who? ─┬─ one person (phone's, or verified) ─────────────────────► END schedule
                     ├─ several on this phone ─► PERSON ─n─────────────────────► END schedule
                     └─ nobody ─► VERIFY_CNIC ─CNIC─► (code by SMS) VERIFY_CODE ─► END schedule
@@ -13,7 +16,8 @@ its own machine; it calls the same `Services` and renders through the same `Rend
                    │                                    └─no──► VERIFY_CODE ─► END status
                    └─2─► who? (as above) ─► END the last two complaints
          ─5─► LANGUAGE ─1..6─► MAIN
-    PERSON lists at most six; more go five at a time behind `98 More`.
+    PERSON lists at most six; more go five at a time behind `98 More`; PROGRAMME_LIST as many
+    as fit.
     Every screen: `0` back one screen, `00` MAIN. Input a screen cannot use: the same screen
     again, titled with what was wrong (CON). END on completion, on errors, and when the
     session's state has expired ("dial again").
@@ -48,7 +52,7 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from api.eligibility.schemas import EligibilityStatus
+from api.eligibility.schemas import EligibilityResult, EligibilityStatus, ProgrammeState
 from api.grievances.schemas import Category, GrievanceOut
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import Cnic, cnic_digits, keyed_digest, mask_cnic, normalise_text
@@ -75,6 +79,8 @@ SCREEN_LANGUAGES: Final = frozenset({"en", "ur_Latn"})
 
 BACK: Final = "0"
 HOME: Final = "00"
+#: The next page of a list that does not fit one screen (persons, programmes).
+MORE: Final = "98"
 
 
 def ussd_language(language: str) -> str:
@@ -88,6 +94,10 @@ class Screen(enum.StrEnum):
     LANGUAGE = "language"
     MAIN = "main"
     ELIGIBILITY_CNIC = "eligibility_cnic"
+    #: The person asked about their own CNIC: eligible, and in which programmes.
+    PROGRAMMES = "programmes"
+    #: Their programmes one per line, when a count stood for them on PROGRAMMES.
+    PROGRAMME_LIST = "programme_list"
     #: Several people are registered to this phone: which one?
     PERSON = "person"
     #: Nobody is known for this phone: the CNIC to send a code for.
@@ -492,17 +502,87 @@ async def to_screen(ctx: Ctx, target: str) -> list[Reply]:
 
 
 async def check_eligibility(ctx: Ctx, digits: str) -> list[Reply]:
-    """The coarse status anyone may learn (SPEC §3), as 8171 answers it."""
+    """The coarse status anyone may learn (SPEC §3), as 8171 answers it; to the person
+    themself, eligible, also their programmes (SPEC §5.1), as SMS tells them."""
     refused = await _refused(ctx, digits)
     if refused:
         return refused
     result = await ctx.services.eligibility(Cnic(digits))
+    if result.status is EligibilityStatus.ELIGIBLE and _asked_by_the_person(ctx, result):
+        # Those left (exited) are not named, as on SMS (bot/dialogue/flows/eligibility.py).
+        programmes = [p for p in await ctx.services.programmes(digits) if p.status != "exited"]
+        if programmes:
+            return _programmes_screen(ctx, digits, programmes)
     template = (
         "ussd/eligible"
         if result.status is EligibilityStatus.ELIGIBLE
         else f"eligibility/{result.status.value}"
     )
     return end(ctx, template, {"cnic": result.cnic_masked})
+
+
+def _asked_by_the_person(ctx: Ctx, result: EligibilityResult) -> bool:
+    """The session is verified for the CNIC, or its phone is the CNIC's registered mobile (the
+    gateway's `phoneNumber`, read with the coarse status: no look-up more for anyone else)."""
+    if ctx.state.is_verified_for(result.cnic, now=ctx.now):
+        return True
+    return result.mobile is not None and result.mobile == ctx.state.phone
+
+
+def _programmes_screen(ctx: Ctx, digits: str, programmes: Sequence[ProgrammeState]) -> list[Reply]:
+    """The person's programmes by name on one screen with `1 My payment`; when their names do
+    not fit beside it (many programmes, long names), how many they are, and `2` lists them."""
+    ctx.state.data = {
+        "cnic": digits,
+        "programmes": [[p.programme, p.status] for p in programmes],
+        "listed": True,
+    }
+    replies = go(ctx, Screen.PROGRAMMES)
+    if _fits(ctx, replies):
+        return replies
+    ctx.state.data["listed"] = False
+    return show(ctx)
+
+
+async def _programme_list(ctx: Ctx, _: str) -> list[Reply]:
+    ctx.state.history.append(ctx.state.screen)
+    ctx.state.screen = Screen.PROGRAMME_LIST
+    return _programme_page(ctx, 0)
+
+
+async def _more_programmes(ctx: Ctx, _: str) -> list[Reply]:
+    data = ctx.state.data
+    after = int(data.get("first", 0)) + int(data.get("shown", 1))
+    return _programme_page(ctx, after if after < len(data.get("programmes", [])) else 0)
+
+
+def _programme_page(ctx: Ctx, first: int) -> list[Reply]:
+    """The list from the `first` programme on, as many as fit one screen (one at least), with
+    `98 More` while some are left out; `98` on the last page comes round to the first."""
+    data = ctx.state.data
+    data["first"] = first
+    for shown in range(len(data.get("programmes", [])) - first, 0, -1):
+        data["shown"] = shown
+        replies = show(ctx)
+        if shown == 1 or _fits(ctx, replies):
+            return replies
+    return show(ctx)
+
+
+def _fits(ctx: Ctx, replies: Sequence[Reply]) -> bool:
+    return fits(_body(ctx.renderer, replies, ctx.state.render_language))
+
+
+async def my_payment(ctx: Ctx, _: str) -> list[Reply]:
+    """`1 My payment` under the person's programmes: their schedule, without asking who."""
+    cnic = str(ctx.state.data.get("cnic", ""))
+    if not cnic or not await _may_see(ctx, cnic):
+        return await begin_task(ctx, Task.PAY)  # the registry changed since: ask as MAIN does
+    ctx.state.task = Task.PAY
+    refused = await _refused(ctx, None)
+    if refused:
+        return refused
+    return await proceed(ctx, cnic)
 
 
 async def begin_task(ctx: Ctx, task: str) -> list[Reply]:
@@ -706,7 +786,6 @@ def _main_choices(ctx: Ctx) -> list[Choice]:
 #: and `98 More` in 182 characters; a phone with up to `PERSONS_ON_ONE_SCREEN` shows them all.
 PERSONS_PER_PAGE: Final = 5
 PERSONS_ON_ONE_SCREEN: Final = 6
-MORE: Final = "98"
 
 
 def _person_choices(ctx: Ctx) -> list[Choice]:
@@ -755,6 +834,32 @@ def _track_choices(ctx: Ctx) -> list[Choice]:
     ]
 
 
+def _programme_choices(ctx: Ctx) -> list[Choice]:
+    """`1 My payment` under the person's programmes; `2` lists them where a count stood for
+    them, and the list goes on behind `98 More`."""
+    data = ctx.state.data
+    choices = [Choice("1", "ussd/label/payment", my_payment)]
+    if ctx.state.screen is Screen.PROGRAMMES and not data.get("listed", True):
+        choices.append(Choice("2", "ussd/label/programmes", _programme_list))
+    shown = int(data.get("shown", 0))
+    if ctx.state.screen is Screen.PROGRAMME_LIST and shown < len(data.get("programmes", [])):
+        choices.append(Choice(MORE, "ussd/label/more", _more_programmes))
+    return choices
+
+
+def _programmes_context(ctx: Ctx) -> Mapping[str, Any]:
+    data = ctx.state.data
+    programmes = [ProgrammeState(str(p), str(s)) for p, s in data.get("programmes", [])]
+    if ctx.state.screen is Screen.PROGRAMME_LIST:
+        first = int(data.get("first", 0))
+        programmes = programmes[first : first + int(data.get("shown", len(programmes)))]
+    return {
+        "cnic": mask_cnic(str(data.get("cnic", ""))),
+        "programmes": programmes,
+        "listed": bool(data.get("listed", True)),
+    }
+
+
 def _code_context(ctx: Ctx) -> Mapping[str, Any]:
     data = ctx.state.data
     return {
@@ -773,6 +878,21 @@ SCREENS: dict[Screen, ScreenSpec] = {
     Screen.MAIN: ScreenSpec("ussd/main", Expect.CHOICE, choices=_main_choices),
     Screen.ELIGIBILITY_CNIC: ScreenSpec(
         "ussd/ask_cnic", Expect.CNIC, answer=check_eligibility, invalid="ussd/error/not_cnic"
+    ),
+    # Any other input shows the answer again: an error title would take its place.
+    Screen.PROGRAMMES: ScreenSpec(
+        "ussd/programmes",
+        Expect.CHOICE,
+        choices=_programme_choices,
+        invalid="ussd/programmes",
+        context=_programmes_context,
+    ),
+    Screen.PROGRAMME_LIST: ScreenSpec(
+        "ussd/programme_list",
+        Expect.CHOICE,
+        choices=_programme_choices,
+        invalid="ussd/programme_list",
+        context=_programmes_context,
     ),
     Screen.PERSON: ScreenSpec("ussd/choose_person", Expect.CHOICE, choices=_person_choices),
     Screen.VERIFY_CNIC: ScreenSpec(

@@ -77,6 +77,23 @@ SEND_CODE = {
 }
 RIGHT, WRONG, SPENT, LAST_TRY = "123456", "111111", "000000", "999999"
 
+#: The person's programmes: every configured one, in the state with the longest word (named on
+#: one screen); more, with names as long as a programmes file may add (counted, then listed).
+PROGRAMMES = {
+    MINE: tuple(ProgrammeState(p, "pending") for p in ("taleemi_wazaif", "kafaalat", "nashonuma")),
+    WIFE: tuple(
+        ProgrammeState(p, s)
+        for p, s in (
+            ("taleemi_wazaif", "suspended"),
+            ("kafaalat", "active"),
+            ("nashonuma", "pending"),
+            ("benazir_undergraduate_scholarship", "pending"),
+            ("waseela_e_haq", "exited"),
+            ("benazir_nashonuma_plus_programme", "suspended"),
+        )
+    ),
+}
+
 TICKET_MINE = ticket_id_for(1_000_001)
 TICKET_OTHER = ticket_id_for(2_000_002)
 TICKET_UNKNOWN = ticket_id_for(3_000_003)
@@ -145,10 +162,14 @@ class WorstCaseServices:
 
     async def eligibility(self, cnic: Cnic, *, full: bool = False) -> EligibilityResult:
         status = STATUSES.get(cnic.digits, EligibilityStatus.ELIGIBLE)
-        return EligibilityResult(cnic=cnic.digits, cnic_masked=cnic.masked, status=status)
+        # Asked from its registered mobile, the answer is the person's own: their programmes.
+        mobile = self.phone if cnic.digits in REGISTERED.get(self.phone, []) else None
+        return EligibilityResult(
+            cnic=cnic.digits, cnic_masked=cnic.masked, status=status, mobile=mobile
+        )
 
     async def programmes(self, cnic: str) -> tuple[ProgrammeState, ...]:
-        return ()
+        return PROGRAMMES.get(cnic, ())
 
     async def cnics_for_phone(self, phone: str) -> list[str]:
         return list(REGISTERED.get(phone, []))
@@ -313,6 +334,8 @@ async def walk(phone: str, language: str | None) -> tuple[set[Screen], set[str],
 #: Every last screen the machine can end on, and every error title.
 EXPECTED_TEMPLATES = {
     "ussd/eligible",
+    "ussd/programmes",
+    "ussd/programme_list",
     "eligibility/not_eligible",
     "eligibility/under_review",
     "eligibility/not_found",

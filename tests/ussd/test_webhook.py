@@ -41,7 +41,11 @@ async def test_the_real_payload_session(client, registry):
     screens = [screen_of(await client.post(URL, data=form)) for form in payload["requests"]]
     assert screens[0].startswith("CON ") and "1 Check eligibility" in screens[0]
     assert screens[1] == "CON Enter the 13-digit CNIC number:\n0 Back"
-    assert screens[2].startswith("END CNIC 35202-*******-2 is eligible for BISP.")
+    # The phone is the CNIC's registered mobile: her programmes, and her payment one key away.
+    assert screens[2] == (
+        "CON CNIC 35202-*******-2 is eligible: Kafaalat, Taleemi Wazaif.\n"
+        "1 My payment\n0 Back 00 Menu"
+    )
 
 
 # (inputs typed after choosing 1 "Check eligibility", what the last screen says)
@@ -150,7 +154,7 @@ async def test_a_form_written_in_raw_utf8_reads_as_utf8(client, registry):
     response = await client.post(
         URL, content=body, headers={"content-type": "application/x-www-form-urlencoded"}
     )
-    assert screen_of(response).startswith("END CNIC 35202-*******-2 is eligible")
+    assert screen_of(response).startswith("CON CNIC 35202-*******-2 is eligible: Kafaalat")
 
 
 async def test_emoji_on_a_menu_shows_the_menu_again(client, registry):
