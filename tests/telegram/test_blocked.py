@@ -5,6 +5,7 @@ suppresses the notifications queued for it instead of failing each one against T
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +19,7 @@ from api.outbox.senders import build_senders
 from api.outbox.service import deliver_due as deliver
 from api.outbox.service import enqueue
 from api.registry.models import Contact, OutboundMessage
-from api.telegram_cli import ApiCall, FakeBotApi, _params, serve_fake_bot_api
+from api.telegram_cli import ApiCall, FakeBotApi, _params, run_polling, serve_fake_bot_api
 from api.webhooks import telegram as telegram_webhook
 from tests.telegram.conftest import SHAZIA, TelegramChat, post_update
 
@@ -220,3 +221,22 @@ async def test_a_block_not_recorded_is_asked_for_again(
     assert await opted_out(tg_app) is False
     assert (await post_update(tg_client, update)).status_code == 200
     assert await opted_out(tg_app) is True
+
+
+async def test_polling_reads_a_block_too(telegram_settings, fake_api, db, redis, registry):
+    async with db.transaction() as session:
+        session.add(Contact(channel="telegram", address=str(SHAZIA)))
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_polling(telegram_settings, stop=stop, poll_timeout=1))
+    try:
+        fake_api.push_update(membership(*BLOCKED))
+        async with asyncio.timeout(10):
+            while True:
+                async with db.sessions() as session:
+                    if await session.scalar(select(Contact.opted_out)):
+                        break
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+    assert "my_chat_member" in fake_api.called("getUpdates")[0].params["allowed_updates"]
