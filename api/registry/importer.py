@@ -402,8 +402,14 @@ def _not_utf8(path: Path, name: str) -> RegistryImportError:
     not the line of the bad byte; read the bytes again to find it."""
     advice = "save it as CSV UTF-8"
     with path.open("rb") as handle:
-        if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+        start = handle.read(8)
+        if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
             return RegistryImportError(name, None, None, f"UTF-16 text, not UTF-8: {advice}")
+        # A workbook renamed .csv: .xlsx is a zip file, .xls an OLE2 compound file.
+        if start.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
+            return RegistryImportError(
+                name, None, None, f"an Excel workbook, not CSV text: open it in Excel and {advice}"
+            )
         handle.seek(0)
         for number, raw in enumerate(handle, start=1):
             try:
@@ -425,6 +431,16 @@ def _column_order(name: str, header: list[str], columns: Sequence[str]) -> list[
         raise RegistryImportError(
             name, 1, None, "the header holds NUL characters: UTF-16 text? save it as CSV UTF-8"
         )
+    if len(header) == 1:
+        for separator, called in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if separator in header[0]:
+                raise RegistryImportError(
+                    name,
+                    1,
+                    None,
+                    f"the columns are separated by {called}, not commas: save it as CSV "
+                    "(comma delimited) UTF-8",
+                )
     names = [h.strip().lower() for h in header]
     missing = [c for c in columns if c not in names]
     repeated = sorted({h for h in names if names.count(h) > 1})

@@ -656,6 +656,30 @@ async def test_a_utf16_file_is_named_as_such(db: Database, tmp_path: Path) -> No
         await import_registry(db, tmp_path)
 
 
+async def test_a_workbook_or_semicolons_are_named_as_such(db: Database, tmp_path: Path) -> None:
+    """What a spreadsheet writes when not asked for CSV UTF-8: a workbook renamed `.csv` was
+    'not UTF-8 text (… Windows-1252 or another code page?)', and a file separated by
+    semicolons (Excel's CSV where the comma is the decimal sign) 'missing column(s)' that were
+    all there."""
+    path = tmp_path / "households.csv"
+    path.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xa1\xb2\xff\xfe" * 64)
+    with pytest.raises(RegistryImportError) as workbook:
+        await import_registry(db, tmp_path)
+    assert str(workbook.value) == (
+        "households.csv: an Excel workbook, not CSV text: open it in Excel and save it as CSV UTF-8"
+    )
+    for separator in (";", "\t"):
+        rows = [HEADERS["households.csv"], *base_extract()["households.csv"]]
+        path.write_text("".join(separator.join(row) + "\n" for row in rows), encoding="utf-8")
+        with pytest.raises(RegistryImportError) as separated:
+            await import_registry(db, tmp_path)
+        assert str(separated.value).startswith(
+            "households.csv line 1: the columns are separated by"
+        )
+        assert "not commas: save it as CSV (comma delimited) UTF-8" in str(separated.value)
+    assert await scalar(db, "SELECT count(*) FROM households") == 0
+
+
 async def test_cli_warns_of_a_programme_the_programmes_file_does_not_name(
     db: Database, tmp_path: Path
 ) -> None:
