@@ -71,7 +71,13 @@ async def login_required(request: Request, exc: Exception) -> Response:
 
 
 async def not_found(request: Request) -> Response:
-    """Any other path under /agent: the console's own 404 page."""
+    """Any other path under /agent: the console's own 404 page; a path written with a trailing
+    slash (`/agent/`) leads to the page without it, as the rest of the app's paths do (this
+    catch-all would otherwise answer before the router's own redirect)."""
+    path = request.url.path
+    if path.endswith("/") and path.rstrip("/").startswith("/agent"):
+        query = request.url.query
+        return RedirectResponse(path.rstrip("/") + (f"?{query}" if query else ""), 307)
     raise ConsoleError(404, N_("There is no such page in the console."))
 
 

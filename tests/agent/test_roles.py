@@ -53,3 +53,24 @@ async def test_an_unknown_console_path_is_the_consoles_own_404(client, staff):
     assert response.headers["content-type"].startswith("text/html")
     assert "There is no such page in the console." in response.text
     assert (await client.get("/agent/static/console.js")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("typed", "page"),
+    [
+        ("/agent/", "/agent"),
+        ("/agent/login/", "/agent/login"),
+        ("/agent/audit/?page=2", "/agent/audit?page=2"),
+    ],
+)
+async def test_a_console_address_typed_with_a_trailing_slash_leads_to_its_page(
+    client, staff, typed, page
+):
+    """`/agent/` is how many people write the console's address: it is the console, as any
+    other path of the app written with a trailing slash is the page without it."""
+    response = await client.get(typed)
+    assert response.status_code == 307
+    assert response.headers["location"] == page
+    signed_out = await client.get(typed, follow_redirects=True)
+    assert signed_out.status_code == 200
+    assert 'for="username"' in signed_out.text
