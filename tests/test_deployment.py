@@ -87,6 +87,20 @@ def test_every_setting_reaches_the_api_and_the_worker():
         assert empty_defaults == []
 
 
+def test_the_readme_names_every_setting():
+    """The README's configuration table is where a newcomer looks for what can be set."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("| `"))
+    missing = {
+        name
+        for name in _setting_names()
+        if f"`{name}`" not in table
+        and not (name.startswith("RABTA_SURGE_") and "`RABTA_SURGE_*`" in table)
+    }
+    assert missing == set()
+
+
 @pytest.mark.parametrize(("args", "port"), [([], "8000"), (["PORT=8001"], "8001")])
 def test_make_run_serves_on_the_port_asked_for(args, port):
     if shutil.which("make") is None:
