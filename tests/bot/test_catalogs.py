@@ -4,13 +4,15 @@ too (`make messages` runs `fix-headers` over every catalog)."""
 from __future__ import annotations
 
 import gettext
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from babel import Locale
 
-from bot.catalogs import fix_headers, plural_forms, po_path
+from bot.catalogs import fix_headers, load, plural_forms, po_path
+from bot.formatting import DIGITS, NUMBERING_SYSTEMS
 from bot.i18n import LANGUAGES, LOCALES_DIR
 
 
@@ -53,3 +55,23 @@ def test_a_new_language_gets_its_headers_without_a_table_entry(tmp_path, monkeyp
     text = Path(new).read_text(encoding="utf-8")
     assert '"Language: skr\\n"' in text
     assert f'"Plural-Forms: {plural_forms("skr")}\\n"' in text
+
+
+_PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_catalog_writes_numbers_in_the_languages_own_digits(language):
+    """Digits a person reads ("the 13 digits", "a 6-digit code", "30 days") are the language's
+    own, as its dates, amounts and counts are (bot.formatting.NUMBERING_SYSTEMS): Sindhi ٠-٩,
+    Pashto and Punjabi ۰-۹, the others 0-9; on every channel, USSD included. A number to send
+    back on SMS ("١ to file") is written the same way: keywords read every script's digits."""
+    own = DIGITS[NUMBERING_SYSTEMS[language]]
+    wrong = [
+        (message.id, string)
+        for message in load(language)
+        if message.id
+        for string in (message.string if isinstance(message.string, tuple) else (message.string,))
+        if any(c.isdigit() and c not in own for c in _PLACEHOLDER.sub("", string))
+    ]
+    assert wrong == []
