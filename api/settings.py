@@ -113,8 +113,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.default_language not in LANGUAGES:
-            lang = self.default_language.replace("-", "_")
-            if lang not in LANGUAGES:
+            # `ur-Latn` or `ur_Latn`, in any case: language tags are case-insensitive.
+            spelled = self.default_language.strip().replace("-", "_").lower()
+            lang = next((code for code in LANGUAGES if code.lower() == spelled), None)
+            if lang is None:
                 raise ValueError(f"RABTA_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
             self.default_language = lang
         if self.twilio_auth_token_previous and not self.twilio_auth_token:

@@ -76,7 +76,16 @@ def test_production_refuses_unsafe_defaults(monkeypatch, change, complaint):
 
 
 @pytest.mark.parametrize(
-    ("given", "expected"), [("ur-Latn", "ur_Latn"), ("pa-Arab", "pa_Arab"), ("en", "en")]
+    ("given", "expected"),
+    [
+        ("ur-Latn", "ur_Latn"),
+        ("pa-Arab", "pa_Arab"),
+        ("en", "en"),
+        # Language tags are case-insensitive (BCP 47): `UR`, as `LANG UR` writes it, is Urdu.
+        ("UR", "ur"),
+        ("ur-latn", "ur_Latn"),
+        (" PA-ARAB ", "pa_Arab"),
+    ],
 )
 def test_default_language_accepts_both_spellings(monkeypatch, given, expected):
     assert make(monkeypatch, RABTA_DEFAULT_LANGUAGE=given).default_language == expected
