@@ -18,9 +18,13 @@ AGENT_COMPILED := $(AGENT_CATALOGS:.po=.mo)
 help:
 	@echo "make run       serve a seeded demo on http://127.0.0.1:8000 (PORT=8001 for another port)"
 	@echo "make test      the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)"
+	@echo "make test-fast the suite without the scenarios marked slow, stopping at the first failure"
 	@echo "make lint      ruff and mypy"
+	@echo "make format    ruff format and ruff check --fix"
 	@echo "make messages  extract, update and compile the translation catalogs"
 	@echo "make bench     Rabta vs a bare-ASGI baseline under wrk (PostgreSQL + Redis on loopback)"
+	@echo "make chromium  Debian's Chromium for the console's browser tests (installs as root)"
+	@echo "make clean     remove .venv, var/ (the demo database and outbox) and the tool caches"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

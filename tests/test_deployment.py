@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -109,6 +110,18 @@ def test_make_run_serves_on_the_port_asked_for(args, port):
         ["make", "-n", "run", *args], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert f"rabta serve --demo --port {port}" in dry_run.stdout
+
+
+def test_make_help_lists_every_target_the_readme_names():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    named = set(re.findall(r"`make ([a-z-]+)", (ROOT / "README.md").read_text()))
+    assert {"run", "test", "test-fast", "lint"} <= named
+    shown = subprocess.run(
+        ["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    listed = {line.split()[1] for line in shown.splitlines() if line.startswith("make ")}
+    assert named - listed == set()
 
 
 def test_the_extract_readme_imports_is_mounted_in_the_api():
