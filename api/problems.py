@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from bot.render import Renderer
+from bot.render import RenderError
 
 log = logging.getLogger(__name__)
 
@@ -196,43 +196,23 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
-_RENDER_TEXT = Renderer.render_text.__code__
-
-
-def failed_reply(exc: BaseException) -> tuple[str, str] | None:
-    """The language and message (its template's name) of the reply whose rendering raised
-    `exc`, or None. The renderer (bot/) counts nothing, but its frame in the traceback holds
-    both: a translator's typo in one language's catalog then shows as that language failing,
-    not only as the route's 500s."""
-    found = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code is _RENDER_TEXT:
-            frame = tb.tb_frame.f_locals
-            found = (str(frame.get("language")), str(frame.get("name")))
-        tb = tb.tb_next
-    return found
-
-
-def count_failed_reply(exc: BaseException) -> tuple[str, str] | None:
-    """Count a reply that failed to render in `rabta_render_errors_total` (see failed_reply)."""
-    failed = failed_reply(exc)
-    if failed is not None:
-        RENDER_ERRORS.labels(*failed, "none").inc()
-    return failed
+def reply_failed(language: str, message: str, answered_in: str | None, exc: Exception) -> None:
+    """A reply that failed to render in `language` (the renderer's `on_failure`): counted under
+    its language and message, and logged with its traceback for the catalog to be fixed, whether
+    it was answered in a fallback language (`answered_in`) or not at all."""
+    RENDER_ERRORS.labels(language, message, answered_in or "none").inc()
+    log.error(
+        "reply %s failed to render in language %s; %s",
+        message,
+        language,
+        f"answered in {answered_in}" if answered_in else "not answered",
+        exc_info=exc,
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    failed = count_failed_reply(exc)
-    if failed is not None:
-        language, message = failed
-        log.exception(
-            "reply %s failed to render in language %s on %s %s",
-            message,
-            language,
-            request.method,
-            request.url.path,
-        )
+    if isinstance(exc, RenderError):  # counted and logged with its traceback as it failed
+        log.error("%s on %s %s", exc, request.method, request.url.path)
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(500, "Something went wrong on our side; it has been logged.")

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from api.db import Database
 from api.otp.service import OtpService
 from api.otp.tokens import BeneficiaryTokens
+from api.problems import reply_failed
 from api.programmes import Programmes, get_programmes
 from api.ratelimit import RateLimiter
 from api.redis import connect_redis
@@ -64,6 +65,7 @@ class Runtime:
                 brand=programmes.brand,
                 programme_name=programmes.name,
                 auto_reload=not settings.is_production,
+                on_failure=reply_failed,
             ),
             conversations=ConversationStore(redis, secret=settings.secret_key),
             otp=OtpService(redis, settings),

@@ -21,6 +21,31 @@ _BLANK_RUNS = re.compile(r"[ \t]*\n[ \t]*")
 _SPACES = re.compile(r"[ \t]{2,}")
 
 ProgrammeNamer = Callable[[str, str], str]
+#: Told of every reply that failed to render in a language: (language, message, the language it
+#: was answered in instead or None, the error).
+RenderFailure = Callable[[str, str, str | None, Exception], None]
+
+#: Where a reply broken in a language (a translator's typo in its catalog) is answered instead:
+#: Urdu for readers of Arabic script, then English. An answer in a language they read beats a
+#: 500, which Twilio does not send again. English is the templates' own text: broken there, it
+#: is broken everywhere.
+FALLBACKS: dict[str, tuple[str, ...]] = {
+    "sd": ("ur", "en"),
+    "ps": ("ur", "en"),
+    "pa_Arab": ("ur", "en"),
+    "ur": ("en",),
+    "ur_Latn": ("en",),
+}
+
+
+class RenderError(Exception):
+    """A reply that failed to render in its language and in every fallback; the cause is the
+    error in its own language."""
+
+    def __init__(self, message: str, language: str) -> None:
+        super().__init__(f"reply {message} failed to render in language {language}")
+        self.message = message
+        self.language = language
 
 
 class Renderer:
@@ -33,8 +58,11 @@ class Renderer:
         programme_name: ProgrammeNamer,
         templates_dir: Path = TEMPLATES_DIR,
         auto_reload: bool = False,
+        on_failure: RenderFailure | None = None,
     ) -> None:
         self._brand = brand
+        #: Told of each failure, answered in a fallback or not (the service counts and logs).
+        self._on_failure = on_failure
         self._programme_name = programme_name
         self._loader = jinja2.FileSystemLoader(templates_dir / "messages")
         self._envs: dict[str, jinja2.Environment] = {}
@@ -102,7 +130,29 @@ class Renderer:
     def render_text(
         self, name: str, context: Mapping[str, Any], *, language: str, channel: str
     ) -> str:
-        """One template, rendered and tidied (no blank lines or double spaces)."""
+        """One template, rendered and tidied (no blank lines or double spaces). Broken in
+        `language`, it is rendered in the first of the language's `FALLBACKS` that works, and
+        otherwise raises `RenderError`; either way `on_failure` is told."""
+        try:
+            return self._render_text(name, context, language=language, channel=channel)
+        except Exception as exc:
+            for fallback in FALLBACKS.get(language, ()):
+                try:
+                    text = self._render_text(name, context, language=fallback, channel=channel)
+                except Exception:  # noqa: S112 - the next fallback, or RenderError below
+                    continue
+                self._failed(language, name, fallback, exc)
+                return text
+            self._failed(language, name, None, exc)
+            raise RenderError(name, language) from exc
+
+    def _failed(self, language: str, name: str, answered_in: str | None, exc: Exception) -> None:
+        if self._on_failure is not None:
+            self._on_failure(language, name, answered_in, exc)
+
+    def _render_text(
+        self, name: str, context: Mapping[str, Any], *, language: str, channel: str
+    ) -> str:
         env = self.environment(language)
         template = self._template(env, name, channel)
         text = template.render(**context, channel=channel)
