@@ -18,8 +18,9 @@ its own machine; it calls the same `Services` and renders through the same `Rend
          ─5─► LANGUAGE ─1..6─► MAIN
     PERSON lists at most six; more go five at a time behind `98 More`; PROGRAMME_LIST as many
     as fit.
-    Every screen: `0` back one screen, `00` MAIN. Input a screen cannot use: the same screen
-    again, titled with what was wrong (CON). END on completion, on errors, and when the
+    Every screen: `0` back one screen, `00` MAIN. A key reads the same in Urdu or Arabic-Indic
+    digits and with the keypad's `#` or `*` typed beside it. Input a screen cannot use: the same
+    screen again, titled with what was wrong (CON). END on completion, on errors, and when the
     session's state has expired ("dial again").
 
 Language on USSD. The person's language (en, ur, ur_Latn, sd, ps, pa_Arab) is chosen on the first
@@ -377,15 +378,18 @@ def start(ctx: Ctx) -> list[Reply]:
 async def answer(ctx: Ctx, raw: str) -> list[Reply]:
     """One input on the current screen."""
     text = normalise_text(raw)
-    if text == BACK:
+    # A key typed with the keypad's `#` or `*` beside it, as dial codes end (`1#`, `00#`), is
+    # that key; inside a typed value the parsers drop them (a CNIC `35202*1234567*1#`).
+    key = text.strip("#*").strip()
+    if key == BACK:
         return back(ctx)
-    if text == HOME:
+    if key == HOME:
         return home(ctx)
     spec = SCREENS[ctx.state.screen]
     if spec.expects is Expect.CHOICE:
         assert spec.choices is not None
         for choice in spec.choices(ctx):
-            if choice.key == text:
+            if choice.key == key:
                 return await choice.then(ctx, choice.value)
         return again(ctx, spec.invalid)
     value = PARSERS[spec.expects](text)

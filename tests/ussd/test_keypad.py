@@ -1,0 +1,55 @@
+"""Keys as keypads and people type them: with the dial code's `#` or `*` beside them, in Urdu or
+Arabic-Indic digits, with spaces. Each is the key itself, on every kind of screen."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ELIGIBLE_PHONE
+from tests.ussd.conftest import Dial
+
+#: From the main menu: a complaint for the second person of a shared phone, its category, back,
+#: home, the language menu and Sindhi (Roman Urdu screens), English again, the eligibility
+#: screen and back from a screen that takes a typed CNIC.
+KEYS = ["3", "2", "6", "0", "00", "5", "4", "5", "1", "1", "0", "1", "00"]
+
+URDU = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        pytest.param(lambda key: f"{key}#", id="hash-after"),
+        pytest.param(lambda key: f"#{key}#", id="hash-around"),
+        pytest.param(lambda key: f"{key}*", id="star-after"),
+        pytest.param(lambda key: key.translate(URDU), id="urdu-digits"),
+        pytest.param(lambda key: key.translate(ARABIC) + "#", id="arabic-indic-digits-hash"),
+        pytest.param(lambda key: f" {key} ", id="spaces"),
+    ],
+)
+async def test_a_key_typed_any_way_is_the_key(dial, registry, typed):
+    phone: Dial = dial(ELIGIBLE_PHONE)
+    await phone.dial()
+    await phone.send("1")  # English, remembered for the sessions below
+    await phone.dial()
+    plain = [await phone.send(key) for key in KEYS]
+    assert plain[0].startswith("CON Several CNICs") and plain[-1].startswith("CON BISP menu:")
+    await phone.dial()
+    assert [await phone.send(typed(key)) for key in KEYS] == plain
+
+
+async def test_the_language_menu_takes_a_languages_own_digits(dial, registry):
+    """The one screen in Arabic script: its keys are the keypad's 0-9, and a Sindhi reader who
+    types ۴ or ٤ gets Sindhi (read in Roman Urdu on USSD)."""
+    phone: Dial = dial(ELIGIBLE_PHONE)
+    first = await phone.dial()
+    assert first.splitlines()[1:] == [
+        "1 English",
+        "2 اردو",
+        "3 Roman Urdu",
+        "4 سنڌي",
+        "5 پښتو",
+        "6 پنجابی",
+    ]
+    assert (await phone.send("٤#")).startswith("CON BISP ka menu:")
