@@ -17,6 +17,7 @@ from tests.conftest import (
     ELIGIBLE_PHONE,
     ELIGIBLE_WIFE,
     NOT_ELIGIBLE_PHONE,
+    UNDER_REVIEW,
     UNDER_REVIEW_PHONE,
 )
 from tests.ussd.conftest import Dial, delivered, delivered_code
@@ -248,3 +249,29 @@ async def test_timeout_mid_session(dial, app, registry):
     await app.state.runtime.redis.delete(UssdStore.key(phone.session_id))
     assert await phone.send(ELIGIBLE_WIFE) == "END This session has ended. Please dial again."
     assert (await phone.send("1")).startswith("CON Enter the 13-digit CNIC")  # a new session
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (
+            "1",
+            "END CNIC 17301-*******-2: your household is under review. No visit is needed; dial "
+            "again after 30 days to check.",
+        ),
+        (
+            "3",
+            "END CNIC 17301-*******-2: aap ke gharane ka jaiza liya ja raha hai. Daftar aane ki "
+            "zaroorat nahi; 30 din baad dobara dial kar ke dekhein.",
+        ),
+    ],
+    ids=["en", "ur_Latn"],
+)
+async def test_a_household_under_review_is_told_to_dial_again(dial, registry, key, expected):
+    """On USSD "check again" means dialling again: the SMS wording ("check again by SMS") names
+    a channel the person has not used, with no number to send it to."""
+    phone = dial(NOT_ELIGIBLE_PHONE)
+    await phone.dial()
+    await phone.send(key)
+    await phone.send("1")
+    assert await phone.send(UNDER_REVIEW) == expected
