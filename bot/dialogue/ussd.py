@@ -16,6 +16,7 @@ its own machine; it calls the same `Services` and renders through the same `Rend
                    │                                    └─no──► VERIFY_CODE ─► END status
                    └─2─► who? (as above) ─► END the last two complaints
          ─5─► LANGUAGE ─1..6─► MAIN
+         ─CNIC─► as ELIGIBILITY_CNIC (a CNIC typed on the main menu, as sent to 8171)
     PERSON lists at most six; more go five at a time behind `98 More`; PROGRAMME_LIST as many
     as fit.
     Every screen: `0` back one screen, `00` MAIN. A key reads the same in Urdu or Arabic-Indic
@@ -391,6 +392,11 @@ async def answer(ctx: Ctx, raw: str) -> list[Reply]:
         for choice in spec.choices(ctx):
             if choice.key == key:
                 return await choice.then(ctx, choice.value)
+        if ctx.state.screen is Screen.MAIN and (digits := parse_cnic(text)):
+            # A CNIC typed on the main menu, as people send one to 8171: its eligibility.
+            ctx.state.history.append(Screen.MAIN)
+            ctx.state.screen = Screen.ELIGIBILITY_CNIC
+            return await check_eligibility(ctx, digits)
         return again(ctx, spec.invalid)
     value = PARSERS[spec.expects](text)
     if value is None:

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ELIGIBLE_PHONE
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE_PHONE
 from tests.ussd.conftest import Dial
+
+COARSE_ELIGIBLE = (
+    "END CNIC 35202-*******-2 is eligible for BISP. To see your payment, dial again and "
+    "choose My payment."
+)
 
 #: From the main menu: a complaint for the second person of a shared phone, its category, back,
 #: home, the language menu and Sindhi (Roman Urdu screens), English again, the eligibility
@@ -53,3 +58,40 @@ async def test_the_language_menu_takes_a_languages_own_digits(dial, registry):
         "6 پنجابی",
     ]
     assert (await phone.send("٤#")).startswith("CON BISP ka menu:")
+
+
+@pytest.mark.parametrize(
+    "typed", [ELIGIBLE_WIFE, "35202-1234567-2", "35202*1234567*2#", "۳۵۲۰۲۱۲۳۴۵۶۷۲"]
+)
+async def test_a_cnic_typed_on_the_main_menu_is_looked_up(dial, registry, typed):
+    """As people send a CNIC to 8171, they type it on the first menu: its eligibility, not
+    "Wrong number"; `0` then asks for another CNIC."""
+    phone: Dial = dial(NOT_ELIGIBLE_PHONE)
+    await phone.dial()
+    await phone.send("1")  # English
+    await phone.dial()
+    assert await phone.send(typed) == COARSE_ELIGIBLE
+    mine: Dial = dial(ELIGIBLE_PHONE)
+    await mine.dial()
+    await mine.send("1")
+    await mine.dial()
+    own = await mine.send(typed)
+    assert own.startswith("CON CNIC 35202-*******-2 is eligible: Kafaalat, Taleemi Wazaif."), own
+    assert (await mine.send("0")).startswith("CON Enter the 13-digit CNIC number:")
+
+
+async def test_a_dial_string_with_a_cnic_answers_at_once(dial, registry):
+    """`*262*<CNIC>#` arrives as a first hit with the CNIC as its text."""
+    phone: Dial = dial(NOT_ELIGIBLE_PHONE)
+    await phone.dial()
+    await phone.send("1")  # English
+    phone.session_id, phone.text = "ATUid_dialstring", ELIGIBLE_WIFE
+    assert await phone.repost() == COARSE_ELIGIBLE
+
+
+async def test_digits_that_are_no_cnic_on_the_main_menu_are_a_wrong_number(dial, registry):
+    phone: Dial = dial(NOT_ELIGIBLE_PHONE)
+    await phone.dial()
+    await phone.send("1")
+    await phone.dial()
+    assert (await phone.send("352021234567")).startswith("CON Wrong number. Choose again:")

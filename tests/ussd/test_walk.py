@@ -128,7 +128,7 @@ TYPED: dict[Expect, list[str]] = {
     ],
 }
 #: Tried on every screen.
-ALWAYS = ["0", "00", "", "9", "abc", "😀🙏", "1*2", "x" * 300]
+ALWAYS = ["0", "00", "", "9", "abc", "😀🙏", "1*2", "*", "#", "1#", "۰۰", "x" * 300]
 
 
 def grievance(ticket: str, category: Category, status: Status) -> GrievanceOut:
