@@ -7,6 +7,7 @@ import contextlib
 import json
 import secrets
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from xml.etree import ElementTree
@@ -197,7 +198,7 @@ async def typed_lines(
     terminal is shown with `echo`, so that a piped transcript reads like a typed one; each
     channel echoes in the style of the rest of its transcript."""
     while True:
-        line = await asyncio.to_thread(next, source, None)
+        line = await _next_line(source)
         if line is None:
             return
         if not interactive:
@@ -205,6 +206,34 @@ async def typed_lines(
         if not line.strip():
             return
         yield line
+
+
+async def _next_line(source: Iterator[str]) -> str | None:
+    """The next line of `source` (None at its end), read in a thread of its own that the process
+    does not wait for: Ctrl-C while `input()` waits ends the chat at once, where a thread of the
+    loop's pool would be waited for at exit, until Enter."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str | None] = loop.create_future()
+
+    def settle(line: str | None, error: BaseException | None) -> None:
+        if future.done():  # the chat was interrupted meanwhile
+            return
+        if error is None:
+            future.set_result(line)
+        else:
+            future.set_exception(error)
+
+    def read() -> None:
+        line, error = None, None
+        try:
+            line = next(source, None)
+        except BaseException as exc:  # handed to the chat, which is waiting for this line
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the chat has ended
+            loop.call_soon_threadsafe(settle, line, error)
+
+    threading.Thread(target=read, name="rabta-chat-input", daemon=True).start()
+    return await future
 
 
 async def _show_outbound(app: FastAPI, console: Console, seen: dict[str, int]) -> None:

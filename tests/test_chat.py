@@ -5,6 +5,14 @@ chat is in tests/telegram/test_cli.py.)"""
 from __future__ import annotations
 
 import io
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -123,3 +131,40 @@ async def test_a_phone_that_looks_like_markup_is_refused_as_typed(settings, db, 
     code, transcript = await chat(monkeypatch, "HELP", channel="sms", phone="[/x]")
     assert code == 2
     assert transcript == "'[/x]' is not a phone number.\n"
+
+
+def _read_until(fd: int, wanted: bytes, *, seconds: float) -> bytes:
+    """What the terminal shows until `wanted` appears (or the time is up)."""
+    shown, deadline = b"", time.monotonic() + seconds
+    while wanted not in shown and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                shown += os.read(fd, 65536)
+            except OSError:  # the chat has exited and closed its end
+                break
+    return shown
+
+
+@pytest.mark.parametrize("channel", ["sms", "telegram"])
+def test_ctrl_c_at_the_prompt_ends_the_chat(settings, db, channel):
+    """Ctrl-C while the chat waits for a line typed at a terminal ends it at once; it used to
+    wait, stuck, for Enter."""
+    terminal, side = pty.openpty()
+    chat = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rabta"), "chat", "--channel", channel],
+        stdin=side,
+        stdout=side,
+        stderr=side,
+        env=os.environ.copy(),
+    )
+    os.close(side)
+    try:
+        shown = _read_until(terminal, b"> ", seconds=60)
+        assert b"an empty line or Ctrl-D ends" in shown, shown
+        chat.send_signal(signal.SIGINT)
+        assert chat.wait(timeout=20) == 130
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+            chat.wait()
+        os.close(terminal)
