@@ -22,6 +22,7 @@ help:
 	@echo "make lint      ruff and mypy"
 	@echo "make format    ruff format and ruff check --fix"
 	@echo "make messages  extract, update and compile the translation catalogs"
+	@echo "make agent-messages  the same for the agent console's catalogs (English and Urdu)"
 	@echo "make bench     Rabta vs a bare-ASGI baseline under wrk (PostgreSQL + Redis on loopback)"
 	@echo "make chromium  Debian's Chromium for the console's browser tests (installs as root)"
 	@echo "make clean     remove .venv, var/ (the demo database and outbox) and the tool caches"
