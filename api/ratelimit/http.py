@@ -1,5 +1,6 @@
 """Rate limits on the REST API: a partner's own quota with a valid `X-API-Key`, else per client IP,
-and, for a look-up, the CNIC's own limit from all senders.
+and, for a look-up, the caller's look-ups as a sender (an anonymous caller's hourly look-ups,
+`RABTA_LIMIT_SENDER`, as a phone's) and the CNIC's own limit from all senders.
 
 Use as a router dependency: `APIRouter(prefix="/v1", dependencies=[Depends(limit_request)])`;
 a route that looks up a CNIC calls `limit_lookup` instead, which counts the caller and the CNIC
@@ -40,6 +41,12 @@ PARTNER_KEY = APIKeyHeader(
 )
 RATE_LIMITED = "https://rabta.example/problems/rate-limited"
 INVALID_API_KEY = "https://rabta.example/problems/invalid-api-key"
+#: An anonymous REST caller's identity among senders, as a phone's is its number.
+SENDER_IP = "ip:"
+TOO_MANY_LOOKUPS = {
+    "sender": "Too many look-ups from this address",
+    "cnic": "Too many look-ups of this CNIC",
+}
 #: How long a worker trusts a key it has checked; deactivating a partner takes this long.
 PARTNER_CACHE_SECONDS = 60.0
 
@@ -190,15 +197,16 @@ async def limit_request(request: Request, response: Response) -> None:
 
 
 async def limit_lookup(request: Request, response: Response, cnic: Cnic) -> None:
-    """`limit_request`, then the look-up of `cnic` in the CNIC's window from all senders (SPEC
-    §4: 20 a day), the one the bot counts, so REST and every channel share one budget per CNIC:
-    both in one Redis round trip, for a route that looks a CNIC up instead of the router's
-    `limit_request`. 429 when either is over.
+    """`limit_request`, then the look-up: an anonymous caller's in its window as a sender (SPEC
+    §4: 10 an hour, keyed by its address as a phone's by its number) and `cnic`'s in the CNIC's
+    window from all senders (20 a day), the one the bot counts, so REST and every channel share
+    one budget per CNIC: all in one Redis round trip, for a route that looks a CNIC up instead
+    of the router's `limit_request`. 429 when any is over.
 
     A caller already refused, or holding an invalid key, spends nothing of the CNIC's. Every
     valid CNIC is counted and refused alike, so a refusal says nothing of whether it is
     registered. Its `RateLimit-*` headers stay the caller's own quota, which this refusal did
-    not use up; `Retry-After` is the CNIC's.
+    not use up; `Retry-After` is the refused look-up window's.
     """
     await _limit(request, response, cnic)
 
@@ -214,9 +222,14 @@ async def _limit(request: Request, response: Response, cnic: Cnic | None) -> Non
         # A wrong key still counts against the IP, so keys cannot be guessed faster than
         # anonymous calls are allowed.
         scope, identity, quota = "ip", limit_identity(client_ip(request)), None
-    looked_up: Decision | None = None
+    looked_up: list[Decision] | None = None
     if cnic is not None and (key is None or partner is not None):
-        decision, looked_up = await limiter.hit_then(scope, identity, quota, ("cnic", cnic.digits))
+        # An anonymous caller is a sender (SPEC §4: phone, Telegram user, IP) with its hourly
+        # look-ups, as a phone is; a partner's quota is its own.
+        then = [("cnic", cnic.digits)]
+        if partner is None:
+            then.insert(0, ("sender", SENDER_IP + identity))
+        decision, looked_up = await limiter.hit_then(scope, identity, quota, then)
     else:
         decision = await limiter.hit(scope, identity, quota)
     request.state.rate_limit = decision
@@ -232,7 +245,8 @@ async def _limit(request: Request, response: Response, cnic: Cnic | None) -> Non
             type_=INVALID_API_KEY,
         )
     headers = rate_limit_headers(decision)
-    if looked_up is not None and not looked_up.allowed:
-        raise _too_many("Too many look-ups of this CNIC", looked_up.retry_after, headers)
+    if looked_up and not looked_up[-1].allowed:
+        refused_by = then[len(looked_up) - 1][0]
+        raise _too_many(TOO_MANY_LOOKUPS[refused_by], looked_up[-1].retry_after, headers)
     # FastAPI merges these into the route's response (not into a Response a route returns itself).
     response.headers.update(headers)

@@ -157,11 +157,13 @@ return {acquired}
 )
 
 
-#: `ACQUIRE_AND_READ` for KEYS[1], then, only if that hit was counted, a hit of KEYS[2] (ARGV
-#: its limit and expiry after the first's three) and, if that one is refused, its window: a
-#: caller's quota with the headers it reports, and the CNIC it looks up, in one round trip.
-#: Returns {1 or 0, the first's window ({} when empty), 1 or 0 for the second or -1 when it was
-#: not counted, the second's window when refused ({} otherwise)}.
+#: `ACQUIRE_AND_READ` for KEYS[1], then, only if that hit was counted, a hit of each of the
+#: other keys in turn until one is refused (ARGV each one's limit and expiry after the first's
+#: three) and that one's window: a caller's quota with the headers it reports, then the look-up
+#: it makes (an anonymous caller's hourly look-ups, the CNIC's), in one round trip. Returns
+#: {1 or 0, the first's window ({} when empty), -1 when the others were not counted, 0 when all
+#: were allowed, else the 1-based index among them of the refused one, its window ({} when not
+#: refused)}.
 ACQUIRE_READ_THEN_ACQUIRE = (
     _limits_script("acquire_moving_window")
     + _limits_script("moving_window")
@@ -171,10 +173,13 @@ local found = moving_window({KEYS[1]}, {ARGV[1] - ARGV[3], ARGV[2]}) or {}
 if acquired == 0 then
     return {0, found, -1, {}}
 end
-if acquire_moving_window({KEYS[2]}, {ARGV[1], ARGV[4], ARGV[5], 1}) then
-    return {1, found, 1, {}}
+for i = 2, #KEYS do
+    local limit, expiry = ARGV[2 * i], ARGV[2 * i + 1]
+    if not acquire_moving_window({KEYS[i]}, {ARGV[1], limit, expiry, 1}) then
+        return {1, found, i - 1, moving_window({KEYS[i]}, {ARGV[1] - expiry, limit}) or {}}
+    end
 end
-return {1, found, 0, moving_window({KEYS[2]}, {ARGV[1] - ARGV[5], ARGV[4]}) or {}}
+return {1, found, 0, {}}
 """
 )
 
@@ -316,48 +321,52 @@ class RateLimiter:
         return _decision(item, allowed, stats, degraded)
 
     async def hit_then(
-        self, scope: str, identity: str, limit: str | None, then: tuple[str, str]
-    ) -> tuple[Decision, Decision | None]:
-        """`hit(scope, identity, limit)`, then, only if it was allowed, `hit(*then,
-        remaining=False)` at its default limit, in one Redis round trip instead of two: a REST
-        caller's quota, whose headers it reports, and the CNIC it looks up. The second decision
-        is None when the first was refused (a refused caller spends nothing of the CNIC's)."""
+        self, scope: str, identity: str, limit: str | None, then: Sequence[tuple[str, str]]
+    ) -> tuple[Decision, list[Decision] | None]:
+        """`hit(scope, identity, limit)`, then, only if it was allowed, the `then` hits at their
+        default limits in turn until one is refused, in one Redis round trip: a REST caller's
+        quota, whose headers it reports, and the look-up it makes. The `then` decisions are
+        `hit_in_turn`'s (up to the refused one; an allowed one's `remaining` only a lower
+        bound); None when the first was refused (a refused caller spends nothing of a CNIC's)."""
         item = self._item(scope, limit)
         key = self.identity_key(scope, identity)
-        then_scope, then_item, then_key = self._counted([then])[0]
+        counted = self._counted(then)
 
-        async def shared() -> tuple[bool, WindowStats, bool | None, WindowStats | None]:
+        async def shared() -> tuple[bool, WindowStats, int | None, WindowStats | None]:
             now = time.time()
-            expiry, then_expiry = item.get_expiry(), then_item.get_expiry()
-            reply = await self._acquire_read_then_acquire(
-                keys=[_redis_key(item, scope, key), _redis_key(then_item, then_scope, then_key)],
-                args=[now, item.amount, expiry, then_item.amount, then_expiry],
-            )
-            allowed, found, second, second_found = reply
+            expiry = item.get_expiry()
+            keys, args = [_redis_key(item, scope, key)], [now, item.amount, expiry]
+            for then_scope, then_item, then_key in counted:
+                keys.append(_redis_key(then_item, then_scope, then_key))
+                args += [then_item.amount, then_item.get_expiry()]
+            reply = await self._acquire_read_then_acquire(keys=keys, args=args)
+            allowed, found, refused, refused_found = reply
             stats = _window(found, now, expiry, item.amount)
-            if int(second) < 0:
+            if int(refused) < 0:
                 return bool(int(allowed)), stats, None, None
-            then_stats = _window(second_found, now, then_expiry, then_item.amount)
-            return bool(int(allowed)), stats, bool(int(second)), then_stats
+            if int(refused) == 0:
+                return bool(int(allowed)), stats, 0, None
+            _, then_item, _ = counted[int(refused) - 1]
+            then_stats = _window(refused_found, now, then_item.get_expiry(), then_item.amount)
+            return bool(int(allowed)), stats, int(refused), then_stats
 
-        async def local() -> tuple[bool, WindowStats, bool | None, WindowStats | None]:
+        async def local() -> tuple[bool, WindowStats, int | None, WindowStats | None]:
             allowed = await self._local.hit(item, scope, key)
             stats = await self._local.get_window_stats(item, scope, key)
             if not allowed:
                 return allowed, stats, None, None
-            second = await self._local.hit(then_item, then_scope, then_key)
-            then_stats = await self._local.get_window_stats(then_item, then_scope, then_key)
-            return allowed, stats, second, then_stats
+            for index, (then_scope, then_item, then_key) in enumerate(counted, 1):
+                if not await self._local.hit(then_item, then_scope, then_key):
+                    then_stats = await self._local.get_window_stats(then_item, then_scope, then_key)
+                    return allowed, stats, index, then_stats
+            return allowed, stats, 0, None
 
-        (allowed, stats, second, then_stats), degraded = await self._call(shared, local)
+        (allowed, stats, refused, then_stats), degraded = await self._call(shared, local)
         HITS.labels(scope, "allowed" if allowed else "limited").inc()
         decision = _decision(item, allowed, stats, degraded)
-        if second is None or then_stats is None:
+        if refused is None:
             return decision, None
-        HITS.labels(then_scope, "allowed" if second else "limited").inc()
-        if second:  # as `hit(remaining=False)`: an allowed hit's remaining is a lower bound
-            then_stats = WindowStats(reset_time=0.0, remaining=0)
-        return decision, _decision(then_item, second, then_stats, degraded)
+        return decision, _decisions(counted, refused, then_stats, degraded)
 
     async def hit_in_turn(self, hits: Sequence[tuple[str, str]]) -> list[Decision]:
         """Count `(scope, identity)` hits at their default limits, in order, stopping at the first

@@ -18,6 +18,7 @@ import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select
 
+from api.partners import create_partner
 from api.redis import connect_redis
 from api.registry.models import InboundMessage
 from tests.conftest import ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW, load_payload
@@ -117,10 +118,16 @@ async def test_redis_killed_and_restarted_under_traffic(
     known = [ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW]
     run_id = f"{time.time_ns():x}"[-8:]
 
+    # The REST load is one loopback address: a partner's, with a quota of its own, as one
+    # address asking thousands of times an hour would be (an anonymous one is a sender).
+    async with registry.transaction() as session:
+        key = await create_partner(session, name="Fault load", quota="100000/minute")
+
     async def request(http: httpx.AsyncClient, i: int) -> Result:
         if i % 2:
             cnic = known[i % 4] if i % 6 == 1 else random_cnic(rng)
-            return await timed(http, "rest", "GET", f"/v1/eligibility/{cnic}")
+            url = f"/v1/eligibility/{cnic}"
+            return await timed(http, "rest", "GET", url, headers={"X-API-Key": key})
         sid = f"SMfault{run_id}{i:06d}"
         # Many senders, two messages each: well under the 10 look-ups per sender per hour.
         sender = f"+92300{5000000 + i // 4:07d}"

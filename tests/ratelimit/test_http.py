@@ -222,6 +222,35 @@ async def test_a_refused_caller_spends_nothing_of_the_cnic(
     assert (await limiter.test("cnic", ELIGIBLE)).remaining == 1
 
 
+async def test_an_anonymous_callers_look_ups_are_a_senders(
+    http: httpx.AsyncClient,
+    db: Database,
+    registry: Database,
+    limited_app: FastAPI,
+    rl_settings: Settings,
+):
+    """SPEC §4: look-ups are limited per sender, an IP among them (`RABTA_LIMIT_SENDER`, 3 a
+    minute here), under a per-IP limit wide enough not to be the one refusing; the refusal
+    says so, with Retry-After, spends nothing of the CNIC's, and a partner's quota is its own."""
+    wide = rl_settings.model_copy(update={"limit_ip": "100/minute"})
+    await limited_app.state.rate_limiter.close()
+    limited_app.state.rate_limiter = RateLimiter(wide, wide.redis_url)
+    for cnic in (ELIGIBLE, NOT_FOUND, ELIGIBLE):
+        assert (await http.get(f"/v1/eligibility/{cnic}")).status_code == 200
+    refused = await http.get(f"/v1/eligibility/{NOT_FOUND}")
+    assert refused.status_code == 429
+    assert refused.json()["detail"].startswith("Too many look-ups from this address;")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit-Limit"] == "100"  # the IP's own quota, as it stands
+    limiter: RateLimiter = limited_app.state.rate_limiter
+    assert (await limiter.test("cnic", NOT_FOUND)).remaining == 3
+    # Another address is another sender; a partner's look-ups count against its quota alone.
+    async with _client_at(limited_app, "198.51.100.77") as other:
+        assert (await other.get(f"/v1/eligibility/{NOT_FOUND}")).status_code == 200
+    headers = {"X-API-Key": await _partner(db, "Sehat portal", "50/minute")}
+    assert (await http.get(f"/v1/eligibility/{NOT_FOUND}", headers=headers)).status_code == 200
+
+
 @pytest.mark.parametrize("bad", ["3520212345671000", "9520212345671", "35202123456", "۳۵۲۰۲"])
 async def test_text_that_is_not_a_cnic_counts_against_no_cnic(
     http: httpx.AsyncClient, redis: Any, bad: str

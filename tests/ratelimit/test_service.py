@@ -358,17 +358,17 @@ async def test_hit_then_counts_a_caller_and_its_look_up_in_one_round_trip(
     are allowed; a refused CNIC carries its own wait, read in the same script."""
     monkeypatch.setattr(limiter._shared, "get_window_stats", _no_second_read)
     for n in range(4):  # the CNIC allows 4, the IP 3: a partner's 5 a minute, then
-        caller, cnic = await limiter.hit_then("partner", "7", None, ("cnic", ELIGIBLE))
-        assert caller.allowed and cnic is not None and cnic.allowed, n
+        caller, (cnic,) = await limiter.hit_then("partner", "7", None, [("cnic", ELIGIBLE)])
+        assert caller.allowed and cnic.allowed, n
         assert caller.remaining == 5 - n - 1 and not caller.degraded
     monkeypatch.undo()
     assert (await limiter.test("partner", "7")).remaining == 1
     assert (await limiter.test("cnic", ELIGIBLE)).remaining == 0
     assert caller.reset_at == pytest.approx((await limiter.test("partner", "7")).reset_at)
 
-    caller, cnic = await limiter.hit_then("partner", "7", None, ("cnic", ELIGIBLE))
+    caller, (cnic,) = await limiter.hit_then("partner", "7", None, [("cnic", ELIGIBLE)])
     assert caller.allowed and caller.remaining == 0
-    assert cnic is not None and not cnic.allowed and cnic.limit == 4
+    assert not cnic.allowed and cnic.limit == 4
     # The oldest of the CNIC's four look-ups frees its next slot a minute after it was made.
     assert 50 <= cnic.retry_after <= 60
     assert cnic.reset_at == pytest.approx((await limiter.test("cnic", ELIGIBLE)).reset_at)
@@ -379,21 +379,45 @@ async def test_hit_then_spends_nothing_of_the_second_when_the_first_is_refused(
 ):
     for _ in range(3):
         await limiter.hit("ip", "198.51.100.20")
-    caller, cnic = await limiter.hit_then("ip", "198.51.100.20", None, ("cnic", ELIGIBLE))
+    caller, cnic = await limiter.hit_then("ip", "198.51.100.20", None, [("cnic", ELIGIBLE)])
     assert not caller.allowed and caller.retry_after >= 1 and cnic is None
     assert (await limiter.test("cnic", ELIGIBLE)).remaining == 4
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
+async def test_hit_then_counts_the_look_ups_in_turn_up_to_the_refused_one(
+    rl_settings: Settings, limiter: RateLimiter, shared: bool
+):
+    """An anonymous caller's look-up: its hourly look-ups as a sender, then the CNIC's; a sender
+    over its limit spends nothing of the CNIC's, and its refusal carries its own wait."""
+    if not shared:
+        limiter = RateLimiter(rl_settings, "redis://127.0.0.1:1/0", retry_redis_after=60)
+    try:
+        then = [("sender", "ip:198.51.100.40"), ("cnic", ELIGIBLE)]
+        for _ in range(3):  # the sender's 3 a minute
+            caller, looked_up = await limiter.hit_then("ip", "198.51.100.40", "100/minute", then)
+            assert caller.allowed and looked_up is not None
+            assert [d.allowed for d in looked_up] == [True, True]
+        caller, looked_up = await limiter.hit_then("ip", "198.51.100.40", "100/minute", then)
+        assert caller.allowed and looked_up is not None
+        assert [d.allowed for d in looked_up] == [False]
+        assert looked_up[0].limit == 3 and 50 <= looked_up[0].retry_after <= 60
+        assert (await limiter.test("cnic", ELIGIBLE)).remaining == 1
+    finally:
+        if not shared:
+            await limiter.close()
 
 
 async def test_hit_then_counts_in_this_process_without_redis(rl_settings: Settings):
     limiter = RateLimiter(rl_settings, "redis://127.0.0.1:1/0", retry_redis_after=60)
     try:
         for n in range(4):  # four callers, one look-up each: the CNIC's 4
-            caller, cnic = await limiter.hit_then(
-                "ip", f"198.51.100.3{n}", None, ("cnic", ELIGIBLE)
+            caller, (cnic,) = await limiter.hit_then(
+                "ip", f"198.51.100.3{n}", None, [("cnic", ELIGIBLE)]
             )
-            assert caller.degraded and cnic is not None and cnic.allowed
-        caller, cnic = await limiter.hit_then("ip", "198.51.100.22", None, ("cnic", ELIGIBLE))
-        assert caller.allowed and cnic is not None and not cnic.allowed and cnic.degraded
+            assert caller.degraded and cnic.allowed
+        caller, (cnic,) = await limiter.hit_then("ip", "198.51.100.22", None, [("cnic", ELIGIBLE)])
+        assert caller.allowed and not cnic.allowed and cnic.degraded
         assert cnic.retry_after >= 1
     finally:
         await limiter.close()
