@@ -68,15 +68,18 @@ async def verify_otp(body: OtpVerifyIn, runtime: RuntimeDep) -> TokenOut:
             return TokenOut(access_token=token, expires_in=runtime.tokens.ttl_seconds)
     except OtpUnavailable:
         raise Problem(503, UNAVAILABLE, headers={"Retry-After": "30"}) from None
-    if checked.outcome is CheckOutcome.EXHAUSTED:
+    # SPEC §3 allows 5 wrong tries per code: each is 401, the fifth included; past them, 429.
+    if checked.outcome is CheckOutcome.EXHAUSTED and not checked.last_try:
         raise Problem(
             429,
             "Too many wrong codes: request a new one.",
             headers={"Retry-After": str(checked.retry_after)},
         )
-    detail = (
-        f"Wrong code; {checked.tries_left} tries left."
-        if checked.outcome is CheckOutcome.WRONG
-        else "The code has expired or was already used."
-    )
+    if checked.last_try:
+        detail = "Wrong code; no tries left: request a new one."
+    elif checked.outcome is CheckOutcome.WRONG:
+        left = checked.tries_left
+        detail = f"Wrong code; {left} {'try' if left == 1 else 'tries'} left."
+    else:
+        detail = "The code has expired or was already used."
     raise Problem(401, detail)

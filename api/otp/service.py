@@ -82,6 +82,9 @@ class Checked:
     tries_left: int = 0
     #: EXHAUSTED: seconds until a new code can be issued for the request's CNIC.
     retry_after: int = 0
+    #: EXHAUSTED by this very try, a wrong code (the fifth): still one of the wrong tries the
+    #: contract allows (REST answers it 401, the next 429), though the code is now burnt.
+    last_try: bool = False
 
 
 #: One try at a request, atomically: nothing for a request that is gone, else the new try count
@@ -263,14 +266,15 @@ class OtpService:
             if tries >= maximum:
                 # Kept, burnt, until it would have expired: a later try, the right code
                 # included, is still "too many" (429), not an unknown request ("expired").
-                return await self._exhausted(stored_cnic)
+                return await self._exhausted(stored_cnic, last_try=True)
             return Checked(CheckOutcome.WRONG, tries_left=maximum - tries)
         except RedisError as exc:
             raise unavailable(exc) from exc
 
-    async def _exhausted(self, cnic: str) -> Checked:
+    async def _exhausted(self, cnic: str, *, last_try: bool = False) -> Checked:
         """A burnt code, with the wait before a new one can be asked for."""
-        return Checked(CheckOutcome.EXHAUSTED, retry_after=await self._new_code_after(cnic))
+        wait = await self._new_code_after(cnic)
+        return Checked(CheckOutcome.EXHAUSTED, retry_after=wait, last_try=last_try)
 
     async def request_cnic(self, request_id: str) -> str | None:
         """The CNIC a live request is for (to resume a conversation), or None."""

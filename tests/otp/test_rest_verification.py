@@ -146,20 +146,24 @@ async def test_timing_does_not_tell_whether_a_cnic_exists(client, registry):
     assert abs(known - unknown) < 0.25
 
 
-async def test_wrong_codes_then_429(client, app, settings, registry):
+async def test_five_wrong_codes_are_401_then_429(client, app, settings, registry):
+    """SPEC §3: at most 5 wrong tries per code, each a `401` wrong code (the fifth saying none
+    is left); past them `429` too many, the right code included."""
     response = await client.post("/v1/otp", json={"cnic": ELIGIBLE_WIFE})
     request_id = response.json()["request_id"]
     code = await code_for(app, settings, ELIGIBLE_PHONE)
     wrong = "000000" if code != "000000" else "111111"
-    statuses = [
-        (
-            await client.post("/v1/otp/verify", json={"request_id": request_id, "code": wrong})
-        ).status_code
+    answers = [
+        await client.post("/v1/otp/verify", json={"request_id": request_id, "code": wrong})
         for _ in range(5)
     ]
-    assert statuses == [401, 401, 401, 401, 429]
+    assert [a.status_code for a in answers] == [401] * 5
+    assert [a.json()["detail"] for a in answers[3:]] == [
+        "Wrong code; 1 try left.",
+        "Wrong code; no tries left: request a new one.",
+    ]
     late = await client.post("/v1/otp/verify", json={"request_id": request_id, "code": code})
-    assert late.status_code in (401, 429)
+    assert late.status_code == 429
 
 
 async def test_a_burnt_code_stays_too_many_tries(client, app, settings, registry):
@@ -254,7 +258,7 @@ async def test_too_many_wrong_codes_says_when_to_ask_again(client, app, settings
     request_id = response.json()["request_id"]
     code = await code_for(app, settings, ELIGIBLE_PHONE)
     wrong = "000000" if code != "000000" else "111111"
-    for _ in range(4):
+    for _ in range(5):
         await client.post("/v1/otp/verify", json={"request_id": request_id, "code": wrong})
     burnt = await client.post("/v1/otp/verify", json={"request_id": request_id, "code": wrong})
     assert burnt.status_code == 429
