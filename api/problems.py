@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from api.logs import mask_sensitive
 from bot.render import RenderError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,9 @@ def problem_response(
     if detail:
         body["detail"] = detail
     if instance:
-        body["instance"] = instance
+        # The path, with any CNIC or phone in it masked as everywhere else (SPEC §3): a 429 on
+        # `/v1/eligibility/{cnic}` names the CNIC as its 200 would.
+        body["instance"] = mask_sensitive(instance)
     body.update(extensions)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

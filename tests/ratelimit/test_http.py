@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from api.bot_services import lookup_hits
 from api.db import Database
+from api.identity import mask_cnic
 from api.partners import create_partner
 from api.ratelimit import RateLimiter
 from api.ratelimit.http import limit_request
@@ -191,6 +192,9 @@ async def test_rest_look_ups_count_the_cnic_the_bot_counts(
     problem = refused.json()
     assert problem["status"] == 429 and problem["title"] == "Too Many Requests"
     assert "cnic_masked" not in problem and "eligible" not in refused.text
+    # The path it names holds the CNIC masked, as a 200 would (SPEC §3).
+    assert problem["instance"] == f"/v1/eligibility/{mask_cnic(ELIGIBLE)}"
+    assert ELIGIBLE not in refused.text
 
     # An unregistered CNIC is refused alike after its 4: nothing tells the two apart.
     for _ in range(4):
