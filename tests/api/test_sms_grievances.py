@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from api.grievances import service as grievance_service
 from api.grievances.notify import owner_notifier
-from api.grievances.schemas import Status
+from api.grievances.schemas import MAX_DESCRIPTION, Status
 from api.registry.models import Grievance, OutboundMessage
 from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
 from tests.api.test_twilio_webhook import URL, reply_text, sms
@@ -50,6 +50,23 @@ async def test_complaint_with_text_skips_the_description(client, registry):
     confirm = await chat.send("1")
     assert '"paise nahi mile"' in confirm
     assert "is filed" in await chat.send("1")
+
+
+async def test_a_long_whatsapp_complaint_is_filed_whole(client, registry, db):
+    """A WhatsApp message carries 1,600 characters: a complaint of 900 is filed as written (the
+    longest any channel files, MAX_DESCRIPTION), not cut at 500 without a word."""
+    words = "Campsite par agent ne paise kaat liye aur kaha ke agli dafa poore milenge. "
+    long = (words * 12).strip()
+    assert 500 < len(long) <= MAX_DESCRIPTION
+    chat = Chat(client, NOT_ELIGIBLE_PHONE, channel="whatsapp")
+    await chat.send("LANG EN")
+    await chat.send("COMPLAINT")
+    await chat.send("1")
+    await chat.send(long)
+    ticket = TICKET.search(await chat.send("1")).group(0)
+    async with db.sessions() as session:
+        grievance = await session.scalar(select(Grievance).where(Grievance.ticket_id == ticket))
+    assert grievance.description == long
 
 
 async def test_description_starting_with_a_keyword_is_a_description(client, registry):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 import unicodedata
 
-from api.grievances.schemas import Category, clean_text
+from api.grievances.schemas import MAX_DESCRIPTION, Category, clean_text
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import Cnic, InvalidCnic
 from bot.channels.base import Option, Reply
@@ -55,7 +55,6 @@ _TYPOGRAPHIC = str.maketrans(
 _GSM7 = GSM7_BASIC | GSM7_EXTENSION
 #: Fewest letters or digits a description worth filing has ("no money" is enough; "x" is not).
 MIN_DESCRIPTION = 3
-MAX_DESCRIPTION = 500
 
 
 async def complaint(turn: Turn) -> list[Reply]:
