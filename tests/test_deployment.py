@@ -45,6 +45,20 @@ def test_dockerfile_builds_what_compose_runs():
     assert "USER rabta" in dockerfile
 
 
+def test_the_build_context_leaves_out_secrets_and_personal_data():
+    """`docker build` sends the whole folder to the daemon: the `.env` with the production
+    secrets, registry extracts and local databases must not go with it (nor into a layer)."""
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".env", "extract/", "var/", ".venv/", ".git/"} <= ignored
+    # What the Dockerfile copies is not ignored.
+    for folder in ("api", "bot", "templates", "locales"):
+        assert not {folder, f"{folder}/"} & ignored
+
+
 def test_compose_runs_api_replicas_behind_one_address():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
