@@ -583,7 +583,8 @@ def _update_for(
 
 def _show_sent(sent: dict[str, Any], console: Console) -> list[str]:
     """Print one message the bot sent; the callback data of its inline buttons, if any."""
-    console.print(f"[cyan]{escape(sent.get('text', ''))}[/cyan]")
+    # As `rabta chat` prints replies: whole lines, wrapped by the terminal, not cut mid-word.
+    console.print(sent.get("text", ""), style="cyan", markup=False, soft_wrap=True)
     markup = sent.get("reply_markup") or {}
     data: list[str] = []
     labels: list[str] = []
@@ -592,11 +593,12 @@ def _show_sent(sent: dict[str, Any], console: Console) -> list[str]:
             data.append(button.get("callback_data", ""))
             labels.append(f"[{len(data)}] {button.get('text', '')}")
     if labels:
-        console.print(f"[green]  buttons: {escape(' · '.join(labels))}[/green]")
+        console.print(f"[green]  buttons: {escape(' · '.join(labels))}[/green]", soft_wrap=True)
     for row in markup.get("keyboard", []):
         for button in row:
             kind = " (shares your number: /share)" if button.get("request_contact") else ""
-            console.print(f"[green]  keyboard: {escape('[' + button.get('text', '') + ']')}{kind}")
+            label = escape("[" + button.get("text", "") + "]")
+            console.print(f"[green]  keyboard: {label}{kind}", soft_wrap=True)
     if markup.get("remove_keyboard"):
         console.print("[dim]  (keyboard removed)[/dim]")
     return data

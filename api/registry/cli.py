@@ -130,7 +130,8 @@ def _summary(title: str, rows: dict[str, int], seconds: float) -> None:
     table.add_row("[bold]total", f"[bold]{total:,}")
     out.print(table)
     rate = total / seconds if seconds else 0.0
-    out.print(f"{total:,} rows in {seconds:,.1f} s ({rate:,.0f} rows/s)")
+    rows_word = "row" if total == 1 else "rows"
+    out.print(f"{total:,} {rows_word} in {seconds:,.1f} s ({rate:,.0f} rows/s)")
 
 
 @registry_app.command("seed")
@@ -339,12 +340,13 @@ def remove_command(
         if report.contacts_unverified:
             out.print(
                 f"{report.contacts_unverified:,} contact(s) verified for a removed CNIC "
-                "are no longer verified."
+                + ("would no longer be verified." if dry_run else "are no longer verified.")
             )
         if report.open_grievances:
             out.print(
-                f"{report.open_grievances:,} open grievance(s) of removed persons stay in "
-                "the queue."
+                f"{report.open_grievances:,} open grievance(s) of removed persons "
+                + ("would stay" if dry_run else "stay")
+                + " in the queue."
             )
 
     _run(work)

@@ -259,3 +259,20 @@ async def test_cli_refuses_nothing_and_a_bad_cnic_without_touching_the_registry(
     for result in (nothing, bad_argument, bad_file):
         assert "Traceback" not in result.output
     assert await dump(registry) == before
+
+
+async def test_cli_dry_run_says_what_would_happen(registry: Database) -> None:
+    """A dry run's summary is in the conditional: nothing it names has happened."""
+    await _rabta_records_for(registry, ELIGIBLE_WIFE)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, registry_app, ["remove", ELIGIBLE_WIFE, "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "Dry run: nothing was changed." in output
+    assert "1 contact(s) verified for a removed CNIC would no longer be verified." in output
+    assert "1 open grievance(s) of removed persons would stay in the queue." in output
+    assert "are no longer verified" not in output
+    async with registry.engine.connect() as conn:
+        contact = (await conn.execute(select(Contact.verified_cnic))).scalar_one()
+    assert contact == ELIGIBLE_WIFE

@@ -229,6 +229,19 @@ async def test_chat_drives_the_real_webhook(settings, db, redis, registry):
     assert ELIGIBLE_WIFE not in transcript
 
 
+async def test_chat_prints_a_reply_in_whole_lines_on_a_narrow_terminal(
+    settings, db, redis, registry
+):
+    """The terminal wraps a long reply; the chat does not cut it mid-word at 80 columns."""
+    out = io.StringIO()
+    code = await run_telegram_chat(
+        phone=ELIGIBLE_PHONE, console=Console(file=out, width=40), lines=iter(["LANG EN", ""])
+    )
+    assert code == 0
+    shown = [line for line in out.getvalue().splitlines() if "Language set to English" in line]
+    assert shown and len(shown[0]) > 40, out.getvalue()
+
+
 async def test_set_webhook_when_telegram_fails(telegram_settings, fake_api):
     fake_api.down = True
     result = await invoke("set-webhook", "https://rabta.example.pk/webhooks/telegram")
