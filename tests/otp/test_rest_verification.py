@@ -126,23 +126,24 @@ async def test_unknown_and_known_cnic_get_the_same_answer(client, app, settings,
     assert wrong_known.json()["detail"] == wrong_unknown.json()["detail"]
 
 
-async def test_timing_does_not_tell_whether_a_cnic_exists(client, registry):
-    """Median answer times for known and unknown CNICs stay close (SPEC §3)."""
+async def test_timing_does_not_tell_whether_a_cnic_exists(client, app, settings, registry):
+    """Answer times for a known and an unknown CNIC stay close (SPEC §3)."""
 
-    async def median(cnic_base: str, count: int) -> float:
-        times = []
-        for i in range(count):
-            cnic = f"{cnic_base[:-3]}{i:03d}"
-            start = time.perf_counter()
-            response = await client.post("/v1/otp", json={"cnic": cnic})
-            times.append(time.perf_counter() - start)
-            assert response.status_code in (202, 422)
-        return sorted(times)[len(times) // 2]
+    async def timed(cnic: str) -> float:
+        start = time.perf_counter()
+        response = await client.post("/v1/otp", json={"cnic": cnic})
+        elapsed = time.perf_counter() - start
+        assert response.status_code == 202, response.text
+        return elapsed
 
-    known = await median(ELIGIBLE_WIFE, 1)
-    unknown = await median(NOT_FOUND, 1)
-    # One sample each only guards against gross differences (a query or an SMS in the path);
-    # the bench measures the distributions.
+    await timed(NOT_ELIGIBLE)  # the first request of a test pays for connections; not timed
+    known = await timed(ELIGIBLE_WIFE)
+    unknown = await timed(NOT_FOUND)
+    # The known CNIC really took the path that issues a code.
+    assert await code_for(app, settings, ELIGIBLE_PHONE)
+    # One sample each (a second request for a CNIC within a minute is refused) only guards
+    # against gross differences (a query or an SMS in the path); the bench measures the
+    # distributions.
     assert abs(known - unknown) < 0.25
 
 
