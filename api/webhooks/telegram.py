@@ -478,18 +478,23 @@ class TelegramHandlers:
         try:
             await self._set_blocked(member.chat.id, blocked=blocked)
         except Exception as exc:
-            if is_database_unavailable(exc):
-                self.runtime.late.happened(LateAnswers.TELEGRAM_AWAY)
-                log.info("telegram update %s not recorded: database away", update.update_id)
-            else:
-                log.exception("telegram update %s could not be recorded", update.update_id)
-            self._failed(update)
+            self._not_done(update, exc, "recorded")
             return
         log.info(
             "telegram: a user %s the bot; contact opted %s",
             "blocked" if blocked else "unblocked",
             "out" if blocked else "back in",
         )
+
+    def _not_done(self, update: Update, exc: Exception, what: str) -> None:
+        """An update that could not be `what` (answered, recorded): logged (one line when the
+        database is away, the traceback otherwise) and failed, for Telegram to send again."""
+        if is_database_unavailable(exc):
+            self.runtime.late.happened(LateAnswers.TELEGRAM_AWAY)
+            log.info("telegram update %s not %s: database away", update.update_id, what)
+        else:
+            log.exception("telegram update %s could not be %s", update.update_id, what)
+        self._failed(update)
 
     async def _set_blocked(self, chat_id: int, *, blocked: bool) -> None:
         """Opt the Telegram contact of `chat_id` (a private chat's id is its user's) out of
@@ -590,12 +595,7 @@ class TelegramHandlers:
             answer = await receive(self.runtime, inbound)
         except Exception as exc:
             # Nothing was committed: a 503 makes Telegram send the update again.
-            if is_database_unavailable(exc):
-                self.runtime.late.happened(LateAnswers.TELEGRAM_AWAY)
-                log.info("telegram update %s not answered: database away", update.update_id)
-            else:
-                log.exception("telegram update %s could not be answered", update.update_id)
-            self._failed(update)
+            self._not_done(update, exc, "answered")
             return
         if answer.replayed:
             log.info("telegram update %s replayed: answered before, nothing sent", update.update_id)
