@@ -4,6 +4,7 @@ staff. `install(app)` adds its routes, static files, security headers and error 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 from starlette.staticfiles import StaticFiles
 
 from api.agent.access import AccessUnavailable
@@ -11,6 +12,7 @@ from api.agent.errors import (
     ConsoleError,
     LoginRequired,
     console_error,
+    database_unavailable,
     login_required,
     not_found,
     unavailable,
@@ -20,6 +22,7 @@ from api.agent.routes import router
 from api.agent.security import ConsoleHeaders
 from api.agent.service import ensure_demo_agents
 from api.agent.sessions import SessionsUnavailable
+from api.problems import UNWRAPPED_UNAVAILABLE
 from api.settings import Settings
 
 
@@ -34,6 +37,11 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(SessionsUnavailable, unavailable)
     app.add_exception_handler(AccessUnavailable, unavailable)
+    # After api.problems.install: its handlers answer, and a console page stands in for its JSON.
+    for away in (DBAPIError, *UNWRAPPED_UNAVAILABLE):
+        problem = app.exception_handlers.get(away)
+        if problem is not None:
+            app.add_exception_handler(away, database_unavailable(problem))
 
 
 __all__ = ["ensure_demo_agents", "install"]

@@ -3,6 +3,9 @@ a request without a session is sent to the login page."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
@@ -93,3 +96,44 @@ async def unavailable(request: Request, exc: Exception) -> Response:
         title=N_("Unavailable"),
         headers={"Retry-After": "30"},
     )
+
+
+#: An exception handler as Starlette keeps them: a function, or a coroutine function.
+ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def database_unavailable(
+    problem: ExceptionHandler,
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The app's handler of a database that is away (`problem`, which logs and counts it and
+    answers problem JSON), with a console page in the agent's language instead of its JSON on
+    console paths, saying whether what she sent was kept: a form's work is never half done,
+    as nothing commits before the response."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        answered = problem(request, exc)
+        if inspect.isawaitable(answered):
+            answered = await answered
+        if not request.url.path.startswith("/agent") or answered.status_code != 503:
+            return answered
+        message = (
+            N_("The console cannot reach its database. Try again in a minute.")
+            if request.method == "GET"
+            else N_(
+                "The console cannot reach its database. Nothing you sent was saved: send it "
+                "again in a minute."
+            )
+        )
+        retry_after = answered.headers.get("retry-after")
+        return await page(
+            request,
+            "error.html",
+            staff=None,  # the flashes it would show live with the session; they keep
+            status_code=503,
+            message=message,
+            message_args={},
+            title=N_("Unavailable"),
+            headers={"Retry-After": retry_after} if retry_after else None,
+        )
+
+    return handle

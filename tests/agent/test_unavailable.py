@@ -1,0 +1,73 @@
+"""What an agent sees when the database is away: the console's own page in her language, with
+a word on whether what she sent was kept, never the API's problem JSON."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.agent.conftest import csrf_token
+from tests.agent.test_callers import open_lookup
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def database_away(settings, monkeypatch) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the app started against a database that refuses connections, with the same
+    Redis (so a session signed in on the working app is still recognised there)."""
+    from api.main import create_app
+
+    if not settings.redis_url:
+        pytest.skip("needs the real Redis: a session must outlive the app it was made on")
+    away = settings.model_copy(
+        update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/x"}
+    )
+    application = create_app(away)
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1:8000"
+        ) as client,
+    ):
+        yield client
+
+
+async def test_with_the_database_away_a_page_says_so_in_the_agents_language(
+    new_client, staff, database_away
+):
+    amina = await new_client("amina")
+    database_away.cookies = amina.cookies
+    for language, words in (("en", "The console cannot reach its database"), ("ur", "ڈیٹابیس")):
+        database_away.cookies.set("rabta_agent_lang", language)
+        response = await database_away.get("/agent/grievances")
+        assert response.status_code == 503
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.headers["retry-after"]
+        assert words in response.text
+        assert "application/problem+json" not in response.headers["content-type"]
+
+
+async def test_a_form_sent_while_the_database_is_away_is_said_not_to_be_saved(
+    new_client, staff, database_away
+):
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    token = csrf_token((await amina.get(lookup)).text)
+    database_away.cookies = amina.cookies
+    response = await database_away.post(
+        f"{lookup}/code",
+        data={"csrf_token": token},
+        headers={"referer": f"http://127.0.0.1:8000{lookup}"},
+    )
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Nothing you sent was saved" in response.text
