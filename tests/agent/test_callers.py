@@ -435,3 +435,23 @@ async def test_unknown_lookups_are_not_found(new_client, staff, path):
     response = await amina.get(path)
     assert response.status_code == 404
     assert "This call has ended" in response.text
+
+
+async def test_the_record_shows_when_each_grievance_is_due_and_which_are_past_it(
+    new_client, staff, registry, settings
+):
+    """An angry caller asks about her complaint: the agent sees at once that it is late."""
+    from tests.agent.test_grievances import file
+
+    late = await file(registry, settings, days_ago=10)  # payment not received: 7 days
+    fresh = await file(registry, settings, category="other")
+    amina = await new_client("amina")
+    page = (await amina.get(await verified(amina, registry))).text
+    rows = {
+        ticket: re.search(rf"<tr>\s*<td[^>]*><a[^>]*>{ticket}</a>.*?</tr>", page, re.S).group(0)
+        for ticket in (late, fresh)
+    }
+    assert "Past SLA" in rows[late] and "Past SLA" not in rows[fresh]
+    assert '<th scope="col">Due</th>' in page
+    due = agent_i18n.as_pkt(dt.datetime.now(dt.UTC) + dt.timedelta(days=15))
+    assert agent_i18n.format_day(due.date(), "en") in rows[fresh]

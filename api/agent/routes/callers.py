@@ -6,6 +6,7 @@ Every step is audited. The CNIC lives in the lookup on the server, never in a UR
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -28,8 +29,10 @@ from api.agent.deps import (
 from api.agent.errors import ConsoleError
 from api.agent.i18n import N_, pakistan_today
 from api.agent.pages import page
+from api.agent.routes.grievances import WORKED
 from api.agent.schemas import AuditAction, RecordType, Role
 from api.agent.sessions import Flash
+from api.db import utc
 from api.deps import RegistrySessionDep, RuntimeDep, SettingsDep
 from api.eligibility.schemas import EligibilityResult, EligibilityStatus
 from api.eligibility.service import check_eligibility
@@ -63,6 +66,8 @@ class CallerRecord:
     payments: list[Tranche]
     next_payment: Tranche | None
     grievances: list[Grievance]
+    #: Tickets still worked on and past their due time: what an angry caller is ringing about.
+    overdue: frozenset[str]
 
 
 async def _load_record(
@@ -73,6 +78,8 @@ async def _load_record(
         return None
     person, household = found
     payments = await list_payments(registry, cnic=cnic.digits)
+    owned = await grievances.list_for_owner(db, cnic=cnic)
+    now = dt.datetime.now(dt.UTC)
     return CallerRecord(
         person=person,
         household=household,
@@ -88,7 +95,8 @@ async def _load_record(
         # Badged "Next" in the table, which lists every tranche: none when all are collected.
         # A window that closed yesterday in Pakistan is behind her, whatever the UTC date says.
         next_payment=next_to_collect(payments, today=pakistan_today()),
-        grievances=await grievances.list_for_owner(db, cnic=cnic),
+        grievances=owned,
+        overdue=frozenset(g.ticket_id for g in owned if g.status in WORKED and utc(g.due_at) < now),
     )
 
 
