@@ -1,7 +1,8 @@
 """End to end in a real browser: Playwright driving Debian's Chromium against the app served by
 uvicorn on the test database. Screenshots land in test-artifacts/agent/.
 
-    agent: sign in → search CNIC → send code → read it from the outbox → verify → payments
+    agent: sign in → search CNIC → send code → read it from the outbox → verify (sending and
+           verifying by keyboard alone) → payments
            → file a grievance → escalate it → refused the dashboard → a post without a token refused
     supervisor: escalated queue → assign, in progress → dashboard
     admin: audit log shows the agent's view of the record, masked
@@ -154,11 +155,14 @@ async def test_the_console_end_to_end(live_server, registry, settings):
             await expect(page.get_by_text("Nasreen")).to_have_count(0)
             await shot(page, "03-caller-coarse")
 
-            await page.get_by_role("button", name="Send code").click()
+            # Keyboard only: each step leaves the focus on the next, so Enter moves the call on.
+            await expect(page.get_by_role("button", name="Send code")).to_be_focused()
+            await page.keyboard.press("Enter")
             await expect(page.get_by_text("Code sent to +92300****567.").first).to_be_visible()
+            await expect(page.get_by_label("Code the caller reads back")).to_be_focused()
             code = await otp_from_outbox(registry, settings, ELIGIBLE_PHONE)
-            await page.get_by_label("Code the caller reads back").fill(code)
-            await page.get_by_role("button", name="Verify").click()
+            await page.keyboard.type(code)
+            await page.keyboard.press("Enter")
             await expect(page.get_by_text("Caller verified by code.")).to_be_visible()
             await expect(page.get_by_text("Nasreen Bibi")).to_be_visible()
             payments = page.get_by_role("region", name="Payments")

@@ -455,3 +455,38 @@ async def test_the_record_shows_when_each_grievance_is_due_and_which_are_past_it
     assert '<th scope="col">Due</th>' in page
     due = agent_i18n.as_pkt(dt.datetime.now(dt.UTC) + dt.timedelta(days=15))
     assert agent_i18n.format_day(due.date(), "en") in rows[fresh]
+
+
+def focused(page: str) -> str:
+    """The one element of a page that takes the focus when it opens: its tag and any text."""
+    [element] = re.findall(
+        r"<(?:input|button|textarea|select)\b[^>]*\bautofocus\b[^>]*>[^<]*", page
+    )
+    return element
+
+
+async def test_each_step_of_verifying_puts_the_focus_where_the_agent_goes_next(
+    new_client, staff, registry
+):
+    """Keyboard only: after the search Enter sends the code, after sending the agent types it."""
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    assert "Send code" in focused((await amina.get(lookup)).text)
+    await post_form(amina, lookup, f"{lookup}/code", {})
+    assert 'id="code"' in focused((await amina.get(lookup)).text)
+    for _ in range(5):  # the code's tries spent: a new one must be sent, from its button
+        await post_form(amina, lookup, f"{lookup}/verify", {"code": "000000x"})
+    page = (await amina.get(lookup)).text
+    assert "Too many wrong codes: send a new one." in page
+    assert "Send code" in focused(page)
+
+
+async def test_no_registered_mobile_is_said_before_the_agent_tries_to_send_a_code(
+    new_client, staff, registry
+):
+    await set_mobile(registry, ELIGIBLE_WIFE, None)
+    amina = await new_client("amina")
+    page = (await amina.get(await open_lookup(amina))).text
+    assert "There is no registered mobile for this CNIC" in page
+    assert "Send code" not in page and 'id="code"' not in page
+    assert 'id="request-reason"' in focused(page)

@@ -196,6 +196,13 @@ async def caller(
             reason=grant.audit_reason(),
             client_ip=audit.client_ip(request),
         )
+    # Staff may learn that a CNIC has no mobile (the public channels may not): said before the
+    # agent tries to send a code, so she goes straight to asking for an override.
+    has_mobile = (
+        record is None
+        and coarse.status is not EligibilityStatus.NOT_FOUND
+        and (await registry_repository.registered_mobile(registry, cnic=cnic.digits))[1] is not None
+    )
     pending = (
         await access.get_override(lookup.override_request_id)
         if lookup.override_request_id and grant is None
@@ -215,6 +222,7 @@ async def caller(
         grant_minutes=GRANT_SECONDS // 60,
         record=record,
         pending_override=pending,
+        has_mobile=has_mobile,
         can_override=staff.can(Role.SUPERVISOR),
         categories=[c.value for c in Category],
         caller_languages=CALLER_LANGUAGES,
