@@ -104,6 +104,7 @@ async def page(
             "staff": staff,
             "csrf_token": staff.csrf_token if staff else "",
             "flashes": [(f.kind, flash_text(language, f)) for f in flashes],
+            "kept": {name: text for f in flashes for name, text in f.kept.items()},
             "switch_language": (
                 other,
                 "/agent/language?" + urlencode({"to": other, "next": _here(request)}),

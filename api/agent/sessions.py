@@ -53,6 +53,9 @@ class Flash:
     #: Arguments that are stored values (a status), by the kind of label that translates them
     #: (`i18n.LABELS`), so they are shown in the agent's language and not as stored.
     labels: dict[str, str] = field(default_factory=dict)
+    #: What a refused form held (its fields' ids → the text typed), put back in them on the
+    #: page the refusal leads to, so the agent corrects her words instead of typing them again.
+    kept: dict[str, str] = field(default_factory=dict)
 
 
 def cookie_name(settings: Settings) -> str:
@@ -174,6 +177,7 @@ class SessionStore:
                 "message": flash.message,
                 "args": flash.args,
                 "labels": flash.labels,
+                "kept": flash.kept,
             },
             ensure_ascii=False,
         )
@@ -204,6 +208,7 @@ class SessionStore:
                     data["message"],
                     dict(data.get("args") or {}),
                     dict(data.get("labels") or {}),
+                    dict(data.get("kept") or {}),
                 )
             )
         return flashes

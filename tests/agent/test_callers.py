@@ -490,3 +490,25 @@ async def test_no_registered_mobile_is_said_before_the_agent_tries_to_send_a_cod
     assert "There is no registered mobile for this CNIC" in page
     assert "Send code" not in page and 'id="code"' not in page
     assert 'id="request-reason"' in focused(page)
+
+
+async def test_a_refused_grievance_or_reason_comes_back_as_it_was_typed(
+    new_client, staff, registry
+):
+    from tests.agent.test_grievances import textarea
+
+    amina = await new_client("amina")
+    lookup = await verified(amina, registry)
+    description = "Campsite at Ichhra was shut on the collection day; the agent said come later."
+    sent = {"category": "", "description": description, "language": "pa_Arab"}
+    await post_form(amina, lookup, f"{lookup}/grievances", sent)
+    page = (await amina.get(lookup)).text
+    assert "Choose the kind of grievance." in page
+    assert textarea(page, "description") == description
+    assert re.search(r'<option value="pa_Arab" selected>', page)
+    # An override asked with too short a reason keeps the words to add to.
+    bilal = await new_client("bilal")
+    other = await open_lookup(bilal)
+    await post_form(bilal, other, f"{other}/override-request", {"reason": "lost it"})
+    page = (await bilal.get(other)).text
+    assert "Write the reason" in page and textarea(page, "request-reason") == "lost it"

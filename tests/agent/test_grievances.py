@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from html import unescape as html_unescape
 
 from sqlalchemy import select, update
 
@@ -377,3 +378,38 @@ async def test_the_district_filter_takes_the_name_as_typed(new_client, staff, re
         assert 'value="' + typed.strip() + '"' in page  # the box keeps what was typed
     page = (await sadia.get("/agent/grievances", params={"district": "karachi central"})).text
     assert karachi in page and lahore not in page
+
+
+def textarea(html: str, field_id: str) -> str:
+    """What a page's textarea holds when it opens."""
+    found = re.search(rf'<textarea id="{field_id}"[^>]*>([^<]*)</textarea>', html)
+    assert found, f"no textarea {field_id}"
+    return html_unescape(found.group(1))
+
+
+async def test_a_refused_note_or_status_change_keeps_what_was_typed(
+    new_client, staff, registry, settings
+):
+    """Nothing typed is lost: the form a refusal leads back to holds the words again."""
+    ticket = await file(registry, settings)
+    page = f"/agent/grievances/{ticket}"
+    sadia, zara = await new_client("sadia"), await new_client("zara")
+    sadias = (await sadia.get(page)).text
+    zaras = (await zara.get(page)).text
+    await zara.post(
+        f"{page}/status", data={**form_seen(zaras, f"{page}/status"), "to": "in_progress"}
+    )
+    note = "Your payment is at the Ichhra campsite from Monday & bring your CNIC."
+    stale = form_seen(sadias, f"{page}/status")
+    await sadia.post(f"{page}/status", data={**stale, "to": "resolved", "note": note})
+    shown = (await sadia.get(page)).text
+    assert "while you had it open" in shown
+    assert textarea(shown, "status-note") == note
+    # Shown once: the page after it starts empty again.
+    assert textarea((await sadia.get(page)).text, "status-note") == ""
+    # A note for the caller too long for her SMS comes back to be shortened, not retyped.
+    longer = note + " Call 8171 if it is closed."
+    await post_form(sadia, page, f"{page}/notes", {"note": longer})
+    shown = (await sadia.get(page)).text
+    assert "Shorten it" in shown and textarea(shown, "caller-note") == longer
+    assert textarea(shown, "note") == ""

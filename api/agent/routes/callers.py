@@ -114,10 +114,17 @@ def _back(lookup: Lookup) -> RedirectResponse:
 
 
 async def _refuse(
-    sessions: SessionsDep, staff: Staff, to: str, message: str, **args: object
+    sessions: SessionsDep,
+    staff: Staff,
+    to: str,
+    message: str,
+    *,
+    kept: dict[str, str] | None = None,
+    **args: object,
 ) -> RedirectResponse:
-    """Back to the page the form was on, with what was wrong at its top."""
-    await sessions.flash(staff.session, Flash("error", message, dict(args)))
+    """Back to the page the form was on, with what was wrong at its top and what was typed
+    (`kept`: field ids → text) back in its fields."""
+    await sessions.flash(staff.session, Flash("error", message, dict(args), kept=kept or {}))
     return RedirectResponse(to, status_code=303)
 
 
@@ -414,6 +421,7 @@ async def _open_without_code(
             staff,
             f"/agent/callers/{lookup.id}",
             N_("Write the reason (at least %(count)s characters)."),
+            kept={"override-reason": reason, "request-reason": reason},
             count=MIN_REASON,
         )
     await act(lookup, why)
@@ -516,11 +524,17 @@ async def file_for_caller(
     )
     if grant is None:
         raise ConsoleError(403, N_("Verify the caller before filing a grievance for her."))
+    # A refused form comes back as it was sent: a long description is never typed twice.
+    kept = {"category": category, "description": description, "language": language}
     try:
         chosen = Category(category)
     except ValueError:
         return await _refuse(
-            sessions, staff, f"/agent/callers/{lookup.id}", N_("Choose the kind of grievance.")
+            sessions,
+            staff,
+            f"/agent/callers/{lookup.id}",
+            N_("Choose the kind of grievance."),
+            kept=kept,
         )
     found = await registry_repository.get_person_and_household(registry, cnic=lookup.cnic)
     try:
@@ -543,6 +557,7 @@ async def file_for_caller(
             staff,
             f"/agent/callers/{lookup.id}",
             N_("Describe the grievance (at most 1000 characters)."),
+            kept=kept,
         )
     await audit.record(
         db,

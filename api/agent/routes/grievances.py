@@ -222,8 +222,9 @@ def _back(ticket_id: str) -> RedirectResponse:
     return RedirectResponse(f"/agent/grievances/{ticket_id}", status_code=303)
 
 
-def _too_long_for_sms(note: str) -> Flash | None:
-    """The refusal of a note for the caller that her SMS could not carry whole, else None."""
+def _too_long_for_sms(note: str, *, kept: dict[str, str]) -> Flash | None:
+    """The refusal of a note for the caller that her SMS could not carry whole (giving the form
+    back what was `kept` of it, to be shortened), else None."""
     length = len(clean_text(note))
     if length <= CALLER_NOTE_MAX:
         return None
@@ -231,7 +232,7 @@ def _too_long_for_sms(note: str) -> Flash | None:
         "The caller gets notes by SMS, which carries at most %(count)s characters of a note; "
         "this one has %(length)s. Shorten it, or write the rest as an internal note."
     )
-    return Flash("error", message, {"count": CALLER_NOTE_MAX, "length": length})
+    return Flash("error", message, {"count": CALLER_NOTE_MAX, "length": length}, kept=kept)
 
 
 @router.post("/grievances/{ticket_id}/notes", dependencies=[CsrfChecked])
@@ -248,7 +249,8 @@ async def add_note(
     """A note: internal ones stay with staff; the others are sent to the caller."""
     grievance = await _grievance_or_404(db, ticket_id)
     staff_only = bool(internal)
-    refusal = None if staff_only else _too_long_for_sms(note)
+    kept = {"note" if staff_only else "caller-note": note} if note.strip() else {}
+    refusal = None if staff_only else _too_long_for_sms(note, kept=kept)
     if refusal is not None:
         await sessions.flash(staff.session, refusal)
         return _back(grievance.ticket_id)
@@ -263,7 +265,8 @@ async def add_note(
         )
     except service.InvalidText:
         await sessions.flash(
-            staff.session, Flash("error", N_("Write the note (at most 1000 characters)."), {})
+            staff.session,
+            Flash("error", N_("Write the note (at most 1000 characters)."), {}, kept=kept),
         )
         return _back(grievance.ticket_id)
     delivery = None if staff_only else await agents.note_delivery(db, event_id=event.id)
@@ -336,6 +339,13 @@ async def change_status(
     escalating = target is Status.ESCALATED
     if not staff.can(Role.SUPERVISOR) and not escalating:
         raise ConsoleError(403, N_("Only supervisors change a grievance's status."))
+    # A refusal gives the note back to the form it was typed in: a supervisor's, or the
+    # escalation form an agent sees.
+    kept = (
+        {"status-note" if staff.can(Role.SUPERVISOR) else "escalate-note": note}
+        if note.strip()
+        else {}
+    )
     overtaken = _overtaken(grievance, STATUS_EVENTS, seen)
     if overtaken is not None:
         message = (
@@ -356,6 +366,7 @@ async def change_status(
                 message,
                 {"actor": overtaken.actor, "status": grievance.status},
                 labels={"status": "status"},
+                kept=kept,
             ),
         )
         return _back(grievance.ticket_id)
@@ -368,7 +379,7 @@ async def change_status(
     # An agent's reason for escalating is for the supervisors: kept as an internal note, so the
     # caller's SMS says the grievance was escalated and nothing of the staff's discussion.
     reason_only = escalating and not staff.can(Role.SUPERVISOR)
-    refusal = None if reason_only else _too_long_for_sms(note)
+    refusal = None if reason_only else _too_long_for_sms(note, kept=kept)
     if refusal is not None:
         await sessions.flash(staff.session, refusal)
         return _back(grievance.ticket_id)
@@ -394,12 +405,14 @@ async def change_status(
                 N_("A grievance cannot go from %(from)s to %(to)s."),
                 {"from": previous, "to": target.value},
                 labels={"from": "status", "to": "status"},
+                kept=kept,
             ),
         )
         return _back(grievance.ticket_id)
     except service.InvalidText:
         await sessions.flash(
-            staff.session, Flash("error", N_("Write the note (at most 1000 characters)."), {})
+            staff.session,
+            Flash("error", N_("Write the note (at most 1000 characters)."), {}, kept=kept),
         )
         return _back(grievance.ticket_id)
     await audit.record(
