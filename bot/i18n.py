@@ -9,7 +9,8 @@ from pathlib import Path
 
 from babel.support import NullTranslations, Translations
 
-from bot.dialogue.keywords import fold, is_roman_urdu, keyword_language
+from api.grievances.ticket import normalise_ticket_id
+from bot.dialogue.keywords import KEYWORDS, fold, is_roman_urdu, keyword_language
 from bot.formatting import LANGUAGES as LANGUAGES  # the one list, read from here too
 
 #: What people type after LANG (and the language menu's numbers), to a language: the codes,
@@ -129,10 +130,34 @@ def translations(language: str, locales_dir: Path = LOCALES_DIR) -> NullTranslat
         return Translations(fp, domain="messages")
 
 
+#: Latin words every language's help prints or every language types (`TRACK`, `PAY`, `OK`): a
+#: message of nothing else says nothing of its writer's language.
+_NEUTRAL_WORDS = frozenset(
+    fold(word) for words in KEYWORDS.values() for word in words if word.isascii()
+) | frozenset({"ok", "okay", "oky", "k", "yes", "no", "cnic", "bisp"})
+
+
+def says_no_language(text: str) -> bool:
+    """True when `text` is only keywords, numbers, ticket ids and "ok": each language's help
+    tells people to send `TRACK G-7K3M9Q` and `PAY`, and the answer stays in their language."""
+    words = [fold(word) for word in text.split()]
+    return all(
+        not any(c.isalpha() for c in word)
+        or word in _NEUTRAL_WORDS
+        or normalise_ticket_id(word) is not None
+        for word in words
+    )
+
+
 def guess_language(text: str, previous: str | None) -> str | None:
     """The language to answer `text` in until the person chooses one, `previous` the guess so
-    far; None when `text` has no letters. See `keep_guess`."""
-    return keep_guess(detect_language(text), previous)
+    far; None when `text` has no letters. A message in which only a keyword or a ticket id is
+    Latin (`TRACK G-7K3M9Q`, `PAY 35202-1234567-1`, `ok`) keeps the guess so far: it is
+    English only for someone who has not written before. See `keep_guess`."""
+    detected = detect_language(text)
+    if detected == "en" and previous is not None and says_no_language(text):
+        return previous
+    return keep_guess(detected, previous)
 
 
 def keep_guess(detected: str | None, previous: str | None) -> str | None:

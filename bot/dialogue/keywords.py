@@ -161,6 +161,122 @@ GREETINGS = frozenset(
     }
 )
 
+#: Words of thanks: a message of nothing else is someone closing the chat, not a request.
+THANKS = frozenset(
+    {
+        "thanks",
+        "thank",
+        "you",
+        "thx",
+        "thankyou",
+        "shukriya",
+        "shukria",
+        "shukriyah",
+        "meherbani",
+        "mehrbani",
+        "jazakallah",
+        "jazakallahkhair",
+        "khair",
+        "bohat",
+        "bahut",
+        "boht",
+        "bht",
+        "very",
+        "much",
+        "شکریہ",
+        "شكريه",
+        "مہربانی",
+        "مهرباني",  # sd
+        "مننه",  # ps
+        "ڈاڈھا",
+        "بہت",
+        "جزاک",
+        "اللہ",
+    }
+)
+
+#: Words that ask for a complaint's progress rather than a new one, with a complaint word:
+#: "meri shikayat ka kya bana", "شکایت کا کیا ہوا".
+TRACK_WORDS = frozenset({"bana", "bani", "hua", "huwa", "howa", "بنا", "بنی", "ہوا", "شو", "وشو"})
+
+
+#: Words of asking to file, which say nothing of the complaint itself: "shikayat darj karni
+#: hai", "complaint I want to file", "شکایت درج کروانی ہے", "ګیله ثبتول غواړم".
+FILING_WORDS = frozenset(
+    {
+        "darj",
+        "karni",
+        "karna",
+        "krni",
+        "krna",
+        "karwani",
+        "karwana",
+        "karani",
+        "kar",
+        "karo",
+        "karein",
+        "karen",
+        "krdo",
+        "kardo",
+        "do",
+        "dein",
+        "hai",
+        "he",
+        "hy",
+        "chahiye",
+        "chahie",
+        "chahta",
+        "chahti",
+        "hun",
+        "hoon",
+        "mujhe",
+        "mujhay",
+        "mein",
+        "main",
+        "ek",
+        "aik",
+        "ki",
+        "i",
+        "want",
+        "to",
+        "file",
+        "a",
+        "an",
+        "register",
+        "make",
+        "lodge",
+        "please",
+        "plz",
+        "pls",
+        "درج",
+        "کرنی",
+        "کرنا",
+        "کروانی",
+        "کرانی",
+        "کریں",
+        "ہے",
+        "چاہیے",
+        "مجھے",
+        "میں",
+        "ایک",
+        "کی",
+        "ثبت",  # ps
+        "ثبتول",
+        "کول",
+        "غواړم",
+        "ده",
+        "زه",
+        "يو",
+        "ڪرڻي",  # sd
+        "ڪرائڻي",
+        "آهي",
+        "مون",
+        "کي",
+        "مینوں",  # pa
+        "اے",
+    }
+)
+
 #: Words that mark a Latin-script message as Roman Urdu rather than English.
 ROMAN_URDU_WORDS = frozenset(
     {
@@ -220,6 +336,92 @@ ROMAN_URDU_WORDS = frozenset(
         "batao",
         "bataen",
         "bataein",
+        "han",
+        "haan",
+        "ji",
+        "jee",
+        "theek",
+        "thik",
+        "acha",
+        "achha",
+        "shukria",
+        # Words of every Roman Urdu sentence, none of them English: "agent ne paise kaat liye".
+        "ne",
+        "ka",
+        "ki",
+        "ke",
+        "ko",
+        "se",
+        "mein",
+        "aur",
+        "bhi",
+        "tak",
+        "liye",
+        "gaya",
+        "gayi",
+        "diya",
+        "diye",
+        "tha",
+        "thi",
+        "abhi",
+        "kuch",
+        "pata",
+        "karni",
+        "karna",
+        "darj",
+        "rupay",
+        "rupaye",
+        "kaat",
+        "kaate",
+        "wapas",
+        "beta",
+        "beti",
+    }
+)
+
+#: Words for yes and no, in every language, as people answer a "1 yes, 2 no" question:
+#: "han", "ji", "ہاں", Pashto's "هو", Sindhi's "ها"; "nahi", "نہیں", "نه". Compared folded.
+YES_WORDS = frozenset(
+    {
+        "yes",
+        "y",
+        "ok",
+        "okay",
+        "han",
+        "haan",
+        "haa",
+        "ha",
+        "hn",
+        "ji",
+        "jee",
+        "g",
+        "theek",
+        "thik",
+        "ہاں",
+        "ہا",
+        "ہان",
+        "جی",
+        "ٹھیک",
+        "هو",  # ps
+        "ها",  # sd
+        "ھا",
+    }
+)
+NO_WORDS = frozenset(
+    {
+        "no",
+        "n",
+        "nahi",
+        "nahin",
+        "nai",
+        "na",
+        "nhi",
+        "نہیں",
+        "نہ",
+        "نا",
+        "نئیں",  # pa
+        "ناں",  # pa
+        "نه",  # sd / ps
     }
 )
 
@@ -254,6 +456,18 @@ _BY_WORD: dict[str, Intent] = {
 _LANGUAGE_BY_WORD: dict[str, str] = {_key(word): lang for word, lang in KEYWORD_LANGUAGES.items()}
 _WORD = re.compile(r"\S+")
 _GREETING_KEYS = frozenset(_key(word) for word in GREETINGS)
+_YES_KEYS = frozenset(_key(word) for word in YES_WORDS)
+_NO_KEYS = frozenset(_key(word) for word in NO_WORDS)
+_THANKS_KEYS = frozenset(_key(word) for word in THANKS)
+_TRACK_KEYS = frozenset(_key(word) for word in TRACK_WORDS)
+#: Other forms of the payment words, only inside a sentence: "paison", "pesay", "qist".
+_PAY_KEYS = frozenset(
+    _key(word)
+    for word in ("paison", "pesay", "pese", "paiso", "qist", "پیسوں", "پیسہ", "قسط", "پیسو")
+)
+_PLEASANTRIES = _YES_KEYS | _NO_KEYS | _GREETING_KEYS | _THANKS_KEYS
+_SMALL_TALK = _PLEASANTRIES | {_key(w) for w in FILING_WORDS}
+_QUESTION_ONLY = re.compile(r"[\s?؟!.]*[?؟][\s?؟!.]*")
 _DIGITS_ONLY = re.compile(r"[0-9\s\-.]+", re.ASCII)
 
 
@@ -291,13 +505,73 @@ def parse(text: str) -> Command:
             return Command(Intent.NOT_CNIC, text)
     if is_greeting(text):
         return Command(Intent.HELP)
+    asked = asked_in_words(text)
     cnic_like = find_cnic_like(text)
     if cnic_like is not None:
-        # "my cnic is 35202-1234567-1 please": the number is what matters.
+        # "my cnic is 35202-1234567-1 please": the number is what matters ("ammi ke paise
+        # 35202-1234567-1": the payment of that CNIC).
+        if asked is Intent.PAY:
+            return Command(Intent.PAY, cnic_like)
         return Command(Intent.CNIC, cnic_like)
+    if asked is not None and sum(c.isdigit() for c in text) < 5:
+        # No keyword: the request as the person says it. Without `keyword`, so that at a
+        # menu it is an answer to ask again, not a new request (`Turn.starts_afresh`).
+        return Command(asked)
     if sum(c.isdigit() for c in text) >= 9:
         return Command(Intent.NOT_CNIC, text)
     return Command(Intent.UNKNOWN, text)
+
+
+def yes_or_no(text: str) -> bool | None:
+    """True for a yes ("han", "ji", "ہاں", "ok"), False for a no ("nahi", "ji nahi", "نہیں"),
+    None for anything else: a message of one or two such words, emoji and punctuation aside."""
+    words = {w for w in (_key(word) for word in _WORD.findall(text)) if w}
+    if not words or len(words) > 2 or not words <= _YES_KEYS | _NO_KEYS:
+        return None
+    return not words & _NO_KEYS  # "ji nahi" is a polite no
+
+
+def asked_in_words(text: str) -> Intent | None:
+    """The request a sentence makes in the person's own words, a keyword not first: "mera
+    paisa kab milay ga" (PAY), "mujhe shikayat karni hai" (COMPLAINT), "meri shikayat ka kya
+    bana" (TRACK). Only payment and complaint words count: "band" or "shuru" inside a sentence
+    ("paisa band ho gaya") is no STOP or START, and "status" alone ("what is my status") may
+    mean eligibility as well as a complaint's."""
+    words = {w for w in (_key(word) for word in _WORD.findall(text)) if w}
+    found = {_BY_WORD.get(word) for word in words}
+    if Intent.COMPLAINT in found and (Intent.TRACK in found or words & _TRACK_KEYS):
+        return Intent.TRACK
+    if Intent.COMPLAINT in found:
+        return Intent.COMPLAINT
+    if Intent.PAY in found or words & _PAY_KEYS:
+        return Intent.PAY
+    return None
+
+
+def _worded(text: str) -> list[str]:
+    words = (_key(word) for word in _WORD.findall(text))
+    return [w for w in words if any(c.isalpha() for c in w)]
+
+
+def is_small_talk(text: str) -> bool:
+    """True when `text` has no word of its own: only a yes, a no, a greeting, thanks, or the
+    asking itself ("darj karni hai", "I want to file", "درج کرنی ہے") — no complaint's words."""
+    return all(w in _SMALL_TALK for w in _worded(text))
+
+
+def is_pleasantry(text: str) -> bool:
+    """True for thanks, an "ok", a yes or a no with nothing asked, or a bare "?": someone
+    closing the chat or lost in it, to be shown what they can ask, not told "not understood"."""
+    worded = _worded(text)
+    if not worded:
+        return bool(_QUESTION_ONLY.fullmatch(text))
+    return all(w in _PLEASANTRIES for w in worded)
+
+
+def says_something(text: str) -> bool:
+    """True when `text` is two or more words of the person's own (not `is_small_talk`):
+    "paise nahi mile" describes a problem, "ji shukriya" does not."""
+    return len(_worded(text)) >= 2 and not is_small_talk(text)
 
 
 def is_greeting(text: str) -> bool:

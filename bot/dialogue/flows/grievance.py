@@ -25,6 +25,7 @@ from api.grievances.schemas import MAX_DESCRIPTION, Category, clean_text
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import Cnic, InvalidCnic
 from bot.channels.base import Option, Reply
+from bot.dialogue import keywords
 from bot.dialogue.flows import verification, who
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Step
@@ -62,6 +63,8 @@ async def complaint(turn: Turn) -> list[Reply]:
     conversation = turn.conversation
     conversation.reset()
     text = clean_text(turn.command.argument)[:MAX_DESCRIPTION]
+    if keywords.is_small_talk(text):
+        text = ""  # "shikayat darj karni hai": the complaint's words are still to come
     cnic, cnics = await who.known_person(turn)
     if cnic is not None:
         return ask_category(turn, cnic, text)
@@ -112,12 +115,18 @@ def ask_category(turn: Turn, cnic: Cnic, text: str) -> list[Reply]:
 
 async def answer_category(turn: Turn) -> list[Reply] | None:
     """The category's number, None for a new request; anything else asks again: someone
-    describing the problem here ("paise nahi mile") keeps their complaint."""
+    describing the problem here ("paise nahi mile") keeps their complaint, and their words
+    are its description when it has none yet (not asked for a second time)."""
     command = turn.command
+    data = turn.conversation.data
     index = int(command.argument) - 1 if command.intent is Intent.NUMBER else -1
     if not 0 <= index < len(CATEGORIES):
-        return None if turn.starts_afresh else [Reply("grievance/ask_category_again")]
-    data = turn.conversation.data
+        if turn.starts_afresh:
+            return None
+        text = clean_text(turn.inbound.text)[:MAX_DESCRIPTION]
+        if keywords.says_something(text) and not describes(str(data.get("description", ""))):
+            data["description"] = text
+        return [Reply("grievance/ask_category_again")]
     data["category"] = CATEGORIES[index].value
     if describes(str(data.get("description", ""))):
         return ask_confirmation(turn)
@@ -167,13 +176,21 @@ def ask_confirmation(turn: Turn) -> list[Reply]:
 
 
 async def answer_confirmation(turn: Turn) -> list[Reply] | None:
-    """1 files, 2 cancels, a new request leaves (None); anything else asks again."""
+    """1 (or a yes: "han", "ji", "ہاں") files, 2 (or a no: "nahi", "نہیں") cancels, a new
+    request leaves (None); anything else asks again."""
     command = turn.command
-    if command.intent is not Intent.NUMBER or command.argument not in ("1", "2"):
+    if command.intent is Intent.NUMBER and command.argument in ("1", "2"):
+        files = command.argument == "1"
+    elif (
+        command.intent is Intent.UNKNOWN
+        and (answer := keywords.yes_or_no(command.argument)) is not None
+    ):
+        files = answer
+    else:
         return None if turn.starts_afresh else [Reply("grievance/confirm_again")]
     data = dict(turn.conversation.data)
     turn.conversation.reset()
-    if command.argument == "2":
+    if not files:
         return [Reply("grievance/cancelled")]
     draft = data.get(DRAFT)
     filed = await turn.services.file_grievance(
