@@ -424,6 +424,15 @@ BAD_CASES = [
         "is not a gender",
     ),
     (
+        # Python reads the ISO basic form too; the extract's contract is YYYY-MM-DD.
+        "date without dashes",
+        _set("persons.csv", 2, "birth_date", "19680707"),
+        "persons.csv",
+        4,
+        "birth_date",
+        "'19680707' is not a date (YYYY-MM-DD)",
+    ),
+    (
         "pmt not a number",
         _set("households.csv", 0, "pmt_score", "low"),
         "households.csv",
@@ -446,6 +455,14 @@ BAD_CASES = [
         2,
         "amount_pkr",
         "is not a whole number",
+    ),
+    (
+        "amount beyond the database's integer",
+        _set("payments.csv", 0, "amount_pkr", "2147483648"),
+        "payments.csv",
+        2,
+        "amount_pkr",
+        "'2147483648' is too large",
     ),
     (
         "window backwards",
