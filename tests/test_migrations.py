@@ -11,13 +11,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.db import create_engine
-from api.migrate import upgrade_async
+from api.migrate import alembic_config, upgrade_async
 from api.registry.models import Base
 
 
@@ -75,4 +77,155 @@ async def test_replicas_migrating_a_fresh_database_at_once_both_start(fresh_post
     ]
     outputs = [(await run.communicate())[0].decode() for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0], "\n".join(outputs)
+    assert await _diff(fresh_postgres) == []
+
+
+#: The indexes revision 0008 builds, each on a table that is large in a national deployment.
+ONLINE_INDEXES = {
+    "ix_grievances_worked_due": "grievances",
+    "ix_grievances_worked_assignee": "grievances",
+    "ix_contacts_verified_cnic": "contacts",
+    "ix_audit_log_actor_at": "audit_log",
+    "ix_outbound_messages_errors": "outbound_messages",
+}
+
+_AUDIT_ROW = (
+    "INSERT INTO audit_log (at, actor, action, record_type, record_id) "
+    "VALUES (now(), :actor, 'lookup', 'person', '3520112345671')"
+)
+
+
+async def _populate(url: str) -> None:
+    """A database at 0007 with a row in each table 0008 indexes (a deployed one, not a new one)."""
+    await upgrade_async(url, "0007")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO contacts (channel, address, phone, opted_out, verified_cnic, "
+                    "created_at) VALUES ('sms', '+923001234567', '+923001234567', false, "
+                    "'3520112345671', now())"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO grievances (ticket_id, cnic, category, description, status, "
+                    "channel, callback_requested, created_at, updated_at, due_at, "
+                    "reopened_count) VALUES ('GRV2K7QX', '3520112345671', 'other', '', 'open', "
+                    "'sms', false, now(), now(), now(), 0)"
+                )
+            )
+            await conn.execute(
+                text(
+                    'INSERT INTO outbound_messages (channel, "to", body, kind, priority, '
+                    "status, attempts, next_attempt_at, error, created_at) VALUES ('sms', "
+                    "'+923001234567', 'x', 'reply', 1, 'failed', 1, now(), 'twilio error "
+                    "30003', now())"
+                )
+            )
+            await conn.execute(text(_AUDIT_ROW), {"actor": "ayesha"})
+    finally:
+        await engine.dispose()
+
+
+async def _index_states(url: str) -> dict[str, bool]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT c.relname, i.indisvalid FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = ANY(:names)"
+                ),
+                {"names": list(ONLINE_INDEXES)},
+            )
+            return {name: valid for name, valid in rows}
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrading_a_deployed_database_lets_writes_go_on_while_indexes_build(
+    fresh_postgres,
+):
+    """A plain CREATE INDEX queues every write to its table behind it until the build ends (on
+    a national registry's audit log or contacts, minutes of console actions and messages
+    waiting). 0008 builds concurrently: an audit entry written while its index waits for an
+    open transaction goes straight in."""
+    await _populate(fresh_postgres)
+    engine = create_engine(fresh_postgres)
+    try:
+        async with engine.connect() as open_transaction:
+            # A console action still in its transaction when the upgrade starts: every build
+            # on audit_log, plain or concurrent, waits for it to end.
+            await open_transaction.execute(text(_AUDIT_ROW), {"actor": "bilal"})
+            upgrading = asyncio.create_task(upgrade_async(fresh_postgres))
+            async with engine.connect() as watcher:
+                for _ in range(300):
+                    building = await watcher.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND wait_event_type = 'Lock' AND query LIKE "
+                            "'CREATE INDEX%ix_audit_log_actor_at%'"
+                        )
+                    )
+                    await watcher.rollback()
+                    if building or upgrading.done():
+                        break
+                    await asyncio.sleep(0.1)
+            assert not upgrading.done(), "the build did not wait for the open transaction"
+            assert building, "the audit log's index build was never seen waiting"
+            async with engine.connect() as writer:
+                # Five seconds for what takes milliseconds; a write queued behind a plain
+                # build's lock is cancelled here (the build never ends while the open
+                # transaction lasts).
+                await writer.execute(text("SET statement_timeout = '5s'"))
+                try:
+                    await writer.execute(text(_AUDIT_ROW), {"actor": "chand"})
+                    await writer.commit()
+                    written = True
+                except DBAPIError:
+                    written = False
+            await open_transaction.commit()
+        await asyncio.wait_for(upgrading, timeout=60)
+    finally:
+        await engine.dispose()
+    assert written, "an audit entry waited behind the index build"
+    assert await _index_states(fresh_postgres) == dict.fromkeys(ONLINE_INDEXES, True)
+    assert await _diff(fresh_postgres) == []
+
+
+async def test_an_interrupted_concurrent_build_is_built_again(fresh_postgres):
+    """A concurrent build that stops half-way (a restart, a cancelled statement) leaves an
+    INVALID index of its name behind: the next upgrade replaces it instead of failing on
+    'already exists' or keeping an index no query uses."""
+    await _populate(fresh_postgres)
+    engine = create_engine(fresh_postgres)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(_AUDIT_ROW), {"actor": "ayesha"})
+        async with engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            with pytest.raises(Exception, match="could not create unique index"):
+                await autocommit.execute(
+                    text(
+                        "CREATE UNIQUE INDEX CONCURRENTLY ix_audit_log_actor_at "
+                        "ON audit_log (actor)"
+                    )
+                )
+    finally:
+        await engine.dispose()
+    assert await _index_states(fresh_postgres) == {"ix_audit_log_actor_at": False}
+    await upgrade_async(fresh_postgres)
+    assert await _index_states(fresh_postgres) == dict.fromkeys(ONLINE_INDEXES, True)
+    assert await _diff(fresh_postgres) == []
+
+
+async def test_the_online_indexes_go_down_and_up_again(fresh_postgres):
+    await _populate(fresh_postgres)
+    await upgrade_async(fresh_postgres)
+    await asyncio.to_thread(command.downgrade, alembic_config(fresh_postgres), "0007")
+    assert await _index_states(fresh_postgres) == {}
+    await upgrade_async(fresh_postgres)
+    assert await _index_states(fresh_postgres) == dict.fromkeys(ONLINE_INDEXES, True)
     assert await _diff(fresh_postgres) == []

@@ -15,11 +15,20 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    if connection.in_transaction():
+        # The caller's transaction holds nothing but its migration lock (api/migrate.py), a
+        # session's lock that outlives it. Alembic must own the transactions: a migration that
+        # builds an index concurrently (api/migrations/online.py) commits its own and runs
+        # the build outside any, which Alembic refuses inside a transaction it did not begin.
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # Each migration commits by itself: one that builds concurrently commits what ran
+        # before its build, which must be whole migrations, recorded as applied.
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -116,7 +116,16 @@ class Contact(Base):
     """One channel identity (a phone on SMS, a Telegram user) and what it chose."""
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("channel", "address"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "address"),
+        # `rabta registry remove` unverifies the contacts of the CNICs it removes.
+        Index(
+            "ix_contacts_verified_cnic",
+            "verified_cnic",
+            postgresql_where=text("verified_cnic IS NOT NULL"),
+            sqlite_where=text("verified_cnic IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -195,6 +204,15 @@ class OutboundMessage(Base):
             postgresql_where=text("status IN ('pending', 'sending')"),
             sqlite_where=text("status IN ('pending', 'sending')"),
         ),
+        # `rabta outbox status` shows the latest error of each channel and status.
+        Index(
+            "ix_outbound_messages_errors",
+            "channel",
+            "status",
+            "id",
+            postgresql_where=text("error IS NOT NULL"),
+            sqlite_where=text("error IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -227,9 +245,32 @@ class OutboundMessage(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+#: The statuses of grievances still being worked, as the partial indexes of `Grievance` say it.
+WORKED_STATUSES = "status IN ('open', 'in_progress', 'escalated')"
+
+
 class Grievance(Base):
     __tablename__ = "grievances"
-    __table_args__ = (Index("ix_grievances_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_grievances_status_due", "status", "due_at"),
+        # The grievances being worked (the queue's tabs, the home page, the escalation run), in
+        # due order, and by assignee: resolved ones, which only grow, are never walked through.
+        Index(
+            "ix_grievances_worked_due",
+            "due_at",
+            "id",
+            postgresql_where=text(WORKED_STATUSES),
+            sqlite_where=text(WORKED_STATUSES),
+        ),
+        Index(
+            "ix_grievances_worked_assignee",
+            "assigned_to",
+            "due_at",
+            "id",
+            postgresql_where=text(WORKED_STATUSES),
+            sqlite_where=text(WORKED_STATUSES),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     ticket_id: Mapped[str] = mapped_column(String(12), unique=True)
@@ -294,7 +335,11 @@ class Agent(Base):
 class AuditEntry(Base):
     __tablename__ = "audit_log"
     # "Who looked at this person?" is the question the log exists to answer.
-    __table_args__ = (Index("ix_audit_log_record", "record_type", "record_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_record", "record_type", "record_id"),
+        # The audit page narrowed to one member of staff, newest first.
+        Index("ix_audit_log_actor_at", "actor", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
