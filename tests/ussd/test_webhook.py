@@ -10,7 +10,7 @@ from sqlalchemy import text as sql
 
 from api.registry.models import Contact, Grievance, Household, InboundMessage, OutboundMessage
 from api.webhooks.ussd import error_screen
-from bot.channels.ussd import SCREEN_GSM7
+from bot.channels.ussd import fits
 from bot.dialogue.ussd import SEEN_SECONDS, SESSION_SECONDS, Plan, UssdState, UssdStore, plan
 from tests.conftest import (
     ELIGIBLE_PHONE,
@@ -342,7 +342,9 @@ def test_an_ended_session_stays_ended():
 
 
 def test_screens_are_at_most_182_characters():
-    assert SCREEN_GSM7 == 182
+    """SPEC §6: at most 182 characters (GSM-7); a screen in Arabic script is UCS-2 and gets 80."""
+    assert fits("END " + "a" * 178) and not fits("END " + "a" * 179)
+    assert fits("END " + "ب" * 76) and not fits("END " + "ب" * 77)
 
 
 async def test_redis_down_ends_the_session_politely(client, app, registry, db):
