@@ -134,7 +134,7 @@ def translations(language: str, locales_dir: Path = LOCALES_DIR) -> NullTranslat
 #: message of nothing else says nothing of its writer's language.
 _NEUTRAL_WORDS = frozenset(
     fold(word) for words in KEYWORDS.values() for word in words if word.isascii()
-) | frozenset({"ok", "okay", "oky", "k", "yes", "no", "cnic", "bisp"})
+) | frozenset({"ok", "okay", "oky", "k", "yes", "no", "cnic", "bisp", "code", "otp", "pin"})
 
 
 def says_no_language(text: str) -> bool:

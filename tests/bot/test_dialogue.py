@@ -10,7 +10,7 @@ import pytest
 from bot.catalogs import check
 from bot.channels import CHANNELS
 from bot.dialogue.keywords import KEYWORDS, Intent, parse
-from bot.i18n import LANGUAGES, detect_language, language_from_code
+from bot.i18n import LANGUAGES, detect_language, guess_language, language_from_code
 from bot.i18n_report import (
     LATIN_LANGUAGES,
     SMS_MESSAGES,
@@ -204,3 +204,17 @@ def test_templates_hold_no_untranslated_prose():
         outside = re.sub(r"{%.*?%}|{{.*?}}|{#.*?#}", "", outside, flags=re.S)
         leftover = "".join(ch for ch in outside if ch.isalpha())
         assert not leftover.strip(), f"{path}: text outside trans: {outside!r}"
+
+
+@pytest.mark.parametrize("previous", ["ur_Latn", "ur", "sd", "ps", "pa_Arab"])
+@pytest.mark.parametrize(
+    "text", ["TRACK", "TRACK G-7K3M9Q", "PAY 35202-1234567-1", "ok", "STOP", "code 123456"]
+)
+def test_a_keyword_a_ticket_or_a_code_keeps_the_guess(text, previous):
+    assert guess_language(text, previous) == previous
+
+
+def test_latin_words_of_their_own_are_a_new_guess():
+    assert guess_language("TRACK", None) == "en"
+    assert guess_language("what is my payment date", "ur_Latn") == "en"
+    assert guess_language("agent ne paise kaat liye", "en") == "ur_Latn"
