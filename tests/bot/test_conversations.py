@@ -178,8 +178,10 @@ async def test_asking_to_file_is_no_description_and_the_words_that_follow_are(cl
     chat = Chat(client, NOT_ELIGIBLE_PHONE)
     await chat.send("LANG EN")
     assert "What is the complaint about?" in await chat.send("shikayat darj karni hai")
+    assert "Please reply with a number" in await chat.send("meri shikayat ka kya bana")
     assert "Please reply with a number" in await chat.send("mujhe paise nahi mile")
     assert "Please reply with a number" in await chat.send("han ji")
+    assert "Please reply with a number" in await chat.send("زما شکایت څه شو")
     confirm = await chat.send("1")
     assert 'payment not received, "mujhe paise nahi mile"' in confirm
     assert "is filed" in await chat.send("1")

@@ -124,7 +124,11 @@ async def answer_category(turn: Turn) -> list[Reply] | None:
         if turn.starts_afresh:
             return None
         text = clean_text(turn.inbound.text)[:MAX_DESCRIPTION]
-        if keywords.says_something(text) and not describes(str(data.get("description", ""))):
+        if (
+            keywords.says_something(text)
+            and keywords.asked_in_words(text) is not Intent.TRACK  # "meri shikayat ka kya bana"
+            and not describes(str(data.get("description", "")))
+        ):
             data["description"] = text
         return [Reply("grievance/ask_category_again")]
     data["category"] = CATEGORIES[index].value
