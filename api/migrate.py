@@ -19,6 +19,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The PostgreSQL advisory lock every `rabta serve` and `rabta db upgrade` migrates under
 #: ("rabta" in ASCII): a fixed key, so all processes on one database contend for the same lock.
 MIGRATION_LOCK_KEY = 0x7261627461
+#: How often a replica waiting for another's migrations asks for the lock again.
+LOCK_POLL_SECONDS = 0.2
 
 
 def alembic_config(url: str) -> Config:
@@ -37,11 +39,19 @@ async def migration_lock(connection: AsyncConnection) -> AsyncIterator[None]:
     second waits, then finds the database at head. A session lock rather than a transaction's,
     so a migration that commits part-way (an index built concurrently) still holds it. SQLite
     serialises writers itself and has no such lock.
+
+    The others poll for it (`LOCK_POLL_SECONDS`) with no transaction open between tries rather
+    than block in `pg_advisory_lock`: a statement blocked there holds a snapshot, an index built
+    concurrently waits for every older snapshot to go, and the two deadlocked (PostgreSQL then
+    killed the waiting replica's upgrade).
     """
     if connection.dialect.name != "postgresql":
         yield
         return
-    await connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+    try_lock = f"SELECT pg_try_advisory_lock({MIGRATION_LOCK_KEY})"
+    while not (await connection.exec_driver_sql(try_lock)).scalar():
+        await connection.rollback()
+        await asyncio.sleep(LOCK_POLL_SECONDS)
     try:
         yield
     finally:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.db import create_engine
-from api.migrate import alembic_config, upgrade_async
+from api.migrate import MIGRATION_LOCK_KEY, alembic_config, upgrade_async
 from api.registry.models import Base
 
 
@@ -67,17 +67,45 @@ async def test_replicas_migrating_a_fresh_database_at_once_both_start(fresh_post
     """Each API replica runs the migrations before serving: on a first deploy they start
     together on an empty database, and neither may fail (alembic_version's unique key broke
     one of them before the advisory lock)."""
-    rabta = Path(sys.executable).with_name("rabta")
-    env = {**os.environ, "DATABASE_URL": fresh_postgres}
-    runs = [
-        await asyncio.create_subprocess_exec(
-            str(rabta), "db", "upgrade", env=env, stdout=PIPE, stderr=STDOUT
-        )
-        for _ in range(3)
-    ]
-    outputs = [(await run.communicate())[0].decode() for run in runs]
-    assert [run.returncode for run in runs] == [0, 0, 0], "\n".join(outputs)
+    await _replicas_upgrade(fresh_postgres)
     assert await _diff(fresh_postgres) == []
+
+
+async def _replicas_upgrade(url: str, replicas: int = 3) -> None:
+    """`rabta db upgrade` in `replicas` processes at once, as replicas starting together run it;
+    each must succeed. The migration lock is held until every one of them has asked for it, so
+    that one migrates while all the others wait, however long each takes to start."""
+    rabta = Path(sys.executable).with_name("rabta")
+    env = {**os.environ, "DATABASE_URL": url}
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+            await holder.commit()
+            runs = [
+                await asyncio.create_subprocess_exec(
+                    str(rabta), "db", "upgrade", env=env, stdout=PIPE, stderr=STDOUT
+                )
+                for _ in range(replicas)
+            ]
+            for _ in range(600):
+                asking = await holder.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND pid <> pg_backend_pid() AND query LIKE "
+                        f"'%advisory_lock({MIGRATION_LOCK_KEY})%'"
+                    )
+                )
+                await holder.rollback()
+                if asking >= replicas or any(run.returncode is not None for run in runs):
+                    break
+                await asyncio.sleep(0.05)
+            await holder.execute(text(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+            await holder.commit()
+            outputs = [(await run.communicate())[0].decode() for run in runs]
+    finally:
+        await engine.dispose()
+    assert [run.returncode for run in runs] == [0] * replicas, "\n".join(outputs)
 
 
 #: The indexes revision 0008 builds, each on a table that is large in a national deployment.
@@ -191,6 +219,18 @@ async def test_upgrading_a_deployed_database_lets_writes_go_on_while_indexes_bui
     finally:
         await engine.dispose()
     assert written, "an audit entry waited behind the index build"
+    assert await _index_states(fresh_postgres) == dict.fromkeys(ONLINE_INDEXES, True)
+    assert await _diff(fresh_postgres) == []
+
+
+async def test_replicas_upgrading_a_deployed_database_at_once_all_start(fresh_postgres):
+    """Replicas of a new release start together on a deployed database: one builds 0008's
+    indexes concurrently while the others wait for the migration lock. A concurrent build waits
+    for every transaction older than it, and a replica blocked in `pg_advisory_lock` sits in
+    one: they deadlocked and the waiting replicas died. They poll for the lock instead, with no
+    transaction open between tries."""
+    await _populate(fresh_postgres)
+    await _replicas_upgrade(fresh_postgres)
     assert await _index_states(fresh_postgres) == dict.fromkeys(ONLINE_INDEXES, True)
     assert await _diff(fresh_postgres) == []
 
