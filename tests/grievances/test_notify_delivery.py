@@ -131,3 +131,20 @@ async def test_stop_by_sms_holds_back_updates_on_whatsapp_of_that_phone(client, 
     async with db.sessions() as session:
         opted = dict((await session.execute(select(Contact.channel, Contact.opted_out))).all())
     assert opted == {"sms": False, "whatsapp": False}
+
+
+async def test_update_of_a_complaint_an_agent_filed_is_in_the_language_she_was_served_in(
+    app, registry, db, settings
+):
+    """A complaint an agent files for a caller has no contact to read a language from: the
+    update goes by SMS to her registered mobile in the language the agent filed it in."""
+    from tests.grievances.conftest import file_one
+
+    async with db.transaction() as session:
+        filed = await file_one(session, settings, channel="agent", language="ps", filed_by="agent1")
+    message = await resolve(app, db, filed.ticket_id)
+    assert (message.channel, message.to) == ("sms", ELIGIBLE_PHONE)
+    assert message.language == "ps"
+    assert filed.ticket_id in message.body
+    assert "Your complaint" not in message.body  # rendered in Pashto, not the default
+    assert any("\u0600" <= ch <= "\u06ff" for ch in message.body)
