@@ -101,7 +101,7 @@ from api.ratelimit import Decision
 from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, ConversationStore, Step
-from bot.i18n import detect_language, keep_guess
+from bot.i18n import detect_language, keep_guess, says_no_language
 from bot.segments import measure
 
 if TYPE_CHECKING:
@@ -263,6 +263,9 @@ class Resend:
     intent: Intent
     #: The language the engine would detect from the text (None: no letters in it).
     detected: str | None
+    #: Only keywords, numbers and "ok" (`HELP`, a CNIC): it keeps the conversation's guess so
+    #: far rather than read as English (`bot.i18n.guess_language`).
+    says_no_language: bool
     #: True when answering it is a look-up that counts against the sender's limit.
     lookup: bool
     #: The CNIC's 13 digits, for a CNIC.
@@ -282,10 +285,21 @@ def cache_subject(text: str) -> Resend | None:
         if digits is None:
             return None
         return Resend(
-            f"cnic:{digits}", Intent.CNIC, detect_language(normalised), lookup=True, cnic=digits
+            f"cnic:{digits}",
+            Intent.CNIC,
+            detect_language(normalised),
+            says_no_language(normalised),
+            lookup=True,
+            cnic=digits,
         )
     if command.intent in (Intent.HELP, Intent.EMPTY):
-        return Resend("help", command.intent, detect_language(normalised), lookup=False)
+        return Resend(
+            "help",
+            command.intent,
+            detect_language(normalised),
+            says_no_language(normalised),
+            lookup=False,
+        )
     return None
 
 
@@ -299,12 +313,15 @@ def is_idle(conversation: Conversation) -> bool:
     return conversation.step is Step.IDLE and not conversation.options
 
 
-def expected_language(
-    conversation: Conversation, detected: str | None, default_language: str
-) -> str:
-    """The language bot.dialogue.engine.handle would answer in (same precedence)."""
-    detected = keep_guess(detected, conversation.guessed_language)
-    return conversation.language or detected or conversation.guessed_language or default_language
+def expected_language(conversation: Conversation, subject: Resend, default_language: str) -> str:
+    """The language bot.dialogue.engine.handle would answer in (same precedence, and the same
+    guess as `bot.i18n.guess_language`)."""
+    previous = conversation.guessed_language
+    detected = subject.detected
+    if detected == "en" and previous is not None and subject.says_no_language:
+        detected = previous
+    detected = keep_guess(detected, previous)
+    return conversation.language or detected or previous or default_language
 
 
 def cacheable(replies: Iterable[Reply]) -> bool:
@@ -440,7 +457,7 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     except (ValueError, KeyError, TypeError):
         return missed
     if not is_idle(conversation) or answer.language != expected_language(
-        conversation, subject.detected, settings.default_language
+        conversation, subject, settings.default_language
     ):
         REPLY_CACHE.labels(inbound.channel, "miss").inc()
         return missed

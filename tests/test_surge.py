@@ -429,13 +429,24 @@ def test_cache_keys_hide_the_sender_and_the_cnic():
 
 
 def test_expected_language_follows_the_engine():
+    def expected(text: str) -> str:
+        subject = surge.cache_subject(text)
+        assert subject is not None, text
+        return surge.expected_language(conversation, subject, "ur")
+
     conversation = Conversation(channel="sms", address=ELIGIBLE_PHONE)
-    assert surge.expected_language(conversation, None, "ur") == "ur"
+    assert expected(ELIGIBLE) == "ur"  # no letters, no guess: the default
+    assert expected("HELP") == "en"  # a first message in Latin letters
     conversation.guessed_language = "en"
-    assert surge.expected_language(conversation, None, "ur") == "en"
-    assert surge.expected_language(conversation, "ur_Latn", "ur") == "ur_Latn"
+    assert expected(ELIGIBLE) == "en"
+    assert expected("madad") == "ur_Latn"
+    # A keyword the help text taught keeps a Roman Urdu or Urdu guess (bot.i18n.guess_language),
+    # so a resend of HELP in a surge is not served an English menu; "help please" is English.
+    conversation.guessed_language = "ur_Latn"
+    assert expected("HELP") == "ur_Latn"
+    assert expected("help please") == "en"
     conversation.language = "sd"
-    assert surge.expected_language(conversation, "en", "ur") == "sd"
+    assert expected("HELP") == "sd"
     assert surge.is_idle(conversation)
     conversation.step = Step.GRIEVANCE_CNIC
     assert not surge.is_idle(conversation)
