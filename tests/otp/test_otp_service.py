@@ -37,6 +37,18 @@ async def test_only_a_keyed_hash_is_stored(otp, redis):
         assert issued.code not in str(value)
 
 
+async def test_a_decoy_opens_with_no_code(otp, monkeypatch):
+    """An unknown CNIC, or one with no mobile, gets a request that no code opens (SPEC §3: the
+    answer looks the same, the code opens nothing): not even the code drawn for it."""
+    import api.otp.service as otp_service
+
+    monkeypatch.setattr(otp_service, "new_code", lambda: "482913")  # the draw, made known
+    decoy = await otp.issue(cnic=CNIC, deliverable=False)
+    assert decoy.outcome is IssueOutcome.ISSUED and decoy.code is None
+    tried = await otp.check(request_id=decoy.request_id, code="482913")
+    assert tried.outcome is CheckOutcome.WRONG and tried.cnic is None
+
+
 async def test_code_expires_after_its_ttl(otp, redis):
     issued = await otp.issue(cnic=CNIC, deliverable=True)
     keys = [k for k in await redis.keys("rabta:otp:req:*")]
