@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from api.db import Database
 from api.identity import mask_cnic
 from api.partners import create_partner
 from api.ratelimit import RateLimiter
-from api.ratelimit.http import limit_request
+from api.ratelimit.http import PartnerIdentity, PartnerKeyCache, limit_request
 from api.registry.models import Partner
 from api.settings import Settings
 from tests.conftest import ELIGIBLE, NOT_FOUND
@@ -148,6 +149,44 @@ async def test_inactive_partner_is_refused(http: httpx.AsyncClient, db: Database
     async with db.transaction() as session:
         await session.execute(update(Partner).values(active=False))
     assert (await http.get("/v1/rl-probe", headers={"X-API-Key": key})).status_code == 401
+
+
+async def test_a_revoked_key_is_refused_once_a_worker_stops_trusting_it(
+    http: httpx.AsyncClient, db: Database, limited_app: FastAPI
+):
+    """README: a revoked key is refused by every API worker within 60 s, the time a worker
+    trusts a key it has checked (shortened here to a fifth of a second)."""
+    limited_app.state.partner_keys = PartnerKeyCache(ttl=0.2)
+    key = await _partner(db, "Old portal", None)
+    headers = {"X-API-Key": key}
+    assert (await http.get("/v1/rl-probe", headers=headers)).status_code == 200
+    async with db.transaction() as session:
+        await session.execute(update(Partner).values(active=False))
+    assert (await http.get("/v1/rl-probe", headers=headers)).status_code == 200  # still trusted
+    await asyncio.sleep(0.25)
+    assert (await http.get("/v1/rl-probe", headers=headers)).status_code == 401
+
+
+def test_the_trusted_keys_stay_few() -> None:
+    cache = PartnerKeyCache(max_entries=2)
+    partners = [PartnerIdentity(id=n, name=f"p{n}", quota="5/minute") for n in range(3)]
+    for n, partner in enumerate(partners):
+        cache.put(f"digest{n}", partner)
+    kept = [cache.get(f"digest{n}") for n in range(3)]
+    assert kept[2] == partners[2]  # the newest is trusted
+    assert sum(p is not None for p in kept) <= 2
+
+
+async def test_a_quota_edited_into_nonsense_is_the_default_quota(
+    http: httpx.AsyncClient, db: Database, caplog: pytest.LogCaptureFixture
+):
+    key = await _partner(db, "Hand-edited", "100/minute")
+    async with db.transaction() as session:
+        await session.execute(update(Partner).values(quota="lots"))
+    response = await http.get("/v1/rl-probe", headers={"X-API-Key": key})
+    assert response.status_code == 200, response.text
+    assert response.headers["RateLimit-Limit"] == "5"  # RABTA_LIMIT_PARTNER
+    assert "partner 'Hand-edited' has an invalid quota 'lots'; using the default" in caplog.text
 
 
 async def test_guessing_keys_counts_against_the_ip(http: httpx.AsyncClient):
