@@ -118,6 +118,32 @@ async def test_removing_a_person_takes_their_rows_and_keeps_rabtas_records(
     assert tuple(contact) == (None, None)
 
 
+async def test_only_grievances_still_in_the_queue_are_reported_as_open(
+    registry: Database,
+) -> None:
+    """The report's "open grievance(s) would stay in the queue" counts what an agent still has
+    to act on (open, in progress, escalated), not a complaint resolved or rejected long ago."""
+    await _rabta_records_for(registry, ELIGIBLE_WIFE)  # one open grievance
+    now = dt.datetime.now(dt.UTC)
+    async with registry.transaction() as session:
+        for n, status in enumerate(["resolved", "rejected", "escalated"]):
+            session.add(
+                Grievance(
+                    ticket_id=f"G-00000{n}",
+                    cnic=ELIGIBLE_WIFE,
+                    category="other",
+                    description="earlier",
+                    status=status,
+                    channel="sms",
+                    due_at=now,
+                )
+            )
+
+    report = await remove_from_registry(registry, RemovalPlan(cnics=[ELIGIBLE_WIFE]), audit=AUDIT)
+
+    assert report.open_grievances == 2  # the open one and the escalated one
+
+
 async def test_removing_a_household_takes_its_persons(registry: Database) -> None:
     report = await remove_from_registry(
         registry, RemovalPlan(households=["HH-PB-0001"]), audit=AUDIT
