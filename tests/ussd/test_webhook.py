@@ -105,6 +105,9 @@ async def test_eligibility_inputs(client, registry, inputs, expected):
             {"sessionId": "sessión", "phoneNumber": ELIGIBLE_PHONE}, 400, id="non-ascii-session"
         ),
         pytest.param(
+            {"sessionId": "ATUid\x01x", "phoneNumber": ELIGIBLE_PHONE}, 400, id="control-session"
+        ),
+        pytest.param(
             {"sessionId": "ATUid_x", "phoneNumber": ELIGIBLE_PHONE, "text": "1" * 1001},
             400,
             id="long-text",
@@ -115,6 +118,16 @@ async def test_requests_that_are_not_ussd_hits_are_clean_4xx(client, registry, f
     response = await client.post(URL, data=form)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_longest_text_is_still_a_ussd_hit(client, registry):
+    """1,000 characters of `text` (a long session's path) are read, not refused as too long."""
+    await remember_english(client, ELIGIBLE_PHONE)
+    text = "1*" + "2" * 998
+    answer = screen_of(
+        await client.post(URL, data=ussd_form("ATUid_longest", ELIGIBLE_PHONE, text))
+    )
+    assert answer.startswith("CON That is not a CNIC.")  # Check eligibility, then 998 digits
 
 
 async def test_a_one_megabyte_body_is_refused_before_the_route(client):
