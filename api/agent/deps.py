@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.agent import csrf, repository
@@ -15,7 +16,9 @@ from api.agent.errors import ConsoleError, LoginRequired
 from api.agent.i18n import N_
 from api.agent.schemas import Role
 from api.agent.sessions import ConsoleSession, SessionStore, cookie_name
+from api.db import dialect_of
 from api.deps import RuntimeDep, SettingsDep
+from api.surge import get_surge_settings
 
 
 def get_sessions(runtime: RuntimeDep) -> SessionStore:
@@ -32,6 +35,14 @@ async def get_console_session(
     the request keeps for the next page ("Grievance G-… filed") are kept only once it has."""
     sessions.defer_flashes()
     async with runtime.db.sessions() as session, session.begin():
+        if dialect_of(session) == "postgresql":
+            # A database that stalls (a lock held too long, a partition) rather than refusing:
+            # the page says so after RABTA_SURGE_ANSWER_WITHIN_MS, as a /v1 read does, instead
+            # of the agent waiting on a blank page while her caller waits on the line. The
+            # cancelled statement counts as the database away (the console's 503 page); a CSV
+            # export streams from its own session, without this bound.
+            within = get_surge_settings().answer_within_ms
+            await session.execute(text(f"SET LOCAL statement_timeout = {int(within)}"))
         yield session
     await sessions.write_deferred()
 

@@ -3,6 +3,7 @@ a word on whether what she sent was kept, never the API's problem JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -71,3 +72,32 @@ async def test_a_form_sent_while_the_database_is_away_is_said_not_to_be_saved(
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("text/html")
     assert "Nothing you sent was saved" in response.text
+
+
+async def test_a_stalled_database_is_a_page_saying_so_not_a_wait(
+    new_client, staff, db, settings, monkeypatch
+):
+    """A lock held on the agents' table (a migration, a stuck transaction) used to keep the
+    page blank for as long as it lasted. Past RABTA_SURGE_ANSWER_WITHIN_MS the statement is
+    called off and the agent is told, as when the database is away."""
+    from sqlalchemy import text
+
+    from api.surge import get_surge_settings
+
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("a statement timeout is PostgreSQL's")
+    amina = await new_client("amina")
+    monkeypatch.setenv("RABTA_SURGE_ANSWER_WITHIN_MS", "500")
+    get_surge_settings.cache_clear()
+    try:
+        async with db.engine.connect() as locker:
+            await locker.execute(text("LOCK TABLE agents IN ACCESS EXCLUSIVE MODE"))
+            # Bounded here too: without the fix the page waits for the lock, held until then.
+            response = await asyncio.wait_for(amina.get("/agent/grievances"), timeout=10)
+            await locker.rollback()
+    finally:
+        get_surge_settings.cache_clear()
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("text/html")
+    assert "The console cannot reach its database" in response.text
+    assert (await amina.get("/agent/grievances")).status_code == 200
