@@ -109,8 +109,20 @@ async def _lookup(access: AccessDep, staff: Staff, lookup_id: str) -> Lookup:
     return lookup
 
 
+def _page_of(lookup: Lookup) -> str:
+    return f"/agent/callers/{lookup.id}"
+
+
 def _back(lookup: Lookup) -> RedirectResponse:
-    return RedirectResponse(f"/agent/callers/{lookup.id}", status_code=303)
+    return RedirectResponse(_page_of(lookup), status_code=303)
+
+
+async def _back_saying(
+    sessions: SessionsDep, staff: Staff, lookup: Lookup, flash: Flash
+) -> RedirectResponse:
+    """Back to the caller's page, with `flash` at its top."""
+    await sessions.flash(staff.session, flash)
+    return _back(lookup)
 
 
 async def _refuse(
@@ -126,6 +138,29 @@ async def _refuse(
     (`kept`: field ids → text) back in its fields."""
     await sessions.flash(staff.session, Flash("error", message, dict(args), kept=kept or {}))
     return RedirectResponse(to, status_code=303)
+
+
+async def _audit(
+    request: Request,
+    db: AsyncSession,
+    staff: Staff,
+    action: AuditAction,
+    *,
+    record_id: str,
+    reason: str,
+    record_type: RecordType = RecordType.PERSON,
+) -> None:
+    """The audit entry of what this agent did to the caller's record (or for her, `record_type`)
+    from this request."""
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=action,
+        record_type=record_type,
+        record_id=record_id,
+        reason=reason,
+        client_ip=audit.client_ip(request),
+    )
 
 
 def _reason(text: str) -> str | None:
@@ -161,14 +196,13 @@ async def search(
             minutes=max(1, decision.retry_after // 60),
         )
     lookup = await access.open_lookup(agent=staff.username, cnic=parsed.digits)
-    await audit.record(
+    await _audit(
+        request,
         db,
-        actor=staff.username,
-        action=AuditAction.LOOKUP,
-        record_type=RecordType.PERSON,
+        staff,
+        AuditAction.LOOKUP,
         record_id=parsed.digits,
         reason="caller search: coarse status",
-        client_ip=audit.client_ip(request),
     )
     return _back(lookup)
 
@@ -194,14 +228,8 @@ async def caller(
     record = None
     if grant is not None and coarse.status is not EligibilityStatus.NOT_FOUND:
         record = await _load_record(registry, db, cnic=cnic, cutoff=settings.pmt_cutoff)
-        await audit.record(
-            db,
-            actor=staff.username,
-            action=AuditAction.VIEW,
-            record_type=RecordType.PERSON,
-            record_id=cnic.digits,
-            reason=grant.audit_reason(),
-            client_ip=audit.client_ip(request),
+        await _audit(
+            request, db, staff, AuditAction.VIEW, record_id=cnic.digits, reason=grant.audit_reason()
         )
     # Staff may learn that a CNIC has no mobile (the public channels may not): said before the
     # agent tries to send a code, so she goes straight to asking for an override.
@@ -267,8 +295,7 @@ async def send_code(
     # cooldown nor spend one of its codes for the hour.
     _, mobile = await registry_repository.registered_mobile(registry, cnic=lookup.cnic)
     if mobile is None:
-        await sessions.flash(staff.session, _NO_MOBILE)
-        return _back(lookup)
+        return await _back_saying(sessions, staff, lookup, _NO_MOBILE)
     try:
         code = await request_code(runtime, cnic=Cnic(lookup.cnic))
     except OtpUnavailable:
@@ -278,44 +305,43 @@ async def send_code(
     issued = code.issued
     if issued.outcome is IssueOutcome.COOLDOWN:
         message = N_("A code was sent less than a minute ago. Wait %(seconds)s seconds.")
-        await sessions.flash(
-            staff.session, Flash("error", message, {"seconds": issued.retry_after})
+        return await _back_saying(
+            sessions, staff, lookup, Flash("error", message, {"seconds": issued.retry_after})
         )
-        return _back(lookup)
     if issued.outcome is IssueOutcome.TOO_MANY:
         message = N_(
             "Five codes were sent to this CNIC this hour. Try again in %(minutes)s minutes."
         )
-        await sessions.flash(
-            staff.session,
+        return await _back_saying(
+            sessions,
+            staff,
+            lookup,
             Flash("error", message, {"minutes": max(1, issued.retry_after // 60)}),
         )
-        return _back(lookup)
     if code.mobile is None:  # the mobile was taken off the registry since it was read above
-        await sessions.flash(staff.session, _NO_MOBILE)
-        return _back(lookup)
+        return await _back_saying(sessions, staff, lookup, _NO_MOBILE)
     await deliver_code(runtime, code, language=None, session=db)
     lookup.code_request_id = issued.request_id
     lookup.code_sent_to = code.mobile_masked
     await access.save_lookup(lookup)
-    await audit.record(
+    await _audit(
+        request,
         db,
-        actor=staff.username,
-        action=AuditAction.SEND_CODE,
-        record_type=RecordType.PERSON,
+        staff,
+        AuditAction.SEND_CODE,
         record_id=lookup.cnic,
         reason=f"code sent to {code.mobile_masked}",
-        client_ip=audit.client_ip(request),
     )
-    await sessions.flash(
-        staff.session,
+    return await _back_saying(
+        sessions,
+        staff,
+        lookup,
         Flash(
             "ok",
             N_("Code sent to %(phone)s. Ask the caller to read it back."),
             {"phone": code.mobile_masked},
         ),
     )
-    return _back(lookup)
 
 
 @router.post("/callers/{lookup_id}/verify", dependencies=[CsrfChecked])
@@ -332,8 +358,9 @@ async def verify(
     """Check the code the caller read back; right, it opens the record for this agent."""
     lookup = await _lookup(access, staff, lookup_id)
     if not lookup.code_request_id:
-        await sessions.flash(staff.session, Flash("error", N_("Send a code first."), {}))
-        return _back(lookup)
+        return await _back_saying(
+            sessions, staff, lookup, Flash("error", N_("Send a code first."), {})
+        )
     typed = "".join(normalise_text(code).split())
     try:
         checked = await runtime.otp.check(request_id=lookup.code_request_id, code=typed)
@@ -341,7 +368,6 @@ async def verify(
         raise ConsoleError(
             503, N_("Codes cannot be checked at the moment. Try again in a minute.")
         ) from None
-    ip = audit.client_ip(request)
     if checked.outcome is CheckOutcome.VERIFIED and checked.cnic == lookup.cnic:
         await access.grant(
             agent=staff.username,
@@ -352,32 +378,31 @@ async def verify(
         )
         lookup.code_request_id = None
         await access.save_lookup(lookup)
-        await audit.record(
+        await _audit(
+            request,
             db,
-            actor=staff.username,
-            action=AuditAction.VERIFY,
-            record_type=RecordType.PERSON,
+            staff,
+            AuditAction.VERIFY,
             record_id=lookup.cnic,
             reason="caller read back the code",
-            client_ip=ip,
         )
-        await sessions.flash(
-            staff.session,
+        return await _back_saying(
+            sessions,
+            staff,
+            lookup,
             Flash(
                 "ok",
                 N_("Caller verified. The record is open to you for %(minutes)s minutes."),
                 {"minutes": GRANT_SECONDS // 60},
             ),
         )
-        return _back(lookup)
-    await audit.record(
+    await _audit(
+        request,
         db,
-        actor=staff.username,
-        action=AuditAction.VERIFY_FAILED,
-        record_type=RecordType.PERSON,
+        staff,
+        AuditAction.VERIFY_FAILED,
         record_id=lookup.cnic,
         reason=checked.outcome.value,
-        client_ip=ip,
     )
     if checked.outcome is CheckOutcome.WRONG:
         flash = Flash(
@@ -393,8 +418,7 @@ async def verify(
             else N_("The code has expired: send a new one."),
             {},
         )
-    await sessions.flash(staff.session, flash)
-    return _back(lookup)
+    return await _back_saying(sessions, staff, lookup, flash)
 
 
 async def _open_without_code(
@@ -419,23 +443,14 @@ async def _open_without_code(
         return await _refuse(
             sessions,
             staff,
-            f"/agent/callers/{lookup.id}",
+            _page_of(lookup),
             N_("Write the reason (at least %(count)s characters)."),
             kept={"override-reason": reason, "request-reason": reason},
             count=MIN_REASON,
         )
     await act(lookup, why)
-    await audit.record(
-        db,
-        actor=staff.username,
-        action=action,
-        record_type=RecordType.PERSON,
-        record_id=lookup.cnic,
-        reason=why,
-        client_ip=audit.client_ip(request),
-    )
-    await sessions.flash(staff.session, done)
-    return _back(lookup)
+    await _audit(request, db, staff, action, record_id=lookup.cnic, reason=why)
+    return await _back_saying(sessions, staff, lookup, done)
 
 
 @router.post("/callers/{lookup_id}/override", dependencies=[CsrfChecked])
@@ -532,7 +547,7 @@ async def file_for_caller(
         return await _refuse(
             sessions,
             staff,
-            f"/agent/callers/{lookup.id}",
+            _page_of(lookup),
             N_("Choose the kind of grievance."),
             kept=kept,
         )
@@ -555,18 +570,18 @@ async def file_for_caller(
         return await _refuse(
             sessions,
             staff,
-            f"/agent/callers/{lookup.id}",
+            _page_of(lookup),
             N_("Describe the grievance (at most 1000 characters)."),
             kept=kept,
         )
-    await audit.record(
+    await _audit(
+        request,
         db,
-        actor=staff.username,
-        action=AuditAction.FILE_GRIEVANCE,
+        staff,
+        AuditAction.FILE_GRIEVANCE,
         record_type=RecordType.GRIEVANCE,
         record_id=grievance.ticket_id,
         reason=f"filed for {Cnic(lookup.cnic).masked} by phone",
-        client_ip=audit.client_ip(request),
     )
     await sessions.flash(
         staff.session,
