@@ -110,3 +110,19 @@ async def test_nothing_is_said_in_a_group(tg_client, fake_api, registry, chat_ty
     update = chat.user._message(**content)
     update["message"]["chat"] = {"id": -1001999000111, "type": chat_type, "title": "Mohalla"}
     assert await chat.post(update) == []
+
+
+@pytest.mark.parametrize("chat_type", ["group", "supergroup"])
+async def test_a_button_pressed_in_a_group_is_not_answered(
+    tg_client, fake_api, registry, chat_type
+):
+    """A button under a message in a group (Rabta never puts one there, but an update can say
+    so) is not answered either: its answer would be personal, and the group would read it."""
+    chat = chat_for(tg_client, fake_api)
+    update = chat.user.press("HELP")
+    update["callback_query"]["message"]["chat"] = {
+        "id": -1001999000111,
+        "type": chat_type,
+        "title": "Mohalla",
+    }
+    assert await chat.post(update) == []
