@@ -156,6 +156,13 @@ UNDER_REVIEW_PHONE = "+923331234000"
 @pytest.fixture
 async def registry(db: Database) -> Database:
     """Three households: eligible (two persons), not eligible, under review."""
+    await fill_registry(db)
+    return db
+
+
+async def fill_registry(db: Database) -> None:
+    """Write the `registry` fixture's households, persons, enrollments and payments into `db`
+    (for a test that makes its own database)."""
     async with db.transaction() as session:
         session.add_all(
             [
@@ -282,7 +289,6 @@ async def registry(db: Database) -> Database:
                 ),
             ]
         )
-    return db
 
 
 # -- the application -------------------------------------------------------------------------

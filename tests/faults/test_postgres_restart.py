@@ -16,7 +16,6 @@ the restart gets the same reply again.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import random
 import time
@@ -28,8 +27,8 @@ from sqlalchemy import func, select
 from api import held
 from api.db import Database
 from api.migrate import upgrade_async
-from api.registry.models import HeldMessage, Household, InboundMessage, OutboundMessage, Person
-from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE
+from api.registry.models import HeldMessage, InboundMessage, OutboundMessage
+from tests.conftest import ELIGIBLE, fill_registry
 from tests.faults.conftest import Result, run_load, serve_app, timed
 from tests.faults.test_redis_outage import SMS_URL, random_cnic, sms_form, twiml_text
 from tests.security.figures import figure
@@ -40,34 +39,6 @@ RATE = 80.0
 BEFORE, DOWN, AFTER = 2.0, 1.5, 4.0
 
 _names = itertools.count(1)
-
-
-async def seed(db: Database) -> None:
-    async with db.transaction() as session:
-        session.add(
-            Household(
-                household_id="HH-PB-0001",
-                pmt_score=18.5,
-                province="Punjab",
-                district="Lahore",
-                tehsil="Lahore City",
-                survey_date=dt.date(2021, 3, 4),
-                status="active",
-            )
-        )
-        await session.flush()
-        session.add(
-            Person(
-                cnic=ELIGIBLE,
-                household_id="HH-PB-0001",
-                full_name="Muhammad Aslam",
-                gender="M",
-                birth_date=dt.date(1975, 5, 1),
-                relation="head",
-                mobile=ELIGIBLE_PHONE,
-                cnic_expiry=dt.date(2030, 1, 1),
-            )
-        )
 
 
 async def _count(db: Database, model: type) -> int:
@@ -82,7 +53,7 @@ async def test_postgres_restarted_under_sms_traffic(private_cluster, fault_env, 
     await upgrade_async(url)
     settings = fault_env(DATABASE_URL=url)
     db = Database.from_settings(settings)
-    await seed(db)
+    await fill_registry(db)
     rng = random.Random(5)
     bodies: dict[str, tuple[str, str]] = {}
 
