@@ -43,7 +43,7 @@ from api.db import utc
 from api.deps import runtime_of
 from api.grievances.schemas import GrievanceOut
 from api.hot import Executor
-from api.identity import InvalidPhone, mask_phone, normalise_phone
+from api.identity import InvalidPhone, keyed_digest, mask_phone, normalise_phone
 from api.metrics import MESSAGES, REPLAYS
 from api.outbox.service import enqueue
 from api.problems import Problem, is_database_unavailable
@@ -72,14 +72,17 @@ class UssdHit:
     service_code: str = ""
     network_code: str = ""
 
-    @property
-    def external_id(self) -> str:
-        """The dedup id: the session and a hash of the phone and text (64 characters at most).
+    def external_id(self, secret: str) -> str:
+        """The dedup id: the session and a keyed hash of the phone and text (64 characters at
+        most).
 
         The phone is hashed in so that a forged hit from another number under a known session
-        id never receives someone else's stored screen.
+        id never receives someone else's stored screen. The hash is keyed (`secret`, the
+        service's key): the text holds every CNIC typed in the session, and the inbound log,
+        which keeps no message text, must not keep one an unkeyed hash would give back to
+        whoever tries every CNIC against the phones in `contacts`.
         """
-        digest = hashlib.sha256(f"{self.phone}\n{self.text}".encode()).hexdigest()[:16]
+        digest = keyed_digest(secret.encode(), "ussd-hit", self.phone, self.text)[:16]
         session = self.session_id
         if len(session) > 47:
             session = "h" + hashlib.sha256(session.encode()).hexdigest()[:46]
@@ -267,7 +270,7 @@ async def _look_up(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
         earlier = await repository.record_answered(
             session,
             channel=menus.CHANNEL,
-            external_id=hit.external_id,
+            external_id=hit.external_id(runtime.settings.secret_key),
             contact_id=turn.contact_id,
             reply=turn.outcome.body,
             intent=turn.state.screen.value,
@@ -282,7 +285,7 @@ async def _claimed(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
     """Claim the hit first; what it files or queues commits with its screen."""
     async with runtime.db.transaction() as session:
         claim = await repository.claim_inbound(
-            session, channel=menus.CHANNEL, external_id=hit.external_id
+            session, channel=menus.CHANNEL, external_id=hit.external_id(runtime.settings.secret_key)
         )
         if claim.replay and claim.reply:
             return claim.reply
