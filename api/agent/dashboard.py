@@ -1,17 +1,25 @@
 """What the supervisors' dashboard shows, gathered in one place (the page and the CSV share it).
 
-Traffic, languages, what people ask and the eligibility outcomes of CNIC look-ups come from
-`inbound_messages` (one row per message: channel, language, intent, outcome).
+Traffic, languages, what people ask and the eligibility outcomes of CNIC look-ups are counts of
+`inbound_messages` (one row per message: channel, language, intent, outcome) that `rabta worker`
+keeps in `inbound_traffic` (`roll_up`: per hour, then per Pakistan day), plus the messages since
+the last count, read from `inbound_messages` by `received_at`: a 90-day view reads about 90
+days × a few hundred counts and the last hour's messages, not every message of the 90 days.
+Grievances: those being worked, and those closed in the period.
 Rate-limit hits are this process's Prometheus counters (`rabta_ratelimit_hits_total`): with
 several workers each shows its own, and `/metrics` scraped by Prometheus is the fleet view.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +28,11 @@ from api.agent.i18n import PKT, pakistan_today
 from api.grievances import repository as grievances
 from api.grievances.schemas import Status
 from api.ratelimit.service import HITS
+
+if TYPE_CHECKING:
+    from api.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 #: Periods the dashboard offers, in days.
 PERIODS = (7, 14, 30, 90)
@@ -82,27 +95,129 @@ async def build(session: AsyncSession, *, days: int, now: dt.datetime) -> Dashbo
         since=since,
         day_list=[first + dt.timedelta(days=i) for i in range(days)],
     )
-    traffic: dict[str, dict[dt.date, int]] = defaultdict(dict)
-    for day, channel, count in await repository.inbound_per_day(session, since=since):
-        traffic[channel][day] = count
-    board.traffic = dict(sorted(traffic.items()))
-    board.languages = await repository.inbound_by(session, column="language", since=since)
-    board.intents = await repository.inbound_by(session, column="intent", since=since)
-    for day, _channel, count in await repository.inbound_per_day(
-        session, since=since, intent="cnic"
-    ):
-        board.lookups_per_day[day] = board.lookups_per_day.get(day, 0) + count
-    board.outcomes = await repository.inbound_by(
-        session, column="outcome", since=since, intent="cnic"
+    traffic: dict[str, dict[dt.date, int]] = defaultdict(lambda: defaultdict(int))
+    languages: dict[str | None, int] = defaultdict(int)
+    intents: dict[str | None, int] = defaultdict(int)
+    lookups: dict[dt.date, int] = defaultdict(int)
+    outcomes: dict[str | None, int] = defaultdict(int)
+    for starts_at, channel, language, intent, outcome, n in await _traffic(session, since=since):
+        day = starts_at.astimezone(PKT).date()
+        traffic[channel][day] += n
+        languages[language] += n
+        intents[intent] += n
+        if intent == "cnic":
+            lookups[day] += n
+            outcomes[outcome] += n
+    board.traffic = {channel: dict(days) for channel, days in sorted(traffic.items())}
+    board.languages = dict(languages)
+    board.intents = dict(intents)
+    board.lookups_per_day = dict(lookups)
+    board.outcomes = dict(outcomes)
+    # The grievances being worked, by category, status and district (read through their partial
+    # indexes), and those closed in the period: never every grievance ever filed.
+    board.by_category = await grievances.count_by(session, dimension="category", statuses=WORKED)
+    board.by_status = {
+        **await grievances.count_by(session, dimension="status", statuses=WORKED),
+        **await grievances.count_closed(session, since=since),
+    }
+    board.by_district = _top(
+        await grievances.count_by(session, dimension="district", statuses=WORKED)
     )
-    board.by_category = await grievances.count_by(session, dimension="category")
-    board.by_status = await grievances.count_by(session, dimension="status")
-    board.by_district = _top(await grievances.count_by(session, dimension="district"))
     board.worked = await grievances.count_queue(session, statuses=WORKED)
     board.overdue = await grievances.count_overdue(session, now=now, statuses=WORKED)
     board.escalated = board.by_status.get(Status.ESCALATED.value, 0)
     board.ratelimit = ratelimit_hits()
     return board
+
+
+async def _traffic(session: AsyncSession, *, since: dt.datetime) -> list[repository.TrafficRow]:
+    """Inbound messages from `since` on, counted: what `roll_up` stored, and the messages after
+    it (the last hour or so) read from `inbound_messages`. Either way the same figures."""
+    counted_until = await repository.traffic_counted_until(session)
+    if counted_until is None or counted_until <= since:
+        return await repository.count_inbound_hours(session, since=since)
+    return [
+        *await repository.counted_traffic(session, since=since),
+        *await repository.count_inbound_hours(session, since=counted_until),
+    ]
+
+
+#: An hour's messages are counted this long after it ends: a message is recorded with the moment
+#: it arrived by a transaction that commits a little later (held messages are recorded when
+#: answered, with that moment).
+SETTLE = dt.timedelta(minutes=10)
+#: The most one roll-up transaction counts (a first one starts at the longest period's first day).
+STEP = dt.timedelta(hours=24)
+#: How often `rabta worker` rolls up.
+ROLL_UP_INTERVAL = 300.0
+
+
+def _hour_start(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _day_start(moment: dt.datetime) -> dt.datetime:
+    """Midnight in Pakistan starting the day of `moment`, in UTC."""
+    day = moment.astimezone(PKT).date()
+    return dt.datetime.combine(day, dt.time(), tzinfo=PKT).astimezone(dt.UTC)
+
+
+async def roll_up(session: AsyncSession, *, now: dt.datetime) -> bool:
+    """Count the next hours of inbound messages into `inbound_traffic` (at most `STEP` of them,
+    up to the last hour ended `SETTLE` ago); once caught up, merge the hours of past Pakistan days
+    into one count per day. True when more is left for another call (another transaction)."""
+    until = _hour_start(now - SETTLE)
+    await repository.lock_traffic_counts(session)
+    start = await repository.traffic_counted_until(session)
+    if start is None:
+        start = _day_start(now) - (max(PERIODS) - 1) * dt.timedelta(days=1)
+    nxt = await repository.next_inbound_at(session, since=start, until=until)
+    if nxt is not None:
+        # Hours without messages (a new installation, an outage) are skipped, not walked.
+        first = _hour_start(nxt)
+        end = min(until, first + STEP)
+        rows = await repository.count_inbound_hours(session, since=first, until=end)
+        await repository.add_traffic_counts(session, rows=rows, hours=1)
+        if end < until:
+            return True
+    await _merge_days(session, before=_day_start(until))
+    return False
+
+
+async def _merge_days(session: AsyncSession, *, before: dt.datetime) -> None:
+    """One count per Pakistan day, channel, language, intent and outcome for the days before
+    `before`: a 90-day dashboard reads 90 days' counts, not 2,160 hours'."""
+    hourly = await repository.hourly_traffic_before(session, until=before)
+    if not hourly:
+        return
+    days: dict[tuple[dt.datetime, str, str | None, str | None, str | None], int] = defaultdict(int)
+    for starts_at, channel, language, intent, outcome, n in hourly:
+        days[(_day_start(starts_at), channel, language, intent, outcome)] += n
+    await repository.delete_hourly_traffic_before(session, until=before)
+    await repository.add_traffic_counts(
+        session, rows=[(*key, n) for key, n in days.items()], hours=24
+    )
+
+
+async def roll_up_all(runtime: Runtime, *, stop: asyncio.Event | None = None) -> None:
+    """Roll up until caught up (or `stop` is set), a transaction per step."""
+    more = True
+    while more and not (stop is not None and stop.is_set()):
+        async with runtime.db.transaction() as session:
+            more = await roll_up(session, now=dt.datetime.now(dt.UTC))
+
+
+async def run_roll_ups(
+    runtime: Runtime, *, stop: asyncio.Event, interval: float = ROLL_UP_INTERVAL
+) -> None:
+    """Keep the dashboard's traffic counts current until `stop` is set."""
+    while not stop.is_set():
+        try:
+            await roll_up_all(runtime, stop=stop)
+        except Exception:  # the database may be restarting: try again next round
+            log.exception("dashboard roll-up failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 def _top(counts: dict[str | None, int]) -> dict[str | None, int]:

@@ -7,12 +7,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.agent.i18n import PKT_ZONE
 from api.outbox.service import will_be_suppressed
-from api.registry.models import Agent, AuditEntry, InboundMessage, OutboundMessage, Person
+from api.registry.models import (
+    Agent,
+    AuditEntry,
+    InboundMessage,
+    InboundTraffic,
+    OutboundMessage,
+    Person,
+)
 
 # -- staff ---------------------------------------------------------------------------------
 
@@ -151,54 +157,133 @@ async def note_delivery(session: AsyncSession, *, event_id: int) -> NoteDelivery
 
 # -- message traffic, for the supervisors' dashboard ----------------------------------------
 
-
-def _day(session: AsyncSession) -> Any:
-    """The Pakistan calendar day of `received_at`, in the session's SQL dialect: a message at
-    00:30 in Lahore (19:30 UTC the evening before) counts for the day the call centre is in."""
-    dialect = session.bind.dialect.name if session.bind else "postgresql"
-    if dialect == "sqlite":
-        # SQLite keeps UTC datetimes as ISO text; date() moves it to Pakistan time (UTC+5, no
-        # daylight saving) and takes the day part.
-        return func.date(InboundMessage.received_at, "+5 hours")
-    return cast(func.timezone(PKT_ZONE, InboundMessage.received_at), Date)
+#: One count of inbound messages: (day or hour it starts, channel, language, intent, outcome, n).
+TrafficRow = tuple[dt.datetime, str, str | None, str | None, str | None, int]
+_HOUR = dt.timedelta(hours=1)
 
 
-def _as_date(value: object) -> dt.date:
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind else "postgresql"
+
+
+def _hour(session: AsyncSession) -> Any:
+    """The UTC hour `received_at` falls in. Pakistan is a whole number of hours from UTC (and
+    keeps no daylight saving), so every hour lies in one Pakistan calendar day."""
+    if _dialect(session) == "sqlite":
+        return func.strftime("%Y-%m-%d %H:00:00", InboundMessage.received_at)
+    return func.date_trunc("hour", InboundMessage.received_at, "UTC")
+
+
+def _as_utc(value: object) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC)
 
 
-async def inbound_per_day(
-    session: AsyncSession, *, since: dt.datetime, intent: str | None = None
-) -> list[tuple[dt.date, str, int]]:
-    """(day, channel, messages) for every day since `since` that had traffic (of one intent)."""
-    day = _day(session).label("day")
-    query = (
-        select(day, InboundMessage.channel, func.count())
-        .where(InboundMessage.received_at >= since)
-        .group_by(day, InboundMessage.channel)
-        .order_by(day)
+_DIMENSIONS = (
+    InboundMessage.channel,
+    InboundMessage.language,
+    InboundMessage.intent,
+    InboundMessage.outcome,
+)
+_COUNTED = (
+    InboundTraffic.channel,
+    InboundTraffic.language,
+    InboundTraffic.intent,
+    InboundTraffic.outcome,
+)
+
+
+async def traffic_counted_until(session: AsyncSession) -> dt.datetime | None:
+    """The moment before which every inbound message is counted in `inbound_traffic` (None:
+    nothing is): the end of its latest count."""
+    row = (
+        await session.execute(
+            select(InboundTraffic.starts_at, InboundTraffic.hours)
+            .order_by(InboundTraffic.starts_at.desc())
+            .limit(1)
+        )
+    ).first()
+    return _as_utc(row[0]) + row[1] * _HOUR if row else None
+
+
+async def count_inbound_hours(
+    session: AsyncSession, *, since: dt.datetime, until: dt.datetime | None = None
+) -> list[TrafficRow]:
+    """Inbound messages received in [since, until) counted per UTC hour, channel, language,
+    intent and outcome: read through the index on `received_at`, so only those hours' rows."""
+    hour = _hour(session).label("hour")
+    query = select(hour, *_DIMENSIONS, func.count()).where(InboundMessage.received_at >= since)
+    if until is not None:
+        query = query.where(InboundMessage.received_at < until)
+    rows = await session.execute(query.group_by(hour, *_DIMENSIONS))
+    return [(_as_utc(h), c, lang, i, o, int(n)) for h, c, lang, i, o, n in rows]
+
+
+async def next_inbound_at(
+    session: AsyncSession, *, since: dt.datetime, until: dt.datetime
+) -> dt.datetime | None:
+    """When the first message received in [since, until) arrived (None: none did)."""
+    first = await session.scalar(
+        select(func.min(InboundMessage.received_at)).where(
+            InboundMessage.received_at >= since, InboundMessage.received_at < until
+        )
     )
-    if intent is not None:
-        query = query.where(InboundMessage.intent == intent)
-    rows = await session.execute(query)
-    return [(_as_date(d), channel, int(n)) for d, channel, n in rows]
+    return _as_utc(first) if first is not None else None
 
 
-async def inbound_by(
-    session: AsyncSession, *, column: str, since: dt.datetime, intent: str | None = None
-) -> dict[str | None, int]:
-    """Inbound messages since `since` counted by `language`, `intent` or `channel` (or any other
-    column of inbound_messages), optionally only those of one intent."""
-    key = getattr(InboundMessage, column)
-    query = select(key, func.count()).where(InboundMessage.received_at >= since).group_by(key)
-    if intent is not None:
-        query = query.where(InboundMessage.intent == intent)
-    rows = await session.execute(query)
-    return {value: int(n) for value, n in rows}
+async def lock_traffic_counts(session: AsyncSession) -> None:
+    """Make parallel roll-ups (two `rabta worker`s) take turns: each reads where the counts end
+    and adds after it; the dashboard's reads are not held up (SQLite has one writer anyway)."""
+    if _dialect(session) == "postgresql":
+        await session.execute(text("LOCK TABLE inbound_traffic IN SHARE ROW EXCLUSIVE MODE"))
+
+
+async def add_traffic_counts(session: AsyncSession, *, rows: list[TrafficRow], hours: int) -> None:
+    """Store counts of `hours` hours each."""
+    if rows:
+        await session.execute(
+            insert(InboundTraffic),
+            [
+                {
+                    "starts_at": starts_at,
+                    "hours": hours,
+                    "channel": channel,
+                    "language": language,
+                    "intent": intent,
+                    "outcome": outcome,
+                    "messages": n,
+                }
+                for starts_at, channel, language, intent, outcome, n in rows
+            ],
+        )
+
+
+async def hourly_traffic_before(session: AsyncSession, *, until: dt.datetime) -> list[TrafficRow]:
+    """The hourly counts starting before `until`."""
+    rows = await session.execute(
+        select(InboundTraffic.starts_at, *_COUNTED, InboundTraffic.messages).where(
+            InboundTraffic.hours == 1, InboundTraffic.starts_at < until
+        )
+    )
+    return [(_as_utc(s), c, lang, i, o, int(n)) for s, c, lang, i, o, n in rows]
+
+
+async def delete_hourly_traffic_before(session: AsyncSession, *, until: dt.datetime) -> None:
+    await session.execute(
+        delete(InboundTraffic).where(InboundTraffic.hours == 1, InboundTraffic.starts_at < until)
+    )
+
+
+async def counted_traffic(session: AsyncSession, *, since: dt.datetime) -> list[TrafficRow]:
+    """The stored counts from `since` on, summed per start, channel, language, intent, outcome."""
+    total = func.sum(InboundTraffic.messages)
+    rows = await session.execute(
+        select(InboundTraffic.starts_at, *_COUNTED, total)
+        .where(InboundTraffic.starts_at >= since)
+        .group_by(InboundTraffic.starts_at, *_COUNTED)
+    )
+    return [(_as_utc(s), c, lang, i, o, int(n)) for s, c, lang, i, o, n in rows]
 
 
 # -- the registry, as the console shows a verified caller's household ------------------------

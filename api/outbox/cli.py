@@ -79,7 +79,9 @@ def worker(
 
 
 async def _work(settings: Settings, *, once: bool, **options: Any) -> DeliveryReport:
-    """Deliver the outbox and, beside it, escalate grievances past their SLA."""
+    """Deliver the outbox and, beside it, escalate grievances past their SLA and keep the
+    dashboard's traffic counts current."""
+    from api.agent.dashboard import roll_up_all, run_roll_ups
     from api.grievances.escalation import escalate_once, run_escalations
     from api.outbox.worker import run_worker
     from api.runtime import Runtime
@@ -88,15 +90,18 @@ async def _work(settings: Settings, *, once: bool, **options: Any) -> DeliveryRe
     try:
         if once:
             await escalate_once(runtime)
+            await roll_up_all(runtime)
             return await run_worker(settings, db=runtime.db, once=True, **options)
         stop = asyncio.Event()
         escalations = asyncio.create_task(run_escalations(runtime, stop=stop))
+        roll_ups = asyncio.create_task(run_roll_ups(runtime, stop=stop))
         try:
             # run_worker installs the SIGTERM/SIGINT handlers and returns when they fire.
             return await run_worker(settings, db=runtime.db, **options)
         finally:
             stop.set()
             await escalations
+            await roll_ups
     finally:
         await runtime.close()
 

@@ -162,6 +162,26 @@ class InboundMessage(Base):
     reply: Mapped[str | None] = mapped_column(Text)
 
 
+class InboundTraffic(Base):
+    """Inbound messages counted by channel, language, intent and outcome over one hour (a whole
+    Pakistan day, once that day is over): what the dashboard reads instead of every message.
+    Filled by `rabta worker` (api/agent/dashboard.py, `roll_up`) from `inbound_messages`."""
+
+    __tablename__ = "inbound_traffic"
+    __table_args__ = (Index("ix_inbound_traffic_starts_at", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    #: The hour (or, once rolled into days, the Pakistan midnight in UTC) the count starts at.
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: How long the count runs from `starts_at`: 1 (an hour) or 24 (a Pakistan day).
+    hours: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(10))
+    intent: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    messages: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+
+
 class HeldMessage(Base):
     """An SMS or WhatsApp message taken while its worker was too busy to answer it (api/held.py):
     kept until it is answered, then deleted; its reply goes out through the outbox."""
@@ -247,6 +267,8 @@ class OutboundMessage(Base):
 
 #: The statuses of grievances still being worked, as the partial indexes of `Grievance` say it.
 WORKED_STATUSES = "status IN ('open', 'in_progress', 'escalated')"
+#: The statuses of grievances closed, as the dashboard's partial index says it.
+CLOSED_STATUSES = "status IN ('resolved', 'rejected')"
 
 
 class Grievance(Base):
@@ -269,6 +291,14 @@ class Grievance(Base):
             "id",
             postgresql_where=text(WORKED_STATUSES),
             sqlite_where=text(WORKED_STATUSES),
+        ),
+        # The dashboard's grievances closed in its period: never every one ever closed.
+        Index(
+            "ix_grievances_closed_updated",
+            "status",
+            "updated_at",
+            postgresql_where=text(CLOSED_STATUSES),
+            sqlite_where=text(CLOSED_STATUSES),
         ),
     )
 

@@ -7,9 +7,13 @@ import csv
 import datetime as dt
 import io
 
+from sqlalchemy import delete, select
+
 from api.agent import charts, i18n
-from api.agent.dashboard import build, csv_rows
-from api.registry.models import InboundMessage
+from api.agent.dashboard import build, csv_rows, roll_up
+from api.grievances import service
+from api.grievances.schemas import Status
+from api.registry.models import InboundMessage, InboundTraffic
 from tests.agent.conftest import audit_entries
 from tests.agent.test_grievances import file
 from tests.conftest import ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW
@@ -175,3 +179,115 @@ def test_charts_escape_their_labels_and_handle_nothing():
     assert ">none</text>" in empty
     share = charts.share_bar("SLA", 1, 4, caption="1 of 4")
     assert 'width="139.5"' in share  # a quarter of the 558-unit track
+
+
+def _figures(board) -> tuple:
+    return (
+        board.traffic,
+        board.languages,
+        board.intents,
+        board.lookups_per_day,
+        board.outcomes,
+        board.total_messages,
+    )
+
+
+async def _roll_up(db, *, now: dt.datetime) -> int:
+    """Roll up until caught up, as `rabta worker` does; how many transactions it took."""
+    steps = 1
+    while True:
+        async with db.transaction() as session:
+            if not await roll_up(session, now=now):
+                return steps
+        steps += 1
+
+
+async def test_rolled_up_counts_give_the_live_figures_without_reading_old_messages(registry):
+    """What the worker rolls up (per hour, then per Pakistan day) shows exactly what counting
+    every message did, messages after the last count included; and the dashboard no longer
+    reads the messages it counted: with them gone (a dropped partition) the figures stay."""
+    now = dt.datetime(2026, 11, 25, 9, 40, tzinfo=dt.UTC)  # 14:40 in Pakistan
+    rows = [
+        # (minutes ago, channel, language, intent, outcome)
+        (5, "sms", "ur", "cnic", "eligible"),  # after the last hour that is counted
+        (45, "sms", "ur", "cnic", "not_found"),  # in the hour that ended 5 minutes ago
+        (50, "whatsapp", "ur_Latn", "pay", None),
+        (60 * 14 + 50, "sms", "ur", "cnic", "eligible"),  # 23:50 PKT yesterday
+        (60 * 14 + 30, "sms", "ur", "cnic", "eligible"),  # 00:10 PKT today
+        (60 * 30, "telegram", "en", "help", None),
+        (60 * 24 * 3, "ussd", "ps", "complaint", None),
+        (60 * 24 * 3 + 7, "sms", None, None, None),  # claimed, never answered
+        (60 * 24 * 12, "sms", "sd", "cnic", "not_eligible"),
+        (60 * 24 * 40, "sms", "en", "cnic", "eligible"),  # only in the 90 days
+        (60 * 24 * 95, "sms", "en", "cnic", "eligible"),  # in no period
+    ]
+    async with registry.transaction() as session:
+        for i, (minutes, channel, language, intent, outcome) in enumerate(rows):
+            session.add(
+                InboundMessage(
+                    channel=channel,
+                    external_id=f"SMroll{i}",
+                    received_at=now - dt.timedelta(minutes=minutes),
+                    language=language,
+                    intent=intent,
+                    outcome=outcome,
+                )
+            )
+    live = {}
+    async with registry.sessions() as session:
+        for days in (7, 14, 90):
+            live[days] = _figures(await build(session, days=days, now=now))
+    assert live[7][0]["sms"][dt.date(2026, 11, 25)] == 3
+    assert live[7][0]["sms"][dt.date(2026, 11, 24)] == 1
+    assert live[90][5] == 10
+
+    # From the longest period's first day, a day per transaction, skipping the empty ones.
+    assert await _roll_up(registry, now=now) > 1
+    async with registry.sessions() as session:
+        counts = list(await session.scalars(select(InboundTraffic)))
+        for days in (7, 14, 90):
+            assert _figures(await build(session, days=days, now=now)) == live[days], days
+    assert sum(c.messages for c in counts) == 9  # the 90 days' less the 5-minute-old one
+    hourly = {c.starts_at.astimezone(dt.UTC) for c in counts if c.hours == 1}
+    assert min(hourly) == dt.datetime(2026, 11, 24, 19, tzinfo=dt.UTC)  # today: hours
+    assert {c.hours for c in counts} == {1, 24}  # past days: one count a day
+
+    # Rolling up again changes nothing; a later message still shows.
+    assert await _roll_up(registry, now=now) == 1
+    async with registry.transaction() as session:
+        await session.execute(
+            delete(InboundMessage).where(InboundMessage.received_at < now - dt.timedelta(hours=1))
+        )
+        session.add(InboundMessage(channel="sms", external_id="SMlate", received_at=now))
+    async with registry.sessions() as session:
+        board = await build(session, days=90, now=now)
+    assert board.total_messages == 11
+    assert board.traffic["sms"][dt.date(2026, 11, 25)] == 4
+    assert board.outcomes == live[90][4]
+
+
+async def test_grievance_breakdowns_are_of_the_ones_worked_and_the_period(registry, settings):
+    """By category and district: the grievances being worked; by status, those and the ones
+    closed in the period (a grievance resolved long ago no longer counts)."""
+    old = await file(registry, settings, days_ago=40, district="Quetta", category="other")
+    recent = await file(registry, settings, days_ago=3, district="Sukkur", category="other")
+    await file(registry, settings, district="Lahore")
+    for ticket, days_ago in ((old, 30), (recent, 2)):
+        async with registry.transaction() as session:
+            await service.change_status(
+                session,
+                ticket_id=ticket,
+                to=Status.RESOLVED,
+                actor="sadia",
+                note=None,
+                sla_days=settings.grievance_sla_days,
+                now=NOW - dt.timedelta(days=days_ago),
+            )
+    async with registry.sessions() as session:
+        board = await build(session, days=14, now=NOW)
+        longer = await build(session, days=90, now=NOW)
+    assert board.by_category == {"payment_not_received": 1}
+    assert board.by_district == {"Lahore": 1}
+    assert board.by_status == {"open": 1, "resolved": 1}
+    assert longer.by_status == {"open": 1, "resolved": 2}
+    assert (board.worked, board.escalated) == (1, 0)
