@@ -8,7 +8,12 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from api.registry.models import Contact
-from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
+from tests.api.test_sms_payments import (
+    HELPER_PHONE,
+    Chat,
+    delivered_code,
+    helper_awaiting_her_code,
+)
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, codes_sent
 
 OTHER_PHONE = "+923331112222"
@@ -43,10 +48,7 @@ async def test_a_new_conversation_resumes_the_code(client, app, settings, regist
 async def test_starting_over_then_asking_again_resumes_the_code(
     client, app, settings, registry, db
 ):
-    helper = Chat(client, HELPER_PHONE)
-    await helper.send("LANG EN")
-    await helper.send(f"PAY {ELIGIBLE_WIFE}")
-    code = await delivered_code(app, settings, ELIGIBLE_PHONE)
+    helper, code = await helper_awaiting_her_code(client, app, settings)
     await helper.send("HELP")  # the conversation starts afresh
     # Two and a half minutes later: past the cooldown, still the same code, not a new one, and
     # the reply gives the time it has left.
@@ -63,10 +65,7 @@ async def test_starting_over_then_asking_again_resumes_the_code(
 async def test_another_phone_gets_the_cooldown_not_the_helpers_code(
     client, app, settings, registry, db
 ):
-    helper = Chat(client, HELPER_PHONE)
-    await helper.send("LANG EN")
-    await helper.send(f"PAY {ELIGIBLE_WIFE}")
-    code = await delivered_code(app, settings, ELIGIBLE_PHONE)
+    helper, code = await helper_awaiting_her_code(client, app, settings)
     other = Chat(client, OTHER_PHONE)
     await other.send("LANG EN")
     refused = await other.send(f"PAY {ELIGIBLE_WIFE}")
@@ -84,10 +83,7 @@ async def test_another_phone_gets_the_cooldown_not_the_helpers_code(
 async def test_after_the_code_is_used_a_new_request_is_as_before(
     client, app, settings, registry, db
 ):
-    helper = Chat(client, HELPER_PHONE)
-    await helper.send("LANG EN")
-    await helper.send(f"PAY {ELIGIBLE_WIFE}")
-    code = await delivered_code(app, settings, ELIGIBLE_PHONE)
+    helper, code = await helper_awaiting_her_code(client, app, settings)
     assert "Rs 13,500" in await helper.send(code)
     # Once the verification has lapsed, asking again is as today: the used code is not
     # resumed; within the minute the cooldown, then a new code.
@@ -105,10 +101,7 @@ async def test_after_the_code_is_used_a_new_request_is_as_before(
 async def test_after_the_code_is_burned_a_new_request_is_as_before(
     client, app, settings, registry, db
 ):
-    helper = Chat(client, HELPER_PHONE)
-    await helper.send("LANG EN")
-    await helper.send(f"PAY {ELIGIBLE_WIFE}")
-    code = await delivered_code(app, settings, ELIGIBLE_PHONE)
+    helper, code = await helper_awaiting_her_code(client, app, settings)
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(3):
         await helper.send(wrong)

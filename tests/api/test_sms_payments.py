@@ -40,6 +40,15 @@ async def delivered_code(app, settings, phone: str) -> str:
     return re.search(r"(?<![0-9])[0-9]{6}(?![0-9])", bodies[-1]).group(0)
 
 
+async def helper_awaiting_her_code(client, app, settings) -> tuple[Chat, str]:
+    """The helper's conversation (in English) once it asked for the wife's payments, and the
+    code that went to her registered mobile for it."""
+    helper = Chat(client, HELPER_PHONE)
+    await helper.send("LANG EN")
+    await helper.send(f"PAY {ELIGIBLE_WIFE}")
+    return helper, await delivered_code(app, settings, ELIGIBLE_PHONE)
+
+
 async def test_pay_from_a_phone_shared_by_two_asks_which(client, registry):
     chat = Chat(client, ELIGIBLE_PHONE)
     await chat.send("LANG EN")
@@ -75,10 +84,7 @@ async def test_helper_gets_the_schedule_with_the_code(client, app, settings, reg
 
 
 async def test_helper_with_a_wrong_code(client, app, settings, registry):
-    helper = Chat(client, HELPER_PHONE)
-    await helper.send("LANG EN")
-    await helper.send(f"PAY {ELIGIBLE_WIFE}")
-    code = await delivered_code(app, settings, ELIGIBLE_PHONE)
+    helper, code = await helper_awaiting_her_code(client, app, settings)
     wrong = "000000" if code != "000000" else "111111"
     assert "You can try 4 more times" in await helper.send(wrong)
     assert "You can try 3 more times" in await helper.send(wrong)
@@ -86,10 +92,7 @@ async def test_helper_with_a_wrong_code(client, app, settings, registry):
 
 
 async def test_five_wrong_codes_end_the_attempt(client, app, settings, registry):
-    helper = Chat(client, HELPER_PHONE)
-    await helper.send("LANG EN")
-    await helper.send(f"PAY {ELIGIBLE_WIFE}")
-    code = await delivered_code(app, settings, ELIGIBLE_PHONE)
+    helper, code = await helper_awaiting_her_code(client, app, settings)
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(4):
         await helper.send(wrong)
