@@ -116,9 +116,13 @@ async def list_audit(
     return list(result)
 
 
-async def count_audit(session: AsyncSession, *, where: AuditFilter) -> int:
-    query = where.apply(select(func.count()).select_from(AuditEntry))
-    return int(await session.scalar(query) or 0)
+async def count_audit(session: AsyncSession, *, where: AuditFilter, cap: int | None = None) -> int:
+    """How many entries match; with `cap`, counting stops past it (`cap + 1`: more than `cap`),
+    so the unfiltered log is not read to its first entry."""
+    query = where.apply(select(AuditEntry.id))
+    if cap is not None:
+        query = query.limit(cap + 1)
+    return int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
 async def stream_audit(

@@ -155,10 +155,13 @@ async def count_queue(
     unassigned: bool = False,
     district: str | None = None,
     category: str | None = None,
+    cap: int | None = None,
 ) -> int:
-    """How many grievances `list_queue` would page through with the same filters."""
+    """How many grievances `list_queue` would page through with the same filters; with `cap`,
+    counting stops past it (`cap + 1` means more than `cap`): a tab of every grievance ever
+    closed reads `cap` rows, not all of them."""
     query = _queue_filter(
-        select(func.count()).select_from(Grievance),
+        select(Grievance.id),
         statuses=statuses,
         overdue_at=overdue_at,
         assigned_to=assigned_to,
@@ -166,7 +169,9 @@ async def count_queue(
         district=district,
         category=category,
     )
-    return int(await session.scalar(query) or 0)
+    if cap is not None:
+        query = query.limit(cap + 1)
+    return int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
 async def due_for_escalation(

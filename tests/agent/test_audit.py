@@ -64,3 +64,16 @@ async def test_the_export_is_csv_masked_and_itself_audited(new_client, staff, re
     assert export.actor == "zara" and export.reason == f"record_type=person record_id={WIFE_MASKED}"
     page = (await zara.get("/agent/audit", params={"action": "export"})).text
     assert ELIGIBLE_WIFE not in page and f"record_id={WIFE_MASKED}" in page
+
+
+async def test_the_count_stops_at_the_cap(new_client, staff, registry, monkeypatch):
+    """The unfiltered log is counted up to COUNT_CAP entries, shown as "N+" past it."""
+    from api.agent.routes import audit_log
+
+    monkeypatch.setattr(audit_log, "COUNT_CAP", 2)
+    amina = await new_client("amina")
+    await open_lookup(amina, "42101-9876543-3")
+    zara = await new_client("zara")
+    page = (await zara.get("/agent/audit")).text
+    assert "2+ entries." in page
+    assert "1 entries." in (await zara.get("/agent/audit", params={"actor": "zara"})).text

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from api.agent import i18n
 from api.agent.routes.grievances import CALLER_NOTE_MAX
-from api.grievances import service
+from api.grievances import repository, service
 from api.grievances.schemas import Category
 from api.identity import Cnic
 from api.registry.models import Contact, Grievance, GrievanceEvent, OutboundMessage
@@ -413,3 +413,20 @@ async def test_a_refused_note_or_status_change_keeps_what_was_typed(
     shown = (await sadia.get(page)).text
     assert "Shorten it" in shown and textarea(shown, "caller-note") == longer
     assert textarea(shown, "note") == ""
+
+
+async def test_tab_counts_stop_at_the_cap(new_client, staff, registry, settings, monkeypatch):
+    """A tab counts up to COUNT_CAP grievances and shows "N+" past it (the Closed tab holds
+    every grievance ever closed), its pages going as deep as the cap; below it, exact."""
+    from api.agent.routes import grievances as queue_routes
+
+    monkeypatch.setattr(queue_routes, "COUNT_CAP", 2)
+    tickets = [await file(registry, settings, days_ago=d) for d in (3, 2, 1)]
+    async with registry.sessions() as session:
+        assert await repository.count_queue(session, statuses=("open",), cap=2) == 3
+        assert await repository.count_queue(session, statuses=("open",), cap=5) == 3
+    amina = await new_client("amina")
+    page = (await amina.get("/agent/grievances")).text
+    assert '<span class="count">2+</span>' in page  # open: three
+    assert '<span class="count">0</span>' in page  # escalated: none
+    assert all(t in page for t in tickets) and "Page 1 of" not in page

@@ -24,6 +24,9 @@ from api.logs import mask_sensitive
 router = APIRouter(prefix="/agent")
 
 PAGE_SIZE = 100
+#: The page counts this many entries at most and shows "10,000+" past it: the unfiltered log
+#: holds every entry since the console opened; pages go as deep as the count.
+COUNT_CAP = 10_000
 
 
 def _day_start(text: str | None) -> dt.datetime | None:
@@ -90,8 +93,8 @@ async def audit_log(
 ) -> Response:
     """Who looked at or changed what, newest first; CNICs masked."""
     where = _filter(actor, action, record, since, until)
-    total = await count_audit(db, where=where)
-    pages = max(1, math.ceil(total / PAGE_SIZE))
+    total = await count_audit(db, where=where, cap=COUNT_CAP)
+    pages = max(1, math.ceil(min(total, COUNT_CAP) / PAGE_SIZE))
     current = min(max(1, int(page_text) if page_text.isdigit() else 1), pages)
     entries = await list_audit(db, where=where, limit=PAGE_SIZE, offset=(current - 1) * PAGE_SIZE)
     query = {
@@ -113,6 +116,7 @@ async def audit_log(
         entries=entries,
         shown_record_id=audit.shown_record_id,
         total=total,
+        count_cap=COUNT_CAP,
         page_number=current,
         pages=pages,
         actions=[a.value for a in AuditAction],

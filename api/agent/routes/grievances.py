@@ -37,6 +37,9 @@ from api.identity import mask_cnic
 router = APIRouter(prefix="/agent")
 
 PAGE_SIZE = 50
+#: Tabs count this many grievances at most and show "10,000+" past it (the Closed tab holds
+#: every grievance ever closed); pages go as deep as the count.
+COUNT_CAP = 10_000
 WORKED = (Status.OPEN.value, Status.IN_PROGRESS.value, Status.ESCALATED.value)
 CLOSED = (Status.RESOLVED.value, Status.REJECTED.value)
 #: The most of a note the caller's SMS carries: the `grievance/update` and `grievance/status`
@@ -95,11 +98,11 @@ async def queue(
     }
     counts = {
         v.name: await repository.count_queue(
-            db, **_filters(v.name, staff_id=staff.id, now=now), **narrow
+            db, **_filters(v.name, staff_id=staff.id, now=now), **narrow, cap=COUNT_CAP
         )
         for v in VIEWS
     }
-    pages = max(1, math.ceil(counts[view] / PAGE_SIZE))
+    pages = max(1, math.ceil(min(counts[view], COUNT_CAP) / PAGE_SIZE))
     current = min(max(1, int(page_text) if page_text.isdigit() else 1), pages)
     rows = await repository.list_queue(
         db,
@@ -120,6 +123,7 @@ async def queue(
         views=VIEWS,
         view=view,
         counts=counts,
+        count_cap=COUNT_CAP,
         rows=rows,
         assignee=names,
         now=now,
