@@ -3,10 +3,16 @@ embedded defaults (a temporary SQLite file and the in-process Redis substitute).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,6 +24,7 @@ from api.migrate import upgrade_async
 from api.registry.models import Base, Enrollment, Household, OutboundMessage, Payment, Person
 from api.settings import Settings, get_settings
 from bot.render import Renderer
+from tests.faults.services import free_port
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -333,6 +340,62 @@ def asgi_post_scope(path: str, content_type: bytes, length: int) -> dict:
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
+
+
+def production_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
+    """The environment of a deployed `rabta` on the test database and Redis: production mode,
+    none of the test run's own settings, messages to the console outbox (there is no Twilio
+    account here: said outright, as production asks)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RABTA_", "TWILIO_", "TELEGRAM_", "PROMETHEUS_"))
+    }
+    env.update(
+        RABTA_ENV="production",
+        RABTA_SECRET_KEY="test-only-secret-key-0123456789abcdef",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        TWILIO_AUTH_TOKEN="test-twilio-auth-token-0123456789",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        RABTA_EMBEDDED_WORKER="false",
+        RABTA_OUTBOUND="console",
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class Served:
+    """A `rabta serve` running: where to ask it, and the pid of the process that started it."""
+
+    url: str
+    pid: int
+
+
+@contextlib.contextmanager
+def rabta_serve(database_url: str, redis_url: str, log: Path) -> Iterator[Served]:
+    """`rabta serve --workers 2` as deployed, its output in `log`, once both workers have started;
+    stopped (SIGTERM to its process group) on leaving."""
+    port = free_port()
+    rabta = Path(sys.executable).with_name("rabta")
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(rabta), "serve", "--port", str(port), "--workers", "2"],
+            env=production_env(database_url, redis_url, port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Application startup complete") < 2:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield Served(f"http://127.0.0.1:{port}", server.pid)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 @pytest.fixture

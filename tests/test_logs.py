@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -19,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.logs import _mask_all, install_masking, mask_sensitive
+from tests.conftest import rabta_serve
 
 
 @pytest.mark.parametrize(
@@ -88,56 +83,21 @@ def test_the_quick_pass_masks_exactly_what_the_full_one_does(text):
     assert mask_sensitive(text) == _mask_all(text)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_every_worker_of_rabta_serve_logs_masked_json_lines(migrated, redis_url, tmp_path):
     """`rabta serve --workers 2`, as deployed: each worker is a new interpreter, and logs its
     start, its access lines and its requests as masked JSON, not only the process that started
     them (uvicorn applies `logging_config` in each)."""
     if not migrated.startswith("postgresql") or not redis_url:
         pytest.skip("production mode needs PostgreSQL and Redis")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RABTA_", "TWILIO_"))}
-    env.update(
-        RABTA_ENV="production",
-        RABTA_SECRET_KEY="test-only-secret-key-0123456789abcdef",
-        DATABASE_URL=migrated,
-        REDIS_URL=redis_url,
-        TWILIO_AUTH_TOKEN="test-twilio-auth-token-0123456789",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        RABTA_EMBEDDED_WORKER="false",
-        RABTA_OUTBOUND="console",  # no Twilio account here: said outright, as production asks
-    )
     log = tmp_path / "serve.log"
-    rabta = Path(sys.executable).with_name("rabta")
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [str(rabta), "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while log.read_text().count("Application startup complete") < 2:
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with rabta_serve(migrated, redis_url, log) as server:
         for _ in range(4):
-            response = httpx.get(f"http://127.0.0.1:{port}/v1/eligibility/3520212345671")
+            response = httpx.get(f"{server.url}/v1/eligibility/3520212345671")
             assert response.status_code == 200, response.text
         deadline = time.monotonic() + 10
         while log.read_text().count("GET /v1/eligibility/") < 4:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     workers = {line["pid"] for line in lines if line["msg"].startswith("Started server process")}
     assert len(workers) == 2 and server.pid not in workers, workers

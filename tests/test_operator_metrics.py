@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,30 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _production_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("RABTA_", "TWILIO_", "TELEGRAM_", "PROMETHEUS_"))
-    }
-    env.update(
-        RABTA_ENV="production",
-        RABTA_SECRET_KEY="test-only-secret-key-0123456789abcdef",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        TWILIO_AUTH_TOKEN="test-twilio-auth-token-0123456789",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        RABTA_EMBEDDED_WORKER="false",
-        RABTA_OUTBOUND="console",
-    )
-    return env
+from tests.conftest import production_env, rabta_serve
+from tests.faults.services import free_port
 
 
 def _healthz_count(text: str) -> float:
@@ -57,35 +34,16 @@ def test_metrics_of_rabta_serve_add_up_every_worker(migrated, redis_url, tmp_pat
     Prometheus like counter resets)."""
     if not migrated.startswith("postgresql") or not redis_url:
         pytest.skip("production mode needs PostgreSQL and Redis")
-    port = _free_port()
     log = tmp_path / "serve.log"
-    rabta = Path(sys.executable).with_name("rabta")
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [str(rabta), "serve", "--port", str(port), "--workers", "2"],
-            env=_production_env(migrated, redis_url, port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while log.read_text().count("Application startup complete") < 2:
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        base = f"http://127.0.0.1:{port}"
+    with rabta_serve(migrated, redis_url, log) as server:
         for _ in range(20):
-            assert httpx.get(f"{base}/healthz").status_code == 200
-        seen = [_healthz_count(httpx.get(f"{base}/metrics").text) for _ in range(8)]
+            assert httpx.get(f"{server.url}/healthz").status_code == 200
+        seen = [_healthz_count(httpx.get(f"{server.url}/metrics").text) for _ in range(8)]
         answered_by = {
             line.split('"pid": ')[1].split(",")[0]
             for line in log.read_text().splitlines()
             if "GET /healthz" in line or "GET /metrics" in line
         }
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     assert len(answered_by) == 2, "both workers should have answered something"
     assert seen == [20.0] * 8, seen
 
@@ -110,7 +68,7 @@ def test_held_stats_counts_what_redis_keeps_while_the_database_is_away(
     try:
         # A PostgreSQL that is not there: nothing listens on this port.
         monkeypatch.setenv(
-            "DATABASE_URL", f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/rabta"
+            "DATABASE_URL", f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/rabta"
         )
         from api.settings import get_settings
 
@@ -180,8 +138,8 @@ async def test_rabta_worker_serves_its_own_metrics(settings, db, redis_url, tmp_
         await enqueue(
             session, channel="sms", to="+923001110003", body="x", kind="otp", priority=PRIORITY_OTP
         )
-    port = _free_port()
-    env = _production_env(settings.database_url, redis_url, port)
+    port = free_port()
+    env = production_env(settings.database_url, redis_url, port)
     env["RABTA_CONSOLE_OUTBOX"] = str(tmp_path / "outbox.jsonl")
     rabta = Path(sys.executable).with_name("rabta")
     log = tmp_path / "worker.log"
