@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any
@@ -106,11 +107,19 @@ async def _work(settings: Settings, *, once: bool, **options: Any) -> DeliveryRe
         await runtime.close()
 
 
+#: Messages that are done (sent, delivered, failed, …) are counted over this window only: the
+#: outbox keeps every message ever sent, and counting them all reads the whole table.
+FINAL_WINDOW = dt.timedelta(hours=24)
+LIVE = ("pending", "sending")
+DONE = ("sent", "delivered", "failed", "undelivered", "suppressed")
+
+
 @outbox_app.command("stats")
 def stats() -> None:
-    """Messages in the outbox by channel and status."""
+    """Messages in the outbox by channel and status: every one waiting or being sent, and those
+    done (sent, delivered, failed, undelivered, suppressed) last tried in the past 24 hours."""
     settings = settings_or_exit()
-    rows = asyncio.run(_stats(settings))
+    rows = asyncio.run(_stats(settings, now=dt.datetime.now(dt.UTC)))
     table = Table("channel", "status", "messages", "oldest", "last error")
     for channel, status, count, oldest, error in rows:
         table.add_row(
@@ -121,12 +130,18 @@ def stats() -> None:
             escape(error or "") if status in ("pending", "failed") else "",
         )
     console.print(table if rows else "The outbox is empty.")
+    console.print(
+        "pending and sending: all of them; other statuses: messages last tried in the past "
+        f"{FINAL_WINDOW.total_seconds() / 3600:.0f} hours."
+    )
 
 
-async def _stats(settings: Settings) -> list[tuple]:
+async def _stats(settings: Settings, *, now: dt.datetime) -> list[tuple]:
     """Per channel and status: how many, the oldest, and the latest error among them (why
-    messages wait or failed: `twilio 500 error 20500`, `twilio 401 error 20003`, …)."""
-    from sqlalchemy import func, select
+    messages wait or failed: `twilio 500 error 20500`, `twilio 401 error 20003`, …). Waiting
+    and sending messages are read through their partial index; the others only over
+    `FINAL_WINDOW` by (status, next_attempt_at), never the whole outbox."""
+    from sqlalchemy import and_, func, or_, select
     from sqlalchemy.orm import aliased
 
     from api.db import Database
@@ -143,6 +158,12 @@ async def _stats(settings: Settings) -> list[tuple]:
     async with Database.opened(settings) as db, db.sessions() as session:
         result = await session.execute(
             select(M.channel, M.status, func.count(), func.min(M.created_at), last_error)
+            .where(
+                or_(
+                    M.status.in_(LIVE),
+                    and_(M.status.in_(DONE), M.next_attempt_at >= now - FINAL_WINDOW),
+                )
+            )
             .group_by(M.channel, M.status)
             .order_by(M.channel, M.status)
         )
