@@ -60,9 +60,13 @@ async def registered_mobile(session: AsyncSession, *, cnic: str) -> tuple[bool, 
 
 
 async def list_enrollments(session: AsyncSession, *, cnic: str) -> list[Enrollment]:
-    """A person's programme enrollments, oldest first."""
+    """A person's programme enrollments, oldest first, and by programme among those of one day:
+    one order every time, or USSD's pages of them (asked for one by one) could name a programme
+    twice and skip another."""
     result = await session.scalars(
-        select(Enrollment).where(Enrollment.cnic == cnic).order_by(Enrollment.since)
+        select(Enrollment)
+        .where(Enrollment.cnic == cnic)
+        .order_by(Enrollment.since, Enrollment.programme)
     )
     return list(result)
 

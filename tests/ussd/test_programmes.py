@@ -134,8 +134,9 @@ async def test_too_many_to_name_are_counted_then_listed_page_by_page(
     assert [n.split(" (")[0] for n in names] == [
         "Kafaalat",
         "Taleemi Wazaif",
-        "Benazir Undergraduate Scholarship",
+        # Enrolled the same day: by programme, the same order on every page.
         "Benazir Nashonuma Plus Programme",
+        "Benazir Undergraduate Scholarship",
         "Waseela E Rozgar Skills Programme",
     ], names
     assert (await phone.send("0")).startswith(f"CON CNIC 35202-*******-2 {count}")
