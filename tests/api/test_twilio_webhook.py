@@ -45,7 +45,7 @@ def sms(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
     return form
 
 
-def whatsapp(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
+def whatsapp(body: str, sid: str, sender: str = ELIGIBLE_PHONE, **fields: str) -> dict[str, str]:
     form = load_payload("twilio_whatsapp_inbound.json")
     form.update(
         Body=body,
@@ -54,6 +54,7 @@ def whatsapp(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str
         SmsSid=sid,
         From=f"whatsapp:{sender}",
         WaId=sender.lstrip("+"),
+        **fields,
     )
     return form
 

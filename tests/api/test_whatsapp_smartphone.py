@@ -5,7 +5,6 @@ Rabta reads text only, and says so in the person's language instead of showing t
 from __future__ import annotations
 
 import itertools
-from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy import func, select
@@ -13,9 +12,10 @@ from twilio.request_validator import RequestValidator
 
 from api.registry.models import Grievance
 from api.settings import get_settings
-from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, load_payload
+from tests.api.test_twilio_webhook import PUBLIC, URL, reply_text
+from tests.api.test_twilio_webhook import whatsapp as whatsapp_form
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE
 
-URL = "/webhooks/twilio/messaging"
 TOKEN = "whatsapp-test-auth-token-0123"
 MEDIA_URL = "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM0/Media/ME0"
 
@@ -37,19 +37,7 @@ def settings(settings, monkeypatch):
 
 
 def whatsapp(body: str = "", sender: str = ELIGIBLE_PHONE, **fields: str) -> dict[str, str]:
-    form = load_payload("twilio_whatsapp_inbound.json")
-    form.pop("_about", None)
-    sid = f"SM{next(_sids):032x}"
-    form.update(
-        Body=body,
-        MessageSid=sid,
-        SmsMessageSid=sid,
-        SmsSid=sid,
-        From=f"whatsapp:{sender}",
-        WaId=sender.lstrip("+"),
-        **fields,
-    )
-    return form
+    return whatsapp_form(body, f"SM{next(_sids):032x}", sender, **fields)
 
 
 def media(kind: str, content_type: str, body: str = "") -> dict[str, str]:
@@ -59,10 +47,8 @@ def media(kind: str, content_type: str, body: str = "") -> dict[str, str]:
 
 
 async def send(client, form: dict[str, str]) -> str:
-    signature = RequestValidator(TOKEN).compute_signature("http://127.0.0.1:8000" + URL, form)
-    response = await client.post(URL, data=form, headers={"X-Twilio-Signature": signature})
-    assert response.status_code == 200, response.text
-    return "\n".join(m.text or "" for m in ElementTree.fromstring(response.text).iter("Message"))
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + URL, form)
+    return reply_text(await client.post(URL, data=form, headers={"X-Twilio-Signature": signature}))
 
 
 NO_TEXT = {
