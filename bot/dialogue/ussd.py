@@ -740,7 +740,7 @@ async def _send_code(ctx: Ctx, digits: str) -> list[Reply]:
         )
         return go(ctx, Screen.VERIFY_CODE)
     if sent.status is CodeStatus.COOLDOWN:
-        return end(ctx, "ussd/wait", {"seconds": max(1, sent.retry_after)})
+        return end(ctx, "ussd/wait", {"seconds": max(1, sent.retry_after), "cnic": cnic.masked})
     if sent.status is CodeStatus.TOO_MANY:
         return end(ctx, "verify/too_many", {"cnic": cnic.masked})
     if sent.status is CodeStatus.NO_MOBILE:

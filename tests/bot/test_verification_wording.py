@@ -11,7 +11,7 @@ from bot.i18n import LANGUAGES
 
 #: The replies every verification path can end in, with their data.
 SHARED = [
-    ("verify/wait", {"seconds": 59}),
+    ("verify/wait", {"seconds": 59, "cnic": "35202-*******-2"}),
     ("verify/exhausted", {}),
     ("verify/expired", {}),
 ]

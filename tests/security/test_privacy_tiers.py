@@ -204,10 +204,6 @@ async def test_a_partner_app_without_the_persons_token_learns_the_coarse_status_
     figure(f"REST without the person's token: {len(answers)} answers, 0 beyond the coarse tier")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/dialogue/flows/verification.py passes verify/wait no CNIC (nor USSD's ussd/wait)",
-)
 async def test_the_wait_for_a_code_names_the_cnic_it_is_about(client, registry):
     """SPEC §3: every answer about a CNIC names it masked. A helper asking for two people's
     payments, one of whose codes went out a moment ago (from another phone), cannot tell

@@ -60,7 +60,9 @@ async def test_another_phone_dialling_meets_the_cooldown(dial, app, settings, re
     other = await english(dial(OTHER_PHONE))
     await other.send("2")
     refused = await other.send(ELIGIBLE_WIFE)
-    assert refused.startswith("END A code was sent a moment ago. Please dial again in"), refused
+    assert refused.startswith(
+        "END A code for CNIC 35202-*******-2 was sent a moment ago. Please dial again in"
+    ), refused
     assert await codes_sent(db) == 1
     assert (await helper.send(code)).startswith("END 35202-*******-2 Kafaalat 2026-Q4")
 
@@ -77,7 +79,9 @@ async def test_a_used_code_is_not_resumed(dial, app, settings, registry, db):
         await session.execute(update(Contact).values(verified_cnic=None, verified_until=None))
     await helper.dial()
     await helper.send("2")
-    assert (await helper.send(ELIGIBLE_WIFE)).startswith("END A code was sent a moment ago")
+    assert (await helper.send(ELIGIBLE_WIFE)).startswith(
+        "END A code for CNIC 35202-*******-2 was sent a moment ago"
+    )
     redis = app.state.runtime.redis
     for key in await redis.keys("rabta:otp:cooldown:*"):
         await redis.delete(key)  # the minute passes

@@ -53,7 +53,7 @@ async def start(turn: Turn, cnic: Cnic, *, then: str) -> list[Reply]:
             )
         ]
     if sent.status is CodeStatus.COOLDOWN:
-        return [Reply("verify/wait", {"seconds": sent.retry_after})]
+        return [Reply("verify/wait", {"seconds": sent.retry_after, "cnic": cnic.masked})]
     if sent.status is CodeStatus.TOO_MANY:
         return [Reply("verify/too_many", {"cnic": cnic.masked})]
     if sent.status is CodeStatus.NO_MOBILE:
