@@ -14,14 +14,20 @@ from urllib.parse import unquote
 from api.identity import normalise_text
 
 # Between a CNIC's groups, and a phone's, people type dashes (ASCII or Unicode), spaces and
-# dots (as `Cnic.parse` reads them): each is masked however it was written.
-_SEP = r"[\s\-‐-―−.]"
+# dots (as `Cnic.parse` reads them), and some underscores or slashes (which it refuses, but an
+# access line's path still holds): each is masked however it was written.
+_SEP = r"[\s\-‐-―−._/]"
 _CNIC = re.compile(
     rf"(?<![0-9])([1-7][0-9]{{4}}){_SEP}{{0,3}}([0-9]{{7}}){_SEP}{{0,3}}([0-9])(?![0-9])"
 )
 _PHONE = re.compile(
     rf"(?<![0-9])(\+?92|0092|0){_SEP}{{0,2}}(3[0-9]{{2}}){_SEP}{{0,2}}([0-9]{{3}}){_SEP}{{0,2}}"
     r"([0-9])([0-9]{3})(?![0-9])"
+)
+# A mobile number written without its 0 or +92 (`3001234567`, `300-1234567`), as people type
+# their own.
+_BARE_MOBILE = re.compile(
+    rf"(?<![0-9+])(3[0-9]{{2}}){_SEP}{{0,2}}([0-9]{{3}}){_SEP}{{0,2}}([0-9])([0-9]{{3}})(?![0-9])"
 )
 _LONG_DIGITS = re.compile(r"(?<![0-9])([0-9]{2})[0-9]{6,}([0-9]{3})(?![0-9])")
 # Bot API URLs carry the bot's token (httpx logs every request URL).
@@ -64,6 +70,7 @@ def _mask_ascii(text: str) -> str:
     text = _BOT_TOKEN.sub("bot<token>", text)
     text = _CNIC.sub(lambda m: f"{m.group(1)}-*******-{m.group(3)}", text)
     text = _PHONE.sub(lambda m: f"+92{m.group(2)}****{m.group(5)}", text)
+    text = _BARE_MOBILE.sub(lambda m: f"+92{m.group(1)}****{m.group(4)}", text)
     text = _LONG_DIGITS.sub(lambda m: f"{m.group(1)}******{m.group(2)}", text)
     return _SIX.sub("******", text)
 

@@ -40,6 +40,13 @@ from tests.conftest import rabta_serve
         ("from 0300 123 4567", "from +92300****567"),
         ("from +92 300 1234567", "from +92300****567"),
         ("code ۴۹۳۰۲۱ typed", "code ****** typed"),
+        # Separators Cnic.parse refuses (a 422) still leave the number in the access line.
+        ("GET /v1/eligibility/35202_1234567_1 422", "GET /v1/eligibility/35202-*******-1 422"),
+        ("GET /v1/eligibility/35202/1234567/1 404", "GET /v1/eligibility/35202-*******-1 404"),
+        # A mobile number without its 0 or +92, as people type their own.
+        ("phone 3001234567 given", "phone +92300****567 given"),
+        ("phone 300-1234567 given", "phone +92300****567 given"),
+        ("took 3001 ms", "took 3001 ms"),
         # Decoded only to be read: a line with nothing to mask is kept as written.
         ("GET /agent/grievances?q=a%20b 200", "GET /agent/grievances?q=a%20b 200"),
         ("language اردو chosen", "language اردو chosen"),
@@ -67,7 +74,23 @@ def test_records_are_masked_whoever_logs_them(caplog):
             st.text(alphabet="0123456789", min_size=1, max_size=14),
             st.sampled_from(
                 [
-                    *("-", " ", "+", ":", "bot", "0092", "+92", "03", "x", "۳", "\n", ".", "–"),
+                    *(
+                        "-",
+                        " ",
+                        "+",
+                        ":",
+                        "bot",
+                        "0092",
+                        "+92",
+                        "03",
+                        "3",
+                        "x",
+                        "۳",
+                        "\n",
+                        ".",
+                        "–",
+                    ),
+                    *("_", "/"),
                     *("%", "%20", "%DB%B3", "%E2%80%93"),
                 ]
             ),

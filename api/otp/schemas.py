@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class OtpRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cnic: str = Field(max_length=40, examples=["35202-1234567-2"])
+    cnic: str = Field(max_length=40, examples=["12345-1234567-1"])
 
 
 class OtpRequestOut(BaseModel):
