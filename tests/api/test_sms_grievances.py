@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from api.grievances import service as grievance_service
@@ -96,7 +97,8 @@ async def test_helper_files_for_someone_with_the_code(client, app, settings, reg
     code = await delivered_code(app, settings, ELIGIBLE_PHONE)
     assert "What is the complaint about?" in await helper.send(code)
     assert "biometric fail hua" in await helper.send("3")
-    assert "is filed" in await helper.send("1")
+    # SPEC §3: a helper filing for two people tells the tickets apart by the CNIC each names.
+    assert "for CNIC 35202-*******-2 is filed" in await helper.send("1")
 
 
 async def test_replayed_confirmation_files_one_grievance(client, registry, db):
@@ -130,6 +132,25 @@ async def test_track_lists_the_verified_persons_complaints(client, registry):
     listing = await chat.send("TRACK")
     # The shared phone is verified for the wife by the choice made while filing.
     assert ticket in listing
+
+
+@pytest.mark.parametrize("channel", ["sms", "whatsapp"])
+async def test_the_complaint_filed_and_the_list_name_the_cnic(client, registry, channel):
+    """SPEC §3: every answer about a CNIC names it masked; on a phone shared by a family, as
+    its "which CNIC?" menu does (the last four digits of the serial tell them apart)."""
+    own = Chat(client, NOT_ELIGIBLE_PHONE, channel=channel)
+    await own.send("LANG EN")
+    await own.send("COMPLAINT paise nahi mile")
+    await own.send("1")
+    assert "for CNIC 42101-*******-3 is filed" in await own.send("1")
+    assert "CNIC 42101-*******-3 has 1 complaint:" in await own.send("TRACK")
+    shared = Chat(client, ELIGIBLE_PHONE, channel=channel)
+    await shared.send("LANG EN")
+    await shared.send("COMPLAINT paise nahi mile")
+    await shared.send("2")  # the wife
+    await shared.send("1")
+    assert "for CNIC 35202-***4567-2 is filed" in await shared.send("1")
+    assert "CNIC 35202-***4567-2 has 1 complaint:" in await shared.send("TRACK")
 
 
 async def test_status_change_reaches_the_owner_on_her_channel(client, app, registry, db):

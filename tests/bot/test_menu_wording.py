@@ -24,7 +24,7 @@ def test_help_names_stop_and_start(renderer, channel):
 
 
 def list_text(renderer, language: str, grievances: list, total: int) -> str:
-    context = {"grievances": grievances, "total": total}
+    context = {"cnic": "35202-*******-2", "grievances": grievances, "total": total}
     return renderer.render_text("grievance/list", context, language=language, channel="telegram")
 
 
@@ -54,7 +54,10 @@ def test_the_sms_complaint_list_has_no_punctuation_of_another_script(renderer):
     between them and a Latin `.` after the last, written by the template in every language."""
     for language in LANGUAGES:
         text = renderer.render_text(
-            "grievance/list", {"grievances": FIVE[:2], "total": 2}, language=language, channel="sms"
+            "grievance/list",
+            {"cnic": "35202-*******-2", "grievances": FIVE[:2], "total": 2},
+            language=language,
+            channel="sms",
         )
         lines = text.splitlines()
         assert [line.split()[0].strip("\u2066\u2069\u200e") for line in lines[1:3]] == [

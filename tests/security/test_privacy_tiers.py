@@ -215,3 +215,20 @@ async def test_the_wait_for_a_code_names_the_cnic_it_is_about(client, registry):
     answer = await helper.send(f"PAY {NOT_ELIGIBLE}")
     assert "a moment ago" in answer
     assert masked(NOT_ELIGIBLE) in answer
+
+
+async def test_a_complaint_filed_and_listed_on_telegram_names_the_cnic(
+    tg_client,  # noqa: F811 - the fixture
+    fake_api,  # noqa: F811
+    registry,
+):
+    """SPEC §3: the ticket a helper files and the list TRACK shows say whose they are."""
+    chat = TelegramChat(tg_client, fake_api)
+    await chat.send("LANG EN")
+    await chat.share(NOT_ELIGIBLE_PHONE)
+    await chat.send("COMPLAINT paise nahi mile")
+    await chat.send("1")
+    filed = await chat.send("1")
+    assert "is filed" in filed and masked(NOT_ELIGIBLE) in filed
+    listed = await chat.send("TRACK")
+    assert TICKET.search(filed).group(0) in listed and masked(NOT_ELIGIBLE) in listed

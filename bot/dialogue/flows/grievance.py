@@ -204,11 +204,13 @@ async def answer_confirmation(turn: Turn) -> list[Reply] | None:
         language=turn.language,
         draft_key=draft if isinstance(draft, str) and draft else None,
     )
+    name = await who.named(turn.services, turn.phone, str(data["cnic"]))
     return [
         Reply(
             "grievance/filed",
             {
                 "ticket": filed.ticket_id,
+                "cnic": name,
                 "due": filed.due_at.date(),
                 "category": filed.category.value,
             },
@@ -224,10 +226,11 @@ async def track(turn: Turn) -> list[Reply]:
         if cnic is None:
             return [Reply("grievance/ask_ticket")]
         grievances = await turn.services.grievances_for_owner(cnic.digits)
+        name = await who.named(turn.services, turn.phone, cnic.digits)
         if not grievances:
-            name = await who.named(turn.services, turn.phone, cnic.digits)
             return [Reply("grievance/none", {"cnic": name})]
-        return [Reply("grievance/list", {"grievances": grievances[:3], "total": len(grievances)})]
+        listed = {"cnic": name, "grievances": grievances[:3], "total": len(grievances)}
+        return [Reply("grievance/list", listed)]
     ticket = normalise_ticket_id(turn.command.argument)
     owner = await turn.services.grievance_owner(ticket) if ticket else None
     if ticket is None or owner is None:
