@@ -269,3 +269,35 @@ async def test_the_online_indexes_go_down_and_up_again(fresh_postgres):
     await upgrade_async(fresh_postgres)
     assert await _index_states(fresh_postgres) == dict.fromkeys(ONLINE_INDEXES, True)
     assert await _diff(fresh_postgres) == []
+
+
+async def test_opt_outs_made_before_their_reason_was_recorded_read_as_stop(fresh_postgres):
+    """0010 adds contacts.opted_out_by without touching a row: a contact opted out before it
+    keeps NULL, which is a STOP (an unblock never ends it); it goes down and up again."""
+    await upgrade_async(fresh_postgres, "0009")
+    engine = create_engine(fresh_postgres)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO contacts (channel, address, opted_out, created_at) "
+                    "VALUES ('telegram', '5012345678', true, now())"
+                )
+            )
+        await upgrade_async(fresh_postgres)
+        async with engine.connect() as conn:
+            row = (await conn.execute(text("SELECT opted_out, opted_out_by FROM contacts"))).one()
+        assert tuple(row) == (True, None)
+        await asyncio.to_thread(command.downgrade, alembic_config(fresh_postgres), "0009")
+        async with engine.connect() as conn:
+            columns = await conn.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_name = 'contacts' AND column_name = 'opted_out_by'"
+                )
+            )
+            assert columns.all() == []
+        await upgrade_async(fresh_postgres)
+    finally:
+        await engine.dispose()
+    assert await _diff(fresh_postgres) == []

@@ -37,6 +37,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any, cast
 
 from prometheus_client import Counter, Histogram
@@ -72,6 +73,30 @@ LEASE_SECONDS = 60
 WHATSAPP_WINDOW = dt.timedelta(hours=24)
 #: Twilio: "Attempt to send to unsubscribed recipient" (the user texted STOP to the carrier).
 TWILIO_UNSUBSCRIBED = 21610
+#: Twilio (WhatsApp): "Channel message blocked by user action", the person blocked the business.
+#: Not an opt-out: WhatsApp never says when she unblocks it, so an opt-out would keep her
+#: updates from her for good; each update is tried and fails alone (docs/deployment.md).
+TWILIO_WHATSAPP_BLOCKED = 63014
+
+
+class OptedOutBy(StrEnum):
+    """Why a contact is opted out (`contacts.opted_out_by`); NULL on an opted-out one is STOP."""
+
+    #: The person sent STOP; only START opts her back in.
+    STOP = "stop"
+    #: Twilio's 21610: the number texted STOP to the carrier.
+    CARRIER = "carrier"
+    #: The person blocked the Telegram bot; unblocking it opts her back in.
+    BLOCKED = "blocked"
+
+    @classmethod
+    def of(cls, stored: str | None) -> OptedOutBy:
+        """The reason stored on an opted-out contact (NULL, or one not known here: STOP)."""
+        try:
+            return cls(stored) if stored else cls.STOP
+        except ValueError:
+            return cls.STOP
+
 
 MESSAGES = Counter(
     "rabta_outbox_messages_total",
@@ -291,19 +316,32 @@ async def _quiet_grievances_of(db: Database, messages: Sequence[OutboundMessage]
 
 
 async def will_be_suppressed(session: AsyncSession, message: OutboundMessage) -> bool:
-    """Whether the worker will suppress `message` for a STOP (its recipient's on that channel,
-    or its grievance owner's on the channel she filed from), as `deliver_due` decides it."""
+    """Whether the worker will suppress `message` for an opt-out (its recipient's on that
+    channel, or its grievance owner's on the channel she filed from), as `deliver_due` decides."""
+    return await suppressed_by(session, message) is not None
+
+
+async def suppressed_by(session: AsyncSession, message: OutboundMessage) -> OptedOutBy | None:
+    """Why the worker will suppress `message` (see `will_be_suppressed`), or None if it sends
+    it: the recipient's opt-out on that channel first, else the grievance owner's."""
     if message.kind in ALWAYS_SENT:
-        return False
-    recipient = await session.scalar(
-        select(Contact.opted_out).where(
+        return None
+    reason = select(Contact.opted_out_by).where(Contact.opted_out.is_(True))
+    recipient = await session.execute(
+        reason.where(
             Contact.channel == message.channel,
             Contact.address == _address(message.channel, message.to),
         )
     )
-    if recipient or message.grievance_id is None:
-        return bool(recipient)
-    return bool(await _quiet_grievances(session, {message.grievance_id}))
+    found = recipient.first()
+    if found is None and message.grievance_id is not None:
+        owner = await session.execute(
+            reason.join(Grievance, Grievance.contact_id == Contact.id).where(
+                Grievance.id == message.grievance_id
+            )
+        )
+        found = owner.first()
+    return None if found is None else OptedOutBy.of(found.opted_out_by)
 
 
 async def _fenced_update(db: Database, message_id: int, worker_id: str, **values: Any) -> bool:
@@ -373,34 +411,52 @@ async def _renew(
     return await _fenced_update(db, message.id, worker_id, locked_until=until)
 
 
-def opt_out(channel: str, address: str, *, opted_out: bool = True) -> Update:
-    """Opt one channel identity out of notifications (or back in), as STOP (START) does on it:
-    Twilio's 21610 (the number told the carrier STOP), a Telegram user blocking the bot (or
-    unblocking it). Only that contact: the person's other channels keep what they chose."""
+def opt_out(channel: str, address: str, *, by: OptedOutBy) -> Update:
+    """Opt one channel identity out of notifications, as STOP does on it, and say why: Twilio's
+    21610 (the number told the carrier STOP), a Telegram user blocking the bot. Only that
+    contact: the person's other channels keep what they chose. One already opted out keeps its
+    reason: a block after a STOP must not make the STOP undoable by an unblock."""
     return (
         update(Contact)
         .where(
             Contact.channel == channel,
             Contact.address == _address(channel, address),
-            Contact.opted_out.is_not(opted_out),
+            Contact.opted_out.is_not(True),
         )
-        .values(opted_out=opted_out)
+        .values(opted_out=True, opted_out_by=by)
         .execution_options(synchronize_session=False)
     )
 
 
-def _opt_out(message: OutboundMessage) -> Update:
-    """Opt the message's recipient out."""
-    return opt_out(message.channel, message.to)
+def opt_back_in(channel: str, address: str, *, undoing: OptedOutBy) -> Update:
+    """Opt one channel identity back in, if what opted it out was `undoing` and nothing else:
+    unblocking the Telegram bot ends a block, never a STOP or the carrier's opt-out (only START
+    ends those)."""
+    return (
+        update(Contact)
+        .where(
+            Contact.channel == channel,
+            Contact.address == _address(channel, address),
+            Contact.opted_out_by == undoing,
+        )
+        .values(opted_out=False, opted_out_by=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
-def _refused_for_good(message: OutboundMessage, exc: PermanentSendError) -> bool:
-    """The provider refused `message` because its recipient does not want Rabta's messages:
-    Twilio's 21610 (STOP to the carrier), or Telegram's Forbidden (the user blocked the bot)."""
+def _opt_out(message: OutboundMessage, by: OptedOutBy) -> Update:
+    """Opt the message's recipient out, for `by`."""
+    return opt_out(message.channel, message.to, by=by)
+
+
+def _refused_for_good(message: OutboundMessage, exc: PermanentSendError) -> OptedOutBy | None:
+    """Why the provider refused `message`, if it did because its recipient does not want
+    Rabta's messages: Twilio's 21610 (STOP to the carrier), Telegram's Forbidden (the user
+    blocked the bot). Anything else (WhatsApp's 63014 too) is about this message alone."""
     code = str(exc.code)
     if message.channel == "telegram":
-        return code == TELEGRAM_BLOCKED
-    return code == str(TWILIO_UNSUBSCRIBED)
+        return OptedOutBy.BLOCKED if code == TELEGRAM_BLOCKED else None
+    return OptedOutBy.CARRIER if code == str(TWILIO_UNSUBSCRIBED) else None
 
 
 class _Batch:
@@ -543,9 +599,10 @@ class _Batch:
             return
         except PermanentSendError as exc:
             SEND_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
-            if _refused_for_good(message, exc):
+            refused_by = _refused_for_good(message, exc)
+            if refused_by is not None:
                 async with self.db.transaction() as session:
-                    await session.execute(_opt_out(message))
+                    await session.execute(_opt_out(message, refused_by))
                 # The recipient's later messages in this batch are suppressed like the next ones.
                 key = (message.channel, _address(message.channel, message.to))
                 facts = self.contacts.get(key)
@@ -718,7 +775,7 @@ async def record_status(
     if status in ("failed", "undelivered") and error_code == str(TWILIO_UNSUBSCRIBED):
         # The recipient told the carrier STOP. A Messaging Service accepts the message and says
         # so only here: the contact is opted out as when Twilio refuses the send outright.
-        await session.execute(_opt_out(message))
+        await session.execute(_opt_out(message, OptedOutBy.CARRIER))
     return True
 
 

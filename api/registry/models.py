@@ -133,6 +133,10 @@ class Contact(Base):
     phone: Mapped[str | None] = mapped_column(String(16), index=True)
     language: Mapped[str | None] = mapped_column(String(10))
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Why it is opted out (api.outbox.service.OptedOutBy): "stop", "carrier" (Twilio's 21610)
+    #: or "blocked" (the person blocked the Telegram bot, which unblocking undoes). NULL on an
+    #: opted-out contact is a STOP: every opt-out recorded before the reason was is one.
+    opted_out_by: Mapped[str | None] = mapped_column(String(16))
     #: The CNIC this contact proved to be (phone match, OTP or shared Telegram contact) and until
     #: when that holds.
     verified_cnic: Mapped[str | None] = mapped_column(String(13))

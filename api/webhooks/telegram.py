@@ -58,7 +58,7 @@ from telegram.ext import (
 from api.conversations.service import Answer, receive
 from api.identity import InvalidPhone, normalise_phone, normalise_text
 from api.outbox.senders import retry_after_seconds
-from api.outbox.service import PRIORITY_REPLY, enqueue, opt_out
+from api.outbox.service import PRIORITY_REPLY, OptedOutBy, enqueue, opt_back_in, opt_out
 from api.problems import Problem, is_database_unavailable
 from api.runtime import Runtime
 from api.surge import (
@@ -468,7 +468,8 @@ class TelegramHandlers:
         self, update: Update, context: ContextTypes.DEFAULT_TYPE
     ) -> None:
         """The person blocked the bot (opted out of its messages, as STOP does) or unblocked it
-        (opted back in). Telegram sends this in a private chat for nothing else."""
+        (opted back in, unless they had sent STOP). Telegram sends this in a private chat for
+        nothing else."""
         member = update.my_chat_member
         if member is None or member.chat.type != ChatType.PRIVATE:
             return
@@ -481,9 +482,9 @@ class TelegramHandlers:
             self._not_done(update, exc, "recorded")
             return
         log.info(
-            "telegram: a user %s the bot; contact opted %s",
+            "telegram: a user %s the bot; %s",
             "blocked" if blocked else "unblocked",
-            "out" if blocked else "back in",
+            "contact opted out" if blocked else "contact opted back in, unless it had sent STOP",
         )
 
     def _not_done(self, update: Update, exc: Exception, what: str) -> None:
@@ -498,9 +499,16 @@ class TelegramHandlers:
 
     async def _set_blocked(self, chat_id: int, *, blocked: bool) -> None:
         """Opt the Telegram contact of `chat_id` (a private chat's id is its user's) out of
-        Rabta's messages, or back in."""
+        Rabta's messages for a block, or back in when the block was why it was out: a STOP
+        sent before is kept (only START ends it)."""
+        address = str(chat_id)
+        statement = (
+            opt_out("telegram", address, by=OptedOutBy.BLOCKED)
+            if blocked
+            else opt_back_in("telegram", address, undoing=OptedOutBy.BLOCKED)
+        )
         async with self.runtime.db.transaction() as session:
-            await session.execute(opt_out("telegram", str(chat_id), opted_out=blocked))
+            await session.execute(statement)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A handler failed unexpectedly: log it (masked) and ask Telegram for the update again."""

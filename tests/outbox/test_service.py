@@ -22,12 +22,14 @@ from api.outbox.service import (
     PRIORITY_NOTIFICATION,
     PRIORITY_OTP,
     PRIORITY_REPLY,
+    OptedOutBy,
     claim_batch,
     deliver_due,
     enqueue,
     record_status,
+    suppressed_by,
 )
-from api.registry.models import Contact, OutboundMessage
+from api.registry.models import Contact, Grievance, OutboundMessage
 
 #: In the past, so messages "due at T0" are also due by the real clock.
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
@@ -272,7 +274,49 @@ async def test_unsubscribed_recipient_is_marked_opted_out(db, sender, senders):
     await deliver_due(db, senders, worker_id="w1", now=T0)
     async with db.sessions() as session:
         contact = await session.scalar(select(Contact).where(Contact.address == PHONE))
-        assert contact.opted_out is True
+        assert (contact.opted_out, contact.opted_out_by) == (True, "carrier")
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [
+        (None, OptedOutBy.STOP),  # every opt-out recorded before the reason was
+        ("stop", OptedOutBy.STOP),
+        ("carrier", OptedOutBy.CARRIER),
+        ("blocked", OptedOutBy.BLOCKED),
+    ],
+)
+async def test_a_suppressed_update_says_why(db, stored, reason):
+    """What the console tells an agent about a note that will not go: the recipient's reason,
+    or the grievance owner's on the channel she filed from."""
+    await add_contact(db, opted_out=True, opted_out_by=stored)
+    async with db.transaction() as session:
+        owner = await session.scalar(select(Contact.id))
+        grievance = Grievance(
+            ticket_id="GRV2K7QX",
+            cnic="3520112345671",
+            category="other",
+            description="",
+            channel="sms",
+            contact_id=owner,
+            due_at=T0,
+        )
+        session.add(grievance)
+        await session.flush()
+        by_sms = await enqueue(session, channel="sms", to=PHONE, body="x", kind="grievance_status")
+        by_telegram = await enqueue(
+            session,
+            channel="telegram",
+            to="5012345678",
+            body="x",
+            kind="grievance_status",
+            grievance_id=grievance.id,
+        )
+        otp = await enqueue(session, channel="sms", to=PHONE, body="Code 482913", kind="otp")
+        assert by_sms is not None and by_telegram is not None and otp is not None
+        assert await suppressed_by(session, by_sms) is reason
+        assert await suppressed_by(session, by_telegram) is reason
+        assert await suppressed_by(session, otp) is None
 
 
 async def test_a_crashing_sender_does_not_abort_the_batch(db, sender, senders):

@@ -11,8 +11,17 @@ from twilio.request_validator import RequestValidator
 
 from api.outbox.routes import router
 from api.outbox.senders import RetryableSendError, TwilioSender
-from api.outbox.service import LEASE_SECONDS, _finish_sent, claim_batch, deliver_due, enqueue
-from api.registry.models import OutboundMessage
+from api.outbox.service import (
+    LEASE_SECONDS,
+    OptedOutBy,
+    _finish_sent,
+    claim_batch,
+    deliver_due,
+    enqueue,
+    opt_back_in,
+    suppressed_by,
+)
+from api.registry.models import Contact, OutboundMessage
 from api.settings import get_settings
 from tests.conftest import load_payload
 from tests.outbox.conftest import TWILIO_SID, FakeTwilio, RecordingSender, serve
@@ -105,9 +114,8 @@ async def test_unsubscribed_error_in_a_callback_opts_the_contact_out(
 ):
     """Twilio refuses a message to a number that texted STOP to the carrier (21610) when it is
     created, or, through a Messaging Service, only in the callback: the contact is opted out
-    either way, and the next update is suppressed instead of being refused again."""
-    from api.registry.models import Contact
-
+    (for the carrier) either way, and the next update is suppressed instead of being refused
+    again."""
     async with db.transaction() as session:
         session.add(Contact(channel="sms", address="+923001234567", phone="+923001234567"))
         session.add(Contact(channel="sms", address="+923451112233", phone="+923451112233"))
@@ -117,13 +125,74 @@ async def test_unsubscribed_error_in_a_callback_opts_the_contact_out(
     message = await stored(db, sent)
     assert message.error == "twilio error 21610"
     async with db.sessions() as session:
-        opted = dict((await session.execute(select(Contact.address, Contact.opted_out))).all())
-    assert opted == {"+923001234567": True, "+923451112233": False}
+        rows = await session.execute(
+            select(Contact.address, Contact.opted_out, Contact.opted_out_by)
+        )
+        opted = {address: (out, by) for address, out, by in rows}
+    assert opted == {"+923001234567": (True, "carrier"), "+923451112233": (False, None)}
+
+
+async def test_the_carriers_opt_out_is_not_ended_by_an_unblock(status_client, validator, db, sent):
+    """Only START ends the carrier's opt-out (21610): ending a block's opt-out, as unblocking
+    the Telegram bot does, leaves it, and the console hears why the update was not sent."""
+    async with db.transaction() as session:
+        session.add(Contact(channel="sms", address="+923001234567", phone="+923001234567"))
+    form = load_payload("twilio_status_callback.json")
+    form.update(MessageStatus="failed", SmsStatus="failed", ErrorCode="21610")
+    assert (await post(status_client, validator, form)).status_code == 204
+    async with db.transaction() as session:
+        await session.execute(opt_back_in("sms", "+923001234567", undoing=OptedOutBy.BLOCKED))
+    async with db.transaction() as session:
+        assert await session.scalar(select(Contact.opted_out)) is True
+        update = await enqueue(
+            session, channel="sms", to="+923001234567", body="Update", kind="grievance_status"
+        )
+        assert update is not None
+        assert await suppressed_by(session, update) is OptedOutBy.CARRIER
+
+
+@pytest.mark.parametrize("status", ["failed", "undelivered"])
+async def test_a_whatsapp_block_fails_the_message_and_keeps_the_person_opted_in(
+    status_client, validator, db, status
+):
+    """63014: she blocked the business on WhatsApp. WhatsApp never says when she unblocks it,
+    so she is not opted out (that would keep every later update from her for good): this
+    message fails with its code, and the next update is tried."""
+    address = "+923001234567"
+    async with db.transaction() as session:
+        session.add(Contact(channel="whatsapp", address=address, phone=address))
+        session.add(
+            OutboundMessage(
+                channel="whatsapp",
+                to=address,
+                body="Your grievance is resolved.",
+                kind="grievance_status",
+                status="sent",
+                provider_id=SID,
+                sent_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    form = load_payload("twilio_status_callback.json")
+    form.update(
+        MessageStatus=status,
+        SmsStatus=status,
+        ErrorCode="63014",
+        To=f"whatsapp:{address}",
+        From="whatsapp:+15005550006",
+    )
+    assert (await post(status_client, validator, form)).status_code == 204
+    async with db.transaction() as session:
+        message = await session.scalar(select(OutboundMessage))
+        assert (message.status, message.error) == (status, "twilio error 63014")
+        assert await session.scalar(select(Contact.opted_out)) is False
+        update = await enqueue(
+            session, channel="whatsapp", to=address, body="Update", kind="grievance_status"
+        )
+        assert update is not None
+        assert await suppressed_by(session, update) is None
 
 
 async def test_unreachable_handset_does_not_opt_the_contact_out(status_client, validator, db, sent):
-    from api.registry.models import Contact
-
     async with db.transaction() as session:
         session.add(Contact(channel="sms", address="+923001234567", phone="+923001234567"))
     form = load_payload("twilio_status_callback.json")

@@ -1,7 +1,8 @@
 """A person who blocks the bot has opted out of its messages, as STOP does; unblocking it opts
-them back in. Telegram says so with a `my_chat_member` update, and a send to a blocked chat is
-refused with 403 Forbidden: either way the Telegram contact is opted out, and the outbox
-suppresses the notifications queued for it instead of failing each one against Telegram."""
+them back in, unless they had sent STOP. Telegram says so with a `my_chat_member` update, and a
+send to a blocked chat is refused with 403 Forbidden: either way the Telegram contact is opted
+out (for the block), and the outbox suppresses the notifications queued for it instead of
+failing each one against Telegram."""
 
 from __future__ import annotations
 
@@ -95,6 +96,15 @@ async def opted_out(app, address: str = str(SHAZIA), channel: str = "telegram") 
         )
 
 
+async def opted_out_by(app, address: str = str(SHAZIA)) -> str | None:
+    async with app.state.runtime.db.sessions() as session:
+        return await session.scalar(
+            select(Contact.opted_out_by).where(
+                Contact.channel == "telegram", Contact.address == address
+            )
+        )
+
+
 async def notify(app, body: str, *, kind: str = "grievance_status") -> None:
     """Queue a message to Shazia's chat, as a grievance update is queued."""
     async with app.state.runtime.db.transaction() as session:
@@ -121,7 +131,7 @@ async def test_blocking_the_bot_opts_out_and_unblocking_opts_back_in(
 
     sent = len(fake_api.sent)
     assert (await post_update(tg_client, membership(*BLOCKED))).status_code == 200
-    assert await opted_out(tg_app) is True
+    assert (await opted_out(tg_app), await opted_out_by(tg_app)) == (True, "blocked")
     assert len(fake_api.sent) == sent  # nothing is said to someone who just blocked the bot
     await notify(tg_app, "G-7K3M9Q: resolved")
     report = await deliver_due(tg_app)
@@ -129,7 +139,7 @@ async def test_blocking_the_bot_opts_out_and_unblocking_opts_back_in(
     assert len(fake_api.called("sendMessage")) == sent  # Telegram was not even asked
 
     assert (await post_update(tg_client, membership(*UNBLOCKED))).status_code == 200
-    assert await opted_out(tg_app) is False
+    assert (await opted_out(tg_app), await opted_out_by(tg_app)) == (False, None)
     await notify(tg_app, "G-7K3M9Q: reopened")
     assert (await deliver_due(tg_app)).sent == 1
     assert fake_api.sent[-1]["text"] == "G-7K3M9Q: reopened"
@@ -137,6 +147,38 @@ async def test_blocking_the_bot_opts_out_and_unblocking_opts_back_in(
         "G-7K3M9Q: resolved": "suppressed",
         "G-7K3M9Q: reopened": "sent",
     }
+
+
+async def test_a_stop_outlasts_a_block_and_its_unblock(tg_app, tg_client, fake_api, registry):
+    """She sent STOP, then blocked the bot and unblocked it: she never sent START, so her
+    updates stay off (the unblock ends only an opt-out a block made)."""
+    chat = TelegramChat(tg_client, fake_api)
+    await chat.send("STOP")
+    assert await opted_out(tg_app) is True
+    for change in (BLOCKED, UNBLOCKED):
+        assert (await post_update(tg_client, membership(*change))).status_code == 200
+    assert await opted_out(tg_app) is True
+    assert await opted_out_by(tg_app) in (None, "stop")  # NULL on an opted-out contact: STOP
+    await notify(tg_app, "G-7K3M9Q: resolved")
+    assert (await deliver_due(tg_app)).suppressed == 1
+
+    await chat.send("START")
+    await notify(tg_app, "G-7K3M9Q: reopened")
+    assert (await deliver_due(tg_app)).sent == 1
+
+
+async def test_start_after_a_block_opts_back_in(tg_app, tg_client, fake_api, registry):
+    """A refused reply opted her out for a block; she unblocked the bot (Telegram told a
+    webhook that does not ask for `my_chat_member` nothing) and sent START: she is opted in."""
+    chat = TelegramChat(tg_client, fake_api)
+    fake_api.blocked_by.add(SHAZIA)
+    await chat.post(chat.user.text("HELP"))
+    assert (await opted_out(tg_app), await opted_out_by(tg_app)) == (True, "blocked")
+    fake_api.blocked_by.clear()
+    await chat.send("START")
+    assert await opted_out(tg_app) is False
+    await notify(tg_app, "G-7K3M9Q: resolved")
+    assert (await deliver_due(tg_app)).sent == 1
 
 
 async def test_a_block_opts_out_the_telegram_contact_only(tg_app, tg_client, fake_api, registry):
@@ -182,7 +224,7 @@ async def test_a_notification_refused_as_blocked_opts_out_and_quiets_the_rest(
     report = await deliver_due(tg_app)
     assert (report.failed, report.suppressed, report.sent) == (1, 2, 0)
     assert len(fake_api.called("sendMessage")) == asked + 1
-    assert await opted_out(tg_app) is True
+    assert (await opted_out(tg_app), await opted_out_by(tg_app)) == (True, "blocked")
     assert await statuses(tg_app) == {
         "update 0": "failed",
         "update 1": "suppressed",
