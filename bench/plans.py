@@ -41,7 +41,10 @@ SELECT contact.*, household.status, household.pmt_score, household.mobile FROM c
     "hot.save_contact": "UPDATE contacts SET language='ur' WHERE id = 12345",
     "hot.language_for_phone": f"SELECT language FROM contacts WHERE phone = {PHONE} AND language IS NOT NULL ORDER BY last_inbound_at DESC NULLS LAST, id DESC LIMIT 1",
     "hot.sync_language": f"UPDATE contacts SET language='sd' WHERE phone = {PHONE} AND (language IS NULL OR language != 'sd') RETURNING id",
-    "hot.sync_opt_out": f"UPDATE contacts SET opted_out=true WHERE phone = {PHONE} AND opted_out IS NOT true RETURNING id",
+    "hot.sync_opt_out": (
+        f"UPDATE contacts SET opted_out=true, opted_out_by='stop' WHERE phone = {PHONE} AND "
+        "(opted_out IS NOT true OR opted_out_by IS DISTINCT FROM 'stop') RETURNING id"
+    ),
     "hot.persons_by_mobile": f"SELECT * FROM persons WHERE mobile = {MOBILE} ORDER BY cnic",
     "hot.person_and_household": f"SELECT * FROM persons JOIN households ON households.household_id = persons.household_id WHERE persons.cnic = {CNIC}",
     "hot.registered_mobile": f"SELECT mobile FROM persons WHERE cnic = {CNIC}",

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.outbox.service import will_be_suppressed
+from api.outbox.service import OptedOutBy, suppressed_by
 from api.registry.models import (
     Agent,
     AuditEntry,
@@ -144,8 +144,13 @@ class NoteDelivery:
 
     queued: bool
     channel: str | None = None
-    #: The recipient sent STOP on that channel: the worker keeps the message and sends nothing.
-    opted_out: bool = False
+    #: Why the worker will keep the message and send nothing (the recipient sent STOP, told the
+    #: carrier STOP, or blocked the bot), if it will.
+    opted_out_by: OptedOutBy | None = None
+
+    @property
+    def opted_out(self) -> bool:
+        return self.opted_out_by is not None
 
 
 async def note_delivery(session: AsyncSession, *, event_id: int) -> NoteDelivery:
@@ -155,8 +160,8 @@ async def note_delivery(session: AsyncSession, *, event_id: int) -> NoteDelivery
     )
     if message is None:
         return NoteDelivery(queued=False)
-    opted_out = await will_be_suppressed(session, message)
-    return NoteDelivery(queued=True, channel=message.channel, opted_out=opted_out)
+    opted_out_by = await suppressed_by(session, message)
+    return NoteDelivery(queued=True, channel=message.channel, opted_out_by=opted_out_by)
 
 
 # -- message traffic, for the supervisors' dashboard ----------------------------------------

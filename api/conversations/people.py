@@ -18,6 +18,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select, update
 
 from api.hot import Executor
+from api.outbox.service import OptedOutBy
 from api.registry.models import Contact
 
 
@@ -47,11 +48,28 @@ async def sync_language(session: Executor, *, phone: str, language: str) -> int:
 
 async def sync_opt_out(session: Executor, *, phone: str, opted_out: bool) -> int:
     """STOP or START for every contact with this proven phone: "no more updates" (or "updates
-    are on again") holds on all the channels of that number; how many changed."""
+    are on again") holds on all the channels of that number, and a STOP is recorded as one on
+    a contact already opted out otherwise (a blocked bot, which unblocking would end); how many
+    changed."""
+    by = OptedOutBy.STOP.value if opted_out else None
     result = await session.execute(
         update(Contact)
-        .where(Contact.phone == phone, Contact.opted_out.is_not(opted_out))
-        .values(opted_out=opted_out)
+        .where(
+            Contact.phone == phone,
+            or_(Contact.opted_out.is_not(opted_out), Contact.opted_out_by.is_distinct_from(by)),
+        )
+        .values(opted_out=opted_out, opted_out_by=by)
         .execution_options(synchronize_session="fetch")
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def record_opt_out(session: Executor, *, contact_id: int, opted_out: bool) -> None:
+    """STOP or START on a contact without a proven phone (a Telegram chat before its number is
+    shared): why it is opted out, beside the flag its save writes."""
+    await session.execute(
+        update(Contact)
+        .where(Contact.id == contact_id)
+        .values(opted_out_by=OptedOutBy.STOP.value if opted_out else None)
+        .execution_options(synchronize_session=False)
+    )

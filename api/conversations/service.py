@@ -221,6 +221,8 @@ async def _converse(
     if stopped_or_started and contact.phone:
         # So do STOP and START: the reply says "no more updates", not "no more SMS".
         await people.sync_opt_out(session, phone=contact.phone, opted_out=contact.opted_out)
+    elif stopped_or_started:
+        await people.record_opt_out(session, contact_id=contact.id, opted_out=contact.opted_out)
     if conversation.verified_cnic and conversation.verified_until:
         contact.verified_cnic = conversation.verified_cnic
         contact.verified_until = dt.datetime.fromtimestamp(conversation.verified_until, dt.UTC)

@@ -37,6 +37,40 @@ async def file(db, settings, *, cnic: str = ELIGIBLE_WIFE, days_ago: float = 0, 
         return grievance.ticket_id
 
 
+async def test_the_console_says_why_a_note_was_not_sent(new_client, staff, registry, settings):
+    """Not every opt-out is a STOP: the carrier's (Twilio's 21610) and a blocked Telegram bot
+    are told as what they are, so the agent does not tell the caller she sent STOP."""
+    ticket = await file(registry, settings)
+    amina = await new_client("amina")
+    page = f"/agent/grievances/{ticket}"
+    async with registry.transaction() as session:
+        session.add(
+            Contact(
+                channel="sms",
+                address=ELIGIBLE_PHONE,
+                phone=ELIGIBLE_PHONE,
+                opted_out=True,
+                opted_out_by="carrier",
+            )
+        )
+    await post_form(amina, page, f"{page}/notes", {"note": "Bring your CNIC"})
+    shown = html_unescape((await amina.get(page)).text)
+    assert "the caller told her mobile company to stop messages on SMS" in shown
+    assert "(STOP)." not in shown
+    async with registry.transaction() as session:
+        chat = Contact(
+            channel="telegram", address="5012345678", opted_out=True, opted_out_by="blocked"
+        )
+        session.add(chat)
+        await session.flush()
+        await session.execute(
+            update(Grievance).where(Grievance.ticket_id == ticket).values(contact_id=chat.id)
+        )
+    await post_form(amina, page, f"{page}/notes", {"note": "Come on Monday"})
+    shown = html_unescape((await amina.get(page)).text)
+    assert "the caller has blocked Rabta on Telegram" in shown
+
+
 async def events(db, ticket: str) -> list[GrievanceEvent]:
     async with db.sessions() as session:
         grievance = await session.scalar(select(Grievance).where(Grievance.ticket_id == ticket))

@@ -22,6 +22,8 @@ from api.outbox.service import enqueue
 from api.registry.models import Contact, OutboundMessage
 from api.telegram_cli import ApiCall, FakeBotApi, _params, run_polling, serve_fake_bot_api
 from api.webhooks import telegram as telegram_webhook
+from tests.api.test_twilio_webhook import URL as SMS_URL
+from tests.api.test_twilio_webhook import sms
 from tests.telegram.conftest import SHAZIA, TelegramChat, post_update
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -158,13 +160,28 @@ async def test_a_stop_outlasts_a_block_and_its_unblock(tg_app, tg_client, fake_a
     for change in (BLOCKED, UNBLOCKED):
         assert (await post_update(tg_client, membership(*change))).status_code == 200
     assert await opted_out(tg_app) is True
-    assert await opted_out_by(tg_app) in (None, "stop")  # NULL on an opted-out contact: STOP
+    assert await opted_out_by(tg_app) == "stop"
     await notify(tg_app, "G-7K3M9Q: resolved")
     assert (await deliver_due(tg_app)).suppressed == 1
 
     await chat.send("START")
     await notify(tg_app, "G-7K3M9Q: reopened")
     assert (await deliver_due(tg_app)).sent == 1
+
+
+async def test_a_stop_by_sms_outlasts_an_unblock_of_the_bot(tg_app, tg_client, fake_api, registry):
+    """Her Telegram chat (its phone shared) was blocked; she then texted STOP from that phone,
+    which holds on every channel of it: unblocking the bot later must not end that STOP."""
+    chat = TelegramChat(tg_client, fake_api)
+    await chat.send("HELP")
+    await chat.share("+923001234567")
+    await post_update(tg_client, membership(*BLOCKED))
+    assert await opted_out_by(tg_app) == "blocked"
+    stop = sms("STOP", "SMstopwhileblocked01", sender="+923001234567")
+    assert (await tg_client.post(SMS_URL, data=stop)).status_code == 200
+    assert await opted_out_by(tg_app) == "stop"
+    await post_update(tg_client, membership(*UNBLOCKED))
+    assert (await opted_out(tg_app), await opted_out_by(tg_app)) == (True, "stop")
 
 
 async def test_start_after_a_block_opts_back_in(tg_app, tg_client, fake_api, registry):

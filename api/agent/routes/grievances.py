@@ -33,6 +33,7 @@ from api.grievances.notify import owner_notifier
 from api.grievances.schemas import ALLOWED_TRANSITIONS, Category, Status, clean_text
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import mask_cnic
+from api.outbox.service import OptedOutBy
 
 router = APIRouter(prefix="/agent")
 
@@ -298,6 +299,22 @@ def _note_reason(delivery: agents.NoteDelivery | None) -> str:
     return f"note queued to the caller by {delivery.channel}"
 
 
+#: What the console says of a note the worker will not send, by why its recipient is opted out.
+_NOT_SENT = {
+    OptedOutBy.STOP: N_(
+        "Note added, but not sent: the caller has stopped messages on %(channel)s "
+        "(STOP). Tell her by phone."
+    ),
+    OptedOutBy.CARRIER: N_(
+        "Note added, but not sent: the caller told her mobile company to stop messages on "
+        "%(channel)s (STOP to the carrier). Tell her by phone."
+    ),
+    OptedOutBy.BLOCKED: N_(
+        "Note added, but not sent: the caller has blocked Rabta on %(channel)s. Tell her by phone."
+    ),
+}
+
+
 def _note_flash(delivery: agents.NoteDelivery | None) -> Flash:
     """What the console says happened to a note: sent nowhere is never called sent."""
     if delivery is None:
@@ -308,11 +325,8 @@ def _note_flash(delivery: agents.NoteDelivery | None) -> Flash:
             "to. Tell her by phone."
         )
         return Flash("error", message, {})
-    if delivery.opted_out:
-        message = N_(
-            "Note added, but not sent: the caller has stopped messages on %(channel)s "
-            "(STOP). Tell her by phone."
-        )
+    if delivery.opted_out_by is not None:
+        message = _NOT_SENT[delivery.opted_out_by]
         return Flash("error", message, {"channel": delivery.channel}, labels={"channel": "channel"})
     message = N_("Note added. It goes to the caller by %(channel)s.")
     return Flash("ok", message, {"channel": delivery.channel}, labels={"channel": "channel"})
