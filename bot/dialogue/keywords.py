@@ -200,6 +200,27 @@ THANKS = frozenset(
 TRACK_WORDS = frozenset({"bana", "bani", "hua", "huwa", "howa", "بنا", "بنی", "ہوا", "شو", "وشو"})
 
 
+#: Words that ask whether one is eligible, as each language's eligibility answers word it
+#: (`ahal`, `اہل`, `اهل`, `وړ`): "kya main ahal hoon", "am I eligible?", "کیا میں اہل ہوں".
+ELIGIBILITY_WORDS = frozenset(
+    {
+        "eligible",
+        "eligibility",
+        "ahal",
+        "ahl",
+        "ehal",
+        "ahel",
+        "ahliyat",
+        "ehliyat",
+        "اہل",  # ur / pa
+        "اہلیت",
+        "اهل",  # sd
+        "اهليت",
+        "وړ",  # ps
+        "وړتیا",
+    }
+)
+
 #: Words of asking to file, which say nothing of the complaint itself: "shikayat darj karni
 #: hai", "complaint I want to file", "شکایت درج کروانی ہے", "ګیله ثبتول غواړم".
 FILING_WORDS = frozenset(
@@ -460,6 +481,7 @@ _YES_KEYS = frozenset(_key(word) for word in YES_WORDS)
 _NO_KEYS = frozenset(_key(word) for word in NO_WORDS)
 _THANKS_KEYS = frozenset(_key(word) for word in THANKS)
 _TRACK_KEYS = frozenset(_key(word) for word in TRACK_WORDS)
+_ELIGIBILITY_KEYS = frozenset(_key(word) for word in ELIGIBILITY_WORDS)
 #: Other forms of the payment words, only inside a sentence: "paison", "pesay", "qist".
 _PAY_KEYS = frozenset(
     _key(word)
@@ -534,9 +556,10 @@ def yes_or_no(text: str) -> bool | None:
 def asked_in_words(text: str) -> Intent | None:
     """The request a sentence makes in the person's own words, a keyword not first: "mera
     paisa kab milay ga" (PAY), "mujhe shikayat karni hai" (COMPLAINT), "meri shikayat ka kya
-    bana" (TRACK). Only payment and complaint words count: "band" or "shuru" inside a sentence
-    ("paisa band ho gaya") is no STOP or START, and "status" alone ("what is my status") may
-    mean eligibility as well as a complaint's."""
+    bana" (TRACK), "kya main ahal hoon" (CNIC, without one: the eligibility of the person
+    asking). Only payment, complaint and eligibility words count: "band" or "shuru" inside a
+    sentence ("paisa band ho gaya") is no STOP or START, and "status" alone ("what is my
+    status") may mean eligibility as well as a complaint's."""
     words = {w for w in (_key(word) for word in _WORD.findall(text)) if w}
     found = {_BY_WORD.get(word) for word in words}
     if Intent.COMPLAINT in found and (Intent.TRACK in found or words & _TRACK_KEYS):
@@ -545,6 +568,8 @@ def asked_in_words(text: str) -> Intent | None:
         return Intent.COMPLAINT
     if Intent.PAY in found or words & _PAY_KEYS:
         return Intent.PAY
+    if words & _ELIGIBILITY_KEYS:
+        return Intent.CNIC
     return None
 
 

@@ -59,7 +59,7 @@ class Turn:
         answering in their own words, not choosing: the menu asks again."""
         command = self.command
         if command.intent is Intent.CNIC:
-            return True
+            return bool(command.argument)  # "kya main ahal hoon" has none: words, at a menu
         if not command.keyword:
             return False
         takes = _TAKES.get(command.intent)

@@ -72,6 +72,15 @@ KEYWORD_CASES = [
     ("شكايت", Intent.COMPLAINT),
     ("ٹريك", Intent.TRACK),
     ("هيلپ", Intent.HELP),
+    # "Am I eligible?" without a CNIC: the eligibility of the person asking.
+    ("kya main ahal hoon", Intent.CNIC),
+    ("kya mai eligible hoon", Intent.CNIC),
+    ("am I eligible?", Intent.CNIC),
+    ("کیا میں اہل ہوں", Intent.CNIC),
+    ("ڇا مان اهل آهيان؟", Intent.CNIC),
+    ("ایا زه وړ یم؟", Intent.CNIC),
+    ("کی میں اہل آں؟", Intent.CNIC),
+    ("shikayat eligibility ki", Intent.COMPLAINT),
 ]
 
 

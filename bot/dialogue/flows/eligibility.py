@@ -5,6 +5,9 @@ themself also their programmes and their state (SPEC §5.1).
              └─yes─► services.eligibility ──► eligibility/<status>
                           └─ eligible, and asked by the person (verified, or from their
                              registered mobile) ──► eligibility/eligible with their programmes
+"am I eligible" (no CNIC) ─┬─ person known (as a bare PAY) ──► that person's CNIC, as above
+                           ├─ phone shared ─► CHOOSE_PERSON ─ n ─► <CNIC>
+                           └─ unknown ──────────────────────────► help/menu ("send your CNIC")
 """
 
 from __future__ import annotations
@@ -12,15 +15,37 @@ from __future__ import annotations
 from api.eligibility.schemas import EligibilityResult, EligibilityStatus
 from api.identity import Cnic, InvalidCnic
 from bot.channels.base import Reply
+from bot.dialogue.flows import help, who
 from bot.dialogue.turn import Turn
 
 
 async def check(turn: Turn) -> list[Reply]:
-    """Answer the coarse status of the CNIC in the message, naming it masked."""
+    """Answer the coarse status of the CNIC in the message, naming it masked; asked in words
+    without one ("kya main ahal hoon"), of the person asking."""
+    if not turn.command.argument:
+        return await mine(turn)
     try:
         cnic = Cnic.parse(turn.command.argument)
     except InvalidCnic:
         return [Reply("errors/not_cnic")]
+    return await answer(turn, cnic)
+
+
+async def mine(turn: Turn) -> list[Reply]:
+    """ "Am I eligible?" without a CNIC: from a registered mobile (or a verified conversation)
+    the person's own answer, as a bare PAY gives their payment; a shared phone chooses whose;
+    anyone else gets the menu, which starts "Send your CNIC to check eligibility"."""
+    turn.conversation.reset()
+    cnic, cnics = await who.known_person(turn)
+    if cnic is not None:
+        return await answer(turn, cnic)
+    if cnics:
+        return who.choose_person(turn, cnics)
+    return await help.menu(turn)
+
+
+async def answer(turn: Turn, cnic: Cnic) -> list[Reply]:
+    """The status of `cnic`, and the person's programmes when they are the one asking."""
     result = await turn.services.eligibility(cnic)
     turn.conversation.reset()
     context: dict[str, object] = {"cnic": result.cnic_masked}

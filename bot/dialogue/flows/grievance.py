@@ -79,7 +79,7 @@ async def complaint(turn: Turn) -> list[Reply]:
 async def answer_person(turn: Turn) -> list[Reply] | None:
     """The CNIC chosen from the phone's list (a number became it), None for a new request;
     anything else (a number not on the list, words) asks again."""
-    if turn.command.intent is Intent.CNIC:
+    if turn.command.intent is Intent.CNIC and turn.command.argument:
         return await answer_cnic(turn)
     return None if turn.starts_afresh else who.choose_person_again(turn)
 
