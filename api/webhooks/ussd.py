@@ -41,7 +41,6 @@ from api.conversations import repository
 from api.conversations.service import contact_and_services
 from api.db import utc
 from api.deps import runtime_of
-from api.grievances.schemas import GrievanceOut
 from api.hot import Executor
 from api.identity import InvalidPhone, keyed_digest, mask_phone, normalise_phone
 from api.metrics import MESSAGES, REPLAYS
@@ -291,7 +290,7 @@ async def _claimed(runtime: Runtime, hit: UssdHit, loaded: _Loaded, now: float) 
             return claim.reply
         turn = await _turn(runtime, session, hit, loaded, now, lookup=False)
         if turn.outcome.filed is not None:
-            await _send_ticket_by_sms(runtime, session, hit.phone, turn.state, turn.outcome.filed)
+            await _send_ticket_by_sms(runtime, session, hit.phone, turn.state, turn.outcome)
         await repository.finish_inbound(
             session,
             claim,
@@ -401,14 +400,17 @@ def _new_state(
 
 
 async def _send_ticket_by_sms(
-    runtime: Runtime, session: AsyncSession, phone: str, state: UssdState, filed: GrievanceOut
+    runtime: Runtime, session: AsyncSession, phone: str, state: UssdState, outcome: menus.Outcome
 ) -> None:
     """A USSD screen vanishes once read: the ticket id also goes to the caller by SMS, in their
-    own language (and script)."""
+    own language (and script), naming whose complaint it is (SPEC §3)."""
+    filed = outcome.filed
+    if filed is None:
+        return
     language = state.person_language
     body = runtime.renderer.render_text(
         "grievance/filed",
-        {"ticket": filed.ticket_id, "due": filed.due_at.date()},
+        {"ticket": filed.ticket_id, "cnic": outcome.filed_for, "due": filed.due_at.date()},
         language=language,
         channel="sms",
     )

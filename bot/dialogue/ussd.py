@@ -300,8 +300,10 @@ class Ctx:
     policy: Policy
     renderer: Renderer
     now: float
-    #: A complaint filed on this hit (the edge also sends its number by SMS).
+    #: A complaint filed on this hit (the edge also sends its number by SMS), and how that SMS
+    #: names whose it is (`who.named`).
     filed: GrievanceOut | None = None
+    filed_for: str = ""
 
 
 Answer = Callable[[Ctx, str], Awaitable[list[Reply]]]
@@ -341,6 +343,8 @@ class Outcome:
     end: bool
     language: str
     filed: GrievanceOut | None = None
+    #: Whose complaint `filed` is, masked as answers name a person.
+    filed_for: str = ""
 
 
 async def handle(
@@ -365,7 +369,13 @@ async def handle(
     state.last_text = hit.text
     state.touched_at = now
     body = render_screen(renderer, replies, language=state.render_language)
-    return Outcome(body=body, end=state.ended, language=state.render_language, filed=ctx.filed)
+    return Outcome(
+        body=body,
+        end=state.ended,
+        language=state.render_language,
+        filed=ctx.filed,
+        filed_for=ctx.filed_for,
+    )
 
 
 def start(ctx: Ctx) -> list[Reply]:
@@ -669,6 +679,7 @@ async def file_complaint(ctx: Ctx, callback: str) -> list[Reply]:
         callback_requested=wants_call,
     )
     ctx.filed = filed
+    ctx.filed_for = await named(ctx.services, ctx.state.phone, str(data["cnic"]))
     template = "ussd/filed_callback" if wants_call else "ussd/filed"
     return end(ctx, template, {"ticket": filed.ticket_id, "due": filed.due_at.date()})
 

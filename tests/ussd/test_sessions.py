@@ -134,6 +134,8 @@ async def test_complaint_with_a_call_back(dial, app, settings, registry, db):
     # The screen vanishes once read: the number also comes by SMS.
     sms = await delivered(app, settings, ELIGIBLE_PHONE, "grievance_filed")
     assert len(sms) == 1 and ticket in sms[0]["body"] and sms[0]["channel"] == "sms"
+    # Whose complaint it is, as the family's shared phone names her (SPEC §3).
+    assert f"Complaint {ticket} for CNIC 35202-***4567-2 is filed." in sms[0]["body"]
 
 
 async def test_complaint_without_a_call_back_names_its_category(dial, registry, db):
