@@ -13,7 +13,6 @@ several workers each shows its own, and `/metrics` scraped by Prometheus is the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -27,6 +26,7 @@ from api.agent import repository
 from api.agent.i18n import PKT, pakistan_today
 from api.grievances import repository as grievances
 from api.grievances.schemas import Status
+from api.outbox.worker import nap
 from api.ratelimit.service import HITS
 
 if TYPE_CHECKING:
@@ -216,8 +216,7 @@ async def run_roll_ups(
             await roll_up_all(runtime, stop=stop)
         except Exception:  # the database may be restarting: try again next round
             log.exception("dashboard roll-up failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await nap(stop, interval)
 
 
 def _top(counts: dict[str | None, int]) -> dict[str | None, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -20,6 +21,10 @@ from api.settings import PROJECT_ROOT
 if TYPE_CHECKING:
     from api.agent.deps import Staff
 
+#: Lists count this many rows at most and show "10,000+" past it (the Closed tab and the audit
+#: log hold everything since the console opened); their pages go as deep as the count.
+COUNT_CAP = 10_000
+
 TEMPLATES_DIR = PROJECT_ROOT / "templates" / "agent"
 STATIC_DIR = PROJECT_ROOT / "api" / "agent" / "static"
 STATIC_PATH = "/agent/static"
@@ -31,6 +36,20 @@ def static_url(name: str) -> str:
     path = STATIC_DIR / name
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10] if path.exists() else "0"
     return f"{STATIC_PATH}/{name}?v={digest}"
+
+
+def paged(total: int, page_size: int, page_text: str) -> tuple[int, int]:
+    """(how many pages, the one asked for) of a list of `total` rows counted up to `COUNT_CAP`;
+    a page number that is no number, or out of range, is the nearest page there is."""
+    pages = max(1, math.ceil(min(total, COUNT_CAP) / page_size))
+    return pages, min(max(1, int(page_text) if page_text.isdigit() else 1), pages)
+
+
+def _counted(total: int, language: str) -> str:
+    """A count as a list shows it: "10,000+" past `COUNT_CAP`."""
+    if total > COUNT_CAP:
+        return i18n.format_number(COUNT_CAP, language) + "+"
+    return i18n.format_number(total, language)
 
 
 @cache
@@ -59,6 +78,7 @@ def environment(language: str) -> jinja2.Environment:
     env.filters["day"] = lambda value: i18n.format_day(value, language)
     env.filters["amount"] = lambda value: i18n.format_amount(value, language)
     env.filters["number"] = lambda value: i18n.format_number(value, language)
+    env.filters["counted"] = lambda value: _counted(value, language)
     return env
 
 

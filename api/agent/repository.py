@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.db import dialect_of, utc
 from api.outbox.service import OptedOutBy, suppressed_by
 from api.registry.models import (
     Agent,
@@ -171,22 +172,19 @@ TrafficRow = tuple[dt.datetime, str, str | None, str | None, str | None, int]
 _HOUR = dt.timedelta(hours=1)
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind else "postgresql"
-
-
 def _hour(session: AsyncSession) -> Any:
     """The UTC hour `received_at` falls in. Pakistan is a whole number of hours from UTC (and
     keeps no daylight saving), so every hour lies in one Pakistan calendar day."""
-    if _dialect(session) == "sqlite":
+    if dialect_of(session) == "sqlite":
         return func.strftime("%Y-%m-%d %H:00:00", InboundMessage.received_at)
     return func.date_trunc("hour", InboundMessage.received_at, "UTC")
 
 
 def _as_utc(value: object) -> dt.datetime:
+    """A stored moment, or SQLite's text of one (what `_hour` gives there), as aware UTC."""
     if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC)
+        return utc(value)
+    return utc(dt.datetime.fromisoformat(str(value)))
 
 
 _DIMENSIONS = (
@@ -244,7 +242,7 @@ async def next_inbound_at(
 async def lock_traffic_counts(session: AsyncSession) -> None:
     """Make parallel roll-ups (two `rabta worker`s) take turns: each reads where the counts end
     and adds after it; the dashboard's reads are not held up (SQLite has one writer anyway)."""
-    if _dialect(session) == "postgresql":
+    if dialect_of(session) == "postgresql":
         await session.execute(text("LOCK TABLE inbound_traffic IN SHARE ROW EXCLUSIVE MODE"))
 
 

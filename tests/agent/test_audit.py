@@ -68,8 +68,10 @@ async def test_the_export_is_csv_masked_and_itself_audited(new_client, staff, re
 
 async def test_the_count_stops_at_the_cap(new_client, staff, registry, monkeypatch):
     """The unfiltered log is counted up to COUNT_CAP entries, shown as "N+" past it."""
+    from api.agent import pages
     from api.agent.routes import audit_log
 
+    monkeypatch.setattr(pages, "COUNT_CAP", 2)
     monkeypatch.setattr(audit_log, "COUNT_CAP", 2)
     amina = await new_client("amina")
     await open_lookup(amina, "42101-9876543-3")

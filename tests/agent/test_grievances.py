@@ -452,8 +452,10 @@ async def test_a_refused_note_or_status_change_keeps_what_was_typed(
 async def test_tab_counts_stop_at_the_cap(new_client, staff, registry, settings, monkeypatch):
     """A tab counts up to COUNT_CAP grievances and shows "N+" past it (the Closed tab holds
     every grievance ever closed), its pages going as deep as the cap; below it, exact."""
+    from api.agent import pages
     from api.agent.routes import grievances as queue_routes
 
+    monkeypatch.setattr(pages, "COUNT_CAP", 2)
     monkeypatch.setattr(queue_routes, "COUNT_CAP", 2)
     tickets = [await file(registry, settings, days_ago=d) for d in (3, 2, 1)]
     async with registry.sessions() as session:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
@@ -13,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from api.agent import audit
 from api.agent.deps import AdminStaff, ConsoleDbDep
 from api.agent.i18n import N_, PKT
-from api.agent.pages import page
+from api.agent.pages import COUNT_CAP, page, paged
 from api.agent.repository import AuditFilter, count_audit, list_audit
 from api.agent.schemas import AuditAction, RecordType
 from api.deps import RuntimeDep
@@ -24,9 +23,6 @@ from api.logs import mask_sensitive
 router = APIRouter(prefix="/agent")
 
 PAGE_SIZE = 100
-#: The page counts this many entries at most and shows "10,000+" past it: the unfiltered log
-#: holds every entry since the console opened; pages go as deep as the count.
-COUNT_CAP = 10_000
 
 
 def _day_start(text: str | None) -> dt.datetime | None:
@@ -94,8 +90,7 @@ async def audit_log(
     """Who looked at or changed what, newest first; CNICs masked."""
     where = _filter(actor, action, record, since, until)
     total = await count_audit(db, where=where, cap=COUNT_CAP)
-    pages = max(1, math.ceil(min(total, COUNT_CAP) / PAGE_SIZE))
-    current = min(max(1, int(page_text) if page_text.isdigit() else 1), pages)
+    pages, current = paged(total, PAGE_SIZE, page_text)
     entries = await list_audit(db, where=where, limit=PAGE_SIZE, offset=(current - 1) * PAGE_SIZE)
     query = {
         k: v
@@ -116,7 +111,6 @@ async def audit_log(
         entries=entries,
         shown_record_id=audit.shown_record_id,
         total=total,
-        count_cap=COUNT_CAP,
         page_number=current,
         pages=pages,
         actions=[a.value for a in AuditAction],

@@ -4,7 +4,6 @@ notes, status changes (supervisors; agents may only escalate), assignment, escal
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -23,7 +22,7 @@ from api.agent.deps import (
 )
 from api.agent.errors import ConsoleError
 from api.agent.i18n import N_
-from api.agent.pages import page
+from api.agent.pages import COUNT_CAP, page, paged
 from api.agent.schemas import AuditAction, RecordType, Role
 from api.agent.sessions import Flash
 from api.db import utc
@@ -38,9 +37,6 @@ from api.outbox.service import OptedOutBy
 router = APIRouter(prefix="/agent")
 
 PAGE_SIZE = 50
-#: Tabs count this many grievances at most and show "10,000+" past it (the Closed tab holds
-#: every grievance ever closed); pages go as deep as the count.
-COUNT_CAP = 10_000
 WORKED = (Status.OPEN.value, Status.IN_PROGRESS.value, Status.ESCALATED.value)
 CLOSED = (Status.RESOLVED.value, Status.REJECTED.value)
 #: The most of a note the caller's SMS carries: the `grievance/update` and `grievance/status`
@@ -103,8 +99,7 @@ async def queue(
         )
         for v in VIEWS
     }
-    pages = max(1, math.ceil(min(counts[view], COUNT_CAP) / PAGE_SIZE))
-    current = min(max(1, int(page_text) if page_text.isdigit() else 1), pages)
+    pages, current = paged(counts[view], PAGE_SIZE, page_text)
     rows = await repository.list_queue(
         db,
         **_filters(view, staff_id=staff.id, now=now),
@@ -124,7 +119,6 @@ async def queue(
         views=VIEWS,
         view=view,
         counts=counts,
-        count_cap=COUNT_CAP,
         rows=rows,
         assignee=names,
         now=now,
