@@ -54,13 +54,14 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from api.eligibility.schemas import EligibilityResult, EligibilityStatus, ProgrammeState
+from api.eligibility.schemas import EligibilityStatus, ProgrammeState
 from api.grievances.schemas import Category, GrievanceOut
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import Cnic, cnic_digits, keyed_digest, mask_cnic, normalise_text
 from api.otp.service import CheckOutcome, OtpUnavailable
 from bot.channels.base import Option, Reply
 from bot.channels.ussd import SCREEN_GSM7, SCREEN_UCS2, fits, screen
+from bot.dialogue.flows.eligibility import asked_by_the_person, enrolled_in
 from bot.dialogue.flows.grievance import CATEGORIES
 from bot.dialogue.flows.who import named, person_choice_masks
 from bot.dialogue.turn import Policy
@@ -528,9 +529,11 @@ async def check_eligibility(ctx: Ctx, digits: str) -> list[Reply]:
     if refused:
         return refused
     result = await ctx.services.eligibility(Cnic(digits))
-    if result.status is EligibilityStatus.ELIGIBLE and _asked_by_the_person(ctx, result):
-        # Those left (exited) are not named, as on SMS (bot/dialogue/flows/eligibility.py).
-        programmes = [p for p in await ctx.services.programmes(digits) if p.status != "exited"]
+    verified = ctx.state.is_verified_for(result.cnic, now=ctx.now)
+    if result.status is EligibilityStatus.ELIGIBLE and asked_by_the_person(
+        result, verified=verified, phone=ctx.state.phone
+    ):
+        programmes = await enrolled_in(ctx.services, digits)
         if programmes:
             return _programmes_screen(ctx, digits, programmes)
     template = (
@@ -539,14 +542,6 @@ async def check_eligibility(ctx: Ctx, digits: str) -> list[Reply]:
         else f"eligibility/{result.status.value}"
     )
     return end(ctx, template, {"cnic": result.cnic_masked})
-
-
-def _asked_by_the_person(ctx: Ctx, result: EligibilityResult) -> bool:
-    """The session is verified for the CNIC, or its phone is the CNIC's registered mobile (the
-    gateway's `phoneNumber`, read with the coarse status: no look-up more for anyone else)."""
-    if ctx.state.is_verified_for(result.cnic, now=ctx.now):
-        return True
-    return result.mobile is not None and result.mobile == ctx.state.phone
 
 
 def _programmes_screen(ctx: Ctx, digits: str, programmes: Sequence[ProgrammeState]) -> list[Reply]:

@@ -12,11 +12,12 @@ themself also their programmes and their state (SPEC §5.1).
 
 from __future__ import annotations
 
-from api.eligibility.schemas import EligibilityResult, EligibilityStatus
+from api.eligibility.schemas import EligibilityResult, EligibilityStatus, ProgrammeState
 from api.identity import Cnic, InvalidCnic
 from bot.channels.base import Reply
 from bot.dialogue.flows import help, who
 from bot.dialogue.turn import Turn
+from bot.ports import Services
 
 
 async def check(turn: Turn) -> list[Reply]:
@@ -49,20 +50,24 @@ async def answer(turn: Turn, cnic: Cnic) -> list[Reply]:
     result = await turn.services.eligibility(cnic)
     turn.conversation.reset()
     context: dict[str, object] = {"cnic": result.cnic_masked}
-    if result.status is EligibilityStatus.ELIGIBLE and _asked_by_the_person(turn, result):
-        # Those left (exited) are not named: "enrolled" is what the person is in now. The
-        # status is known already: only the enrollments are read.
-        programmes = await turn.services.programmes(cnic.digits)
-        context["programmes"] = [p for p in programmes if p.status != "exited"]
+    verified = turn.conversation.is_verified_for(result.cnic, now=turn.now)
+    if result.status is EligibilityStatus.ELIGIBLE and asked_by_the_person(
+        result, verified=verified, phone=turn.phone
+    ):
+        context["programmes"] = await enrolled_in(turn.services, cnic.digits)
     return [Reply(f"eligibility/{result.status.value}", context)]
 
 
-def _asked_by_the_person(turn: Turn, result: EligibilityResult) -> bool:
-    """The conversation is verified for the CNIC, or comes from its registered mobile (read
-    with the coarse status: no look-up more for anyone else)."""
-    if turn.conversation.is_verified_for(result.cnic, now=turn.now):
-        return True
-    return result.mobile is not None and result.mobile == turn.phone
+def asked_by_the_person(result: EligibilityResult, *, verified: bool, phone: str | None) -> bool:
+    """The conversation (or USSD session) is `verified` for the CNIC, or comes from its
+    registered mobile `phone` (read with the coarse status: no look-up more for anyone else)."""
+    return verified or (result.mobile is not None and result.mobile == phone)
+
+
+async def enrolled_in(services: Services, digits: str) -> list[ProgrammeState]:
+    """The programmes the person is in now, with their state: those left (exited) are not
+    named. The status is known already: only the enrollments are read."""
+    return [p for p in await services.programmes(digits) if p.status != "exited"]
 
 
 async def not_a_cnic(turn: Turn) -> list[Reply]:
