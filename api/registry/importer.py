@@ -739,7 +739,7 @@ def _note_repeated(spec: _FileSpec, found: list[tuple[Any, ...]], report: Import
 
 def _describe_key(spec: _FileSpec, values: Sequence[Any]) -> str:
     """A key as a warning names it: `CNIC 35202-*******-1, programme 'kafaalat'`."""
-    words = {"cnic": "CNIC", "household_id": "household", "payment_id": "payment"}
+    words = {"household_id": "household", "payment_id": "payment"}
     return ", ".join(
         f"CNIC {mask_cnic(str(value))}"
         if column == "cnic"
