@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from api.db import dialect_of, insert_for
 from api.grievances.schemas import CLOSED_STATUSES
-from api.registry.models import Agent, Grievance
+from api.registry.models import Agent, Grievance, GrievanceEvent
 
 #: The statuses of grievances no longer worked, as the partial index on them says it.
 CLOSED = sorted(status.value for status in CLOSED_STATUSES)
@@ -228,11 +228,23 @@ async def count_by(
 
 
 async def count_closed(session: AsyncSession, *, since: dt.datetime) -> dict[str | None, int]:
-    """Grievances resolved or rejected (and not reopened) since `since`, by status: read through
-    their partial index on (status, updated_at), so only the period's, never every one closed."""
+    """Grievances resolved or rejected (and not reopened) since `since`, by status: those whose
+    change to the status they hold happened in the period, not merely touched since (a note on
+    one closed long ago). Read through the partial index on (status, updated_at), since a
+    grievance closed in the period was last touched in it too, so only the period's grievances
+    are read, never every one closed; each is checked against its own events."""
+    closed_then = (
+        select(GrievanceEvent.id)
+        .where(
+            GrievanceEvent.grievance_id == Grievance.id,
+            GrievanceEvent.to_status == Grievance.status,
+            GrievanceEvent.at >= since,
+        )
+        .exists()
+    )
     rows = await session.execute(
         select(Grievance.status, func.count())
-        .where(Grievance.status.in_(CLOSED), Grievance.updated_at >= since)
+        .where(Grievance.status.in_(CLOSED), Grievance.updated_at >= since, closed_then)
         .group_by(Grievance.status)
     )
     return {status: int(count) for status, count in rows}

@@ -291,3 +291,39 @@ async def test_grievance_breakdowns_are_of_the_ones_worked_and_the_period(regist
     assert board.by_status == {"open": 1, "resolved": 1}
     assert longer.by_status == {"open": 1, "resolved": 2}
     assert (board.worked, board.escalated) == (1, 0)
+
+
+async def test_a_note_on_a_grievance_closed_long_ago_does_not_count_it_as_closed_now(
+    registry, settings
+):
+    """ "Closed in the period" is when a grievance was resolved or rejected, not when it was last
+    touched: a note added today to one resolved 30 days ago leaves it out of the last 14 days,
+    and one resolved, reopened and resolved again today counts once."""
+    old = await file(registry, settings, days_ago=40)
+    again = await file(registry, settings, days_ago=40)
+    steps = (
+        (old, Status.RESOLVED, 30),
+        (again, Status.RESOLVED, 30),
+        (again, Status.OPEN, 1),
+        (again, Status.REJECTED, 0),
+    )
+    for ticket, to, days_ago in steps:
+        async with registry.transaction() as session:
+            await service.change_status(
+                session,
+                ticket_id=ticket,
+                to=to,
+                actor="sadia",
+                note="checked" if to is Status.OPEN else None,
+                sla_days=settings.grievance_sla_days,
+                now=NOW - dt.timedelta(days=days_ago),
+            )
+    async with registry.transaction() as session:
+        await service.add_note(
+            session, ticket_id=old, actor="sadia", note="Called her back.", internal=False, now=NOW
+        )
+    async with registry.sessions() as session:
+        board = await build(session, days=14, now=NOW)
+        longer = await build(session, days=90, now=NOW)
+    assert board.by_status == {"rejected": 1}
+    assert longer.by_status == {"resolved": 1, "rejected": 1}
