@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
-import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import jinja2
@@ -22,7 +26,8 @@ if TYPE_CHECKING:
     from api.agent.deps import Staff
 
 #: Lists count this many rows at most and show "10,000+" past it (the Closed tab and the audit
-#: log hold everything since the console opened); their pages go as deep as the count.
+#: log hold everything since the console opened). Their pages are not numbered: each links to
+#: the next and the previous by where it ends and starts (`Cursor`), as deep as the list goes.
 COUNT_CAP = 10_000
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates" / "agent"
@@ -38,11 +43,83 @@ def static_url(name: str) -> str:
     return f"{STATIC_PATH}/{name}?v={digest}"
 
 
-def paged(total: int, page_size: int, page_text: str) -> tuple[int, int]:
-    """(how many pages, the one asked for) of a list of `total` rows counted up to `COUNT_CAP`;
-    a page number that is no number, or out of range, is the nearest page there is."""
-    pages = max(1, math.ceil(min(total, COUNT_CAP) / page_size))
-    return pages, min(max(1, int(page_text) if page_text.isdigit() else 1), pages)
+T = TypeVar("T")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CURSOR_TEXT = re.compile(r"(-?[0-9]{1,18})\.([0-9]{1,18})")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place in a list ordered by a moment, then an id (the queue by due date, the audit log
+    by time): the order columns of the row a page ends or starts at. In a link it is `token`, an
+    opaque text; `parse` takes back only what `token` makes (anything else, a link typed or cut
+    short, is no place at all: the list's first page, never an error)."""
+
+    at: dt.datetime
+    id: int
+
+    def nudged(self, step: int) -> Cursor:
+        """The place `step` ids on from this one: between this row and any other, since no row
+        has the same moment and an id in between."""
+        return Cursor(self.at, self.id + step)
+
+    def token(self) -> str:
+        micros = (self.at - _EPOCH) // _MICROSECOND
+        return base64.urlsafe_b64encode(f"{micros}.{self.id}".encode()).decode().rstrip("=")
+
+    @classmethod
+    def parse(cls, token: str | None) -> Cursor | None:
+        if not token or not _TOKEN.fullmatch(token):
+            return None
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            text = base64.urlsafe_b64decode(padded).decode("ascii")
+        except (binascii.Error, ValueError):
+            return None
+        match = _CURSOR_TEXT.fullmatch(text)
+        if match is None:
+            return None
+        try:
+            place = cls(_EPOCH + int(match[1]) * _MICROSECOND, int(match[2]))
+        except OverflowError:
+            return None
+        return place if place.token() == token else None
+
+
+@dataclass(frozen=True)
+class Seek:
+    """Which page of a list a link asks for: the one after a cursor, the one before it, or (no
+    cursor, or one that is no place) the first."""
+
+    after: Cursor | None = None
+    before: Cursor | None = None
+
+    @classmethod
+    def of(cls, after: str | None, before: str | None) -> Seek:
+        if (place := Cursor.parse(after)) is not None:
+            return cls(after=place)
+        if (place := Cursor.parse(before)) is not None:
+            return cls(before=place)
+        return cls()
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """A page of a list: its rows, and where the pages before and after it start from (None:
+    there is none)."""
+
+    rows: list[T]
+    previous: Cursor | None = None
+    next: Cursor | None = None
+
+    def links(self, link: Callable[[dict[str, str]], str]) -> dict[str, Any]:
+        """The pager's links (`previous_link`, `next_link`), `link` making one from its query."""
+        return {
+            "previous_link": link({"before": self.previous.token()}) if self.previous else None,
+            "next_link": link({"after": self.next.token()}) if self.next else None,
+        }
 
 
 def _counted(total: int, language: str) -> str:

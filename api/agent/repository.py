@@ -1,20 +1,24 @@
-"""Every query the console makes of its own: staff accounts, the audit log and message traffic."""
+"""Every query the console makes of its own: staff accounts, the queue's and the audit log's
+pages, and message traffic."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.agent.pages import Cursor, Page, Seek
 from api.db import dialect_of, utc
+from api.grievances.repository import _queue_filter
 from api.outbox.service import OptedOutBy, suppressed_by
 from api.registry.models import (
     Agent,
     AuditEntry,
+    Grievance,
     InboundMessage,
     InboundTraffic,
     OutboundMessage,
@@ -71,6 +75,122 @@ async def clear_failed_logins(session: AsyncSession, *, agent_id: int) -> None:
     )
 
 
+# -- pages of a list, by where they start and end ------------------------------------------
+
+#: A list's order: a moment, then an id (unique, so every row has its own place).
+Key = tuple[Any, Any]
+
+
+def _beyond(key: Key, place: Cursor, *, descending: bool, later: bool) -> Any:
+    """The rows coming after (`later`) or before `place` in the list's order."""
+    row, at = tuple_(*key), tuple_(place.at, place.id)
+    return row > at if later != descending else row < at
+
+
+def _ordered(key: Key, *, descending: bool) -> list[Any]:
+    return [column.desc() if descending else column.asc() for column in key]
+
+
+def _place(row: Any, key: Key) -> Cursor:
+    return Cursor(utc(getattr(row, key[0].key)), int(getattr(row, key[1].key)))
+
+
+async def _reaches(
+    session: AsyncSession, query: Any, key: Key, place: Cursor, *, descending: bool, later: bool
+) -> bool:
+    """Whether a row of `query` comes after (`later`) or before `place`: the nearest one, read
+    from `place` on through the page's index (an EXISTS may read the table from its start)."""
+    nearest = (
+        query.with_only_columns(key[1])
+        .where(_beyond(key, place, descending=descending, later=later))
+        .order_by(*_ordered(key, descending=descending if later else not descending))
+        .limit(1)
+    )
+    return await session.scalar(nearest) is not None
+
+
+async def keyset_page(
+    session: AsyncSession, query: Any, *, key: Key, descending: bool, seek: Seek, limit: int
+) -> Page[Any]:
+    """A page of `query`'s rows in `key` order (newest first if `descending`): the first
+    `limit`, the `limit` after `seek.after`, or the `limit` just before `seek.before`. Each
+    reads from its cursor on through an index on `key`, however deep the page (an OFFSET reads
+    and drops every row before it); rows added or closed meanwhile move no other row from one
+    page to another, so paging on and back shows each row once. A page before which, or after
+    which, no row is left links to none."""
+    step = -1 if descending else 1  # one id further in the list's order
+    if seek.before is None:
+        ahead = query
+        if seek.after is not None:
+            ahead = query.where(_beyond(key, seek.after, descending=descending, later=True))
+        found = list(
+            await session.scalars(
+                ahead.order_by(*_ordered(key, descending=descending)).limit(limit + 1)
+            )
+        )
+        rows = found[:limit]
+        following = _place(rows[-1], key) if len(found) > limit else None
+        preceding = None
+        if seek.after is not None:
+            # Every row past the cursor may have been closed since: the way back still starts
+            # from the cursor's own row.
+            first = _place(rows[0], key) if rows else seek.after.nudged(step)
+            if await _reaches(session, query, key, first, descending=descending, later=False):
+                preceding = first
+        return Page(rows, preceding, following)
+    behind = query.where(_beyond(key, seek.before, descending=descending, later=False))
+    found = list(
+        await session.scalars(
+            behind.order_by(*_ordered(key, descending=not descending)).limit(limit + 1)
+        )
+    )
+    rows = found[:limit][::-1]
+    preceding = _place(rows[0], key) if len(found) > limit else None
+    last = _place(rows[-1], key) if rows else seek.before.nudged(-step)
+    following = last
+    if not await _reaches(session, query, key, last, descending=descending, later=True):
+        following = None
+    return Page(rows, preceding, following)
+
+
+# -- the grievance queue -------------------------------------------------------------------
+
+
+async def queue_page(
+    session: AsyncSession,
+    *,
+    statuses: Collection[str] | None = None,
+    overdue_at: dt.datetime | None = None,
+    assigned_to: int | None = None,
+    unassigned: bool = False,
+    district: str | None = None,
+    category: str | None = None,
+    seek: Seek,
+    limit: int,
+) -> Page[Grievance]:
+    """A page of the agents' queue (the grievances `grievances.repository.count_queue` counts
+    with the same filters), most urgent (earliest due) first; events are not loaded. Each tab
+    reads through its own index in due order (the worked ones' partial indexes, migration 0008)
+    from where the page starts."""
+    query = _queue_filter(
+        select(Grievance),
+        statuses=statuses,
+        overdue_at=overdue_at,
+        assigned_to=assigned_to,
+        unassigned=unassigned,
+        district=district,
+        category=category,
+    )
+    return await keyset_page(
+        session,
+        query,
+        key=(Grievance.due_at, Grievance.id),
+        descending=False,
+        seek=seek,
+        limit=limit,
+    )
+
+
 # -- the audit log -------------------------------------------------------------------------
 
 
@@ -107,14 +227,17 @@ async def add_audit_entry(session: AsyncSession, entry: AuditEntry) -> None:
 
 
 async def list_audit(
-    session: AsyncSession, *, where: AuditFilter, limit: int, offset: int
-) -> list[AuditEntry]:
+    session: AsyncSession, *, where: AuditFilter, seek: Seek, limit: int
+) -> Page[AuditEntry]:
     """A page of the audit log, newest first."""
-    query = where.apply(select(AuditEntry))
-    result = await session.scalars(
-        query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).offset(offset)
+    return await keyset_page(
+        session,
+        where.apply(select(AuditEntry)),
+        key=(AuditEntry.at, AuditEntry.id),
+        descending=True,
+        seek=seek,
+        limit=limit,
     )
-    return list(result)
 
 
 async def count_audit(session: AsyncSession, *, where: AuditFilter, cap: int | None = None) -> int:

@@ -6,13 +6,13 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
 from api.agent import audit
 from api.agent.deps import AdminStaff, ConsoleDbDep
 from api.agent.i18n import N_, PKT
-from api.agent.pages import COUNT_CAP, page, paged
+from api.agent.pages import COUNT_CAP, Seek, page
 from api.agent.repository import AuditFilter, count_audit, list_audit
 from api.agent.schemas import AuditAction, RecordType
 from api.deps import RuntimeDep
@@ -85,13 +85,14 @@ async def audit_log(
     record: str | None = None,
     since: str | None = None,
     until: str | None = None,
-    page_text: str = Query("1", alias="page"),
+    after: str | None = None,
+    before: str | None = None,
 ) -> Response:
-    """Who looked at or changed what, newest first; CNICs masked."""
+    """Who looked at or changed what, newest first; CNICs masked. A page links to the older
+    entries after it and the newer ones before it (`after`, `before`: a `Cursor`)."""
     where = _filter(actor, action, record, since, until)
     total = await count_audit(db, where=where, cap=COUNT_CAP)
-    pages, current = paged(total, PAGE_SIZE, page_text)
-    entries = await list_audit(db, where=where, limit=PAGE_SIZE, offset=(current - 1) * PAGE_SIZE)
+    entries = await list_audit(db, where=where, seek=Seek.of(after, before), limit=PAGE_SIZE)
     query = {
         k: v
         for k, v in (
@@ -108,11 +109,9 @@ async def audit_log(
         "audit.html",
         staff=staff,
         title=N_("Audit log"),
-        entries=entries,
+        entries=entries.rows,
         shown_record_id=audit.shown_record_id,
         total=total,
-        page_number=current,
-        pages=pages,
         actions=[a.value for a in AuditAction],
         filters={
             "actor": actor or "",
@@ -121,7 +120,7 @@ async def audit_log(
             "since": since or "",
             "until": until or "",
         },
-        page_link=lambda n: "/agent/audit?" + urlencode({**query, "page": n}),
+        **entries.links(lambda place: "/agent/audit?" + urlencode({**query, **place})),
         export_link="/agent/audit.csv" + ("?" + urlencode(query) if query else ""),
     )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from api.agent import audit
@@ -22,7 +22,7 @@ from api.agent.deps import (
 )
 from api.agent.errors import ConsoleError
 from api.agent.i18n import N_
-from api.agent.pages import COUNT_CAP, page, paged
+from api.agent.pages import COUNT_CAP, Seek, page
 from api.agent.schemas import AuditAction, RecordType, Role
 from api.agent.sessions import Flash
 from api.db import utc
@@ -83,9 +83,12 @@ async def queue(
     view: str = "open",
     district: str | None = None,
     category: str | None = None,
-    page_text: Annotated[str, Query(alias="page")] = "1",
+    after: str | None = None,
+    before: str | None = None,
 ) -> Response:
-    """One tab of the queue, most urgent (earliest due) first."""
+    """One tab of the queue, most urgent (earliest due) first. A page links to the next and
+    the previous by where it ends and starts (`after`, `before`: a `Cursor`), not by number:
+    grievances closed meanwhile move no other from one page to another."""
     view = view if view in {v.name for v in VIEWS} else "open"
     now = dt.datetime.now(dt.UTC)
     district = (district or "").strip()
@@ -99,16 +102,15 @@ async def queue(
         )
         for v in VIEWS
     }
-    pages, current = paged(counts[view], PAGE_SIZE, page_text)
-    rows = await repository.list_queue(
+    shown = await agents.queue_page(
         db,
         **_filters(view, staff_id=staff.id, now=now),
         **narrow,
+        seek=Seek.of(after, before),
         limit=PAGE_SIZE,
-        offset=(current - 1) * PAGE_SIZE,
     )
     names = await agents.usernames_by_id(
-        db, ids={g.assigned_to for g in rows if g.assigned_to is not None}
+        db, ids={g.assigned_to for g in shown.rows if g.assigned_to is not None}
     )
     base = {k: v for k, v in (("district", district), ("category", category)) if v}
     return await page(
@@ -119,16 +121,16 @@ async def queue(
         views=VIEWS,
         view=view,
         counts=counts,
-        rows=rows,
+        rows=shown.rows,
         assignee=names,
         now=now,
         utc=utc,
         district=district or "",
         category=narrow["category"] or "",
         categories=[c.value for c in Category],
-        page_number=current,
-        pages=pages,
-        page_link=lambda n: "/agent/grievances?" + urlencode({**base, "view": view, "page": n}),
+        **shown.links(
+            lambda place: "/agent/grievances?" + urlencode({**base, "view": view, **place})
+        ),
         tab_link=lambda name: "/agent/grievances?" + urlencode({**base, "view": name}),
     )
 
