@@ -7,6 +7,11 @@ is flagged). Fill Rabta's own tables first (bench/own_tables.sql), then:
 
 Data-changing statements run in a transaction that is rolled back. Each runs three times; the
 fastest is shown. The literals are rows of the bench's seed (--seed 7) and of own_tables.sql.
+A page's cursor (the console's lists page by where the previous page ended) is written
+$DUE(id), the due date and id of that grievance, or $AT(id), the time and id of that audit
+entry: own_tables.sql dates them from when it ran, so they are read before the statements run.
+The deep pages' cursors lie about 5,000 rows into their list (the open tab holds 15,000
+grievances, the Closed tab 85,000, the audit log a million entries).
 """
 
 # ruff: noqa: S608, E501 - a bench: our own SQL, kept on one line each for reading
@@ -81,14 +86,23 @@ SELECT contact.*, household.status, household.pmt_score, household.mobile FROM c
     "console.queue.count_open": "SELECT count(*) FROM grievances WHERE status IN ('open','in_progress','escalated')",
     "console.queue.count_unassigned": "SELECT count(*) FROM grievances WHERE status IN ('open','in_progress','escalated') AND assigned_to IS NULL",
     "console.queue.count_closed": "SELECT count(*) FROM grievances WHERE status IN ('resolved','rejected')",
-    "console.queue.page_open": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') ORDER BY due_at, id LIMIT 50 OFFSET 0",
-    "console.queue.page_mine": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND assigned_to = 17 ORDER BY due_at, id LIMIT 50 OFFSET 0",
-    "console.queue.page_closed_p1": "SELECT * FROM grievances WHERE status IN ('resolved','rejected') ORDER BY due_at, id LIMIT 50 OFFSET 0",
-    "console.queue.page_closed_p1000": "SELECT * FROM grievances WHERE status IN ('resolved','rejected') ORDER BY due_at, id LIMIT 50 OFFSET 49950",
+    "console.queue.page_open": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_open_deep": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND (due_at, id) > $DUE(89950) ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_open_deep_back": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND (due_at, id) < $DUE(89950) ORDER BY due_at DESC, id DESC LIMIT 51",
+    "console.queue.page_open_deep_any_before": "SELECT id FROM grievances WHERE status IN ('open','in_progress','escalated') AND (due_at, id) < $DUE(89950) ORDER BY due_at DESC, id DESC LIMIT 1",
+    "console.queue.page_breached_deep": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND due_at < now() AND (due_at, id) > $DUE(89950) ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_mine": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND assigned_to = 17 ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_mine_after": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND assigned_to = 17 AND (due_at, id) > $DUE(91016) ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_unassigned_deep": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND assigned_to IS NULL AND (due_at, id) > $DUE(92352) ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_closed_p1": "SELECT * FROM grievances WHERE status IN ('resolved','rejected') ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_closed_deep": "SELECT * FROM grievances WHERE status IN ('resolved','rejected') AND (due_at, id) > $DUE(4950) ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_closed_deep_any_before": "SELECT id FROM grievances WHERE status IN ('resolved','rejected') AND (due_at, id) < $DUE(4950) ORDER BY due_at DESC, id DESC LIMIT 1",
     "console.queue.count_open_district": "SELECT count(*) FROM grievances WHERE status IN ('open','in_progress','escalated') AND lower(district) = 'district 17'",
-    "console.queue.page_open_district": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND lower(district) = 'district 17' ORDER BY due_at, id LIMIT 50 OFFSET 0",
-    "console.queue.page_closed_district": "SELECT * FROM grievances WHERE status IN ('resolved','rejected') AND lower(district) = 'district 17' ORDER BY due_at, id LIMIT 50 OFFSET 0",
-    "console.queue.page_category": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND category = 'other' ORDER BY due_at, id LIMIT 50",
+    "console.queue.page_open_district": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND lower(district) = 'district 17' ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_open_district_after": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND lower(district) = 'district 17' AND (due_at, id) > $DUE(92417) ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_closed_district": "SELECT * FROM grievances WHERE status IN ('resolved','rejected') AND lower(district) = 'district 17' ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_category": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND category = 'other' ORDER BY due_at, id LIMIT 51",
+    "console.queue.page_category_deep": "SELECT * FROM grievances WHERE status IN ('open','in_progress','escalated') AND category = 'other' AND (due_at, id) > $DUE(99701) ORDER BY due_at, id LIMIT 51",
     "console.grievance_for_update": f"SELECT * FROM grievances WHERE ticket_id = {TICKET} FOR UPDATE OF grievances",
     "console.usernames": "SELECT id, username FROM agents WHERE id IN (1,2,3)",
     "console.agent_by_username": "SELECT * FROM agents WHERE username = 'agent17'",
@@ -110,17 +124,21 @@ SELECT contact.*, household.status, household.pmt_score, household.mobile FROM c
     "console.dashboard.closed_in_period": "SELECT status, count(*) FROM grievances WHERE status IN ('rejected','resolved') AND updated_at >= now() - interval '14 days' GROUP BY status",
     "console.dashboard.roll_up_hour": "SELECT date_trunc('hour', received_at, 'UTC'), channel, language, intent, outcome, count(*) FROM inbound_messages WHERE received_at >= date_trunc('hour', now()) - interval '1 hour' AND received_at < date_trunc('hour', now()) GROUP BY 1, 2, 3, 4, 5",
     "console.queue.count_closed_capped": "SELECT count(*) FROM (SELECT id FROM grievances WHERE status IN ('resolved','rejected') LIMIT 10001) AS capped",
-    "console.queue.page_closed_p200": "SELECT * FROM grievances WHERE status IN ('resolved','rejected') ORDER BY due_at, id LIMIT 50 OFFSET 9950",
     "console.audit.count_capped": "SELECT count(*) FROM (SELECT id FROM audit_log LIMIT 10001) AS capped",
     "console.dashboard.overdue": "SELECT count(*) FROM grievances WHERE status IN ('open','in_progress','escalated') AND due_at < now()",
-    "console.audit.page": "SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT 50 OFFSET 0",
+    "console.audit.page": "SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT 101",
+    "console.audit.page_deep": "SELECT * FROM audit_log WHERE (at, id) < $AT(995050) ORDER BY at DESC, id DESC LIMIT 101",
+    "console.audit.page_deep_back": "SELECT * FROM audit_log WHERE (at, id) > $AT(995050) ORDER BY at, id LIMIT 101",
+    "console.audit.page_deep_any_after": "SELECT id FROM audit_log WHERE (at, id) < $AT(995050) ORDER BY at DESC, id DESC LIMIT 1",
     "console.audit.count": "SELECT count(*) FROM audit_log",
-    "console.audit.page_actor": "SELECT * FROM audit_log WHERE actor = 'agent17' ORDER BY at DESC, id DESC LIMIT 50 OFFSET 0",
+    "console.audit.page_actor": "SELECT * FROM audit_log WHERE actor = 'agent17' ORDER BY at DESC, id DESC LIMIT 101",
+    "console.audit.page_actor_deep": "SELECT * FROM audit_log WHERE actor = 'agent17' AND (at, id) < $AT(499816) ORDER BY at DESC, id DESC LIMIT 101",
     "console.audit.count_actor": "SELECT count(*) FROM audit_log WHERE actor = 'agent17'",
-    "console.audit.page_action": "SELECT * FROM audit_log WHERE action = 'verify' ORDER BY at DESC, id DESC LIMIT 50 OFFSET 0",
-    "console.audit.page_record": "SELECT * FROM audit_log WHERE record_type = 'person' AND record_id = '3520100370037' ORDER BY at DESC, id DESC LIMIT 50 OFFSET 0",
+    "console.audit.page_action": "SELECT * FROM audit_log WHERE action = 'verify' ORDER BY at DESC, id DESC LIMIT 101",
+    "console.audit.page_action_deep": "SELECT * FROM audit_log WHERE action = 'verify' AND (at, id) < $AT(995050) ORDER BY at DESC, id DESC LIMIT 101",
+    "console.audit.page_record": "SELECT * FROM audit_log WHERE record_type = 'person' AND record_id = '3520100370037' ORDER BY at DESC, id DESC LIMIT 101",
     "console.audit.count_record": "SELECT count(*) FROM audit_log WHERE record_type = 'person' AND record_id = '3520100370037'",
-    "console.audit.page_since": "SELECT * FROM audit_log WHERE at >= now() - interval '1 day' ORDER BY at DESC, id DESC LIMIT 50 OFFSET 0",
+    "console.audit.page_since": "SELECT * FROM audit_log WHERE at >= now() - interval '1 day' ORDER BY at DESC, id DESC LIMIT 101",
     "console.audit.insert": "INSERT INTO audit_log (at, actor, action, record_type, record_id, reason, client_ip) VALUES (now(), 'agent1', 'lookup', 'person', '1110100010578', NULL, '10.0.0.1') RETURNING id",
     # --- operator commands ---
     "cli.outbox_status": "SELECT m.channel, m.status, count(*), min(m.created_at), (SELECT latest.error FROM outbound_messages latest WHERE latest.channel = m.channel AND latest.status = m.status AND latest.error IS NOT NULL ORDER BY latest.id DESC LIMIT 1) FROM outbound_messages m GROUP BY m.channel, m.status ORDER BY m.channel, m.status",
@@ -132,6 +150,23 @@ SELECT contact.*, household.status, household.pmt_score, household.mobile FROM c
     "cli.registry_remove.payments": f"DELETE FROM payments WHERE cnic IN ({CNIC})",
     "cli.registry_remove.households": f"DELETE FROM households WHERE household_id IN ({HH})",
 }
+
+
+_CURSOR = re.compile(r"\$(DUE|AT)\(([0-9]+)\)")
+_CURSOR_OF = {
+    "DUE": "SELECT format('(%L::timestamptz, %s)', due_at, id) FROM grievances WHERE id = $1",
+    "AT": "SELECT format('(%L::timestamptz, %s)', at, id) FROM audit_log WHERE id = $1",
+}
+
+
+async def _with_cursors(conn: asyncpg.Connection, sql: str) -> str:
+    """`sql` with each $DUE(id) and $AT(id) written as that row's (moment, id)."""
+    for kind, row_id in set(_CURSOR.findall(sql)):
+        place = await conn.fetchval(_CURSOR_OF[kind], int(row_id))
+        if place is None:
+            raise SystemExit(f"no row {row_id} for ${kind}: fill bench/own_tables.sql first")
+        sql = sql.replace(f"${kind}({row_id})", place)
+    return sql
 
 
 def _nodes(node: dict, depth: int = 0, found: list | None = None) -> list:
@@ -157,6 +192,7 @@ async def main(only: str | None) -> dict:
         for name, sql in STATEMENTS.items():
             if only and not re.search(only, name):
                 continue
+            sql = await _with_cursors(conn, sql)
             best = None
             for _ in range(3):
                 transaction = conn.transaction()
