@@ -75,9 +75,18 @@ SELECT setval(pg_get_serial_sequence('grievances', 'id'), 100000);
 -- some grievances by real registry persons (so list_by_cnic finds a few)
 UPDATE grievances g SET cnic = p.cnic FROM (SELECT cnic, row_number() OVER () AS n FROM (SELECT cnic FROM persons TABLESAMPLE SYSTEM (1) LIMIT 20000) x) p WHERE g.id = p.n * 5;
 
+-- Three events each: filed when it was filed, its change to the status it holds when it was last
+-- changed (as the console records them: the dashboard counts the period's closings by them), and
+-- a note.
 INSERT INTO grievance_events (id, grievance_id, at, actor, action, from_status, to_status, note)
-SELECT i, 1 + (i - 1) / 3, now(), 'agent1', (ARRAY['filed','status','note'])[1 + i % 3], NULL, NULL, NULL
-FROM generate_series(1, 300000) i;
+SELECT i, g.id,
+  CASE (i - 1) % 3 WHEN 0 THEN g.created_at ELSE g.updated_at END,
+  'agent1',
+  (ARRAY['filed','status_changed','note'])[1 + (i - 1) % 3],
+  CASE (i - 1) % 3 WHEN 1 THEN 'open' END,
+  CASE (i - 1) % 3 WHEN 0 THEN 'open' WHEN 1 THEN g.status END,
+  CASE (i - 1) % 3 WHEN 2 THEN 'Called back.' END
+FROM generate_series(1, 300000) i JOIN grievances g ON g.id = 1 + (i - 1) / 3;
 SELECT setval(pg_get_serial_sequence('grievance_events', 'id'), 300000);
 
 -- 1M outbound messages: nearly all done; a backlog of 2,000 waiting.

@@ -115,6 +115,7 @@ ONLINE_INDEXES = {
     "ix_contacts_verified_cnic": "contacts",
     "ix_audit_log_actor_at": "audit_log",
     "ix_outbound_messages_errors": "outbound_messages",
+    "ix_grievance_events_closing_at": "grievance_events",
 }
 
 _AUDIT_ROW = (

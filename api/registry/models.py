@@ -271,8 +271,8 @@ class OutboundMessage(Base):
 
 #: The statuses of grievances still being worked, as the partial indexes of `Grievance` say it.
 WORKED_STATUSES = "status IN ('open', 'in_progress', 'escalated')"
-#: The statuses of grievances closed, as the dashboard's partial index says it.
-CLOSED_STATUSES = "status IN ('resolved', 'rejected')"
+#: The events that close a grievance, as the dashboard's partial index on them says it.
+CLOSING_EVENTS = "to_status IN ('resolved', 'rejected')"
 
 
 class Grievance(Base):
@@ -295,14 +295,6 @@ class Grievance(Base):
             "id",
             postgresql_where=text(WORKED_STATUSES),
             sqlite_where=text(WORKED_STATUSES),
-        ),
-        # The dashboard's grievances closed in its period: never every one ever closed.
-        Index(
-            "ix_grievances_closed_updated",
-            "status",
-            "updated_at",
-            postgresql_where=text(CLOSED_STATUSES),
-            sqlite_where=text(CLOSED_STATUSES),
         ),
     )
 
@@ -340,6 +332,16 @@ class Grievance(Base):
 
 class GrievanceEvent(Base):
     __tablename__ = "grievance_events"
+    __table_args__ = (
+        # The dashboard's grievances closed in its period, found by their resolutions and
+        # rejections in it: never every one ever closed.
+        Index(
+            "ix_grievance_events_closing_at",
+            "at",
+            postgresql_where=text(CLOSING_EVENTS),
+            sqlite_where=text(CLOSING_EVENTS),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     grievance_id: Mapped[int] = mapped_column(ForeignKey("grievances.id"), index=True)
