@@ -4,6 +4,8 @@ a request without a session is sent to the login page."""
 from __future__ import annotations
 
 import inspect
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -11,8 +13,12 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from api.agent import csrf
 from api.agent.i18n import N_
 from api.agent.pages import page
+from api.agent.sessions import SessionStore, SessionsUnavailable, cookie_name, keepable
+
+log = logging.getLogger(__name__)
 
 
 class ConsoleError(Exception):
@@ -58,19 +64,75 @@ async def console_error(request: Request, exc: Exception) -> Response:
 
 async def login_required(request: Request, exc: Exception) -> Response:
     """To the login page, and back here after it. A form sent after the session ended (an hour
-    without a request, mid-note) was not acted on: the login page says so, and signing in leads
-    back to the page the form was on (its Referer, when it is a console page)."""
+    without a request, mid-note) was not acted on: the login page says so, signing in leads
+    back to the page the form is on, and what was written in it is there again (`_keep`)."""
     assert isinstance(exc, LoginRequired)
     if request.method == "GET":
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         query = {"next": back} if back != "/agent" else {}
     else:
-        # Only the Referer's path is used, and only a console path: no redirect leaves Rabta.
-        referer = urlsplit(request.headers.get("referer") or "")
-        page = referer.path + (f"?{referer.query}" if referer.query else "")
-        query = {"next": safe_next(page), "unsaved": "1"}
+        form_page = _form_page(request)
+        kept = await _keep(request, form_page)
+        query = {"next": form_page, "unsaved": "kept" if kept else "1"}
     encoded = urlencode(query)
     return RedirectResponse("/agent/login" + (f"?{encoded}" if encoded else ""), status_code=303)
+
+
+#: A form on a caller's or a grievance's page posts to that page's path and one word more.
+_FORM_ON_A_PAGE = re.compile(r"(/agent/(?:callers|grievances)/[^/]+)/[a-z-]+")
+
+
+def _form_page(request: Request) -> str:
+    """The page a form was sent from: the one its action belongs to, else its Referer's (its
+    path only, and only a console path: no redirect leaves Rabta)."""
+    path = request.url.path
+    on_a_page = _FORM_ON_A_PAGE.fullmatch(path)
+    if on_a_page:
+        return safe_next(on_a_page.group(1))
+    if path == "/agent/callers":  # the search on the first page
+        return "/agent"
+    referer = urlsplit(request.headers.get("referer") or "")
+    return safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+
+
+def _typed(path: str, form: dict[str, str]) -> dict[str, str]:
+    """What a console form's fields held, by the ids of the fields its page gives them back
+    to (those of a refused form: see the templates). Forms of no text (a code read back, an
+    assignment, a decision) give nothing, nor the search (a CNIC is not kept in clear)."""
+    action = path.rsplit("/", 1)[-1]
+    note, reason = form.get("note", ""), form.get("reason", "")
+    if path.startswith("/agent/grievances/") and action == "notes":
+        return {"note" if form.get("internal") else "caller-note": note}
+    if path.startswith("/agent/grievances/") and action == "status":
+        # A supervisor's status form or an agent's escalation: the page shows one of them.
+        return {"status-note": note, "escalate-note": note, "to": form.get("to", "")}
+    if path.startswith("/agent/callers/") and action == "grievances":
+        return {name: form.get(name, "") for name in ("category", "description", "language")}
+    if path.startswith("/agent/callers/") and action in ("override", "override-request"):
+        return {"override-reason": reason, "request-reason": reason}
+    return {}
+
+
+async def _keep(request: Request, form_page: str) -> bool:
+    """Keep what the form sent after the session ended held, for the agent to find in it once
+    she has signed in again (`SessionStore.keep_unsent`: server-side, for that session's own
+    forms only); True when something was kept. Never an error: at worst nothing is kept."""
+    runtime = request.app.state.runtime
+    session_id = request.cookies.get(cookie_name(runtime.settings), "")
+    if not session_id or not csrf.same_origin(request, runtime.settings):
+        return False
+    try:
+        form = await request.form()
+        fields = {name: value for name, value in form.items() if isinstance(value, str)}
+        kept = keepable(_typed(request.url.path, fields))
+        if not kept:
+            return False
+        return await SessionStore(runtime.redis).keep_unsent(
+            session_id, csrf_token=fields.get(csrf.FIELD, ""), page=form_page, kept=kept
+        )
+    except SessionsUnavailable:
+        log.info("a form sent after its session ended was not kept (Redis)")
+        return False
 
 
 async def not_found(request: Request) -> Response:

@@ -3,6 +3,8 @@
 Server-side sessions can be revoked (logout, a deactivated account) and carry nothing a stolen
 cookie could be read for. Redis keeps only a hash of the id, so a copy of Redis opens nothing.
 A session ends after an hour without a request or twelve hours after sign-in, whichever is first.
+Whose it was outlives it by an hour, so that what a form sent just after it ended held can be
+kept for its agent's next sign-in (`keep_unsent`, `take_unsent`); signing out ends that too.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from api.agent.csrf import tokens_match
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +31,36 @@ IDLE_SECONDS = 60 * 60
 MAX_SECONDS = 12 * 60 * 60
 #: Flash messages a session holds at most (a loop of redirects must not grow it).
 MAX_FLASHES = 10
+#: The kind of a flash that only gives text back to a page's fields, with no message to show.
+KEPT_ONLY = "kept"
+#: The console's fields whose words are given back to the agent rather than lost (a refused
+#: form, a form sent after her session ended): their ids in the pages → the most kept of each.
+#: A code the caller reads back is never among them, nor a CNIC typed in the search box.
+KEEPABLE_TEXT = {
+    "note": 1000,
+    "caller-note": 1000,
+    "status-note": 1000,
+    "escalate-note": 1000,
+    "description": 1000,
+    "override-reason": 500,
+    "request-reason": 500,
+}
+#: Choices that come back with the text typed beside them (a category, a status, a language).
+KEEPABLE_CHOICES = {"category": 32, "language": 32, "to": 32}
+
+
+def keepable(fields: Mapping[str, object]) -> dict[str, str]:
+    """What of `fields` (ids → values) may be kept for the agent: known fields only, each cut
+    to its size; nothing at all unless some text was written (a choice alone is no loss)."""
+    sizes = KEEPABLE_TEXT | KEEPABLE_CHOICES
+    kept = {
+        name: value[: sizes[name]]
+        for name, value in fields.items()
+        if name in sizes and isinstance(value, str)
+    }
+    if not any(kept.get(name, "").strip() for name in KEEPABLE_TEXT):
+        return {}
+    return kept
 
 
 class SessionsUnavailable(Exception):
@@ -58,6 +92,15 @@ class Flash:
     kept: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Unsent:
+    """What a form sent after its session had ended held, kept for its agent's next sign-in:
+    the page the form is on and its fields' ids → the text typed."""
+
+    page: str
+    kept: dict[str, str]
+
+
 def cookie_name(settings: Settings) -> str:
     # `__Host-` makes browsers refuse the cookie unless Secure, host-only and Path=/, so no
     # sibling subdomain can plant or overwrite it; browsers need https for that.
@@ -76,6 +119,11 @@ def _text(value: str | bytes) -> str:
 
 def _key(session_id: str) -> str:
     return f"{PREFIX}:{hashlib.sha256(session_id.encode()).hexdigest()}"
+
+
+def _keys_of(key: str) -> tuple[str, ...]:
+    """A session's key and those of what it keeps beside it (all ended with it)."""
+    return (key, f"{key}:flash", f"{key}:owner", f"{key}:unsent")
 
 
 class SessionStore:
@@ -117,6 +165,11 @@ class SessionStore:
                     mapping={"agent_id": agent_id, "csrf": csrf_token, "created": repr(now)},
                 )
                 pipe.expire(key, IDLE_SECONDS)
+                # Whose the session was, and its forms' token, outlive it (by at most an hour
+                # past its twelve), so a form sent just after it ended can still be known as
+                # hers (`keep_unsent`). Signing out deletes them with the session.
+                pipe.hset(f"{key}:owner", mapping={"agent_id": agent_id, "csrf": csrf_token})
+                pipe.expire(f"{key}:owner", MAX_SECONDS + IDLE_SECONDS)
                 pipe.sadd(self._index(agent_id), key)
                 pipe.expire(self._index(agent_id), MAX_SECONDS)
                 await pipe.execute()
@@ -144,12 +197,53 @@ class SessionStore:
         return ConsoleSession(key, int(stored["agent_id"]), str(stored["csrf"]), created)
 
     async def end(self, session_id: str) -> None:
-        """End one session (logout, or an old id presented at sign-in)."""
+        """End one session (logout, or an old id presented at sign-in), and everything it
+        kept."""
         try:
-            key = _key(session_id)
-            await self._redis.delete(key, f"{key}:flash")
+            await self._redis.delete(*_keys_of(_key(session_id)))
         except RedisError as exc:
             raise SessionsUnavailable from exc
+
+    async def keep_unsent(
+        self, session_id: str, *, csrf_token: str, page: str, kept: dict[str, str]
+    ) -> bool:
+        """Keep what a form sent after its session had ended (an hour without a request) held,
+        for its agent's next sign-in in this browser (`take_unsent`); True when kept. Kept only
+        for a session that was, and was not signed out of, and only with that session's own
+        form token: nothing else can leave words for an agent to find. Nothing is *done*: a
+        form needs a live session (CSRF, the audit log)."""
+        if not kept or not session_id or len(session_id) > 128:
+            return False
+        key = _key(session_id)
+        try:
+            owner = await self._redis.hget(f"{key}:owner", "csrf")
+            if owner is None or not tokens_match(_text(owner), csrf_token):
+                return False
+            payload = json.dumps({"page": page, "kept": kept}, ensure_ascii=False)
+            await self._redis.set(f"{key}:unsent", payload, ex=IDLE_SECONDS)
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+        return True
+
+    async def take_unsent(self, session_id: str, *, agent_id: int) -> Unsent | None:
+        """What `keep_unsent` kept of this ended session, if `agent_id` is its agent: taken, so
+        it comes back once. Another member of staff signing in at the same browser gets
+        nothing (and the sign-in ends the old session, and with it what it kept)."""
+        if not session_id or len(session_id) > 128:
+            return None
+        key = _key(session_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(f"{key}:owner", "agent_id")
+                pipe.get(f"{key}:unsent")
+                pipe.delete(f"{key}:unsent")
+                owner, raw, _ = await pipe.execute()
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+        if raw is None or owner is None or _text(owner) != str(agent_id):
+            return None
+        data = json.loads(raw)
+        return Unsent(str(data["page"]), {str(k): str(v) for k, v in data["kept"].items()})
 
     async def end_all(self, *, agent_id: int) -> int:
         """End every session of one member of staff; how many there were."""
@@ -159,7 +253,7 @@ class SessionStore:
             if not keys:
                 return 0
             ended = int(await self._redis.delete(*keys))
-            await self._redis.delete(*(f"{key}:flash" for key in keys))
+            await self._redis.delete(*(kept for key in keys for kept in _keys_of(key)[1:]))
             await self._redis.delete(index)
         except RedisError as exc:
             raise SessionsUnavailable from exc
@@ -189,6 +283,19 @@ class SessionStore:
                 await pipe.execute()
         except RedisError as exc:
             raise SessionsUnavailable from exc
+
+    async def kept_for_next_page(self, session: ConsoleSession) -> dict[str, str]:
+        """The text the messages kept for the next page give back to its fields, left in
+        place (the page takes them when it shows)."""
+        try:
+            raw = await self._redis.lrange(self._flashes(session), 0, -1)
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+        return {
+            str(name): str(text)
+            for item in raw
+            for name, text in (json.loads(item).get("kept") or {}).items()
+        }
 
     async def take_flashes(self, session: ConsoleSession) -> list[Flash]:
         """The messages kept for this page, removed so they show once."""

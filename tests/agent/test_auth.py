@@ -301,10 +301,15 @@ async def test_a_form_sent_after_the_session_ended_says_it_was_not_saved(
         data={"username": "sadia", "password": PASSWORD, "csrf_token": form, "next": page},
     )
     assert signed_in.headers["location"] == page
-    # A Referer from elsewhere is no way out of the console.
+    # A form is sent back to the page it belongs to, whatever its Referer says; one that
+    # belongs to no page goes by its Referer, and a Referer from elsewhere is no way out of the
+    # console.
     async for key in redis.scan_iter("rabta:agent:session:*"):
         await redis.delete(key)
-    away = await sadia.post(
-        f"{page}/notes", data={"note": "x"}, headers={"Referer": "https://evil.example/x"}
+    evil = {"Referer": "https://evil.example/x"}
+    away = await sadia.post(f"{page}/notes", data={"note": "x"}, headers=evil)
+    assert (
+        away.headers["location"] == f"/agent/login?next=%2Fagent%2Fgrievances%2F{ticket}&unsaved=1"
     )
+    away = await sadia.post("/agent/grievances-escalate-overdue", data={}, headers=evil)
     assert away.headers["location"] == "/agent/login?next=%2Fagent&unsaved=1"

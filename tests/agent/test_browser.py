@@ -301,3 +301,62 @@ async def test_long_unbroken_free_text_stays_inside_its_card(live_server, regist
                 await context.close()
         finally:
             await browser.close()
+
+
+async def test_the_language_switch_keeps_what_was_typed(live_server, registry, settings):
+    """An agent halfway through a note switches the console to Urdu and back: every word she
+    typed is still in its box, and nothing of it is left behind in the browser afterwards."""
+    from playwright.async_api import async_playwright, expect
+
+    ticket = await file(registry, settings)
+    internal = "Called the campsite: shut today, the retailer says Rs 500 is his fee."
+    reason = "Caller says the agent at Ichhra asked for Rs 500 to open the gate."
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            page = await context.new_page()
+            await page.goto(f"{live_server}/agent/login")
+            await page.get_by_label("Username").fill("amina")
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.goto(f"{live_server}/agent/grievances/{ticket}")
+            await page.get_by_label("Internal note (staff only)").fill(internal)
+            await page.get_by_label("Why it needs a supervisor").fill(reason)
+            await page.get_by_role("link", name="اردو").click()
+            await expect(page.locator("html")).to_have_attribute("dir", "rtl")
+            await expect(page.locator("#note")).to_have_value(internal)
+            await expect(page.locator("#escalate-note")).to_have_value(reason)
+            await expect(page.locator("#caller-note")).to_have_value("")
+            assert await page.evaluate("() => sessionStorage.length") == 0
+            # Back to English without touching the boxes: the words come along again.
+            await page.get_by_role("link", name="English").click()
+            await expect(page.locator("html")).to_have_attribute("dir", "ltr")
+            await expect(page.locator("#note")).to_have_value(internal)
+            await expect(page.locator("#escalate-note")).to_have_value(reason)
+            # Sent from the page it came back on, the note is added as typed.
+            await page.get_by_role("button", name="Add internal note").click()
+            await expect(page.get_by_text("Internal note added.")).to_be_visible()
+            await expect(page.locator(".timeline")).to_contain_text(internal)
+            # Given back once: a reload shows the boxes as the page has them, empty.
+            await page.reload()
+            await expect(page.locator("#escalate-note")).to_have_value("")
+            assert await page.evaluate("() => sessionStorage.length") == 0
+            # A CNIC half typed on the first page comes along too.
+            await page.goto(f"{live_server}/agent")
+            await page.get_by_label("CNIC").fill("35202-12345")
+            await page.get_by_role("link", name="اردو").click()
+            await expect(page.locator("html")).to_have_attribute("dir", "rtl")
+            await expect(page.locator("#cnic")).to_have_value("35202-12345")
+            await context.close()
+            # Without JavaScript the switch is still a plain link that switches.
+            context = await browser.new_context(java_script_enabled=False)
+            page = await context.new_page()
+            await page.goto(f"{live_server}/agent/login")
+            await page.get_by_role("link", name="اردو").click()
+            await expect(page.locator("html")).to_have_attribute("dir", "rtl")
+            await context.close()
+        finally:
+            await browser.close()

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from api.agent import i18n as agent_i18n
+from api.agent import sessions
 from api.agent.access import CallerAccess
 from api.agent.routes import callers as callers_routes
 from api.ratelimit.service import parse_limit
@@ -218,7 +219,7 @@ async def test_the_record_closes_when_the_grant_ends(new_client, staff, registry
     lookup = await verified(amina, registry)
     assert "Nasreen" in (await amina.get(lookup)).text
     redis = app.state.runtime.redis
-    [session_key] = [k async for k in redis.scan_iter("rabta:agent:session:*") if ":flash" not in k]
+    session_key = sessions._key(amina.cookies["rabta_agent"])
     access = CallerAccess(redis, app.state.runtime.settings)
     await access.revoke(agent="amina", cnic=ELIGIBLE_WIFE, session=session_key)
     page = (await amina.get(lookup)).text
@@ -488,8 +489,33 @@ async def test_no_registered_mobile_is_said_before_the_agent_tries_to_send_a_cod
     amina = await new_client("amina")
     page = (await amina.get(await open_lookup(amina))).text
     assert "There is no registered mobile for this CNIC" in page
+    assert "Ask a supervisor for an override." in page
     assert "Send code" not in page and 'id="code"' not in page
     assert 'id="request-reason"' in focused(page)
+
+
+async def test_no_registered_mobile_tells_each_role_what_it_can_do(new_client, staff, registry):
+    """An agent is told to ask a supervisor; a supervisor (or an admin) is the one who can open
+    the record, and is told to, not to ask a supervisor."""
+    await set_mobile(registry, ELIGIBLE_WIFE, None)
+    for username in ("sadia", "zara"):
+        client = await new_client(username)
+        lookup = await open_lookup(client)
+        page = (await client.get(lookup)).text
+        assert "There is no registered mobile for this CNIC" in page
+        assert "Open the record by override instead" in page
+        assert "Ask a supervisor" not in page and 'id="override-reason"' in focused(page)
+        # A code asked for anyway (a page opened before the mobile was taken off) says the same.
+        await post_form(client, lookup, f"{lookup}/code", {})
+        page = (await client.get(lookup)).text
+        assert page.count("Open the record by override instead") == 2
+        assert "Ask a supervisor" not in page
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    await post_form(amina, lookup, f"{lookup}/code", {})
+    page = (await amina.get(lookup)).text
+    assert page.count("Ask a supervisor for an override.") == 2
+    assert "Open the record by override instead" not in page
 
 
 async def test_a_refused_grievance_or_reason_comes_back_as_it_was_typed(

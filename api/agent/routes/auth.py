@@ -13,7 +13,7 @@ from api.agent.errors import ConsoleError, safe_next
 from api.agent.i18n import LANGUAGE_COOKIE, LANGUAGES, N_
 from api.agent.pages import page
 from api.agent.schemas import AuditAction, RecordType
-from api.agent.sessions import cookie_name, secure_cookies
+from api.agent.sessions import Flash, cookie_name, secure_cookies
 from api.deps import RuntimeDep, SettingsDep
 from api.logs import mask_sensitive
 from api.ratelimit.http import limit_identity
@@ -26,6 +26,12 @@ LOGIN_FAILURES_PER_IP = "30/10minutes"
 LOGIN_REFUSED = N_(
     "Wrong username or password, or the account is locked. Five failed sign-ins in a row lock "
     "an account for 15 minutes."
+)
+
+#: Said on the page a form sent after the session ended is given back to, after signing in.
+UNSENT_BACK = N_(
+    "You were signed out before this was sent, so it was not saved. What you had written is "
+    "back in its form: check it and send it again."
 )
 
 
@@ -66,20 +72,21 @@ async def _login_page(
 async def login_form(
     request: Request, settings: SettingsDep, next: str | None = None, unsaved: str | None = None
 ) -> Response:
-    """The sign-in form; `unsaved`: a form was sent after the session had ended."""
-    return await _login_page(
-        request,
-        settings,
-        next_path=safe_next(next),
-        error=(
-            N_(
-                "Your session had ended, so what you just sent was not saved. Sign in, and you "
-                "are taken back to that page to send it again."
-            )
-            if unsaved
-            else None
-        ),
-    )
+    """The sign-in form; `unsaved`: a form was sent after the session had ended (`kept`: and
+    what was written in it is kept for this agent's next sign-in)."""
+    if unsaved == "kept":
+        error: str | None = N_(
+            "Your session had ended, so what you just sent was not saved, but what you had "
+            "written is kept. Sign in, and it is back in its form on that page, to send again."
+        )
+    elif unsaved:
+        error = N_(
+            "Your session had ended, so what you just sent was not saved. Sign in, and you "
+            "are taken back to that page to send it again."
+        )
+    else:
+        error = None
+    return await _login_page(request, settings, next_path=safe_next(next), error=error)
 
 
 @router.post("/login")
@@ -140,9 +147,13 @@ async def login(
             status_code=401,
         )
     previous = request.cookies.get(cookie_name(settings))
+    # A form this agent sent after her last session here had ended: its words come back.
+    unsent = await sessions.take_unsent(previous, agent_id=result.agent.id) if previous else None
     if previous:
         await sessions.end(previous)
-    session_id, _ = await sessions.create(agent_id=result.agent.id)
+    session_id, session = await sessions.create(agent_id=result.agent.id)
+    if unsent is not None:
+        await sessions.flash(session, Flash("error", UNSENT_BACK, {}, kept=unsent.kept))
     await audit.record(
         db,
         actor=result.agent.username,
@@ -151,7 +162,8 @@ async def login(
         record_id=result.agent.username,
         client_ip=ip,
     )
-    response = RedirectResponse(safe_next(next), status_code=303)
+    back = safe_next(unsent.page if unsent is not None else next)
+    response = RedirectResponse(back, status_code=303)
     # No max_age: the cookie ends with the browser; the session ends in Redis on its own timers.
     response.set_cookie(
         cookie_name(settings),

@@ -31,7 +31,7 @@ from api.agent.i18n import N_, pakistan_today
 from api.agent.pages import page
 from api.agent.routes.grievances import WORKED
 from api.agent.schemas import AuditAction, RecordType, Role
-from api.agent.sessions import Flash
+from api.agent.sessions import KEPT_ONLY, Flash
 from api.db import utc
 from api.deps import RegistrySessionDep, RuntimeDep, SettingsDep
 from api.eligibility.schemas import EligibilityResult, EligibilityStatus
@@ -215,6 +215,7 @@ async def caller(
     db: ConsoleDbDep,
     registry: RegistrySessionDep,
     access: AccessDep,
+    sessions: SessionsDep,
     settings: SettingsDep,
 ) -> Response:
     """The coarse status, and the record itself while this agent holds a grant for the CNIC.
@@ -243,6 +244,14 @@ async def caller(
         if lookup.override_request_id and grant is None
         else None
     )
+    if record is None:
+        # A grievance being written for the caller when the session ended comes back to this
+        # page after signing in, but its form shows only with the record open, which a new
+        # sign-in is not: its words wait, page after page, until the caller is verified again.
+        waiting = await sessions.kept_for_next_page(staff.session)
+        grievance = {name: waiting[name] for name in _GRIEVANCE_FIELDS if name in waiting}
+        if grievance.get("description", "").strip():
+            await sessions.flash(staff.session, Flash(KEPT_ONLY, "", {}, kept=grievance))
     return await page(
         request,
         "caller.html",
@@ -266,14 +275,23 @@ async def caller(
     )
 
 
-_NO_MOBILE = Flash(
-    "error",
-    N_(
-        "There is no registered mobile for this CNIC, so no code can be sent. Ask a "
-        "supervisor for an override."
-    ),
-    {},
-)
+#: The fields of the form that files a grievance for the caller.
+_GRIEVANCE_FIELDS = ("category", "description", "language")
+
+
+def _no_mobile(staff: Staff) -> Flash:
+    """No code can be sent: a supervisor opens the record by override; an agent asks one to."""
+    if staff.can(Role.SUPERVISOR):
+        message = N_(
+            "There is no registered mobile for this CNIC, so no code can be sent. Open the "
+            "record by override instead, writing why."
+        )
+    else:
+        message = N_(
+            "There is no registered mobile for this CNIC, so no code can be sent. Ask a "
+            "supervisor for an override."
+        )
+    return Flash("error", message, {})
 
 
 @router.post("/callers/{lookup_id}/code", dependencies=[CsrfChecked])
@@ -295,7 +313,7 @@ async def send_code(
     # cooldown nor spend one of its codes for the hour.
     _, mobile = await registry_repository.registered_mobile(registry, cnic=lookup.cnic)
     if mobile is None:
-        return await _back_saying(sessions, staff, lookup, _NO_MOBILE)
+        return await _back_saying(sessions, staff, lookup, _no_mobile(staff))
     try:
         code = await request_code(runtime, cnic=Cnic(lookup.cnic))
     except OtpUnavailable:
@@ -319,7 +337,7 @@ async def send_code(
             Flash("error", message, {"minutes": max(1, issued.retry_after // 60)}),
         )
     if code.mobile is None:  # the mobile was taken off the registry since it was read above
-        return await _back_saying(sessions, staff, lookup, _NO_MOBILE)
+        return await _back_saying(sessions, staff, lookup, _no_mobile(staff))
     await deliver_code(runtime, code, language=None, session=db)
     lookup.code_request_id = issued.request_id
     lookup.code_sent_to = code.mobile_masked
