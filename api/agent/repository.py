@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.agent.pages import Cursor, Page, Seek
 from api.db import dialect_of, utc
-from api.grievances.repository import _queue_filter
+from api.grievances.repository import queue_filter
 from api.outbox.service import OptedOutBy, suppressed_by
 from api.registry.models import (
     Agent,
@@ -172,7 +172,7 @@ async def queue_page(
     with the same filters), most urgent (earliest due) first; events are not loaded. Each tab
     reads through its own index in due order (the worked ones' partial indexes, migration 0008)
     from where the page starts."""
-    query = _queue_filter(
+    query = queue_filter(
         select(Grievance),
         statuses=statuses,
         overdue_at=overdue_at,

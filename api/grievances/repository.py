@@ -89,7 +89,7 @@ async def list_by_cnic(session: AsyncSession, *, cnic: str) -> list[Grievance]:
     return list(result)
 
 
-def _queue_filter(
+def queue_filter(
     query: Any,
     *,
     statuses: Collection[str] | None,
@@ -99,6 +99,8 @@ def _queue_filter(
     district: str | None,
     category: str | None,
 ) -> Any:
+    """`query` narrowed to the agents' queue with these filters (`overdue_at`: only grievances
+    due before that moment); the console pages it (api/agent/repository.py `queue_page`)."""
     if statuses:
         query = query.where(Grievance.status.in_(list(statuses)))
     if overdue_at is not None:
@@ -115,37 +117,6 @@ def _queue_filter(
     return query
 
 
-async def list_queue(
-    session: AsyncSession,
-    *,
-    statuses: Collection[str] | None = None,
-    overdue_at: dt.datetime | None = None,
-    assigned_to: int | None = None,
-    unassigned: bool = False,
-    district: str | None = None,
-    category: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[Grievance]:
-    """A page of the agents' queue, most urgent (earliest due) first; events are not loaded.
-
-    `overdue_at`: only grievances due before that moment (pass now, in UTC).
-    """
-    query = _queue_filter(
-        select(Grievance),
-        statuses=statuses,
-        overdue_at=overdue_at,
-        assigned_to=assigned_to,
-        unassigned=unassigned,
-        district=district,
-        category=category,
-    )
-    result = await session.scalars(
-        query.order_by(Grievance.due_at, Grievance.id).limit(limit).offset(offset)
-    )
-    return list(result)
-
-
 async def count_queue(
     session: AsyncSession,
     *,
@@ -157,10 +128,10 @@ async def count_queue(
     category: str | None = None,
     cap: int | None = None,
 ) -> int:
-    """How many grievances `list_queue` would page through with the same filters; with `cap`,
+    """How many grievances `queue_filter` lets through with the same filters; with `cap`,
     counting stops past it (`cap + 1` means more than `cap`): a tab of every grievance ever
     closed reads `cap` rows, not all of them."""
-    query = _queue_filter(
+    query = queue_filter(
         select(Grievance.id),
         statuses=statuses,
         overdue_at=overdue_at,

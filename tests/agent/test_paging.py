@@ -57,10 +57,21 @@ async def set_status(db, tickets: list[str], status: str) -> None:
         )
 
 
+NO_FILTER = {
+    "statuses": None,
+    "overdue_at": None,
+    "assigned_to": None,
+    "unassigned": False,
+    "district": None,
+    "category": None,
+}
+
+
 async def in_order(db, **filters) -> list[str]:
-    """The queue's tickets with these filters, in its order, as the repository lists them."""
+    """The queue's tickets with these filters, in its order, read whole (no paging)."""
     async with db.sessions() as session:
-        rows = await repository.list_queue(session, **filters, limit=1000)
+        query = repository.queue_filter(select(Grievance), **{**NO_FILTER, **filters})
+        rows = await session.scalars(query.order_by(Grievance.due_at, Grievance.id))
     return [g.ticket_id for g in rows]
 
 
