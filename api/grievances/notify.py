@@ -14,10 +14,12 @@ from api.conversations import people
 from api.db import utc
 from api.grievances.schemas import Action
 from api.grievances.service import Notify
+from api.identity import mask_cnic
 from api.outbox.service import FILED_FOR_THEM, enqueue
 from api.registry import repository as registry_repository
 from api.registry.models import Contact, Grievance, GrievanceEvent
 from api.runtime import Runtime
+from bot.dialogue.flows.who import named_among
 
 #: Channels Rabta can push to; a grievance filed elsewhere (USSD, REST, an agent) is answered by
 #: SMS to the registered mobile.
@@ -64,6 +66,7 @@ async def _announce(
     # from, which a choice on any of their channels updates; else the one they filed in (or the
     # agent chose for them).
     language = (contact.language if contact else None) or grievance.language
+    phone = contact.phone if contact else None
     if channel not in PUSH_CHANNELS or not to:
         async with runtime.db.registry_sessions() as registry:
             found = await registry_repository.get_person_and_household(
@@ -72,16 +75,17 @@ async def _announce(
         mobile = found[0].mobile if found else None
         if mobile is None:
             return  # nowhere to send it: the console's queue still shows the change
-        channel, to = "sms", mobile
+        channel, to, phone = "sms", mobile, mobile
         if language is None:
             # Filed over the API: the language they chose texting from that mobile, if any.
             language = await people.language_for_phone(session, phone=mobile)
     language = language or runtime.settings.default_language
     note = event.note if event.action != Action.INTERNAL_NOTE else None
     status = grievance.status
+    cnic = await _named(runtime, grievance.cnic, phone)
     body = runtime.renderer.render_text(
         "grievance/update",
-        {"ticket": grievance.ticket_id, "status": status, "note": note},
+        {"ticket": grievance.ticket_id, "cnic": cnic, "status": status, "note": note},
         language=language,
         channel=channel,
     )
@@ -101,3 +105,14 @@ async def _announce(
         template=template,
         template_variables={"1": grievance.ticket_id, "2": status_words} if template else None,
     )
+
+
+async def _named(runtime: Runtime, digits: str, phone: str | None) -> str:
+    """Whose complaint the update is about, masked as an answer on that phone names them
+    (`who.named`): a helper's phone may get updates for several people, and a family's shared
+    phone for each of them (SPEC §3)."""
+    if not phone:
+        return mask_cnic(digits)
+    async with runtime.db.registry_sessions() as registry:
+        persons = await registry_repository.list_persons_by_mobile(registry, mobile=phone)
+    return named_among([person.cnic for person in persons], digits)

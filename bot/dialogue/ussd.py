@@ -301,8 +301,8 @@ class Ctx:
     policy: Policy
     renderer: Renderer
     now: float
-    #: A complaint filed on this hit (the edge also sends its number by SMS), and how that SMS
-    #: names whose it is (`who.named`).
+    #: A complaint filed on this hit (the edge also sends its number by SMS), and how its screen
+    #: and that SMS name whose it is (`who.named`).
     filed: GrievanceOut | None = None
     filed_for: str = ""
 
@@ -676,7 +676,11 @@ async def file_complaint(ctx: Ctx, callback: str) -> list[Reply]:
     ctx.filed = filed
     ctx.filed_for = await named(ctx.services, ctx.state.phone, str(data["cnic"]))
     template = "ussd/filed_callback" if wants_call else "ussd/filed"
-    return end(ctx, template, {"ticket": filed.ticket_id, "due": filed.due_at.date()})
+    return end(
+        ctx,
+        template,
+        {"ticket": filed.ticket_id, "cnic": ctx.filed_for, "due": filed.due_at.date()},
+    )
 
 
 async def enter_ticket(ctx: Ctx, ticket: str) -> list[Reply]:
@@ -729,7 +733,8 @@ async def _status(ctx: Ctx, digits: str, ticket: str) -> list[Reply]:
     grievance = await ctx.services.grievance_for_owner(digits, ticket)
     if grievance is None:
         return end(ctx, "grievance/not_found", {"ticket": ticket})
-    return end(ctx, "grievance/status", {"grievance": grievance})
+    name = await named(ctx.services, ctx.state.phone, digits)
+    return end(ctx, "grievance/status", {"grievance": grievance, "cnic": name})
 
 
 async def _send_code(ctx: Ctx, digits: str) -> list[Reply]:

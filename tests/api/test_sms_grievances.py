@@ -118,12 +118,34 @@ async def test_track_by_the_owner_and_not_by_others(client, app, settings, regis
     ticket = await file_as_wife(Chat(client, ELIGIBLE_PHONE))
     owner = Chat(client, ELIGIBLE_PHONE)
     status = await owner.send(f"TRACK {ticket.lower()}")
-    assert f"Complaint {ticket} (money deducted by agent): received" in status
+    assert f"Complaint {ticket} for CNIC 35202-***4567-2: received." in status
     stranger = Chat(client, HELPER_PHONE)
     await stranger.send("LANG EN")
     asked = await stranger.send(f"TRACK {ticket}")
     assert "we sent a 6-digit code" in asked and "received" not in asked
     assert "No complaint" in await stranger.send("TRACK G-AAAAAA")
+
+
+def unmasked(text: str, cnic: str) -> bool:
+    """True when `text` shows the CNIC `cnic` in full, with or without its dashes."""
+    return cnic in text.replace("-", "")
+
+
+@pytest.mark.parametrize("channel", ["sms", "whatsapp"])
+async def test_the_track_answer_names_the_cnic(client, app, settings, registry, channel):
+    """SPEC §3: a helper tracking several people's complaints tells the answers apart by the
+    CNIC each names, masked; the family's shared phone names her as its "which CNIC?" menu
+    does (the husband's usual mask reads the same)."""
+    ticket = await file_as_wife(Chat(client, ELIGIBLE_PHONE, channel=channel))
+    shared = await Chat(client, ELIGIBLE_PHONE, channel=channel).send(f"TRACK {ticket}")
+    assert shared.startswith(f"Complaint {ticket} for CNIC 35202-***4567-2: received. Answer due")
+    helper = Chat(client, HELPER_PHONE, channel=channel)
+    await helper.send("LANG EN")
+    assert "we sent a 6-digit code" in await helper.send(f"TRACK {ticket}")
+    code = await delivered_code(app, settings, ELIGIBLE_PHONE)
+    tracked = await helper.send(code)
+    assert f"Complaint {ticket} for CNIC 35202-*******-2: received." in tracked
+    assert not unmasked(shared, ELIGIBLE_WIFE) and not unmasked(tracked, ELIGIBLE_WIFE)
 
 
 async def test_track_lists_the_verified_persons_complaints(client, registry):

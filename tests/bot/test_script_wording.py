@@ -85,7 +85,15 @@ def test_free_text_is_isolated_in_right_to_left_replies(renderer, language):
     description = "Retailer took Rs 2,000 from my payment.."
     cases = {
         "grievance/confirm": ({"category": "other", "description": description}, description),
-        "grievance/update": ({"ticket": "G-7K3M9Q", "status": "resolved", "note": NOTE_LONG}, ".."),
+        "grievance/update": (
+            {
+                "ticket": "G-7K3M9Q",
+                "cnic": "35202-*******-1",
+                "status": "resolved",
+                "note": NOTE_LONG,
+            },
+            "..",
+        ),
         "payments/schedule": (
             {"cnic": "35202-*******-1", "next": tranche("2026-Q4", "scheduled"), "recent": []},
             PLACE_60,

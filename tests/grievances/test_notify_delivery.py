@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from api.grievances import service as grievance_service
 from api.grievances.notify import owner_notifier
 from api.outbox.service import deliver_due
 from api.registry.models import Contact, Grievance, OutboundMessage
-from tests.api.test_sms_grievances import file_as_wife
-from tests.api.test_sms_payments import Chat
+from tests.api.test_sms_grievances import TICKET, file_as_wife
+from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE
 from tests.grievances.conftest import resolve_telling_the_owner, the_update
 from tests.outbox.conftest import RecordingSender
@@ -51,7 +52,11 @@ async def test_update_of_a_rest_complaint_is_in_the_language_she_chose_by_sms(
     assert filed.language is None and filed.contact_id is None
     message = await resolve(app, db, created.json()["ticket_id"])
     assert (message.channel, message.to) == ("sms", ELIGIBLE_PHONE)
-    assert message.language == "en" and "Your complaint" in message.body
+    assert message.language == "en"
+    # Her registered mobile is her husband's too: named as its "which CNIC?" menu names her.
+    assert message.body.startswith(
+        f"Complaint {created.json()['ticket_id']} for CNIC 35202-***4567-2 is now: resolved."
+    )
 
 
 async def test_stop_on_whatsapp_also_holds_back_the_sms_that_stands_in_for_it(
@@ -146,5 +151,42 @@ async def test_update_of_a_complaint_an_agent_filed_is_in_the_language_she_was_s
     assert (message.channel, message.to) == ("sms", ELIGIBLE_PHONE)
     assert message.language == "ps"
     assert filed.ticket_id in message.body
-    assert "Your complaint" not in message.body  # rendered in Pashto, not the default
+    assert "is now" not in message.body  # rendered in Pashto, not the default
+    assert "35202-***4567-2" in message.body and ELIGIBLE_WIFE not in message.body
     assert any("\u0600" <= ch <= "\u06ff" for ch in message.body)
+
+
+async def updates_by_phone(db) -> dict[str, OutboundMessage]:
+    """The grievance updates in the outbox, by the phone or chat each goes to."""
+    async with db.sessions() as session:
+        messages = await session.scalars(
+            select(OutboundMessage).where(OutboundMessage.kind == "grievance_update")
+        )
+        return {message.to: message for message in messages}
+
+
+@pytest.mark.parametrize("channel", ["sms", "whatsapp"])
+async def test_an_update_names_whose_complaint_it_is(client, app, settings, registry, db, channel):
+    """SPEC §3: a helper's phone gets updates for everyone she filed for, and a family's shared
+    phone for each of them; each update names its CNIC, masked as an answer on that phone would:
+    the shared phone as its "which CNIC?" menu does, the helper's with the usual mask."""
+    family = await file_as_wife(Chat(client, ELIGIBLE_PHONE, channel=channel))
+    helper = Chat(client, HELPER_PHONE, channel=channel)
+    await helper.send("LANG EN")
+    await helper.send("COMPLAINT biometric fail hua")
+    assert "we sent a 6-digit code" in await helper.send(ELIGIBLE_WIFE)
+    await helper.send(await delivered_code(app, settings, ELIGIBLE_PHONE))
+    await helper.send("3")
+    helped = TICKET.search(await helper.send("1")).group(0)
+    for ticket in (family, helped):
+        await resolve_telling_the_owner(app.state.runtime, db, ticket)
+    updates = await updates_by_phone(db)
+    assert updates[ELIGIBLE_PHONE].channel == updates[HELPER_PHONE].channel == channel
+    assert updates[ELIGIBLE_PHONE].body == (
+        f"Complaint {family} for CNIC 35202-***4567-2 is now: resolved. STOP: no more updates."
+    )
+    assert updates[HELPER_PHONE].body == (
+        f"Complaint {helped} for CNIC 35202-*******-2 is now: resolved. STOP: no more updates."
+    )
+    for update in updates.values():
+        assert ELIGIBLE_WIFE not in update.body.replace("-", "")

@@ -16,6 +16,7 @@ from tests.conftest import (
     ELIGIBLE,
     ELIGIBLE_PHONE,
     ELIGIBLE_WIFE,
+    NOT_ELIGIBLE,
     NOT_ELIGIBLE_PHONE,
     UNDER_REVIEW,
     UNDER_REVIEW_PHONE,
@@ -29,6 +30,11 @@ MAIN_MENU = (
     "CON BISP menu:\n1 Check eligibility\n2 My payment\n3 File a complaint\n"
     "4 Complaint status\n5 Language"
 )
+
+
+def unmasked(screen: str, cnic: str) -> bool:
+    """True when `screen` shows the CNIC `cnic` in full, with or without its dashes."""
+    return cnic in screen.replace("-", "")
 
 
 async def english(phone: Dial) -> Dial:
@@ -123,8 +129,11 @@ async def test_complaint_with_a_call_back(dial, app, settings, registry, db):
         "CON Should we call you back about this complaint?\n1 Yes, call me\n2 No\n0 Back 00 Menu"
     )
     filed = await phone.send("1")
-    assert filed.startswith("END Complaint G-") and "We will call you back on this number" in filed
     ticket = TICKET.search(filed).group(0)
+    # Named by whose it is, as the family's shared phone names her (SPEC §3).
+    assert filed.startswith(f"END Complaint {ticket} for CNIC 35202-***4567-2 is filed.")
+    assert "We will call you back on this number" in filed
+    assert not unmasked(filed, ELIGIBLE_WIFE)
     async with db.sessions() as s:
         grievance = await s.scalar(select(Grievance).where(Grievance.ticket_id == ticket))
     assert grievance.cnic == ELIGIBLE_WIFE
@@ -136,6 +145,13 @@ async def test_complaint_with_a_call_back(dial, app, settings, registry, db):
     assert len(sms) == 1 and ticket in sms[0]["body"] and sms[0]["channel"] == "sms"
     # Whose complaint it is, as the family's shared phone names her (SPEC §3).
     assert f"Complaint {ticket} for CNIC 35202-***4567-2 is filed." in sms[0]["body"]
+    # Tracked from the same phone: the same name, not the husband's.
+    await phone.dial()
+    await phone.send("4")
+    await phone.send("1")
+    status = await phone.send(ticket)
+    assert status.startswith(f"END Complaint {ticket} for CNIC 35202-***4567-2: received.")
+    assert not unmasked(status, ELIGIBLE_WIFE)
 
 
 async def test_complaint_without_a_call_back_names_its_category(dial, registry, db):
@@ -144,6 +160,7 @@ async def test_complaint_without_a_call_back_names_its_category(dial, registry, 
     await phone.send("1")
     filed = await phone.send("2")
     assert filed.startswith("END Complaint G-") and "We will answer by" in filed
+    assert "for CNIC 42101-*******-3 is filed." in filed
     async with db.sessions() as s:
         grievance = await s.scalar(select(Grievance))
     assert grievance.callback_requested is False
@@ -158,7 +175,10 @@ async def test_complaint_for_someone_else_needs_their_code(dial, app, settings, 
     code = await delivered_code(app, settings, ELIGIBLE_PHONE)
     assert (await helper.send(code)).startswith("CON What is the complaint about?")
     await helper.send("6")
-    assert (await helper.send("2")).startswith("END Complaint G-")
+    filed = await helper.send("2")
+    # The helper's phone is no one's in the family: the usual mask names the husband.
+    assert filed.startswith("END Complaint G-") and "for CNIC 35202-*******-1 is filed." in filed
+    assert not unmasked(filed, ELIGIBLE)
 
 
 async def test_track_a_complaint_by_number_and_from_the_list(dial, app, settings, registry):
@@ -177,7 +197,8 @@ async def test_track_a_complaint_by_number_and_from_the_list(dial, app, settings
     assert bad.startswith("CON That is not a complaint number.")
     # Typed on a keypad: no dash, lower case, a `*` for the dash.
     status = await owner.send(ticket.lower().replace("-", "*"))
-    assert status.startswith(f"END Complaint {ticket} (payment not received): received.")
+    assert status.startswith(f"END Complaint {ticket} for CNIC 42101-*******-3: received.")
+    assert not unmasked(status, NOT_ELIGIBLE)
 
     await owner.dial()
     await owner.send("4")
@@ -194,7 +215,9 @@ async def test_track_a_complaint_by_number_and_from_the_list(dial, app, settings
     sent = await helper.send(ticket)
     assert sent.startswith("CON We sent a 6-digit code by SMS to +92345****233")
     code = await delivered_code(app, settings, NOT_ELIGIBLE_PHONE)
-    assert (await helper.send(code)).startswith(f"END Complaint {ticket}")
+    tracked = await helper.send(code)
+    assert tracked.startswith(f"END Complaint {ticket} for CNIC 42101-*******-3: received.")
+    assert not unmasked(tracked, NOT_ELIGIBLE)
 
 
 async def test_an_unknown_ticket_is_asked_again(dial, registry):

@@ -244,10 +244,13 @@ async def track(turn: Turn) -> list[Reply]:
 
 
 async def status(turn: Turn, cnic: Cnic, ticket: str) -> list[Reply]:
+    """The complaint `ticket` of `cnic`, named by whose it is (SPEC §3: a helper's phone may
+    track several people's)."""
     grievance = await turn.services.grievance_for_owner(cnic.digits, ticket)
     if grievance is None:
         return [Reply("grievance/not_found", {"ticket": ticket})]
-    return [Reply("grievance/status", {"grievance": grievance})]
+    name = await who.named(turn.services, turn.phone, cnic.digits)
+    return [Reply("grievance/status", {"grievance": grievance, "cnic": name})]
 
 
 def _preview(text: str, language: str) -> str:

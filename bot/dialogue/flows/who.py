@@ -60,10 +60,14 @@ async def named(services: Services, phone: str | None, digits: str) -> str:
     the phone is registered to them and to others, whose usual masks can read alike within a
     family (SPEC §3: every answer names its CNIC so that answers can be told apart), else with
     the usual mask."""
-    if phone:
-        cnics = await services.cnics_for_phone(phone)
-        if len(cnics) > 1 and digits in cnics:
-            return person_choice_masks(cnics)[cnics.index(digits)]
+    return named_among(await services.cnics_for_phone(phone) if phone else [], digits)
+
+
+def named_among(cnics: list[str], digits: str) -> str:
+    """`named`, given the CNICs registered to the phone the answer goes to (the grievance
+    update, pushed outside a conversation, reads them itself)."""
+    if len(cnics) > 1 and digits in cnics:
+        return person_choice_masks(cnics)[cnics.index(digits)]
     return mask_cnic(digits)
 
 
