@@ -22,9 +22,10 @@ from alembic import op
 
 
 def create_index(
-    name: str, table: str, columns: Sequence[str], *, where: str | None = None
+    name: str, table: str, columns: Sequence[str | sa.TextClause], *, where: str | None = None
 ) -> None:
-    """Create index `name` on `table` (partial when `where` is given) without blocking writes."""
+    """Create index `name` on `table` (partial when `where` is given; a column may be an
+    expression, `sa.text("lower(district)")`) without blocking writes."""
     predicate = sa.text(where) if where else None
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":

@@ -296,6 +296,17 @@ class Grievance(Base):
             postgresql_where=text(WORKED_STATUSES),
             sqlite_where=text(WORKED_STATUSES),
         ),
+        # A district's grievances in due order, as the queue filters them (lower(district)):
+        # the worked tabs' and the Closed tab's.
+        Index(
+            "ix_grievances_worked_district",
+            text("lower(district)"),
+            "due_at",
+            "id",
+            postgresql_where=text(WORKED_STATUSES),
+            sqlite_where=text(WORKED_STATUSES),
+        ),
+        Index("ix_grievances_district_due", text("lower(district)"), "due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
