@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from api.identity import cnic_digits, normalise_text
+from api.identity import cnic_digits, mask_cnic, normalise_text
 from bot.channels.base import Inbound, Reply
 from bot.dialogue import keywords
 from bot.dialogue.flows import (
@@ -39,7 +39,7 @@ from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, Step
 from bot.dialogue.turn import Handler, Policy, Turn
 from bot.i18n import guess_language
-from bot.ports import Services
+from bot.ports import LookupVerdict, Services
 
 INTENTS: dict[Intent, Handler] = {
     Intent.CNIC: eligibility.check,
@@ -63,15 +63,23 @@ LOOKUPS = frozenset({Intent.CNIC, Intent.PAY, Intent.TRACK, Intent.COMPLAINT})
 async def idle(turn: Turn) -> list[Reply]:
     intent = turn.command.intent
     if intent in LOOKUPS:
-        verdict = await turn.services.lookup_allowed(cnic_digits(turn.command.argument))
+        digits = cnic_digits(turn.command.argument)
+        verdict = await turn.services.lookup_allowed(digits)
         if not verdict.allowed:
             turn.conversation.reset()
             if not verdict.tell:
                 return []  # told once this window; every further SMS would cost money
-            minutes = max(1, -(-verdict.retry_after // 60))
-            return [Reply("errors/rate_limited", {"minutes": minutes, "scope": verdict.scope})]
+            return [limited(verdict, digits)]
     handler = INTENTS.get(intent, help.not_understood)
     return await handler(turn)
+
+
+def limited(verdict: LookupVerdict, digits: str | None) -> Reply:
+    """The "try again after …" of a refused look-up: the CNIC's limit names it, masked (no
+    registry read: a refused look-up reads nothing of it)."""
+    minutes = max(1, -(-verdict.retry_after // 60))
+    cnic = mask_cnic(digits) if digits else None
+    return Reply("errors/rate_limited", {"minutes": minutes, "scope": verdict.scope, "cnic": cnic})
 
 
 StepHandler = Callable[[Turn], Awaitable[list[Reply] | None]]

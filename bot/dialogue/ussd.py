@@ -63,6 +63,7 @@ from bot.channels.base import Option, Reply
 from bot.channels.ussd import SCREEN_GSM7, SCREEN_UCS2, fits, screen
 from bot.dialogue.flows.eligibility import asked_by_the_person, enrolled_in
 from bot.dialogue.flows.grievance import CATEGORIES
+from bot.dialogue.engine import limited
 from bot.dialogue.flows.who import named, person_choice_masks
 from bot.dialogue.turn import Policy
 from bot.i18n import LANGUAGES
@@ -779,8 +780,8 @@ async def _refused(ctx: Ctx, cnic: str | None) -> list[Reply] | None:
     if verdict.allowed:
         return None
     # A USSD screen costs the person nothing, so unlike SMS every refusal says when to retry.
-    minutes = max(1, -(-verdict.retry_after // 60))
-    return end(ctx, "errors/rate_limited", {"minutes": minutes, "scope": verdict.scope})
+    told = limited(verdict, cnic)
+    return end(ctx, told.template, told.context)
 
 
 # -- the screen table -------------------------------------------------------------------------

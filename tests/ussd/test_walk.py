@@ -481,3 +481,31 @@ async def test_long_answers_use_their_compact_forms_and_cut_only_as_a_last_resor
     )
     assert body.startswith("END ") and fits(body) and body.endswith("..")
     assert any("cut" in r.getMessage() for r in caplog.records)
+
+
+class CnicLimitedServices(WorstCaseServices):
+    """Every CNIC is over its day's look-ups (from all phones); this phone is not."""
+
+    async def lookup_allowed(self, cnic: str | None) -> LookupVerdict:
+        if cnic is None:
+            return LookupVerdict(allowed=True)
+        return LookupVerdict(allowed=False, retry_after=5 * 3600, tell=True, scope="cnic")
+
+
+async def test_a_cnic_over_its_limit_is_named_masked_when_told_to_come_back():
+    """SPEC §3: the refusal names the CNIC it is about, so a helper asking about several knows
+    which one to stop asking about; masked, and without reading the registry."""
+    services = CnicLimitedServices(PHONE_UNKNOWN)
+    renderer = RecordingRenderer()
+    state = UssdState(session_id="s", phone=PHONE_UNKNOWN, default_language="en", language="en")
+    await menus.handle(
+        state, Plan(text="", fresh=True), services, policy=POLICY, renderer=renderer, now=NOW
+    )
+    cnic = "3520212345671"
+    outcome = await menus.handle(
+        state, Plan(text=cnic, inputs=(cnic,)), services, policy=POLICY, renderer=renderer, now=NOW
+    )
+    assert outcome.body == (
+        "END CNIC 35202-*******-1 has been looked up too many times today. "
+        "Please try again after 5 hours."
+    )
