@@ -14,9 +14,11 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import delete, func, select, text
 
 from api.db import Database
@@ -301,9 +303,13 @@ async def fill_registry(db: Database) -> None:
 # -- the application -------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def app(settings: Settings, db: Database, redis: object):
-    """The ASGI app with its lifespan running, on the test database and Redis."""
+#: Where the tests' HTTP clients reach the app (the default PUBLIC_BASE_URL).
+BASE_URL = "http://127.0.0.1:8000"
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The ASGI app built on `settings`, with its lifespan running (its pools open)."""
     from api.main import create_app
 
     application = create_app(settings)
@@ -311,11 +317,21 @@ async def app(settings: Settings, db: Database, redis: object):
         yield application
 
 
+def app_client(app: FastAPI) -> httpx.AsyncClient:
+    """An HTTP client on `app`, in this process, at BASE_URL (to be used with `async with`)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL)
+
+
 @pytest.fixture
-async def client(app) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000"
-    ) as http:
+async def app(settings: Settings, db: Database, redis: object) -> AsyncIterator[FastAPI]:
+    """The ASGI app with its lifespan running, on the test database and Redis."""
+    async with running_app(settings) as application:
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(app) as http:
         yield http
 
 
@@ -432,6 +448,19 @@ def load_payload(name: str) -> dict:
     data = json.loads((PAYLOADS / name).read_text(encoding="utf-8"))
     data.pop("_about", None)
     return data
+
+
+def sms_form(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
+    """The form Twilio posts to the messaging webhook for an SMS (tests/payloads): `body` from
+    `sender`, with the message id `sid` in each of the fields that carry it."""
+    form = load_payload("twilio_sms_inbound.json")
+    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=sender)
+    return form
+
+
+def twiml_messages(xml: str | bytes) -> list[str]:
+    """The text of each <Message> of a TwiML answer, in order."""
+    return [m.text or "" for m in ElementTree.fromstring(xml).iter("Message")]
 
 
 async def codes_sent(db: Database, to: str | None = None) -> int:

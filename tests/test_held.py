@@ -23,16 +23,11 @@ from api.registry.models import HeldMessage, Household, InboundMessage, Outbound
 from api.settings import get_settings
 from bot.dialogue import ussd as menus
 from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
+from tests.conftest import sms_form as sms
 
 URL = "/webhooks/twilio/messaging"
 PUBLIC = "http://127.0.0.1:8000"
 TOKEN = "test-auth-token-0123456789abcdef"
-
-
-def sms(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
-    form = load_payload("twilio_sms_inbound.json")
-    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=sender)
-    return form
 
 
 def messages_in(response: httpx.Response) -> list[str]:

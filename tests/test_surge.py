@@ -10,7 +10,6 @@ import logging
 import re
 from collections.abc import Callable
 from functools import partial
-from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -22,7 +21,7 @@ from api.registry.models import Contact, Household, InboundMessage
 from bot.channels.base import Reply
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, Step
-from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, NOT_FOUND, load_payload
+from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, NOT_FOUND, sms_form, twiml_messages
 
 URL = "/webhooks/twilio/messaging"
 OTHER_PHONE = "+923219876543"
@@ -456,14 +455,13 @@ def test_expected_language_follows_the_engine():
 
 
 def sms(body: str, sid: str, sender: str = OTHER_PHONE) -> dict[str, str]:
-    form = load_payload("twilio_sms_inbound.json")
-    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=sender)
-    return form
+    """An SMS from a phone that is no one's registered mobile, unless `sender` says."""
+    return sms_form(body, sid, sender)
 
 
 def reply_of(response: httpx.Response) -> str:
     assert response.status_code == 200, response.text
-    return "".join(m.text or "" for m in ElementTree.fromstring(response.text).iter("Message"))
+    return "".join(twiml_messages(response.text))
 
 
 async def _make_not_eligible(db) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.agent.conftest import PASSWORD
 from tests.agent.test_dashboard import add_messages
 from tests.agent.test_grievances import file
 from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW
+from tests.faults.services import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,12 +49,6 @@ pytestmark = [
         reason="/usr/bin/chromium is missing: `apt-get install chromium` (CI installs it)",
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

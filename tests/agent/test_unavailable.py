@@ -4,7 +4,6 @@ a word on whether what she sent was kept, never the API's problem JSON."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,13 +11,7 @@ import pytest
 
 from tests.agent.conftest import csrf_token
 from tests.agent.test_callers import open_lookup
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then let go)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.faults.services import free_port
 
 
 @pytest.fixture
@@ -30,7 +23,7 @@ async def database_away(settings, monkeypatch) -> AsyncIterator[httpx.AsyncClien
     if not settings.redis_url:
         pytest.skip("needs the real Redis: a session must outlive the app it was made on")
     away = settings.model_copy(
-        update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/x"}
+        update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x"}
     )
     application = create_app(away)
     async with (

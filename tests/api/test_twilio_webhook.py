@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from xml.etree import ElementTree
 
 import hypothesis
 import pytest
@@ -26,7 +25,9 @@ from tests.conftest import (
     NOT_FOUND,
     UNDER_REVIEW,
     load_payload,
+    twiml_messages,
 )
+from tests.conftest import sms_form as sms
 
 URL = "/webhooks/twilio/messaging"
 PUBLIC = "http://127.0.0.1:8000"
@@ -35,14 +36,7 @@ PUBLIC = "http://127.0.0.1:8000"
 def reply_text(response) -> str:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/xml")
-    messages = [m.text or "" for m in ElementTree.fromstring(response.text).iter("Message")]
-    return "\n".join(messages)
-
-
-def sms(body: str, sid: str, sender: str = ELIGIBLE_PHONE) -> dict[str, str]:
-    form = load_payload("twilio_sms_inbound.json")
-    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=sender)
-    return form
+    return "\n".join(twiml_messages(response.text))
 
 
 def whatsapp(body: str, sid: str, sender: str = ELIGIBLE_PHONE, **fields: str) -> dict[str, str]:

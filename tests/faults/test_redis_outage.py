@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -21,7 +20,14 @@ from sqlalchemy import func, select
 from api.partners import create_partner
 from api.redis import connect_redis
 from api.registry.models import InboundMessage
-from tests.conftest import ELIGIBLE, ELIGIBLE_WIFE, NOT_ELIGIBLE, UNDER_REVIEW, load_payload
+from tests.conftest import (
+    ELIGIBLE,
+    ELIGIBLE_WIFE,
+    NOT_ELIGIBLE,
+    UNDER_REVIEW,
+    sms_form,
+    twiml_messages,
+)
 from tests.faults.conftest import LoadRecord, Result, run_load, serve_app, timed
 from tests.security.figures import figure
 
@@ -39,14 +45,8 @@ def random_cnic(rng: random.Random) -> str:
     return str(rng.randint(1, 7)) + "".join(str(rng.randint(0, 9)) for _ in range(12))
 
 
-def sms_form(body: str, sid: str, sender: str) -> dict[str, str]:
-    form = load_payload("twilio_sms_inbound.json")
-    form.update(Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=sender)
-    return form
-
-
 def twiml_text(body: str) -> str:
-    return "".join(m.text or "" for m in ElementTree.fromstring(body).iter("Message"))
+    return "".join(twiml_messages(body))
 
 
 async def answered(record: LoadRecord, *, since: float, lasting: float) -> None:

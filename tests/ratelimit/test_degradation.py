@@ -6,9 +6,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -20,65 +17,12 @@ from api.ratelimit import RateLimiter
 from api.ratelimit import service as ratelimit_service
 from api.ratelimit.service import DEGRADED_MESSAGE, RECOVERED_MESSAGE
 from api.settings import Settings
+from tests.faults.conftest import private_redis  # noqa: F401 - a fixture
+from tests.faults.services import PrivateRedis
 
-REDIS_SERVER = shutil.which("redis-server")
 BACKOFF = 1.0
 #: Read at import, before the suite's fixture raises it for every test.
 SHIPPED_CALL_TIMEOUT = ratelimit_service.CALL_TIMEOUT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisProcess:
-    """A throw-away redis-server we may kill and start again on the same port."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert REDIS_SERVER
-        self.process = subprocess.Popen(
-            [
-                *(REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = sync_redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if client.ping():
-                    break
-            except sync_redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-@pytest.fixture
-def redis_process() -> Iterator[RedisProcess]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed")
-    server = RedisProcess(_free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _our_keys(port: int) -> list[str]:
@@ -105,18 +49,20 @@ def _degraded_total() -> float:
 
 
 async def test_redis_stopped_and_restarted(
-    rl_settings: Settings, redis_process: RedisProcess, caplog: pytest.LogCaptureFixture
+    rl_settings: Settings,
+    private_redis: PrivateRedis,  # noqa: F811 - the fixture
+    caplog: pytest.LogCaptureFixture,
 ):
     caplog.set_level(logging.WARNING, logger="api.ratelimit.service")
-    url = f"redis://127.0.0.1:{redis_process.port}/0"
+    url = private_redis.url
     limiter = RateLimiter(rl_settings, url, retry_redis_after=BACKOFF)
     degraded_before = _degraded_total()
     try:
         first = await limiter.hit("sender", "+923001234567")
         assert first.allowed and not first.degraded
-        assert _our_keys(redis_process.port)
+        assert _our_keys(private_redis.port)
 
-        redis_process.stop()
+        private_redis.kill()
         with no_collections():
             started = time.monotonic()
             decisions = [await limiter.hit("sender", "+923451112233") for _ in range(5)]
@@ -138,13 +84,13 @@ async def test_redis_stopped_and_restarted(
         assert len(warnings) == 1, "one warning per degradation episode"
         assert _degraded_total() == degraded_before + 1
 
-        redis_process.start()
+        private_redis.start()
         # Within the back-off the limiter keeps to memory, then probes Redis and returns to it.
         assert (await limiter.hit("sender", "+923001234567")).degraded
         await asyncio.sleep(BACKOFF + 0.1)
         back = await limiter.hit("sender", "+923001234567")
         assert not back.degraded and not limiter.degraded
-        assert _our_keys(redis_process.port)
+        assert _our_keys(private_redis.port)
         assert any(RECOVERED_MESSAGE in r.getMessage() for r in caplog.records)
         assert len([r for r in caplog.records if DEGRADED_MESSAGE in r.getMessage()]) == 1
     finally:

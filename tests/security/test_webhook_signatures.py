@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 
 from api.registry.models import InboundMessage, OutboundMessage
 from api.settings import Settings, get_settings
-from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
+from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload, sms_form
 from tests.security.figures import figure
 from tests.telegram.conftest import (  # noqa: F401 - fixtures
     SECRET,
@@ -102,12 +102,6 @@ async def signed_client(signed_settings, db, redis):
         yield http
 
 
-def sms_form(sid: str) -> dict[str, str]:
-    form = load_payload("twilio_sms_inbound.json")
-    form.update(Body=ELIGIBLE, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid, From=ELIGIBLE_PHONE)
-    return form
-
-
 def status_form(sid: str) -> dict[str, str]:
     form = load_payload("twilio_status_callback.json")
     form.update(MessageSid=sid, SmsSid=sid, MessageStatus="delivered", SmsStatus="delivered")
@@ -152,7 +146,7 @@ async def test_every_forgery_of_a_twilio_signature_is_refused_and_changes_nothin
         sid = f"SMforged{n:04d}{url[-6:]}"
         if url == STATUS:
             await sent_message(db, sid)
-        form = sms_form(sid) if url == MESSAGING else status_form(sid)
+        form = sms_form(ELIGIBLE, sid) if url == MESSAGING else status_form(sid)
         signature = validator.compute_signature(PUBLIC + url, form)
         target, forged_form, forged_signature = forge(url, form, signature)
         response = await send(signed_client, target, forged_form, forged_signature)
@@ -165,7 +159,7 @@ async def test_every_forgery_of_a_twilio_signature_is_refused_and_changes_nothin
     sid = f"SMgenuine{url[-6:]}"
     if url == STATUS:
         await sent_message(db, sid)
-    form = sms_form(sid) if url == MESSAGING else status_form(sid)
+    form = sms_form(ELIGIBLE, sid) if url == MESSAGING else status_form(sid)
     genuine = await send(signed_client, url, form, validator.compute_signature(PUBLIC + url, form))
     assert genuine.status_code == (200 if url == MESSAGING else 204)
     assert await counts(db) == ((1, 0) if url == MESSAGING else (0, 1))
@@ -178,7 +172,7 @@ async def test_every_forgery_of_a_twilio_signature_is_refused_and_changes_nothin
 async def test_a_signed_request_replayed_is_answered_once(signed_client, registry, db):
     """A captured, correctly signed message sent again (replay): the stored reply, no new effect."""
     validator = RequestValidator(TOKEN)
-    form = sms_form("SMreplayed0001")
+    form = sms_form(ELIGIBLE, "SMreplayed0001")
     signature = validator.compute_signature(PUBLIC + MESSAGING, form)
     first = await send(signed_client, MESSAGING, form, signature)
     again = [await send(signed_client, MESSAGING, form, signature) for _ in range(5)]
@@ -205,7 +199,7 @@ async def test_a_token_rotation_loses_no_webhook(settings, monkeypatch, db, regi
     during = get_settings()
 
     def form_for(sid: str) -> dict[str, str]:
-        return sms_form(sid) if url == MESSAGING else status_form(sid)
+        return sms_form(ELIGIBLE, sid) if url == MESSAGING else status_form(sid)
 
     accepted = 200 if url == MESSAGING else 204
     async with in_process_client(create_app(during), "http://127.0.0.1:8000") as http:

@@ -11,13 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from api.registry.models import OutboundMessage
 from api.settings import Settings, get_settings
 from api.telegram_cli import ChatUser, FakeBotApi, serve_fake_bot_api
 from api.webhooks.telegram import SECRET_HEADER
-from tests.conftest import load_payload
+from tests.conftest import app_client, load_payload, running_app
 
 TOKEN = "123456:TEST-telegram-token"
 SECRET = "test-secret_0123456789-abc"
@@ -61,19 +62,15 @@ def telegram_settings(
 
 
 @pytest.fixture
-async def tg_app(telegram_settings: Settings, db, redis):
-    from api.main import create_app
-
-    application = create_app(telegram_settings)
-    async with application.router.lifespan_context(application):
+async def tg_app(telegram_settings: Settings, db, redis) -> AsyncIterator[FastAPI]:
+    """The `app` fixture's app, with Telegram on."""
+    async with running_app(telegram_settings) as application:
         yield application
 
 
 @pytest.fixture
-async def tg_client(tg_app) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=tg_app), base_url="http://127.0.0.1:8000"
-    ) as http:
+async def tg_client(tg_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(tg_app) as http:
         yield http
 
 
