@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 
 AGENT_PAGES = ["/agent", "/agent/grievances", "/agent/grievances?view=breached"]
 SUPERVISOR_PAGES = ["/agent/dashboard", "/agent/dashboard.csv", "/agent/overrides"]
 ADMIN_PAGES = ["/agent/audit", "/agent/audit.csv"]
+
+
+def titled(title: str) -> str:
+    return f"<title>{title} · Rabta console</title>"
+
+
+#: What shows a page is the one asked for: its title (and view), or an export's header row.
+SHOWN_BY = {
+    "/agent": [titled("Callers")],
+    "/agent/grievances": [titled("Grievances")],
+    "/agent/grievances?view=breached": [
+        titled("Grievances"),
+        '<input type="hidden" name="view" value="breached">',
+    ],
+    "/agent/dashboard": [titled("Dashboard")],
+    "/agent/dashboard.csv": ["section,key,day,value"],
+    "/agent/overrides": [titled("Override requests")],
+    "/agent/audit": [titled("Audit log")],
+    "/agent/audit.csv": ["at,actor,action,record_type,record_id,reason,client_ip"],
+}
+#: What the refusal of a page says: whom it is for.
+FOR_WHOM = {
+    **dict.fromkeys(SUPERVISOR_PAGES, "This page is for supervisors."),
+    **dict.fromkeys(ADMIN_PAGES, "This page is for admins."),
+}
 
 
 @pytest.mark.parametrize(
@@ -22,11 +49,13 @@ async def test_role_matrix(new_client, staff, username, allowed, refused):
     for path in allowed:
         response = await client.get(path)
         assert response.status_code == 200, (username, path)
+        for marker in SHOWN_BY[path]:
+            assert marker in response.text, (username, path, marker)
     for path in refused:
         response = await client.get(path)
         assert response.status_code == 403, (username, path)
         assert response.headers["content-type"].startswith("text/html")
-        assert "This page is for" in response.text
+        assert f'<p class="flash flash-error" role="alert">{FOR_WHOM[path]}</p>' in response.text
         # The refusal is a console page: still signed in, with the navigation.
         assert ">Sign out</button>" in response.text
 
@@ -42,9 +71,12 @@ async def test_navigation_shows_what_the_role_may_open(new_client, staff):
 
 @pytest.mark.parametrize("path", SUPERVISOR_PAGES + ADMIN_PAGES + AGENT_PAGES)
 async def test_nothing_without_a_session(client, staff, path):
+    """To the login page, which leads back to the page asked for (the console's home is where
+    signing in leads anyway)."""
     response = await client.get(path)
     assert response.status_code == 303
-    assert response.headers["location"].startswith("/agent/login")
+    back = "" if path == "/agent" else "?" + urlencode({"next": path})
+    assert response.headers["location"] == "/agent/login" + back
 
 
 async def test_an_unknown_console_path_is_the_consoles_own_404(client, staff):
