@@ -69,7 +69,9 @@ class Runtime:
             ),
             conversations=ConversationStore(redis, secret=settings.secret_key),
             otp=OtpService(redis, settings),
-            tokens=BeneficiaryTokens(redis, ttl_seconds=settings.token_ttl_seconds),
+            tokens=BeneficiaryTokens(
+                redis, ttl_seconds=settings.token_ttl_seconds, secret=settings.secret_key
+            ),
             policy=Policy(
                 default_language=settings.default_language,
                 verification_seconds=settings.verification_ttl_seconds,

@@ -100,7 +100,7 @@ from api.middleware import send_problem, send_response
 from api.ratelimit import Decision
 from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
-from bot.dialogue.state import Conversation, ConversationStore, Step
+from bot.dialogue.state import Conversation, Step
 from bot.i18n import detect_language, keep_guess, says_no_language
 from bot.segments import measure
 
@@ -443,8 +443,8 @@ async def lookup(runtime: Runtime, inbound: Inbound) -> Lookup:
     # None stored is a blank conversation (bot/dialogue/state.py stores none): idle, in the
     # language of the text or the default, which the cached answer's language is checked
     # against like any other's.
-    conversation = ConversationStore.parse(
-        inbound.channel, inbound.sender, raw_conversation
+    conversation = runtime.conversations.parse(
+        inbound.channel, inbound.sender, raw_conversation, key=conversation_key
     ) or Conversation(channel=inbound.channel, address=inbound.sender)
     # Whatever was counted ahead goes with the message: a look-up's limits when nothing was
     # found, the sender's alone when a cached answer was (LookupServices counts the rest).

@@ -5,6 +5,11 @@ constant time, used once, never logged. Every failure of Redis fails closed.
 Requests are addressed by a random `request_id`; an unknown CNIC gets one too (a decoy that no
 code can open), so the answer never tells whether a CNIC exists.
 
+A request keeps the CNIC it opens sealed (api/sealed.py), beside a keyed hash of it (`who`) for
+what only asks "the same CNIC?" (resuming, the cooldown of a burnt code): Redis holds no CNIC in
+clear. A request whose CNIC does not open (the secret key changed, the value was altered, or a
+release before sealing wrote it) is taken as expired.
+
 A code issued for a `requester` (a conversation's channel and sender) is bound to that requester
 and CNIC for the code's lifetime: the same requester asking again while the code is live, unused
 and not exhausted gets the same request back (RESUMED) instead of the resend cooldown, so a
@@ -26,6 +31,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from api.identity import normalise_text
+from api.sealed import sealer_for
 from api.settings import Settings
 
 CODE_DIGITS = 6
@@ -88,12 +94,12 @@ class Checked:
 
 
 #: One try at a request, atomically: nothing for a request that is gone, else the new try count
-#: with the stored hash and CNIC.
+#: with the stored hash, the sealed CNIC and its keyed hash.
 _COUNT_TRY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
-local fields = redis.call('HMGET', KEYS[1], 'hash', 'cnic')
-return {tries, fields[1] or '', fields[2] or ''}
+local fields = redis.call('HMGET', KEYS[1], 'hash', 'cnic', 'who')
+return {tries, fields[1] or '', fields[2] or '', fields[3] or ''}
 """
 
 
@@ -112,12 +118,16 @@ class OtpService:
         self._redis = redis
         self._settings = settings
         self._key = hashlib.sha256(b"rabta-otp:" + settings.secret_key.encode()).digest()
+        self._sealer = sealer_for(settings.secret_key)
 
     def _digest(self, value: str) -> str:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
 
     def _request_key(self, request_id: str) -> str:
-        return f"rabta:otp:req:{self._digest(request_id)[:40]}"
+        # Not the key the release before sealing gave the same id (the digest of the id alone):
+        # while both run (a rolling upgrade), neither finds the other's requests, so a code
+        # typed to the other release is "expired", never a sealed value read as a CNIC.
+        return f"rabta:otp:req:{self._digest('sealed:' + request_id)[:40]}"
 
     def _resume_key(self, requester: str, cnic: str) -> str:
         """Where a requester's live request for `cnic` is kept: a keyed hash of both, so neither
@@ -133,12 +143,19 @@ class OtpService:
             return None
         key = self._request_key(str(request_id))
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(key, "cnic", "tries")
+            pipe.hmget(key, "who", "tries")
             pipe.pttl(key)
-            (stored_cnic, tries), pttl = await pipe.execute()
+            (stored_who, tries), pttl = await pipe.execute()
         # A used or exhausted code is deleted; a stale binding simply expires with it (it is
-        # not deleted here, so it can never remove a newer binding written meanwhile).
-        if stored_cnic != cnic or tries is None or int(tries) >= self._settings.otp_max_attempts:
+        # not deleted here, so it can never remove a newer binding written meanwhile). The
+        # request is for the same CNIC when its keyed hash is (a request without one is from
+        # a release before sealing: not resumed).
+        if (
+            not stored_who
+            or not hmac.compare_digest(str(stored_who), self._who(cnic))
+            or tries is None
+            or int(tries) >= self._settings.otp_max_attempts
+        ):
             return None
         if pttl is None or int(pttl) <= 0:
             return None
@@ -185,7 +202,15 @@ class OtpService:
             key = self._request_key(request_id)
             lifetime = self._settings.otp_ttl_seconds
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={"cnic": cnic, "hash": self._digest(secret), "tries": 0})
+                pipe.hset(
+                    key,
+                    mapping={
+                        "cnic": self._sealer.seal(cnic, where=key),
+                        "who": self._who(cnic),
+                        "hash": self._digest(secret),
+                        "tries": 0,
+                    },
+                )
                 pipe.expire(key, lifetime)
                 if requester is not None and deliverable:
                     # Bound to this requester for exactly as long as the code lives.
@@ -211,9 +236,17 @@ class OtpService:
         except RedisError as exc:
             raise unavailable(exc) from exc
 
+    def _who(self, cnic: str) -> str:
+        """The keyed hash that stands for `cnic` in keys and in a request's `who`."""
+        return self._digest("cnic:" + cnic)[:40]
+
     def _issue_keys(self, cnic: str) -> tuple[str, str]:
         """The resend cooldown's key and the hour of codes' key for `cnic` (keyed, no CNIC)."""
-        who = self._digest("cnic:" + cnic)[:40]
+        return self._keys_of(self._who(cnic))
+
+    @staticmethod
+    def _keys_of(who: str) -> tuple[str, str]:
+        """The resend cooldown's key and the hour of codes' key for a CNIC's keyed hash."""
         return f"rabta:otp:cooldown:{who}", f"rabta:otp:hour:{who}"
 
     def _hour_wait(self, sent: list[tuple[str, float]], now: float) -> int:
@@ -224,10 +257,11 @@ class OtpService:
         oldest = min(score for _, score in sent)
         return max(int(oldest + 3600 - now), 1)
 
-    async def _new_code_after(self, cnic: str) -> int:
-        """Seconds until `issue` would send `cnic` a new code (the resend cooldown's or the
-        hourly cap's wait, at least 1): what the 429 for a burnt code tells in `Retry-After`."""
-        cooldown_key, hour_key = self._issue_keys(cnic)
+    async def _new_code_after(self, who: str) -> int:
+        """Seconds until `issue` would send the CNIC whose keyed hash is `who` a new code (the
+        resend cooldown's or the hourly cap's wait, at least 1): what the 429 for a burnt code
+        tells in `Retry-After`."""
+        cooldown_key, hour_key = self._keys_of(who)
         now = time.time()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.ttl(cooldown_key)
@@ -253,33 +287,41 @@ class OtpService:
             counted = await self._redis.eval(_COUNT_TRY, 1, key)
             if not counted:
                 return Checked(CheckOutcome.EXPIRED)
-            tries, stored_hash, stored_cnic = int(counted[0]), str(counted[1]), str(counted[2])
+            tries, stored_hash = int(counted[0]), str(counted[1])
+            cnic = self._sealer.unseal(str(counted[2]), where=key)
+            who = str(counted[3])
+            if cnic is None or not who:
+                # Not sealed for this request (the secret key changed, it was altered, or a
+                # release before sealing wrote it): as if it had expired.
+                return Checked(CheckOutcome.EXPIRED)
             if tries > maximum:
-                return await self._exhausted(stored_cnic)
+                return await self._exhausted(who)
             # The digits a phone's Urdu or Arabic keyboard types are the same code (SPEC §2).
             typed = normalise_text(code)
             candidate = self._digest(typed) if len(typed) == CODE_DIGITS else ""
             if hmac.compare_digest(candidate, stored_hash):
                 if await self._redis.delete(key):
-                    return Checked(CheckOutcome.VERIFIED, cnic=stored_cnic)
+                    return Checked(CheckOutcome.VERIFIED, cnic=cnic)
                 return Checked(CheckOutcome.EXPIRED)
             if tries >= maximum:
                 # Kept, burnt, until it would have expired: a later try, the right code
                 # included, is still "too many" (429), not an unknown request ("expired").
-                return await self._exhausted(stored_cnic, last_try=True)
+                return await self._exhausted(who, last_try=True)
             return Checked(CheckOutcome.WRONG, tries_left=maximum - tries)
         except RedisError as exc:
             raise unavailable(exc) from exc
 
-    async def _exhausted(self, cnic: str, *, last_try: bool = False) -> Checked:
-        """A burnt code, with the wait before a new one can be asked for."""
-        wait = await self._new_code_after(cnic)
+    async def _exhausted(self, who: str, *, last_try: bool = False) -> Checked:
+        """A burnt code (for the CNIC whose keyed hash is `who`), with the wait before a new one
+        can be asked for."""
+        wait = await self._new_code_after(who)
         return Checked(CheckOutcome.EXHAUSTED, retry_after=wait, last_try=last_try)
 
     async def request_cnic(self, request_id: str) -> str | None:
         """The CNIC a live request is for (to resume a conversation), or None."""
+        key = self._request_key(request_id)
         try:
-            value = await self._redis.hget(self._request_key(request_id), "cnic")
+            value = await self._redis.hget(key, "cnic")
         except RedisError as exc:
             raise unavailable(exc) from exc
-        return str(value) if value else None
+        return self._sealer.unseal(value, where=key)

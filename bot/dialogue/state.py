@@ -10,6 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from api.identity import keyed_digest
+from api.sealed import sealer_for
 
 
 class Step(enum.StrEnum):
@@ -92,13 +93,15 @@ _STORED = tuple(f.name for f in fields(Conversation) if f.name not in _NOT_STORE
 
 
 class ConversationStore:
-    """Loads and saves conversations as JSON under `rabta:conv:<channel>:<keyed hash>`.
+    """Loads and saves conversations under `rabta:conv:<channel>:<keyed hash>`, sealed.
 
     Redis never holds the address (a phone number, a Telegram id) in clear: the key is an
     HMAC-SHA256 of channel and address under the service's secret, truncated to 128 bits, and
     the stored JSON leaves out the address and a proven phone (the caller knows the first, and
-    the contact in the database keeps the second). A flow's own `data` may still hold what the
-    flow asked for (a CNIC being filed for), for as long as the conversation lives.
+    the contact in the database keeps the second). The JSON itself is sealed (api/sealed.py):
+    what a flow asked for (a CNIC being filed for, a complaint's words), the CNIC the
+    conversation is verified for and the numbered options (`PAY <CNIC>`) open only with the
+    secret key, and only under their own key.
 
     A blank conversation is not stored at all (one that was is deleted): someone who only asks
     a question, the message 8171 gets by the million, leaves nothing in Redis but the look-up
@@ -108,27 +111,39 @@ class ConversationStore:
     def __init__(self, redis: aioredis.Redis, *, secret: str) -> None:
         self._redis = redis
         self._secret = secret.encode()
+        self._sealer = sealer_for(secret)
 
     def key(self, channel: str, address: str) -> str:
         return f"rabta:conv:{channel}:" + keyed_digest(self._secret, channel, address)
 
-    @staticmethod
-    def parse(channel: str, address: str, raw: bytes | str | None) -> Conversation | None:
-        """The conversation stored as `raw` (None when there is none, or it is unreadable);
-        a field this version does not store is left out, so that a conversation written by a
-        newer release (a rolling deploy) still reads."""
+    def parse(
+        self, channel: str, address: str, raw: bytes | str | None, *, key: str | None = None
+    ) -> Conversation | None:
+        """The conversation stored as `raw` under `key` (derived when not given): None when
+        there is none.
+
+        One that does not open or read (sealed under another secret key, altered, written in
+        clear by a release before sealing, a step this release does not have) is taken as
+        expired: a blank conversation, marked stored so that saving it blank deletes what is
+        there. A field this version does not store is left out, so that a conversation written
+        by a newer release (a rolling deploy) still reads."""
         if not raw:
             return None
+        plain = self._sealer.unseal(raw, where=key or self.key(channel, address))
         try:
-            data = {name: value for name, value in json.loads(raw).items() if name in _STORED}
+            if plain is None:
+                raise ValueError("not sealed for this key")
+            data = {name: value for name, value in json.loads(plain).items() if name in _STORED}
             data["step"] = Step(data.get("step", Step.IDLE))
             return Conversation(channel=channel, address=address, stored=True, **data)
         except (ValueError, TypeError, AttributeError):
-            return None
+            return Conversation(channel=channel, address=address, stored=True)
 
     async def load(self, channel: str, address: str) -> Conversation:
-        raw = await self._redis.get(self.key(channel, address))
-        return self.parse(channel, address, raw) or Conversation(channel=channel, address=address)
+        key = self.key(channel, address)
+        raw = await self._redis.get(key)
+        found = self.parse(channel, address, raw, key=key)
+        return found or Conversation(channel=channel, address=address)
 
     @staticmethod
     def nothing_to_send(conversation: Conversation) -> bool:
@@ -150,7 +165,7 @@ class ConversationStore:
             payload = {name: getattr(conversation, name) for name in _STORED}
             command = target.set(
                 key,
-                json.dumps(payload, ensure_ascii=False),
+                self._sealer.seal(json.dumps(payload, ensure_ascii=False), where=key),
                 ex=EXPIRY_SECONDS.get(conversation.channel, 1800),
             )
         if client is None:

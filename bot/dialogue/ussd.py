@@ -59,11 +59,12 @@ from api.grievances.schemas import Category, GrievanceOut
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import Cnic, cnic_digits, keyed_digest, mask_cnic, normalise_text
 from api.otp.service import CheckOutcome, OtpUnavailable
+from api.sealed import sealer_for
 from bot.channels.base import Option, Reply
 from bot.channels.ussd import SCREEN_GSM7, SCREEN_UCS2, fits, screen
+from bot.dialogue.engine import limited
 from bot.dialogue.flows.eligibility import asked_by_the_person, enrolled_in
 from bot.dialogue.flows.grievance import CATEGORIES
-from bot.dialogue.engine import limited
 from bot.dialogue.flows.who import named, person_choice_masks
 from bot.dialogue.turn import Policy
 from bot.i18n import LANGUAGES
@@ -194,17 +195,20 @@ _STORED_FIELDS = frozenset(f.name for f in fields(UssdState)) - {"phone"}
 
 
 class UssdStore:
-    """Session state as JSON under `rabta:ussd:state:<sessionId>` (expiring with the session),
-    and a longer-lived mark that the session was seen.
+    """Session state as sealed JSON under `rabta:ussd:state:<sessionId>` (expiring with the
+    session), and a longer-lived mark that the session was seen.
 
     The phone that dialled is not stored: the state holds a keyed hash of it (HMAC-SHA256 under
     the service's secret, 128 bits), enough to refuse the session id from another phone, and
-    the gateway sends the phone again with every hit.
+    the gateway sends the phone again with every hit. The state is sealed (api/sealed.py): the
+    path typed so far (`2*3520212345672`) and what the session gathered hold CNICs, and open
+    only with the secret key, under the session's own key.
     """
 
     def __init__(self, redis: aioredis.Redis, *, secret: str) -> None:
         self._redis = redis
         self._secret = secret.encode()
+        self._sealer = sealer_for(secret)
 
     @staticmethod
     def key(session_id: str) -> str:
@@ -223,11 +227,17 @@ class UssdStore:
         that the hit is told the session ended), and whether it belongs to another phone than
         `phone`. A readable state with its mark gone (evicted) reports the mark missing, so
         that the next save sets it again."""
-        raw, seen = await self._redis.mget(self.key(session_id), self.seen_key(session_id))
+        key = self.key(session_id)
+        raw, seen = await self._redis.mget(key, self.seen_key(session_id))
         if not raw:
             return None, bool(seen), False
         try:
-            data = json.loads(raw)
+            # Sealed under another secret key, altered, or kept in clear by a release before
+            # sealing: unreadable, as below.
+            plain = self._sealer.unseal(raw, where=key)
+            if plain is None:
+                raise ValueError("not sealed for this key")
+            data = json.loads(plain)
             if data.pop("owner", None) != self._owner(phone):
                 return None, True, True
             return UssdState.from_stored(data, phone=phone), bool(seen), False
@@ -242,16 +252,17 @@ class UssdStore:
         at a session's first save, the mark outlives any session (an hour against minutes)."""
         data = asdict(state)
         data["owner"] = self._owner(data.pop("phone"))
-        stored = json.dumps(data, ensure_ascii=False)
+        key = self.key(state.session_id)
+        stored = self._sealer.seal(json.dumps(data, ensure_ascii=False), where=key)
         if seen:
-            await self._redis.set(self.key(state.session_id), stored, ex=SESSION_SECONDS)
+            await self._redis.set(key, stored, ex=SESSION_SECONDS)
             return
         # One round trip, not a MULTI/EXEC transaction (which cost 7 % of a hit's CPU in
         # redis-py): the two keys need not change together. A state saved without its mark
         # (Redis dying between the two) still answers its session; the mark only tells, after
         # the state expired, "expired" from "new".
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.key(state.session_id), stored, ex=SESSION_SECONDS)
+            pipe.set(key, stored, ex=SESSION_SECONDS)
             pipe.set(self.seen_key(state.session_id), "1", ex=SEEN_SECONDS)
             await pipe.execute()
 

@@ -67,18 +67,52 @@ async def test_a_blank_conversation_is_not_stored_and_one_that_was_is_deleted(re
     assert (await store.load("sms", "+923001234567")).blank
 
 
-def test_a_conversation_from_another_release_reads_without_what_it_does_not_know():
+def test_a_conversation_from_another_release_reads_without_what_it_does_not_know(redis):
     """A rolling deploy: a newer release's field is left out, the conversation goes on; one
-    that cannot be read at all (a step this release does not have, not an object) is none."""
+    that cannot be read at all (a step this release does not have, not an object, not sealed
+    for its key) is taken as expired: blank, and deleted by saving it so."""
     import json
 
-    stored = json.dumps({"language": "ur", "step": "idle", "from_a_newer_release": 1})
-    conversation = ConversationStore.parse("sms", "+923001234567", stored)
+    from api.sealed import sealer_for
+
+    store = ConversationStore(redis, secret=SECRET)
+    key = store.key("sms", "+923001234567")
+
+    def sealed(payload: object) -> str:
+        return sealer_for(SECRET).seal(json.dumps(payload), where=key)
+
+    stored = sealed({"language": "ur", "step": "idle", "from_a_newer_release": 1})
+    conversation = store.parse("sms", "+923001234567", stored)
     assert conversation is not None and conversation.language == "ur" and conversation.stored
     # What the store leaves out is never taken from Redis either.
-    sneaky = json.dumps({"step": "idle", "phone": "+923001234567", "address": "someone"})
-    conversation = ConversationStore.parse("sms", "+923001234567", sneaky)
+    sneaky = sealed({"step": "idle", "phone": "+923001234567", "address": "someone"})
+    conversation = store.parse("sms", "+923001234567", sneaky)
     assert conversation is not None and conversation.phone is None
     assert conversation.address == "+923001234567"
-    for unreadable in ('{"step": "renamed"}', "[1, 2]", "not json"):
-        assert ConversationStore.parse("sms", "+923001234567", unreadable) is None
+    assert store.parse("sms", "+923001234567", None) is None  # nothing stored
+    unreadable = [
+        sealed({"step": "renamed"}),
+        sealed([1, 2]),
+        sealer_for(SECRET).seal("x", where=key),
+    ]
+    # ...and what does not open: in clear (the release before sealing), altered, sealed for
+    # another conversation's key, or under another secret key.
+    good = sealed({"step": "idle", "language": "ur"})
+    at = len(good) // 2
+    altered = good[:at] + ("A" if good[at] != "A" else "B") + good[at + 1 :]
+    unreadable += ['{"step": "idle", "language": "ur"}', altered]
+    unreadable.append(sealer_for(SECRET).seal('{"language": "ur"}', where=key + "0"))
+    unreadable.append(sealer_for("another-secret-0123456789").seal('{"language": "ur"}', where=key))
+    for raw in unreadable:
+        conversation = store.parse("sms", "+923001234567", raw)
+        assert conversation is not None and conversation.blank and conversation.stored, raw
+
+
+async def test_a_conversation_that_does_not_open_is_deleted_when_saved_blank(redis):
+    store = ConversationStore(redis, secret=SECRET)
+    key = store.key("sms", "+923001234567")
+    await redis.set(key, '{"step": "grievance_category", "data": {"cnic": "3520212345671"}}')
+    conversation = await store.load("sms", "+923001234567")
+    assert conversation.blank  # the release before sealing wrote it: taken as expired
+    assert await store.save(conversation)
+    assert await redis.exists(key) == 0

@@ -5,7 +5,6 @@ type, headers, body)."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import secrets
 from collections import Counter
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.python import asgi as schemathesis_asgi
 
+from api.otp.tokens import BeneficiaryTokens
 from api.settings import Settings, get_settings
 from api.telegram_cli import ChatUser, FakeBotApi, serve_fake_bot_api
 from tests.conftest import (
@@ -117,10 +117,8 @@ async def fuzz_app(fuzz_env: Settings, registry, redis):
     from api.main import create_app
 
     app = create_app(fuzz_env)
-    token = "rbt." + secrets.token_urlsafe(32)
-    key = "rabta:token:" + hashlib.sha256(token.encode()).hexdigest()
-    await redis.set(key, ELIGIBLE_WIFE, ex=3600)
-    app.state.fuzz_token = token
+    tokens = BeneficiaryTokens(redis, ttl_seconds=3600, secret=fuzz_env.secret_key)
+    app.state.fuzz_token = await tokens.issue(cnic=ELIGIBLE_WIFE)
     try:
         yield app
     finally:

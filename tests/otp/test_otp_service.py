@@ -35,6 +35,7 @@ async def test_only_a_keyed_hash_is_stored(otp, redis):
         value = await redis.hgetall(key) if await redis.type(key) == "hash" else {}
         assert issued.code not in str(value.get("hash", ""))
         assert issued.code not in str(value)
+        assert CNIC not in str(value)  # sealed, beside a keyed hash of it
 
 
 async def test_a_decoy_opens_with_no_code(otp, monkeypatch):
@@ -115,14 +116,14 @@ async def test_malformed_codes_are_just_wrong(otp, code):
     assert result.outcome is CheckOutcome.WRONG
 
 
-async def test_tokens_are_bound_to_one_cnic_and_revocable(redis):
-    tokens = BeneficiaryTokens(redis, ttl_seconds=60)
+async def test_tokens_are_bound_to_one_cnic_and_revocable(redis, settings):
+    tokens = BeneficiaryTokens(redis, ttl_seconds=60, secret=settings.secret_key)
     token = await tokens.issue(cnic=CNIC)
     assert await tokens.resolve(token) == CNIC
     assert await tokens.resolve(token + "x") is None
     assert await tokens.resolve("not-a-token") is None
     for key in await redis.keys("rabta:token:*"):
-        assert token not in key
+        assert token not in key and CNIC not in await redis.get(key)  # sealed
     await tokens.revoke(token)
     assert await tokens.resolve(token) is None
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy import text as sql
 
 from api.registry.models import Contact, Grievance, Household, InboundMessage, OutboundMessage
+from api.sealed import sealer_for
 from api.webhooks.ussd import error_screen
 from bot.channels.ussd import fits
 from bot.dialogue.ussd import SEEN_SECONDS, SESSION_SECONDS, Plan, UssdState, UssdStore, plan
@@ -23,6 +25,24 @@ from tests.conftest import (
 )
 from tests.faults.services import free_port
 from tests.ussd.conftest import URL, screen_of, ussd_form
+
+
+async def stored_state(app, session: str) -> dict:
+    """A session's state as the store keeps it, opened (it is sealed in Redis)."""
+    runtime = app.state.runtime
+    key = UssdStore.key(session)
+    plain = sealer_for(runtime.settings.secret_key).unseal(await runtime.redis.get(key), where=key)
+    assert plain is not None
+    return json.loads(plain)
+
+
+async def store_state(app, session: str, state: dict) -> None:
+    """Replace a session's state, sealed as the store does."""
+    runtime = app.state.runtime
+    key = UssdStore.key(session)
+    sealed = sealer_for(runtime.settings.secret_key).seal(json.dumps(state), where=key)
+    await runtime.redis.set(key, sealed)
+
 
 HELPER_PHONE = "+923219876543"
 # errors/try_later in the default language's USSD form (Roman Urdu)
@@ -263,19 +283,16 @@ async def test_state_lives_for_the_session_and_expiry_says_dial_again(client, ap
 async def test_a_state_from_another_release_reads_or_ends_the_session(client, app, registry):
     """A rolling deploy: a field this release does not know is left out and the session goes
     on; a screen it does not have ends the session as an expired one does, not as an error."""
-    import json
-
     await remember_english(client, ELIGIBLE_PHONE)
-    redis = app.state.runtime.redis
     session = "ATUid_release"
     screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "")))
-    stored = json.loads(await redis.get(UssdStore.key(session)))
-    await redis.set(UssdStore.key(session), json.dumps({**stored, "from_a_newer_release": 1}))
+    stored = await stored_state(app, session)
+    await store_state(app, session, {**stored, "from_a_newer_release": 1})
     menu = screen_of(await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, "1")))
     assert menu == "CON Enter the 13-digit CNIC number:\n0 Back"
 
-    stored = json.loads(await redis.get(UssdStore.key(session)))
-    await redis.set(UssdStore.key(session), json.dumps({**stored, "screen": "renamed"}))
+    stored = await stored_state(app, session)
+    await store_state(app, session, {**stored, "screen": "renamed"})
     late = screen_of(
         await client.post(URL, data=ussd_form(session, ELIGIBLE_PHONE, f"1*{ELIGIBLE_WIFE}"))
     )
@@ -498,8 +515,6 @@ async def test_a_session_finds_its_contact_once(client, app, registry, db, monke
     take the contact from there (no upsert), and still save what they change on it: a language
     chosen, then a CNIC looked up with its household read alone. A state written before
     sessions kept their contact finds it again, once."""
-    import json
-
     from api.conversations import repository
 
     upserts: list[str] = []
@@ -528,17 +543,16 @@ async def test_a_session_finds_its_contact_once(client, app, registry, db, monke
         )
         assert set(recorded) == {contact.id}
     assert contact.language == "en"
-    redis = app.state.runtime.redis
-    stored = json.loads(await redis.get(UssdStore.key(session)))
+    stored = await stored_state(app, session)
     assert stored["contact_id"] == contact.id
 
     older = "ATUid_older"
     screen_of(await client.post(URL, data=ussd_form(older, HELPER_PHONE, "")))
-    stored = json.loads(await redis.get(UssdStore.key(older)))
+    stored = await stored_state(app, older)
     del stored["contact_id"]
-    await redis.set(UssdStore.key(older), json.dumps(stored))
+    await store_state(app, older, stored)
     upserts.clear()
     for text in ("1", "1*1"):
         screen_of(await client.post(URL, data=ussd_form(older, HELPER_PHONE, text)))
     assert upserts == ["get_or_create_contact"]
-    assert json.loads(await redis.get(UssdStore.key(older)))["contact_id"] == contact.id
+    assert (await stored_state(app, older))["contact_id"] == contact.id
