@@ -35,7 +35,9 @@ async def test_filed_tracked_and_updated_under_her_cnic(tg_app, tg_client, fake_
     assert f"Complaint {ticket} for CNIC 35202-***4567-2 is filed." in filed
 
     status = await chat.send(f"TRACK {ticket}")
-    assert status.startswith(f"Complaint {ticket} for CNIC 35202-***4567-2: received.")
+    assert status.startswith(
+        f"Complaint {ticket} for CNIC 35202-***4567-2 (money deducted by agent): received. Filed "
+    )
 
     await resolve_telling_the_owner(tg_app.state.runtime, db, ticket)
     async with db.sessions() as session:
