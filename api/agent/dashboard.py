@@ -123,7 +123,7 @@ async def build(session: AsyncSession, *, days: int, now: dt.datetime) -> Dashbo
     board.by_district = _top(
         await grievances.count_by(session, dimension="district", statuses=WORKED)
     )
-    board.worked = await grievances.count_queue(session, statuses=WORKED)
+    board.worked = await grievances.count_queue(session, grievances.QueueFilter(statuses=WORKED))
     board.overdue = await grievances.count_overdue(session, now=now, statuses=WORKED)
     board.escalated = board.by_status.get(Status.ESCALATED.value, 0)
     board.ratelimit = ratelimit_hits()

@@ -4,7 +4,7 @@ pages, and message traffic."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.agent.pages import Cursor, Page, Seek
 from api.db import dialect_of, utc
-from api.grievances.repository import queue_filter
+from api.grievances.repository import QueueFilter
 from api.outbox.service import OptedOutBy, suppressed_by
 from api.registry.models import (
     Agent,
@@ -157,30 +157,13 @@ async def keyset_page(
 
 
 async def queue_page(
-    session: AsyncSession,
-    *,
-    statuses: Collection[str] | None = None,
-    overdue_at: dt.datetime | None = None,
-    assigned_to: int | None = None,
-    unassigned: bool = False,
-    district: str | None = None,
-    category: str | None = None,
-    seek: Seek,
-    limit: int,
+    session: AsyncSession, where: QueueFilter, *, seek: Seek, limit: int
 ) -> Page[Grievance]:
     """A page of the agents' queue (the grievances `grievances.repository.count_queue` counts
-    with the same filters), most urgent (earliest due) first; events are not loaded. Each tab
-    reads through its own index in due order (the worked ones' partial indexes, migration 0008)
-    from where the page starts."""
-    query = queue_filter(
-        select(Grievance),
-        statuses=statuses,
-        overdue_at=overdue_at,
-        assigned_to=assigned_to,
-        unassigned=unassigned,
-        district=district,
-        category=category,
-    )
+    with the same filter), most urgent (earliest due) first; events are not loaded. Each tab
+    reads through its own index in due order (the worked ones' partial indexes, migration 0008;
+    a district's, 0012) from where the page starts."""
+    query = where.apply(select(Grievance))
     return await keyset_page(
         session,
         query,

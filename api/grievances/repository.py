@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import distinct, func, select
@@ -89,57 +90,42 @@ async def list_by_cnic(session: AsyncSession, *, cnic: str) -> list[Grievance]:
     return list(result)
 
 
-def queue_filter(
-    query: Any,
-    *,
-    statuses: Collection[str] | None,
-    overdue_at: dt.datetime | None,
-    assigned_to: int | None,
-    unassigned: bool,
-    district: str | None,
-    category: str | None,
-) -> Any:
-    """`query` narrowed to the agents' queue with these filters (`overdue_at`: only grievances
-    due before that moment); the console pages it (api/agent/repository.py `queue_page`)."""
-    if statuses:
-        query = query.where(Grievance.status.in_(list(statuses)))
-    if overdue_at is not None:
-        query = query.where(Grievance.due_at < overdue_at)
-    if assigned_to is not None:
-        query = query.where(Grievance.assigned_to == assigned_to)
-    if unassigned:
-        query = query.where(Grievance.assigned_to.is_(None))
-    if district is not None:
-        # As a supervisor types it: "lahore" or " Lahore " finds Lahore's grievances.
-        query = query.where(func.lower(Grievance.district) == district.strip().lower())
-    if category is not None:
-        query = query.where(Grievance.category == category)
-    return query
+@dataclass(frozen=True)
+class QueueFilter:
+    """Which grievances of the agents' queue a tab, a count or a badge is about; None (False)
+    means any. `overdue_at`: only those due before that moment (pass now, in UTC); `district`
+    as a supervisor types it ("lahore" or " Lahore " finds Lahore's)."""
+
+    statuses: Collection[str] | None = None
+    overdue_at: dt.datetime | None = None
+    assigned_to: int | None = None
+    unassigned: bool = False
+    district: str | None = None
+    category: str | None = None
+
+    def apply(self, query: Any) -> Any:
+        """`query` narrowed to these grievances (the console pages them:
+        api/agent/repository.py `queue_page`)."""
+        if self.statuses:
+            query = query.where(Grievance.status.in_(list(self.statuses)))
+        if self.overdue_at is not None:
+            query = query.where(Grievance.due_at < self.overdue_at)
+        if self.assigned_to is not None:
+            query = query.where(Grievance.assigned_to == self.assigned_to)
+        if self.unassigned:
+            query = query.where(Grievance.assigned_to.is_(None))
+        if self.district is not None:
+            query = query.where(func.lower(Grievance.district) == self.district.strip().lower())
+        if self.category is not None:
+            query = query.where(Grievance.category == self.category)
+        return query
 
 
-async def count_queue(
-    session: AsyncSession,
-    *,
-    statuses: Collection[str] | None = None,
-    overdue_at: dt.datetime | None = None,
-    assigned_to: int | None = None,
-    unassigned: bool = False,
-    district: str | None = None,
-    category: str | None = None,
-    cap: int | None = None,
-) -> int:
-    """How many grievances `queue_filter` lets through with the same filters; with `cap`,
-    counting stops past it (`cap + 1` means more than `cap`): a tab of every grievance ever
-    closed reads `cap` rows, not all of them."""
-    query = queue_filter(
-        select(Grievance.id),
-        statuses=statuses,
-        overdue_at=overdue_at,
-        assigned_to=assigned_to,
-        unassigned=unassigned,
-        district=district,
-        category=category,
-    )
+async def count_queue(session: AsyncSession, where: QueueFilter, *, cap: int | None = None) -> int:
+    """How many grievances `where` lets through; with `cap`, counting stops past it (`cap + 1`
+    means more than `cap`): a tab of every grievance ever closed reads `cap` rows, not all of
+    them."""
+    query = where.apply(select(Grievance.id))
     if cap is not None:
         query = query.limit(cap + 1)
     return int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)

@@ -459,8 +459,14 @@ async def test_tab_counts_stop_at_the_cap(new_client, staff, registry, settings,
     monkeypatch.setattr(queue_routes, "COUNT_CAP", 2)
     tickets = [await file(registry, settings, days_ago=d) for d in (3, 2, 1)]
     async with registry.sessions() as session:
-        assert await repository.count_queue(session, statuses=("open",), cap=2) == 3
-        assert await repository.count_queue(session, statuses=("open",), cap=5) == 3
+        assert (
+            await repository.count_queue(session, repository.QueueFilter(statuses=("open",)), cap=2)
+            == 3
+        )
+        assert (
+            await repository.count_queue(session, repository.QueueFilter(statuses=("open",)), cap=5)
+            == 3
+        )
     amina = await new_client("amina")
     page = (await amina.get("/agent/grievances")).text
     assert '<span class="count">2+</span>' in page  # open: three

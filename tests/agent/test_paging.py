@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+from dataclasses import replace
 from html import unescape
 
 import pytest
@@ -57,25 +58,15 @@ async def set_status(db, tickets: list[str], status: str) -> None:
         )
 
 
-NO_FILTER = {
-    "statuses": None,
-    "overdue_at": None,
-    "assigned_to": None,
-    "unassigned": False,
-    "district": None,
-    "category": None,
-}
-
-
-async def in_order(db, **filters) -> list[str]:
-    """The queue's tickets with these filters, in its order, read whole (no paging)."""
+async def in_order(db, where: repository.QueueFilter) -> list[str]:
+    """The tickets `where` lets through, in the queue's order, read whole (no paging)."""
     async with db.sessions() as session:
-        query = repository.queue_filter(select(Grievance), **{**NO_FILTER, **filters})
+        query = where.apply(select(Grievance))
         rows = await session.scalars(query.order_by(Grievance.due_at, Grievance.id))
     return [g.ticket_id for g in rows]
 
 
-WORKED = {"statuses": queue_routes.WORKED}
+WORKED = repository.QueueFilter(statuses=queue_routes.WORKED)
 
 
 async def test_paging_on_and_back_shows_each_grievance_once_while_others_close(
@@ -91,7 +82,7 @@ async def test_paging_on_and_back_shows_each_grievance_once_while_others_close(
         await session.execute(
             update(Grievance).where(Grievance.ticket_id.in_(tickets[1:5])).values(due_at=due)
         )
-    order = await in_order(registry, **WORKED)
+    order = await in_order(registry, WORKED)
     assert sorted(order) == sorted(tickets)
     amina = await new_client("amina")
     late_arrival: list[str] = []
@@ -113,7 +104,7 @@ async def test_paging_on_and_back_shows_each_grievance_once_while_others_close(
     # Back from the last page, while another is closed: every grievance still open before the
     # last page, each once, ending on a page with no Previous.
     await set_status(registry, [order[4]], "rejected")
-    now_open = await in_order(registry, **WORKED)
+    now_open = await in_order(registry, WORKED)
     assert now_open[0] == late_arrival[0]
     back, first = await walk(amina, last, _TICKET, rel="prev")
     shown_back = [t for p in reversed(back) for t in p]
@@ -158,10 +149,10 @@ async def test_every_tab_and_filter_pages_through_its_own_grievances(
         ({"category": "other"}, {"category": "other"}),
         ({"district": "Lahore", "category": "payment_not_received"},) * 2,
     ]
-    filters = queue_routes._filters(view, staff_id=staff["amina"], now=now)
-    assert len(await in_order(registry, **filters)) > 2, "the tab fits on one page"
+    tab = queue_routes._filter(view, staff_id=staff["amina"], now=now)
+    assert len(await in_order(registry, tab)) > 2, "the tab fits on one page"
     for query, narrow in narrowed:
-        expected = await in_order(registry, **filters, **narrow)
+        expected = await in_order(registry, replace(tab, **narrow))
         params = "&".join(f"{k}={v}" for k, v in {"view": view, **query}.items())
         was: dict[str, str] = {}
 

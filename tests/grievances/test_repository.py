@@ -54,7 +54,9 @@ async def _fill(db: Database, settings: Settings) -> None:
 
 async def _queue(session, **filters) -> list:
     """The whole queue with these filters, in the console's order (its first page, unbounded)."""
-    return (await queue_page(session, **filters, seek=Seek(), limit=1000)).rows
+    return (
+        await queue_page(session, repository.QueueFilter(**filters), seek=Seek(), limit=1000)
+    ).rows
 
 
 async def test_queue_filters(db: Database, settings: Settings) -> None:
@@ -67,7 +69,9 @@ async def test_queue_filters(db: Database, settings: Settings) -> None:
         unassigned = await _queue(session, statuses=ACTIVE, unassigned=True)
         overdue = await _queue(session, statuses=ACTIVE, overdue_at=T0 + dt.timedelta(days=5))
         payments = await _queue(session, category="payment_not_received")
-        active_count = await repository.count_queue(session, statuses=ACTIVE)
+        active_count = await repository.count_queue(
+            session, repository.QueueFilter(statuses=ACTIVE)
+        )
     assert len(everything) == 6 and len(active) == 5 and active_count == 5
     due = [g.due_at for g in active]
     assert due == sorted(due)  # most urgent first

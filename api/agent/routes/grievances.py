@@ -4,7 +4,7 @@ notes, status changes (supervisors; agents may only escalate), assignment, escal
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -29,6 +29,7 @@ from api.db import utc
 from api.deps import RuntimeDep, SettingsDep
 from api.grievances import repository, service
 from api.grievances.notify import owner_notifier
+from api.grievances.repository import QueueFilter
 from api.grievances.schemas import ALLOWED_TRANSITIONS, Category, Status, clean_text
 from api.grievances.ticket import normalise_ticket_id
 from api.identity import mask_cnic
@@ -63,14 +64,14 @@ VIEWS = (
 )
 
 
-def _filters(view: str, *, staff_id: int, now: dt.datetime) -> dict[str, Any]:
-    filters: dict[str, dict[str, Any]] = {
-        "open": {"statuses": WORKED},
-        "escalated": {"statuses": (Status.ESCALATED.value,)},
-        "breached": {"statuses": WORKED, "overdue_at": now},
-        "mine": {"statuses": WORKED, "assigned_to": staff_id},
-        "unassigned": {"statuses": WORKED, "unassigned": True},
-        "closed": {"statuses": CLOSED},
+def _filter(view: str, *, staff_id: int, now: dt.datetime) -> QueueFilter:
+    filters = {
+        "open": QueueFilter(statuses=WORKED),
+        "escalated": QueueFilter(statuses=(Status.ESCALATED.value,)),
+        "breached": QueueFilter(statuses=WORKED, overdue_at=now),
+        "mine": QueueFilter(statuses=WORKED, assigned_to=staff_id),
+        "unassigned": QueueFilter(statuses=WORKED, unassigned=True),
+        "closed": QueueFilter(statuses=CLOSED),
     }
     return filters[view]
 
@@ -92,23 +93,14 @@ async def queue(
     view = view if view in {v.name for v in VIEWS} else "open"
     now = dt.datetime.now(dt.UTC)
     district = (district or "").strip()
-    narrow: dict[str, Any] = {
-        "district": district or None,
-        "category": category if category in {c.value for c in Category} else None,
-    }
-    counts = {
-        v.name: await repository.count_queue(
-            db, **_filters(v.name, staff_id=staff.id, now=now), **narrow, cap=COUNT_CAP
-        )
-        for v in VIEWS
-    }
-    shown = await agents.queue_page(
-        db,
-        **_filters(view, staff_id=staff.id, now=now),
-        **narrow,
-        seek=Seek.of(after, before),
-        limit=PAGE_SIZE,
-    )
+    known = category if category in {c.value for c in Category} else None
+
+    def where(name: str) -> QueueFilter:
+        tab = _filter(name, staff_id=staff.id, now=now)
+        return replace(tab, district=district or None, category=known)
+
+    counts = {v.name: await repository.count_queue(db, where(v.name), cap=COUNT_CAP) for v in VIEWS}
+    shown = await agents.queue_page(db, where(view), seek=Seek.of(after, before), limit=PAGE_SIZE)
     names = await agents.usernames_by_id(
         db, ids={g.assigned_to for g in shown.rows if g.assigned_to is not None}
     )
@@ -126,7 +118,7 @@ async def queue(
         now=now,
         utc=utc,
         district=district or "",
-        category=narrow["category"] or "",
+        category=known or "",
         categories=[c.value for c in Category],
         **shown.links(
             lambda place: "/agent/grievances?" + urlencode({**base, "view": view, **place})

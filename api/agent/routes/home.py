@@ -12,6 +12,7 @@ from api.agent.i18n import N_
 from api.agent.pages import page
 from api.agent.schemas import Role
 from api.grievances import repository as grievances
+from api.grievances.repository import QueueFilter
 from api.grievances.schemas import Status
 
 router = APIRouter(prefix="/agent")
@@ -30,8 +31,8 @@ async def home(
         "home.html",
         staff=staff,
         title=N_("Callers"),
-        mine=await grievances.count_queue(db, statuses=WORKED, assigned_to=staff.id),
-        escalated=await grievances.count_queue(db, statuses=(Status.ESCALATED.value,)),
-        breached=await grievances.count_queue(db, statuses=WORKED, overdue_at=now),
+        mine=await grievances.count_queue(db, QueueFilter(statuses=WORKED, assigned_to=staff.id)),
+        escalated=await grievances.count_queue(db, QueueFilter(statuses=(Status.ESCALATED.value,))),
+        breached=await grievances.count_queue(db, QueueFilter(statuses=WORKED, overdue_at=now)),
         overrides=len(await access.pending_overrides()) if supervisor else 0,
     )
