@@ -12,11 +12,20 @@ worker, the message is refused with a 503 as before.
 
 The same goes for a message the worker had room for but could not answer because the database
 went away under it (a restart, a failover): it is held rather than refused. While the database
-is away a held message is kept in Redis (the list `rabta:held:spill`), and the first worker to
-find the database back moves it into `held_messages` (`unspill`: one worker at a time, a group
-removed from Redis only once its INSERT has committed). Only with the database and Redis both
-away, or with `SPILL_MOST` messages (about 300 MB) already kept, is the message refused with a
-503.
+is away a held message is kept in Redis (the list `rabta:held:spill:sealed`, each entry sealed:
+api/sealed.py), and the first worker to find the database back moves it into `held_messages`
+(`unspill`: one worker at a time, a group removed from Redis only once its INSERT has
+committed). Only with the database and Redis both away, or with `SPILL_MOST` messages (about
+300 MB) already kept, is the message refused with a 503.
+
+A kept message is never dropped for want of opening it. One sealed under another secret key
+(`RABTA_SECRET_KEY` changed between its keeping and its moving) is set aside, still sealed, in
+`rabta:held:spill:unopened` (no expiry), logged as an error and counted
+(`rabta_held_messages_total{channel="unknown",outcome="unopened"}`); every worker tries those
+again when it starts, so a worker started with the secret key they were sealed under takes them
+in. The list the release before sealing kept its messages in, in clear (`rabta:held:spill`),
+is still taken in (a rolling upgrade) and never written; that release never reads the sealed
+one, which it could not read.
 
 Each API worker process answers held messages in the background (`Drainer`) whenever its gate
 has room to spare: half its slots free, nobody queued, no overload episode. The live traffic
@@ -78,11 +87,15 @@ from api.outbox.service import PRIORITY_REPLY, enqueue
 from api.outbox.worker import nap
 from api.problems import DatabaseStalled, is_database_unavailable
 from api.registry.models import HeldMessage
+from api.sealed import PREFIX as SEALED_PREFIX
+from api.sealed import Sealer, sealer_for
+from api.settings import get_settings
 from api.surge import Gate, LateAnswers
 from bot.channels.base import Inbound
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.lock import Lock
 
     from api.runtime import Runtime
 
@@ -101,10 +114,16 @@ BUSY_PAUSE_SECONDS = 0.1
 BATCH = 4
 #: Held messages written together, at most.
 GROUP_MOST = 64
-#: Where a message is kept while the database is away (a Redis list of JSON), and the lock that
-#: lets one worker at a time move them into `held_messages` once it is back.
-SPILL_KEY = "rabta:held:spill"
+#: Where a message is kept while the database is away (a Redis list of JSON, each entry sealed
+#: for this key), and the lock that lets one worker at a time move them into `held_messages` once
+#: it is back.
+SPILL_KEY = "rabta:held:spill:sealed"
 SPILL_LOCK = "rabta:held:spill:lock"
+#: Where the release before sealing kept them, in clear: still moved, never written.
+EARLIER_SPILL_KEY = "rabta:held:spill"
+#: Kept messages that did not open (sealed under another secret key): set aside, still sealed,
+#: never dropped, tried again by each worker as it starts.
+UNOPENED_KEY = "rabta:held:spill:unopened"
 #: Messages Redis keeps at most (about 300 bytes each): past that, a long outage gets 503s again
 #: rather than filling Redis, which the rate limits and conversations need too.
 SPILL_MOST = 1_000_000
@@ -123,7 +142,8 @@ HELD = Counter(
     "rabta_held_messages_total",
     "Messages held in a surge (held), kept in Redis while the database was away (spilled), "
     "answered later (answered), answered by the reply to a resend of theirs, nothing sent "
-    "(already_answered), failed once (failed), or given up after every try (given_up).",
+    "(already_answered), failed once (failed), given up after every try (given_up), or kept in "
+    "Redis and sealed under another secret key, set aside (unopened, channel unknown).",
     ["channel", "outcome"],
 )
 
@@ -167,10 +187,14 @@ class Holds:
         *,
         late: LateAnswers,
         most: int = GROUP_MOST,
+        secret: str | None = None,
     ) -> None:
         self.db = db
         self.redis = redis
         self.most = most
+        #: The secret key what it keeps in Redis is sealed under (`unspill` opens it with it).
+        self.secret = secret if secret is not None else get_settings().secret_key
+        self._sealer = sealer_for(self.secret)
         #: The worker's, closed with it (an episode's timer must not outlive its app).
         self.late = late
         self._rows: list[tuple[dict[str, object], asyncio.Future[None]]] = []
@@ -225,13 +249,15 @@ class Holds:
             raise DatabaseStalled(f"no write within {WRITE_WITHIN} s") from exc
 
     async def _spill(self, row: dict[str, object]) -> bool:
-        """Keep a message in Redis while the database is away; False when Redis cannot."""
+        """Keep a message in Redis while the database is away, sealed (the sender's number and
+        the text, a CNIC in it); False when Redis cannot."""
         kept = {**row, "now": cast(dt.datetime, row["now"]).isoformat()}
+        entry = self._sealer.seal(json.dumps(kept, ensure_ascii=False), where=SPILL_KEY)
         try:
             if await self.redis.llen(SPILL_KEY) >= SPILL_MOST:
                 log.error("database unavailable and %d messages kept in Redis: refused", SPILL_MOST)
                 return False
-            await self.redis.rpush(SPILL_KEY, json.dumps(kept, ensure_ascii=False))
+            await self.redis.rpush(SPILL_KEY, entry)
         except RedisError:
             return False
         self.late.happened(LateAnswers.KEPT_IN_REDIS)
@@ -274,41 +300,142 @@ class Holds:
             await asyncio.gather(self._writer, return_exceptions=True)
 
 
-async def unspill(db: Database, redis: Redis, *, most: int = GROUP_MOST) -> int:
-    """Move the messages kept in Redis while the database was away (`Holds._spill`) into
-    `held_messages`, oldest first; how many. One worker at a time (a Redis lock); each group is
-    removed from Redis only once its INSERT has committed, so a worker that dies midway leaves
-    it to the next, whose INSERT meets the rows already there (a MessageSid is stored once)."""
-    if not await redis.llen(SPILL_KEY):
+async def unspill(
+    db: Database, redis: Redis, *, secret: str | None = None, most: int = GROUP_MOST
+) -> int:
+    """Move the messages kept in Redis while the database was away (`Holds._spill`, opened with
+    `secret`) into `held_messages`, oldest first; how many. One worker at a time (a Redis lock);
+    each group is removed from Redis only once its INSERT has committed, so a worker that dies
+    midway leaves it to the next, whose INSERT meets the rows already there (a MessageSid is
+    stored once). The earlier release's list, in clear, goes first (its messages are the older).
+    A message that does not open is set aside in `UNOPENED_KEY`, in the step that removes its
+    group from the list, never dropped."""
+    return await _take_in(db, redis, (EARLIER_SPILL_KEY, SPILL_KEY), secret=secret, most=most) or 0
+
+
+async def take_in_unopened(
+    db: Database, redis: Redis, *, secret: str | None = None, most: int = GROUP_MOST
+) -> int | None:
+    """Try once more the kept messages set aside as not opening (`unspill`): those that open
+    with `secret` (the key they were sealed under, back) are moved into `held_messages`, the
+    others stay set aside; how many were moved, or None when another worker was moving kept
+    messages (try again later)."""
+    return await _take_in(db, redis, (UNOPENED_KEY,), secret=secret, most=most)
+
+
+async def _take_in(
+    db: Database,
+    redis: Redis,
+    sources: tuple[str, ...],
+    *,
+    secret: str | None,
+    most: int,
+) -> int | None:
+    """Move what the lists `sources` keep into `held_messages`; how many, or None when another
+    worker holds the lock. One `LLEN` a list, in one trip, when there is nothing."""
+    sealer = sealer_for(secret if secret is not None else get_settings().secret_key)
+    async with redis.pipeline(transaction=False) as pipe:
+        for source in sources:
+            pipe.llen(source)
+        lengths = [int(length) for length in await pipe.execute()]
+    if not any(lengths):
         return 0
     lock = redis.lock(SPILL_LOCK, timeout=LEASE_SECONDS)
     if not await lock.acquire(blocking=False):
-        return 0
-    moved = 0
+        return None
+    moved = aside = 0
     try:
-        while raw := await redis.lrange(SPILL_KEY, 0, most - 1):
-            rows = [_unspilled(item) for item in raw]
-            kept = [row for row in rows if row is not None]
-            if kept:
-                async with db.engine.begin() as connection:
-                    await connection.execute(_hold_statement(connection.dialect.name), kept)
-            # Still this worker's to trim (its lease renewed)? A write that outlasted the lease
-            # leaves the group to the worker that took the lock since, whose INSERT meets it.
-            try:
-                await lock.reacquire()
-            except LockError:
+        for source, length in zip(sources, lengths, strict=True):
+            # The set-aside list is gone through once (what still does not open goes back to
+            # its end); the others until they are empty.
+            left = length if source == UNOPENED_KEY else None
+            taken, set_aside, kept_lock = await _move(
+                db, redis, lock, sealer, source, most=most, left=left
+            )
+            moved, aside = moved + taken, aside + set_aside
+            if not kept_lock:
                 break
-            await redis.ltrim(SPILL_KEY, len(raw), -1)
-            moved += len(kept)
     finally:
         with contextlib.suppress(LockError, RedisError):
             await lock.release()
     if moved:
         log.warning("%d messages kept in Redis while the database was away are now held", moved)
+    if aside and UNOPENED_KEY in sources:
+        log.error(
+            "%d messages kept in Redis while the database was away still do not open with this "
+            "secret key: left in %s for a worker started with the key they were sealed under",
+            aside,
+            UNOPENED_KEY,
+        )
+    elif aside:
+        HELD.labels("unknown", "unopened").inc(aside)
+        log.error(
+            "%d messages kept in Redis while the database was away were sealed under another "
+            "secret key (RABTA_SECRET_KEY changed since): set aside in %s, not lost; a worker "
+            "started with the key they were sealed under takes them in",
+            aside,
+            UNOPENED_KEY,
+        )
     return moved
 
 
-def _unspilled(raw: str | bytes) -> dict[str, object] | None:
+async def _move(
+    db: Database,
+    redis: Redis,
+    lock: Lock,
+    sealer: Sealer,
+    source: str,
+    *,
+    most: int,
+    left: int | None,
+) -> tuple[int, int, bool]:
+    """Move what the list `source` keeps into `held_messages`, a group at a time (at most `left`
+    entries when given): how many were moved, how many set aside as not opening, and whether
+    the lock is still this worker's."""
+    moved = aside = 0
+    while left is None or left > 0:
+        size = most if left is None else min(most, left)
+        raw = await redis.lrange(source, 0, size - 1)
+        if not raw:
+            break
+        rows: list[dict[str, object]] = []
+        unopened: list[str | bytes] = []
+        for item in raw:
+            plain = _opened(sealer, item)
+            if plain is None:
+                unopened.append(item)
+            elif (row := _unspilled(plain)) is not None:
+                rows.append(row)
+        if rows:
+            async with db.engine.begin() as connection:
+                await connection.execute(_hold_statement(connection.dialect.name), rows)
+        # Still this worker's to trim (its lease renewed)? A write that outlasted the lease
+        # leaves the group to the worker that took the lock since, whose INSERT meets it.
+        try:
+            await lock.reacquire()
+        except LockError:
+            return moved, aside, False
+        async with redis.pipeline(transaction=True) as pipe:
+            if unopened:  # set aside with the group's removal: neither lost nor kept twice
+                pipe.rpush(UNOPENED_KEY, *unopened)
+            pipe.ltrim(source, len(raw), -1)
+            await pipe.execute()
+        moved, aside = moved + len(rows), aside + len(unopened)
+        if left is not None:
+            left -= len(raw)
+    return moved, aside, True
+
+
+def _opened(sealer: Sealer, item: str | bytes) -> str | None:
+    """A kept entry's JSON: opened when sealed (None when it does not open), as it is when the
+    release before sealing kept it in clear."""
+    text = item.decode(errors="replace") if isinstance(item, bytes) else item
+    if not text.startswith(SEALED_PREFIX):
+        return text
+    return sealer.unseal(text, where=SPILL_KEY)
+
+
+def _unspilled(raw: str) -> dict[str, object] | None:
     try:
         row = dict(json.loads(raw))
         row["now"] = dt.datetime.fromisoformat(str(row["now"]))
@@ -539,6 +666,8 @@ class Drainer:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_unspill = float("-inf")
+        #: Whether this worker has tried the kept messages set aside as not opening (once).
+        self._tried_unopened = False
 
     def start(self) -> None:
         self._stop = asyncio.Event()
@@ -588,13 +717,20 @@ class Drainer:
 
     async def unspill(self) -> None:
         """Move what was kept in Redis while the database was away into `held_messages`, at
-        most once per `poll_seconds` (one `LLEN` when there is nothing)."""
+        most once per `poll_seconds` (one trip to Redis when there is nothing; a second on this
+        worker's first pass, for what was set aside as not opening)."""
         now = time.monotonic()
         if now < self._next_unspill:
             return
         self._next_unspill = now + self.poll_seconds
         try:
-            await unspill(self.runtime.db, self.runtime.redis)
+            db, redis, secret = self.runtime.db, self.runtime.redis, self.runtime.holds.secret
+            if not self._tried_unopened:
+                # Once a worker, first (they are the older): a worker started with the secret
+                # key the messages set aside were sealed under takes them in.
+                taken = await take_in_unopened(db, redis, secret=secret)
+                self._tried_unopened = taken is not None
+            await unspill(db, redis, secret=secret)
         except RedisError as exc:
             log.warning("held messages: Redis unavailable (%s); again later", type(exc).__name__)
         except Exception as exc:

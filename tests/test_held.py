@@ -20,6 +20,8 @@ from twilio.request_validator import RequestValidator
 
 from api import held, surge
 from api.registry.models import HeldMessage, Household, InboundMessage, OutboundMessage
+from api.sealed import PREFIX as SEALED
+from api.sealed import sealer_for
 from api.settings import get_settings
 from bot.dialogue import ussd as menus
 from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
@@ -636,6 +638,11 @@ async def test_with_the_database_away_held_messages_wait_in_redis_until_it_is_ba
     assert held_total("spilled") == spilled + 3
     assert await redis.llen(held.SPILL_KEY) == 3
     assert await count(registry, HeldMessage) == 0
+    # Sealed: neither the number nor the CNIC in Redis; nothing in the list the release before
+    # sealing reads (it would drop what it cannot read).
+    for entry in await redis.lrange(held.SPILL_KEY, 0, -1):
+        assert entry.startswith(SEALED) and ELIGIBLE not in entry and "3001234567" not in entry
+    assert not await redis.exists(held.EARLIER_SPILL_KEY)
     # Redis keeps at most SPILL_MOST: past that, a 503 again.
     monkeypatch.setattr(held, "SPILL_MOST", 3)
     assert (await signed_post(client, sms("HELP", "SMspill0003"))).status_code == 503
@@ -760,19 +767,23 @@ async def test_a_message_whose_answer_stalls_is_held_in_time_and_answered_later(
     assert messages_in(await signed_post(client, sms(ELIGIBLE, "SMstall0002"))) != []
 
 
-async def test_one_worker_at_a_time_moves_what_redis_kept(registry, redis, caplog):
+async def test_one_worker_at_a_time_moves_what_redis_kept(settings, registry, redis, caplog):
     """Two workers moving the kept messages at once store each once; an entry that cannot be
     read is dropped with an error line that shows nothing of it."""
+    sealer = sealer_for(settings.secret_key)
     kept = [
-        json.dumps(
-            {
-                "channel": "sms",
-                "external_id": f"SMkept{i:04d}",
-                "sender": ELIGIBLE_PHONE,
-                "phone": ELIGIBLE_PHONE,
-                "text": "HELP",
-                "now": dt.datetime.now(dt.UTC).isoformat(),
-            }
+        sealer.seal(
+            json.dumps(
+                {
+                    "channel": "sms",
+                    "external_id": f"SMkept{i:04d}",
+                    "sender": ELIGIBLE_PHONE,
+                    "phone": ELIGIBLE_PHONE,
+                    "text": "HELP",
+                    "now": dt.datetime.now(dt.UTC).isoformat(),
+                }
+            ),
+            where=held.SPILL_KEY,
         )
         for i in range(150)
     ]
@@ -782,7 +793,60 @@ async def test_one_worker_at_a_time_moves_what_redis_kept(registry, redis, caplo
     assert await redis.llen(held.SPILL_KEY) == 0
     assert await count(registry, HeldMessage) == 150
     assert "could not be read" in caplog.text and ELIGIBLE not in caplog.text
-    assert await held.unspill(registry, redis) == 0  # nothing left: one LLEN
+    assert await held.unspill(registry, redis) == 0  # nothing left: one trip
+    assert not await redis.exists(held.UNOPENED_KEY)  # all opened: nothing set aside
+
+
+async def test_messages_kept_in_clear_by_the_release_before_sealing_are_still_taken_in(
+    held_app, client, registry, redis, monkeypatch
+):
+    """A rolling upgrade: the release before sealing kept messages in clear in its own list
+    (`rabta:held:spill`), some from before it kept the look-up's count; they are taken in with
+    this release's sealed ones, theirs first (the older), and answered. Nothing of this
+    release's is ever written where that release reads."""
+    gate = gate_of(held_app)
+    earlier = [
+        {
+            "channel": "sms",
+            "external_id": "SMearlier01",
+            "sender": ELIGIBLE_PHONE,
+            "phone": ELIGIBLE_PHONE,
+            "text": ELIGIBLE,
+            "now": (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)).isoformat(),
+            "counted": False,
+            "media": False,
+        },
+        {  # kept before the count and the media mark went with the message
+            "channel": "sms",
+            "external_id": "SMearlier02",
+            "sender": "+923009876543",
+            "phone": "+923009876543",
+            "text": "HELP",
+            "now": (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=20)).isoformat(),
+        },
+    ]
+    await redis.rpush(held.EARLIER_SPILL_KEY, *(json.dumps(entry) for entry in earlier))
+    busy(gate)
+    monkeypatch.setattr(held_app.state.runtime.holds, "db", DatabaseAway())
+    assert messages_in(await signed_post(client, sms("HELP", "SMsealed001"))) == []
+    assert await redis.llen(held.EARLIER_SPILL_KEY) == 2  # this release wrote nothing there
+    [entry] = await redis.lrange(held.SPILL_KEY, 0, -1)
+    assert entry.startswith(SEALED)
+    monkeypatch.undo()
+    calm(gate)
+    drainer = held.Drainer(held_app.state.runtime, None)
+    await drainer.unspill()
+    assert not await redis.exists(held.EARLIER_SPILL_KEY, held.SPILL_KEY, held.UNOPENED_KEY)
+    taken = [(m.external_id, m.text, m.counted) for m in await rows(registry, HeldMessage)]
+    assert taken == [
+        ("SMearlier01", ELIGIBLE, False),
+        ("SMearlier02", "HELP", False),
+        ("SMsealed001", "HELP", False),
+    ]
+    assert await drainer.drain() == 3
+    replies = {m.dedup_key: m.body for m in await rows(registry, OutboundMessage)}
+    assert "35202-*******-1" in replies["held:sms:SMearlier01"]
+    assert set(replies) == {"held:sms:SMearlier01", "held:sms:SMearlier02", "held:sms:SMsealed001"}
 
 
 async def test_a_worker_whose_lease_ran_out_leaves_what_it_moved_to_the_next(registry, redis):

@@ -11,6 +11,14 @@ CNIC never travels in a URL (browser history, proxy logs, Referer). A *grant* le
 one CNIC's details until it expires or the agent signs out, whichever is first: a grant belongs
 to the console session it was made in, so signing out ends it and a new sign-in starts with none.
 All of it lives in Redis and expires by itself.
+
+What names a caller is sealed there (api/sealed.py: the searched CNIC, a grant's and an override
+request's reason), each value for the key it is stored under, and a grant's key is a keyed hash
+of agent, session and CNIC: a dump of Redis shows no CNIC and no reason. A value that does not
+open (the secret key rotated, an altered value, one moved from another key) is gone: the call
+has ended (the agent searches again), the request is no more, the record is closed. The keys
+are not those the release before sealing used, so during a rolling upgrade neither release
+reads the other's values (each finds nothing, as after their expiry).
 """
 
 from __future__ import annotations
@@ -26,9 +34,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from api.sealed import sealer_for
 from api.settings import Settings
 
 PREFIX = "rabta:agent"
+#: Where the sealed values live: not the keys the release before sealing read in clear.
+SEALED = f"{PREFIX}:sealed"
 #: How long an agent may see a record once the caller is verified or an override approved.
 GRANT_SECONDS = 30 * 60
 #: How long a lookup (one call) stays open.
@@ -101,6 +112,7 @@ class CallerAccess:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self._redis = redis
         self._key = hashlib.sha256(b"rabta-agent-access:" + settings.secret_key.encode()).digest()
+        self._sealer = sealer_for(settings.secret_key)
 
     def _hash(self, text: str) -> str:
         # A keyed hash, not the CNIC, names the key: Redis key names show up in monitoring.
@@ -108,7 +120,15 @@ class CallerAccess:
 
     def _grant_key(self, agent: str, cnic: str, session: str) -> str:
         who = "\x00".join((agent, session, cnic))
-        return f"{PREFIX}:grant:{self._hash(who)}"
+        return f"{SEALED}:grant:{self._hash(who)}"
+
+    @staticmethod
+    def _lookup_key(lookup_id: str) -> str:
+        return f"{SEALED}:lookup:{lookup_id}"
+
+    @staticmethod
+    def _override_key(request_id: str) -> str:
+        return f"{SEALED}:override:{request_id}"
 
     def _session_grants(self, session: str) -> str:
         """The set of the grant keys made in one console session (ended with it)."""
@@ -120,20 +140,20 @@ class CallerAccess:
         lookup = Lookup(
             id=secrets.token_urlsafe(16), agent=agent, cnic=cnic, created_at=time.time()
         )
-        await self._set(f"{PREFIX}:lookup:{lookup.id}", asdict(lookup), LOOKUP_SECONDS)
+        await self._set(self._lookup_key(lookup.id), asdict(lookup), LOOKUP_SECONDS)
         return lookup
 
     async def get_lookup(self, lookup_id: str, *, agent: str) -> Lookup | None:
         """The lookup if it is this agent's and still open (another agent's is not found)."""
         if not lookup_id or len(lookup_id) > 64:
             return None
-        data = await self._get(f"{PREFIX}:lookup:{lookup_id}")
+        data = await self._get(self._lookup_key(lookup_id))
         if data is None or data.get("agent") != agent:
             return None
         return Lookup(**data)
 
     async def save_lookup(self, lookup: Lookup) -> None:
-        await self._set(f"{PREFIX}:lookup:{lookup.id}", asdict(lookup), None)
+        await self._set(self._lookup_key(lookup.id), asdict(lookup), None)
 
     # -- grants ------------------------------------------------------------------------------
 
@@ -202,9 +222,7 @@ class CallerAccess:
             lookup_id=lookup.id,
             session=session,
         )
-        await self._set(
-            f"{PREFIX}:override:{request.id}", asdict(request), OVERRIDE_REQUEST_SECONDS
-        )
+        await self._set(self._override_key(request.id), asdict(request), OVERRIDE_REQUEST_SECONDS)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(f"{PREFIX}:overrides", {request.id: request.requested_at})
@@ -233,30 +251,32 @@ class CallerAccess:
             raise AccessUnavailable from exc
         requests = []
         for request_id in ids:
-            data = await self._get(f"{PREFIX}:override:{request_id}")
+            data = await self._get(self._override_key(request_id))
             if data is not None:
                 requests.append(OverrideRequest(**data))
         return requests
 
     async def get_override(self, request_id: str) -> OverrideRequest | None:
-        data = await self._get(f"{PREFIX}:override:{request_id}") if request_id else None
+        data = await self._get(self._override_key(request_id)) if request_id else None
         return OverrideRequest(**data) if data else None
 
     async def take_override(self, request_id: str) -> OverrideRequest | None:
         """Remove a pending request and return it; None if another supervisor was first."""
         if not request_id or len(request_id) > 64:
             return None
+        key = self._override_key(request_id)
         try:
-            raw = await self._redis.getdel(f"{PREFIX}:override:{request_id}")
+            raw = await self._redis.getdel(key)
             await self._redis.zrem(f"{PREFIX}:overrides", request_id)
         except RedisError as exc:
             raise AccessUnavailable from exc
-        return OverrideRequest(**json.loads(raw)) if raw else None
+        data = self._opened(raw, key)
+        return OverrideRequest(**data) if data else None
 
     # -- storage -----------------------------------------------------------------------------
 
     async def _set(self, key: str, value: dict[str, object], ttl: int | None) -> None:
-        payload = json.dumps(value, ensure_ascii=False)
+        payload = self._sealer.seal(json.dumps(value, ensure_ascii=False), where=key)
         try:
             if ttl is None:
                 await self._redis.set(key, payload, keepttl=True)
@@ -270,7 +290,16 @@ class CallerAccess:
             raw = await self._redis.get(key)
         except RedisError as exc:
             raise AccessUnavailable from exc
-        if not raw:
+        return self._opened(raw, key)
+
+    def _opened(self, raw: str | bytes | None, key: str) -> dict[str, Any] | None:
+        """What `_set` stored under `key`; None for nothing, or for a value that does not open
+        (or read): taken as gone, as after its expiry."""
+        plain = self._sealer.unseal(raw, where=key)
+        if plain is None:
             return None
-        data: dict[str, Any] = json.loads(raw)
-        return data
+        try:
+            data = json.loads(plain)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None

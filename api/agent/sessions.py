@@ -5,6 +5,13 @@ cookie could be read for. Redis keeps only a hash of the id, so a copy of Redis 
 A session ends after an hour without a request or twelve hours after sign-in, whichever is first.
 Whose it was outlives it by an hour, so that what a form sent just after it ended held can be
 kept for its agent's next sign-in (`keep_unsent`, `take_unsent`); signing out ends that too.
+
+The messages kept for the next page and what a form sent after its session ended held (a
+grievance's description, a note about a caller, a reason: personal text) are sealed
+(api/sealed.py), each for the key it is kept under. One that does not open (the secret key
+rotated, an altered value, one moved from another session) is no message and gives back no
+text, as if it had expired. Their keys are not those the release before sealing used, so during
+a rolling upgrade neither release reads the other's; signing out deletes both.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from api.agent.csrf import tokens_match
-from api.settings import Settings
+from api.sealed import sealer_for
+from api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -121,16 +129,29 @@ def _key(session_id: str) -> str:
     return f"{PREFIX}:{hashlib.sha256(session_id.encode()).hexdigest()}"
 
 
+def _unsent_key(key: str) -> str:
+    return f"{key}:sealed:unsent"
+
+
 def _keys_of(key: str) -> tuple[str, ...]:
-    """A session's key and those of what it keeps beside it (all ended with it)."""
-    return (key, f"{key}:flash", f"{key}:owner", f"{key}:unsent")
+    """A session's key and those of what it keeps beside it (all ended with it), the release
+    before sealing's in clear included."""
+    return (
+        key,
+        f"{key}:sealed:flash",
+        f"{key}:owner",
+        _unsent_key(key),
+        f"{key}:flash",
+        f"{key}:unsent",
+    )
 
 
 class SessionStore:
     """Creates, finds and ends console sessions."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, settings: Settings | None = None) -> None:
         self._redis = redis
+        self._sealer = sealer_for((settings or get_settings()).secret_key)
         #: Messages kept back until the request's transaction has committed (`defer_flashes`).
         self._deferred: list[tuple[ConsoleSession, Flash]] | None = None
 
@@ -219,8 +240,10 @@ class SessionStore:
             owner = await self._redis.hget(f"{key}:owner", "csrf")
             if owner is None or not tokens_match(_text(owner), csrf_token):
                 return False
+            unsent = _unsent_key(key)
             payload = json.dumps({"page": page, "kept": kept}, ensure_ascii=False)
-            await self._redis.set(f"{key}:unsent", payload, ex=IDLE_SECONDS)
+            sealed = self._sealer.seal(payload, where=unsent)
+            await self._redis.set(unsent, sealed, ex=IDLE_SECONDS)
         except RedisError as exc:
             raise SessionsUnavailable from exc
         return True
@@ -232,18 +255,25 @@ class SessionStore:
         if not session_id or len(session_id) > 128:
             return None
         key = _key(session_id)
+        unsent = _unsent_key(key)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hget(f"{key}:owner", "agent_id")
-                pipe.get(f"{key}:unsent")
-                pipe.delete(f"{key}:unsent")
+                pipe.get(unsent)
+                pipe.delete(unsent)
                 owner, raw, _ = await pipe.execute()
         except RedisError as exc:
             raise SessionsUnavailable from exc
         if raw is None or owner is None or _text(owner) != str(agent_id):
             return None
-        data = json.loads(raw)
-        return Unsent(str(data["page"]), {str(k): str(v) for k, v in data["kept"].items()})
+        data = self._opened(raw, where=unsent)
+        if data is None:
+            return None
+        try:
+            kept = {str(k): str(v) for k, v in dict(data["kept"]).items()}
+            return Unsent(str(data["page"]), kept)
+        except (KeyError, TypeError, ValueError):
+            return None
 
     async def end_all(self, *, agent_id: int) -> int:
         """End every session of one member of staff; how many there were."""
@@ -275,9 +305,10 @@ class SessionStore:
             },
             ensure_ascii=False,
         )
+        sealed = self._sealer.seal(payload, where=self._flashes(session))
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(self._flashes(session), payload)
+                pipe.rpush(self._flashes(session), sealed)
                 pipe.ltrim(self._flashes(session), -MAX_FLASHES, -1)
                 pipe.expire(self._flashes(session), IDLE_SECONDS)
                 await pipe.execute()
@@ -291,10 +322,11 @@ class SessionStore:
             raw = await self._redis.lrange(self._flashes(session), 0, -1)
         except RedisError as exc:
             raise SessionsUnavailable from exc
+        where = self._flashes(session)
         return {
             str(name): str(text)
             for item in raw
-            for name, text in (json.loads(item).get("kept") or {}).items()
+            for name, text in _kept_of(self._opened(item, where=where)).items()
         }
 
     async def take_flashes(self, session: ConsoleSession) -> list[Flash]:
@@ -307,18 +339,36 @@ class SessionStore:
         except RedisError as exc:
             raise SessionsUnavailable from exc
         flashes = []
+        where = self._flashes(session)
         for item in raw:
-            data = json.loads(item)
-            flashes.append(
-                Flash(
-                    data["kind"],
-                    data["message"],
-                    dict(data.get("args") or {}),
-                    dict(data.get("labels") or {}),
-                    dict(data.get("kept") or {}),
+            data = self._opened(item, where=where)
+            if data is None:
+                continue
+            try:
+                flashes.append(
+                    Flash(
+                        str(data["kind"]),
+                        str(data["message"]),
+                        dict(data.get("args") or {}),
+                        dict(data.get("labels") or {}),
+                        dict(data.get("kept") or {}),
+                    )
                 )
-            )
+            except (KeyError, TypeError, ValueError):
+                continue
         return flashes
+
+    def _opened(self, raw: str | bytes | None, *, where: str) -> dict[str, Any] | None:
+        """A value sealed for `where`, read; None when it does not open (or read): no message,
+        no text given back, as if it had expired."""
+        plain = self._sealer.unseal(raw, where=where)
+        if plain is None:
+            return None
+        try:
+            data = json.loads(plain)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
 
     @staticmethod
     def _index(agent_id: int) -> str:
@@ -326,4 +376,11 @@ class SessionStore:
 
     @staticmethod
     def _flashes(session: ConsoleSession) -> str:
-        return f"{session.key}:flash"
+        return f"{session.key}:sealed:flash"
+
+
+def _kept_of(data: dict[str, Any] | None) -> dict[str, Any]:
+    """The text a kept message gives back to its page's fields (none for one that did not
+    open)."""
+    kept = (data or {}).get("kept")
+    return kept if isinstance(kept, dict) else {}
