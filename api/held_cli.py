@@ -33,17 +33,22 @@ def _on_database(work: Callable[[Database], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-def _kept_in_redis() -> int:
-    """Messages kept in Redis while the database was away, not yet moved."""
-    from api.held import SPILL_KEY
+def _kept_in_redis() -> tuple[int, int]:
+    """Messages kept in Redis while the database was away, not yet moved (the release before
+    sealing's list included), and those set aside as not opening under this secret key."""
+    from api.held import EARLIER_SPILL_KEY, SPILL_KEY, UNOPENED_KEY
     from api.redis import connect_redis
 
     settings = settings_or_exit()
 
-    async def run() -> int:
+    async def run() -> tuple[int, int]:
         redis = connect_redis(settings)
         try:
-            return int(await redis.llen(SPILL_KEY))
+            async with redis.pipeline(transaction=False) as pipe:
+                for key in (SPILL_KEY, EARLIER_SPILL_KEY, UNOPENED_KEY):
+                    pipe.llen(key)
+                sealed, earlier, unopened = (int(n) for n in await pipe.execute())
+            return sealed + earlier, unopened
         finally:
             await redis.aclose()
 
@@ -56,15 +61,21 @@ def stats() -> None:
     from api.held import MAX_ATTEMPTS, backlog
 
     # Redis first: while the database is away, what Redis keeps is all there is to count.
-    kept = _kept_in_redis()
+    kept, unopened = _kept_in_redis()
     if kept:
         console.print(
             f"kept in Redis while the database was away: {kept:,} "
             "(an API worker moves them within seconds of its coming back)"
         )
+    if unopened:
+        console.print(
+            f"[red]kept in Redis, sealed under another secret key, set aside: {unopened:,}[/red] "
+            "(start one API replica with the earlier RABTA_SECRET_KEY: "
+            "it takes them in as it starts)"
+        )
     found = _on_database(backlog)
     if not (found.waiting or found.retrying or found.given_up):
-        if not kept:
+        if not (kept or unopened):
             console.print("Nothing is held: every message has been answered.")
         return
     age = dt.datetime.now(dt.UTC) - found.oldest if found.oldest else dt.timedelta()

@@ -79,7 +79,7 @@ class Runtime:
             ),
             rate_limiter=RateLimiter(settings, settings.redis_url),
             cache_writes=CacheWrites(redis),
-            holds=Holds(db, redis, late=late),
+            holds=Holds(db, redis, late=late, secret=settings.secret_key),
             late=late,
             redis_away=RedisAway(),
         )

@@ -120,7 +120,7 @@ async def _end_sessions(settings: Settings, agent_id: int) -> bool:
         return False
     redis = connect_redis(settings)
     try:
-        await SessionStore(redis).end_all(agent_id=agent_id)
+        await SessionStore(redis, settings).end_all(agent_id=agent_id)
     finally:
         await redis.aclose()
     return True

@@ -22,7 +22,7 @@ from api.surge import get_surge_settings
 
 
 def get_sessions(runtime: RuntimeDep) -> SessionStore:
-    return SessionStore(runtime.redis)
+    return SessionStore(runtime.redis, runtime.settings)
 
 
 SessionsDep = Annotated[SessionStore, Depends(get_sessions)]

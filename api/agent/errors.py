@@ -127,7 +127,7 @@ async def _keep(request: Request, form_page: str) -> bool:
         kept = keepable(_typed(request.url.path, fields))
         if not kept:
             return False
-        return await SessionStore(runtime.redis).keep_unsent(
+        return await SessionStore(runtime.redis, runtime.settings).keep_unsent(
             session_id, csrf_token=fields.get(csrf.FIELD, ""), page=form_page, kept=kept
         )
     except SessionsUnavailable:

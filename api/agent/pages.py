@@ -191,7 +191,8 @@ async def page(
     language = i18n.choose_language(request)
     flashes: list[Flash] = []
     if staff is not None:
-        flashes = await SessionStore(request.app.state.runtime.redis).take_flashes(staff.session)
+        runtime = request.app.state.runtime
+        flashes = await SessionStore(runtime.redis, runtime.settings).take_flashes(staff.session)
     other = "ur" if language == "en" else "en"
     programmes = request.app.state.runtime.programmes
     html = render_text(
