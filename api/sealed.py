@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
 from functools import lru_cache
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -73,6 +75,18 @@ class Sealer:
             # Another secret key (rotated), or a changed or moved value: never a 500.
             log.info("a sealed value did not open (secret key changed, or value altered)")
             return None
+
+    def unseal_object(self, stored: str | bytes | None, *, where: str) -> dict[str, Any] | None:
+        """The JSON object `seal` sealed for `where`; None as for `unseal`, and for a value that
+        opens to anything but a JSON object."""
+        plain = self.unseal(stored, where=where)
+        if plain is None:
+            return None
+        try:
+            data = json.loads(plain)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
 
 
 @lru_cache(maxsize=4)

@@ -295,11 +295,4 @@ class CallerAccess:
     def _opened(self, raw: str | bytes | None, key: str) -> dict[str, Any] | None:
         """What `_set` stored under `key`; None for nothing, or for a value that does not open
         (or read): taken as gone, as after its expiry."""
-        plain = self._sealer.unseal(raw, where=key)
-        if plain is None:
-            return None
-        try:
-            data = json.loads(plain)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
+        return self._sealer.unseal_object(raw, where=key)

@@ -361,14 +361,7 @@ class SessionStore:
     def _opened(self, raw: str | bytes | None, *, where: str) -> dict[str, Any] | None:
         """A value sealed for `where`, read; None when it does not open (or read): no message,
         no text given back, as if it had expired."""
-        plain = self._sealer.unseal(raw, where=where)
-        if plain is None:
-            return None
-        try:
-            data = json.loads(plain)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
+        return self._sealer.unseal_object(raw, where=where)
 
     @staticmethod
     def _index(agent_id: int) -> str:

@@ -234,10 +234,9 @@ class UssdStore:
         try:
             # Sealed under another secret key, altered, or kept in clear by a release before
             # sealing: unreadable, as below.
-            plain = self._sealer.unseal(raw, where=key)
-            if plain is None:
+            data = self._sealer.unseal_object(raw, where=key)
+            if data is None:
                 raise ValueError("not sealed for this key")
-            data = json.loads(plain)
             if data.pop("owner", None) != self._owner(phone):
                 return None, True, True
             return UssdState.from_stored(data, phone=phone), bool(seen), False
