@@ -9,16 +9,21 @@ and the tests (tests/bot/test_dialogue.py, tests/bot/test_i18n_report.py) read o
 
 English and Roman Urdu replies must also stay GSM-7: one curly quote or en dash makes them UCS-2,
 which costs more than twice as much.
+
+Dates are worst-case per language too: the longest month name is not the same in every language
+(Sept in English, July and Oct in Urdu, Feb and Sept in Sindhi), so each language's messages are
+rendered with the day and the collection window it writes longest (``longest_dates``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,6 +33,7 @@ from rich.table import Table
 from api.eligibility.schemas import ProgrammeState
 from api.grievances.schemas import Category, Status
 from api.payments.schemas import Tranche
+from bot.formatting import format_date
 from bot.i18n import LANGUAGES
 from bot.render import Renderer
 from bot.segments import Encoding, cost_per_million, measure
@@ -52,7 +58,10 @@ NOTE_LONG = (
 def tranche(
     name: str, status: str, *, reason: str | None = None, mode: str = "retailer"
 ) -> Tranche:
-    """A tranche with the costliest data: the largest amount, the longest programme and place."""
+    """A tranche with the costliest data: the largest amount, the longest programme and place.
+
+    Its window is an example: the report renders each language with the one it writes longest.
+    """
     return Tranche(
         payment_id=f"PAY-{name}",
         programme="taleemi_wazaif",
@@ -101,6 +110,81 @@ def grievance(
         due_at=due,
         events=(GrievanceEventView(at=filed, note=note),),
     )
+
+
+#: The years the longest dates are looked for in: every day of a leap year and of the next, so a
+#: window may also run into a new year. Years of four digits all write as long.
+DATE_YEARS: tuple[int, int] = (2027, 2028)
+
+
+@dataclass(frozen=True)
+class WorstDates:
+    """The dates a language writes longest, one for each way the SMS templates write dates."""
+
+    #: a single day, ``d MMM y`` (a complaint's answer due)
+    day: dt.date
+    #: a collection window, as ``format_date_range`` writes it (a payment schedule)
+    window: tuple[dt.date, dt.date]
+
+
+def _calendar() -> list[dt.date]:
+    first, last = dt.date(DATE_YEARS[0], 1, 1), dt.date(DATE_YEARS[-1], 12, 31)
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+_Key = TypeVar("_Key")
+
+
+def _longest(texts: Mapping[_Key, str]) -> _Key:
+    """The key of the text of most SMS units; the first one on a tie."""
+    return max(texts, key=lambda key: measure(texts[key]).units)
+
+
+@cache
+def longest_dates(language: str) -> WorstDates:
+    """The day and the collection window that `language` writes longest, found with Babel.
+
+    A window is any two days: the registry sets no longest window, and one that runs into a new
+    year writes both years. It is sought among, in each month, the first and the last of the
+    days written longest there (the 10th and the month's last): the month and the year read the
+    same on every day of a month, so one of them is the longest start or end of a window in
+    each of ``format_date_range``'s shapes (within a month, within a year, across years).
+    """
+    days = {day: format_date(day, language) for day in _calendar()}
+    units = {day: measure(text).units for day, text in days.items()}
+    candidates: list[dt.date] = []
+    for month in dict.fromkeys((day.year, day.month) for day in days):
+        mine = [day for day in days if (day.year, day.month) == month]
+        longest = [day for day in mine if units[day] == max(units[d] for d in mine)]
+        candidates.extend(dict.fromkeys((longest[0], longest[-1])))
+    windows = {
+        (start, end): format_date((start, end), language)
+        for i, start in enumerate(candidates)
+        for end in candidates[i + 1 :]
+    }
+    return WorstDates(day=_longest(days), window=_longest(windows))
+
+
+def _dated(context: Mapping[str, Any], dates: WorstDates) -> dict[str, Any]:
+    """`context` with every date a template reads set to `dates`."""
+
+    def dated_tranche(t: Tranche) -> Tranche:
+        return dataclasses.replace(t, window_start=dates.window[0], window_end=dates.window[1])
+
+    def dated_grievance(g: GrievanceView) -> GrievanceView:
+        filed = dt.datetime.combine(dates.day, g.created_at.timetz())
+        due = dt.datetime.combine(dates.day, g.due_at.timetz())
+        events = tuple(dataclasses.replace(event, at=filed) for event in g.events)
+        return dataclasses.replace(g, created_at=filed, due_at=due, events=events)
+
+    return {
+        **context,
+        "due": dates.day,
+        "next": dated_tranche(context["next"]),
+        "recent": [dated_tranche(t) for t in context["recent"]],
+        "grievance": dated_grievance(context["grievance"]),
+        "grievances": [dated_grievance(g) for g in context["grievances"]],
+    }
 
 
 #: The longest values each template can meet: 60-character places, the largest amounts, the
@@ -320,17 +404,24 @@ def default_renderer() -> Renderer:
     return Renderer(brand=programmes.brand, programme_name=programmes.name)
 
 
-def worst_case_contexts(name: str) -> list[Mapping[str, Any]]:
-    """The contexts the SMS `name` is rendered with; the costliest counts."""
+def worst_case_contexts(name: str, language: str | None = None) -> list[Mapping[str, Any]]:
+    """The contexts the SMS `name` is rendered with; the costliest counts.
+
+    With a `language`, every date is the one that language writes longest (``longest_dates``).
+    """
     variants = WORST_CASE_VARIANTS.get(name, [{}])
-    return [{**WORST_CASE_CONTEXT, **variant} for variant in variants]
+    contexts: list[Mapping[str, Any]] = [{**WORST_CASE_CONTEXT, **variant} for variant in variants]
+    if language is None:
+        return contexts
+    dates = longest_dates(language)
+    return [_dated(context, dates) for context in contexts]
 
 
 def render_worst_case(renderer: Renderer, name: str, language: str) -> str:
     """The costliest SMS text of `name` in `language`: most segments, then most units."""
     texts = [
         renderer.render_text(name, context, language=language, channel="sms")
-        for context in worst_case_contexts(name)
+        for context in worst_case_contexts(name, language)
     ]
     return max(texts, key=lambda text: (measure(text).segments, measure(text).units))
 
@@ -449,7 +540,8 @@ def report(
     """Per language × SMS message: encoding, characters, segments and cost per million replies.
 
     Every message is rendered with worst-case data (60-character places, the largest amounts,
-    the longest reasons). Exits 1 when any row is over its SPEC §2 budget.
+    the longest reasons, the day and the window each language writes longest). Exits 1 when any
+    row is over its SPEC §2 budget.
     """
     rows = build_report(price)
     tables = (report_table(rows, currency), summary_table(rows))

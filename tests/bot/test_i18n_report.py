@@ -101,7 +101,7 @@ def test_the_worst_case_is_the_costliest_variant():
     renderer = i18n_report.default_renderer()
     for language in LANGUAGES:
         worst = measure(render_worst_case(renderer, "payments/schedule", language))
-        for context in worst_case_contexts("payments/schedule"):
+        for context in worst_case_contexts("payments/schedule", language):
             text = renderer.render_text(
                 "payments/schedule", context, language=language, channel="sms"
             )
@@ -198,6 +198,73 @@ def test_date_range_per_language(language, expected):
     assert text == expected
     if language == "ur_Latn":
         assert measure(text).encoding == "GSM-7"
+
+
+# -- the dates each language writes longest -----------------------------------------------------
+
+#: A leap year the report does not look in: its figures hold whatever the year.
+ANY_YEAR = 2032
+
+
+def days_of(year: int) -> list[dt.date]:
+    first = dt.date(year, 1, 1)
+    return [first + dt.timedelta(days=n) for n in range((dt.date(year + 1, 1, 1) - first).days)]
+
+
+def sms_units(renderer, name: str, context, language: str) -> int:
+    return measure(renderer.render_text(name, context, language=language, channel="sms")).units
+
+
+def costliest(renderer, name: str, language: str):
+    """The data that costs most in `name` besides its dates, as the report's variants try it."""
+    return max(
+        worst_case_contexts(name), key=lambda context: sms_units(renderer, name, context, language)
+    )
+
+
+def due_on(context, day: dt.date):
+    """`context` with its complaint due on `day`, at the hour the report's is."""
+    due = dt.datetime.combine(day, context["grievance"].due_at.timetz())
+    return {
+        **context,
+        "due": day,
+        "grievance": dataclasses.replace(context["grievance"], due_at=due),
+    }
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["grievance/filed", "grievance/status"])
+def test_no_day_of_the_year_makes_a_dated_sms_longer_than_its_row(rows, language, name):
+    """Sindhi and Pashto write September two letters longer than December, Urdu and Punjabi
+    July and October one longer: the row is what the message costs on the day it is longest."""
+    renderer = i18n_report.default_renderer()
+    (row,) = [r for r in rows if (r.language, r.message) == (language, name)]
+    context = costliest(renderer, name, language)
+    longer = {
+        day.isoformat(): units
+        for day in days_of(ANY_YEAR)
+        if (units := sms_units(renderer, name, due_on(context, day), language)) > row.units
+    }
+    assert longer == {}, f"{language} {name}: the report says {row.units} units"
+
+
+def windows(year: int) -> list[tuple[dt.date, dt.date]]:
+    """From every day of `year` to the 28th of every month after it, that year and the next."""
+    ends = [dt.date(y, month, 28) for y in (year, year + 1) for month in range(1, 13)]
+    return [(start, end) for start in days_of(year) for end in ends if end > start]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_collection_window_makes_the_schedule_longer_than_its_row(rows, language):
+    """A window within a month, within a year or into the next year: the longest one the
+    language writes costs no more than the report's row for the schedule."""
+    renderer = i18n_report.default_renderer()
+    (row,) = [r for r in rows if (r.language, r.message) == (language, "payments/schedule")]
+    start, end = max(windows(ANY_YEAR), key=lambda w: measure(format_date(w, language)).units)
+    context = costliest(renderer, "payments/schedule", language)
+    window = dataclasses.replace(context["next"], window_start=start, window_end=end)
+    units = sms_units(renderer, "payments/schedule", {**context, "next": window}, language)
+    assert units <= row.units, f"{format_date((start, end), language)}: {units} > {row.units}"
 
 
 # -- what the catalogs must keep in every language ----------------------------------------------
