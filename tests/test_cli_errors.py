@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,13 +19,14 @@ from api.db import Database
 RABTA = Path(sys.executable).parent / "rabta"
 
 
-def _rabta(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _rabta(*args: str, input: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")
     } | env
     return subprocess.run(
         [str(RABTA), *args],
         env=environment,
+        input=input,
         capture_output=True,
         text=True,
         timeout=120,
@@ -133,3 +135,44 @@ def test_a_database_migrated_by_a_newer_rabta_is_named(tmp_path: Path) -> None:
         f"Cannot use the database (DATABASE_URL={url}): Can't locate revision identified by "
         "'ffff9999': was it migrated by a newer Rabta?"
     ) in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(
+    ("command", "done"),
+    [
+        (
+            ("agent", "password", "amina"),
+            "The password of amina is replaced, but its sessions could not be ended",
+        ),
+        (
+            ("agent", "deactivate", "amina"),
+            "amina can no longer sign in (an open session is refused at its next page), but its "
+            "sessions could not be deleted",
+        ),
+    ],
+    ids=["password", "deactivate"],
+)
+async def test_redis_down_when_ending_an_agents_sessions_is_named(
+    db: Database, database_url: str, command: tuple[str, ...], done: str
+) -> None:
+    from api.agent import service
+    from api.agent.schemas import Role
+
+    async with db.transaction() as session:
+        await service.create_agent(
+            session, username="amina", password="a long password 1", role=Role.AGENT
+        )
+    result = await asyncio.to_thread(
+        _rabta,
+        *command,
+        input="another long password\n",
+        DATABASE_URL=database_url,
+        REDIS_URL="redis://:hunter2@127.0.0.1:1/0",
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    said = " ".join(result.stderr.split())
+    assert said.startswith(done), said
+    assert "Cannot use Redis (REDIS_URL=redis://:***@127.0.0.1:1/0): Error 111" in said
+    assert "run it again once Redis answers" in said

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,8 +19,8 @@ from rich.markup import escape
 from api.agent import service
 from api.agent.passwords import MIN_PASSWORD_LENGTH, WeakPassword
 from api.agent.schemas import Role
-from api.agent.sessions import SessionStore
-from api.cli_support import err, settings_or_exit
+from api.agent.sessions import SessionStore, SessionsUnavailable
+from api.cli_support import err, settings_or_exit, unreachable_service
 from api.db import Database
 from api.migrate import upgrade_async
 from api.redis import connect_redis
@@ -82,6 +82,10 @@ def password_command(
     except service.UnknownAccount:
         err.print(f"[red]No account is called {escape(username)!r}.[/red]")
         raise typer.Exit(1) from None
+    except SessionsUnavailable as exc:
+        _sessions_left_open(
+            f"The password of {username} is replaced, but its sessions could not be ended", exc
+        )
     if ended:
         console.print(f"Password of {escape(username)} replaced; its sessions have ended.")
         return
@@ -103,7 +107,27 @@ def deactivate_command(
     except service.UnknownAccount:
         err.print(f"[red]No account is called {escape(username)!r}.[/red]")
         raise typer.Exit(1) from None
+    except SessionsUnavailable as exc:
+        # The account is off in the database, which every console request reads: what is
+        # left in Redis opens nothing, but the operator is told it is there.
+        _sessions_left_open(
+            f"{username} can no longer sign in (an open session is refused at its next page), "
+            "but its sessions could not be deleted",
+            exc,
+        )
     console.print(f"{escape(username)} can no longer sign in.")
+
+
+def _sessions_left_open(done: str, exc: SessionsUnavailable) -> NoReturn:
+    """Exit 1 saying what was done in the database and that Redis, down, kept the account's
+    sessions: one line, not the traceback of the Redis client."""
+    cause = exc.__cause__ or exc
+    outage = unreachable_service(cause) or f"Cannot use Redis: {type(cause).__name__}"
+    err.print(
+        f"[red]{escape(done)} ({escape(outage)}); run it again once Redis answers.[/red]",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1) from None
 
 
 async def _create(settings: Settings, username: str, password: str, role: Role) -> str:
