@@ -85,13 +85,26 @@ def revoke_command(
     )
 
 
+#: The largest id a partner can have (`partners.id` is a 32-bit integer in PostgreSQL).
+_MAX_PARTNER_ID = 2**31 - 1
+
+
+def _partner_number(text: str) -> int | None:
+    """`text` as a partner id, or None when no partner can be so numbered (not ASCII digits,
+    or past what the column holds, which the database would refuse with an error)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 0 < number <= _MAX_PARTNER_ID else None
+
+
 async def _revoke(settings: Settings, name_or_id: str) -> str | None:
     """Deactivate the partner so named (else, for digits, so numbered); its name, or None."""
     await upgrade_async(settings.database_url)
     async with Database.opened(settings) as db, db.transaction() as session:
         partner = await session.scalar(select(Partner).where(Partner.name == name_or_id))
-        if partner is None and name_or_id.isdigit():
-            partner = await session.get(Partner, int(name_or_id))
+        if partner is None and (number := _partner_number(name_or_id)) is not None:
+            partner = await session.get(Partner, number)
         if partner is None:
             return None
         partner.active = False

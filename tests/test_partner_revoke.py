@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -57,3 +58,11 @@ async def test_revoking_a_partner_that_does_not_exist_exits_1(db: Database):
     result = await asyncio.to_thread(_revoke, "Nobody")
     assert result.exit_code == 1
     assert "No partner is named or numbered 'Nobody'" in result.stderr
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999", "2147483648", "²"])
+async def test_revoking_a_number_no_partner_can_have_exits_1(db: Database, number: str):
+    result = await asyncio.to_thread(_revoke, number)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert f"No partner is named or numbered {number!r}" in result.stderr
