@@ -317,9 +317,15 @@ async def running_app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
-def app_client(app: FastAPI) -> httpx.AsyncClient:
-    """An HTTP client on `app`, in this process, at BASE_URL (to be used with `async with`)."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL)
+def app_client(app: FastAPI, *, peer: str | None = None) -> httpx.AsyncClient:
+    """An HTTP client on `app`, in this process, at BASE_URL (to be used with `async with`);
+    with `peer`, its requests come from that address (the peer address the server sees)."""
+    transport = (
+        httpx.ASGITransport(app=app)
+        if peer is None
+        else httpx.ASGITransport(app=app, client=(peer, 40000))
+    )
+    return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
 
 
 @pytest.fixture

@@ -24,11 +24,19 @@ from api.sealed import PREFIX as SEALED
 from api.sealed import sealer_for
 from api.settings import get_settings
 from bot.dialogue import ussd as menus
-from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, load_payload
+from tests.conftest import (
+    BASE_URL,
+    ELIGIBLE,
+    ELIGIBLE_PHONE,
+    app_client,
+    load_payload,
+    running_app,
+)
 from tests.conftest import sms_form as sms
 
 URL = "/webhooks/twilio/messaging"
-PUBLIC = "http://127.0.0.1:8000"
+#: PUBLIC_BASE_URL, which the signatures are over: where the tests' client reaches the app.
+PUBLIC = BASE_URL
 TOKEN = "test-auth-token-0123456789abcdef"
 
 
@@ -56,10 +64,7 @@ async def held_app(settings, registry, redis, monkeypatch):
     monkeypatch.setenv("RABTA_SURGE_MAX_QUEUE", "0")
     get_settings.cache_clear()
     surge.get_surge_settings.cache_clear()
-    from api.main import create_app
-
-    application = create_app(get_settings())
-    async with application.router.lifespan_context(application):
+    async with running_app(get_settings()) as application:
         await application.state.held.stop()
         yield application
     surge.get_surge_settings.cache_clear()
@@ -68,9 +73,7 @@ async def held_app(settings, registry, redis, monkeypatch):
 
 @pytest.fixture
 async def client(held_app) -> httpx.AsyncClient:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=held_app), base_url=PUBLIC
-    ) as http:
+    async with app_client(held_app) as http:
         yield http
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import production_env, rabta_serve
+from tests.conftest import app_client, production_env, rabta_serve, running_app
 from tests.faults.services import free_port
 
 
@@ -98,10 +98,8 @@ async def test_metrics_show_an_outbox_no_worker_delivers(settings, db):
     overdue it is (nothing did before: the outbox's counters live in the worker's process)."""
     import datetime as dt
 
-    import httpx
     from sqlalchemy import update
 
-    from api.main import create_app
     from api.outbox.service import PRIORITY_OTP, enqueue
     from api.registry.models import OutboundMessage
 
@@ -116,12 +114,9 @@ async def test_metrics_show_an_outbox_no_worker_delivers(settings, db):
             )
         )
     # No embedded worker: nothing delivers, as when `rabta worker` is down.
-    application = create_app(settings.model_copy(update={"embedded_worker": False}))
-    async with application.router.lifespan_context(application):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1:8000"
-        ) as http:
-            text = (await http.get("/metrics")).text
+    no_worker = settings.model_copy(update={"embedded_worker": False})
+    async with running_app(no_worker) as application, app_client(application) as http:
+        text = (await http.get("/metrics")).text
     assert _sample(text, "rabta_outbox_waiting", "sms") == 2
     assert _sample(text, "rabta_outbox_due", "sms") == 2
     assert _sample(text, "rabta_outbox_oldest_due_seconds", "sms") >= 600
@@ -212,11 +207,9 @@ async def test_requests_the_gate_refuses_are_counted_with_their_503(
     """A surge: the requests the load-shedding gate refuses are in
     `rabta_http_requests_total{status="503"}` under their route, so the share of 503s the
     deployment guide alerts on is there (they were counted nowhere but the shed counter)."""
-    import httpx
     from prometheus_client import REGISTRY
 
     from api import surge
-    from api.main import create_app
 
     monkeypatch.setenv("RABTA_SURGE_MAX_IN_FLIGHT", "1")
     monkeypatch.setenv("RABTA_SURGE_MAX_QUEUE", "0")
@@ -233,13 +226,11 @@ async def test_requests_the_gate_refuses_are_counted_with_their_503(
     # A refused USSD hit gets its busy screen, a 200: counted under its route as such.
     before = [count(m, route, s) for m, _, route in refused for s in ("503", "200")]
     try:
-        application = create_app(settings.model_copy(update={"embedded_worker": False}))
-        async with application.router.lifespan_context(application):
+        no_worker = settings.model_copy(update={"embedded_worker": False})
+        async with running_app(no_worker) as application:
             gate = application.state.held.gate
             gate.in_flight = 1  # as if one request were running: the next is refused
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1:8000"
-            ) as http:
+            async with app_client(application) as http:
                 statuses = [
                     (await http.request(method, path)).status_code for method, path, _ in refused
                 ]

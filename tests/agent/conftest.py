@@ -14,6 +14,7 @@ from api.agent import passwords, service
 from api.agent.schemas import Role
 from api.db import Database
 from api.registry.models import AuditEntry
+from tests.conftest import app_client
 
 PASSWORD = "correct horse battery staple"
 STAFF = {"amina": Role.AGENT, "bilal": Role.AGENT, "sadia": Role.SUPERVISOR, "zara": Role.ADMIN}
@@ -71,9 +72,7 @@ async def new_client(app) -> AsyncIterator[MakeClient]:
     clients: list[httpx.AsyncClient] = []
 
     async def make(username: str | None = None, password: str = PASSWORD) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000"
-        )
+        client = app_client(app)
         clients.append(client)
         if username:
             response = await login(client, username, password)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
 from sqlalchemy import select, update
 
 from api.agent import service
@@ -13,6 +12,7 @@ from api.agent.sessions import SessionStore
 from api.registry.models import Agent
 from tests.agent.conftest import PASSWORD, STAFF, audit_entries, csrf_token, login
 from tests.agent.test_grievances import events, file
+from tests.conftest import app_client
 
 
 def test_production_hashes_use_argon2id_at_rfc_9106_cost():
@@ -160,21 +160,14 @@ async def test_a_sprayer_cannot_take_a_fresh_address_from_its_ipv6_network(app, 
     from api.agent.routes.auth import LOGIN_FAILURES_PER_IP
 
     limit = int(LOGIN_FAILURES_PER_IP.split("/")[0])
-
-    def browser_at(address: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=(address, 40000)),
-            base_url="http://127.0.0.1:8000",
-        )
-
     for turn in range(limit):
-        async with browser_at(f"2001:db8:7:7::{turn + 1:x}") as sprayer:
+        async with app_client(app, peer=f"2001:db8:7:7::{turn + 1:x}") as sprayer:
             response = await login(sprayer, f"guess{turn}", "wrong wrong wrong")
             assert response.status_code == 401, turn
-    async with browser_at("2001:db8:7:7:abcd::1") as sprayer:
+    async with app_client(app, peer="2001:db8:7:7:abcd::1") as sprayer:
         refused = await login(sprayer, "amina", PASSWORD)
     assert refused.status_code == 429
-    async with browser_at("2001:db8:7:8::1") as elsewhere:
+    async with app_client(app, peer="2001:db8:7:8::1") as elsewhere:
         assert (await login(elsewhere, "amina", PASSWORD)).status_code == 303
 
 

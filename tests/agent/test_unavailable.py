@@ -11,6 +11,7 @@ import pytest
 
 from tests.agent.conftest import csrf_token
 from tests.agent.test_callers import open_lookup
+from tests.conftest import app_client, running_app
 from tests.faults.services import free_port
 
 
@@ -18,20 +19,12 @@ from tests.faults.services import free_port
 async def database_away(settings, monkeypatch) -> AsyncIterator[httpx.AsyncClient]:
     """A client on the app started against a database that refuses connections, with the same
     Redis (so a session signed in on the working app is still recognised there)."""
-    from api.main import create_app
-
     if not settings.redis_url:
         pytest.skip("needs the real Redis: a session must outlive the app it was made on")
     away = settings.model_copy(
         update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x"}
     )
-    application = create_app(away)
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1:8000"
-        ) as client,
-    ):
+    async with running_app(away) as application, app_client(application) as client:
         yield client
 
 

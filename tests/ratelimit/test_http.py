@@ -19,7 +19,7 @@ from api.ratelimit import RateLimiter
 from api.ratelimit.http import PartnerIdentity, PartnerKeyCache, limit_request
 from api.registry.models import Partner
 from api.settings import Settings
-from tests.conftest import ELIGIBLE, NOT_FOUND
+from tests.conftest import ELIGIBLE, NOT_FOUND, app_client, running_app
 
 probe = APIRouter(prefix="/v1", dependencies=[Depends(limit_request)])
 
@@ -33,11 +33,8 @@ async def rl_probe() -> dict[str, bool]:
 async def limited_app(rl_settings: Settings, db: Database, redis: object) -> AsyncIterator[FastAPI]:
     """The app with a rate-limited probe route beside the real eligibility route, and a
     limiter on the test Redis as the lifespan would create it."""
-    from api.main import create_app
-
-    application = create_app(rl_settings)
-    application.include_router(probe)
-    async with application.router.lifespan_context(application):
+    async with running_app(rl_settings) as application:
+        application.include_router(probe)
         application.state.rate_limiter = RateLimiter(rl_settings, rl_settings.redis_url)
         try:
             yield application
@@ -47,9 +44,7 @@ async def limited_app(rl_settings: Settings, db: Database, redis: object) -> Asy
 
 @pytest.fixture
 async def http(limited_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=limited_app), base_url="http://127.0.0.1:8000"
-    ) as client:
+    async with app_client(limited_app) as client:
         yield client
 
 
@@ -288,7 +283,7 @@ async def test_an_anonymous_callers_look_ups_are_a_senders(
     limiter: RateLimiter = limited_app.state.rate_limiter
     assert (await limiter.test("cnic", NOT_FOUND)).remaining == 3
     # Another address is another sender; a partner's look-ups count against its quota alone.
-    async with _client_at(limited_app, "198.51.100.77") as other:
+    async with app_client(limited_app, peer="198.51.100.77") as other:
         assert (await other.get(f"/v1/eligibility/{NOT_FOUND}")).status_code == 200
     headers = {"X-API-Key": await _partner(db, "Sehat portal", "50/minute")}
     assert (await http.get(f"/v1/eligibility/{NOT_FOUND}", headers=headers)).status_code == 200
@@ -303,29 +298,21 @@ async def test_text_that_is_not_a_cnic_counts_against_no_cnic(
     assert [key async for key in redis.scan_iter(match="rabta:rl:LIMITER/cnic/*")] == []
 
 
-def _client_at(app: FastAPI, address: str) -> httpx.AsyncClient:
-    """A client whose requests come from `address` (the peer address the server sees)."""
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, client=(address, 40000)),
-        base_url="http://127.0.0.1:8000",
-    )
-
-
 async def test_an_ipv6_client_gets_one_quota_for_its_whole_64(limited_app: FastAPI):
     """Any IPv6 host holds a /64 and may use each of its addresses: a new address must not be a
     new quota. Another /64 is another client."""
     for n in range(3):
-        async with _client_at(limited_app, f"2001:db8:1:2::{n + 1}") as client:
+        async with app_client(limited_app, peer=f"2001:db8:1:2::{n + 1}") as client:
             assert (await client.get("/v1/rl-probe")).status_code == 200
-    async with _client_at(limited_app, "2001:db8:1:2:ffff:ffff:ffff:fffe") as client:
+    async with app_client(limited_app, peer="2001:db8:1:2:ffff:ffff:ffff:fffe") as client:
         _assert_limited(await client.get("/v1/rl-probe"), 3)
-    async with _client_at(limited_app, "2001:db8:1:3::1") as client:
+    async with app_client(limited_app, peer="2001:db8:1:3::1") as client:
         assert (await client.get("/v1/rl-probe")).status_code == 200
 
 
 async def test_an_ipv4_mapped_address_is_its_ipv4_client(limited_app: FastAPI):
     for _ in range(3):
-        async with _client_at(limited_app, "198.51.100.7") as client:
+        async with app_client(limited_app, peer="198.51.100.7") as client:
             assert (await client.get("/v1/rl-probe")).status_code == 200
-    async with _client_at(limited_app, "::ffff:198.51.100.7") as client:
+    async with app_client(limited_app, peer="::ffff:198.51.100.7") as client:
         _assert_limited(await client.get("/v1/rl-probe"), 3)

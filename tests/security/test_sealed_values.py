@@ -15,9 +15,10 @@ import asyncio
 import datetime as dt
 import json
 import logging
+from contextlib import AbstractAsyncContextManager
 
-import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from api import held
@@ -35,7 +36,14 @@ from tests.agent.test_callers import open_lookup, verified
 from tests.agent.test_grievances import file, textarea
 from tests.agent.test_unsent import idle_out, sign_in_again
 from tests.api.test_sms_payments import HELPER_PHONE, Chat
-from tests.conftest import ELIGIBLE, ELIGIBLE_PHONE, ELIGIBLE_WIFE, NOT_ELIGIBLE_PHONE
+from tests.conftest import (
+    ELIGIBLE,
+    ELIGIBLE_PHONE,
+    ELIGIBLE_WIFE,
+    NOT_ELIGIBLE_PHONE,
+    app_client,
+    running_app,
+)
 from tests.otp.test_rest_verification import code_for, login
 from tests.security.test_redis_privacy import database_away_for_holds
 from tests.test_held import held_total
@@ -204,27 +212,28 @@ async def test_an_otp_request_that_does_not_open_has_expired(client, app, settin
     assert answer.status_code == 200, answer.text
 
 
+def restarted_with(monkeypatch, secret: str) -> AbstractAsyncContextManager[FastAPI]:
+    """The app started anew (a worker restarted) with `secret` as RABTA_SECRET_KEY."""
+    from api.settings import get_settings
+
+    monkeypatch.setenv("RABTA_SECRET_KEY", secret)
+    get_settings.cache_clear()
+    return running_app(get_settings())
+
+
 async def test_a_rotated_secret_key_ends_sessions_and_tokens_without_errors(
     client, app, settings, registry, monkeypatch
 ):
     """The secret key changes and the API restarts: what the old key sealed is not read, and
     nobody gets an error; a USSD session is told to dial again, a token is refused (401)."""
-    from api.main import create_app
-    from api.settings import get_settings
-
     token = await login(client, app, settings, ELIGIBLE, ELIGIBLE_PHONE)
     phone = Dial(client, HELPER_PHONE)
     await phone.dial()
     await phone.send("1")
     await phone.send("2")
-    monkeypatch.setenv("RABTA_SECRET_KEY", ROTATED)
-    get_settings.cache_clear()
-    restarted = create_app(get_settings())
     async with (
-        restarted.router.lifespan_context(restarted),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=restarted), base_url="http://127.0.0.1:8000"
-        ) as after,
+        restarted_with(monkeypatch, ROTATED) as restarted,
+        app_client(restarted) as after,
     ):
         phone.client = after
         assert await phone.send("0") == "END This session has ended. Please dial again."
@@ -525,16 +534,6 @@ async def test_a_kept_message_that_does_not_open_is_set_aside_not_lost(
     assert held_total("unopened", channel="unknown") == unopened + 3  # counted once
 
 
-async def restarted_with(monkeypatch, secret: str):
-    """The app built anew (a worker started) with `secret` as RABTA_SECRET_KEY."""
-    from api.main import create_app
-    from api.settings import get_settings
-
-    monkeypatch.setenv("RABTA_SECRET_KEY", secret)
-    get_settings.cache_clear()
-    return create_app(get_settings())
-
-
 async def test_the_secret_key_rotated_between_keeping_a_message_and_moving_it(
     client, app, settings, registry, monkeypatch
 ):
@@ -547,14 +546,12 @@ async def test_the_secret_key_rotated_between_keeping_a_message_and_moving_it(
     [entry] = await redis.lrange(held.SPILL_KEY, 0, -1)
     assert entry.startswith(PREFIX) and ELIGIBLE not in entry
     original = settings.secret_key
-    rotated = await restarted_with(monkeypatch, ROTATED)
-    async with rotated.router.lifespan_context(rotated):
+    async with restarted_with(monkeypatch, ROTATED):
         async with asyncio.timeout(10):  # its drainer's first pass
             while not await redis.llen(held.UNOPENED_KEY):
                 await asyncio.sleep(0.02)
         assert await redis.llen(held.SPILL_KEY) == 0 and await held_count(registry) == 0
-    back = await restarted_with(monkeypatch, original)
-    async with back.router.lifespan_context(back):
+    async with restarted_with(monkeypatch, original):
         async with asyncio.timeout(10):  # taken in and answered by its drainer
             while True:
                 async with registry.sessions() as session:
