@@ -14,7 +14,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from api.cli_support import err, settings_or_exit, unknown_schema, unreachable_service
+from api.cli_support import (
+    err,
+    settings_or_exit,
+    unknown_schema,
+    unmigrated_schema,
+    unreachable_service,
+)
 from api.settings import get_settings
 
 app = typer.Typer(
@@ -213,7 +219,7 @@ def main() -> None:
     except Exception as exc:
         # A database or Redis that is down or refuses us is the operator's to fix: say which and
         # why in one line, not in a traceback.
-        outage = unreachable_service(exc) or unknown_schema(exc)
+        outage = unreachable_service(exc) or unknown_schema(exc) or unmigrated_schema(exc)
         if outage is None:
             raise
         err.print(f"[red]{escape(outage)}[/red]", soft_wrap=True)

@@ -136,3 +136,28 @@ def unknown_schema(exc: BaseException) -> str | None:
         f"{_first_line(exc)}: was it migrated by a newer Rabta? Run that version, or point "
         "DATABASE_URL at Rabta's own database",
     )
+
+
+def unmigrated_schema(exc: BaseException) -> str | None:
+    """A database without the table a command reads (never migrated: a fresh database, a
+    worker started before any `rabta serve` or `rabta db upgrade`, or DATABASE_URL pointing at
+    another database), in one line."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    cause = exc.orig
+    # PostgreSQL's undefined_table, as asyncpg's adapted error carries it; SQLite's own words.
+    missing = getattr(cause, "sqlstate", None) == "42P01" or (
+        isinstance(cause, sqlite3.OperationalError) and str(cause).startswith("no such table")
+    )
+    if not missing:
+        return None
+    return _outage(
+        "the database",
+        "DATABASE_URL",
+        f"{_first_line(cause or exc)}: is it migrated? Run `rabta db upgrade`, or point "
+        "DATABASE_URL at Rabta's own database",
+    )

@@ -176,3 +176,47 @@ async def test_redis_down_when_ending_an_agents_sessions_is_named(
     assert said.startswith(done), said
     assert "Cannot use Redis (REDIS_URL=redis://:***@127.0.0.1:1/0): Error 111" in said
     assert "run it again once Redis answers" in said
+
+
+@pytest.mark.parametrize(
+    ("command", "table"),
+    [
+        (("outbox", "stats"), "outbound_messages"),
+        (("held", "stats"), "held_messages"),
+        (("held", "retry"), "held_messages"),
+        (("worker", "--once"), "grievances"),  # the SLA escalations' first look
+        (("agent", "deactivate", "amina"), "agents"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else "",
+)
+def test_a_database_never_migrated_is_named(
+    tmp_path: Path, command: tuple[str, ...], table: str
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'rabta.db'}"
+    result = _rabta(*command, DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (
+        f"Cannot use the database (DATABASE_URL={url}): no such table: {table}: is it migrated? "
+        "Run `rabta db upgrade`, or point DATABASE_URL at Rabta's own database"
+    ) in " ".join(result.stderr.split())
+
+
+async def test_a_postgresql_table_that_is_not_there_is_named(db: Database) -> None:
+    from api.cli_support import unmigrated_schema
+
+    with pytest.raises(Exception) as caught:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1 FROM no_such_table"))
+    said = unmigrated_schema(caught.value)
+    assert said is not None
+    missing = (
+        'relation "no_such_table" does not exist'
+        if db.engine.dialect.name == "postgresql"
+        else "no such table: no_such_table"
+    )
+    assert said.endswith(
+        f"): {missing}: is it migrated? Run `rabta db upgrade`, or point "
+        "DATABASE_URL at Rabta's own database"
+    )
+    assert said.startswith("Cannot use the database (DATABASE_URL=")
