@@ -593,7 +593,7 @@ class TelegramHandlers:
         inbound = Inbound(
             channel="telegram",
             sender=str(user.id),
-            text=text[:4096],
+            text=storable(text)[:4096],
             message_id=str(update.update_id),
             contact_phone=contact_phone,
             contact_is_own=contact_is_own,
@@ -804,6 +804,18 @@ class TelegramHandlers:
                 )
         except Exception:
             log.exception("telegram reply lost: neither Telegram nor the outbox took it")
+
+
+#: What JSON can spell (`\\u0000`, a lone `\\ud800`) but PostgreSQL cannot store in text.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` without NUL characters, and with a lone UTF-16 surrogate (half an emoji) as
+    U+FFFD: the conversation stores what a complaint says and echoes what was typed, and a
+    message it cannot store would fail every time Telegram delivered it again. Telegram's own
+    clients send neither; a pair of surrogates is one character once JSON is read."""
+    return _UNSTORABLE.sub(lambda found: "" if found.group() == "\x00" else "\ufffd", text)
 
 
 def _blocked(status: str) -> bool | None:
