@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from aiohttp import web
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from api.outbox.routes import router
 from api.outbox.senders import RetryableSendError, TwilioSender
 from api.outbox.service import (
     LEASE_SECONDS,
@@ -46,28 +46,31 @@ async def status_client(validator, db, redis):
     from api.chat import in_process_client
     from api.main import create_app
 
-    application = create_app(get_settings())
-    if not any(getattr(route, "path", None) == URL for route in application.routes):
-        application.include_router(router)  # until create_app includes it
-    async with in_process_client(application, "http://internal:9000") as http:
+    async with in_process_client(create_app(get_settings()), "http://internal:9000") as http:
         yield http
 
 
-@pytest.fixture
-async def sent(db) -> int:
+async def grievance_update(db, *, channel: str = "sms", **state: Any) -> int:
+    """A grievance's update to +923001234567 in the outbox, as far as `state` says it went:
+    its id."""
     async with db.transaction() as session:
         message = OutboundMessage(
-            channel="sms",
+            channel=channel,
             to="+923001234567",
             body="Your grievance is resolved.",
             kind="grievance_status",
-            status="sent",
-            provider_id=SID,
-            sent_at=dt.datetime.now(dt.UTC),
+            **state,
         )
         session.add(message)
         await session.flush()
         return message.id
+
+
+@pytest.fixture
+async def sent(db) -> int:
+    return await grievance_update(
+        db, status="sent", provider_id=SID, sent_at=dt.datetime.now(dt.UTC)
+    )
 
 
 async def post(client, validator, form, *, signature: str | None = None):
@@ -161,17 +164,9 @@ async def test_a_whatsapp_block_fails_the_message_and_keeps_the_person_opted_in(
     address = "+923001234567"
     async with db.transaction() as session:
         session.add(Contact(channel="whatsapp", address=address, phone=address))
-        session.add(
-            OutboundMessage(
-                channel="whatsapp",
-                to=address,
-                body="Your grievance is resolved.",
-                kind="grievance_status",
-                status="sent",
-                provider_id=SID,
-                sent_at=dt.datetime.now(dt.UTC),
-            )
-        )
+    await grievance_update(
+        db, channel="whatsapp", status="sent", provider_id=SID, sent_at=dt.datetime.now(dt.UTC)
+    )
     form = load_payload("twilio_status_callback.json")
     form.update(
         MessageStatus=status,
@@ -249,20 +244,13 @@ async def test_json_body_is_415(status_client, validator, db):
 @pytest.fixture
 async def sending(db) -> int:
     """A message a worker has handed to Twilio but whose MessageSid is not committed yet."""
-    async with db.transaction() as session:
-        message = OutboundMessage(
-            channel="sms",
-            to="+923001234567",
-            body="Your grievance is resolved.",
-            kind="grievance_status",
-            status="sending",
-            attempts=1,
-            claimed_by="worker-a",
-            locked_until=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
-        )
-        session.add(message)
-        await session.flush()
-        return message.id
+    return await grievance_update(
+        db,
+        status="sending",
+        attempts=1,
+        claimed_by="worker-a",
+        locked_until=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+    )
 
 
 async def post_to(client, validator, url: str, form, *, signed_url: str | None = None):
