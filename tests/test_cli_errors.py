@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -220,3 +221,43 @@ async def test_a_postgresql_table_that_is_not_there_is_named(db: Database) -> No
         "DATABASE_URL at Rabta's own database"
     )
     assert said.startswith("Cannot use the database (DATABASE_URL=")
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [("folder", "Is a directory"), ("binary", "not UTF-8 text")],
+)
+def test_outbox_tail_of_a_file_it_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: object, kind: str, why: str
+) -> None:
+    from api.outbox.cli import outbox_app
+    from api.settings import get_settings
+
+    path = tmp_path / "outbox.jsonl"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b'{"channel": "sms", "body": "\xff\xfe"}\n')
+    monkeypatch.setenv("RABTA_CONSOLE_OUTBOX", str(path))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(outbox_app, ["tail"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert f"Cannot read RABTA_CONSOLE_OUTBOX ({path}): {why}" in " ".join(result.stderr.split())
+
+
+def test_outbox_tail_skips_lines_that_are_not_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: object
+) -> None:
+    from api.outbox.cli import outbox_app
+    from api.settings import get_settings
+
+    path = tmp_path / "outbox.jsonl"
+    message = {"channel": "sms", "to": "+92300****567", "kind": "reply", "body": "Shukriya"}
+    path.write_text(f"1\n[]\nnot json\n{json.dumps(message)}\n", encoding="utf-8")
+    monkeypatch.setenv("RABTA_CONSOLE_OUTBOX", str(path))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(outbox_app, ["tail"])
+    assert result.exit_code == 0, result.output
+    assert "sms → +92300****567 [reply]" in result.stdout
+    assert "Shukriya" in result.stdout

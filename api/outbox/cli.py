@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from api.cli_support import settings_or_exit
+from api.cli_support import err, settings_or_exit
 from api.settings import Settings
 
 if TYPE_CHECKING:
@@ -183,27 +183,34 @@ def tail(
         console.print(f"{path} does not exist yet: nothing was sent in console mode.")
         return
     seen = 0
-    if path.exists():
-        recent = path.read_text(encoding="utf-8").splitlines()
-        seen = path.stat().st_size
-        for line in recent[-lines:] if lines else []:
-            _print_line(line)
-    while follow:
-        try:
-            time.sleep(0.5)
-            if not path.exists() or path.stat().st_size <= seen:
-                continue
-            with path.open("rb") as handle:
-                handle.seek(seen)
-                chunk = handle.read()
-            complete, _, _ = chunk.rpartition(b"\n")
-            if not complete:
-                continue
-            seen += len(complete) + 1
-            for line in complete.decode("utf-8").splitlines():
+    try:
+        if path.exists():
+            recent = path.read_text(encoding="utf-8").splitlines()
+            seen = path.stat().st_size
+            for line in recent[-lines:] if lines else []:
                 _print_line(line)
-        except KeyboardInterrupt:
-            break
+        while follow:
+            try:
+                time.sleep(0.5)
+                if not path.exists() or path.stat().st_size <= seen:
+                    continue
+                with path.open("rb") as handle:
+                    handle.seek(seen)
+                    chunk = handle.read()
+                complete, _, _ = chunk.rpartition(b"\n")
+                if not complete:
+                    continue
+                seen += len(complete) + 1
+                for line in complete.decode("utf-8").splitlines():
+                    _print_line(line)
+            except KeyboardInterrupt:
+                break
+    except (OSError, UnicodeDecodeError) as exc:
+        # RABTA_CONSOLE_OUTBOX set to a folder, a file we may not read, or not the sender's
+        # JSON lines: said in one line, like every other `rabta` refusal.
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+        err.print(f"[red]Cannot read RABTA_CONSOLE_OUTBOX ({escape(str(path))}): {why}[/red]")
+        raise typer.Exit(1) from None
 
 
 def _print_line(line: str) -> None:
@@ -211,6 +218,8 @@ def _print_line(line: str) -> None:
         record = json.loads(line)
     except ValueError:
         return
+    if not isinstance(record, dict):
+        return  # not a message the console sender wrote
     meta = f"{record.get('channel')} → {record.get('to')} [{record.get('kind')}]"
     if record.get("segments"):
         meta += f" {record['encoding']} x{record['segments']}"
