@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from limits import parse
+from limits import parse_many
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,11 +37,19 @@ def validate_quota(quota: str) -> str:
     """`quota` stripped if it is a rate limit in `limits` notation (`1000/minute`), else raise."""
     quota = quota.strip()
     try:
-        parse(quota)
+        limits = parse_many(quota)
     except ValueError:
         raise PartnerError(
             f"{quota!r} is not a rate limit; write it like 1000/minute or 50000/day"
         ) from None
+    if len(limits) != 1:
+        # The limiter reads the first and drops the others without a word.
+        raise PartnerError(f"{quota!r} is several limits; a quota is one rate limit")
+    if limits[0].amount < 1:
+        raise PartnerError(
+            "a quota of 0 refuses every call the partner makes; to stop a partner, "
+            "use rabta partner revoke"
+        )
     if len(quota) > _MAX_QUOTA_LENGTH:
         raise PartnerError(f"a quota is at most {_MAX_QUOTA_LENGTH} characters")
     return quota
