@@ -1,5 +1,5 @@
-"""Helpers for the grievance tests: a fixed clock, a one-line way to file a grievance, and one
-to resolve it with its owner told, as the console does."""
+"""Helpers for the grievance tests: a fixed clock, one-line ways to file a grievance and to
+move it as an agent, and one to resolve it with its owner told, as the console does."""
 
 from __future__ import annotations
 
@@ -44,6 +44,22 @@ async def file_one(session: AsyncSession, settings: Settings, **overrides: Any) 
     }
     arguments.update(overrides)
     return await service.file_grievance(session, **arguments)
+
+
+async def change_as_agent(
+    session: AsyncSession, settings: Settings, ticket_id: str, to: Status, **overrides: Any
+) -> Grievance:
+    """Move a grievance to `to` as agent1, with no note, at T0, unless told otherwise."""
+    arguments: dict[str, Any] = {
+        "ticket_id": ticket_id,
+        "to": to,
+        "actor": "agent1",
+        "note": None,
+        "sla_days": settings.grievance_sla_days,
+        "now": T0,
+    }
+    arguments.update(overrides)
+    return await service.change_status(session, **arguments)
 
 
 async def resolve_telling_the_owner(

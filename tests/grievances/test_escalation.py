@@ -13,7 +13,7 @@ from api.grievances import service
 from api.grievances.schemas import Category, Status
 from api.registry.models import Grievance, GrievanceEvent, OutboundMessage
 from api.settings import Settings
-from tests.grievances.conftest import T0, as_utc, file_one
+from tests.grievances.conftest import T0, as_utc, change_as_agent, file_one
 
 
 async def _escalated_events(db: Database) -> dict[int, int]:
@@ -36,15 +36,7 @@ async def test_escalates_exactly_the_overdue(db: Database, settings: Settings) -
         working = await file_one(session, settings, category=Category.DEDUCTION_BY_AGENT)
         done = await file_one(session, settings, category=Category.DEDUCTION_BY_AGENT)
         for grievance, status in ((working, Status.IN_PROGRESS), (done, Status.RESOLVED)):
-            await service.change_status(
-                session,
-                ticket_id=grievance.ticket_id,
-                to=status,
-                actor="agent1",
-                note=None,
-                sla_days=sla,
-                now=T0,
-            )
+            await change_as_agent(session, settings, grievance.ticket_id, status)
 
     # Exactly at due time the SLA holds; a second later it is breached.
     at_due = T0 + dt.timedelta(days=sla["deduction_by_agent"])
@@ -147,16 +139,7 @@ async def test_change_status_notifies(db: Database, settings: Settings) -> None:
     async with db.transaction() as session:
         grievance = await file_one(session, settings, notify=notify)
         for target in (Status.IN_PROGRESS, Status.RESOLVED, Status.OPEN):
-            await service.change_status(
-                session,
-                ticket_id=grievance.ticket_id,
-                to=target,
-                actor="agent1",
-                note=None,
-                sla_days=settings.grievance_sla_days,
-                now=T0,
-                notify=notify,
-            )
+            await change_as_agent(session, settings, grievance.ticket_id, target, notify=notify)
     assert seen == [
         (None, "open"),
         ("open", "in_progress"),
@@ -174,14 +157,8 @@ async def test_reopened_grievance_escalates_again_on_its_new_clock(
         ticket_id = grievance.ticket_id
         await service.escalate_overdue(session, now=T0 + dt.timedelta(days=sla, hours=1))
         for target in (Status.RESOLVED, Status.OPEN):
-            await service.change_status(
-                session,
-                ticket_id=ticket_id,
-                to=target,
-                actor="agent1",
-                note=None,
-                sla_days=settings.grievance_sla_days,
-                now=T0 + dt.timedelta(days=10),
+            await change_as_agent(
+                session, settings, ticket_id, target, now=T0 + dt.timedelta(days=10)
             )
         assert grievance.escalated_at is None
         assert await service.escalate_overdue(session, now=T0 + dt.timedelta(days=11)) == []
@@ -295,15 +272,7 @@ async def test_agent_change_and_escalation_race(db: Database, settings: Settings
     [ticket_id] = await _filed_overdue(db, settings, 1)
     past_due = T0 + dt.timedelta(days=30)
     async with db.transaction() as agent_session:
-        await service.change_status(
-            agent_session,
-            ticket_id=ticket_id,
-            to=Status.RESOLVED,
-            actor="agent1",
-            note=None,
-            sla_days=settings.grievance_sla_days,
-            now=past_due,
-        )
+        await change_as_agent(agent_session, settings, ticket_id, Status.RESOLVED, now=past_due)
         # The agent's row lock is held: escalation skips the grievance instead of waiting (a run
         # that waited here would wait forever, for the agent's commit comes after it).
         async with db.transaction() as system_session:

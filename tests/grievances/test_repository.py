@@ -11,7 +11,7 @@ from api.grievances import repository, service
 from api.grievances.schemas import ACTIVE_STATUSES, Category, Status
 from api.registry.models import Agent
 from api.settings import Settings
-from tests.grievances.conftest import T0, file_one
+from tests.grievances.conftest import T0, change_as_agent, file_one
 
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
 
@@ -38,18 +38,9 @@ async def _fill(db: Database, settings: Settings) -> None:
             )
             for category, district, hour in specs
         ]
-        sla = settings.grievance_sla_days
         await service.assign(session, ticket_id=filed[1].ticket_id, agent_id=1, actor="sup")
         for grievance, status in ((filed[2], Status.IN_PROGRESS), (filed[5], Status.RESOLVED)):
-            await service.change_status(
-                session,
-                ticket_id=grievance.ticket_id,
-                to=status,
-                actor="agent1",
-                note=None,
-                sla_days=sla,
-                now=T0,
-            )
+            await change_as_agent(session, settings, grievance.ticket_id, status)
 
 
 async def _queue(session, **filters) -> list:

@@ -17,7 +17,7 @@ from api.identity import Cnic
 from api.registry.models import Agent, Grievance, GrievanceEvent
 from api.settings import Settings
 from tests.conftest import ELIGIBLE, ELIGIBLE_WIFE
-from tests.grievances.conftest import T0, as_utc, file_one
+from tests.grievances.conftest import T0, as_utc, change_as_agent, file_one
 
 
 @pytest.mark.parametrize("category", list(Category))
@@ -167,15 +167,7 @@ async def test_refused_transition_changes_nothing(db: Database, settings: Settin
     ticket_id = await _put_in(db, settings, Status.RESOLVED)
     async with db.transaction() as session:
         with pytest.raises(service.TransitionNotAllowed):
-            await service.change_status(
-                session,
-                ticket_id=ticket_id,
-                to=Status.IN_PROGRESS,
-                actor="agent1",
-                note=None,
-                sla_days=settings.grievance_sla_days,
-                now=T0,
-            )
+            await change_as_agent(session, settings, ticket_id, Status.IN_PROGRESS)
     async with db.transaction() as session:
         grievance = await repository.get_by_ticket_id(session, ticket_id=ticket_id)
     assert grievance is not None and grievance.status == "resolved"
@@ -200,15 +192,7 @@ async def test_change_status_accepts_ticket_as_typed(db: Database, settings: Set
     async with db.transaction() as session:
         grievance = await file_one(session, settings)
         typed = grievance.ticket_id.lower().replace("-", " ")
-        await service.change_status(
-            session,
-            ticket_id=typed,
-            to=Status.IN_PROGRESS,
-            actor="agent1",
-            note=None,
-            sla_days=settings.grievance_sla_days,
-            now=T0,
-        )
+        await change_as_agent(session, settings, typed, Status.IN_PROGRESS)
     assert grievance.status == "in_progress"
 
 
@@ -255,15 +239,7 @@ async def test_reject_reopen_twice_counts(db: Database, settings: Settings) -> N
     async with db.transaction() as session:
         grievance = await file_one(session, settings)
         for target in (Status.REJECTED, Status.OPEN, Status.REJECTED, Status.OPEN):
-            await service.change_status(
-                session,
-                ticket_id=grievance.ticket_id,
-                to=target,
-                actor="agent1",
-                note=None,
-                sla_days=settings.grievance_sla_days,
-                now=T0,
-            )
+            await change_as_agent(session, settings, grievance.ticket_id, target)
     assert grievance.reopened_count == 2
 
 
