@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from api.agent import i18n
-from api.agent.sessions import Flash, SessionStore
+from api.agent.sessions import Flash, Forms, SessionStore
 from api.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -185,14 +185,20 @@ async def page(
     staff: Staff | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    forms: Forms | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """A console page in the agent's language, with the flash messages kept for it."""
+    """A console page in the agent's language, with the flash messages kept for it and the
+    words kept for the `forms` it shows (no other page takes those: `SessionStore.take_flashes`)."""
     language = i18n.choose_language(request)
     flashes: list[Flash] = []
     if staff is not None:
         runtime = request.app.state.runtime
-        flashes = await SessionStore(runtime.redis, runtime.settings).take_flashes(staff.session)
+        store = SessionStore(runtime.redis, runtime.settings)
+        flashes = await store.take_flashes(staff.session, forms)
+    # Two forms' words given back with the same message (sent after the session ended) say it
+    # once.
+    said = list(dict.fromkeys((f.kind, flash_text(language, f)) for f in flashes))
     other = "ur" if language == "en" else "en"
     programmes = request.app.state.runtime.programmes
     html = render_text(
@@ -201,7 +207,7 @@ async def page(
         {
             "staff": staff,
             "csrf_token": staff.csrf_token if staff else "",
-            "flashes": [(f.kind, flash_text(language, f)) for f in flashes],
+            "flashes": said,
             "kept": {name: text for f in flashes for name, text in f.kept.items()},
             "switch_language": (
                 other,

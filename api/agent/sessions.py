@@ -3,8 +3,14 @@
 Server-side sessions can be revoked (logout, a deactivated account) and carry nothing a stolen
 cookie could be read for. Redis keeps only a hash of the id, so a copy of Redis opens nothing.
 A session ends after an hour without a request or twelve hours after sign-in, whichever is first.
-Whose it was outlives it by an hour, so that what a form sent just after it ended held can be
+Whose it was outlives it by an hour, so that what forms sent just after it ended held can be
 kept for its agent's next sign-in (`keep_unsent`, `take_unsent`); signing out ends that too.
+
+What a form held that was refused, or sent after its session ended, is kept for that form on
+its own page (`Flash.page`, `FORM_OF`), not for whichever page comes next: an error page, the
+queue or another grievance's page shown in between takes none of it (`take_flashes` takes a
+page's own forms' words only, `Forms`). Several forms' words are kept at once (two tabs), a
+bounded number (`MAX_FLASHES`, `MAX_UNSENT`), each for an hour at most.
 
 The messages kept for the next page and what a form sent after its session ended held (a
 grievance's description, a note about a caller, a reason: personal text) are sealed
@@ -26,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from api.agent.csrf import tokens_match
 from api.sealed import sealer_for
@@ -37,10 +43,14 @@ log = logging.getLogger(__name__)
 PREFIX = "rabta:agent:session"
 IDLE_SECONDS = 60 * 60
 MAX_SECONDS = 12 * 60 * 60
-#: Flash messages a session holds at most (a loop of redirects must not grow it).
-MAX_FLASHES = 10
-#: The kind of a flash that only gives text back to a page's fields, with no message to show.
-KEPT_ONLY = "kept"
+#: Forms sent after a session ended whose words it keeps at most (the newest), for its agent's
+#: next sign-in: one browser's tabs, each with a form sent.
+MAX_UNSENT = 10
+#: Flash messages a session holds at most, forms' words waiting for their page included (a loop
+#: of redirects must not grow it): room for every form kept after the session before it ended.
+MAX_FLASHES = 2 * MAX_UNSENT
+#: Times a write of the forms kept after a session ended is tried when other writes overtake it.
+_WATCH_TRIES = 10
 #: The console's fields whose words are given back to the agent rather than lost (a refused
 #: form, a form sent after her session ended): their ids in the pages → the most kept of each.
 #: A code the caller reads back is never among them, nor a CNIC typed in the search box.
@@ -55,6 +65,21 @@ KEEPABLE_TEXT = {
 }
 #: Choices that come back with the text typed beside them (a category, a status, a language).
 KEEPABLE_CHOICES = {"category": 32, "language": 32, "to": 32}
+#: The form each of those fields is in, by a name of the form's own: what one form held is
+#: kept, and given back, as one. A grievance's page shows a supervisor the status form and an
+#: agent the escalation form, never both: one name for the two.
+FORM_OF = {
+    "note": "note",
+    "caller-note": "caller-note",
+    "status-note": "status",
+    "escalate-note": "status",
+    "to": "status",
+    "override-reason": "reason",
+    "request-reason": "reason",
+    "category": "grievance",
+    "description": "grievance",
+    "language": "grievance",
+}
 
 
 def keepable(fields: Mapping[str, object]) -> dict[str, str]:
@@ -96,17 +121,30 @@ class Flash:
     #: (`i18n.LABELS`), so they are shown in the agent's language and not as stored.
     labels: dict[str, str] = field(default_factory=dict)
     #: What a refused form held (its fields' ids → the text typed), put back in them on the
-    #: page the refusal leads to, so the agent corrects her words instead of typing them again.
+    #: form's page, so the agent corrects her words instead of typing them again.
     kept: dict[str, str] = field(default_factory=dict)
+    #: The path of the page the form whose words are `kept` is on: the message and the words
+    #: are shown there only, whatever other pages are shown first (required with `kept`;
+    #: without words, the message is for the next page, whichever it is).
+    page: str = ""
+
+    @property
+    def form(self) -> str:
+        """The name of the form whose words this gives back ("" for none)."""
+        return next((FORM_OF[name] for name in self.kept if name in FORM_OF), "")
 
 
 @dataclass(frozen=True)
-class Unsent:
-    """What a form sent after its session had ended held, kept for its agent's next sign-in:
-    the page the form is on and its fields' ids → the text typed."""
+class Forms:
+    """The forms a page shows (`FORM_OF` names) and its path: the words kept for those forms
+    come back into them there, and no other page takes them."""
 
     page: str
-    kept: dict[str, str]
+    names: frozenset[str]
+
+    @classmethod
+    def on(cls, page: str, *names: str) -> Forms:
+        return cls(page, frozenset(names))
 
 
 def cookie_name(settings: Settings) -> str:
@@ -133,12 +171,16 @@ def _unsent_key(key: str) -> str:
     return f"{key}:sealed:unsent"
 
 
+def _flashes_key(key: str) -> str:
+    return f"{key}:sealed:flash"
+
+
 def _keys_of(key: str) -> tuple[str, ...]:
     """A session's key and those of what it keeps beside it (all ended with it), the release
     before sealing's in clear included."""
     return (
         key,
-        f"{key}:sealed:flash",
+        _flashes_key(key),
         f"{key}:owner",
         _unsent_key(key),
         f"{key}:flash",
@@ -232,48 +274,94 @@ class SessionStore:
         for its agent's next sign-in in this browser (`take_unsent`); True when kept. Kept only
         for a session that was, and was not signed out of, and only with that session's own
         form token: nothing else can leave words for an agent to find. Nothing is *done*: a
-        form needs a live session (CSRF, the audit log)."""
+        form needs a live session (CSRF, the audit log). Every form sent so is kept beside the
+        others (one browser's tabs), the newest `MAX_UNSENT`, each for an hour."""
         if not kept or not session_id or len(session_id) > 128:
             return False
         key = _key(session_id)
+        unsent = _unsent_key(key)
         try:
             owner = await self._redis.hget(f"{key}:owner", "csrf")
             if owner is None or not tokens_match(_text(owner), csrf_token):
                 return False
-            unsent = _unsent_key(key)
-            payload = json.dumps({"page": page, "kept": kept}, ensure_ascii=False)
-            sealed = self._sealer.seal(payload, where=unsent)
-            await self._redis.set(unsent, sealed, ex=IDLE_SECONDS)
+            now = time.time()
+            added = {"page": page, "kept": kept, "at": now}
+            # Two tabs sending at once must not keep only one: the forms already kept are
+            # read and written back with this one in a transaction that is tried again if
+            # another request wrote meanwhile.
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for _ in range(_WATCH_TRIES):
+                    try:
+                        await pipe.watch(unsent)
+                        forms = self._unsent_forms(await pipe.get(unsent), where=unsent, now=now)
+                        forms = [*forms, added][-MAX_UNSENT:]
+                        payload = json.dumps({"forms": forms}, ensure_ascii=False)
+                        pipe.multi()
+                        pipe.set(unsent, self._sealer.seal(payload, where=unsent), ex=IDLE_SECONDS)
+                        await pipe.execute()
+                        return True
+                    except WatchError:
+                        continue
         except RedisError as exc:
             raise SessionsUnavailable from exc
-        return True
+        log.info("a form sent after its session ended was not kept (other forms kept at once)")
+        return False
 
-    async def take_unsent(self, session_id: str, *, agent_id: int) -> Unsent | None:
-        """What `keep_unsent` kept of this ended session, if `agent_id` is its agent: taken, so
-        it comes back once. Another member of staff signing in at the same browser gets
+    async def take_unsent(self, session_id: str, *, agent_id: int, said: str) -> list[Flash]:
+        """The forms' words this browser's previous session kept, if `agent_id` is its agent,
+        oldest first, each to be kept again in her new session for its own page: those sent
+        after the session ended (`keep_unsent`, with the message `said`) and those of refused
+        forms not yet shown again (a second sign-in, from another tab's sign-in page). Taken, so
+        they come back once. Another member of staff signing in at the same browser gets
         nothing (and the sign-in ends the old session, and with it what it kept)."""
         if not session_id or len(session_id) > 128:
-            return None
+            return []
         key = _key(session_id)
         unsent = _unsent_key(key)
+        flashes = _flashes_key(key)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hget(f"{key}:owner", "agent_id")
                 pipe.get(unsent)
                 pipe.delete(unsent)
-                owner, raw, _ = await pipe.execute()
+                pipe.lrange(flashes, 0, -1)
+                pipe.delete(flashes)
+                owner, raw, _, waiting, _ = await pipe.execute()
         except RedisError as exc:
             raise SessionsUnavailable from exc
-        if raw is None or owner is None or _text(owner) != str(agent_id):
-            return None
-        data = self._opened(raw, where=unsent)
+        if owner is None or _text(owner) != str(agent_id):
+            return []
+        now = time.time()
+        refused = [
+            flash
+            for item in waiting
+            if (flash := self._read(item, where=flashes, now=now)) is not None and flash.page
+        ]
+        sent = [
+            Flash("error", said, {}, kept=dict(form["kept"]), page=str(form["page"]))
+            for form in self._unsent_forms(raw, where=unsent, now=now)
+        ]
+        return refused + sent
+
+    def _unsent_forms(
+        self, raw: str | bytes | None, *, where: str, now: float
+    ) -> list[dict[str, Any]]:
+        """The forms a `keep_unsent` value holds that are still within their hour (the release
+        before kept one, without its time): page, kept (ids → text) and when."""
+        data = self._opened(raw, where=where)
         if data is None:
-            return None
-        try:
-            kept = {str(k): str(v) for k, v in dict(data["kept"]).items()}
-            return Unsent(str(data["page"]), kept)
-        except (KeyError, TypeError, ValueError):
-            return None
+            return []
+        forms = data.get("forms", [data])
+        kept = []
+        for form in forms if isinstance(forms, list) else []:
+            try:
+                at = float(form.get("at", now))
+                fields = {str(k): str(v) for k, v in dict(form["kept"]).items()}
+                if at > now - IDLE_SECONDS and fields:
+                    kept.append({"page": str(form["page"]), "kept": fields, "at": at})
+            except (AttributeError, KeyError, TypeError, ValueError):
+                continue
+        return kept
 
     async def end_all(self, *, agent_id: int) -> int:
         """End every session of one member of staff; how many there were."""
@@ -290,8 +378,11 @@ class SessionStore:
         return ended
 
     async def flash(self, session: ConsoleSession, flash: Flash) -> None:
-        """Keep a message for the next page this session shows (held back until the commit,
-        inside a request's console transaction: `defer_flashes`)."""
+        """Keep a message for the next page this session shows, or, one giving a form's words
+        back (`Flash.kept`), for that form's page (held back until the commit, inside a
+        request's console transaction: `defer_flashes`)."""
+        if flash.kept and not flash.page:
+            raise ValueError("a flash that gives a form's words back needs the form's page")
         if self._deferred is not None:
             self._deferred.append((session, flash))
             return
@@ -302,6 +393,9 @@ class SessionStore:
                 "args": flash.args,
                 "labels": flash.labels,
                 "kept": flash.kept,
+                # No words, nothing to wait for: shown on the next page, whichever it is.
+                "page": flash.page if flash.kept else "",
+                "at": time.time(),
             },
             ensure_ascii=False,
         )
@@ -315,48 +409,67 @@ class SessionStore:
         except RedisError as exc:
             raise SessionsUnavailable from exc
 
-    async def kept_for_next_page(self, session: ConsoleSession) -> dict[str, str]:
-        """The text the messages kept for the next page give back to its fields, left in
-        place (the page takes them when it shows)."""
+    async def waiting(self, session: ConsoleSession, forms: Forms) -> dict[str, str]:
+        """The words kept for `forms` on their page that it does not show yet (a complaint for
+        a caller whose record is closed), left in place for when it does."""
         try:
             raw = await self._redis.lrange(self._flashes(session), 0, -1)
         except RedisError as exc:
             raise SessionsUnavailable from exc
-        where = self._flashes(session)
-        return {
-            str(name): str(text)
-            for item in raw
-            for name, text in _kept_of(self._opened(item, where=where)).items()
-        }
+        where, now = self._flashes(session), time.time()
+        kept: dict[str, str] = {}
+        for item in raw:
+            flash = self._read(item, where=where, now=now)
+            if flash is not None and flash.page == forms.page and flash.form in forms.names:
+                kept.update(flash.kept)
+        return kept
 
-    async def take_flashes(self, session: ConsoleSession) -> list[Flash]:
-        """The messages kept for this page, removed so they show once."""
+    async def take_flashes(
+        self, session: ConsoleSession, forms: Forms | None = None
+    ) -> list[Flash]:
+        """The messages kept for this page, removed so they show once: those for the next page
+        whichever it is, and the words kept for `forms` on it (the newest of each form: another
+        kept for the same form comes back when the page shows again). The words of other forms
+        and pages stay for their own; an error page shows no forms."""
+        where = self._flashes(session)
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.lrange(self._flashes(session), 0, -1)
-                pipe.delete(self._flashes(session))
-                raw, _ = await pipe.execute()
+            raw = await self._redis.lrange(where, 0, -1)
         except RedisError as exc:
             raise SessionsUnavailable from exc
-        flashes = []
-        where = self._flashes(session)
+        now = time.time()
+        taken: list[tuple[str | bytes, Flash | None]] = []  # None: dropped, not shown
+        newest: dict[str, tuple[str | bytes, Flash]] = {}
         for item in raw:
-            data = self._opened(item, where=where)
-            if data is None:
-                continue
-            try:
-                flashes.append(
-                    Flash(
-                        str(data["kind"]),
-                        str(data["message"]),
-                        dict(data.get("args") or {}),
-                        dict(data.get("labels") or {}),
-                        dict(data.get("kept") or {}),
-                    )
-                )
-            except (KeyError, TypeError, ValueError):
-                continue
-        return flashes
+            flash = self._read(item, where=where, now=now)
+            if flash is None or not flash.page:
+                taken.append((item, flash))
+            elif forms is not None and flash.page == forms.page and flash.form in forms.names:
+                newest[flash.form] = (item, flash)
+        taken.extend(newest.values())
+        if not taken:
+            return []
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for item, _ in taken:
+                    pipe.lrem(where, 1, _text(item))
+                removed = await pipe.execute()
+        except RedisError as exc:
+            raise SessionsUnavailable from exc
+        # A message another request took meanwhile (two tabs loading at once) shows there only.
+        return [flash for (_, flash), gone in zip(taken, removed, strict=True) if gone and flash]
+
+    def _read(self, item: str | bytes, *, where: str, now: float) -> Flash | None:
+        """A kept flash as it was written; None for one that does not open (or read), and for
+        a form's words past their hour."""
+        data = self._opened(item, where=where)
+        flash = _flash_of(data)
+        if flash is None or data is None or not flash.page:
+            return flash
+        try:
+            at = float(data.get("at", now))
+        except (TypeError, ValueError):
+            return None
+        return flash if at > now - IDLE_SECONDS else None
 
     def _opened(self, raw: str | bytes | None, *, where: str) -> dict[str, Any] | None:
         """A value sealed for `where`, read; None when it does not open (or read): no message,
@@ -369,11 +482,21 @@ class SessionStore:
 
     @staticmethod
     def _flashes(session: ConsoleSession) -> str:
-        return f"{session.key}:sealed:flash"
+        return _flashes_key(session.key)
 
 
-def _kept_of(data: dict[str, Any] | None) -> dict[str, Any]:
-    """The text a kept message gives back to its page's fields (none for one that did not
-    open)."""
-    kept = (data or {}).get("kept")
-    return kept if isinstance(kept, dict) else {}
+def _flash_of(data: dict[str, Any] | None) -> Flash | None:
+    """A kept message as it was written; None for one that did not open (or read)."""
+    if data is None:
+        return None
+    try:
+        return Flash(
+            str(data["kind"]),
+            str(data["message"]),
+            dict(data.get("args") or {}),
+            {str(k): str(v) for k, v in dict(data.get("labels") or {}).items()},
+            {str(k): str(v) for k, v in dict(data.get("kept") or {}).items()},
+            str(data.get("page") or ""),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -275,3 +275,147 @@ async def test_redis_holds_the_text_no_longer_than_a_session_would(
     assert 0 < await redis.ttl(key) <= IDLE_SECONDS
     # Its name is the session id's hash, as the session's was: no id, no CNIC, no text.
     assert amina.cookies["rabta_agent"] not in key and "Ichhra" not in key
+
+
+async def test_the_words_wait_for_their_form_through_error_pages_after_signing_in(
+    new_client, staff, registry, settings, app
+):
+    """Signing in leads back to the form's page, but the agent may open others first (another
+    tab reloads, a link to a grievance that is no more): the words wait for their own page."""
+    ticket, other = await file(registry, settings), await file(registry, settings)
+    page, other_page = f"/agent/grievances/{ticket}", f"/agent/grievances/{other}"
+    amina = await new_client("amina")
+    token = csrf_token((await amina.get(page)).text)
+    await idle_out(app, amina)
+    sent = await amina.post(f"{page}/notes", data={"note": NOTE, "csrf_token": token})
+    await sign_in_again(amina, sent, "amina")
+    assert (await amina.get("/agent/grievances/G-0000000")).status_code == 404
+    assert (await amina.get("/agent/dashboard")).status_code == 403
+    assert (await amina.post(f"{other_page}/notes", data={"note": "x"})).status_code == 403
+    elsewhere = (await amina.get(other_page)).text
+    assert textarea(elsewhere, "caller-note") == "" and "is back in its form" not in elsewhere
+    back = (await amina.get(page)).text
+    assert textarea(back, "caller-note") == NOTE and "is back in its form" in back
+
+
+async def test_a_grievance_waiting_for_the_record_outlasts_other_pages(
+    new_client, staff, registry, app
+):
+    sadia = await new_client("sadia")
+    lookup = await verified(sadia, registry)
+    token = csrf_token((await sadia.get(lookup)).text)
+    await idle_out(app, sadia)
+    description = "Campsite at Ichhra was shut on the collection day; the agent said come later."
+    sent = await sadia.post(
+        f"{lookup}/grievances",
+        data={"category": "other", "description": description, "csrf_token": token},
+    )
+    await sign_in_again(sadia, sent, "sadia")
+    # The queue, a 404, the dashboard: none of them takes the complaint being written.
+    assert (await sadia.get("/agent/grievances")).status_code == 200
+    assert (await sadia.get("/agent/grievances/G-0000000")).status_code == 404
+    assert (await sadia.get("/agent/dashboard")).status_code == 200
+    waiting = (await sadia.get(lookup)).text
+    assert "Campsite at Ichhra" in waiting
+    await sadia.post(
+        f"{lookup}/override",
+        data={"reason": "Caller's phone was stolen today", "csrf_token": csrf_token(waiting)},
+    )
+    opened = (await sadia.get(lookup)).text
+    assert textarea(opened, "description") == description
+    assert selected(opened, "category") == "other"
+
+
+async def test_two_tabs_sent_after_the_session_ended_each_get_their_words_back(
+    new_client, staff, registry, settings, app
+):
+    """One browser, two tabs, both forms sent after the session ended: a note on one grievance,
+    an escalation on another, and a second note in the same box of the first. Nothing of any of
+    them is lost, whichever tab she signs in from, and however many times."""
+    first, second = await file(registry, settings), await file(registry, settings)
+    one, two = f"/agent/grievances/{first}", f"/agent/grievances/{second}"
+    amina = await new_client("amina")
+    token = csrf_token((await amina.get(one)).text)
+    await idle_out(app, amina)
+    reason = "The campsite turned her away twice; she has no other way to collect."
+    later = "Your case is with a supervisor now; expect a call this week."
+    sent_one = await amina.post(f"{one}/notes", data={"note": NOTE, "csrf_token": token})
+    sent_two = await amina.post(
+        f"{two}/status", data={"to": "escalated", "note": reason, "csrf_token": token}
+    )
+    sent_again = await amina.post(f"{one}/notes", data={"note": later, "csrf_token": token})
+    for sent in (sent_one, sent_two, sent_again):
+        assert parse_qs(urlsplit(sent.headers["location"]).query)["unsaved"] == ["kept"]
+    # She signs in from the second tab: it leads back to the escalation, its reason in its box.
+    _, answer = await sign_in_again(amina, sent_two, "amina")
+    assert answer.headers["location"] == two
+    assert textarea((await amina.get(two)).text, "escalate-note") == reason
+    # The first tab's sign-in page, sent too (a session ends and another starts): its words are
+    # still there, the last written first, then the one before it once that one is sent.
+    _, answer = await sign_in_again(amina, sent_one, "amina")
+    assert answer.headers["location"] == one
+    back = (await amina.get(one)).text
+    assert textarea(back, "caller-note") == later and "is back in its form" in back
+    await amina.post(f"{one}/notes", data={"note": later, "csrf_token": csrf_token(back)})
+    back = (await amina.get(one)).text
+    assert textarea(back, "caller-note") == NOTE
+    assert textarea((await amina.get(one)).text, "caller-note") == ""
+    assert [e.note for e in await events(registry, first)][1:] == [later]
+    assert [k async for k in app.state.runtime.redis.scan_iter("*:sealed:unsent")] == []
+
+
+async def test_the_forms_kept_are_bounded_and_the_newest_stay(
+    new_client, staff, registry, settings, app
+):
+    from api.agent.sessions import MAX_UNSENT
+
+    ticket = await file(registry, settings)
+    page = f"/agent/grievances/{ticket}"
+    amina = await new_client("amina")
+    token = csrf_token((await amina.get(page)).text)
+    await idle_out(app, amina)
+    notes = [f"Note number {n} for the campsite" for n in range(MAX_UNSENT + 3)]
+    for note in notes:
+        sent = await amina.post(
+            f"{page}/notes", data={"note": note, "internal": "1", "csrf_token": token}
+        )
+    await sign_in_again(amina, sent, "amina")
+    given = [textarea((await amina.get(page)).text, "note") for _ in range(MAX_UNSENT + 1)]
+    assert given == [*reversed(notes[-MAX_UNSENT:]), ""]
+
+
+async def test_each_form_is_given_back_within_its_own_hour(
+    new_client, staff, registry, settings, app, monkeypatch
+):
+    """A second form kept later does not stretch the first one's hour: the first written past
+    it is not given back, the later one is."""
+    import time
+    import types
+
+    from api.agent import sessions
+
+    clock = [time.time()]
+    monkeypatch.setattr(sessions, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    first, second = await file(registry, settings), await file(registry, settings)
+    one, two = f"/agent/grievances/{first}", f"/agent/grievances/{second}"
+    amina = await new_client("amina")
+    token = csrf_token((await amina.get(one)).text)
+    await idle_out(app, amina)
+    await amina.post(f"{one}/notes", data={"note": NOTE, "csrf_token": token})
+    clock[0] += sessions.IDLE_SECONDS - 600
+    later = "Your case is with a supervisor now; expect a call this week."
+    sent = await amina.post(f"{two}/notes", data={"note": later, "csrf_token": token})
+    clock[0] += 1200
+    _, answer = await sign_in_again(amina, sent, "amina")
+    assert answer.headers["location"] == two
+    assert textarea((await amina.get(two)).text, "caller-note") == later
+    assert textarea((await amina.get(one)).text, "caller-note") == ""
+    # A refused form's words wait for their page an hour at most too.
+    longer = NOTE + " Call 8171 if it is closed."
+    token = csrf_token((await amina.get("/agent")).text)
+    await amina.post(f"{one}/notes", data={"note": longer, "csrf_token": token})
+    clock[0] += sessions.IDLE_SECONDS - 60
+    await amina.post(f"{two}/notes", data={"note": longer, "csrf_token": token})
+    clock[0] += 120
+    assert textarea((await amina.get(one)).text, "caller-note") == ""
+    assert textarea((await amina.get(two)).text, "caller-note") == longer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
@@ -13,7 +14,7 @@ from api.agent.errors import ConsoleError, safe_next
 from api.agent.i18n import LANGUAGE_COOKIE, LANGUAGES, N_
 from api.agent.pages import page
 from api.agent.schemas import AuditAction, RecordType
-from api.agent.sessions import Flash, cookie_name, secure_cookies
+from api.agent.sessions import cookie_name, secure_cookies
 from api.deps import RuntimeDep, SettingsDep
 from api.logs import mask_sensitive
 from api.ratelimit.http import limit_identity
@@ -147,13 +148,18 @@ async def login(
             status_code=401,
         )
     previous = request.cookies.get(cookie_name(settings))
-    # A form this agent sent after her last session here had ended: its words come back.
-    unsent = await sessions.take_unsent(previous, agent_id=result.agent.id) if previous else None
+    # Forms this agent sent after her last session here had ended (one a tab), and refused
+    # ones not shown again yet: their words come back, each on its own form's page.
+    carried = (
+        await sessions.take_unsent(previous, agent_id=result.agent.id, said=UNSENT_BACK)
+        if previous
+        else []
+    )
     if previous:
         await sessions.end(previous)
     session_id, session = await sessions.create(agent_id=result.agent.id)
-    if unsent is not None:
-        await sessions.flash(session, Flash("error", UNSENT_BACK, {}, kept=unsent.kept))
+    for flash in carried:
+        await sessions.flash(session, flash)
     await audit.record(
         db,
         actor=result.agent.username,
@@ -162,7 +168,12 @@ async def login(
         record_id=result.agent.username,
         client_ip=ip,
     )
-    back = safe_next(unsent.page if unsent is not None else next)
+    # Back to the page this sign-in was asked from if words wait there (this tab's form), else
+    # to the page of the form sent last.
+    back = safe_next(next)
+    waiting = [flash.page for flash in carried]
+    if waiting and urlsplit(back).path not in waiting:
+        back = safe_next(waiting[-1])
     response = RedirectResponse(back, status_code=303)
     # No max_age: the cookie ends with the browser; the session ends in Redis on its own timers.
     response.set_cookie(

@@ -31,7 +31,7 @@ from api.agent.i18n import N_, pakistan_today
 from api.agent.pages import page
 from api.agent.routes.grievances import WORKED
 from api.agent.schemas import AuditAction, RecordType, Role
-from api.agent.sessions import KEPT_ONLY, Flash
+from api.agent.sessions import Flash, Forms
 from api.db import utc
 from api.deps import RegistrySessionDep, RuntimeDep, SettingsDep
 from api.eligibility.schemas import EligibilityResult, EligibilityStatus
@@ -135,8 +135,9 @@ async def _refuse(
     **args: object,
 ) -> RedirectResponse:
     """Back to the page the form was on, with what was wrong at its top and what was typed
-    (`kept`: field ids → text) back in its fields."""
-    await sessions.flash(staff.session, Flash("error", message, dict(args), kept=kept or {}))
+    (`kept`: field ids → text) back in its fields (there, whatever pages are shown first)."""
+    flash = Flash("error", message, dict(args), kept=kept or {}, page=to)
+    await sessions.flash(staff.session, flash)
     return RedirectResponse(to, status_code=303)
 
 
@@ -244,24 +245,35 @@ async def caller(
         if lookup.override_request_id and grant is None
         else None
     )
-    if record is None:
-        # A grievance being written for the caller when the session ended comes back to this
-        # page after signing in, but its form shows only with the record open, which a new
-        # sign-in is not: its words wait, page after page, until the caller is verified again.
-        waiting = await sessions.kept_for_next_page(staff.session)
-        grievance = {name: waiting[name] for name in _GRIEVANCE_FIELDS if name in waiting}
-        if grievance.get("description", "").strip():
-            await sessions.flash(staff.session, Flash(KEPT_ONLY, "", {}, kept=grievance))
+    # The grievance form shows while the record is open; the form to open it without a code
+    # while it is closed (an agent's until she has asked).
+    in_registry = coarse.status is not EligibilityStatus.NOT_FOUND
+    if record is not None:
+        shown = Forms.on(_page_of(lookup), "grievance")
+    elif in_registry and (pending is None or staff.can(Role.SUPERVISOR)):
+        shown = Forms.on(_page_of(lookup), "reason")
+    else:
+        shown = Forms.on(_page_of(lookup))
+    # A grievance being written for the caller when the session ended comes back to this page
+    # after signing in, but its form shows only with the record open, which a new sign-in is
+    # not: its words wait, page after page, until the caller is verified again.
+    waiting = (
+        await sessions.waiting(staff.session, Forms.on(_page_of(lookup), "grievance"))
+        if record is None
+        else {}
+    )
     return await page(
         request,
         "caller.html",
         staff=staff,
+        forms=shown,
+        waiting=waiting if waiting.get("description", "").strip() else {},
         title=N_("Caller"),
         lookup=lookup,
         cnic_masked=cnic.masked,
         cnic_formatted=cnic.formatted,
         status=coarse.status.value,
-        in_registry=coarse.status is not EligibilityStatus.NOT_FOUND,
+        in_registry=in_registry,
         grant=grant,
         grant_minutes=GRANT_SECONDS // 60,
         record=record,
@@ -273,10 +285,6 @@ async def caller(
         default_language=settings.default_language,
         mask_phone=mask_phone,
     )
-
-
-#: The fields of the form that files a grievance for the caller.
-_GRIEVANCE_FIELDS = ("category", "description", "language")
 
 
 def _no_mobile(staff: Staff) -> Flash:

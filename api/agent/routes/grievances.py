@@ -24,7 +24,7 @@ from api.agent.errors import ConsoleError
 from api.agent.i18n import N_
 from api.agent.pages import COUNT_CAP, Seek, page
 from api.agent.schemas import AuditAction, RecordType, Role
-from api.agent.sessions import Flash
+from api.agent.sessions import Flash, Forms
 from api.db import utc
 from api.deps import RuntimeDep, SettingsDep
 from api.grievances import repository, service
@@ -192,16 +192,20 @@ async def grievance_page(
         if grievance.assigned_to is not None
         else None
     )
+    can_escalate = Status.ESCALATED in ALLOWED_TRANSITIONS[current]
+    # A supervisor's status form or an agent's escalation form, when the page shows either.
+    status_form = ("status",) if staff.can(Role.SUPERVISOR) or can_escalate else ()
     return await page(
         request,
         "grievance.html",
         staff=staff,
+        forms=Forms.on(_page_of(grievance), "note", "caller-note", *status_form),
         title=N_("Grievance"),
         g=grievance,
         cnic_masked=mask_cnic(grievance.cnic),
         overdue=current.value in WORKED and utc(grievance.due_at) < now,
         allowed=[s.value for s in allowed],
-        can_escalate=Status.ESCALATED in ALLOWED_TRANSITIONS[current],
+        can_escalate=can_escalate,
         is_supervisor=staff.can(Role.SUPERVISOR),
         staff_list=staff_list,
         assignee=assignee,
@@ -211,13 +215,18 @@ async def grievance_page(
     )
 
 
+def _page_of(grievance: Any) -> str:
+    """A grievance's page: where its forms are, and their refused words come back."""
+    return f"/agent/grievances/{grievance.ticket_id}"
+
+
 def _back(ticket_id: str) -> RedirectResponse:
     return RedirectResponse(f"/agent/grievances/{ticket_id}", status_code=303)
 
 
-def _too_long_for_sms(note: str, *, kept: dict[str, str]) -> Flash | None:
+def _too_long_for_sms(note: str, *, kept: dict[str, str], page: str) -> Flash | None:
     """The refusal of a note for the caller that her SMS could not carry whole (giving the form
-    back what was `kept` of it, to be shortened), else None."""
+    on `page` back what was `kept` of it, to be shortened), else None."""
     length = len(clean_text(note))
     if length <= CALLER_NOTE_MAX:
         return None
@@ -225,7 +234,8 @@ def _too_long_for_sms(note: str, *, kept: dict[str, str]) -> Flash | None:
         "The caller gets notes by SMS, which carries at most %(count)s characters of a note; "
         "this one has %(length)s. Shorten it, or write the rest as an internal note."
     )
-    return Flash("error", message, {"count": CALLER_NOTE_MAX, "length": length}, kept=kept)
+    args = {"count": CALLER_NOTE_MAX, "length": length}
+    return Flash("error", message, args, kept=kept, page=page)
 
 
 @router.post("/grievances/{ticket_id}/notes", dependencies=[CsrfChecked])
@@ -243,7 +253,7 @@ async def add_note(
     grievance = await _grievance_or_404(db, ticket_id)
     staff_only = bool(internal)
     kept = {"note" if staff_only else "caller-note": note} if note.strip() else {}
-    refusal = None if staff_only else _too_long_for_sms(note, kept=kept)
+    refusal = None if staff_only else _too_long_for_sms(note, kept=kept, page=_page_of(grievance))
     if refusal is not None:
         await sessions.flash(staff.session, refusal)
         return _back(grievance.ticket_id)
@@ -259,7 +269,13 @@ async def add_note(
     except service.InvalidText:
         await sessions.flash(
             staff.session,
-            Flash("error", N_("Write the note (at most 1000 characters)."), {}, kept=kept),
+            Flash(
+                "error",
+                N_("Write the note (at most 1000 characters)."),
+                {},
+                kept=kept,
+                page=_page_of(grievance),
+            ),
         )
         return _back(grievance.ticket_id)
     delivery = None if staff_only else await agents.note_delivery(db, event_id=event.id)
@@ -373,6 +389,7 @@ async def change_status(
                 {"actor": overtaken.actor, "status": grievance.status},
                 labels={"status": "status"},
                 kept=kept,
+                page=_page_of(grievance),
             ),
         )
         return _back(grievance.ticket_id)
@@ -385,7 +402,7 @@ async def change_status(
     # An agent's reason for escalating is for the supervisors: kept as an internal note, so the
     # caller's SMS says the grievance was escalated and nothing of the staff's discussion.
     reason_only = escalating and not staff.can(Role.SUPERVISOR)
-    refusal = None if reason_only else _too_long_for_sms(note, kept=kept)
+    refusal = None if reason_only else _too_long_for_sms(note, kept=kept, page=_page_of(grievance))
     if refusal is not None:
         await sessions.flash(staff.session, refusal)
         return _back(grievance.ticket_id)
@@ -412,13 +429,20 @@ async def change_status(
                 {"from": previous, "to": target.value},
                 labels={"from": "status", "to": "status"},
                 kept=kept,
+                page=_page_of(grievance),
             ),
         )
         return _back(grievance.ticket_id)
     except service.InvalidText:
         await sessions.flash(
             staff.session,
-            Flash("error", N_("Write the note (at most 1000 characters)."), {}, kept=kept),
+            Flash(
+                "error",
+                N_("Write the note (at most 1000 characters)."),
+                {},
+                kept=kept,
+                page=_page_of(grievance),
+            ),
         )
         return _back(grievance.ticket_id)
     await audit.record(

@@ -32,8 +32,10 @@ window.addEventListener("pageshow", () => {
 // The language switch keeps what was typed. The page in the other language is a new page, so
 // the words in its forms' fields (those marked data-keep) are held in this tab's
 // sessionStorage for the moment it takes to load, put back in the same fields there, and
-// removed: the next page loaded, whichever it is, removes them. Without this file the switch
-// is a plain link that switches (and the words go, as they did).
+// removed. Only the page they were typed on, showing those fields, to the same member of staff
+// (data-agent), takes them: a sign-in page (the session had ended) or an error page shown
+// first leaves them for it, and another member of staff signing in at this tab removes them.
+// Without this file the switch is a plain link that switches (and the words go, as they did).
 const KEPT = "rabta:kept:";
 const KEPT_FOR_MS = 60 * 1000;
 
@@ -56,35 +58,54 @@ document.addEventListener("click", (event) => {
   try {
     sessionStorage.setItem(
       KEPT + new URL(next, location.href).pathname,
-      JSON.stringify({ at: Date.now(), fields: Object.fromEntries(typed) }),
+      JSON.stringify({
+        at: Date.now(),
+        agent: document.body.dataset.agent || "",
+        fields: Object.fromEntries(typed),
+      }),
     );
   } catch {
     // Storage refused (full, or turned off): the switch still switches.
   }
 });
 
+function keptFields(stored) {
+  return Object.entries((stored && stored.fields) || {}).filter(([id]) => {
+    const field = document.getElementById(id);
+    return field && field.hasAttribute("data-keep");
+  });
+}
+
 function restoreTyped() {
-  let stored = null;
+  const agent = document.body.dataset.agent || "";
   try {
     for (const key of Object.keys(sessionStorage)) {
-      if (key.startsWith(KEPT)) {
-        if (key === KEPT + location.pathname) {
-          stored = JSON.parse(sessionStorage.getItem(key) || "null");
-        }
-        sessionStorage.removeItem(key);
+      if (!key.startsWith(KEPT)) {
+        continue;
       }
+      const stored = JSON.parse(sessionStorage.getItem(key) || "null");
+      if (!stored || !(Date.now() - stored.at < KEPT_FOR_MS)) {
+        sessionStorage.removeItem(key);
+        continue;
+      }
+      if (!agent) {
+        continue; // the sign-in page: kept for the page it leads back to
+      }
+      if (stored.agent !== agent) {
+        sessionStorage.removeItem(key); // not this member of staff's words
+        continue;
+      }
+      const fields = key === KEPT + location.pathname ? keptFields(stored) : [];
+      if (fields.length === 0) {
+        continue; // another page, or this one without its forms (an error page)
+      }
+      for (const [id, value] of fields) {
+        document.getElementById(id).value = value;
+      }
+      sessionStorage.removeItem(key);
     }
   } catch {
-    return;
-  }
-  if (!stored || !(Date.now() - stored.at < KEPT_FOR_MS)) {
-    return;
-  }
-  for (const [id, value] of Object.entries(stored.fields || {})) {
-    const field = document.getElementById(id);
-    if (field && field.hasAttribute("data-keep")) {
-      field.value = value;
-    }
+    // Storage turned off, or a value that does not read: nothing to put back.
   }
 }
 
