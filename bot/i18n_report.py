@@ -214,7 +214,7 @@ WORST_CASE_CONTEXT: dict[str, Any] = {
     "ticket": "G-7K3M9Q",
     "due": dt.date(2026, 12, 31),
     "category": Category.DATA_CORRECTION.value,
-    # the flow shows at most 40 characters of the description back
+    # the flow shows at most 40 units of the description back (grievance.PREVIEW_UNITS)
     "description": "Retailer took Rs 2,000 from my payment..",
     "status": Status.ESCALATED,
     "note": NOTE_LONG,

@@ -31,7 +31,7 @@ from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
 from bot.formatting import is_rtl
-from bot.segments import GSM7_BASIC, GSM7_EXTENSION
+from bot.segments import GSM7_BASIC, GSM7_EXTENSION, measure
 
 #: The key under which a complaint's draft keeps its own key (`ask_confirmation`).
 DRAFT = "draft"
@@ -253,8 +253,16 @@ async def status(turn: Turn, cnic: Cnic, ticket: str) -> list[Reply]:
     return [Reply("grievance/status", {"grievance": grievance, "cnic": name})]
 
 
+#: The most of a description the confirmation echoes, counted as an SMS counts it (septets,
+#: two for a GSM-7 extension character such as `€`; or UTF-16 units, two for an emoji): the
+#: confirmation's templates fit their segment budget with this much (bot/i18n_report.py).
+PREVIEW_UNITS = 40
+#: What cannot end a cut preview: a joiner or variation selector left of a broken emoji.
+_DANGLING = "\u200d\ufe0e\ufe0f"
+
+
 def _preview(text: str, language: str) -> str:
-    """The description as the confirmation echoes it, at most 40 characters.
+    """The description as the confirmation echoes it, at most `PREVIEW_UNITS` long.
 
     Phones type typographic quotes and dashes, and one of them turns a whole Latin-script SMS
     into UCS-2 (70 characters a segment instead of 160): the echo uses their GSM-7 forms (NFKC
@@ -266,4 +274,9 @@ def _preview(text: str, language: str) -> str:
     if not is_rtl(language):
         text = "".join(c for c in text if c in _GSM7 or c.isalnum())
     text = " ".join(text.split())
-    return text if len(text) <= 40 else text[:38].rstrip() + ".."
+    if measure(text).units <= PREVIEW_UNITS:
+        return text
+    cut = text[: PREVIEW_UNITS - 2]
+    while measure(cut).units > PREVIEW_UNITS - 2:
+        cut = cut[:-1]
+    return cut.rstrip().rstrip(_DANGLING) + ".."
