@@ -8,7 +8,7 @@ import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from api.db import utc
 from api.registry.models import Grievance, GrievanceEvent
@@ -100,7 +100,11 @@ UtcDatetime = Annotated[dt.datetime, AfterValidator(utc)]
 
 
 class GrievanceIn(BaseModel):
-    """`POST /v1/me/grievances`: what the owner files."""
+    """`POST /v1/me/grievances`: what the owner files. Nothing else: a field it does not take
+    (a `cnic` a partner thinks it files for) is refused, as `/v1/otp`'s bodies refuse it,
+    rather than dropped while the grievance is filed for the token's owner."""
+
+    model_config = ConfigDict(extra="forbid")
 
     category: Category
     description: str = Field(min_length=1, max_length=MAX_DESCRIPTION)

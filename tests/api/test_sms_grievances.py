@@ -272,6 +272,35 @@ async def test_rest_refuses_a_description_of_zero_width_characters(client, app, 
     assert listing.json()["grievances"] == []
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # A partner that thinks it files for the person it names: it would be filed, silently,
+        # for the token's owner instead.
+        {"cnic": "4210198765433"},
+        {"channel": "sms", "language": "ur"},
+    ],
+    ids=["cnic", "channel"],
+)
+async def test_rest_refuses_a_grievance_with_fields_it_does_not_take(
+    client, app, settings, registry, extra
+):
+    from tests.otp.test_rest_verification import login
+
+    token = await login(client, app, settings, ELIGIBLE_WIFE, ELIGIBLE_PHONE)
+    auth = {"Authorization": f"Bearer {token}"}
+    refused = await client.post(
+        "/v1/me/grievances",
+        headers=auth,
+        json={"category": "other", "description": "Card not returned", **extra},
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert {tuple(e["loc"]) for e in refused.json()["errors"]} == {("body", name) for name in extra}
+    listing = await client.get("/v1/me/grievances", headers=auth)
+    assert listing.json()["grievances"] == []
+
+
 async def test_someone_elses_ticket_is_not_found_over_rest(client, app, settings, registry):
     from tests.otp.test_rest_verification import login
 
