@@ -69,11 +69,18 @@ async def _create(settings: Settings, name: str, quota: str) -> str:
         return await create_partner(session, name=name, quota=quota)
 
 
-@partner_app.command("revoke")
+@partner_app.command(
+    "revoke",
+    help=(
+        "Deactivate a partner: every API worker refuses its key within "
+        f"{PARTNER_CACHE_SECONDS:.0f} s, the time a worker trusts a key it has checked (the "
+        "row stays, for the record)."
+    ),
+)
 def revoke_command(
     partner: Annotated[str, typer.Argument(help="The partner's name, or its id.")],
 ) -> None:
-    """Deactivate a partner: its API key is refused from then on (the row stays, for the record)."""
+    """Deactivate a partner (the help text is above: it names the cache's lifetime)."""
     settings = settings_or_exit()
     name = asyncio.run(_revoke(settings, partner.strip()))
     if name is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 import pytest
@@ -66,3 +67,17 @@ async def test_revoking_a_number_no_partner_can_have_exits_1(db: Database, numbe
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
     assert f"No partner is named or numbered {number!r}" in result.stderr
+
+
+def test_the_help_says_how_soon_a_revoked_key_is_refused():
+    from api.ratelimit.http import PARTNER_CACHE_SECONDS
+
+    def words(*arguments: str) -> str:
+        shown = CliRunner().invoke(rabta, [*arguments, "--help"])
+        assert shown.exit_code == 0
+        return " ".join(re.sub("[│╭╮╰╯─]", " ", shown.stdout).split())  # no box borders
+
+    # Each worker trusts a key it has checked for this long: "from then on" it is not.
+    said = f"every API worker refuses its key within {PARTNER_CACHE_SECONDS:.0f} s"
+    assert said in words("partner")
+    assert said in words("partner", "revoke")
