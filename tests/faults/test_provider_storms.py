@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from api.outbox.senders import TwilioSender
 from api.outbox.service import BACKOFF_BASE_SECONDS, MAX_ATTEMPTS, deliver_due, enqueue
 from api.registry.models import OutboundMessage
-from tests.outbox.conftest import serve
+from tests.outbox.conftest import serve, twilio_created
 from tests.outbox.test_senders import twilio_settings
 from tests.security.figures import figure
 
@@ -51,24 +51,7 @@ class StormTwilio:
                 headers={"Retry-After": str(RETRY_AFTER)},
             )
         self.calls.append((self.now, body, 201))
-        sid = "SM" + secrets.token_hex(16)
-        account = request.match_info["account"]
-        return web.json_response(
-            {
-                "sid": sid,
-                "account_sid": account,
-                "to": form.get("To"),
-                "from": form.get("From"),
-                "body": body,
-                "status": "queued",
-                "num_segments": "1",
-                "direction": "outbound-api",
-                "api_version": "2010-04-01",
-                "date_created": "Mon, 23 Nov 2026 10:00:00 +0000",
-                "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
-            },
-            status=201,
-        )
+        return twilio_created(request, form, "SM" + secrets.token_hex(16))
 
 
 def aware(moment: dt.datetime) -> dt.datetime:

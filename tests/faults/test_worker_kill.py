@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 
 from api.outbox.service import enqueue
 from api.registry.models import OutboundMessage
-from tests.outbox.conftest import serve
+from tests.outbox.conftest import bot_api_fields, bot_api_sent, serve
 from tests.security.figures import figure
 
 pytestmark = pytest.mark.slow
@@ -44,10 +44,7 @@ class SlowBotApi:
     next_id: int = 1000
 
     async def send_message(self, request: web.Request) -> web.Response:
-        if request.content_type == "application/json":
-            data = await request.json()
-        else:
-            data = {key: str(value) for key, value in (await request.post()).items()}
+        data = await bot_api_fields(request)
         self.received.append(str(data["text"]))
         self.in_flight += 1
         try:
@@ -56,17 +53,7 @@ class SlowBotApi:
             self.in_flight -= 1
         self.answered += 1
         self.next_id += 1
-        return web.json_response(
-            {
-                "ok": True,
-                "result": {
-                    "message_id": self.next_id,
-                    "date": 1795000000,
-                    "chat": {"id": int(data["chat_id"]), "type": "private", "first_name": "A"},
-                    "text": data["text"],
-                },
-            }
-        )
+        return bot_api_sent(data, self.next_id)
 
 
 def start_worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[bytes]:

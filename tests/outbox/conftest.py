@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +92,50 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+def twilio_created(request: web.Request, form: Mapping[str, Any], sid: str) -> web.Response:
+    """Twilio's 201 to a Messages create of `form`: the message, queued as `sid`."""
+    account = request.match_info["account"]
+    return web.json_response(
+        {
+            "sid": sid,
+            "account_sid": account,
+            "to": form.get("To"),
+            "from": form.get("From"),
+            "body": form.get("Body", ""),
+            "status": "queued",
+            "num_segments": "1",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "date_created": "Mon, 23 Nov 2026 10:00:00 +0000",
+            "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
+        },
+        status=201,
+    )
+
+
+async def bot_api_fields(request: web.Request) -> dict[str, Any]:
+    """What a call to the Bot API carries, sent as JSON or as a form."""
+    if request.content_type == "application/json":
+        return await request.json()
+    return {key: str(value) for key, value in (await request.post()).items()}
+
+
+def bot_api_sent(data: dict[str, Any], message_id: int) -> web.Response:
+    """The Bot API's answer to a sendMessage of `data`: the Message it sent, as `message_id`."""
+    return web.json_response(
+        {
+            "ok": True,
+            "result": {
+                "message_id": message_id,
+                "date": 1795000000,
+                "chat": {"id": int(data["chat_id"]), "type": "private", "first_name": "A"},
+                "from": {"id": 123456, "is_bot": True, "first_name": "Rabta"},
+                "text": data.get("text", ""),
+            },
+        }
+    )
+
+
 @dataclass
 class FakeTwilio:
     """Twilio's Messages API: records each create, answers from `replies` or with a message."""
@@ -120,22 +164,7 @@ class FakeTwilio:
         sid = "SM" + secrets.token_hex(16)
         if self.on_create is not None:
             await self.on_create(self.requests[-1]["form"], sid)
-        return web.json_response(
-            {
-                "sid": sid,
-                "account_sid": request.match_info["account"],
-                "to": form.get("To"),
-                "from": form.get("From"),
-                "body": form.get("Body", ""),
-                "status": "queued",
-                "num_segments": "1",
-                "direction": "outbound-api",
-                "api_version": "2010-04-01",
-                "date_created": "Mon, 23 Nov 2026 10:00:00 +0000",
-                "uri": f"/2010-04-01/Accounts/{request.match_info['account']}/Messages/{sid}.json",
-            },
-            status=201,
-        )
+        return twilio_created(request, form, sid)
 
 
 @pytest.fixture
@@ -162,27 +191,13 @@ class FakeTelegram:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
-        if request.content_type == "application/json":
-            data = await request.json()
-        else:
-            data = {key: str(value) for key, value in (await request.post()).items()}
+        data = await bot_api_fields(request)
         self.requests.append(data)
         if self.replies:
             status, body = self.replies.popleft()
             return web.json_response(body, status=status)
         self.next_id += 1
-        return web.json_response(
-            {
-                "ok": True,
-                "result": {
-                    "message_id": self.next_id,
-                    "date": 1795000000,
-                    "chat": {"id": int(data["chat_id"]), "type": "private", "first_name": "A"},
-                    "from": {"id": 123456, "is_bot": True, "first_name": "Rabta"},
-                    "text": data.get("text", ""),
-                },
-            }
-        )
+        return bot_api_sent(data, self.next_id)
 
 
 @pytest.fixture
