@@ -40,3 +40,21 @@ async def test_a_complaint_confirmation_echoing_emoji_keeps_its_budget(
     assert "1" in confirm or "۱" in confirm or "١" in confirm  # the confirmation, not a prompt
     cost = measure(confirm)
     assert cost.segments <= sms_budget("grievance/confirm", language), (cost, confirm)
+
+
+#: What people type after TRACK that is no complaint number, in letters GSM-7 does not have.
+NOT_TICKETS = {
+    "urdu": "میری شکایت",
+    "emoji": "😀😀😀",
+    "backticks": "`G-7K3M9Q`",
+}
+
+
+@pytest.mark.parametrize("typed", NOT_TICKETS.values(), ids=NOT_TICKETS.keys())
+@pytest.mark.parametrize("code", LANGUAGES)
+async def test_an_unknown_ticket_echoed_keeps_the_budget(client, registry, code, typed):
+    language = LANGUAGES[code]
+    await say(client, f"LANG {code}", "SMtrack1")
+    answer = await say(client, f"TRACK {typed}", "SMtrack2")
+    cost = measure(answer)
+    assert cost.segments <= sms_budget("grievance/not_found", language), (cost, answer)

@@ -234,13 +234,22 @@ async def track(turn: Turn) -> list[Reply]:
     ticket = normalise_ticket_id(turn.command.argument)
     owner = await turn.services.grievance_owner(ticket) if ticket else None
     if ticket is None or owner is None:
-        return [Reply("grievance/not_found", {"ticket": turn.command.argument.upper()[:12]})]
+        return [Reply("grievance/not_found", {"ticket": _as_typed(turn.command.argument)})]
     cnic = Cnic(owner)
     if await who.may_see(turn, cnic):
         return await status(turn, cnic, ticket)
     replies = await verification.start(turn, cnic, then="track")
     turn.conversation.data["ticket"] = ticket
     return replies
+
+
+def _as_typed(argument: str) -> str:
+    """A complaint number that was not found, as its answer names it: what was typed, upper-cased,
+    at most 12 characters; nothing (the answer says "that number") when it is not GSM-7 (Urdu
+    words after TRACK, a backtick), which would make an English or Roman Urdu answer UCS-2, two
+    segments for one (SPEC §2). A complaint number is GSM-7."""
+    typed = argument.upper()[:12]
+    return typed if measure(typed).encoding == "GSM-7" else ""
 
 
 async def status(turn: Turn, cnic: Cnic, ticket: str) -> list[Reply]:
