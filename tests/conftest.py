@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
@@ -132,6 +132,26 @@ async def truncate_all(database: Database) -> None:
         else:
             for table in reversed(Base.metadata.sorted_tables):
                 await conn.execute(delete(table))
+
+
+@contextlib.asynccontextmanager
+async def commit_trigger(
+    db: Database, create: Sequence[str], drop: Sequence[str]
+) -> AsyncIterator[None]:
+    """A deferred constraint trigger that ends its own connection at COMMIT, as a database
+    restarting under a commit does: made by `create` for the block, and gone (`drop`) before
+    and after it. PostgreSQL only: on another database the test is skipped."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("needs PostgreSQL (a constraint trigger ends the connection at COMMIT)")
+    async with db.engine.begin() as connection:
+        for statement in (*drop, *create):
+            await connection.exec_driver_sql(statement)
+    try:
+        yield
+    finally:
+        async with db.engine.begin() as connection:
+            for statement in drop:
+                await connection.exec_driver_sql(statement)
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 
-import pytest
 from sqlalchemy import func, select
 
 from api.registry.models import Grievance
 from tests.agent.conftest import post_form
 from tests.agent.test_callers import verified
+from tests.conftest import commit_trigger
 
 #: A deferred constraint trigger runs at COMMIT: this one ends its own connection there, as a
 #: database restarting under the commit does.
@@ -30,25 +29,10 @@ KEEP_THE_COMMIT = (
 )
 
 
-@contextlib.asynccontextmanager
-async def commits_lost(db):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("needs PostgreSQL (a constraint trigger ends the connection at COMMIT)")
-    async with db.engine.begin() as connection:
-        for statement in LOSE_THE_COMMIT:
-            await connection.exec_driver_sql(statement)
-    try:
-        yield
-    finally:
-        async with db.engine.begin() as connection:
-            for statement in KEEP_THE_COMMIT:
-                await connection.exec_driver_sql(statement)
-
-
 async def test_a_grievance_whose_commit_is_lost_is_not_reported_filed(new_client, staff, registry):
     amina = await new_client("amina")
     lookup = await verified(amina, registry)
-    async with commits_lost(registry):
+    async with commit_trigger(registry, LOSE_THE_COMMIT, KEEP_THE_COMMIT):
         response = await post_form(
             amina,
             lookup,

@@ -5,12 +5,8 @@ sender. The sender asking again must get a code, not "we sent a code" for one th
 
 from __future__ import annotations
 
-import contextlib
-
-import pytest
-
 from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
-from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, codes_sent
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, codes_sent, commit_trigger
 
 #: A deferred constraint trigger runs at COMMIT: this one ends its own connection there, for
 #: the first code SMS queued, as a database restarting under that commit does (a sequence, not
@@ -34,27 +30,12 @@ CLEAN_UP = (
 )
 
 
-@contextlib.asynccontextmanager
-async def first_code_lost(db):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("needs PostgreSQL (a constraint trigger ends the connection at COMMIT)")
-    async with db.engine.begin() as connection:
-        for statement in CLEAN_UP + LOSE_THE_FIRST_CODE:
-            await connection.exec_driver_sql(statement)
-    try:
-        yield
-    finally:
-        async with db.engine.begin() as connection:
-            for statement in CLEAN_UP:
-                await connection.exec_driver_sql(statement)
-
-
 async def test_a_code_lost_with_its_commit_is_sent_when_asked_again(
     client, app, settings, registry, db
 ):
     helper = Chat(client, HELPER_PHONE)
     await helper.send("LANG EN")
-    async with first_code_lost(db):
+    async with commit_trigger(db, LOSE_THE_FIRST_CODE, CLEAN_UP):
         lost = await helper.send(f"PAY {ELIGIBLE_WIFE}")
         assert "we sent" not in lost  # held: no answer yet (the database is "away")
         assert await codes_sent(db) == 0
