@@ -19,12 +19,70 @@ err = Console(stderr=True)
 
 def settings_or_exit() -> Settings:
     """The settings, or exit 2 with what was refused (a bad RABTA_* value, production without
-    its secrets) instead of a traceback."""
+    its secrets, a URL or a rate limit Rabta cannot use) instead of a traceback."""
     try:
-        return get_settings()
+        settings = get_settings()
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         err.print(f"[red]Configuration refused:[/red] {escape(refusal(exc))}")
         raise typer.Exit(2) from None
+    if problem := unusable(settings):
+        err.print(f"[red]Configuration refused:[/red] {escape(problem)}", soft_wrap=True)
+        raise typer.Exit(2)
+    return settings
+
+
+#: The SQLAlchemy drivers Rabta ships (`postgresql://` and `sqlite://` are read as these).
+USABLE_DATABASES = ("postgresql+asyncpg", "sqlite+aiosqlite")
+
+
+def unusable(settings: Settings) -> str | None:
+    """What in `settings` no command could use, said without its value where that may hold a
+    password, or None: a URL that is not one (SQLAlchemy's or redis-py's traceback otherwise,
+    or a module that is not installed), a database Rabta has no driver for, a rate limit that
+    does not parse (which `rabta serve` would meet only as its workers start)."""
+    from limits import parse
+    from redis.asyncio.connection import parse_url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    for variable, url in (
+        ("DATABASE_URL", settings.database_url),
+        ("REGISTRY_DATABASE_URL", settings.registry_database_url),
+    ):
+        if not url:
+            continue
+        try:
+            driver = make_url(url).drivername
+        except ArgumentError:
+            return (
+                f"{variable}: not a database URL; write it like "
+                "postgresql+asyncpg://user:password@host:5432/rabta or "
+                "sqlite+aiosqlite:///var/rabta.db"
+            )
+        if driver not in USABLE_DATABASES:
+            return (
+                f"{variable}: Rabta uses PostgreSQL (postgresql+asyncpg://…) or SQLite "
+                f"(sqlite+aiosqlite:///…), not {driver}"
+            )
+    if settings.redis_url:
+        try:
+            parse_url(settings.redis_url)
+        except ValueError:
+            return (
+                "REDIS_URL: not a Redis URL; write it like redis://host:6379/0 "
+                "(rediss:// with TLS, unix:///path/to/redis.sock)"
+            )
+    for name, field in type(settings).model_fields.items():
+        if not name.startswith("limit_"):
+            continue
+        limit = getattr(settings, name)
+        try:
+            parse(limit)
+        except ValueError:
+            return (
+                f"{field.alias}: {limit!r} is not a rate limit; write it like 60/minute or 10/hour"
+            )
+    return None
 
 
 def refusal(exc: ValueError) -> str:
@@ -49,10 +107,14 @@ def unreachable_service(exc: BaseException) -> str | None:
 
     URLs are shown without their passwords."""
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError as RedisResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return _outage("Redis", "REDIS_URL", _first_line(exc))
+    if isinstance(exc, RedisResponseError) and "DB index" in str(exc):
+        # REDIS_URL names a database number the server does not have (16 by default).
         return _outage("Redis", "REDIS_URL", _first_line(exc))
     if isinstance(exc, OperationalError | DBAPIError) and _is_connection_error(exc):
         return _outage("the database", "DATABASE_URL", _first_line(exc.orig or exc))

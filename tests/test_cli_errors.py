@@ -261,3 +261,60 @@ def test_outbox_tail_skips_lines_that_are_not_messages(
     assert result.exit_code == 0, result.output
     assert "sms → +92300****567 [reply]" in result.stdout
     assert "Shukriya" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        (
+            "DATABASE_URL",
+            "rabta.db",
+            "DATABASE_URL: not a database URL; write it like "
+            "postgresql+asyncpg://user:password@host:5432/rabta or sqlite+aiosqlite:///var/rabta.db",
+        ),
+        (
+            "DATABASE_URL",
+            "mysql://rabta:hunter2@db/rabta",
+            "DATABASE_URL: Rabta uses PostgreSQL (postgresql+asyncpg://…) or SQLite "
+            "(sqlite+aiosqlite:///…), not mysql",
+        ),
+        (
+            "REGISTRY_DATABASE_URL",
+            "postgresql+psycopg2://rabta:hunter2@replica/rabta",
+            "REGISTRY_DATABASE_URL: Rabta uses PostgreSQL (postgresql+asyncpg://…) or SQLite "
+            "(sqlite+aiosqlite:///…), not postgresql+psycopg2",
+        ),
+        (
+            "REDIS_URL",
+            "http://:hunter2@127.0.0.1:6379",
+            "REDIS_URL: not a Redis URL; write it like redis://host:6379/0 "
+            "(rediss:// with TLS, unix:///path/to/redis.sock)",
+        ),
+        (
+            "RABTA_LIMIT_IP",
+            "60/minut",
+            "RABTA_LIMIT_IP: '60/minut' is not a rate limit; write it like 60/minute or 10/hour",
+        ),
+    ],
+    ids=lambda value: value if value.isupper() else None,
+)
+def test_a_url_or_limit_rabta_cannot_use_is_refused_in_one_line(
+    variable: str, value: str, refused: str
+) -> None:
+    result = _rabta("outbox", "stats", **{variable: value})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert f"Configuration refused: {refused}" in " ".join(result.stderr.split())
+
+
+def test_a_redis_database_that_is_not_there_is_named(redis_url: str | None) -> None:
+    if not redis_url:
+        pytest.skip("needs a Redis server (REDIS_URL)")
+    url = redis_url.rsplit("/", 1)[0] + "/99999"
+    result = _rabta("held", "stats", REDIS_URL=url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"Cannot use Redis (REDIS_URL={url}): DB index is out of range" in " ".join(
+        result.stderr.split()
+    )
