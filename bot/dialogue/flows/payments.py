@@ -45,13 +45,18 @@ async def pay(turn: Turn) -> list[Reply]:
 
 async def answer_choice(turn: Turn) -> list[Reply] | None:
     """The answer to CHOOSE_PERSON (a number became `PAY <CNIC>` or the CNIC a complaint is
-    about), None for a new request; anything else (a number not on the list) asks again."""
+    about; a CNIC of the list typed out is that choice too), None for a new request; anything
+    else (a number not on the list) asks again."""
     if turn.conversation.data.get("then") == "complaint":
         from bot.dialogue.flows import grievance
 
         return await grievance.answer_person(turn)
     if turn.command.intent is Intent.PAY:
         return await pay(turn)
+    chosen = who.typed_choice(turn)
+    if chosen is not None:
+        turn.conversation.reset()
+        return await for_cnic(turn, chosen)
     return None if turn.starts_afresh else who.choose_person_again(turn)
 
 

@@ -5,8 +5,9 @@ Shared by the flows that need a verified person (payments, grievances).
 
 from __future__ import annotations
 
-from api.identity import Cnic, mask_cnic
+from api.identity import Cnic, InvalidCnic, mask_cnic
 from bot.channels.base import Option, Reply
+from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
 from bot.ports import Services
@@ -77,6 +78,19 @@ def choose_person(turn: Turn, cnics: list[str], *, command: str = "") -> list[Re
     turn.conversation.step = Step.CHOOSE_PERSON
     turn.conversation.options = [f"{command} {cnic}".lstrip() for cnic in cnics]
     return choose_person_again(turn)
+
+
+def typed_choice(turn: Turn) -> Cnic | None:
+    """A CNIC typed out at the "which CNIC?" menu (`3520212345672`, not its number) that is one
+    of the menu's choices, else None: a CNIC not on the menu is a question of its own."""
+    if turn.command.intent is not Intent.CNIC:
+        return None
+    try:
+        cnic = Cnic.parse(turn.command.argument)
+    except InvalidCnic:
+        return None
+    listed = {reply.rsplit(maxsplit=1)[-1] for reply in turn.conversation.options}
+    return cnic if cnic.digits in listed else None
 
 
 def choose_person_again(turn: Turn) -> list[Reply]:
