@@ -291,6 +291,10 @@ def _worst_case_variants() -> dict[str, list[dict[str, Any]]]:
             for scope in ("sender", "cnic")
         ],
         "grievance/confirm": [{"category": c.value} for c in Category],
+        # Five CNICs on the phone are listed; more are asked for (verify/choose_person.j2).
+        "verify/choose_person": [
+            {"cnics": [f"35202-***{n:04d}-{n % 10}" for n in range(count)]} for count in (5, 12)
+        ],
         "grievance/filed": [{"category": c.value} for c in Category],
     }
 
