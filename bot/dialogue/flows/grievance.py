@@ -139,10 +139,12 @@ async def answer_category(turn: Turn) -> list[Reply] | None:
 
 
 async def answer_description(turn: Turn) -> list[Reply] | None:
-    """Whatever the person writes is the description; only a bare keyword (HELP, STOP…)
-    leaves the complaint: "paise nahi mile" starts with a keyword but is a description."""
+    """Whatever the person writes is the description; only a new request leaves the complaint,
+    as at its other questions: a keyword alone (HELP, STOP…) or with what it takes (`LANG EN`,
+    `PAY <CNIC>`, `TRACK <ticket>`). "paise nahi mile" starts with a keyword but is a
+    description; so is a CNIC among the words (or alone), which this question is not asking."""
     command = turn.command
-    if command.keyword and not command.argument:
+    if command.keyword and turn.starts_afresh:
         return None
     text = clean_text(turn.inbound.text)[:MAX_DESCRIPTION]
     if not describes(text):
