@@ -116,8 +116,9 @@ DONE = ("sent", "delivered", "failed", "undelivered", "suppressed")
 
 @outbox_app.command("stats")
 def stats() -> None:
-    """Messages in the outbox by channel and status: every one waiting or being sent, and those
-    done (sent, delivered, failed, undelivered, suppressed) last tried in the past 24 hours."""
+    """Messages in the outbox by channel and status.
+
+    Every one waiting or being sent, and those done (sent, failed, …) in the past 24 hours."""
     settings = settings_or_exit()
     rows = asyncio.run(_stats(settings, now=dt.datetime.now(dt.UTC)))
     table = Table("channel", "status", "messages", "oldest", "last error")
