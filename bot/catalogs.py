@@ -79,10 +79,23 @@ def check(locales_dir: Path = LOCALES_DIR) -> list[Problem]:
     return problems
 
 
+def missing(locales_dir: Path = LOCALES_DIR) -> list[str]:
+    """Languages of `LANGUAGES` with no catalog yet (one just added, before `pybabel init`)."""
+    return [language for language in LANGUAGES if not po_path(language, locales_dir).is_file()]
+
+
+def _shown(path: Path) -> Path:
+    """`path` as typed from the working directory (the project's, under make) when inside it."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
 def fix_headers(locales_dir: Path = LOCALES_DIR) -> None:
-    """Set each catalog's Language and Plural-Forms headers to the right values."""
+    """Set each catalog's Language and Plural-Forms headers to the right values (skipping the
+    languages with no catalog yet: `missing`)."""
     for language in LANGUAGES:
         path = po_path(language, locales_dir)
+        if not path.is_file():
+            continue
         text = path.read_text(encoding="utf-8")
         text = re.sub(r'"Language: [^"\\]*\\n"', f'"Language: {language}\\\\n"', text, count=1)
         text = re.sub(
@@ -94,12 +107,22 @@ def fix_headers(locales_dir: Path = LOCALES_DIR) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], locales_dir: Path = LOCALES_DIR) -> int:
     command = argv[1] if len(argv) > 1 else "check"
+    absent = missing(locales_dir)
+    for language in absent:
+        print(
+            f"{language}: {_shown(po_path(language, locales_dir))} does not exist yet; create it"
+            f" with .venv/bin/pybabel init -i {_shown(locales_dir / 'messages.pot')}"
+            f" -d {_shown(locales_dir)} -l {language}",
+            file=sys.stderr,
+        )
     if command == "fix-headers":
-        fix_headers()
-        return 0
-    problems = check()
+        fix_headers(locales_dir)
+        return 1 if absent else 0
+    if absent:
+        return 1
+    problems = check(locales_dir)
     for problem in problems:
         print(f"{problem.language}: {problem.what}: {problem.msgid[:60]!r}")
     return 1 if problems else 0

@@ -92,3 +92,12 @@ def test_labels_translate_stored_values_and_show_unknown_ones_as_they_are():
     assert i18n.label("en", "category", "payment_not_received") == "Payment not received"
     assert i18n.label("en", "status", "something_new") == "something_new"
     assert i18n.label("ur", "status", None) == "(کوئی نہیں)"
+
+
+def test_every_callers_language_has_its_console_label():
+    """The console names a caller's language (her record, the complaint form's choice) by this
+    label; a language added to Rabta without one would show as its raw code (README, "Add a
+    language")."""
+    from bot.formatting import LANGUAGES as CALLER_LANGUAGES
+
+    assert set(i18n.LABELS["language"]) == set(CALLER_LANGUAGES)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from babel import Locale
 
-from bot.catalogs import fix_headers, load, plural_forms, po_path
+from bot.catalogs import fix_headers, load, main, plural_forms, po_path
 from bot.formatting import DIGITS, NUMBERING_SYSTEMS
 from bot.i18n import LANGUAGES, LOCALES_DIR
 
@@ -55,6 +55,26 @@ def test_a_new_language_gets_its_headers_without_a_table_entry(tmp_path, monkeyp
     text = Path(new).read_text(encoding="utf-8")
     assert '"Language: skr\\n"' in text
     assert f'"Plural-Forms: {plural_forms("skr")}\\n"' in text
+
+
+def test_make_messages_names_a_new_language_without_a_catalog(tmp_path, monkeypatch, capsys):
+    """`make messages` run after adding a code to `LANGUAGES` (README "Add a language") and before
+    its catalog exists says which file is missing and the command that creates it, and still
+    sets the other catalogs' headers (it ended in fix-headers' FileNotFoundError traceback)."""
+    copy = tmp_path / "locales"
+    shutil.copytree(LOCALES_DIR, copy)
+    monkeypatch.setattr("bot.catalogs.LANGUAGES", (*LANGUAGES, "skr"))
+    ur = po_path("ur", copy)
+    text = ur.read_text(encoding="utf-8")
+    ur.write_text(text.replace("Language: ur\\n", "Language: x\\n"), encoding="utf-8")
+    assert main(["catalogs", "fix-headers"], copy) == 1
+    said = capsys.readouterr()
+    assert f"pybabel init -i {copy / 'messages.pot'} -d {copy} -l skr" in said.err
+    assert str(po_path("skr", copy)) in said.err
+    assert "Traceback" not in said.err
+    assert ur.read_bytes() == po_path("ur").read_bytes()
+    assert main(["catalogs", "check"], copy) == 1
+    assert "-l skr" in capsys.readouterr().err
 
 
 _PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
