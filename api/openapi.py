@@ -1,12 +1,14 @@
 """The OpenAPI document at `/openapi.json`, completed: every error an operation can answer is
-declared as an RFC 9457 problem (`application/problem+json`), every `/v1` call may carry the
-partner key (`X-API-Key`, so /docs can send it), `/readyz` may answer 503, and the webhooks'
-bodies, which their routes read by hand (forms, a Telegram Update), are described so that
-clients and fuzzers (tests/fuzz) see what the gateways send."""
+declared as an RFC 9457 problem (`application/problem+json`), with every cause of it (a `/v1`
+route declares its own causes in `responses=`; those any `/v1` call shares are added here), every
+`/v1` call may carry the partner key (`X-API-Key`, so /docs can send it), `/readyz` may answer
+503, and the webhooks' bodies, which their routes read by hand (forms, a Telegram Update), are
+described so that clients and fuzzers (tests/fuzz) see what the gateways send."""
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from typing import Any
 
@@ -46,9 +48,9 @@ _RETRY_AFTER = {
     }
 }
 
-#: Why each status can come back, whatever the operation.
+#: Why each status can come back from a webhook.
 _REASONS = {
-    400: "The request cannot be read (not the gateway's form, or not JSON).",
+    400: "The request cannot be read as the gateway's form.",
     401: "No valid credentials (bearer token or X-API-Key).",
     403: "The request is not signed by the gateway.",
     404: "Not found.",
@@ -60,12 +62,12 @@ _REASONS = {
 }
 
 
-def _problem_response(status: int, *, also_text: bool = False) -> dict[str, Any]:
+def _problem_response(status: int, description: str, *, also_text: bool = False) -> dict[str, Any]:
     content: dict[str, Any] = {PROBLEM_JSON: {"schema": _PROBLEM_REF}}
     if also_text:
         # The load-shedding gate answers webhooks in plain text (api/surge.py).
         content["text/plain"] = {"schema": {"type": "string"}}
-    response: dict[str, Any] = {"description": _REASONS[status], "content": content}
+    response: dict[str, Any] = {"description": description, "content": content}
     if status in (429, 503):
         response["headers"] = dict(_RETRY_AFTER)
     return response
@@ -173,13 +175,72 @@ _WEBHOOKS: dict[str, dict[str, Any]] = {
 }
 
 
-def _v1_errors(path: str, method: str, operation: dict[str, Any]) -> tuple[int, ...]:
-    statuses = [401, 422, 429, 503]  # a bad X-API-Key, validation, limits, unavailability
-    if method in ("post", "put", "patch"):
-        statuses += [400, 413, 415]  # 400: a body that is not JSON at all
-    if "{ticket_id}" in path:
-        statuses.append(404)
-    return tuple(statuses)
+#: What any `/v1` call can answer, and why, after the causes its route declares itself.
+_V1_CAUSES: dict[int, str] = {
+    401: "The `X-API-Key` header does not hold a valid, active partner key.",
+    # BodySizeLimit reads every request, a GET's body included.
+    413: "The body is larger than the service accepts.",
+    429: "Too many calls from this caller: its partner's quota (with `X-API-Key`), or its "
+    "address's.",
+    503: "The service is overloaded or could not answer in time, or the database is down.",
+}
+#: What a call that takes a JSON body can answer besides.
+_BODY_CAUSES: dict[int, str] = {
+    400: "The body is not JSON: `detail` says where it breaks, by line and column.",
+    415: "The body is not sent as JSON (`Content-Type: application/json`).",
+    422: "The body is JSON but not what the call takes: `errors` names each field and what is "
+    "wrong with it.",
+}
+#: What a call that needs a bearer token can answer besides.
+_BEARER_CAUSES: dict[int, str] = {
+    401: "No bearer token, or one that has expired or is not valid: `POST /v1/otp/verify` "
+    "gives one.",
+    503: "Bearer tokens cannot be checked for a moment (verification is unavailable).",
+}
+_BEARER_SCHEME = "HTTPBearer"
+#: How FastAPI describes the 422 it adds to an operation with parameters or a body.
+_FASTAPI_422 = "Validation Error"
+
+
+def _v1_causes(method: str, operation: dict[str, Any]) -> dict[int, list[str]]:
+    """Every error status the `/v1` operation can answer, with each of its causes: those its
+    route declares (`responses=`) first, then those it shares with other calls."""
+    causes: dict[int, list[str]] = {}
+    for status, response in operation.get("responses", {}).items():
+        description = response.get("description")
+        if not status.startswith(("4", "5")) or not description:
+            continue
+        if status == "422" and description == _FASTAPI_422:
+            # FastAPI's own, added for any parameter or body: a body's cause is added below,
+            # and a parameter that any string satisfies (a ticket id) never fails.
+            if any(not _any_string(parameter) for parameter in operation.get("parameters", [])):
+                causes[422] = ["A parameter is not valid: `errors` says which and why."]
+            continue
+        causes[int(status)] = [description]
+    shared = dict(_V1_CAUSES)
+    bearer = any(_BEARER_SCHEME in requirement for requirement in operation.get("security", []))
+    if bearer:
+        for status, cause in _BEARER_CAUSES.items():
+            causes.setdefault(status, []).append(cause)
+    if method in ("post", "put", "patch") or "requestBody" in operation:
+        shared.update(_BODY_CAUSES)
+    for status, cause in shared.items():
+        causes.setdefault(status, []).append(cause)
+    return causes
+
+
+def _any_string(parameter: dict[str, Any]) -> bool:
+    """True for a parameter any string is (no format, pattern, length or other type)."""
+    schema = parameter.get("schema", {})
+    return schema.get("type") == "string" and set(schema) <= {"type", "title", "description"}
+
+
+def _describe(status: int, causes: list[str]) -> str:
+    """One description of all the causes of `status` (a Markdown list when there are several)."""
+    text = causes[0] if len(causes) == 1 else "\n".join(f"- {cause}" for cause in causes)
+    if status in (429, 503):
+        text += ("\n\n" if len(causes) > 1 else " ") + "`Retry-After` says when to come back."
+    return text
 
 
 def _with_partner_key(operation: dict[str, Any]) -> None:
@@ -245,20 +306,29 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
                         del responses[status]
                 responses.update(webhook["ok"])
                 errors: tuple[int, ...] = webhook["errors"]
-                text_503 = True
+                for status in errors:
+                    responses[str(status)] = _problem_response(
+                        status, _REASONS[status], also_text=status == 503
+                    )
             elif path.startswith("/v1/"):
+                causes = _v1_causes(method, operation)
                 _with_partner_key(operation)
-                errors = _v1_errors(path, method, operation)
-                text_503 = False
-            else:
-                continue
-            for status in errors:
-                declared = responses.get(str(status), {})
-                response = _problem_response(status, also_text=text_503 and status == 503)
-                if declared.get("description") and status not in (422,):
-                    response["description"] = declared["description"]
-                responses[str(status)] = response
+                for status in [status for status in responses if status.startswith(("4", "5"))]:
+                    del responses[status]
+                for status, why in sorted(causes.items()):
+                    responses[str(status)] = _problem_response(status, _describe(status, why))
+    _drop_unused(schema, "HTTPValidationError", "ValidationError")
     return schema
+
+
+def _drop_unused(schema: dict[str, Any], *names: str) -> None:
+    """Remove FastAPI's validation-error schemas once no operation refers to them (every 422
+    here is a problem document)."""
+    paths = json.dumps(schema.get("paths", {}))
+    if any(f'"#/components/schemas/{name}"' in paths for name in names):
+        return
+    for name in names:
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
 
 
 def plain_operations(app: FastAPI) -> dict[str, dict[str, Any]]:

@@ -91,18 +91,57 @@ async def _problem(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unreadable_body(cause: BaseException | None) -> str | None:
+    """Why FastAPI could not read a body declared JSON, where its own 400 says only "There was
+    an error parsing the body"; None for any other cause."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"The body is not JSON: it is not UTF-8 text (byte {cause.start + 1} is not UTF-8)."
+    if isinstance(cause, RecursionError):
+        return "The body is not JSON that can be read: it is nested too deeply."
+    return None
+
+
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail: str | None = exc.detail if isinstance(exc.detail, str) else None
     if detail == HTTPStatus(exc.status_code).phrase:
         detail = None
+    if exc.status_code == 400:
+        detail = _unreadable_body(exc.__cause__) or detail
     return problem_response(
         exc.status_code, detail, instance=request.url.path, headers=dict(exc.headers or {})
     )
 
 
+#: FastAPI's error type for a body declared JSON that does not parse.
+JSON_INVALID = "json_invalid"
+
+
+def _not_json_detail(error: dict[str, Any], body: Any) -> str:
+    """What is wrong with a body that is not JSON, from FastAPI's `json_invalid` error: the
+    parser's reason and where it stopped, by line and column (the json module's own words,
+    which never quote the input), so a partner can find the fault without the body being
+    repeated back, personal data and all."""
+    reason = str(error.get("ctx", {}).get("error") or "it does not parse")
+    reason = reason[:1].lower() + reason[1:]
+    loc = error.get("loc", ())
+    position = loc[-1] if loc and isinstance(loc[-1], int) else None
+    if position is None or not isinstance(body, str):
+        return f"The body is not JSON: {reason}."
+    line = body.count("\n", 0, position) + 1
+    column = position - body.rfind("\n", 0, position)
+    # "Invalid control character at", "Unterminated string starting at": the place follows.
+    where = "" if reason.endswith(" at") else " at"
+    return f"The body is not JSON: {reason}{where} line {line}, column {column}."
+
+
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    broken = next((e for e in exc.errors() if e.get("type") == JSON_INVALID), None)
+    if broken is not None:
+        # Malformed syntax is a 400 (RFC 9110 §15.5.1); 422 says the syntax was right and the
+        # content was not (§15.5.21), which a partner's code would go looking for in `errors`.
+        return problem_response(400, _not_json_detail(broken, exc.body), instance=request.url.path)
     errors = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()

@@ -10,7 +10,7 @@ from api.deps import RegistryConnectionDep, SettingsDep
 from api.eligibility import service
 from api.eligibility.schemas import CoarseEligibility
 from api.identity import Cnic, InvalidCnic
-from api.problems import PROBLEM_JSON, Problem
+from api.problems import Problem
 from api.ratelimit.http import limit_lookup, limit_request
 
 #: Every route here counts its caller itself (`looked_up_cnic`), with the CNIC it looks up: include
@@ -53,10 +53,10 @@ LookedUpCnic = Annotated[Cnic, Depends(looked_up_cnic)]
     "/eligibility/{cnic}",
     response_model=CoarseEligibility,
     responses={
-        422: {"description": "Not a CNIC", "content": {PROBLEM_JSON: {}}},
+        422: {"description": "Not a CNIC: 13 digits, the first one 1 to 7 (`type` says so)."},
         429: {
-            "description": "Too many look-ups by this caller, or of this CNIC",
-            "content": {PROBLEM_JSON: {}},
+            "description": "Too many look-ups from this address (an anonymous caller's, as a "
+            "phone's), or of this CNIC from all callers."
         },
     },
 )

@@ -49,7 +49,13 @@ async def list_grievances(cnic: CurrentBeneficiary, session: SessionDep) -> Grie
     return GrievanceList(grievances=[GrievanceOut.from_grievance(g) for g in grievances])
 
 
-@router.get("/{ticket_id}", response_model=GrievanceOut)
+@router.get(
+    "/{ticket_id}",
+    response_model=GrievanceOut,
+    responses={
+        404: {"description": "None of the verified person's grievances has this ticket id."}
+    },
+)
 async def get_grievance(
     ticket_id: str, cnic: CurrentBeneficiary, session: SessionDep
 ) -> GrievanceOut:

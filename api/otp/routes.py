@@ -26,7 +26,14 @@ UNAVAILABLE = "Verification is unavailable for a moment. Please try again shortl
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=OtpRequestOut,
-    responses={429: {"description": "Too many codes"}, 503: {"description": "Try later"}},
+    responses={
+        422: {"description": "Not a CNIC: 13 digits, the first one 1 to 7 (`type` says so)."},
+        429: {
+            "description": "A code was sent for this CNIC within the resend wait, or as many "
+            "codes as it may have this hour."
+        },
+        503: {"description": "Verification cannot send codes for a moment."},
+    },
 )
 async def request_otp(
     body: OtpRequestIn, runtime: RuntimeDep, background: BackgroundTasks
@@ -57,7 +64,14 @@ async def request_otp(
 @router.post(
     "/verify",
     response_model=TokenOut,
-    responses={401: {"description": "Wrong or expired code"}, 429: {"description": "Too many"}},
+    responses={
+        401: {
+            "description": "The code is wrong (`detail` says how many tries are left), has "
+            "expired or was already used."
+        },
+        429: {"description": "Too many wrong codes for this request: ask for a new code."},
+        503: {"description": "Verification cannot check codes for a moment."},
+    },
 )
 async def verify_otp(body: OtpVerifyIn, runtime: RuntimeDep) -> TokenOut:
     """Exchange the code for a short-lived bearer token bound to that one CNIC."""
