@@ -17,8 +17,8 @@ its own machine; it calls the same `Services` and renders through the same `Rend
                    └─2─► who? (as above) ─► END the last two complaints
          ─5─► LANGUAGE ─1..6─► MAIN
          ─CNIC─► as ELIGIBILITY_CNIC (a CNIC typed on the main menu, as sent to 8171)
-    PERSON lists at most six; more go five at a time behind `98 More`; PROGRAMME_LIST as many
-    as fit.
+    PERSON lists at most six; more go five at a time behind `98 More`, and takes one of its
+    CNICs typed out as its number; PROGRAMME_LIST as many as fit.
     Every screen: `0` back one screen, `00` MAIN. A key reads the same in Urdu or Arabic-Indic
     digits and with the keypad's `#` or `*` typed beside it. Input a screen cannot use: the same
     screen again, titled with what was wrong (CON). END on completion, on errors, and when the
@@ -414,6 +414,10 @@ async def answer(ctx: Ctx, raw: str) -> list[Reply]:
         for choice in spec.choices(ctx):
             if choice.key == key:
                 return await choice.then(ctx, choice.value)
+        if ctx.state.screen is Screen.PERSON and (digits := parse_cnic(text)) in _persons(ctx):
+            # The CNIC itself typed instead of its number, as SMS takes it: that choice (on any
+            # page). One not on the list is a wrong number like any other, told nothing.
+            return await choose_person(ctx, str(digits))
         if ctx.state.screen is Screen.MAIN and (digits := parse_cnic(text)):
             # A CNIC typed on the main menu, as people send one to 8171: its eligibility.
             ctx.state.history.append(Screen.MAIN)
@@ -820,10 +824,15 @@ PERSONS_PER_PAGE: Final = 5
 PERSONS_ON_ONE_SCREEN: Final = 6
 
 
+def _persons(ctx: Ctx) -> list[str]:
+    """The CNICs the "which CNIC?" screen chooses from, every page's."""
+    return [str(c) for c in ctx.state.data.get("cnics", [])]
+
+
 def _person_choices(ctx: Ctx) -> list[Choice]:
     """The persons of this phone, numbered; more than fit one screen go by pages of
     `PERSONS_PER_PAGE` behind `98 More`, which comes round to the first page after the last."""
-    cnics = [str(c) for c in ctx.state.data.get("cnics", [])]
+    cnics = _persons(ctx)
     choices = [
         Choice(str(i), "verify/person_option", choose_person, c, {"cnic": masked})
         for i, (c, masked) in enumerate(zip(cnics, person_choice_masks(cnics), strict=True), 1)
