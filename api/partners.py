@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from limits import parse_many
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.registry.models import Partner
+from api.settings import RateLimitRefused, one_rate_limit
 
 #: Every key starts with this, so a leaked key is recognisable (secret scanners, logs).
 KEY_PREFIX = "rbt_"
@@ -33,23 +33,24 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+#: A partner's quota refused by the rule every rate limit meets (`one_rate_limit`), in the
+#: words of `rabta partner create`.
+_QUOTA_REFUSED = {
+    "unreadable": "{quota!r} is not a rate limit; write it like 1000/minute or 50000/day",
+    "several": "{quota!r} is several limits; a quota is one rate limit",
+    "zero": "a quota of 0 refuses every call the partner makes; to stop a partner, "
+    "use rabta partner revoke",
+}
+
+
 def validate_quota(quota: str) -> str:
-    """`quota` stripped if it is a rate limit in `limits` notation (`1000/minute`), else raise."""
+    """`quota` stripped if it is one rate limit in `limits` notation (`1000/minute`) that lets
+    calls through, else raise."""
     quota = quota.strip()
     try:
-        limits = parse_many(quota)
-    except ValueError:
-        raise PartnerError(
-            f"{quota!r} is not a rate limit; write it like 1000/minute or 50000/day"
-        ) from None
-    if len(limits) != 1:
-        # The limiter reads the first and drops the others without a word.
-        raise PartnerError(f"{quota!r} is several limits; a quota is one rate limit")
-    if limits[0].amount < 1:
-        raise PartnerError(
-            "a quota of 0 refuses every call the partner makes; to stop a partner, "
-            "use rabta partner revoke"
-        )
+        one_rate_limit(quota)
+    except RateLimitRefused as refused:
+        raise PartnerError(_QUOTA_REFUSED[refused.kind].format(quota=quota)) from None
     if len(quota) > _MAX_QUOTA_LENGTH:
         raise PartnerError(f"a quota is at most {_MAX_QUOTA_LENGTH} characters")
     return quota

@@ -6,7 +6,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.formatting import LANGUAGES as LANGUAGES  # the six, as the bot knows them
@@ -21,6 +23,40 @@ _ASYNC_DRIVERS = {
     "postgres": "postgresql+asyncpg",
     "sqlite": "sqlite+aiosqlite",
 }
+
+
+class RateLimitRefused(ValueError):
+    """A rate limit that would not be applied as written; `kind` says why (`unreadable`,
+    `several`, `zero`), for a caller that words it its own way (a partner's quota)."""
+
+    def __init__(self, kind: Literal["unreadable", "several", "zero"], message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def one_rate_limit(text: str) -> str:
+    """`text` stripped, if it is one rate limit in `limits` notation that lets something through
+    (`60/minute`, `5 per hour`), else RateLimitRefused: the rule for every `RABTA_LIMIT_*` and
+    for a partner's quota. `limits` reads only the first of several (`10/hour;100/day`) and drops
+    the rest without a word, and `0/minute` refuses every request: neither is what was meant."""
+    text = text.strip()
+    try:
+        items = parse_many(text)
+    except ValueError:
+        raise RateLimitRefused(
+            "unreadable", f"{text!r} is not a rate limit; write it like 60/minute or 10/hour"
+        ) from None
+    if len(items) > 1:
+        raise RateLimitRefused(
+            "several",
+            f"{text!r} is several limits, and only the first would be applied; write one, "
+            "like 60/minute",
+        )
+    if items[0].amount < 1:
+        raise RateLimitRefused(
+            "zero", f"{text!r} lets nothing through; write one of at least 1, like 60/minute"
+        )
+    return text
 
 
 class Settings(BaseSettings):
@@ -109,6 +145,17 @@ class Settings(BaseSettings):
         scheme, separator, rest = url.partition("://")
         driver = _ASYNC_DRIVERS.get(scheme.lower()) if separator else None
         return f"{driver}://{rest}" if driver else url
+
+    @field_validator("limit_sender", "limit_cnic", "limit_otp", "limit_ip", "limit_partner")
+    @classmethod
+    def _rate_limit(cls, text: str) -> str:
+        """Refused here, by every way the service starts, rather than as the first worker's
+        lifespan builds the limiter (`uvicorn api.main:app` showed only `limits`' traceback)."""
+        try:
+            return one_rate_limit(text)
+        except RateLimitRefused as refused:
+            # Without pydantic's "Value error, " before it: `rabta` prints "VARIABLE: why".
+            raise PydanticCustomError("rate_limit", "{why}", {"why": str(refused)}) from None
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

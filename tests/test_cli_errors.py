@@ -295,6 +295,12 @@ def test_outbox_tail_skips_lines_that_are_not_messages(
             "60/minut",
             "RABTA_LIMIT_IP: '60/minut' is not a rate limit; write it like 60/minute or 10/hour",
         ),
+        (
+            "RABTA_LIMIT_OTP",
+            "0/hour",
+            "RABTA_LIMIT_OTP: '0/hour' lets nothing through; write one of at least 1, like "
+            "60/minute",
+        ),
     ],
     ids=lambda value: value if value.isupper() else None,
 )

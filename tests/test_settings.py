@@ -178,3 +178,65 @@ def test_rabta_db_upgrade_takes_a_plain_database_url(monkeypatch, database_url):
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
+
+
+LIMIT_VARIABLES = [
+    "RABTA_LIMIT_SENDER",
+    "RABTA_LIMIT_CNIC",
+    "RABTA_LIMIT_OTP",
+    "RABTA_LIMIT_IP",
+    "RABTA_LIMIT_PARTNER",
+]
+
+
+@pytest.mark.parametrize("variable", LIMIT_VARIABLES)
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("10/fortnight", "'10/fortnight' is not a rate limit; write it like 60/minute or 10/hour"),
+        ("a;b", "'a;b' is not a rate limit; write it like 60/minute or 10/hour"),
+        ("", "'' is not a rate limit; write it like 60/minute or 10/hour"),
+        # Every request refused: the limiter applied it, and nothing was ever answered.
+        ("0/minute", "'0/minute' lets nothing through; write one of at least 1, like 60/minute"),
+        # `limits` reads the first of several and drops the rest without a word.
+        (
+            "10/hour;100/day",
+            "'10/hour;100/day' is several limits, and only the first would be applied; "
+            "write one, like 60/minute",
+        ),
+    ],
+    ids=["unknown-period", "not-a-limit", "empty", "zero", "several"],
+)
+def test_a_rate_limit_that_would_not_apply_as_written_is_refused(monkeypatch, variable, value, why):
+    """Refused where the settings are read, by every way the service starts (`rabta`, or
+    `uvicorn api.main:app`), not when the first worker's lifespan builds the limiter."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        make(monkeypatch, **{variable: value})
+    (error,) = refused.value.errors(include_url=False, include_input=False)
+    assert (error["loc"], error["msg"]) == ((variable,), why)
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"), [(" 60/minute ", "60/minute"), ("5 per hour", "5 per hour")]
+)
+def test_a_rate_limit_is_kept_as_written(monkeypatch, value, kept):
+    assert make(monkeypatch, RABTA_LIMIT_IP=value).limit_ip == kept
+
+
+def test_the_app_refuses_a_bad_limit_before_it_serves(monkeypatch):
+    """`uvicorn api.main:app` builds the app from the environment: a limit it cannot apply is
+    named as the app is built, before any lifespan runs, in the settings' own words."""
+    from pydantic import ValidationError
+
+    from api.main import create_app
+    from api.settings import get_settings
+
+    monkeypatch.setenv("RABTA_LIMIT_OTP", "5/fortnight")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ValidationError, match="'5/fortnight' is not a rate limit"):
+            create_app()
+    finally:
+        get_settings.cache_clear()
