@@ -541,12 +541,7 @@ def report(
         str, typer.Option("--currency", help="Currency of --price, for display.")
     ] = DEFAULT_CURRENCY,
 ) -> None:
-    """Per language × SMS message: encoding, characters, segments and cost per million replies.
-
-    Every message is rendered with worst-case data (60-character places, the largest amounts,
-    the longest reasons, the day and the window each language writes longest). Exits 1 when any
-    row is over its SPEC §2 budget.
-    """
+    """Print the SMS cost report (its help text is `REPORT_HELP`)."""
     rows = build_report(price)
     tables = (report_table(rows, currency), summary_table(rows))
     console = _report_console(tables)
@@ -569,4 +564,13 @@ def report(
 
 #: `rabta i18n …`: mounted by api/cli.py as `app.add_typer(i18n_app, name="i18n")`.
 i18n_app = typer.Typer(help="Languages and translations.", no_args_is_help=True)
-i18n_app.command("report")(report)
+#: `rabta i18n report --help`: each paragraph one string, which Typer prints as it is written
+#: (a docstring's line breaks showed mid-sentence at any terminal width).
+REPORT_HELP = (
+    "Per language × SMS message: encoding, characters, segments and cost per million replies."
+    "\n\n"
+    "Every message is rendered with worst-case data (60-character places, the largest amounts, "
+    "the longest reasons, the day and the window each language writes longest). Exits 1 when any "
+    "row is over its SPEC §2 budget."
+)
+i18n_app.command("report", help=REPORT_HELP)(report)

@@ -30,3 +30,17 @@ def test_every_command_is_listed_by_a_one_line_summary():
     assert {"outbox stats", "registry remove", "agent create"} <= {name for name, _ in commands}
     broken = {name: _summary(command) for name, command in commands if "\n" in _summary(command)}
     assert broken == {}
+
+
+def test_no_paragraph_of_a_commands_help_is_broken_mid_sentence():
+    """`rabta COMMAND --help` prints every paragraph after the first with its line breaks as
+    written too, at any terminal width: a docstring wrapped at the source's 100 columns showed
+    its sentences broken in the middle (`rabta i18n report --help`)."""
+    commands = _commands(typer.main.get_command(app))
+    broken = {
+        name: paragraph
+        for name, command in commands
+        for paragraph in inspect.cleandoc(command.help or "").partition("\f")[0].split("\n\n")
+        if "\n" in paragraph.strip() and not paragraph.startswith("\b")
+    }
+    assert broken == {}
