@@ -190,13 +190,13 @@ class _Loaded:
 
     @property
     def lookup_of(self) -> str | None:
-        """The CNIC this hit looks up (a CNIC typed on the eligibility screen or the main
+        """The CNIC this hit looks up (a CNIC typed on the eligibility screen or the first
         menu), if any."""
         state, plan = self.state, self.plan
         if state is None or plan.fresh or plan.expired or len(plan.inputs) != 1:
             return None
-        if state.screen not in (menus.Screen.ELIGIBILITY_CNIC, menus.Screen.MAIN):
-            return None  # (a CNIC typed on the main menu is looked up as on its own screen)
+        if state.screen is not menus.Screen.ELIGIBILITY_CNIC and not menus.takes_a_cnic(state):
+            return None  # (a CNIC typed on the first menu is looked up as on its own screen)
         return menus.parse_cnic(plan.inputs[0])
 
 

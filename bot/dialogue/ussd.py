@@ -16,7 +16,8 @@ its own machine; it calls the same `Services` and renders through the same `Rend
                    │                                    └─no──► VERIFY_CODE ─► END status
                    └─2─► who? (as above) ─► END the last two complaints
          ─5─► LANGUAGE ─1..6─► MAIN
-         ─CNIC─► as ELIGIBILITY_CNIC (a CNIC typed on the main menu, as sent to 8171)
+         ─CNIC─► as ELIGIBILITY_CNIC (a CNIC typed on the main menu, as sent to 8171; on
+                 the first screen too when that is LANGUAGE, which `0` then goes back to)
     PERSON lists at most six; more go five at a time behind `98 More`, and takes one of its
     CNICs typed out as its number; PROGRAMME_LIST as many as fit.
     Every screen: `0` back one screen, `00` MAIN. A key reads the same in Urdu or Arabic-Indic
@@ -418,9 +419,9 @@ async def answer(ctx: Ctx, raw: str) -> list[Reply]:
             # The CNIC itself typed instead of its number, as SMS takes it: that choice (on any
             # page). One not on the list is a wrong number like any other, told nothing.
             return await choose_person(ctx, str(digits))
-        if ctx.state.screen is Screen.MAIN and (digits := parse_cnic(text)):
-            # A CNIC typed on the main menu, as people send one to 8171: its eligibility.
-            ctx.state.history.append(Screen.MAIN)
+        if takes_a_cnic(ctx.state) and (digits := parse_cnic(text)):
+            # A CNIC typed on the first menu, as people send one to 8171: its eligibility.
+            ctx.state.history.append(ctx.state.screen)
             ctx.state.screen = Screen.ELIGIBILITY_CNIC
             return await check_eligibility(ctx, digits)
         return again(ctx, spec.invalid)
@@ -429,6 +430,16 @@ async def answer(ctx: Ctx, raw: str) -> list[Reply]:
         return again(ctx, spec.invalid)
     assert spec.answer is not None
     return await spec.answer(ctx, value)
+
+
+def takes_a_cnic(state: UssdState) -> bool:
+    """True on the menus where a CNIC typed instead of a key is looked up, as if typed on the
+    eligibility screen: the main menu, and the language menu when it is the session's first
+    screen (a phone that never chose a language, dialling `*262*<CNIC>#` or typing the CNIC
+    there), which then answers in the default language, as SMS answers a bare CNIC."""
+    if state.screen is Screen.MAIN:
+        return True
+    return state.screen is Screen.LANGUAGE and not state.history
 
 
 # -- moving between screens ---------------------------------------------------------------------

@@ -89,6 +89,50 @@ async def test_a_dial_string_with_a_cnic_answers_at_once(dial, registry):
     assert await phone.repost() == COARSE_ELIGIBLE
 
 
+#: The coarse answer in the default language's USSD form (Urdu reads Roman Urdu on USSD).
+COARSE_ELIGIBLE_DEFAULT = (
+    "END CNIC 35202-*******-2 BISP ke liye ahal hai. Payment dekhne ke liye dobara dial karein "
+    "aur 'Meri payment' chunein."
+)
+
+
+@pytest.mark.parametrize("typed", [ELIGIBLE_WIFE, "۳۵۲۰۲۱۲۳۴۵۶۷۲"])
+async def test_a_dial_string_with_a_cnic_answers_a_phone_with_no_language(dial, registry, typed):
+    """`*262*<CNIC>#` from a phone that never chose a language: its first screen would be the
+    language menu, but the CNIC is answered at once, in the default language as a bare CNIC by
+    SMS is (SPEC §2), and no language is chosen for the phone by it."""
+    phone: Dial = dial(NOT_ELIGIBLE_PHONE)
+    phone.session_id, phone.text = "ATUid_dialstring", typed
+    assert await phone.repost() == COARSE_ELIGIBLE_DEFAULT
+    assert (await phone.dial()).startswith("CON Zaban:\n1 English")
+
+
+async def test_a_cnic_typed_on_the_first_language_menu_is_looked_up(dial, registry):
+    """Dialled `*262#`, the language menu, and a CNIC typed there: its eligibility; `0` asks for
+    another CNIC, as after one typed on the main menu, and `0` again is the language menu. The
+    language menu reached from the main menu stays a menu."""
+    phone: Dial = dial(NOT_ELIGIBLE_PHONE)
+    assert (await phone.dial()).startswith("CON Zaban:")
+    assert await phone.send(ELIGIBLE_WIFE) == COARSE_ELIGIBLE_DEFAULT
+    mine: Dial = dial(ELIGIBLE_PHONE)  # her own phone: her programmes, a screen that goes on
+    await mine.dial()
+    own = await mine.send(ELIGIBLE_WIFE)
+    assert own.startswith("CON CNIC 35202-*******-2 ahal hai: Kafaalat"), own
+    assert (await mine.send("0")).startswith("CON 13 hindson ka CNIC number likhein:")
+    assert (await mine.send("0")).startswith("CON Zaban:\n1 English")
+    await mine.send("1")  # English
+    assert (await mine.send("5")).startswith("CON Language:")  # from the main menu
+    assert (await mine.send(ELIGIBLE_WIFE)).startswith("CON Language:")
+
+
+async def test_a_dial_string_of_a_key_and_a_cnic_walks_the_first_screen(dial, registry):
+    """`*262*1*<CNIC>#` from a phone with no language: the steps answer the screens in turn, the
+    first being the language menu (1 English), then the CNIC on the main menu."""
+    phone: Dial = dial(NOT_ELIGIBLE_PHONE)
+    phone.session_id, phone.text = "ATUid_dialstring", f"1*{ELIGIBLE_WIFE}"
+    assert await phone.repost() == COARSE_ELIGIBLE
+
+
 async def test_digits_that_are_no_cnic_on_the_main_menu_are_a_wrong_number(dial, registry):
     phone: Dial = dial(NOT_ELIGIBLE_PHONE)
     await phone.dial()
