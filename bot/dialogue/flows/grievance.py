@@ -123,13 +123,14 @@ async def answer_category(turn: Turn) -> list[Reply] | None:
     if not 0 <= index < len(CATEGORIES):
         if turn.starts_afresh:
             return None
-        text = clean_text(turn.inbound.text)[:MAX_DESCRIPTION]
+        words = complaint_words(turn)
         if (
-            keywords.says_something(text)
-            and keywords.asked_in_words(text) is not Intent.TRACK  # "meri shikayat ka kya bana"
+            keywords.says_something(words)
+            # "meri shikayat ka kya bana"
+            and keywords.asked_in_words(clean_text(turn.inbound.text)) is not Intent.TRACK
             and not describes(str(data.get("description", "")))
         ):
-            data["description"] = text
+            data["description"] = words
         return [Reply("grievance/ask_category_again")]
     data["category"] = CATEGORIES[index].value
     if describes(str(data.get("description", ""))):
@@ -139,18 +140,33 @@ async def answer_category(turn: Turn) -> list[Reply] | None:
 
 
 async def answer_description(turn: Turn) -> list[Reply] | None:
-    """Whatever the person writes is the description; only a new request leaves the complaint,
-    as at its other questions: a keyword alone (HELP, STOP…) or with what it takes (`LANG EN`,
-    `PAY <CNIC>`, `TRACK <ticket>`). "paise nahi mile" starts with a keyword but is a
-    description; so is a CNIC among the words (or alone), which this question is not asking."""
+    """Whatever the person writes is the description (without a complaint keyword first:
+    `complaint_words`); only a new request leaves the complaint, as at its other questions: a
+    keyword alone (HELP, STOP…) or with what it takes (`LANG EN`, `PAY <CNIC>`, `TRACK
+    <ticket>`). "paise nahi mile" starts with a keyword but is a description; so is a CNIC among
+    the words (or alone), which this question is not asking."""
     command = turn.command
     if command.keyword and turn.starts_afresh:
         return None
-    text = clean_text(turn.inbound.text)[:MAX_DESCRIPTION]
+    text = complaint_words(turn)
     if not describes(text):
         return [Reply("grievance/ask_description")]
     turn.conversation.data["description"] = text
     return ask_confirmation(turn)
+
+
+def complaint_words(turn: Turn) -> str:
+    """The message as the complaint's words: the person's own text, cleaned, without a complaint
+    keyword it starts with (`SHIKAYAT paise nahi mile`, `شکایت، پیسے نہیں ملے`), as the first
+    message `SHIKAYAT <words>` is read (`complaint`): nothing when what follows the keyword only
+    asks to complain ("SHIKAYAT darj karni hai"). A keyword inside the words stays."""
+    text = clean_text(turn.inbound.text)
+    if turn.command.intent is Intent.COMPLAINT and turn.command.keyword:
+        _, *rest = text.split(maxsplit=1)
+        text = clean_text(rest[0]) if rest else ""
+        if keywords.is_small_talk(text):
+            return ""
+    return text[:MAX_DESCRIPTION]
 
 
 def describes(text: str) -> bool:
