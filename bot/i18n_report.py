@@ -47,8 +47,12 @@ DEFAULT_CURRENCY = "PKR"
 #: Languages written in Latin letters: GSM-7 and the tighter budget.
 LATIN_LANGUAGES: tuple[str, ...] = ("en", "ur_Latn")
 
-#: A place name of 60 characters, the longest the registry extract allows in practice.
-PLACE_60 = "Government Girls Higher Secondary School No. 2, Kot Addu Road"
+#: A place name of 120 characters, as long as the registry takes (`payments.place`, the CSV
+#: importer); the SMS schedule shows the first 60 units of it (`bot.channels.sms.PLACE_UNITS`).
+PLACE_120 = (
+    "Government Girls Higher Secondary School No. 2, Muzaffargarh Road, "
+    "near the old Ghalla Mandi, Tehsil Kot Addu, Distt. MG"
+)
 #: A grievance note as an agent writes it: the templates cut notes at 80 characters.
 NOTE_LONG = (
     "Retailer in Kot Addu asked to return the Rs 2,000 he deducted; call if not paid within 7 days."
@@ -70,7 +74,7 @@ def tranche(
         window_start=dt.date(2026, 9, 28),
         window_end=dt.date(2026, 12, 31),
         mode=mode,
-        place=PLACE_60,
+        place=PLACE_120,
         status=status,
         reason=reason,
     )
@@ -187,7 +191,7 @@ def _dated(context: Mapping[str, Any], dates: WorstDates) -> dict[str, Any]:
     }
 
 
-#: The longest values each template can meet: 60-character places, the largest amounts, the
+#: The longest values each template can meet: 120-character places, the largest amounts, the
 #: longest reasons, categories and statuses, three earlier tranches, four CNICs on one phone.
 WORST_CASE_CONTEXT: dict[str, Any] = {
     "cnic": "35202-*******-1",
@@ -569,7 +573,7 @@ i18n_app = typer.Typer(help="Languages and translations.", no_args_is_help=True)
 REPORT_HELP = (
     "Per language × SMS message: encoding, characters, segments and cost per million replies."
     "\n\n"
-    "Every message is rendered with worst-case data (60-character places, the largest amounts, "
+    "Every message is rendered with worst-case data (120-character places, the largest amounts, "
     "the longest reasons, the day and the window each language writes longest). Exits 1 when any "
     "row is over its SPEC §2 budget."
 )

@@ -13,7 +13,9 @@ import jinja2
 from bot import formatting
 from bot.channels import CHANNELS
 from bot.channels.base import Rendered, Reply
+from bot.channels.sms import PLACE_UNITS
 from bot.i18n import LANGUAGE_KEYWORD, translations
+from bot.segments import cut_to_units
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -104,6 +106,9 @@ class Renderer:
             # Free text (a place, a complaint's words, an agent's note) in English or Urdu.
             env.filters["isolate"] = lambda value: formatting.isolate(str(value), language)
             env.filters["number"] = lambda value: formatting.format_number(value, language)
+            # Registry text longer than an SMS template is budgeted for (a place), cut to fit.
+            env.filters["cut_to_units"] = cut_to_units
+            env.globals["SMS_PLACE_UNITS"] = PLACE_UNITS
             env.filters["programme"] = lambda key: self._programme_name(key, language)
             env.globals["brand"] = self._brand.get(language) or self._brand.get("en", "")
             env.globals["language"] = language

@@ -120,6 +120,26 @@ def split(text: str) -> list[str]:
     return _pack(text, part, cost)
 
 
+#: What ends a text `cut_to_units` shortened: two GSM-7 dots (an ellipsis `…` is not GSM-7, and
+#: one would make a Latin-script SMS UCS-2).
+CUT_MARK: Final = ".."
+#: What cannot end a cut text: a joiner or variation selector left of a broken emoji.
+_DANGLING: Final = "\u200d\ufe0e\ufe0f"
+
+
+def cut_to_units(text: str, units: int) -> str:
+    """``text`` if it takes at most ``units`` SMS units (``measure``: septets, two for a GSM-7
+    extension character such as ``€``; or UTF-16 units, two for an emoji), else cut to end in
+    ``CUT_MARK`` within them, leaving no dangling joiner of a cut emoji."""
+    if measure(text).units <= units:
+        return text
+    room = units - len(CUT_MARK)
+    cut = text[:room]
+    while measure(cut).units > room:
+        cut = cut[:-1]
+    return cut.rstrip().rstrip(_DANGLING) + CUT_MARK
+
+
 def cost_per_million(segments: int, price_per_segment: float) -> float:
     """Return the cost of sending a message of ``segments`` segments one million times."""
     if segments < 0 or price_per_segment < 0:

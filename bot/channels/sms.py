@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
+
+#: The most SMS units of a payment place the schedule shows, a longer one cut to end in `..`
+#: (the registry takes 120 characters): the schedule fits SPEC §2's segments with this much in
+#: every language (bot/i18n_report.py renders it with a place of 120). Channels that bill no
+#: segments (WhatsApp, Telegram) show the place whole; a USSD screen cuts itself.
+PLACE_UNITS: Final = 60
 
 
 class SmsChannel:

@@ -115,7 +115,8 @@ def test_the_schedule_sms_keeps_what_people_need():
     assert text.splitlines() == [
         "35202-*******-1 Taleemi Wazaif 2026-Q4: Rs 999,999, ready to collect",
         "28 Sept - 31 Dec 2026",
-        f"{i18n_report.PLACE_60} (retailer)",
+        # the registry's 120 characters, cut to the 60 units the template is budgeted for
+        "Government Girls Higher Secondary School No. 2, Muzaffarga.. (retailer)",
         "Before: 2026-Q3 collected",
     ]
     # a held-up payment gives its reason instead of the history

@@ -31,7 +31,7 @@ from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
 from bot.formatting import is_rtl
-from bot.segments import GSM7_BASIC, GSM7_EXTENSION, measure
+from bot.segments import GSM7_BASIC, GSM7_EXTENSION, cut_to_units, measure
 
 #: The key under which a complaint's draft keeps its own key (`ask_confirmation`).
 DRAFT = "draft"
@@ -284,8 +284,6 @@ async def status(turn: Turn, cnic: Cnic, ticket: str) -> list[Reply]:
 #: two for a GSM-7 extension character such as `€`; or UTF-16 units, two for an emoji): the
 #: confirmation's templates fit their segment budget with this much (bot/i18n_report.py).
 PREVIEW_UNITS = 40
-#: What cannot end a cut preview: a joiner or variation selector left of a broken emoji.
-_DANGLING = "\u200d\ufe0e\ufe0f"
 
 
 def _preview(text: str, language: str) -> str:
@@ -300,10 +298,4 @@ def _preview(text: str, language: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHIC)
     if not is_rtl(language):
         text = "".join(c for c in text if c in _GSM7 or c.isalnum())
-    text = " ".join(text.split())
-    if measure(text).units <= PREVIEW_UNITS:
-        return text
-    cut = text[: PREVIEW_UNITS - 2]
-    while measure(cut).units > PREVIEW_UNITS - 2:
-        cut = cut[:-1]
-    return cut.rstrip().rstrip(_DANGLING) + ".."
+    return cut_to_units(" ".join(text.split()), PREVIEW_UNITS)
