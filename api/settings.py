@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str | None = Field(None, alias="TWILIO_WHATSAPP_FROM")
 
     #: Twilio Content SID of an approved WhatsApp template `{{1}}: {{2}}` for grievance updates
-    #: outside the 24-hour window; without one such updates go by SMS.
+    #: outside the 24-hour window (the complaint and its masked CNIC, then its status); without
+    #: one such updates go by SMS.
     twilio_whatsapp_update_template: str | None = Field(
         None, alias="TWILIO_WHATSAPP_UPDATE_TEMPLATE"
     )

@@ -368,6 +368,7 @@ NOT_SMS_MESSAGES: frozenset[str] = frozenset(
         "verify/contact_not_yours",
         "grievance/category_name",  # a category as a button label
         "grievance/status_word",  # a status inside a WhatsApp template message
+        "grievance/template_subject",  # a complaint and its CNIC, the same template's other
         "grievance/confirm_yes",  # button labels; SMS spells the choice out
         "grievance/confirm_no",
     }

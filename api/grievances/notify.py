@@ -89,9 +89,20 @@ async def _announce(
         language=language,
         channel=channel,
     )
-    status_words = runtime.renderer.render_text(
-        "grievance/status_word", {"status": status}, language=language, channel=channel
-    )
+    variables: dict[str, str] | None = None
+    if template:
+        # The approved template is `{{1}}: {{2}}`: the complaint and whose, and its status.
+        variables = {
+            "1": runtime.renderer.render_text(
+                "grievance/template_subject",
+                {"ticket": grievance.ticket_id, "cnic": cnic},
+                language=language,
+                channel=channel,
+            ),
+            "2": runtime.renderer.render_text(
+                "grievance/status_word", {"status": status}, language=language, channel=channel
+            ),
+        }
     await enqueue(
         session,
         channel=channel,
@@ -103,7 +114,7 @@ async def _announce(
         dedup_key=f"grievance-event:{event.id}",
         grievance_id=grievance.id,
         template=template,
-        template_variables={"1": grievance.ticket_id, "2": status_words} if template else None,
+        template_variables=variables,
     )
 
 

@@ -183,8 +183,9 @@ def test_every_template_renders(renderer, language, channel):
             assert text != english, f"{name} is not translated into {language}"
 
 
-#: Templates with no prose: language names in their own script, bare CNICs as button labels.
-UNTRANSLATED = {"language/name", "verify/person_option"}
+#: Templates with no prose: language names in their own script, bare CNICs as button labels, a
+#: complaint number and its CNIC as a WhatsApp template's variable.
+UNTRANSLATED = {"language/name", "verify/person_option", "grievance/template_subject"}
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -4,6 +4,7 @@ she said STOP, whichever channel carries the update."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +15,7 @@ from api.outbox.service import deliver_due
 from api.registry.models import Contact, Grievance, OutboundMessage
 from tests.api.test_sms_grievances import TICKET, file_as_wife
 from tests.api.test_sms_payments import HELPER_PHONE, Chat, delivered_code
-from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE
+from tests.conftest import ELIGIBLE_PHONE, ELIGIBLE_WIFE, app_client, running_app
 from tests.grievances.conftest import resolve_telling_the_owner, the_update
 from tests.outbox.conftest import RecordingSender
 
@@ -190,3 +191,23 @@ async def test_an_update_names_whose_complaint_it_is(client, app, settings, regi
     )
     for update in updates.values():
         assert ELIGIBLE_WIFE not in update.body.replace("-", "")
+
+
+async def test_an_update_by_whatsapp_template_names_the_cnic(settings, redis, registry, db):
+    """Outside WhatsApp's 24 hours the update goes as the approved template `{{1}}: {{2}}`: its
+    first variable names the complaint and, masked as her phone's answers name her, whose it is
+    (SPEC §3), as the update's own text does."""
+    sid = "HX" + "0" * 32
+    with_template = settings.model_copy(update={"twilio_whatsapp_update_template": sid})
+    async with running_app(with_template) as app, app_client(app) as client:
+        chat = Chat(client, ELIGIBLE_PHONE, channel="whatsapp")
+        ticket = await file_as_wife(chat)
+        async with db.transaction() as session:
+            contact = await session.scalar(select(Contact).where(Contact.channel == "whatsapp"))
+            contact.last_inbound_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+        message = await resolve(app, db, ticket)
+    assert (message.channel, message.template) == ("whatsapp", sid)
+    variables = json.loads(message.template_variables)
+    # Her registered mobile is her husband's too: named as its "which CNIC?" menu names her.
+    assert variables == {"1": f"{ticket} (35202-***4567-2)", "2": "resolved"}
+    assert f"{ticket} for CNIC 35202-***4567-2" in message.body
