@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api.otp.service import OtpUnavailable
-from api.problems import Problem
+from api.problems import TOKEN_INVALID, TOKEN_REQUIRED, VERIFICATION_UNAVAILABLE, Problem
 from api.runtime import Runtime
 from api.settings import Settings
 
@@ -76,16 +76,23 @@ async def get_current_beneficiary(
     challenge = {"WWW-Authenticate": 'Bearer realm="rabta"'}
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(
-            401, "A bearer token from POST /v1/otp/verify is required.", headers=challenge
+            401,
+            "A bearer token from POST /v1/otp/verify is required.",
+            type_=TOKEN_REQUIRED,
+            headers=challenge,
         )
     try:
         cnic = await runtime.tokens.resolve(credentials.credentials)
     except OtpUnavailable:
         raise Problem(
-            503, "Verification is unavailable for a moment.", headers={"Retry-After": "30"}
+            503,
+            "Verification is unavailable for a moment.",
+            type_=VERIFICATION_UNAVAILABLE,
+            headers={"Retry-After": "30"},
         ) from None
     if cnic is None:
-        raise Problem(401, "The token has expired or is not valid.", headers=challenge)
+        detail = "The token has expired or is not valid."
+        raise Problem(401, detail, type_=TOKEN_INVALID, headers=challenge)
     return cnic
 
 

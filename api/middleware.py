@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import BODY_TOO_LARGE, JSON_REQUIRED, retry_after_member, title_of
 
 
 class BodySizeLimit:
@@ -61,7 +64,11 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Send) -> None:
         await send_problem(
-            send, 413, "Content Too Large", f"Request bodies are limited to {self.max_bytes} bytes."
+            send,
+            413,
+            f"Request bodies are limited to {self.max_bytes} bytes.",
+            type_=BODY_TOO_LARGE,
+            max_bytes=self.max_bytes,
         )
 
 
@@ -95,9 +102,7 @@ class JsonBodiesOnly:
             # No Content-Type at all is not JSON either (RFC 9110 §8.3: the recipient may take
             # it as application/octet-stream); FastAPI would try it as JSON and answer 422.
             if content_type != b"application/json":
-                await send_problem(
-                    send, 415, "Unsupported Media Type", "Send JSON (application/json)."
-                )
+                await send_problem(send, 415, "Send JSON (application/json).", type_=JSON_REQUIRED)
                 return
         await self.app(scope, receive, send)
 
@@ -127,13 +132,24 @@ async def send_response(
 async def send_problem(
     send: Send,
     status: int,
-    title: str,
     detail: str,
+    *,
+    type_: str,
     headers: list[tuple[bytes, bytes]] | None = None,
+    **extensions: Any,
 ) -> None:
-    """A problem document (RFC 9457) written by an ASGI middleware."""
-    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
-    await send_response(send, status, b"application/problem+json", body.encode(), headers)
+    """A problem document (RFC 9457) of one of `api.problems`' types, written by an ASGI
+    middleware; `retry_after` in the body when `headers` carry `Retry-After`."""
+    problem: dict[str, Any] = {
+        "type": type_,
+        "title": title_of(type_, status),
+        "status": status,
+        "detail": detail,
+    }
+    problem.update(retry_after_member({k.decode(): v.decode() for k, v in headers or []}))
+    problem.update(extensions)
+    body = json.dumps(problem).encode()
+    await send_response(send, status, b"application/problem+json", body, headers)
 
 
 #: Private answers must never sit in a shared cache.

@@ -3,7 +3,10 @@ declared as an RFC 9457 problem (`application/problem+json`), with every cause o
 route declares its own causes in `responses=`; those any `/v1` call shares are added here), every
 `/v1` call may carry the partner key (`X-API-Key`, so /docs can send it), `/readyz` may answer
 503, and the webhooks' bodies, which their routes read by hand (forms, a Telegram Update), are
-described so that clients and fuzzers (tests/fuzz) see what the gateways send."""
+described so that clients and fuzzers (tests/fuzz) see what the gateways send.
+
+Each `/v1` error status lists the problem types (api/problems.py) it can carry, as an `enum` on
+its problem's `type` and in its description, so a partner's front end can branch on `type`."""
 
 from __future__ import annotations
 
@@ -16,6 +19,22 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
+from api.problems import (
+    BODY_TOO_LARGE,
+    INVALID_API_KEY,
+    INVALID_REQUEST,
+    JSON_REQUIRED,
+    NOT_JSON,
+    PROBLEM_BASE,
+    PROBLEM_TYPES,
+    RATE_LIMITED,
+    SERVICE_BUSY,
+    SERVICE_UNAVAILABLE,
+    TOKEN_INVALID,
+    TOKEN_REQUIRED,
+    TYPES_KEY,
+    VERIFICATION_UNAVAILABLE,
+)
 from api.ratelimit.http import PARTNER_KEY
 
 PROBLEM_JSON = "application/problem+json"
@@ -26,7 +45,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type", "title", "status"],
     "properties": {
-        "type": {"type": "string"},
+        "type": {
+            "type": "string",
+            "format": "uri-reference",
+            "description": f"What went wrong, to branch on: `{PROBLEM_BASE}<name>` (each status "
+            "of each operation lists its own), or `about:blank` when the status says it all. "
+            "`detail` is English, for the developer.",
+        },
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
@@ -34,8 +59,22 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "errors": {
             "type": "array",
             "items": {"type": "object"},
-            "description": "What was wrong with each field (422).",
+            "description": "What was wrong with each field (`invalid-request`).",
         },
+        "retry_after": {
+            "type": "integer",
+            "description": "Seconds to wait before trying again, as `Retry-After` (429, 503).",
+        },
+        "tries_left": {
+            "type": "integer",
+            "description": "Wrong codes this code request still allows (`wrong-code`).",
+        },
+        "max_bytes": {
+            "type": "integer",
+            "description": "The largest body accepted (`body-too-large`).",
+        },
+        "line": {"type": "integer", "description": "Where the JSON breaks (`not-json`)."},
+        "column": {"type": "integer", "description": "Where the JSON breaks (`not-json`)."},
     },
     "additionalProperties": True,
 }
@@ -62,8 +101,15 @@ _REASONS = {
 }
 
 
-def _problem_response(status: int, description: str, *, also_text: bool = False) -> dict[str, Any]:
-    content: dict[str, Any] = {PROBLEM_JSON: {"schema": _PROBLEM_REF}}
+def _problem_response(
+    status: int, description: str, *, also_text: bool = False, types: list[str] | None = None
+) -> dict[str, Any]:
+    schema: dict[str, Any] = _PROBLEM_REF
+    if types:
+        schema = {
+            "allOf": [_PROBLEM_REF, {"properties": {"type": {"type": "string", "enum": types}}}]
+        }
+    content: dict[str, Any] = {PROBLEM_JSON: {"schema": schema}}
     if also_text:
         # The load-shedding gate answers webhooks in plain text (api/surge.py).
         content["text/plain"] = {"schema": {"type": "string"}}
@@ -175,58 +221,45 @@ _WEBHOOKS: dict[str, dict[str, Any]] = {
 }
 
 
-#: What any `/v1` call can answer, and why, after the causes its route declares itself.
-_V1_CAUSES: dict[int, str] = {
-    401: "The `X-API-Key` header does not hold a valid, active partner key.",
-    # BodySizeLimit reads every request, a GET's body included.
-    413: "The body is larger than the service accepts.",
-    429: "Too many calls from this caller: its partner's quota (with `X-API-Key`), or its "
-    "address's.",
-    503: "The service is overloaded or could not answer in time, or the database is down.",
-}
+#: The problems any `/v1` call can answer, after those its route declares itself
+#: (BodySizeLimit reads every request, a GET's body included).
+_V1_PROBLEMS = (INVALID_API_KEY, BODY_TOO_LARGE, RATE_LIMITED, SERVICE_BUSY, SERVICE_UNAVAILABLE)
 #: What a call that takes a JSON body can answer besides.
-_BODY_CAUSES: dict[int, str] = {
-    400: "The body is not JSON: `detail` says where it breaks, by line and column.",
-    415: "The body is not sent as JSON (`Content-Type: application/json`).",
-    422: "The body is JSON but not what the call takes: `errors` names each field and what is "
-    "wrong with it.",
-}
+_BODY_PROBLEMS = (NOT_JSON, JSON_REQUIRED, INVALID_REQUEST)
 #: What a call that needs a bearer token can answer besides.
-_BEARER_CAUSES: dict[int, str] = {
-    401: "No bearer token, or one that has expired or is not valid: `POST /v1/otp/verify` "
-    "gives one.",
-    503: "Bearer tokens cannot be checked for a moment (verification is unavailable).",
-}
+_BEARER_PROBLEMS = (TOKEN_REQUIRED, TOKEN_INVALID, VERIFICATION_UNAVAILABLE)
 _BEARER_SCHEME = "HTTPBearer"
 #: How FastAPI describes the 422 it adds to an operation with parameters or a body.
 _FASTAPI_422 = "Validation Error"
 
 
-def _v1_causes(method: str, operation: dict[str, Any]) -> dict[int, list[str]]:
-    """Every error status the `/v1` operation can answer, with each of its causes: those its
-    route declares (`responses=`) first, then those it shares with other calls."""
-    causes: dict[int, list[str]] = {}
+def _v1_problems(method: str, operation: dict[str, Any]) -> dict[int, list[str]]:
+    """Every error status the `/v1` operation can answer, with the problem type of each of its
+    causes: those its route declares (`responses=documented(…)`) first, then those it shares
+    with other calls."""
+    types: list[str] = []
     for status, response in operation.get("responses", {}).items():
-        description = response.get("description")
-        if not status.startswith(("4", "5")) or not description:
+        if not status.startswith(("4", "5")):
             continue
-        if status == "422" and description == _FASTAPI_422:
+        if status == "422" and response.get("description") == _FASTAPI_422:
             # FastAPI's own, added for any parameter or body: a body's cause is added below,
             # and a parameter that any string satisfies (a ticket id) never fails.
             if any(not _any_string(parameter) for parameter in operation.get("parameters", [])):
-                causes[422] = ["A parameter is not valid: `errors` says which and why."]
+                types.append(INVALID_REQUEST)
             continue
-        causes[int(status)] = [description]
-    shared = dict(_V1_CAUSES)
-    bearer = any(_BEARER_SCHEME in requirement for requirement in operation.get("security", []))
-    if bearer:
-        for status, cause in _BEARER_CAUSES.items():
-            causes.setdefault(status, []).append(cause)
+        declared = response.get(TYPES_KEY)
+        if not declared:
+            raise ValueError(f"{status} of {method.upper()} is declared without its problem types")
+        types.extend(declared)
+    if any(_BEARER_SCHEME in requirement for requirement in operation.get("security", [])):
+        types.extend(_BEARER_PROBLEMS)
+    types.extend(_V1_PROBLEMS)
     if method in ("post", "put", "patch") or "requestBody" in operation:
-        shared.update(_BODY_CAUSES)
-    for status, cause in shared.items():
-        causes.setdefault(status, []).append(cause)
-    return causes
+        types.extend(_BODY_PROBLEMS)
+    by_status: dict[int, list[str]] = {}
+    for uri in dict.fromkeys(types):
+        by_status.setdefault(PROBLEM_TYPES[uri].status, []).append(uri)
+    return by_status
 
 
 def _any_string(parameter: dict[str, Any]) -> bool:
@@ -235,8 +268,10 @@ def _any_string(parameter: dict[str, Any]) -> bool:
     return schema.get("type") == "string" and set(schema) <= {"type", "title", "description"}
 
 
-def _describe(status: int, causes: list[str]) -> str:
-    """One description of all the causes of `status` (a Markdown list when there are several)."""
+def _describe(status: int, types: list[str]) -> str:
+    """One description of all the causes of `status`, each with its problem type's name (a
+    Markdown list when there are several)."""
+    causes = [f"`{PROBLEM_TYPES[uri].name}`: {PROBLEM_TYPES[uri].cause}" for uri in types]
     text = causes[0] if len(causes) == 1 else "\n".join(f"- {cause}" for cause in causes)
     if status in (429, 503):
         text += ("\n\n" if len(causes) > 1 else " ") + "`Retry-After` says when to come back."
@@ -311,12 +346,14 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
                         status, _REASONS[status], also_text=status == 503
                     )
             elif path.startswith("/v1/"):
-                causes = _v1_causes(method, operation)
+                problems = _v1_problems(method, operation)
                 _with_partner_key(operation)
                 for status in [status for status in responses if status.startswith(("4", "5"))]:
                     del responses[status]
-                for status, why in sorted(causes.items()):
-                    responses[str(status)] = _problem_response(status, _describe(status, why))
+                for status, types in sorted(problems.items()):
+                    responses[str(status)] = _problem_response(
+                        status, _describe(status, types), types=types
+                    )
     _drop_unused(schema, "HTTPValidationError", "ValidationError")
     return schema
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -30,6 +32,209 @@ RENDER_ERRORS = Counter(
 
 PROBLEM_JSON = "application/problem+json"
 
+#: Every problem type's URI is this and its name (RFC 9457 §3.1.1): an identifier a partner's
+#: front end compares as a string to say what went wrong in its user's language (`detail` is
+#: English, for the developer). The three first published keep their values.
+PROBLEM_BASE = "https://rabta.example/problems/"
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    """One kind of problem: its status, its title, what causes it (as `/openapi.json` and the
+    README say) and the extension members it carries besides `detail`."""
+
+    uri: str
+    status: int
+    title: str
+    cause: str
+    fields: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.uri.removeprefix(PROBLEM_BASE)
+
+
+#: Every type, by URI (filled by `_type` below, in the order the README lists them).
+PROBLEM_TYPES: dict[str, ProblemType] = {}
+
+
+def _type(name: str, status: int, title: str, cause: str, *fields: str) -> str:
+    uri = PROBLEM_BASE + name
+    PROBLEM_TYPES[uri] = ProblemType(uri, status, title, cause, fields)
+    return uri
+
+
+NOT_JSON = _type(
+    "not-json",
+    400,
+    "Body is not JSON",
+    "The body is not JSON: `detail` says where it breaks, by line and column "
+    "(`line`, `column`, when it is JSON that breaks off).",
+    "line",
+    "column",
+)
+INVALID_API_KEY = _type(
+    "invalid-api-key",
+    401,
+    "Invalid API key",
+    "The `X-API-Key` header does not hold a valid, active partner key.",
+)
+TOKEN_REQUIRED = _type(
+    "token-required",
+    401,
+    "Bearer token required",
+    "No bearer token: `POST /v1/otp/verify` gives one.",
+)
+TOKEN_INVALID = _type(
+    "token-invalid",
+    401,
+    "Bearer token not valid",
+    "The bearer token has expired or is not valid: verify again for a new one.",
+)
+WRONG_CODE = _type(
+    "wrong-code",
+    401,
+    "Wrong code",
+    "The code is wrong: `tries_left` says how many tries are left (0: request a new code).",
+    "tries_left",
+)
+CODE_EXPIRED = _type(
+    "code-expired",
+    401,
+    "Code expired",
+    "The code has expired or was already used (or the request id is not known): request a "
+    "new code.",
+)
+GRIEVANCE_NOT_FOUND = _type(
+    "grievance-not-found",
+    404,
+    "No such grievance",
+    "None of the verified person's grievances has this ticket id.",
+)
+BODY_TOO_LARGE = _type(
+    "body-too-large",
+    413,
+    "Content Too Large",
+    "The body is larger than the service accepts (`max_bytes`).",
+    "max_bytes",
+)
+JSON_REQUIRED = _type(
+    "json-required",
+    415,
+    "Unsupported Media Type",
+    "The body is not sent as JSON (`Content-Type: application/json`).",
+)
+NOT_A_CNIC = _type(
+    "not-a-cnic",
+    422,
+    "Not a CNIC",
+    "Not a CNIC: 13 digits, the first one 1 to 7.",
+)
+INVALID_REQUEST = _type(
+    "invalid-request",
+    422,
+    "Unprocessable Content",
+    "The body is JSON (or the parameter is there) but not what the call takes: `errors` names "
+    "each field and what is wrong with it.",
+    "errors",
+)
+RATE_LIMITED = _type(
+    "rate-limited",
+    429,
+    "Too Many Requests",
+    "Too many calls from this caller: its partner's quota (with `X-API-Key`), or its address's.",
+    "retry_after",
+)
+TOO_MANY_LOOKUPS = _type(
+    "too-many-lookups",
+    429,
+    "Too Many Requests",
+    "Too many look-ups from this address (an anonymous caller's, as a phone's).",
+    "retry_after",
+)
+CNIC_LOOKUPS_EXHAUSTED = _type(
+    "cnic-lookups-exhausted",
+    429,
+    "Too Many Requests",
+    "Too many look-ups of this CNIC from all callers today.",
+    "retry_after",
+)
+CODE_RECENTLY_SENT = _type(
+    "code-recently-sent",
+    429,
+    "Too Many Requests",
+    "A code was sent for this CNIC within the resend wait.",
+    "retry_after",
+)
+TOO_MANY_CODES = _type(
+    "too-many-codes",
+    429,
+    "Too Many Requests",
+    "As many codes were sent for this CNIC as it may have this hour.",
+    "retry_after",
+)
+TOO_MANY_WRONG_CODES = _type(
+    "too-many-wrong-codes",
+    429,
+    "Too Many Requests",
+    "Too many wrong codes for this request: request a new code once `retry_after` has passed.",
+    "retry_after",
+)
+INTERNAL_ERROR = _type(
+    "internal-error",
+    500,
+    "Internal Server Error",
+    "Something went wrong on the service's side; it has been logged.",
+)
+SERVICE_BUSY = _type(
+    "service-busy",
+    503,
+    "Service Unavailable",
+    "The service is overloaded, or could not answer in time.",
+    "retry_after",
+)
+SERVICE_UNAVAILABLE = _type(
+    "service-unavailable",
+    503,
+    "Service Unavailable",
+    "The database is down for a moment.",
+    "retry_after",
+)
+VERIFICATION_UNAVAILABLE = _type(
+    "verification-unavailable",
+    503,
+    "Verification unavailable",
+    "Verification is unavailable for a moment: codes cannot be sent or checked, and bearer "
+    "tokens cannot be checked.",
+    "retry_after",
+)
+
+
+#: Where a route's `responses=` names the problem types each status can carry (`documented`),
+#: for api/openapi.py to list them.
+TYPES_KEY = "x-problem-types"
+
+
+def documented(*types: str) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: each status the problem types can answer, with their causes and
+    their URIs (api/openapi.py adds what every `/v1` call can answer besides)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for uri in types:
+        known = PROBLEM_TYPES[uri]
+        response = responses.setdefault(known.status, {"description": "", TYPES_KEY: []})
+        response["description"] = " ".join(filter(None, (response["description"], known.cause)))
+        response[TYPES_KEY].append(uri)
+    return responses
+
+
+def retry_after_member(headers: Mapping[str, str] | None) -> dict[str, int]:
+    """`retry_after` (seconds) for a problem whose headers carry `Retry-After`: the same wait,
+    in the body, for a client that does not read headers."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after" and value.isdigit():
+            return {"retry_after": int(value)}
+    return {}
+
 
 class Problem(Exception):
     """Raise anywhere in a request to answer with a problem document."""
@@ -44,13 +249,20 @@ class Problem(Exception):
         headers: dict[str, str] | None = None,
         **extensions: Any,
     ) -> None:
-        super().__init__(detail or title or HTTPStatus(status).phrase)
+        title = title or title_of(type_, status)
+        super().__init__(detail or title)
         self.status = status
-        self.title = title or HTTPStatus(status).phrase
+        self.title = title
         self.detail = detail
         self.type = type_
         self.headers = headers or {}
         self.extensions = extensions
+
+
+def title_of(type_: str, status: int) -> str:
+    """A type's own title, or the status's phrase for one not in `PROBLEM_TYPES`."""
+    known = PROBLEM_TYPES.get(type_)
+    return known.title if known else HTTPStatus(status).phrase
 
 
 def problem_response(
@@ -65,7 +277,7 @@ def problem_response(
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": type_,
-        "title": title or HTTPStatus(status).phrase,
+        "title": title or title_of(type_, status),
         "status": status,
     }
     if detail:
@@ -74,6 +286,7 @@ def problem_response(
         # The path, with any CNIC or phone in it masked as everywhere else (SPEC §3): a 429 on
         # `/v1/eligibility/{cnic}` names the CNIC as its 200 would.
         body["instance"] = mask_sensitive(instance)
+    body.update(retry_after_member(headers))
     body.update(extensions)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -109,30 +322,41 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 400:
         detail = _unreadable_body(exc.__cause__) or detail
     return problem_response(
-        exc.status_code, detail, instance=request.url.path, headers=dict(exc.headers or {})
+        exc.status_code,
+        detail,
+        # FastAPI's 400 is a body it could not read; any other status here (an unknown path,
+        # a method the path does not take) says all there is to say (RFC 9457 §4.2.1).
+        type_=_HTTP_TYPES.get(exc.status_code, "about:blank"),
+        instance=request.url.path,
+        headers=dict(exc.headers or {}),
     )
+
+
+#: The types of the statuses Starlette's and FastAPI's own errors answer with.
+_HTTP_TYPES = {400: NOT_JSON, 413: BODY_TOO_LARGE}
 
 
 #: FastAPI's error type for a body declared JSON that does not parse.
 JSON_INVALID = "json_invalid"
 
 
-def _not_json_detail(error: dict[str, Any], body: Any) -> str:
+def _not_json(error: dict[str, Any], body: Any) -> tuple[str, dict[str, Any]]:
     """What is wrong with a body that is not JSON, from FastAPI's `json_invalid` error: the
     parser's reason and where it stopped, by line and column (the json module's own words,
     which never quote the input), so a partner can find the fault without the body being
-    repeated back, personal data and all."""
+    repeated back, personal data and all; and the line and column as members, when known."""
     reason = str(error.get("ctx", {}).get("error") or "it does not parse")
     reason = reason[:1].lower() + reason[1:]
     loc = error.get("loc", ())
     position = loc[-1] if loc and isinstance(loc[-1], int) else None
     if position is None or not isinstance(body, str):
-        return f"The body is not JSON: {reason}."
+        return f"The body is not JSON: {reason}.", {}
     line = body.count("\n", 0, position) + 1
     column = position - body.rfind("\n", 0, position)
     # "Invalid control character at", "Unterminated string starting at": the place follows.
     where = "" if reason.endswith(" at") else " at"
-    return f"The body is not JSON: {reason}{where} line {line}, column {column}."
+    detail = f"The body is not JSON: {reason}{where} line {line}, column {column}."
+    return detail, {"line": line, "column": column}
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
@@ -141,13 +365,18 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     if broken is not None:
         # Malformed syntax is a 400 (RFC 9110 §15.5.1); 422 says the syntax was right and the
         # content was not (§15.5.21), which a partner's code would go looking for in `errors`.
-        return problem_response(400, _not_json_detail(broken, exc.body), instance=request.url.path)
+        detail, where = _not_json(broken, exc.body)
+        return problem_response(400, detail, type_=NOT_JSON, instance=request.url.path, **where)
     errors = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
     ]
     return problem_response(
-        422, "The request is not valid.", instance=request.url.path, errors=errors
+        422,
+        "The request is not valid.",
+        type_=INVALID_REQUEST,
+        instance=request.url.path,
+        errors=errors,
     )
 
 
@@ -218,6 +447,7 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         503,
         "The service is briefly unavailable; try again shortly.",
+        type_=SERVICE_UNAVAILABLE,
         instance=request.url.path,
         headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
     )
@@ -257,7 +487,9 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s on %s %s", exc, request.method, request.url.path)
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(500, "Something went wrong on our side; it has been logged.")
+    return problem_response(
+        500, "Something went wrong on our side; it has been logged.", type_=INTERNAL_ERROR
+    )
 
 
 def install(app: FastAPI) -> None:

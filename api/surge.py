@@ -97,6 +97,7 @@ from api.conversations import repository
 from api.identity import cnic_digits, keyed_digest, normalise_text
 from api.metrics import MESSAGES, SMS_SEGMENTS
 from api.middleware import send_problem, send_response
+from api.problems import SERVICE_BUSY
 from api.ratelimit import Decision
 from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
@@ -998,7 +999,7 @@ V1_BUSY = "Too busy right now; try again in a moment."
 
 async def _send_v1_busy(send: Send, settings: SurgeSettings) -> None:
     """The 503 of a `/v1` call refused for want of room or called off for being late."""
-    await send_problem(send, 503, "Service Unavailable", V1_BUSY, settings.retry_after_headers)
+    await send_problem(send, 503, V1_BUSY, type_=SERVICE_BUSY, headers=settings.retry_after_headers)
 
 
 class ReadsAnsweredInTime:

@@ -10,14 +10,18 @@ from api.deps import RegistryConnectionDep, SettingsDep
 from api.eligibility import service
 from api.eligibility.schemas import CoarseEligibility
 from api.identity import Cnic, InvalidCnic
-from api.problems import Problem
+from api.problems import (
+    CNIC_LOOKUPS_EXHAUSTED,
+    NOT_A_CNIC,
+    TOO_MANY_LOOKUPS,
+    Problem,
+    documented,
+)
 from api.ratelimit.http import limit_lookup, limit_request
 
 #: Every route here counts its caller itself (`looked_up_cnic`), with the CNIC it looks up: include
 #: it without the `limit_request` dependency the other /v1 routers carry.
 router = APIRouter(prefix="/v1", tags=["eligibility"])
-
-NOT_A_CNIC = "https://rabta.example/problems/not-a-cnic"
 
 
 def not_a_cnic() -> Problem:
@@ -25,7 +29,6 @@ def not_a_cnic() -> Problem:
     return Problem(
         422,
         "A CNIC is 13 digits, the first one 1 to 7, written as 12345-1234567-1.",
-        title="Not a CNIC",
         type_=NOT_A_CNIC,
     )
 
@@ -52,13 +55,7 @@ LookedUpCnic = Annotated[Cnic, Depends(looked_up_cnic)]
 @router.get(
     "/eligibility/{cnic}",
     response_model=CoarseEligibility,
-    responses={
-        422: {"description": "Not a CNIC: 13 digits, the first one 1 to 7 (`type` says so)."},
-        429: {
-            "description": "Too many look-ups from this address (an anonymous caller's, as a "
-            "phone's), or of this CNIC from all callers."
-        },
-    },
+    responses=documented(NOT_A_CNIC, TOO_MANY_LOOKUPS, CNIC_LOOKUPS_EXHAUSTED),
 )
 async def get_eligibility(
     cnic: LookedUpCnic, registry: RegistryConnectionDep, settings: SettingsDep

@@ -14,7 +14,17 @@ from api.eligibility.routes import not_a_cnic
 from api.identity import Cnic, InvalidCnic
 from api.otp.schemas import OtpRequestIn, OtpRequestOut, OtpVerifyIn, TokenOut
 from api.otp.service import CheckOutcome, IssueOutcome, OtpUnavailable
-from api.problems import Problem
+from api.problems import (
+    CODE_EXPIRED,
+    CODE_RECENTLY_SENT,
+    NOT_A_CNIC,
+    TOO_MANY_CODES,
+    TOO_MANY_WRONG_CODES,
+    VERIFICATION_UNAVAILABLE,
+    WRONG_CODE,
+    Problem,
+    documented,
+)
 from api.verification import deliver_code, request_code
 
 router = APIRouter(prefix="/v1/otp", tags=["verification"])
@@ -26,14 +36,7 @@ UNAVAILABLE = "Verification is unavailable for a moment. Please try again shortl
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=OtpRequestOut,
-    responses={
-        422: {"description": "Not a CNIC: 13 digits, the first one 1 to 7 (`type` says so)."},
-        429: {
-            "description": "A code was sent for this CNIC within the resend wait, or as many "
-            "codes as it may have this hour."
-        },
-        503: {"description": "Verification cannot send codes for a moment."},
-    },
+    responses=documented(NOT_A_CNIC, CODE_RECENTLY_SENT, TOO_MANY_CODES, VERIFICATION_UNAVAILABLE),
 )
 async def request_otp(
     body: OtpRequestIn, runtime: RuntimeDep, background: BackgroundTasks
@@ -46,16 +49,15 @@ async def request_otp(
     try:
         request = await request_code(runtime, cnic=cnic)
     except OtpUnavailable:
-        raise Problem(503, UNAVAILABLE, headers={"Retry-After": "30"}) from None
+        raise _unavailable() from None
     issued = request.issued
+    retry = {"Retry-After": str(issued.retry_after)}
+    if issued.outcome is IssueOutcome.COOLDOWN:
+        detail = "A code was sent recently for this CNIC."
+        raise Problem(429, detail, type_=CODE_RECENTLY_SENT, headers=retry)
     if issued.outcome is not IssueOutcome.ISSUED:
-        raise Problem(
-            429,
-            "A code was sent recently for this CNIC."
-            if issued.outcome is IssueOutcome.COOLDOWN
-            else "Too many codes for this CNIC this hour.",
-            headers={"Retry-After": str(issued.retry_after)},
-        )
+        detail = "Too many codes for this CNIC this hour."
+        raise Problem(429, detail, type_=TOO_MANY_CODES, headers=retry)
     assert issued.request_id is not None
     background.add_task(deliver_code, runtime, request, language=None)
     return OtpRequestOut(request_id=issued.request_id, expires_in=runtime.settings.otp_ttl_seconds)
@@ -64,14 +66,7 @@ async def request_otp(
 @router.post(
     "/verify",
     response_model=TokenOut,
-    responses={
-        401: {
-            "description": "The code is wrong (`detail` says how many tries are left), has "
-            "expired or was already used."
-        },
-        429: {"description": "Too many wrong codes for this request: ask for a new code."},
-        503: {"description": "Verification cannot check codes for a moment."},
-    },
+    responses=documented(WRONG_CODE, CODE_EXPIRED, TOO_MANY_WRONG_CODES, VERIFICATION_UNAVAILABLE),
 )
 async def verify_otp(body: OtpVerifyIn, runtime: RuntimeDep) -> TokenOut:
     """Exchange the code for a short-lived bearer token bound to that one CNIC."""
@@ -81,19 +76,25 @@ async def verify_otp(body: OtpVerifyIn, runtime: RuntimeDep) -> TokenOut:
             token = await runtime.tokens.issue(cnic=checked.cnic)
             return TokenOut(access_token=token, expires_in=runtime.tokens.ttl_seconds)
     except OtpUnavailable:
-        raise Problem(503, UNAVAILABLE, headers={"Retry-After": "30"}) from None
+        raise _unavailable() from None
     # SPEC §3 allows 5 wrong tries per code: each is 401, the fifth included; past them, 429.
     if checked.outcome is CheckOutcome.EXHAUSTED and not checked.last_try:
         raise Problem(
             429,
             "Too many wrong codes: request a new one.",
+            type_=TOO_MANY_WRONG_CODES,
             headers={"Retry-After": str(checked.retry_after)},
         )
     if checked.last_try:
         detail = "Wrong code; no tries left: request a new one."
-    elif checked.outcome is CheckOutcome.WRONG:
+        raise Problem(401, detail, type_=WRONG_CODE, tries_left=0)
+    if checked.outcome is CheckOutcome.WRONG:
         left = checked.tries_left
         detail = f"Wrong code; {left} {'try' if left == 1 else 'tries'} left."
-    else:
-        detail = "The code has expired or was already used."
-    raise Problem(401, detail)
+        raise Problem(401, detail, type_=WRONG_CODE, tries_left=left)
+    raise Problem(401, "The code has expired or was already used.", type_=CODE_EXPIRED)
+
+
+def _unavailable() -> Problem:
+    """The 503 of verification that cannot send or check codes for a moment."""
+    return Problem(503, UNAVAILABLE, type_=VERIFICATION_UNAVAILABLE, headers={"Retry-After": "30"})

@@ -22,7 +22,13 @@ from prometheus_client import Counter
 
 from api.identity import Cnic
 from api.partners import find_partner_by_key, hash_api_key
-from api.problems import Problem
+from api.problems import (
+    CNIC_LOOKUPS_EXHAUSTED,
+    INVALID_API_KEY,
+    RATE_LIMITED,
+    TOO_MANY_LOOKUPS,
+    Problem,
+)
 from api.ratelimit.service import Decision, RateLimiter, parse_limit
 
 log = logging.getLogger(__name__)
@@ -39,13 +45,12 @@ PARTNER_KEY = APIKeyHeader(
     ),
     auto_error=False,
 )
-RATE_LIMITED = "https://rabta.example/problems/rate-limited"
-INVALID_API_KEY = "https://rabta.example/problems/invalid-api-key"
 #: An anonymous REST caller's identity among senders, as a phone's is its number.
 SENDER_IP = "ip:"
-TOO_MANY_LOOKUPS = {
-    "sender": "Too many look-ups from this address",
-    "cnic": "Too many look-ups of this CNIC",
+#: Each look-up limit's refusal: its words and its problem type.
+LOOKUPS_REFUSED = {
+    "sender": ("Too many look-ups from this address", TOO_MANY_LOOKUPS),
+    "cnic": ("Too many look-ups of this CNIC", CNIC_LOOKUPS_EXHAUSTED),
 }
 #: How long a worker trusts a key it has checked; deactivating a partner takes this long.
 PARTNER_CACHE_SECONDS = 60.0
@@ -175,18 +180,14 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
 def _refuse(decision: Decision) -> Problem:
     headers = rate_limit_headers(decision)
     headers["RateLimit-Remaining"] = "0"
-    return _too_many("Too many requests", decision.retry_after, headers)
+    return _too_many("Too many requests", RATE_LIMITED, decision.retry_after, headers)
 
 
-def _too_many(what: str, retry_after: int, headers: dict[str, str]) -> Problem:
-    """The 429 problem, with `Retry-After` (SPEC §4) added to `headers`."""
+def _too_many(what: str, type_: str, retry_after: int, headers: dict[str, str]) -> Problem:
+    """The 429 problem of `type_`, with `Retry-After` (SPEC §4) added to `headers`."""
     headers["Retry-After"] = str(retry_after)
     return Problem(
-        429,
-        f"{what}; try again in {retry_after} seconds.",
-        title="Too Many Requests",
-        type_=RATE_LIMITED,
-        headers=headers,
+        429, f"{what}; try again in {retry_after} seconds.", type_=type_, headers=headers
     )
 
 
@@ -241,12 +242,12 @@ async def _limit(request: Request, response: Response, cnic: Cnic | None) -> Non
         raise Problem(
             401,
             f"The {API_KEY_HEADER} header does not hold a valid, active API key.",
-            title="Invalid API key",
             type_=INVALID_API_KEY,
         )
     headers = rate_limit_headers(decision)
     if looked_up and not looked_up[-1].allowed:
         refused_by = then[len(looked_up) - 1][0]
-        raise _too_many(TOO_MANY_LOOKUPS[refused_by], looked_up[-1].retry_after, headers)
+        what, type_ = LOOKUPS_REFUSED[refused_by]
+        raise _too_many(what, type_, looked_up[-1].retry_after, headers)
     # FastAPI merges these into the route's response (not into a Response a route returns itself).
     response.headers.update(headers)

@@ -5,8 +5,11 @@ the call takes stays a 422 with `errors` (§15.5.21: the syntax is right, the co
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from api.problems import NOT_JSON
 from tests.conftest import ELIGIBLE
 
 pytestmark = pytest.mark.usefixtures("registry")
@@ -50,12 +53,16 @@ async def test_broken_json_is_a_400_that_says_where(client, path, body, detail):
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
+    where = re.search(r"line (\d+), column (\d+)\.$", detail)
+    assert where
     assert problem == {
-        "type": "about:blank",
-        "title": "Bad Request",
+        "type": NOT_JSON,
+        "title": "Body is not JSON",
         "status": 400,
         "detail": detail,
         "instance": path,
+        "line": int(where[1]),
+        "column": int(where[2]),
     }
     assert ELIGIBLE not in response.text
 
@@ -75,7 +82,11 @@ async def test_a_body_json_cannot_decode_is_a_400_that_says_why(client, body, de
     response = await client.post("/v1/otp", content=body, headers=JSON)
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["detail"] == detail
+    problem = response.json()
+    assert problem["detail"] == detail
+    # Nowhere to point at: the type says what, and no line or column is made up.
+    assert problem["type"] == NOT_JSON
+    assert "line" not in problem and "column" not in problem
 
 
 async def test_json_that_is_not_what_the_call_takes_is_still_422(client):
@@ -89,8 +100,8 @@ async def test_the_400_is_documented_as_broken_json(client):
     spec = (await client.get("/openapi.json")).json()
     for path in BODY_ROUTES:
         response = spec["paths"][path]["post"]["responses"]["400"]
-        assert response["content"]["application/problem+json"]["schema"] == {
-            "$ref": "#/components/schemas/Problem"
-        }
+        schema = response["content"]["application/problem+json"]["schema"]
+        assert schema["allOf"][0] == {"$ref": "#/components/schemas/Problem"}
+        assert schema["allOf"][1]["properties"]["type"]["enum"] == [NOT_JSON]
         assert "not JSON" in response["description"]
         assert "line and column" in response["description"]
