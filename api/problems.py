@@ -134,8 +134,8 @@ INVALID_REQUEST = _type(
     "invalid-request",
     422,
     "Unprocessable Content",
-    "The body is JSON (or the parameter is there) but not what the call takes: `errors` names "
-    "each field and what is wrong with it.",
+    "The body is JSON but not what the call takes (or a parameter is not valid): `errors` "
+    "names each field and what is wrong with it.",
     "errors",
 )
 RATE_LIMITED = _type(

@@ -1,10 +1,13 @@
 """Every `/v1` problem has a stable `type` a partner's front end branches on (RFC 9457 §3.1.1),
 to say what went wrong in its user's language: the types tests/api/test_documented_errors.py
-does not drive are driven here, and the first three published keep their values."""
+does not drive are driven here, the first three published keep their values, and the README's
+table lists every type with its status and fields."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +25,8 @@ from api.problems import (
 from api.surge import get_surge_settings
 from tests.api.test_documented_errors import documented_types
 from tests.conftest import ELIGIBLE
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_types_first_published_keep_their_values():
@@ -76,3 +81,22 @@ async def test_an_unexpected_error_is_internal_error(app, registry):
         "status": 500,
         "detail": "Something went wrong on our side; it has been logged.",
     }
+
+
+def _readme_table() -> dict[str, tuple[int, set[str]]]:
+    """The README's table of problem types: each name's status and fields."""
+    rest = README.read_text(encoding="utf-8").split("### The REST API", 1)[1].split("\n### ", 1)[0]
+    rows: dict[str, tuple[int, set[str]]] = {}
+    for line in rest.splitlines():
+        cells = [cell.strip() for cell in line.strip()[1:-1].split("|")]
+        if not line.startswith("|") or len(cells) != 4 or not cells[1].isdigit():
+            continue
+        name = cells[0].strip("`")
+        assert name not in rows, f"{name} twice in the README's table"
+        rows[name] = (int(cells[1]), set(re.findall(r"`(\w+)`", cells[3])))
+    return rows
+
+
+def test_the_readme_lists_every_problem_type_with_its_status_and_fields():
+    expected = {kind.name: (kind.status, set(kind.fields)) for kind in PROBLEM_TYPES.values()}
+    assert _readme_table() == expected
