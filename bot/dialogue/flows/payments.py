@@ -53,7 +53,7 @@ async def answer_choice(turn: Turn) -> list[Reply] | None:
         return await grievance.answer_person(turn)
     if turn.command.intent is Intent.PAY:
         return await pay(turn)
-    chosen = who.typed_choice(turn)
+    chosen = who.typed_choice(turn, of=Intent.PAY)
     if chosen is not None:
         turn.conversation.reset()
         return await for_cnic(turn, chosen)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from api.identity import Cnic, InvalidCnic, mask_cnic
 from bot.channels.base import Option, Reply
+from bot.dialogue import keywords
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Step
 from bot.dialogue.turn import Turn
@@ -80,16 +81,22 @@ def choose_person(turn: Turn, cnics: list[str], *, command: str = "") -> list[Re
     return choose_person_again(turn)
 
 
-def typed_choice(turn: Turn) -> Cnic | None:
-    """A CNIC typed out at the "which CNIC?" menu (`3520212345672`, not its number) that is one
-    of the menu's choices, else None: a CNIC not on the menu is a question of its own."""
+def typed_choice(turn: Turn, *, of: Intent) -> Cnic | None:
+    """A CNIC typed out at the "which CNIC?" menu of `of` (`PAY`: its choices read `PAY <CNIC>`)
+    instead of its number, that is one of the menu's choices, else None: a CNIC not on the menu
+    is a question of its own, and so is one typed at the menu of "am I eligible?" (whose choices
+    are bare CNICs, a question of their own already)."""
     if turn.command.intent is not Intent.CNIC:
         return None
     try:
         cnic = Cnic.parse(turn.command.argument)
     except InvalidCnic:
         return None
-    listed = {reply.rsplit(maxsplit=1)[-1] for reply in turn.conversation.options}
+    listed = {
+        choice.argument
+        for reply in turn.conversation.options
+        if (choice := keywords.parse(reply)).intent is of
+    }
     return cnic if cnic.digits in listed else None
 
 
