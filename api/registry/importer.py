@@ -145,8 +145,29 @@ _PLAIN_MOBILE = re.compile(r"\+923(?:[0-247][0-9]|3[0-79]|55|64)[0-9]{7}", re.AS
 _SPACE = re.compile(r"\s")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _MAX_INT = 2**31 - 1
+#: A value with this many digits or more may be a CNIC (13) or a phone number (10 to 12),
+#: perhaps mistyped or in the wrong column; dates have 8 and are quoted whole.
+_DIGITS_MASKED = 9
 
 Parser = Callable[[str], Any]
+
+
+def quoted(value: str) -> str:
+    """`value` as an error message quotes it: when it holds `_DIGITS_MASKED` digits or more,
+    all but the first five and the last are starred (`'85202-*******-1'`), as logs mask a
+    CNIC, so that a refused row never prints a whole CNIC or phone number."""
+    digits = sum(c.isdigit() for c in value)
+    if digits < _DIGITS_MASKED:
+        return repr(value)
+    seen = 0
+    shown = []
+    for char in value:
+        if char.isdigit():
+            seen += 1
+            shown.append(char if seen <= 5 or seen == digits else "*")
+        else:
+            shown.append(char)
+    return repr("".join(shown))
 
 
 def _cnic(value: str) -> str:
@@ -155,7 +176,7 @@ def _cnic(value: str) -> str:
     try:
         return Cnic.parse(value).digits
     except InvalidCnic:
-        raise _Invalid(f"{value!r} is not a CNIC (13 digits)") from None
+        raise _Invalid(f"{quoted(value)} is not a CNIC (13 digits)") from None
 
 
 def _mobile(value: str) -> str | None:
@@ -167,7 +188,7 @@ def _mobile(value: str) -> str | None:
     try:
         return normalise_phone(value)
     except InvalidPhone:
-        raise _Invalid(f"{value!r} is not a phone number") from None
+        raise _Invalid(f"{quoted(value)} is not a phone number") from None
 
 
 def _date(value: str) -> dt.date:
@@ -188,26 +209,26 @@ def _score(value: str) -> Decimal:
     try:
         score = Decimal(value.strip())
     except InvalidOperation:
-        raise _Invalid(f"{value!r} is not a number") from None
+        raise _Invalid(f"{quoted(value)} is not a number") from None
     if not score.is_finite() or not 0 <= score <= 100:
-        raise _Invalid(f"{value!r} is not a PMT score between 0 and 100")
+        raise _Invalid(f"{quoted(value)} is not a PMT score between 0 and 100")
     return score.quantize(Decimal("0.01"))
 
 
 def _amount(value: str) -> int:
     value = value.strip()
     if not value.isascii() or not value.isdigit():
-        raise _Invalid(f"{value!r} is not a whole number of rupees")
+        raise _Invalid(f"{quoted(value)} is not a whole number of rupees")
     amount = int(value)
     if amount > _MAX_INT:
-        raise _Invalid(f"{value!r} is too large")
+        raise _Invalid(f"{quoted(value)} is too large (at most {_MAX_INT:,})")
     return amount
 
 
 def _gender(value: str) -> str:
     gender = {"m": "M", "male": "M", "f": "F", "female": "F"}.get(value.strip().lower())
     if gender is None:
-        raise _Invalid(f"{value!r} is not a gender (M or F)")
+        raise _Invalid(f"{quoted(value)} is not a gender (M or F)")
     return gender
 
 
@@ -217,7 +238,7 @@ def _choice(*choices: str) -> Parser:
     def parse(value: str) -> str:
         cleaned = value.strip().lower()
         if cleaned not in allowed:
-            raise _Invalid(f"{value!r} is not one of {', '.join(choices)}")
+            raise _Invalid(f"{quoted(value)} is not one of {', '.join(choices)}")
         return cleaned
 
     return parse
@@ -234,7 +255,7 @@ def _text(max_length: int, *, required: bool = True, lower: bool = False) -> Par
             # PostgreSQL refuses it (for a whole chunk of lines); SQLite would store it.
             raise _Invalid("contains a NUL character (a UTF-16 file?)")
         if len(cleaned) > max_length:
-            raise _Invalid(f"{value!r} is longer than {max_length} characters")
+            raise _Invalid(f"{quoted(value)} is longer than {max_length} characters")
         return cleaned
 
     return parse
@@ -255,7 +276,7 @@ def _key(max_length: int, *, lower: bool = False) -> Parser:
     def key(value: str) -> str:
         cleaned = parse(value)
         if _SPACE.search(cleaned):
-            raise _Invalid(f"{value!r} contains spaces")
+            raise _Invalid(f"{quoted(value)} contains spaces")
         return cleaned
 
     return key

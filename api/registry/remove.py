@@ -26,7 +26,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from api.agent.schemas import AuditAction, RecordType
 from api.db import Database
 from api.identity import Cnic, InvalidCnic
-from api.registry.importer import RegistryImportError
+from api.registry.importer import RegistryImportError, quoted
 from api.registry.models import (
     AuditEntry,
     Contact,
@@ -118,7 +118,7 @@ def parse_cnic(value: str) -> str:
     try:
         return Cnic.parse(value).digits
     except InvalidCnic:
-        raise ValueError(f"{value!r} is not a CNIC (13 digits)") from None
+        raise ValueError(f"{quoted(value)} is not a CNIC (13 digits)") from None
 
 
 def read_removal_file(path: Path, plan: RemovalPlan) -> None:
@@ -172,7 +172,9 @@ def _read_column(
             except ValueError as exc:
                 raise RegistryImportError(name, number, column, str(exc)) from None
         elif not value or any(c.isspace() for c in value):
-            raise RegistryImportError(name, number, column, f"{value!r} is not a household id")
+            raise RegistryImportError(
+                name, number, column, f"{quoted(value)} is not a household id"
+            )
         else:
             plan.add_household(value)
 

@@ -462,7 +462,7 @@ BAD_CASES = [
         "payments.csv",
         2,
         "amount_pkr",
-        "'2147483648' is too large",
+        "'21474****8' is too large (at most 2,147,483,647)",
     ),
     (
         "window backwards",
@@ -570,6 +570,47 @@ async def test_error_message_format(db: Database, tmp_path: Path) -> None:
         await import_registry(db, write_extract(tmp_path, extract))
     assert str(caught.value) == "persons.csv line 3, field cnic: '3520' is not a CNIC (13 digits)"
     assert await scalar(db, "SELECT count(*) FROM households") == 0
+
+
+@pytest.mark.parametrize(
+    ("file", "row", "column", "value", "shown"),
+    [
+        # A CNIC with a province digit no CNIC has; a CNIC a digit short; Urdu digits.
+        ("persons.csv", 0, "cnic", "8520212345671", "'85202*******1'"),
+        ("persons.csv", 0, "cnic", "35202-123456-1", "'35202-******-1'"),
+        ("persons.csv", 0, "cnic", "۸۵۲۰۲۱۲۳۴۵۶۷۱", "'۸۵۲۰۲*******۱'"),
+        # A mobile with a digit too many; a CNIC in the mobile column (columns mixed up).
+        ("persons.csv", 1, "mobile", "+92 300 12345678", "'+92 300 *******8'"),
+        ("persons.csv", 1, "mobile", "3520212345682", "'35202*******2'"),
+        # Columns mixed up: a CNIC where a gender, a status or an amount belongs.
+        ("persons.csv", 2, "gender", "4210198765433", "'42101*******3'"),
+        ("payments.csv", 0, "status", "35202-1234568-2", "'35202-*******-2'"),
+        ("payments.csv", 0, "amount_pkr", "3520212345682", "'35202*******2'"),
+    ],
+    ids=[
+        "cnic-province",
+        "cnic-short",
+        "cnic-urdu",
+        "mobile-long",
+        "mobile-cnic",
+        "gender",
+        "status",
+        "amount",
+    ],
+)
+async def test_a_bad_value_is_quoted_without_a_whole_cnic_or_phone(
+    db: Database, tmp_path: Path, file: str, row: int, column: str, value: str, shown: str
+) -> None:
+    """Errors reach the operator's terminal and the logs a 3 a.m. import writes: a value that
+    may be a CNIC or a phone number is quoted with its middle digits starred."""
+    extract = base_extract()
+    _set(file, row, column, value)(extract)
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, write_extract(tmp_path, extract))
+    message = str(caught.value)
+    assert message.startswith(f"{file} line {row + 2}, field {column}: {shown} ")
+    digits = "".join(c for c in value if c.isdigit())
+    assert digits not in "".join(c for c in message if c.isdigit())
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,14 @@ def test_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
     assert str(caught.value) == f"{path} line 3: '12345' is not a CNIC (13 digits)"
 
 
+def test_a_bad_cnic_is_quoted_without_its_middle_digits(tmp_path: Path) -> None:
+    path = tmp_path / "leavers.txt"
+    path.write_text(f"{ELIGIBLE}\n85202-1234567-1\n", encoding="utf-8")
+    with pytest.raises(RegistryImportError) as caught:
+        read_removal_file(path, RemovalPlan())
+    assert str(caught.value) == f"{path} line 2: '85202-*******-1' is not a CNIC (13 digits)"
+
+
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryImportError, match="no such file"):
         read_removal_file(tmp_path / "nope.txt", RemovalPlan())
