@@ -363,15 +363,20 @@ def _read_chunks(
     path: Path, spec: _FileSpec, report: ImportReport | None = None
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Validated rows (in column order, the line number last) in chunks of CHUNK_ROWS; columns
-    the extract does not define are left unread and listed in `report.ignored_columns`."""
+    the extract does not define are left unread and listed in `report.ignored_columns`.
+
+    A row's line is the one it starts on: a quoted field with line breaks spreads a row over
+    several lines, and `reader.line_num` is the last of them."""
     name = spec.filename
-    line = 1
+    # The last line of the rows read so far; the next row starts on the line after it.
+    ended = 0
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, strict=True)
             header = next(reader, None)
             if header is None:
                 raise RegistryImportError(name, 1, None, "the file is empty (no header row)")
+            ended = reader.line_num
             order = _column_order(name, header, spec.columns)
             extra = [h.strip() for h in header if h.strip().lower() not in spec.columns]
             # Unnamed columns are what a spreadsheet's stray trailing commas make.
@@ -387,7 +392,7 @@ def _read_chunks(
             )
             chunk: list[tuple[Any, ...]] = []
             for record in reader:
-                line = reader.line_num
+                line, ended = ended + 1, reader.line_num
                 # Blank lines, and the all-empty rows (",,,,") spreadsheets leave at the end.
                 if not any(record) or not "".join(record).strip():
                     continue
@@ -415,7 +420,7 @@ def _read_chunks(
     except UnicodeDecodeError:
         raise _not_utf8(path, name) from None
     except csv.Error as exc:
-        raise RegistryImportError(name, line + 1, None, f"not valid CSV ({exc})") from None
+        raise RegistryImportError(name, ended + 1, None, f"not valid CSV ({exc})") from None
 
 
 def _not_utf8(path: Path, name: str) -> RegistryImportError:

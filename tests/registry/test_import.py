@@ -661,6 +661,29 @@ async def test_a_row_with_the_wrong_number_of_fields(db: Database, tmp_path: Pat
         await import_registry(db, write_extract(tmp_path, extract))
 
 
+async def test_a_row_over_several_lines_is_named_by_the_line_it_starts_on(
+    db: Database, tmp_path: Path
+) -> None:
+    """A quoted field with line breaks (an address typed with Alt+Enter in Excel) makes a row
+    of several lines; an error in it, and in the rows after it, names the line the row starts
+    on, where an editor shows it, not the line it ends on."""
+    extract = base_extract()
+    extract["households.csv"][0][4] = "Lahore\nCity\nOld"
+    extract["households.csv"][0][6] = "closed"
+    write_extract(tmp_path, {"households.csv": extract["households.csv"]})
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, tmp_path)
+    assert str(caught.value).startswith("households.csv line 2, field status: 'closed'")
+    extract["households.csv"][0][6] = "active"
+    extract["households.csv"][1][6] = "activ"
+    write_extract(tmp_path, {"households.csv": extract["households.csv"]})
+    lines = (tmp_path / "households.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[4].startswith("HH-SD-0002,")
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, tmp_path)
+    assert str(caught.value).startswith("households.csv line 5, field status: 'activ'")
+
+
 async def test_an_empty_file_and_a_non_utf8_file(db: Database, tmp_path: Path) -> None:
     (tmp_path / "households.csv").write_bytes(b"")
     with pytest.raises(RegistryImportError, match="empty"):
