@@ -21,6 +21,28 @@ from api.deps import RuntimeDep, SettingsDep
 from api.surge import get_surge_settings
 
 
+async def readable_input(request: Request) -> None:
+    """Refuse a query or a form holding NUL (U+0000) with a page saying so: PostgreSQL text can
+    neither store nor compare it, so a filter or a username holding one failed in the database
+    as a 500. Nobody types it; a crafted link or a paste of binary text carries it."""
+    fields = list(request.query_params.multi_items())
+    if request.method == "POST":
+        form = await request.form()
+        fields += [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    if any("\x00" in name or "\x00" in value for name, value in fields):
+        raise ConsoleError(
+            400,
+            N_(
+                "The address or the form holds a character the console cannot read. Go back "
+                "and type it again."
+            ),
+        )
+
+
+#: Put on the console's router: every route's query and form are checked first.
+ReadableInput = Depends(readable_input)
+
+
 def get_sessions(runtime: RuntimeDep) -> SessionStore:
     return SessionStore(runtime.redis, runtime.settings)
 
