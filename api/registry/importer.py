@@ -247,6 +247,10 @@ def _choice(*choices: str) -> Parser:
 def _text(max_length: int, *, required: bool = True, lower: bool = False) -> Parser:
     def parse(value: str) -> str:
         cleaned = value.strip()
+        if not cleaned.isprintable() or "  " in cleaned:
+            # Line breaks (a cell typed with Alt+Enter), tabs and runs of spaces become one
+            # space: these values end up in one-line SMS and USSD answers.
+            cleaned = " ".join(cleaned.split())
         if lower:
             cleaned = cleaned.lower()
         if required and not cleaned:

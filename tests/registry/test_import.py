@@ -299,6 +299,33 @@ async def test_urdu_digits_and_a_bom_are_accepted(db: Database, tmp_path: Path) 
     )
 
 
+async def test_line_breaks_and_tabs_inside_a_field_become_one_space(
+    db: Database, tmp_path: Path
+) -> None:
+    """A cell typed with Alt+Enter, pasted with a tab or padded with spaces is kept on one
+    line: the registry's names, places and tehsils go into one-line SMS and USSD answers, and a
+    carriage return or a line break in them was stored as it was."""
+    extract = base_extract()
+    extract["households.csv"][0][4] = "Lahore\tCity"
+    extract["persons.csv"][1][2] = "Nasreen\r\nBibi"
+    extract["payments.csv"][1][8] = "Govt Girls High School No. 2,\nIchhra\u00a0 Bazaar"
+    extract["payments.csv"][1][10] = "CNIC\r\nexpired"
+    await import_registry(db, write_extract(tmp_path, extract))
+    assert await scalar(db, "SELECT tehsil FROM households WHERE household_id = 'HH-PB-0001'") == (
+        "Lahore City"
+    )
+    assert await scalar(db, "SELECT full_name FROM persons WHERE cnic = '3520212345682'") == (
+        "Nasreen Bibi"
+    )
+    async with db.engine.connect() as conn:
+        place, reason = (
+            await conn.execute(
+                text("SELECT place, reason FROM payments WHERE payment_id = 'PAY-0002'")
+            )
+        ).one()
+    assert (place, reason) == ("Govt Girls High School No. 2, Ichhra Bazaar", "CNIC expired")
+
+
 async def test_a_file_alone_may_refer_to_households_already_there(
     db: Database, tmp_path: Path
 ) -> None:
