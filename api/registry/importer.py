@@ -20,7 +20,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.db import Database
-from api.identity import Cnic, InvalidCnic, InvalidPhone, mask_cnic, normalise_phone
+from api.identity import (
+    Cnic,
+    InvalidCnic,
+    InvalidPhone,
+    mask_cnic,
+    normalise_phone,
+    normalise_text,
+)
 from api.registry.models import Base
 from api.registry.seed import analyze_registry, driver_connection
 
@@ -191,14 +198,19 @@ def _mobile(value: str) -> str | None:
         raise _Invalid(f"{quoted(value)} is not a phone number") from None
 
 
+def _ascii(value: str) -> str:
+    """`value` trimmed, with Urdu and Arabic-Indic digits made ASCII (SPEC §2)."""
+    return value.strip() if value.isascii() else normalise_text(value)
+
+
 def _date(value: str) -> dt.date:
-    value = value.strip()
-    if not _ISO_DATE.fullmatch(value):
-        raise _Invalid(f"{value!r} is not a date (YYYY-MM-DD)")
+    text = _ascii(value)
+    if not _ISO_DATE.fullmatch(text):
+        raise _Invalid(f"{value.strip()!r} is not a date (YYYY-MM-DD)")
     try:
-        return dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(text)
     except ValueError:
-        raise _Invalid(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        raise _Invalid(f"{value.strip()!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _optional_date(value: str) -> dt.date | None:
@@ -216,12 +228,12 @@ def _score(value: str) -> Decimal:
 
 
 def _amount(value: str) -> int:
-    value = value.strip()
-    if not value.isascii() or not value.isdigit():
-        raise _Invalid(f"{quoted(value)} is not a whole number of rupees")
-    amount = int(value)
+    text = _ascii(value)
+    if not text.isascii() or not text.isdigit():
+        raise _Invalid(f"{quoted(value.strip())} is not a whole number of rupees")
+    amount = int(text)
     if amount > _MAX_INT:
-        raise _Invalid(f"{quoted(value)} is too large (at most {_MAX_INT:,})")
+        raise _Invalid(f"{quoted(value.strip())} is too large (at most {_MAX_INT:,})")
     return amount
 
 

@@ -293,10 +293,25 @@ async def test_urdu_digits_and_a_bom_are_accepted(db: Database, tmp_path: Path) 
     extract = base_extract()
     extract["persons.csv"][0][0] = "۳۵۲۰۲-۱۲۳۴۵۶۷-۱"
     extract["persons.csv"][0][6] = "۰۳۰۰۱۲۳۴۵۶۷"
+    # Amounts and dates too, as a clerk types them on an Urdu keyboard (Arabic-Indic digits
+    # as well): they were 'not a whole number' and 'not a date (YYYY-MM-DD)' however written.
+    extract["persons.csv"][0][4] = "۱۹۷۵-۰۵-۰۱"
+    extract["payments.csv"][0][4] = "۱۳۵۰۰"
+    extract["payments.csv"][0][5] = "٢٠٢٦-٠٨-٠١"
     await import_registry(db, write_extract(tmp_path, extract, bom=True))
     assert await scalar(db, "SELECT mobile FROM persons WHERE cnic = '3520212345671'") == (
         "+923001234567"
     )
+    assert str(await scalar(db, "SELECT birth_date FROM persons WHERE cnic = '3520212345671'")) == (
+        "1975-05-01"
+    )
+    async with db.engine.connect() as conn:
+        amount, start = (
+            await conn.execute(
+                text("SELECT amount_pkr, window_start FROM payments WHERE payment_id = 'PAY-0001'")
+            )
+        ).one()
+    assert (amount, str(start)) == (13500, "2026-08-01")
 
 
 async def test_line_breaks_and_tabs_inside_a_field_become_one_space(
