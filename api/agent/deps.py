@@ -21,11 +21,16 @@ from api.deps import RuntimeDep, SettingsDep
 from api.surge import get_surge_settings
 
 
+#: Query parameters read as a place in a list (`pages.Cursor`): anything else in them, NUL
+#: included, is no place at all and shows the list's first page, never an error.
+_CURSORS = frozenset({"after", "before"})
+
+
 async def readable_input(request: Request) -> None:
     """Refuse a query or a form holding NUL (U+0000) with a page saying so: PostgreSQL text can
     neither store nor compare it, so a filter or a username holding one failed in the database
     as a 500. Nobody types it; a crafted link or a paste of binary text carries it."""
-    fields = list(request.query_params.multi_items())
+    fields = [(k, v) for k, v in request.query_params.multi_items() if k not in _CURSORS]
     if request.method == "POST":
         form = await request.form()
         fields += [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
