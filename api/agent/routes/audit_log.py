@@ -33,7 +33,11 @@ def _day_start(text: str | None) -> dt.datetime | None:
         day = dt.date.fromisoformat(text)
     except ValueError:
         return None
-    return dt.datetime.combine(day, dt.time(), tzinfo=PKT).astimezone(dt.UTC)
+    try:
+        return dt.datetime.combine(day, dt.time(), tzinfo=PKT).astimezone(dt.UTC)
+    except OverflowError:
+        # 0001-01-01, which a date field takes: its midnight in Pakistan is in year 0 in UTC.
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _record_id(text: str | None) -> tuple[str | None, str | None]:

@@ -20,7 +20,10 @@ router = APIRouter(prefix="/agent")
 
 
 def _days(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and int(value) in PERIODS else DEFAULT_DAYS
+    # ASCII digits only: str.isdigit() also holds for '²', which int() refuses.
+    if value and value.isascii() and value.isdigit() and int(value) in PERIODS:
+        return int(value)
+    return DEFAULT_DAYS
 
 
 def _bars(counts: dict[str | None, int], kind: str, language: str) -> list[charts.Bar]:

@@ -458,6 +458,21 @@ async def change_status(
     return _back(grievance.ticket_id)
 
 
+#: The largest id the agents table holds (a 32-bit integer column).
+MAX_AGENT_ID = 2**31 - 1
+
+
+def _assignee(chosen: str) -> int | None:
+    """The member of staff an assign form chose (None: "Nobody"); UnknownAgent for anything
+    the form's list cannot send (another digit script, past the column's range, not a number),
+    rather than an error or the grievance taken from its assignee."""
+    if not chosen:
+        return None
+    if chosen.isascii() and chosen.isdigit() and int(chosen) <= MAX_AGENT_ID:
+        return int(chosen)
+    raise service.UnknownAgent(chosen)
+
+
 @router.post("/grievances/{ticket_id}/assign", dependencies=[CsrfChecked])
 async def assign(
     request: Request,
@@ -487,8 +502,8 @@ async def assign(
             ),
         )
         return _back(grievance.ticket_id)
-    chosen = int(agent_id) if agent_id.isdigit() else None
     try:
+        chosen = _assignee(agent_id)
         await service.assign(
             db, ticket_id=grievance.ticket_id, agent_id=chosen, actor=staff.username
         )
