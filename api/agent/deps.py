@@ -20,7 +20,6 @@ from api.db import dialect_of
 from api.deps import RuntimeDep, SettingsDep
 from api.surge import get_surge_settings
 
-
 #: Query parameters read as a place in a list (`pages.Cursor`): anything else in them, NUL
 #: included, is no place at all and shows the list's first page, never an error.
 _CURSORS = frozenset({"after", "before"})
