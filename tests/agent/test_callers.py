@@ -3,6 +3,7 @@ filing a grievance for the caller, and the audit entries each step leaves."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import types
@@ -316,6 +317,45 @@ async def test_filing_a_grievance_for_the_caller(new_client, staff, registry):
     assert (entry.actor, entry.record_type, entry.record_id) == ("amina", "grievance", ticket)
     # The record now lists it.
     assert ticket in (await amina.get(lookup)).text
+
+
+def hidden_fields(page: str, action: str) -> dict[str, str]:
+    """The hidden fields of the form on `page` that posts to `action`, as a browser sends them."""
+    form = re.search(rf'<form method="post" action="{re.escape(action)}".*?</form>', page, re.S)
+    assert form, f"no form posts to {action}"
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form[0]))
+
+
+async def test_a_grievance_form_sent_twice_files_it_once(new_client, staff, registry):
+    """A double click without JavaScript, or a browser sending the post again after its
+    connection dropped: one grievance, one SMS to the caller, one audit entry, and both answers
+    lead to it. The form of a page shown afresh files another."""
+    amina = await new_client("amina")
+    lookup = await verified(amina, registry)
+    action = f"{lookup}/grievances"
+    typed = {"category": "other", "description": "Agent kept 500 rupees", "language": "ur"}
+    form = {**hidden_fields((await amina.get(lookup)).text, action), **typed}
+    answers = [
+        *await asyncio.gather(amina.post(action, data=form), amina.post(action, data=form)),
+        await amina.post(action, data=form),
+    ]
+    assert {a.status_code for a in answers} == {303}
+    [ticket_page] = {a.headers["location"] for a in answers}
+    ticket = ticket_page.rsplit("/", 1)[1]
+    async with registry.sessions() as session:
+        filed = list(await session.scalars(select(Grievance.ticket_id)))
+        sms = list(
+            await session.scalars(select(OutboundMessage.id).where(OutboundMessage.kind != "otp"))
+        )
+    assert filed == [ticket]
+    assert len(sms) == 1
+    assert len(await audit_entries(registry, action="file_grievance")) == 1
+    assert f"Grievance {ticket} filed." in (await amina.get(ticket_page)).text
+    again = {**hidden_fields((await amina.get(lookup)).text, action), **typed}
+    another = await amina.post(action, data=again)
+    assert another.headers["location"] != ticket_page
+    async with registry.sessions() as session:
+        assert len(list(await session.scalars(select(Grievance.id)))) == 2
 
 
 async def test_no_grievance_without_verification(new_client, staff, registry):

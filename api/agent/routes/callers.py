@@ -7,6 +7,8 @@ Every step is audited. The CNIC lives in the lookup on the server, never in a UR
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -44,7 +46,7 @@ from api.otp.service import CheckOutcome, IssueOutcome, OtpUnavailable
 from api.payments.schemas import Tranche
 from api.payments.service import list_payments, next_to_collect
 from api.registry import repository as registry_repository
-from api.registry.models import Grievance, Household, Person
+from api.registry.models import Grievance, GrievanceEvent, Household, Person
 from api.settings import LANGUAGES as CALLER_LANGUAGES
 from api.verification import deliver_code, request_code
 
@@ -164,6 +166,20 @@ async def _audit(
     )
 
 
+def _draft_key(lookup: Lookup, draft: str) -> str | None:
+    """The key a grievance filed from one showing of the caller's page is filed under
+    (`draft`: the random token that showing's form carries), so the same form sent twice (a
+    double click without JavaScript, a post sent again after a dropped connection) files one
+    grievance. Bound to the lookup: a token taken to another call's form names nothing there.
+    None without a token (a page from before the forms carried one)."""
+    if not draft:
+        return None
+    digest = hashlib.sha256(f"{lookup.id}\x00{draft}".encode()).hexdigest()
+    # `console-` and 24 hex digits: the column's 32 characters, and never a conversation's key
+    # (32 hex digits, bot/dialogue/flows/grievance.py).
+    return f"console-{digest[:24]}"
+
+
 def _reason(text: str) -> str | None:
     reason = clean_text(text)
     return reason if MIN_REASON <= len(reason) <= MAX_REASON else None
@@ -281,6 +297,8 @@ async def caller(
         has_mobile=has_mobile,
         can_override=staff.can(Role.SUPERVISOR),
         categories=[c.value for c in Category],
+        # A fresh token each showing: the grievance form sent twice files once (`_draft_key`).
+        draft=secrets.token_urlsafe(16),
         caller_languages=CALLER_LANGUAGES,
         default_language=settings.default_language,
         mask_phone=mask_phone,
@@ -557,8 +575,10 @@ async def file_for_caller(
     category: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
     language: Annotated[str, Form()] = "",
+    draft: Annotated[str, Form()] = "",
 ) -> Response:
-    """File a grievance on the verified caller's behalf; she gets the ticket id by SMS."""
+    """File a grievance on the verified caller's behalf; she gets the ticket id by SMS. The same
+    form sent again leads to the grievance it filed, filing nothing more."""
     lookup = await _lookup(access, staff, lookup_id)
     grant = await access.grant_for(
         agent=staff.username, cnic=lookup.cnic, session=staff.session.key
@@ -578,6 +598,14 @@ async def file_for_caller(
             kept=kept,
         )
     found = await registry_repository.get_person_and_household(registry, cnic=lookup.cnic)
+    tell_caller = owner_notifier(runtime, db)
+    filed_now: list[GrievanceEvent] = []
+
+    async def notify(grievance: Grievance, event: GrievanceEvent) -> None:
+        # Called for a grievance filed by this request only, not one this form filed before.
+        filed_now.append(event)
+        await tell_caller(grievance, event)
+
     try:
         grievance = await grievances.file_grievance(
             db,
@@ -590,7 +618,8 @@ async def file_for_caller(
             filed_by=staff.username,
             district=found[1].district if found else None,
             sla_days=settings.grievance_sla_days,
-            notify=owner_notifier(runtime, db),
+            notify=notify,
+            draft_key=_draft_key(lookup, draft),
         )
     except grievances.InvalidText:
         return await _refuse(
@@ -600,15 +629,17 @@ async def file_for_caller(
             N_("Describe the grievance (at most 1000 characters)."),
             kept=kept,
         )
-    await _audit(
-        request,
-        db,
-        staff,
-        AuditAction.FILE_GRIEVANCE,
-        record_type=RecordType.GRIEVANCE,
-        record_id=grievance.ticket_id,
-        reason=f"filed for {Cnic(lookup.cnic).masked} by phone",
-    )
+    if filed_now:
+        await _audit(
+            request,
+            db,
+            staff,
+            AuditAction.FILE_GRIEVANCE,
+            record_type=RecordType.GRIEVANCE,
+            record_id=grievance.ticket_id,
+            reason=f"filed for {Cnic(lookup.cnic).masked} by phone",
+        )
+    # Sent twice, the form leads to the grievance it filed, saying the same (shown once).
     await sessions.flash(
         staff.session,
         Flash(
