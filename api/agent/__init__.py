@@ -12,7 +12,7 @@ from api.agent.errors import (
     ConsoleError,
     LoginRequired,
     console_error,
-    database_unavailable,
+    console_page_instead,
     login_required,
     not_found,
     unavailable,
@@ -38,10 +38,10 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(SessionsUnavailable, unavailable)
     app.add_exception_handler(AccessUnavailable, unavailable)
     # After api.problems.install: its handlers answer, and a console page stands in for its JSON.
-    for away in (DBAPIError, *UNWRAPPED_UNAVAILABLE):
-        problem = app.exception_handlers.get(away)
+    for failure in (DBAPIError, *UNWRAPPED_UNAVAILABLE, Exception):
+        problem = app.exception_handlers.get(failure)
         if problem is not None:
-            app.add_exception_handler(away, database_unavailable(problem))
+            app.add_exception_handler(failure, console_page_instead(problem))
 
 
 __all__ = ["ensure_demo_agents", "install"]

@@ -164,38 +164,50 @@ async def unavailable(request: Request, exc: Exception) -> Response:
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 
-def database_unavailable(
+def console_page_instead(
     problem: ExceptionHandler,
 ) -> Callable[[Request, Exception], Awaitable[Response]]:
-    """The app's handler of a database that is away (`problem`, which logs and counts it and
-    answers problem JSON), with a console page in the agent's language instead of its JSON on
-    console paths, saying whether what she sent was kept: a form's work is never half done,
-    as nothing commits before the response."""
+    """The app's handler of an error (`problem`, which logs and counts it and answers problem
+    JSON), with a console page in the agent's language instead of its JSON on console paths:
+    the database away (a 503) says whether what she sent was kept, as a form's work is never
+    half done (nothing commits before the response); anything else gone wrong on Rabta's side
+    (a 500) says it was logged."""
 
     async def handle(request: Request, exc: Exception) -> Response:
         answered = problem(request, exc)
         if inspect.isawaitable(answered):
             answered = await answered
-        if not request.url.path.startswith("/agent") or answered.status_code != 503:
+        if not request.url.path.startswith("/agent") or answered.status_code not in (500, 503):
             return answered
-        message = (
-            N_("The console cannot reach its database. Try again in a minute.")
-            if request.method == "GET"
-            else N_(
+        if answered.status_code == 500:
+            title = N_("Something went wrong")
+            message = N_(
+                "Something went wrong in the console, and it has been logged. Try again in a "
+                "minute; if it happens again, tell your supervisor."
+            )
+        elif request.method == "GET":
+            title = N_("Unavailable")
+            message = N_("The console cannot reach its database. Try again in a minute.")
+        else:
+            title = N_("Unavailable")
+            message = N_(
                 "The console cannot reach its database. Nothing you sent was saved: send it "
                 "again in a minute."
             )
-        )
         retry_after = answered.headers.get("retry-after")
-        return await page(
-            request,
-            "error.html",
-            staff=None,  # the flashes it would show live with the session; they keep
-            status_code=503,
-            message=message,
-            message_args={},
-            title=N_("Unavailable"),
-            headers={"Retry-After": retry_after} if retry_after else None,
-        )
+        try:
+            return await page(
+                request,
+                "error.html",
+                staff=None,  # the flashes it would show live with the session; they keep
+                status_code=answered.status_code,
+                message=message,
+                message_args={},
+                title=title,
+                headers={"Retry-After": retry_after} if retry_after else None,
+            )
+        except Exception:  # the page itself cannot be drawn: the problem's answer stands
+            log.exception("the console's error page failed on %s", request.url.path)
+            return answered
 
     return handle
