@@ -97,11 +97,13 @@ def _advance(bar: Progress, task: TaskID, rows: int) -> None:
 def _run(
     work: Callable[[Database], Awaitable[T]],
     interrupted: str = "nothing was written; the registry is as it was.",
+    refused: str | None = None,
 ) -> T:
     """Migrate, open the database, do `work`, close; known failures exit 1 without a trace.
 
     Every registry command writes in one transaction, so Ctrl-C rolls it back; `interrupted`
-    tells the operator what that leaves behind."""
+    tells the operator what that leaves behind, and `refused` (when given) what a refused
+    extract does."""
 
     settings = settings_or_exit()
 
@@ -114,6 +116,8 @@ def _run(
         return asyncio.run(main())
     except (RegistryImportError, RegistryNotEmpty) as exc:
         err.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
+        if refused is not None and isinstance(exc, RegistryImportError):
+            err.print(escape(refused), soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print(f"[red]Interrupted:[/red] {escape(interrupted)}", soft_wrap=True)
@@ -210,7 +214,7 @@ def import_command(
         for warning in report.warnings():
             err.print(f"[yellow]Warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
-    _run(work)
+    _run(work, refused="Nothing was imported: the registry is as it was.")
 
 
 @registry_app.command("export")

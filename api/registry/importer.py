@@ -39,21 +39,85 @@ UPSERT_SLICE_LINES = 250_000
 _SQLITE_IN_BATCH = 500
 
 
-class RegistryImportError(Exception):
-    """A registry extract that cannot be loaded, and where: file, line, field."""
+#: Problems an import that refuses an extract names, in file order; the rest are counted.
+PROBLEMS_SHOWN = 20
 
-    def __init__(self, file: str, line: int | None, field: str | None, message: str) -> None:
+
+class RegistryImportError(Exception):
+    """A registry extract that cannot be loaded, and where: file, line, field.
+
+    An import reads the whole extract before it refuses it: the error is the first problem
+    found, `others` the next ones (up to PROBLEMS_SHOWN in all) and `counts` every problem per
+    file; `str()` names them one a line."""
+
+    def __init__(
+        self,
+        file: str,
+        line: int | None,
+        field: str | None,
+        message: str,
+        *,
+        others: Sequence[RegistryImportError] = (),
+        counts: dict[str, int] | None = None,
+    ) -> None:
         super().__init__(file, line, field, message)
         self.file = file
         self.line = line
         self.field = field
         self.message = message
+        self.others = tuple(others)
+        self.counts = counts or {file: 1}
 
-    def __str__(self) -> str:
+    @property
+    def count(self) -> int:
+        """How many problems the extract has (rows refused, files unreadable)."""
+        return sum(self.counts.values())
+
+    def _one(self) -> str:
         where = self.file if self.line is None else f"{self.file} line {self.line}"
         if self.field:
             where = f"{where}, field {self.field}"
         return f"{where}: {self.message}"
+
+    def __str__(self) -> str:
+        if self.count == 1:
+            return self._one()
+        named = [self._one(), *(other._one() for other in self.others)]
+        total = f"{self.count:,} problems"
+        if len(named) < self.count:
+            total = f"{total}, the first {len(named)} named"
+        files = ", ".join(f"{name} {count:,}" for name, count in self.counts.items())
+        return "\n".join([*named, f"{total}: {files}"])
+
+
+class _Problems:
+    """What an import has found wrong so far: the first PROBLEMS_SHOWN problems, and how many
+    per file. Once there is one, nothing more is written, but every file is still read."""
+
+    def __init__(self) -> None:
+        self.shown: list[RegistryImportError] = []
+        self.counts: dict[str, int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def add(self, error: RegistryImportError, *, also: int = 0) -> None:
+        """Note `error`, and `also` more problems of its file that are counted, not named."""
+        self.counts[error.file] = self.counts.get(error.file, 0) + 1 + also
+        if len(self.shown) < PROBLEMS_SHOWN:
+            self.shown.append(error)
+
+    def raise_any(self) -> None:
+        if self.shown:
+            first, *others = self.shown
+            raise RegistryImportError(
+                first.file,
+                first.line,
+                first.field,
+                first.message,
+                others=others,
+                counts=dict(self.counts),
+            )
 
 
 #: Repeated keys a warning names, with their lines; the rest are counted.
@@ -376,13 +440,40 @@ FILES: tuple[_FileSpec, ...] = (
 
 
 def _read_chunks(
-    path: Path, spec: _FileSpec, report: ImportReport | None = None
+    path: Path, spec: _FileSpec, report: ImportReport, problems: _Problems
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Validated rows (in column order, the line number last) in chunks of CHUNK_ROWS; columns
     the extract does not define are left unread and listed in `report.ignored_columns`.
 
+    A row that is refused is left out and added to `problems`, and reading goes on; a file
+    that cannot be read on (not UTF-8, not CSV, a bad header) is added to `problems` and left.
+
     A row's line is the one it starts on: a quoted field with line breaks spreads a row over
     several lines, and `reader.line_num` is the last of them."""
+    name = spec.filename
+    try:
+        yield from _validated_chunks(path, spec, report, problems)
+    except UnicodeDecodeError:
+        problems.add(_not_utf8(path, name))
+    except _NotCsv as exc:
+        problems.add(RegistryImportError(name, exc.line, None, f"not valid CSV ({exc.error})"))
+    except RegistryImportError as exc:
+        problems.add(exc)
+
+
+class _NotCsv(Exception):
+    """The CSV reader gave up on the row starting at `line`."""
+
+    def __init__(self, line: int, error: csv.Error) -> None:
+        super().__init__(line, error)
+        self.line = line
+        self.error = error
+
+
+def _validated_chunks(
+    path: Path, spec: _FileSpec, report: ImportReport, problems: _Problems
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The work of `_read_chunks`, which turns what stops it into a problem."""
     name = spec.filename
     # The last line of the rows read so far; the next row starts on the line after it.
     ended = 0
@@ -397,7 +488,7 @@ def _read_chunks(
             extra = [h.strip() for h in header if h.strip().lower() not in spec.columns]
             # Unnamed columns are what a spreadsheet's stray trailing commas make.
             extra = [h for h in extra if h]
-            if extra and report is not None:
+            if extra:
                 report.ignored_columns[name] = extra
             parsers = [spec.parsers[c] for c in spec.columns]
             width = len(header)
@@ -413,19 +504,28 @@ def _read_chunks(
                 if not any(record) or not "".join(record).strip():
                     continue
                 if len(record) != width:
-                    raise RegistryImportError(
-                        name, line, None, f"expected {width} fields, found {len(record)}"
+                    problems.add(
+                        RegistryImportError(
+                            name, line, None, f"expected {width} fields, found {len(record)}"
+                        )
                     )
+                    continue
                 values = []
                 for column, parser, index in zip(spec.columns, parsers, order, strict=True):
                     try:
                         values.append(parser(record[index]))
                     except _Invalid as exc:
-                        raise RegistryImportError(name, line, column, str(exc)) from None
+                        problems.add(RegistryImportError(name, line, column, str(exc)))
+                        break
+                if len(values) < len(parsers):
+                    continue
                 if window is not None and values[window[1]] < values[window[0]]:
-                    raise RegistryImportError(
-                        name, line, "window_end", "the window ends before it starts"
+                    problems.add(
+                        RegistryImportError(
+                            name, line, "window_end", "the window ends before it starts"
+                        )
                     )
+                    continue
                 values.append(line)
                 chunk.append(tuple(values))
                 if len(chunk) >= CHUNK_ROWS:
@@ -433,10 +533,8 @@ def _read_chunks(
                     chunk = []
             if chunk:
                 yield chunk
-    except UnicodeDecodeError:
-        raise _not_utf8(path, name) from None
     except csv.Error as exc:
-        raise RegistryImportError(name, ended + 1, None, f"not valid CSV ({exc})") from None
+        raise _NotCsv(ended + 1, exc) from None
 
 
 def _not_utf8(path: Path, name: str) -> RegistryImportError:
@@ -499,10 +597,10 @@ def _column_order(name: str, header: list[str], columns: Sequence[str]) -> list[
 
 
 async def _chunks(
-    path: Path, spec: _FileSpec, report: ImportReport
+    path: Path, spec: _FileSpec, report: ImportReport, problems: _Problems
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
     """The chunks of `_read_chunks`, parsed in a worker thread while the caller writes."""
-    iterator = _read_chunks(path, spec, report)
+    iterator = _read_chunks(path, spec, report, problems)
     pending = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
     try:
         while (chunk := await pending) is not None:
@@ -561,9 +659,11 @@ async def import_registry(
 ) -> ImportReport:
     """Upsert the CSV extract in `directory` in one transaction; raise RegistryImportError.
 
-    `progress(step, rows)` is called with `read_step(file)` as rows are validated and with
-    `write_step(file)` as they are written. Rows of a programme not in `programmes` (when given)
-    are imported and listed in the report's warnings.
+    Every file is read through before an extract is refused, and the error names its problems
+    (up to PROBLEMS_SHOWN, the rest counted). `progress(step, rows)` is called with
+    `read_step(file)` as rows are validated and with `write_step(file)` as they are written.
+    Rows of a programme not in `programmes` (when given) are imported and listed in the
+    report's warnings.
     """
     started = time.perf_counter()
     present, ignored = extract_files(directory)
@@ -574,15 +674,17 @@ async def import_registry(
     report = ImportReport(ignored=ignored)
     report_progress = progress or (lambda _step, _rows: None)
     known = frozenset(programmes) if programmes is not None else None
+    problems = _Problems()
 
     async with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            await _import_postgres(conn, present, report, report_progress, known)
+            await _import_postgres(conn, present, report, report_progress, known, problems)
         else:
             for spec, path in present:
                 report.rows[spec.filename] = await _load_sqlite(
-                    conn, spec, path, report_progress, report, known
+                    conn, spec, path, report_progress, report, known, problems
                 )
+            problems.raise_any()
     await analyze_registry(db)
     report.seconds = time.perf_counter() - started
     return report
@@ -594,6 +696,7 @@ async def _import_postgres(
     report: ImportReport,
     progress: Progress,
     programmes: frozenset[str] | None,
+    problems: _Problems,
 ) -> None:
     """Stage every file (so any bad row is found before the heavy writes), then upsert."""
     apg = await driver_connection(conn)
@@ -601,8 +704,10 @@ async def _import_postgres(
     await apg.execute("SET LOCAL work_mem = '128MB'")
     for spec, path in present:
         report.rows[spec.filename] = await _stage_postgres(
-            apg, spec, path, progress, report, programmes
+            apg, spec, path, progress, report, programmes, problems
         )
+    # A reference to a refused row would look like one to nothing: those checks wait.
+    problems.raise_any()
     staged = {spec.table for spec, _ in present}
     if "persons" in staged:
         also_staged = (
@@ -611,13 +716,17 @@ async def _import_postgres(
             if "households" in staged
             else ""
         )
-        orphan = await apg.fetchrow(
-            "SELECT t._line, t.household_id FROM import_persons t WHERE NOT EXISTS "  # noqa: S608
+        orphans = await apg.fetch(
+            "SELECT t._line, t.household_id, count(*) OVER () AS orphans "  # noqa: S608
+            "FROM import_persons t WHERE NOT EXISTS "
             "(SELECT 1 FROM households h WHERE h.household_id = t.household_id) "
-            f"{also_staged}ORDER BY t._line LIMIT 1"
+            f"{also_staged}ORDER BY t._line LIMIT {PROBLEMS_SHOWN}"
         )
-        if orphan is not None:
-            raise _unknown_household("persons.csv", orphan["_line"], orphan["household_id"])
+        _note_orphans(
+            problems,
+            [_unknown_household("persons.csv", r["_line"], r["household_id"]) for r in orphans],
+            orphans[0]["orphans"] if orphans else 0,
+        )
     for spec, _ in present:
         if "cnic" not in spec.columns or spec.table == "persons":
             continue
@@ -626,15 +735,26 @@ async def _import_postgres(
             if "persons" in staged
             else ""
         )
-        orphan = await apg.fetchrow(
-            f"SELECT t._line, t.cnic FROM import_{spec.table} t WHERE NOT EXISTS "  # noqa: S608
+        orphans = await apg.fetch(
+            "SELECT t._line, t.cnic, count(*) OVER () AS orphans "  # noqa: S608
+            f"FROM import_{spec.table} t WHERE NOT EXISTS "
             "(SELECT 1 FROM persons p WHERE p.cnic = t.cnic) "
-            f"{also_staged}ORDER BY t._line LIMIT 1"
+            f"{also_staged}ORDER BY t._line LIMIT {PROBLEMS_SHOWN}"
         )
-        if orphan is not None:
-            raise _unknown_person(spec.filename, orphan["_line"], orphan["cnic"])
+        _note_orphans(
+            problems,
+            [_unknown_person(spec.filename, r["_line"], r["cnic"]) for r in orphans],
+            orphans[0]["orphans"] if orphans else 0,
+        )
+    problems.raise_any()
     for spec, _ in present:
         await _upsert_postgres(apg, spec, progress)
+
+
+def _note_orphans(problems: _Problems, named: list[RegistryImportError], total: int) -> None:
+    """Add the references to nothing a query named (the first few) and counted (`total`)."""
+    for number, error in enumerate(named, start=1):
+        problems.add(error, also=total - len(named) if number == len(named) else 0)
 
 
 async def _stage_postgres(
@@ -644,13 +764,17 @@ async def _stage_postgres(
     progress: Progress,
     report: ImportReport,
     programmes: frozenset[str] | None,
+    problems: _Problems,
 ) -> int:
     staging = f"import_{spec.table}"
     await apg.execute(
         f"CREATE TEMP TABLE {staging} (LIKE {spec.table}, _line bigint NOT NULL) ON COMMIT DROP"
     )
     rows = 0
-    async for chunk in _chunks(path, spec, report):
+    async for chunk in _chunks(path, spec, report, problems):
+        progress(read_step(spec.filename), len(chunk))
+        if problems:
+            continue  # the import is refused: only the problems are still looked for
         try:
             await apg.copy_records_to_table(
                 staging, records=chunk, columns=[*spec.columns, "_line"]
@@ -662,7 +786,8 @@ async def _stage_postgres(
             ) from None
         rows += len(chunk)
         _note_programmes(spec, chunk, report, programmes)
-        progress(read_step(spec.filename), len(chunk))
+    if problems:
+        return rows
     # Rows arrive in line order, so a BRIN index finds a slice of lines cheaply.
     await apg.execute(f"CREATE INDEX ON {staging} USING brin (_line)")
     await apg.execute(f"ANALYZE {staging}")
@@ -704,6 +829,7 @@ async def _load_sqlite(
     progress: Progress,
     report: ImportReport,
     programmes: frozenset[str] | None,
+    problems: _Problems,
 ) -> int:
     table = Base.metadata.tables[spec.table]
     statement = sqlite_insert(table)
@@ -721,19 +847,26 @@ async def _load_sqlite(
         f"CREATE TEMP TABLE {keys} ({', '.join(spec.key)}, _line INTEGER NOT NULL)"
     )
     key_at = [spec.columns.index(k) for k in spec.key]
+    # Once an earlier file has a problem, its rows were not all written: a reference to one of
+    # them would look like one to nothing, so only this file's own values are checked.
+    checked = not problems
     rows = 0
-    async for chunk in _chunks(path, spec, report):
+    async for chunk in _chunks(path, spec, report, problems):
         progress(read_step(spec.filename), len(chunk))
+        if not checked:
+            continue
         await conn.exec_driver_sql(
             f"INSERT INTO {keys} VALUES ({', '.join('?' * (len(spec.key) + 1))})",  # noqa: S608
             [(*(row[i] for i in key_at), row[-1]) for row in chunk],
         )
         _note_programmes(spec, chunk, report, programmes)
         if spec.table == "persons":
-            await _check_households_sqlite(conn, spec.filename, chunk)
+            await _check_households_sqlite(conn, spec.filename, chunk, problems)
         elif "cnic" in spec.columns:
             # persons.csv, when there is one, was written before this file in this transaction.
-            await _check_persons_sqlite(conn, spec, chunk)
+            await _check_persons_sqlite(conn, spec, chunk, problems)
+        if problems:
+            continue  # the import is refused; its references are still checked
         try:
             await conn.execute(
                 statement, [dict(zip(spec.columns, row, strict=False)) for row in chunk]
@@ -745,6 +878,8 @@ async def _load_sqlite(
             ) from None
         rows += len(chunk)
         progress(write_step(spec.filename), len(chunk))
+    if problems:
+        return rows
     found = (await conn.exec_driver_sql(_repeated_query(spec, keys, postgres=False))).all()
     await conn.exec_driver_sql(f"DROP TABLE {keys}")
     return rows - _note_repeated(spec, [tuple(r) for r in found], report)
@@ -791,7 +926,7 @@ def _describe_key(spec: _FileSpec, values: Sequence[Any]) -> str:
 
 
 async def _check_households_sqlite(
-    conn: AsyncConnection, filename: str, chunk: list[tuple[Any, ...]]
+    conn: AsyncConnection, filename: str, chunk: list[tuple[Any, ...]], problems: _Problems
 ) -> None:
     wanted = sorted({row[1] for row in chunk})
     known: set[str] = set()
@@ -806,11 +941,11 @@ async def _check_households_sqlite(
         return
     for row in chunk:
         if row[1] not in known:
-            raise _unknown_household(filename, row[-1], row[1])
+            problems.add(_unknown_household(filename, row[-1], row[1]))
 
 
 async def _check_persons_sqlite(
-    conn: AsyncConnection, spec: _FileSpec, chunk: list[tuple[Any, ...]]
+    conn: AsyncConnection, spec: _FileSpec, chunk: list[tuple[Any, ...]], problems: _Problems
 ) -> None:
     index = spec.columns.index("cnic")
     wanted = sorted({row[index] for row in chunk})
@@ -824,7 +959,7 @@ async def _check_persons_sqlite(
         return
     for row in chunk:
         if row[index] not in known:
-            raise _unknown_person(spec.filename, row[-1], row[index])
+            problems.add(_unknown_person(spec.filename, row[-1], row[index]))
 
 
 def _note_programmes(

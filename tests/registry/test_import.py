@@ -614,6 +614,82 @@ async def test_error_message_format(db: Database, tmp_path: Path) -> None:
     assert await scalar(db, "SELECT count(*) FROM households") == 0
 
 
+async def test_every_bad_row_is_named_not_only_the_first(db: Database, tmp_path: Path) -> None:
+    """At national scale an import runs for many minutes: one run names every refused row (up
+    to PROBLEMS_SHOWN, the rest counted per file), so the operator fixes them all at once
+    instead of one per run."""
+    extract = base_extract()
+    _set("persons.csv", 1, "cnic", "3520")(extract)
+    _set("persons.csv", 2, "mobile", "0300-12")(extract)
+    extract["enrollments.csv"][0] = extract["enrollments.csv"][0][:3]
+    _set("payments.csv", 0, "mode", "cash")(extract)
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, write_extract(tmp_path, extract))
+    error = caught.value
+    assert (error.file, error.line, error.field) == ("persons.csv", 3, "cnic")
+    assert error.count == 4
+    assert str(error).splitlines() == [
+        "persons.csv line 3, field cnic: '3520' is not a CNIC (13 digits)",
+        "persons.csv line 4, field mobile: '0300-12' is not a phone number",
+        "enrollments.csv line 2: expected 4 fields, found 3",
+        "payments.csv line 2, field mode: 'cash' is not one of bank, campsite, retailer",
+        "4 problems: persons.csv 2, enrollments.csv 1, payments.csv 1",
+    ]
+    assert await scalar(db, "SELECT count(*) FROM households") == 0
+
+
+async def test_every_reference_to_an_unknown_household_is_named(
+    db: Database, tmp_path: Path
+) -> None:
+    extract = base_extract()
+    _set("persons.csv", 0, "household_id", "HH-XX-0001")(extract)
+    _set("persons.csv", 2, "household_id", "HH-XX-0002")(extract)
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, write_extract(tmp_path, extract))
+    assert str(caught.value).splitlines() == [
+        "persons.csv line 2, field household_id: household 'HH-XX-0001' is neither in "
+        "households.csv nor in the registry",
+        "persons.csv line 4, field household_id: household 'HH-XX-0002' is neither in "
+        "households.csv nor in the registry",
+        "2 problems: persons.csv 2",
+    ]
+    assert await scalar(db, "SELECT count(*) FROM households") == 0
+
+
+async def test_references_to_nothing_are_named_in_every_file(db: Database, tmp_path: Path) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite checks a file's references only while the files before it are good")
+    extract = base_extract()
+    _set("persons.csv", 0, "household_id", "HH-XX-0001")(extract)
+    _set("enrollments.csv", 1, "cnic", "6110100000017")(extract)
+    _set("payments.csv", 0, "cnic", "6110100000024")(extract)
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, write_extract(tmp_path, extract))
+    assert str(caught.value).splitlines() == [
+        "persons.csv line 2, field household_id: household 'HH-XX-0001' is neither in "
+        "households.csv nor in the registry",
+        "enrollments.csv line 3, field cnic: CNIC 61101-*******-7 is neither in persons.csv nor "
+        "in the registry",
+        "payments.csv line 2, field cnic: CNIC 61101-*******-4 is neither in persons.csv nor "
+        "in the registry",
+        "3 problems: persons.csv 1, enrollments.csv 1, payments.csv 1",
+    ]
+
+
+async def test_past_the_problems_shown_the_rest_are_counted(db: Database, tmp_path: Path) -> None:
+    shown = importer.PROBLEMS_SHOWN
+    rows = [
+        [f"HH-{n:04}", "20", "Punjab", "Lahore", "Lahore City", "2021-03-04", "closed"]
+        for n in range(shown + 5)
+    ]
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, write_extract(tmp_path, {"households.csv": rows}))
+    lines = str(caught.value).splitlines()
+    assert len(lines) == shown + 1
+    assert lines[shown - 1].startswith(f"households.csv line {shown + 1}, field status")
+    assert lines[-1] == f"{shown + 5} problems, the first {shown} named: households.csv {shown + 5}"
+
+
 @pytest.mark.parametrize(
     ("file", "row", "column", "value", "shown"),
     [
@@ -917,6 +993,7 @@ async def test_cli_import_reports_a_bad_file_and_exits_1(db: Database, tmp_path:
     result = await asyncio.to_thread(_invoke, "import", str(tmp_path))
     assert result.exit_code == 1
     assert "persons.csv line 3, field cnic: '3520' is not a CNIC (13 digits)" in result.stderr
+    assert "Nothing was imported: the registry is as it was." in result.stderr
     assert "Traceback" not in result.output
     assert await scalar(db, "SELECT count(*) FROM households") == 0
 
