@@ -46,7 +46,7 @@ from api.registry.remove import (
     read_removal_file,
     remove_from_registry,
 )
-from api.registry.seed import RegistryNotEmpty, sample_cnics, seed_registry
+from api.registry.seed import MAX_HOUSEHOLDS, RegistryNotEmpty, sample_cnics, seed_registry
 
 
 def _operator() -> str:
@@ -141,7 +141,14 @@ def _summary(title: str, rows: dict[str, int], seconds: float) -> None:
 @registry_app.command("seed")
 def seed_command(
     households: Annotated[
-        int, typer.Option("--households", "-n", min=1, help="How many households to generate.")
+        int,
+        typer.Option(
+            "--households",
+            "-n",
+            min=1,
+            max=MAX_HOUSEHOLDS,
+            help="How many households to generate (up to ten million).",
+        ),
     ] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same registry.")] = 1,
     replace: Annotated[

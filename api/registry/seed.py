@@ -24,6 +24,8 @@ from api.registry.models import REGISTRY_TABLES, Base
 REFERENCE_DATE = dt.date(2026, 11, 23)
 #: Households generated and written per round trip: memory stays flat at any size.
 CHUNK_HOUSEHOLDS = 10_000
+#: The largest registry generated (SPEC §7); each district's CNIC serials last well beyond it.
+MAX_HOUSEHOLDS = 10_000_000
 
 HOUSEHOLD_COLUMNS = (
     "household_id",
@@ -578,8 +580,8 @@ async def seed_registry(
     reference_date: dt.date = REFERENCE_DATE,
 ) -> SeedReport:
     """Write `households` synthetic households (and their people, enrollments, payments)."""
-    if households < 0:
-        raise ValueError("households must not be negative")
+    if not 0 <= households <= MAX_HOUSEHOLDS:
+        raise ValueError(f"households must be between 0 and {MAX_HOUSEHOLDS:,}")
     started = time.perf_counter()
     report = SeedReport()
     synthesiser = _Synthesiser(seed, cutoff, reference_date)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from collections import Counter
@@ -9,11 +10,13 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 from stdnum.pk import cnic as stdnum_cnic
+from typer.testing import CliRunner
 
 from api.db import Database
 from api.identity import Cnic, is_pakistani_mobile
 from api.registry import geography
 from api.registry import seed as seed_module
+from api.registry.cli import registry_app
 from api.registry.seed import (
     _MOBILE_MULTIPLIER,
     _SERIAL_MULTIPLIER,
@@ -112,6 +115,24 @@ async def test_refuses_a_non_empty_registry_unless_replacing(db: Database) -> No
         await seed_registry(db, households=50)
     report = await seed_registry(db, households=20, replace=True)
     assert report.households == 20
+    assert (await _rows(db, "SELECT count(*) FROM households"))[0][0] == 20
+
+
+@pytest.mark.parametrize("households", ["0", "-5", "10000001"])
+async def test_cli_refuses_a_size_outside_one_to_ten_million(db: Database, households: str) -> None:
+    """SPEC §7's generator makes 1,000 to 10,000,000 households (fewer for tests); more was
+    accepted, and from some 80 million a district runs out of CNIC serials and the run ends in
+    a traceback. The registry is not empty here, so a size let through is refused for that
+    instead (exit 1), without writing."""
+    await seed_registry(db, households=20)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, registry_app, ["seed", "--households", households]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--households" in result.output
+    assert (await _rows(db, "SELECT count(*) FROM households"))[0][0] == 20
+    with pytest.raises(ValueError, match="10,000,000"):
+        await seed_registry(db, households=10_000_001)
     assert (await _rows(db, "SELECT count(*) FROM households"))[0][0] == 20
 
 
