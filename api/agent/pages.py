@@ -197,8 +197,11 @@ async def page(
         store = SessionStore(runtime.redis, runtime.settings)
         flashes = await store.take_flashes(staff.session, forms)
     # Two forms' words given back with the same message (sent after the session ended) say it
-    # once.
-    said = list(dict.fromkeys((f.kind, flash_text(language, f)) for f in flashes))
+    # once. Each message has an id, by which the field it is about (`Flash.field`) names it as
+    # what describes it (`errors`: field id → message id; the `field_error` macro).
+    texts = [(f, (f.kind, flash_text(language, f))) for f in flashes]
+    ids = {said: f"flash-{n}" for n, said in enumerate(dict.fromkeys(s for _, s in texts), 1)}
+    errors = {f.field: ids[said] for f, said in texts if f.field and f.kind == "error"}
     other = "ur" if language == "en" else "en"
     programmes = request.app.state.runtime.programmes
     html = render_text(
@@ -207,7 +210,8 @@ async def page(
         {
             "staff": staff,
             "csrf_token": staff.csrf_token if staff else "",
-            "flashes": said,
+            "flashes": [(kind, text, ident) for (kind, text), ident in ids.items()],
+            "errors": errors,
             "kept": {name: text for f in flashes for name, text in f.kept.items()},
             "switch_language": (
                 other,

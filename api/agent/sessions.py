@@ -127,6 +127,9 @@ class Flash:
     #: are shown there only, whatever other pages are shown first (required with `kept`;
     #: without words, the message is for the next page, whichever it is).
     page: str = ""
+    #: The id of the field the message is about (a refused form's): on the page, that field is
+    #: marked invalid and described by the message, for a screen reader reaching it.
+    field: str = ""
 
     @property
     def form(self) -> str:
@@ -395,6 +398,7 @@ class SessionStore:
                 "kept": flash.kept,
                 # No words, nothing to wait for: shown on the next page, whichever it is.
                 "page": flash.page if flash.kept else "",
+                "field": flash.field,
                 "at": time.time(),
             },
             ensure_ascii=False,
@@ -497,6 +501,7 @@ def _flash_of(data: dict[str, Any] | None) -> Flash | None:
             {str(k): str(v) for k, v in dict(data.get("labels") or {}).items()},
             {str(k): str(v) for k, v in dict(data.get("kept") or {}).items()},
             str(data.get("page") or ""),
+            str(data.get("field") or ""),
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -187,7 +187,7 @@ class Done:
         # ...and the page confirms what was done (a search leads to its record's page, which
         # confirms nothing).
         if self.says:
-            said = re.findall(r'<p class="flash flash-ok">([^<]*)</p>', shown.text)
+            said = re.findall(r'<p class="flash flash-ok"[^>]*>([^<]*)</p>', shown.text)
             pattern = re.compile(re.escape(self.says)) if isinstance(self.says, str) else self.says
             assert any(pattern.fullmatch(line) for line in said), (*where, said)
 

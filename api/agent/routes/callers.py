@@ -134,11 +134,13 @@ async def _refuse(
     message: str,
     *,
     kept: dict[str, str] | None = None,
+    field: str = "",
     **args: object,
 ) -> RedirectResponse:
-    """Back to the page the form was on, with what was wrong at its top and what was typed
-    (`kept`: field ids → text) back in its fields (there, whatever pages are shown first)."""
-    flash = Flash("error", message, dict(args), kept=kept or {}, page=to)
+    """Back to the page the form was on, with what was wrong at its top and at the field it is
+    about (`field`: its id), and what was typed (`kept`: field ids → text) back in its fields
+    (there, whatever pages are shown first)."""
+    flash = Flash("error", message, dict(args), kept=kept or {}, page=to, field=field)
     await sessions.flash(staff.session, flash)
     return RedirectResponse(to, status_code=303)
 
@@ -204,6 +206,7 @@ async def search(
             staff,
             "/agent",
             N_("That is not a CNIC: a CNIC has 13 digits, like 35202-1234567-1."),
+            field="cnic",
         )
     decision = await runtime.rate_limiter.hit("agent", staff.username)
     if not decision.allowed:
@@ -450,7 +453,10 @@ async def verify(
     )
     if checked.outcome is CheckOutcome.WRONG:
         flash = Flash(
-            "error", N_("Wrong code. %(tries)s tries left."), {"tries": checked.tries_left}
+            "error",
+            N_("Wrong code. %(tries)s tries left."),
+            {"tries": checked.tries_left},
+            field="code",
         )
     else:
         lookup.code_request_id = None
@@ -490,6 +496,8 @@ async def _open_without_code(
             _page_of(lookup),
             N_("Write the reason (at least %(count)s characters)."),
             kept={"override-reason": reason, "request-reason": reason},
+            # The page shows a supervisor the override's box, an agent the request's.
+            field="override-reason" if staff.can(Role.SUPERVISOR) else "request-reason",
             count=MIN_REASON,
         )
     await act(lookup, why)
@@ -596,6 +604,7 @@ async def file_for_caller(
             _page_of(lookup),
             N_("Choose the kind of grievance."),
             kept=kept,
+            field="category",
         )
     found = await registry_repository.get_person_and_household(registry, cnic=lookup.cnic)
     tell_caller = owner_notifier(runtime, db)
@@ -628,6 +637,7 @@ async def file_for_caller(
             _page_of(lookup),
             N_("Describe the grievance (at most 1000 characters)."),
             kept=kept,
+            field="description",
         )
     if filed_now:
         await _audit(

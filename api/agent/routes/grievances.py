@@ -224,9 +224,10 @@ def _back(ticket_id: str) -> RedirectResponse:
     return RedirectResponse(f"/agent/grievances/{ticket_id}", status_code=303)
 
 
-def _too_long_for_sms(note: str, *, kept: dict[str, str], page: str) -> Flash | None:
+def _too_long_for_sms(note: str, *, kept: dict[str, str], page: str, field: str) -> Flash | None:
     """The refusal of a note for the caller that her SMS could not carry whole (giving the form
-    on `page` back what was `kept` of it, to be shortened), else None."""
+    on `page` back what was `kept` of it, to be shortened, and saying so at its box `field`),
+    else None."""
     length = len(clean_text(note))
     if length <= CALLER_NOTE_MAX:
         return None
@@ -235,7 +236,7 @@ def _too_long_for_sms(note: str, *, kept: dict[str, str], page: str) -> Flash | 
         "this one has %(length)s. Shorten it, or write the rest as an internal note."
     )
     args = {"count": CALLER_NOTE_MAX, "length": length}
-    return Flash("error", message, args, kept=kept, page=page)
+    return Flash("error", message, args, kept=kept, page=page, field=field)
 
 
 @router.post("/grievances/{ticket_id}/notes", dependencies=[CsrfChecked])
@@ -253,7 +254,11 @@ async def add_note(
     grievance = await _grievance_or_404(db, ticket_id)
     staff_only = bool(internal)
     kept = {"note" if staff_only else "caller-note": note} if note.strip() else {}
-    refusal = None if staff_only else _too_long_for_sms(note, kept=kept, page=_page_of(grievance))
+    refusal = (
+        None
+        if staff_only
+        else _too_long_for_sms(note, kept=kept, page=_page_of(grievance), field="caller-note")
+    )
     if refusal is not None:
         await sessions.flash(staff.session, refusal)
         return _back(grievance.ticket_id)
@@ -275,6 +280,7 @@ async def add_note(
                 {},
                 kept=kept,
                 page=_page_of(grievance),
+                field="note" if staff_only else "caller-note",
             ),
         )
         return _back(grievance.ticket_id)
@@ -363,11 +369,8 @@ async def change_status(
         raise ConsoleError(403, N_("Only supervisors change a grievance's status."))
     # A refusal gives the note back to the form it was typed in: a supervisor's, or the
     # escalation form an agent sees.
-    kept = (
-        {"status-note" if staff.can(Role.SUPERVISOR) else "escalate-note": note}
-        if note.strip()
-        else {}
-    )
+    note_box = "status-note" if staff.can(Role.SUPERVISOR) else "escalate-note"
+    kept = {note_box: note} if note.strip() else {}
     overtaken = _overtaken(grievance, STATUS_EVENTS, seen)
     if overtaken is not None:
         message = (
@@ -395,14 +398,19 @@ async def change_status(
         return _back(grievance.ticket_id)
     if escalating and not note.strip():
         await sessions.flash(
-            staff.session, Flash("error", N_("Say why the grievance is escalated."), {})
+            staff.session,
+            Flash("error", N_("Say why the grievance is escalated."), {}, field=note_box),
         )
         return _back(grievance.ticket_id)
     previous = grievance.status
     # An agent's reason for escalating is for the supervisors: kept as an internal note, so the
     # caller's SMS says the grievance was escalated and nothing of the staff's discussion.
     reason_only = escalating and not staff.can(Role.SUPERVISOR)
-    refusal = None if reason_only else _too_long_for_sms(note, kept=kept, page=_page_of(grievance))
+    refusal = (
+        None
+        if reason_only
+        else _too_long_for_sms(note, kept=kept, page=_page_of(grievance), field=note_box)
+    )
     if refusal is not None:
         await sessions.flash(staff.session, refusal)
         return _back(grievance.ticket_id)
@@ -430,6 +438,7 @@ async def change_status(
                 labels={"from": "status", "to": "status"},
                 kept=kept,
                 page=_page_of(grievance),
+                field="to",
             ),
         )
         return _back(grievance.ticket_id)
@@ -442,6 +451,7 @@ async def change_status(
                 {},
                 kept=kept,
                 page=_page_of(grievance),
+                field=note_box,
             ),
         )
         return _back(grievance.ticket_id)
@@ -509,7 +519,10 @@ async def assign(
         )
     except service.UnknownAgent:
         await sessions.flash(
-            staff.session, Flash("error", N_("That member of staff cannot take grievances."), {})
+            staff.session,
+            Flash(
+                "error", N_("That member of staff cannot take grievances."), {}, field="agent_id"
+            ),
         )
         return _back(grievance.ticket_id)
     name = (await agents.usernames_by_id(db, ids={chosen})).get(chosen) if chosen else None
