@@ -661,7 +661,8 @@ async def import_registry(
 
     Every file is read through before an extract is refused, and the error names its problems
     (up to PROBLEMS_SHOWN, the rest counted). `progress(step, rows)` is called with
-    `read_step(file)` as rows are validated and with `write_step(file)` as they are written.
+    `read_step(file)` as rows are validated and with `write_step(file)` as they are written
+    (on PostgreSQL, by the lines each slice of the file covers).
     Rows of a programme not in `programmes` (when given) are imported and listed in the
     report's warnings.
     """
@@ -799,27 +800,36 @@ async def _upsert_postgres(apg: Any, spec: _FileSpec, progress: Progress) -> Non
     staging = f"import_{spec.table}"
     columns = ", ".join(spec.columns)
     key = ", ".join(spec.key)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.columns if c not in spec.key)
+    others = [c for c in spec.columns if c not in spec.key]
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in others)
+    # A row the extract does not change is left as it is: a month's extract is mostly the
+    # last one, and rewriting every row would leave as many dead rows (tables twice their size
+    # until vacuumed) and as much WAL for the replica on every import.
+    changed = (
+        f"({', '.join(f'{spec.table}.{c}' for c in others)}) IS DISTINCT FROM "
+        f"({', '.join(f'EXCLUDED.{c}' for c in others)})"
+    )
     # Slices in line order, DISTINCT ON within a slice: a key repeated in a file ends up with
-    # its last row, as it would row by row; and the progress bar moves while writing.
+    # its last row, as it would row by row; and the progress bar moves while writing, by the
+    # lines a slice covers (rows left unchanged are not counted by the statement).
     statement = (
         f"INSERT INTO {spec.table} ({columns}) "  # noqa: S608
         f"SELECT DISTINCT ON ({key}) {columns} FROM {staging} "
         f"WHERE _line >= $1 AND _line < $2 ORDER BY {key}, _line DESC "
-        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {changed}"
     )
     last_line = await apg.fetchval(f"SELECT max(_line) FROM {staging}")  # noqa: S608
     if last_line is None:
         return
     for first in range(2, last_line + 1, UPSERT_SLICE_LINES):
+        last = min(first + UPSERT_SLICE_LINES - 1, last_line)
         try:
-            status = await apg.execute(statement, first, first + UPSERT_SLICE_LINES)
+            await apg.execute(statement, first, first + UPSERT_SLICE_LINES)
         except asyncpg.PostgresError as exc:
-            last = min(first + UPSERT_SLICE_LINES - 1, last_line)
             raise RegistryImportError(
                 spec.filename, None, None, f"lines {first}–{last}: {_first_line(exc)}"
             ) from None
-        progress(write_step(spec.filename), int(status.split()[-1]))
+        progress(write_step(spec.filename), last - first + 1)
 
 
 async def _load_sqlite(
