@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -129,6 +130,36 @@ def _counted(total: int, language: str) -> str:
     return i18n.format_number(total, language)
 
 
+#: First strong isolate and pop directional isolate (Unicode's bidirectional algorithm, UAX #9).
+FSI, PDI = "\u2068", "\u2069"
+
+
+def isolated(value: Any, language: str) -> Any:
+    """`value` as it is put into a sentence of `language`: in a right-to-left one, isolated so
+    it keeps its own direction. Unisolated, a masked phone's stars (neutral characters between
+    two numbers) took the sentence's direction: +92300****567 showed as 567****+92300."""
+    if language not in i18n.RTL:
+        return value
+    if isinstance(value, Markup):
+        return escape(FSI) + value + escape(PDI)
+    return f"{FSI}{value}{PDI}"
+
+
+def _gettext(language: str) -> Callable[..., str]:
+    """The templates' `_`: Jinja's new-style gettext (autoescaped, `%` always applied), with
+    each value put into the sentence `isolated`."""
+    translations = i18n.translations(language)
+
+    @jinja2.pass_context
+    def gettext(context: jinja2.runtime.Context, message: str, **variables: Any) -> str:
+        text = translations.gettext(message)
+        # The catalog's own words are markup, as Jinja's gettext takes them; the values are not.
+        sentence = Markup(text) if context.eval_ctx.autoescape else text  # noqa: S704
+        return sentence % {name: isolated(v, language) for name, v in variables.items()}
+
+    return gettext
+
+
 @cache
 def environment(language: str) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -140,6 +171,7 @@ def environment(language: str) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["_"] = _gettext(language)
     env.globals.update(
         lang=language,
         dir="rtl" if language in i18n.RTL else "ltr",
@@ -172,7 +204,10 @@ def _here(request: Request) -> str:
 
 def flash_text(language: str, flash: Flash) -> str:
     args = {
-        name: i18n.label(language, flash.labels[name], value) if name in flash.labels else value
+        name: isolated(
+            i18n.label(language, flash.labels[name], value) if name in flash.labels else value,
+            language,
+        )
         for name, value in flash.args.items()
     }
     return i18n.gettext(language, flash.message, **args)

@@ -275,7 +275,11 @@ async def test_urdu_pages_show_statuses_and_record_types_in_urdu(
     sadia.cookies.set(i18n.LANGUAGE_COOKIE, "ur", domain="127.0.0.1")
     page = f"/agent/grievances/{ticket}"
     await post_form(sadia, page, f"{page}/status", {"to": "open", "note": ""})
-    assert "شکایت کھلی سے کھلی پر نہیں جا سکتی۔" in (await sadia.get(page)).text
+    # Each value in an Urdu sentence is isolated (FSI ... PDI): it keeps its own direction.
+    assert (
+        "شکایت \u2068کھلی\u2069 سے \u2068کھلی\u2069 پر نہیں جا سکتی۔"
+        in (await sadia.get(page)).text
+    )
     zara = await new_client("zara")
     zara.cookies.set(i18n.LANGUAGE_COOKIE, "ur", domain="127.0.0.1")
     audit_page = (await zara.get("/agent/audit")).text

@@ -11,6 +11,8 @@ from babel.messages.pofile import read_po
 
 from api.agent import i18n
 from api.settings import PROJECT_ROOT
+from tests.agent.conftest import post_form
+from tests.agent.test_callers import open_lookup
 
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)s|%%")
 
@@ -29,6 +31,24 @@ async def test_urdu_pages_are_right_to_left_with_urdu_labels(client, staff):
     assert ">سائن ان کریں</button>" in page
     # The way back to English is a link, in English.
     assert 'lang="en" hreflang="en">English</a>' in page
+
+
+async def test_a_masked_phone_in_an_urdu_sentence_keeps_its_order(new_client, staff, registry):
+    """In a right-to-left sentence the stars of +92300****567 (neutral characters between two
+    numbers) took the sentence's direction: browsers showed 567****+92300, and the agent read
+    the wrong end of the caller's number. Every value put in an Urdu sentence is isolated
+    (FSI ... PDI, U+2068 ... U+2069), keeping its own direction: the flash and the hint."""
+    amina = await new_client("amina")
+    amina.cookies.set(i18n.LANGUAGE_COOKIE, "ur", path="/agent")
+    lookup = await open_lookup(amina)
+    await post_form(amina, lookup, f"{lookup}/code", {})
+    page = (await amina.get(lookup)).text
+    isolated = "\u2068+92300****567\u2069"
+    assert re.search(r'class="flash flash-ok"[^>]*>کوڈ ' + re.escape(isolated), page)
+    assert f'<p class="hint">کوڈ {isolated} پر' in page
+    # English sentences, left to right like the values, are as they were.
+    amina.cookies.set(i18n.LANGUAGE_COOKIE, "en", path="/agent")
+    assert "Code sent to +92300****567." in (await amina.get(lookup)).text
 
 
 async def test_the_language_switch_is_a_link_that_remembers(client, staff):
