@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import asyncpg
+import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -25,6 +26,7 @@ from api.identity import (
     InvalidCnic,
     InvalidPhone,
     mask_cnic,
+    mask_phone,
     normalise_phone,
     normalise_text,
 )
@@ -136,6 +138,21 @@ class Repeated:
     shown: list[tuple[str, list[int]]]
 
 
+#: Numbers that are no Pakistani mobile a warning names, with their lines; the rest are counted.
+NOT_MOBILE_SHOWN = 5
+
+
+@dataclass
+class NotMobiles:
+    """Mobiles a file gives that are phone numbers but no Pakistani mobile (a landline, a
+    foreign number): their persons are imported with no registered mobile."""
+
+    rows: int = 0
+    #: The first NOT_MOBILE_SHOWN, in file order: the line and the number, masked, with what it
+    #: is (`+92423****234, a landline`).
+    shown: list[tuple[int, str]] = field(default_factory=list)
+
+
 @dataclass
 class ImportReport:
     """Rows imported per file (a key repeated in a file counted once) and how long the whole
@@ -151,6 +168,8 @@ class ImportReport:
     ignored: list[str] = field(default_factory=list)
     #: file → columns of its header the extract does not define, left unread.
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+    #: file → the mobiles it gives that are no Pakistani mobile, imported as none.
+    not_mobiles: dict[str, NotMobiles] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -166,10 +185,12 @@ class ImportReport:
             for name, extra in self.ignored_columns.items()
         ]
         repeated = [_repeated_warning(name, found) for name, found in self.repeated.items()]
+        not_mobiles = [_not_mobile_warning(name, found) for name, found in self.not_mobiles.items()]
         return (
             files
             + columns
             + repeated
+            + not_mobiles
             + [
                 f"programme {programme!r} ({rows:,} row(s), first at {where}) is not in the "
                 "programmes file: answers show it as "
@@ -192,6 +213,16 @@ def _repeated_warning(name: str, found: Repeated) -> str:
     )
 
 
+def _not_mobile_warning(name: str, found: NotMobiles) -> str:
+    shown = "; ".join(f"line {line} ({number})" for line, number in found.shown)
+    more = found.rows - len(found.shown)
+    others = f"; and {more:,} more" if more > 0 else ""
+    return (
+        f"{name}: {found.rows:,} mobile(s) are not Pakistani mobile numbers (a code sent there "
+        f"would never arrive), imported as no registered mobile: {shown}{others}"
+    )
+
+
 @dataclass
 class ExportReport:
     """Rows written per file and how long the export took."""
@@ -206,6 +237,16 @@ class ExportReport:
 
 class _Invalid(ValueError):
     """A value that does not fit its column; the caller adds file, line and field."""
+
+
+class _NotMobile(Exception):
+    """A phone number that is no Pakistani mobile: the row is kept with no registered mobile,
+    and the report names it."""
+
+    def __init__(self, described: str) -> None:
+        super().__init__(described)
+        #: The number masked, and what it is: `+92423****234, a landline`.
+        self.described = described
 
 
 # -- values --------------------------------------------------------------------------------
@@ -257,9 +298,25 @@ def _mobile(value: str) -> str | None:
     if _PLAIN_MOBILE.fullmatch(value):
         return value
     try:
-        return normalise_phone(value)
+        e164 = normalise_phone(value)
     except InvalidPhone:
         raise _Invalid(f"{quoted(value)} is not a phone number") from None
+    if _PLAIN_MOBILE.fullmatch(e164):
+        return e164
+    # A registered mobile is where verification codes go (SPEC §3): a landline, a UAN or a
+    # foreign number would never receive one, and refusing a national extract for one such
+    # row would be harsh; phonenumbers has the last word on what is a mobile.
+    number = phonenumbers.parse(e164)
+    kind = phonenumbers.number_type(number)
+    if number.country_code == 92 and kind == phonenumbers.PhoneNumberType.MOBILE:
+        return e164
+    if number.country_code != 92:
+        what = "a foreign number"
+    elif kind == phonenumbers.PhoneNumberType.FIXED_LINE:
+        what = "a landline"
+    else:
+        what = "not a mobile"
+    raise _NotMobile(f"{mask_phone(e164)}, {what}")
 
 
 def _ascii(value: str) -> str:
@@ -511,9 +568,13 @@ def _validated_chunks(
                     )
                     continue
                 values = []
+                not_mobile = None
                 for column, parser, index in zip(spec.columns, parsers, order, strict=True):
                     try:
                         values.append(parser(record[index]))
+                    except _NotMobile as exc:
+                        values.append(None)
+                        not_mobile = exc.described
                     except _Invalid as exc:
                         problems.add(RegistryImportError(name, line, column, str(exc)))
                         break
@@ -526,6 +587,11 @@ def _validated_chunks(
                         )
                     )
                     continue
+                if not_mobile is not None:
+                    found = report.not_mobiles.setdefault(name, NotMobiles())
+                    found.rows += 1
+                    if len(found.shown) < NOT_MOBILE_SHOWN:
+                        found.shown.append((line, not_mobile))
                 values.append(line)
                 chunk.append(tuple(values))
                 if len(chunk) >= CHUNK_ROWS:

@@ -390,6 +390,43 @@ async def test_a_file_alone_may_refer_to_households_already_there(
     assert await scalar(db, "SELECT count(*) FROM persons") == 4
 
 
+async def test_a_landline_or_foreign_number_is_imported_as_no_registered_mobile(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Lahore landline or a foreign number in the mobile column is a phone number but no
+    Pakistani mobile: a code sent there never arrives, so as a registered mobile it locked the
+    person out of verifying. The person is imported without one (as a person with no mobile
+    is), and the warning counts them and names the first lines, the numbers masked."""
+    extract = base_extract()
+    extract["persons.csv"][0][6] = "042-35761234"  # a Lahore landline, written nationally
+    extract["persons.csv"][2][6] = "+447911123456"  # a British mobile
+    report = await import_registry(db, write_extract(tmp_path, extract))
+    assert report.rows["persons.csv"] == 3
+    async with db.engine.connect() as conn:
+        mobiles = dict((await conn.execute(text("SELECT cnic, mobile FROM persons"))).all())
+    assert mobiles == {
+        "3520212345671": None,
+        "3520212345682": "+923001234567",
+        "4210198765433": None,
+    }
+    assert report.warnings() == [
+        "persons.csv: 2 mobile(s) are not Pakistani mobile numbers (a code sent there would "
+        "never arrive), imported as no registered mobile: line 2 (+92423****234, a landline); "
+        "line 4 (+44791****456, a foreign number)"
+    ]
+
+    monkeypatch.setattr(importer, "NOT_MOBILE_SHOWN", 1)
+    result = await asyncio.to_thread(_invoke, "import", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    warning = " ".join(result.stderr.split())
+    assert (
+        "Warning: persons.csv: 2 mobile(s) are not Pakistani mobile numbers (a code sent there "
+        "would never arrive), imported as no registered mobile: line 2 (+92423****234, a "
+        "landline); and 1 more"
+    ) in warning
+    assert "35761234" not in result.output and "7911123456" not in result.output
+
+
 async def test_columns_in_another_order(db: Database, tmp_path: Path) -> None:
     extract = base_extract()
     write_extract(tmp_path, {name: extract[name] for name in ("households.csv", "persons.csv")})
