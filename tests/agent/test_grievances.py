@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from html import unescape as html_unescape
@@ -143,6 +144,42 @@ async def test_notes_internal_and_to_the_caller(new_client, staff, registry, set
     assert any("Monday" in body for body in bodies)
     assert not any("campsite" in body.lower() for body in bodies)
     assert len(await audit_entries(registry, action="add_note")) == 2
+
+
+def note_form(html: str, box: str) -> dict[str, str]:
+    """The hidden fields of the note form holding the textarea `box` ("note", "caller-note")."""
+    forms = re.findall(r'<form method="post" action="[^"]+/notes".*?</form>', html, re.S)
+    [form] = [f for f in forms if f'<textarea id="{box}"' in f]
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+
+
+async def test_a_note_form_sent_twice_adds_the_note_once(new_client, staff, registry, settings):
+    """A double click without JavaScript, or a post sent again after a dropped connection: one
+    note, one SMS to the caller, one audit entry. The same words written again on the page as
+    it is now are another note."""
+    ticket = await file(registry, settings)
+    amina = await new_client("amina")
+    page = f"/agent/grievances/{ticket}"
+    for box, action in (("caller-note", "note"), ("note", "internal_note")):
+        form = {**note_form((await amina.get(page)).text, box), "note": "Visit on Monday"}
+        answers = [
+            *await asyncio.gather(
+                amina.post(f"{page}/notes", data=form), amina.post(f"{page}/notes", data=form)
+            ),
+            await amina.post(f"{page}/notes", data=form),
+        ]
+        assert {(a.status_code, a.headers["location"]) for a in answers} == {(303, page)}
+        assert [e.action for e in await events(registry, ticket)].count(action) == 1
+    async with registry.sessions() as session:
+        sent = list(
+            await session.scalars(select(OutboundMessage.body).where(OutboundMessage.kind != "otp"))
+        )
+    assert len([body for body in sent if "Monday" in body]) == 1
+    assert len(await audit_entries(registry, action="add_note")) == 2
+    shown = (await amina.get(page)).text
+    again = {**note_form(shown, "caller-note"), "note": "Visit on Monday"}
+    await amina.post(f"{page}/notes", data=again)
+    assert [e.action for e in await events(registry, ticket)].count("note") == 2
 
 
 async def test_an_agent_escalates_with_a_reason_kept_from_the_caller(

@@ -144,6 +144,29 @@ def _seen(grievance: Any, actions: frozenset[str]) -> str:
     return str(last.id) if last is not None else "0"
 
 
+def _last_seen(grievance: Any) -> str:
+    """What a note form says its page showed: the id of the grievance's last event (0: none)."""
+    return str(grievance.events[-1].id) if grievance.events else "0"
+
+
+def _sent_again(grievance: Any, seen: str, *, actor: str, internal: bool, note: str) -> Any:
+    """The note a note form added already, when the form is sent again (a double click, a post
+    sent again): one of the same kind and words by the same member of staff, recorded after
+    the last event the form's page showed (`seen`). None for a form without `seen`."""
+    if not (seen.isascii() and seen.isdigit()):
+        return None
+    action = "internal_note" if internal else "note"
+    words = clean_text(note)
+    return next(
+        (
+            e
+            for e in grievance.events
+            if e.id > int(seen) and e.action == action and e.actor == actor and e.note == words
+        ),
+        None,
+    )
+
+
 def _overtaken(grievance: Any, actions: frozenset[str], seen: str) -> Any:
     """The event someone else recorded since the form's page was shown, or None. A post without
     `seen` (no page behind it) is not checked: the transitions table still guards it."""
@@ -211,6 +234,7 @@ async def grievance_page(
         assignee=assignee,
         caller_note_max=CALLER_NOTE_MAX,
         status_seen=_seen(grievance, STATUS_EVENTS),
+        note_seen=_last_seen(grievance),
         assign_seen=_seen(grievance, ASSIGN_EVENTS),
     )
 
@@ -249,10 +273,18 @@ async def add_note(
     runtime: RuntimeDep,
     note: Annotated[str, Form()] = "",
     internal: Annotated[str, Form()] = "",
+    seen: Annotated[str, Form()] = "",
 ) -> Response:
-    """A note: internal ones stay with staff; the others are sent to the caller."""
-    grievance = await _grievance_or_404(db, ticket_id)
+    """A note: internal ones stay with staff; the others are sent to the caller. The same form
+    sent again adds nothing (nor sends the caller a second SMS), and says what the first did."""
+    # Locked from here to the commit: the same form sent twice at once is checked in turn.
+    grievance = await _grievance_or_404(db, ticket_id, lock=True)
     staff_only = bool(internal)
+    added = _sent_again(grievance, seen, actor=staff.username, internal=staff_only, note=note)
+    if added is not None:
+        earlier = None if staff_only else await agents.note_delivery(db, event_id=added.id)
+        await sessions.flash(staff.session, _note_flash(earlier))
+        return _back(grievance.ticket_id)
     kept = {"note" if staff_only else "caller-note": note} if note.strip() else {}
     refusal = (
         None
