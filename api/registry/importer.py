@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -256,6 +256,7 @@ _PLAIN_CNIC = re.compile(r"[1-7][0-9]{12}", re.ASCII)
 _PLAIN_MOBILE = re.compile(r"\+923(?:[0-247][0-9]|3[0-79]|55|64)[0-9]{7}", re.ASCII)
 _SPACE = re.compile(r"\s")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
 _MAX_INT = 2**31 - 1
 #: A value with this many digits or more may be a CNIC (13) or a phone number (10 to 12),
 #: perhaps mistyped or in the wrong column; dates have 8 and are quoted whole.
@@ -339,12 +340,13 @@ def _optional_date(value: str) -> dt.date | None:
 
 
 def _score(value: str) -> Decimal:
-    try:
-        score = Decimal(value.strip())
-    except InvalidOperation:
-        raise _Invalid(f"{quoted(value)} is not a number") from None
-    if not score.is_finite() or not 0 <= score <= 100:
-        raise _Invalid(f"{quoted(value)} is not a PMT score between 0 and 100")
+    text = _ascii(value)
+    # Decimal() also reads '1_8' (18), '1e1', '+18' and 'NaN': a score is written plainly.
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        raise _Invalid(f"{quoted(value.strip())} is not a number (digits and one dot, e.g. 18.25)")
+    score = Decimal(text)
+    if not 0 <= score <= 100:
+        raise _Invalid(f"{quoted(value.strip())} is not a PMT score between 0 and 100")
     return score.quantize(Decimal("0.01"))
 
 

@@ -333,6 +333,7 @@ async def test_urdu_digits_and_a_bom_are_accepted(db: Database, tmp_path: Path) 
     extract["persons.csv"][0][4] = "۱۹۷۵-۰۵-۰۱"
     extract["payments.csv"][0][4] = "۱۳۵۰۰"
     extract["payments.csv"][0][5] = "٢٠٢٦-٠٨-٠١"
+    extract["households.csv"][0][1] = "۱۸.۵"
     await import_registry(db, write_extract(tmp_path, extract, bom=True))
     assert await scalar(db, "SELECT mobile FROM persons WHERE cnic = '3520212345671'") == (
         "+923001234567"
@@ -347,6 +348,8 @@ async def test_urdu_digits_and_a_bom_are_accepted(db: Database, tmp_path: Path) 
             )
         ).one()
     assert (amount, str(start)) == (13500, "2026-08-01")
+    score = await scalar(db, "SELECT pmt_score FROM households WHERE household_id = 'HH-PB-0001'")
+    assert Decimal(str(score)) == Decimal("18.5")
 
 
 async def test_line_breaks_and_tabs_inside_a_field_become_one_space(
@@ -553,6 +556,31 @@ BAD_CASES = [
         2,
         "pmt_score",
         "is not a number",
+    ),
+    (
+        # Python's float() and Decimal() read these; a PMT score is digits and one dot.
+        "pmt with an underscore",
+        _set("households.csv", 0, "pmt_score", "1_8"),
+        "households.csv",
+        2,
+        "pmt_score",
+        "'1_8' is not a number (digits and one dot, e.g. 18.25)",
+    ),
+    (
+        "pmt in e notation",
+        _set("households.csv", 1, "pmt_score", "1e1"),
+        "households.csv",
+        3,
+        "pmt_score",
+        "'1e1' is not a number (digits and one dot, e.g. 18.25)",
+    ),
+    (
+        "pmt with a sign",
+        _set("households.csv", 0, "pmt_score", "+18"),
+        "households.csv",
+        2,
+        "pmt_score",
+        "'+18' is not a number",
     ),
     (
         "pmt out of range",
