@@ -358,6 +358,36 @@ async def test_a_grievance_form_sent_twice_files_it_once(new_client, staff, regi
         assert len(list(await session.scalars(select(Grievance.id)))) == 2
 
 
+async def test_a_code_sent_twice_verifies_once_and_says_nothing_wrong(
+    new_client, staff, registry, app
+):
+    """The verify form sent twice (a double click without JavaScript): the second found its
+    code used by the first, and the record's page said "Send a code first." (or "The code has
+    expired", with a failed verification audited) under "Caller verified"."""
+    amina = await new_client("amina")
+    lookup = await open_lookup(amina)
+    assert (await post_form(amina, lookup, f"{lookup}/code", {})).status_code == 303
+    form = {
+        "csrf_token": csrf_token((await amina.get(lookup)).text),
+        "code": await sent_code(registry),
+    }
+    access = CallerAccess(app.state.runtime.redis, app.state.runtime.settings)
+    lookup_id = lookup.rsplit("/", 1)[1]
+    as_sent = await access.get_lookup(lookup_id, agent="amina")
+    answers = await asyncio.gather(
+        amina.post(f"{lookup}/verify", data=form), amina.post(f"{lookup}/verify", data=form)
+    )
+    # The second read the call before the first was done with it: the code it names is used.
+    await access.save_lookup(as_sent)
+    answers.append(await amina.post(f"{lookup}/verify", data=form))
+    assert {a.status_code for a in answers} == {303}
+    page = (await amina.get(lookup)).text
+    assert "Caller verified." in page and "Registered mobile" in page
+    assert 'class="flash flash-error"' not in page
+    assert len(await audit_entries(registry, action="verify")) == 1
+    assert await audit_entries(registry, action="verify_failed") == []
+
+
 async def test_no_grievance_without_verification(new_client, staff, registry):
     amina = await new_client("amina")
     lookup = await open_lookup(amina)
