@@ -106,6 +106,10 @@ class OverrideRequest:
     session: str = ""
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class CallerAccess:
     """Lookups, grants and override requests, in Redis."""
 
@@ -129,6 +133,10 @@ class CallerAccess:
     @staticmethod
     def _override_key(request_id: str) -> str:
         return f"{SEALED}:override:{request_id}"
+
+    def _asked_key(self, lookup_id: str) -> str:
+        """Which request one call has waiting (its only one: `request_override`)."""
+        return f"{PREFIX}:asked:{self._hash('lookup:' + lookup_id)}"
 
     def _session_grants(self, session: str) -> str:
         """The set of the grant keys made in one console session (ended with it)."""
@@ -212,7 +220,10 @@ class CallerAccess:
 
     async def request_override(
         self, lookup: Lookup, *, reason: str, cnic_masked: str, session: str
-    ) -> OverrideRequest:
+    ) -> OverrideRequest | None:
+        """Ask the supervisors to open the call's record; None when the call has a request
+        waiting already (its form sent twice: a double click, two posts at once), which stays
+        the only one until it is decided or expires."""
         request = OverrideRequest(
             id=secrets.token_urlsafe(12),
             agent=lookup.agent,
@@ -222,7 +233,19 @@ class CallerAccess:
             lookup_id=lookup.id,
             session=session,
         )
+        # Written before it is claimed as the call's: whoever finds the claim taken finds the
+        # request it names, unless that one is gone (decided, expired, no longer readable).
         await self._set(self._override_key(request.id), asdict(request), OVERRIDE_REQUEST_SECONDS)
+        asked = self._asked_key(lookup.id)
+        try:
+            if not await self._redis.set(asked, request.id, nx=True, ex=OVERRIDE_REQUEST_SECONDS):
+                waiting = await self._redis.get(asked)
+                if waiting is not None and await self.get_override(_text(waiting)) is not None:
+                    await self._redis.delete(self._override_key(request.id))
+                    return None
+                await self._redis.set(asked, request.id, ex=OVERRIDE_REQUEST_SECONDS)
+        except RedisError as exc:
+            raise AccessUnavailable from exc
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(f"{PREFIX}:overrides", {request.id: request.requested_at})
@@ -271,7 +294,15 @@ class CallerAccess:
         except RedisError as exc:
             raise AccessUnavailable from exc
         data = self._opened(raw, key)
-        return OverrideRequest(**data) if data else None
+        if not data:
+            return None
+        taken = OverrideRequest(**data)
+        try:
+            # Decided: the call may ask again (after a refusal).
+            await self._redis.delete(self._asked_key(taken.lookup_id))
+        except RedisError as exc:
+            raise AccessUnavailable from exc
+        return taken
 
     # -- storage -----------------------------------------------------------------------------
 

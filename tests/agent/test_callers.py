@@ -431,6 +431,32 @@ async def test_a_supervisor_overrides_with_a_written_reason(new_client, staff, r
     assert view.reason == f"override: {reason}"
 
 
+async def test_a_request_for_an_override_sent_twice_asks_once(new_client, staff, registry):
+    """A double click without JavaScript put the same request twice in the supervisors' list;
+    after a refusal the agent may ask again."""
+    amina, sadia = await new_client("amina"), await new_client("sadia")
+    lookup = await open_lookup(amina)
+    form = {
+        "csrf_token": csrf_token((await amina.get(lookup)).text),
+        "reason": "Registered mobile is switched off; caller at the tehsil office",
+    }
+    action = f"{lookup}/override-request"
+    answers = [
+        *await asyncio.gather(amina.post(action, data=form), amina.post(action, data=form)),
+        await amina.post(action, data=form),
+    ]
+    assert {(a.status_code, a.headers["location"]) for a in answers} == {(303, lookup)}
+    assert "A supervisor has been asked." in (await amina.get(lookup)).text
+    queue = (await sadia.get("/agent/overrides")).text
+    assert queue.count("/deny") == 1
+    assert len(await audit_entries(registry, action="override_request")) == 1
+    refuse = re.search(r'action="(/agent/overrides/[^/]+/deny)"', queue)[1]
+    await post_form(sadia, "/agent/overrides", refuse, {})
+    await post_form(amina, lookup, action, {"reason": form["reason"]})
+    assert (await sadia.get("/agent/overrides")).text.count("/deny") == 1
+    assert len(await audit_entries(registry, action="override_request")) == 2
+
+
 async def test_an_agent_asks_and_a_supervisor_approves(new_client, staff, registry):
     amina = await new_client("amina")
     sadia = await new_client("sadia")

@@ -495,7 +495,8 @@ async def _open_without_code(
 ) -> Response:
     """An override, or an agent's request for one: with no code to vouch for the caller, the
     written reason is all the audit log has, so nothing is done (`act`) until there is one, and
-    the entry (`action`) carries it."""
+    the entry (`action`) carries it. An `act` answering None had been done already (the form
+    sent twice): nothing more is audited, and the agent is told it is done."""
     lookup = await _lookup(access, staff, lookup_id)
     why = _reason(reason)
     if why is None:
@@ -509,8 +510,8 @@ async def _open_without_code(
             field="override-reason" if staff.can(Role.SUPERVISOR) else "request-reason",
             count=MIN_REASON,
         )
-    await act(lookup, why)
-    await _audit(request, db, staff, action, record_id=lookup.cnic, reason=why)
+    if await act(lookup, why) is not None:
+        await _audit(request, db, staff, action, record_id=lookup.cnic, reason=why)
     return await _back_saying(sessions, staff, lookup, done)
 
 
