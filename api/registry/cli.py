@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -43,7 +44,6 @@ from api.registry.remove import (
     RemovalAudit,
     RemovalPlan,
     parse_cnic,
-    read_removal_file,
     remove_from_registry,
 )
 from api.registry.seed import MAX_HOUSEHOLDS, RegistryNotEmpty, sample_cnics, seed_registry
@@ -313,13 +313,10 @@ def remove_command(
                 f"{household_id!r} is not a household id", param_hint="--household"
             )
         plan.add_household(household_id.strip())
-    if file is not None:
-        try:
-            read_removal_file(file, plan)
-        except RegistryImportError as exc:
-            err.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
-            raise typer.Exit(1) from None
-    if not plan.total:
+    # The file is read chunk by chunk as its people are removed, in the removal's transaction:
+    # a bad line rolls back what was removed before it.
+    plan.file = file
+    if not plan.total and file is None:
         err.print(
             "[red]Nothing to remove:[/red] give CNICs, --file FILE or --household ID "
             "(see rabta registry remove --help)."
@@ -330,8 +327,15 @@ def remove_command(
     why = why or (f"rabta registry remove --file {file.name}" if file else "rabta registry remove")
 
     async def work(db: Database) -> None:
+        # A file's lines (comments and blank lines too) make its part of the total an estimate;
+        # a file that cannot be read is named as such by the removal.
+        lines = 0
+        if file is not None:
+            with contextlib.suppress(OSError):
+                lines = await count_lines(file) + 1
+        total = plan.total + lines
         with _progress() as bar:
-            task = bar.add_task("remove", total=plan.total, start=False)
+            task = bar.add_task("remove", total=total, start=False)
             report = await remove_from_registry(
                 db,
                 plan,
@@ -339,6 +343,7 @@ def remove_command(
                 dry_run=dry_run,
                 progress=lambda n: _advance(bar, task, n),
             )
+            bar.update(task, completed=total)
         _summary("Would remove" if dry_run else "Removed", report.removed(), report.seconds)
         if dry_run:
             out.print("Dry run: nothing was changed.")
@@ -360,4 +365,4 @@ def remove_command(
                 + " in the queue."
             )
 
-    _run(work)
+    _run(work, refused="Nothing was removed: the registry is as it was.")

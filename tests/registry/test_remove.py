@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from api.db import Database
+from api.registry import remove
 from api.registry.cli import registry_app
 from api.registry.importer import RegistryImportError
 from api.registry.models import (
@@ -25,8 +26,9 @@ from api.registry.models import (
 )
 from api.registry.remove import (
     RemovalAudit,
+    RemovalChunk,
     RemovalPlan,
-    read_removal_file,
+    read_removal_chunks,
     remove_from_registry,
 )
 from api.registry.repository import get_person_and_household
@@ -186,15 +188,80 @@ async def test_removing_twice_removes_once(registry: Database) -> None:
     assert await _count(registry, AuditEntry, AuditEntry.action == "registry_remove") == 2
 
 
+def _read(path: Path) -> tuple[list[str], list[str]]:
+    """The CNICs and household ids a removal file lists, read through."""
+    cnics: list[str] = []
+    households: list[str] = []
+    for chunk in read_removal_chunks(path):
+        (cnics if chunk.column == "cnic" else households).extend(chunk.keys)
+    return cnics, households
+
+
+def test_a_removal_file_is_read_in_chunks_not_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A national registry update can drop millions of people: the file was read whole into
+    memory (35 million lines, some gigabytes of Python strings) before anything was removed.
+    It is read CHUNK_LINES at a time: the first chunk comes before the reader has reached the
+    end of the file, whose bad last line it has not yet seen."""
+    monkeypatch.setattr(remove, "CHUNK_LINES", 2)
+    path = tmp_path / "leavers.txt"
+    path.write_text(
+        f"{ELIGIBLE}\n# a comment\n{ELIGIBLE_WIFE}\n{UNDER_REVIEW}\nnot a cnic\n",
+        encoding="utf-8",
+    )
+    chunks = read_removal_chunks(path)
+    assert next(chunks) == RemovalChunk("cnic", [ELIGIBLE, ELIGIBLE_WIFE])
+    with pytest.raises(RegistryImportError, match="line 5: 'not a cnic' is not a CNIC"):
+        next(chunks)
+
+    persons = tmp_path / "persons.csv"
+    persons.write_text(
+        f"household_id,cnic\nHH-PB-0001,{ELIGIBLE}\nHH-PB-0001,{ELIGIBLE_WIFE}\n"
+        f"HH-SD-0002,{UNDER_REVIEW}\n",
+        encoding="utf-8",
+    )
+    assert list(read_removal_chunks(persons)) == [
+        RemovalChunk("cnic", [ELIGIBLE, ELIGIBLE_WIFE]),
+        RemovalChunk("cnic", [UNDER_REVIEW]),
+    ]
+
+
+async def test_a_file_read_in_chunks_removes_each_once_all_or_nothing(
+    registry: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dump
+) -> None:
+    """Chunk by chunk, a CNIC the file repeats chunks apart (or also given as an argument) is
+    still removed once and not counted as missing; and a bad line after chunks were removed
+    leaves the registry as it was."""
+    monkeypatch.setattr(remove, "CHUNK_LINES", 2)
+    before = await dump(registry)
+    path = tmp_path / "leavers.txt"
+    given = [ELIGIBLE_WIFE, UNKNOWN, NOT_ELIGIBLE, ELIGIBLE_WIFE, UNKNOWN, ELIGIBLE_WIFE]
+    path.write_text("\n".join([*given, "12345"]) + "\n", encoding="utf-8")
+    with pytest.raises(RegistryImportError, match="line 7: '12345' is not a CNIC"):
+        await remove_from_registry(registry, RemovalPlan(file=path), audit=AUDIT)
+    assert await dump(registry) == before
+    assert await _count(registry, AuditEntry) == 0
+
+    path.write_text("\n".join(given) + "\n", encoding="utf-8")
+    calls: list[int] = []
+    report = await remove_from_registry(
+        registry, RemovalPlan(cnics=[NOT_ELIGIBLE], file=path), audit=AUDIT, progress=calls.append
+    )
+    assert (report.persons, report.cnics_not_found) == (2, 1)
+    assert await _count(registry, AuditEntry, AuditEntry.action == "registry_remove") == 2
+    assert await _count(registry, Person) == 2
+    assert sum(calls) == 1 + len(given)
+
+
 def test_a_file_of_cnics_written_as_people_write_them(tmp_path: Path) -> None:
     path = tmp_path / "leavers.txt"
     path.write_text(
         "\ufeff# leavers, November\r\n35202-1234567-1\r\n\r\n۳۵۲۰۲۱۲۳۴۵۶۷۲\r\n3520212345671\r\n",
         encoding="utf-8",
     )
-    plan = RemovalPlan()
-    read_removal_file(path, plan)
-    assert plan.cnics == [ELIGIBLE, ELIGIBLE_WIFE]
+    # A CNIC written twice is listed twice; removing it removes it once.
+    assert _read(path) == ([ELIGIBLE, ELIGIBLE_WIFE, ELIGIBLE], [])
 
 
 def test_a_csv_file_with_a_cnic_or_household_column(tmp_path: Path) -> None:
@@ -205,18 +272,15 @@ def test_a_csv_file_with_a_cnic_or_household_column(tmp_path: Path) -> None:
     )
     households = tmp_path / "households.csv"
     households.write_text("household_id,status\nHH-KP-0003,active\n", encoding="utf-8")
-    plan = RemovalPlan()
-    read_removal_file(persons, plan)
-    read_removal_file(households, plan)
-    assert plan.cnics == [ELIGIBLE]
-    assert plan.households == ["HH-KP-0003"]
+    assert _read(persons) == ([ELIGIBLE], [])
+    assert _read(households) == ([], ["HH-KP-0003"])
 
 
 def test_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "leavers.txt"
     path.write_text(f"{ELIGIBLE}\n{UNDER_REVIEW}\n12345\n", encoding="utf-8")
     with pytest.raises(RegistryImportError) as caught:
-        read_removal_file(path, RemovalPlan())
+        _read(path)
     assert str(caught.value) == f"{path} line 3: '12345' is not a CNIC (13 digits)"
 
 
@@ -224,13 +288,13 @@ def test_a_bad_cnic_is_quoted_without_its_middle_digits(tmp_path: Path) -> None:
     path = tmp_path / "leavers.txt"
     path.write_text(f"{ELIGIBLE}\n85202-1234567-1\n", encoding="utf-8")
     with pytest.raises(RegistryImportError) as caught:
-        read_removal_file(path, RemovalPlan())
+        _read(path)
     assert str(caught.value) == f"{path} line 2: '85202-*******-1' is not a CNIC (13 digits)"
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryImportError, match="no such file"):
-        read_removal_file(tmp_path / "nope.txt", RemovalPlan())
+        _read(tmp_path / "nope.txt")
 
 
 async def test_cli_removes_and_summarises_without_printing_cnics(
@@ -283,6 +347,9 @@ async def test_cli_refuses_nothing_and_a_bad_cnic_without_touching_the_registry(
     path = tmp_path / "leavers.txt"
     path.write_text(f"{ELIGIBLE}\nnot a cnic\n", encoding="utf-8")
     bad_file = await asyncio.to_thread(runner.invoke, registry_app, ["remove", "--file", str(path)])
+    no_file = await asyncio.to_thread(
+        runner.invoke, registry_app, ["remove", "--file", str(tmp_path / "nope.txt")]
+    )
 
     assert nothing.exit_code == 2
     assert "Nothing to remove" in nothing.output
@@ -290,7 +357,10 @@ async def test_cli_refuses_nothing_and_a_bad_cnic_without_touching_the_registry(
     assert "'12345' is not a CNIC" in bad_argument.output
     assert bad_file.exit_code == 1
     assert "line 2: 'not a cnic' is not a CNIC" in bad_file.output
-    for result in (nothing, bad_argument, bad_file):
+    assert "Nothing was removed: the registry is as it was." in bad_file.output
+    assert no_file.exit_code == 1
+    assert "nope.txt: no such file" in no_file.output
+    for result in (nothing, bad_argument, bad_file, no_file):
         assert "Traceback" not in result.output
     assert await dump(registry) == before
 
