@@ -87,7 +87,9 @@ def csv_line(values: list[str]) -> str:
     buffer = io.StringIO()
     # A cell starting with = + - @ is a formula to a spreadsheet: reasons are typed by staff.
     safe = ["'" + v if v[:1] in ("=", "+", "-", "@", "\t", "\r") else v for v in values]
-    csv.writer(buffer).writerow(safe)
+    # Every cell quoted: a spreadsheet whose list separator is `;` would split an unquoted cell
+    # at one, and a formula after it would be a cell of its own.
+    csv.writer(buffer, quoting=csv.QUOTE_ALL).writerow(safe)
     return buffer.getvalue()
 
 

@@ -79,3 +79,17 @@ async def test_the_count_stops_at_the_cap(new_client, staff, registry, monkeypat
     page = (await zara.get("/agent/audit")).text
     assert "2+ entries." in page
     assert "1 entries." in (await zara.get("/agent/audit", params={"actor": "zara"})).text
+
+
+def test_a_cell_with_a_formula_after_a_semicolon_stays_one_cell():
+    """A spreadsheet set to `;` as its list separator (as many are) splits an unquoted cell at
+    the `;`, and a reason typed `x;=HYPERLINK(…)` became a formula cell of its own: every cell is
+    quoted, so whichever separator the spreadsheet reads, the formula stays inside its cell."""
+    from api.agent.audit import csv_line
+
+    formula = "caller lost her phone;=cmd|' /C calc'!A0"
+    line = csv_line([formula, "amina"])
+    for delimiter in (",", ";"):
+        cells = next(csv.reader(io.StringIO(line), delimiter=delimiter))
+        assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells), cells
+    assert next(csv.reader(io.StringIO(line))) == [formula, "amina"]

@@ -24,10 +24,10 @@ SHOWN_BY = {
         '<input type="hidden" name="view" value="breached">',
     ],
     "/agent/dashboard": [titled("Dashboard")],
-    "/agent/dashboard.csv": ["section,key,day,value"],
+    "/agent/dashboard.csv": ['"section","key","day","value"'],
     "/agent/overrides": [titled("Override requests")],
     "/agent/audit": [titled("Audit log")],
-    "/agent/audit.csv": ["at,actor,action,record_type,record_id,reason,client_ip"],
+    "/agent/audit.csv": ['"at","actor","action","record_type","record_id","reason","client_ip"'],
 }
 #: What the refusal of a page says: whom it is for.
 FOR_WHOM = {

@@ -387,7 +387,7 @@ async def on_dashboard(bench: Bench, client, role) -> Attempt:
 
 
 async def on_dashboard_csv(bench: Bench, client, role) -> Attempt:
-    return Attempt("/agent/dashboard.csv", None, Csv("dashboard", "section,key,day,value"))
+    return Attempt("/agent/dashboard.csv", None, Csv("dashboard", '"section","key","day","value"'))
 
 
 async def on_overrides(bench: Bench, client, role) -> Attempt:
@@ -413,7 +413,7 @@ async def on_audit(bench: Bench, client, role) -> Attempt:
 
 
 async def on_audit_csv(bench: Bench, client, role) -> Attempt:
-    header = "at,actor,action,record_type,record_id,reason,client_ip"
+    header = '"at","actor","action","record_type","record_id","reason","client_ip"'
     return Attempt("/agent/audit.csv", None, Csv("audit", header))
 
 
