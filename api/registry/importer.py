@@ -563,11 +563,14 @@ def _validated_chunks(
                 if not any(record) or not "".join(record).strip():
                     continue
                 if len(record) != width:
-                    problems.add(
-                        RegistryImportError(
-                            name, line, None, f"expected {width} fields, found {len(record)}"
+                    fields = f"expected {width} fields, found {len(record)}"
+                    if len(record) > width:
+                        # The usual cause: a name or a place with a comma, not quoted.
+                        fields += (
+                            ": a value with a comma in it (a name, a place) must be in double "
+                            "quotes"
                         )
-                    )
+                    problems.add(RegistryImportError(name, line, None, fields))
                     continue
                 values = []
                 not_mobile = None

@@ -879,6 +879,26 @@ async def test_a_row_with_the_wrong_number_of_fields(db: Database, tmp_path: Pat
         await import_registry(db, write_extract(tmp_path, extract))
 
 
+async def test_a_row_with_more_fields_than_the_header_hints_at_an_unquoted_comma(
+    db: Database, tmp_path: Path
+) -> None:
+    """A place or a name with a comma, written without quotes by hand or by a tool that does
+    not quote, splits into two fields: the message says where to look."""
+    path = tmp_path / "households.csv"
+    path.write_text(
+        ",".join(HEADERS["households.csv"])
+        + "\nHH-PB-0001,18.5,Punjab,Lahore,Lahore City,2021-03-04,active"
+        + "\nHH-SD-0002,45,Sindh,Karachi Central,Gulberg, Block 7,2022-06-01,active\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(RegistryImportError) as caught:
+        await import_registry(db, tmp_path)
+    assert str(caught.value) == (
+        "households.csv line 3: expected 7 fields, found 8: a value with a comma in it (a "
+        "name, a place) must be in double quotes"
+    )
+
+
 async def test_a_row_over_several_lines_is_named_by_the_line_it_starts_on(
     db: Database, tmp_path: Path
 ) -> None:
