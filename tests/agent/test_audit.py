@@ -93,3 +93,22 @@ def test_a_cell_with_a_formula_after_a_semicolon_stays_one_cell():
         cells = next(csv.reader(io.StringIO(line), delimiter=delimiter))
         assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells), cells
     assert next(csv.reader(io.StringIO(line))) == [formula, "amina"]
+
+
+async def test_browsing_the_log_for_a_person_is_itself_audited(new_client, staff, registry):
+    """Whom a person's record was shown to is about her too: an admin reading the log for a CNIC
+    is recorded as the export of it is, the CNIC masked; browsing it unfiltered or by member of
+    staff is not (the log would fill with its own reading)."""
+    amina = await new_client("amina")
+    await open_lookup(amina)
+    zara = await new_client("zara")
+    assert (await zara.get("/agent/audit")).status_code == 200
+    assert (await zara.get("/agent/audit", params={"actor": "amina"})).status_code == 200
+    assert await audit_entries(registry, record_type="audit_log") == []
+    one = await zara.get("/agent/audit", params={"record": WIFE_FORMATTED})
+    assert one.status_code == 200
+    [seen] = await audit_entries(registry, record_type="audit_log")
+    assert (seen.actor, seen.action) == ("zara", "view")
+    assert seen.reason == f"record_type=person record_id={WIFE_MASKED}"
+    page = (await zara.get("/agent/audit", params={"action": "view"})).text
+    assert ELIGIBLE_WIFE not in page and f"record_id={WIFE_MASKED}" in page

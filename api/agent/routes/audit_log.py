@@ -71,8 +71,9 @@ def _filter(
 
 
 def _export_reason(where: AuditFilter) -> str | None:
-    """What an export was filtered by, as the log keeps it: a CNIC masked, as every page and
-    export shows it, and whatever else was typed masked wherever it could hold a number."""
+    """What an export, or a reading of the log for a person, was filtered by, as the log keeps
+    it: a CNIC masked, as every page and export shows it, and whatever else was typed masked
+    wherever it could hold a number."""
     shown = {k: v for k, v in where.__dict__.items() if v is not None}
     if where.record_id is not None:
         shown["record_id"] = audit.shown_record_id(where.record_type or "", where.record_id)
@@ -95,6 +96,18 @@ async def audit_log(
     """Who looked at or changed what, newest first; CNICs masked. A page links to the older
     entries after it and the newer ones before it (`after`, `before`: a `Cursor`)."""
     where = _filter(actor, action, record, since, until)
+    if where.record_type == RecordType.PERSON and not (after or before):
+        # Whom a person's record was shown to is about her too: reading it is recorded, as
+        # its export is (the first page; the pages after it are the same reading).
+        await audit.record(
+            db,
+            actor=staff.username,
+            action=AuditAction.VIEW,
+            record_type=RecordType.AUDIT_LOG,
+            record_id="page",
+            reason=_export_reason(where),
+            client_ip=audit.client_ip(request),
+        )
     total = await count_audit(db, where=where, cap=COUNT_CAP)
     entries = await list_audit(db, where=where, seek=Seek.of(after, before), limit=PAGE_SIZE)
     query = {
