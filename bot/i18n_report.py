@@ -1,7 +1,9 @@
 """What every SMS reply costs, per language, with worst-case data (`rabta i18n report`).
 
-The budget of SPEC §2 lives here, with the worst-case data it is checked against, so the report
-and the tests (tests/bot/test_dialogue.py, tests/bot/test_i18n_report.py) read one source:
+The budget of SPEC §2 is the SMS channel's (bot/channels/sms.py: the renderer reads it too, to
+leave out a spare line that would go over it); the worst-case data it is checked against lives
+here, so the report and the tests (tests/bot/test_dialogue.py, tests/bot/test_i18n_report.py)
+read one source:
 
 - answers, help, prompts and confirmations (``SMS_ONE_SEGMENT``): 1 segment in English and Roman
   Urdu, at most 2 in Arabic script;
@@ -33,6 +35,13 @@ from rich.table import Table
 from api.eligibility.schemas import ProgrammeState
 from api.grievances.schemas import Category, Status
 from api.payments.schemas import Tranche
+from bot.channels.sms import (
+    LATIN_LANGUAGES,
+    SMS_MESSAGES,
+    sms_budget,
+)
+from bot.channels.sms import SMS_ONE_SEGMENT as SMS_ONE_SEGMENT
+from bot.channels.sms import SMS_TWO_SEGMENTS as SMS_TWO_SEGMENTS
 from bot.formatting import format_date
 from bot.i18n import LANGUAGES
 from bot.render import Renderer
@@ -43,9 +52,6 @@ from bot.segments import Encoding, cost_per_million, measure
 #: an international gateway such as Twilio costs far more: pass its rate with --price/--currency.
 DEFAULT_PRICE_PER_SEGMENT = 0.5
 DEFAULT_CURRENCY = "PKR"
-
-#: Languages written in Latin letters: GSM-7 and the tighter budget.
-LATIN_LANGUAGES: tuple[str, ...] = ("en", "ur_Latn")
 
 #: A place name of 120 characters, as long as the registry takes (`payments.place`, the CSV
 #: importer); the SMS schedule shows the first 60 units of it (`bot.channels.sms.PLACE_UNITS`).
@@ -308,55 +314,6 @@ def _worst_case_variants() -> dict[str, list[dict[str, Any]]]:
 #: reported and tested: the longest word differs between languages.
 WORST_CASE_VARIANTS: dict[str, list[dict[str, Any]]] = _worst_case_variants()
 
-#: SPEC §2: answers, help, prompts and confirmations: one segment in Latin script, two in Arabic.
-SMS_ONE_SEGMENT: list[str] = [
-    "eligibility/eligible",
-    "eligibility/not_eligible",
-    "eligibility/not_found",
-    "eligibility/under_review",
-    "errors/not_cnic",
-    "errors/try_later",
-    "errors/rate_limited",
-    "errors/text_only",
-    "errors/text_only_answer",
-    "help/menu",
-    "help/not_understood",
-    "language/changed",
-    "language/menu",
-    "payments/none",
-    "payments/ask_cnic",
-    "verify/code_sent",
-    "verify/wait",
-    "verify/too_many",
-    "verify/no_mobile",
-    "verify/choose_person",
-    "verify/wrong",
-    "verify/exhausted",
-    "verify/expired",
-    "verify/verified",
-    "otp/code",
-    "subscription/started",
-    "subscription/stopped",
-    "grievance/ask_category",
-    "grievance/ask_category_again",
-    "grievance/ask_cnic",
-    "grievance/ask_description",
-    "grievance/ask_ticket",
-    "grievance/cancelled",
-    "grievance/confirm",
-    "grievance/confirm_again",
-    "grievance/filed",
-    "grievance/list",
-    "grievance/none",
-    "grievance/not_found",
-]
-#: Payment schedules and grievance statuses: two segments in Latin script, three in Arabic. A
-#: grievance update is the status pushed when it changes, with the agent's note (80 characters).
-SMS_TWO_SEGMENTS: list[str] = ["payments/schedule", "grievance/status", "grievance/update"]
-
-#: Every SMS message the report covers, in its order.
-SMS_MESSAGES: list[str] = SMS_ONE_SEGMENT + SMS_TWO_SEGMENTS
-
 #: Templates that are never an SMS body of their own: button and menu labels, words used inside
 #: other messages, and the screens of channels without segments. Every other template must be in
 #: SMS_MESSAGES (tests/bot/test_i18n_report.py checks), so a new SMS reply cannot skip the budget.
@@ -375,12 +332,6 @@ NOT_SMS_MESSAGES: frozenset[str] = frozenset(
 )
 #: Folders of templates for channels that are not SMS.
 NOT_SMS_FOLDERS: tuple[str, ...] = ("telegram/", "ussd/")
-
-
-def sms_budget(name: str, language: str) -> int:
-    """The most segments the SMS `name` may take in `language` (SPEC §2)."""
-    latin = 2 if name in SMS_TWO_SEGMENTS else 1
-    return latin if language in LATIN_LANGUAGES else latin + 1
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import jinja2
 from bot import formatting
 from bot.channels import CHANNELS
 from bot.channels.base import Rendered, Reply
-from bot.channels.sms import PLACE_UNITS
+from bot.channels.sms import PLACE_UNITS, sms_budget
 from bot.i18n import LANGUAGE_KEYWORD, translations
-from bot.segments import cut_to_units
+from bot.segments import cut_to_units, measure
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -169,6 +169,8 @@ class Renderer:
             self.render_text(r.template, r.context, language=language, channel=channel)
             for r in replies
         ]
+        if channel == "sms" and any(r.spare for r in replies):
+            replies, texts = _within_budget(replies, texts, language)
         options = [
             (self.render_text(o.label, o.context, language=language, channel=channel), o.reply)
             for r in replies
@@ -180,6 +182,22 @@ class Renderer:
             end=any(r.end for r in replies),
             ask_contact=any(r.ask_contact for r in replies),
         )
+
+
+def _within_budget(
+    replies: Sequence[Reply], texts: list[str], language: str
+) -> tuple[Sequence[Reply], list[str]]:
+    """The SMS answer's replies (and their texts) without its spare ones when, with them, it
+    would be over the segment budget of the others, or UCS-2 where they are GSM-7 (SPEC §2)."""
+    kept = [(r, t) for r, t in zip(replies, texts, strict=True) if not r.spare]
+    if not kept:
+        return replies, texts
+    compose = CHANNELS["sms"].compose
+    whole, alone = measure(compose(texts, ())), measure(compose([t for _, t in kept], ()))
+    budget = max(sms_budget(r.template, language) for r, _ in kept)
+    if whole.segments <= max(budget, alone.segments) and whole.encoding == alone.encoding:
+        return replies, texts
+    return [r for r, _ in kept], [t for _, t in kept]
 
 
 def _native_count_gettext(catalog: Any, language: str) -> tuple[Any, Any]:

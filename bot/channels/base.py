@@ -54,6 +54,9 @@ class Reply:
     end: bool = False
     #: Offer to share the phone number (Telegram's contact button) as a way to verify.
     ask_contact: bool = False
+    #: Said only when it costs nothing more: an SMS answer leaves it out when with it the answer
+    #: would be over the segment budget of its other replies (SPEC §2; `bot.render`).
+    spare: bool = False
 
 
 @dataclass(frozen=True, slots=True)
