@@ -15,6 +15,10 @@ say "not mine", and the message is then handled afresh from `IDLE`.
       ├──HELP / MENU─────► help
       ├──voice/photo/file► "I read text only: type it" (the step is kept)
       └──anything else───► not understood
+
+At any step that asks a question, a language chosen (`LANG UR`; `LANG` or `زبان` and the
+menu's number; a Telegram button) keeps the question: it is asked again in the new language,
+the draft kept (`change_language`).
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ from bot.dialogue.flows import (
     payments,
     subscription,
     verification,
+    who,
 )
 from bot.dialogue.keywords import Intent
 from bot.dialogue.state import Conversation, Step
 from bot.dialogue.turn import Handler, Policy, Turn
-from bot.i18n import guess_language
+from bot.i18n import guess_language, language_from_code
 from bot.ports import LookupVerdict, Services
 
 INTENTS: dict[Intent, Handler] = {
@@ -94,6 +99,56 @@ STEPS: dict[Step, StepHandler] = {
     Step.GRIEVANCE_DESCRIPTION: grievance.answer_description,
     Step.GRIEVANCE_CONFIRM: grievance.answer_confirmation,
 }
+
+
+#: The question each step asks, asked again as it is (after a language change): the same
+#: prompt the step showed, with the draft the conversation holds.
+QUESTIONS: dict[Step, Handler] = {
+    Step.CHOOSE_PERSON: who.person_question,
+    Step.AWAIT_CODE: verification.code_question,
+    Step.GRIEVANCE_CNIC: grievance.cnic_question,
+    Step.GRIEVANCE_CATEGORY: grievance.category_question,
+    Step.GRIEVANCE_DESCRIPTION: grievance.description_question,
+    Step.GRIEVANCE_CONFIRM: grievance.confirmation_question,
+}
+
+
+async def answer(turn: Turn) -> list[Reply] | None:
+    """The message as the answer to the step the conversation is at; a language chosen while
+    a question waits for its answer keeps the question (`change_language`)."""
+    conversation = turn.conversation
+    command = turn.command
+    if conversation.step is not Step.IDLE and (
+        command.intent is Intent.LANGUAGE and turn.starts_afresh
+    ):
+        argument = command.argument
+        return await change_language(turn, language_from_code(argument) if argument else None)
+    if conversation.step is Step.CHOOSE_LANGUAGE and language.PAUSED in conversation.data:
+        chosen = language.chosen_at_menu(turn)
+        if chosen is not None:
+            return await change_language(turn, chosen)
+        # Not a language: the answer to the question the menu paused ("paise nahi mile" for
+        # the description), or a new request, as it would have been without the menu.
+        language.resume(conversation)
+    return await STEPS[conversation.step](turn)
+
+
+async def change_language(turn: Turn, chosen: str | None) -> list[Reply]:
+    """A language chosen (or, `chosen` None, the menu asked for) while a question waits.
+
+    The question stays: the answer confirms the new language and asks it again in it, the
+    draft (a complaint's category and words, the person chosen, the code sent) kept, and a
+    verified conversation stays verified. On SMS the confirmation is spare: the question alone
+    is sent when both would go over its segment budget (`bot.render`)."""
+    if chosen is None:
+        return language.offer_menu(turn)
+    conversation = turn.conversation
+    language.resume(conversation)
+    question = QUESTIONS.get(conversation.step)
+    if question is None:
+        return language.set_language(turn, chosen)
+    language.remember(turn, chosen)
+    return [Reply("language/changed", spare=True), *await question(turn)]
 
 
 def text_only(conversation: Conversation) -> Reply:
@@ -153,7 +208,7 @@ async def handle(
         replies = [text_only(conversation)]
         return Outcome(replies=replies, language=turn.language, intent=command.intent)
     else:
-        replies = await STEPS[conversation.step](turn)
+        replies = await answer(turn)
     if replies is None:
         conversation.reset()
         replies = await idle(turn)

@@ -73,6 +73,12 @@ async def complaint(turn: Turn) -> list[Reply]:
         conversation.data["then"] = "complaint"
         return who.choose_person(turn, cnics)
     conversation.step = Step.GRIEVANCE_CNIC
+    return await cnic_question(turn)
+
+
+async def cnic_question(turn: Turn) -> list[Reply]:
+    """GRIEVANCE_CNIC's question: the CNIC the complaint is about (or, on Telegram, the phone's
+    contact card)."""
     return [Reply("grievance/ask_cnic", ask_contact=True)]
 
 
@@ -105,12 +111,26 @@ def ask_category(turn: Turn, cnic: Cnic, text: str) -> list[Reply]:
     conversation = turn.conversation
     conversation.step = Step.GRIEVANCE_CATEGORY
     conversation.data = {"cnic": cnic.digits, "description": text}
+    conversation.options = []  # the numbers are the answers themselves
+    return _category_menu()
+
+
+async def category_question(turn: Turn) -> list[Reply]:
+    """GRIEVANCE_CATEGORY's question: the numbered categories."""
+    return _category_menu()
+
+
+def _category_menu() -> list[Reply]:
     options = [
         Option(reply=str(i), label="grievance/category_name", context={"category": c.value})
         for i, c in enumerate(CATEGORIES, 1)
     ]
-    conversation.options = []  # the numbers are the answers themselves
     return [Reply("grievance/ask_category", options=options)]
+
+
+async def description_question(turn: Turn) -> list[Reply]:
+    """GRIEVANCE_DESCRIPTION's question: the complaint in a few words."""
+    return [Reply("grievance/ask_description")]
 
 
 async def answer_category(turn: Turn) -> list[Reply] | None:
@@ -136,7 +156,7 @@ async def answer_category(turn: Turn) -> list[Reply] | None:
     if describes(str(data.get("description", ""))):
         return ask_confirmation(turn)
     turn.conversation.step = Step.GRIEVANCE_DESCRIPTION
-    return [Reply("grievance/ask_description")]
+    return await description_question(turn)
 
 
 async def answer_description(turn: Turn) -> list[Reply] | None:
@@ -150,7 +170,7 @@ async def answer_description(turn: Turn) -> list[Reply] | None:
         return None
     text = complaint_words(turn)
     if not describes(text):
-        return [Reply("grievance/ask_description")]
+        return await description_question(turn)
     turn.conversation.data["description"] = text
     return ask_confirmation(turn)
 
@@ -173,6 +193,12 @@ def describes(text: str) -> bool:
     """True when `text` says something: at least MIN_DESCRIPTION letters or digits. Emoji and
     punctuation alone ("🙏🙏🙏", "...") describe nothing, and an agent could not act on them."""
     return sum(c.isalnum() for c in text) >= MIN_DESCRIPTION
+
+
+async def confirmation_question(turn: Turn) -> list[Reply]:
+    """GRIEVANCE_CONFIRM's question: the draft, its words shown as the turn's language shows
+    them, to file or cancel."""
+    return ask_confirmation(turn)
 
 
 def ask_confirmation(turn: Turn) -> list[Reply]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from api.identity import Cnic
+from api.identity import Cnic, InvalidCnic
 from api.otp.service import CheckOutcome, OtpUnavailable
 from bot.channels.base import Reply
 from bot.dialogue.flows import who
@@ -61,6 +61,19 @@ async def start(turn: Turn, cnic: Cnic, *, then: str) -> list[Reply]:
     if sent.status is CodeStatus.NOT_FOUND:
         return [Reply("eligibility/not_found", {"cnic": cnic.masked})]
     return [Reply("errors/try_later")]
+
+
+async def code_question(turn: Turn) -> list[Reply]:
+    """AWAIT_CODE's question, asked again: the code sent is asked for once more (no new code
+    while it lives: `send_code` resumes it, with the time it has left), and what the flow had
+    gathered waits with it, as when it was sent."""
+    data = turn.conversation.data
+    try:
+        cnic = Cnic.parse(str(data.get("cnic", "")))
+    except InvalidCnic:
+        turn.conversation.reset()
+        return [Reply("verify/expired")]
+    return await start(turn, cnic, then=str(data.get("then", "")))
 
 
 async def enter_code(turn: Turn) -> list[Reply] | None:

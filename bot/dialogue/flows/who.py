@@ -100,6 +100,11 @@ def typed_choice(turn: Turn, *, of: Intent) -> Cnic | None:
     return cnic if cnic.digits in listed else None
 
 
+async def person_question(turn: Turn) -> list[Reply]:
+    """CHOOSE_PERSON's question: which of the phone's CNICs."""
+    return choose_person_again(turn)
+
+
 def choose_person_again(turn: Turn) -> list[Reply]:
     """The same numbered choice of CNICs (after an answer that was none of them)."""
     replies = turn.conversation.options
