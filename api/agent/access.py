@@ -174,12 +174,20 @@ class CallerAccess:
         basis: str,
         reason: str,
         approved_by: str | None = None,
-    ) -> Grant:
-        """Open `cnic`'s record to `agent` in the console session `session` (its key) only."""
+        once: bool = False,
+    ) -> Grant | None:
+        """Open `cnic`'s record to `agent` in the console session `session` (its key) only.
+        With `once`, None when it is open to her there already (a supervisor's override form
+        sent twice: a double click, two posts at once), which stays as it was."""
         now = time.time()
         grant = Grant(agent, basis, reason, approved_by, now, now + GRANT_SECONDS)
         key = self._grant_key(agent, cnic, session)
-        await self._set(key, asdict(grant), GRANT_SECONDS)
+        written = await self._set(key, asdict(grant), GRANT_SECONDS, only_new=once)
+        if not written:
+            if await self.grant_for(agent=agent, cnic=cnic, session=session) is not None:
+                return None
+            # One that no longer opens (the secret key rotated) or has just ended: replaced.
+            await self._set(key, asdict(grant), GRANT_SECONDS)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.sadd(self._session_grants(session), key)
@@ -306,15 +314,20 @@ class CallerAccess:
 
     # -- storage -----------------------------------------------------------------------------
 
-    async def _set(self, key: str, value: dict[str, object], ttl: int | None) -> None:
+    async def _set(
+        self, key: str, value: dict[str, object], ttl: int | None, *, only_new: bool = False
+    ) -> bool:
+        """Store `value` sealed under `key`; with `only_new`, only if the key is not there
+        (False: it was)."""
         payload = self._sealer.seal(json.dumps(value, ensure_ascii=False), where=key)
         try:
             if ttl is None:
-                await self._redis.set(key, payload, keepttl=True)
+                written = await self._redis.set(key, payload, keepttl=True, nx=only_new)
             else:
-                await self._redis.set(key, payload, ex=ttl)
+                written = await self._redis.set(key, payload, ex=ttl, nx=only_new)
         except RedisError as exc:
             raise AccessUnavailable from exc
+        return bool(written)
 
     async def _get(self, key: str) -> dict[str, Any] | None:
         try:

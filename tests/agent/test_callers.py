@@ -431,6 +431,27 @@ async def test_a_supervisor_overrides_with_a_written_reason(new_client, staff, r
     assert view.reason == f"override: {reason}"
 
 
+async def test_an_override_sent_twice_is_recorded_once(new_client, staff, registry):
+    """A supervisor's double click without JavaScript (or two posts at once) wrote the override
+    twice in the audit log: the record is already open to her by the first."""
+    sadia = await new_client("sadia")
+    lookup = await open_lookup(sadia)
+    form = {
+        "csrf_token": csrf_token((await sadia.get(lookup)).text),
+        "reason": "Caller's SIM was blocked by PTA; verified by video call",
+    }
+    action = f"{lookup}/override"
+    answers = [
+        *await asyncio.gather(sadia.post(action, data=form), sadia.post(action, data=form)),
+        await sadia.post(action, data=form),
+    ]
+    assert {(a.status_code, a.headers["location"]) for a in answers} == {(303, lookup)}
+    page = (await sadia.get(lookup)).text
+    assert "Opened by override" in page and "Nasreen Bibi" in page
+    [override] = await audit_entries(registry, action="override")
+    assert (override.actor, override.reason) == ("sadia", form["reason"])
+
+
 async def test_a_request_for_an_override_sent_twice_asks_once(new_client, staff, registry):
     """A double click without JavaScript put the same request twice in the supervisors' list;
     after a refusal the agent may ask again."""

@@ -540,6 +540,7 @@ async def override(
             session=staff.session.key,
             basis="override",
             reason=why,
+            once=True,
         ),
         action=AuditAction.OVERRIDE,
         done=Flash(
