@@ -13,21 +13,28 @@ from urllib.parse import unquote
 
 from api.identity import normalise_text
 
-# Between a CNIC's groups, and a phone's, people type dashes (ASCII or Unicode), spaces and
+# Between a CNIC's digits, and a phone's, people type dashes (ASCII or Unicode), spaces and
 # dots (as `Cnic.parse` reads them), and some underscores or slashes (which it refuses, but an
 # access line's path still holds): each is masked however it was written.
 _SEP = r"[\s\-‐-―−._/]"
+# `Cnic.parse` reads separators anywhere, as many as were typed (`35202 123 4567 1`,
+# `35202  -  1234567  -  1`), and so does `/v1/eligibility/{cnic}`: so is it masked. A
+# separator and a digit never overlap, so the repeated groups cannot backtrack into each other.
 _CNIC = re.compile(
-    rf"(?<![0-9])([1-7][0-9]{{4}}){_SEP}{{0,3}}([0-9]{{7}}){_SEP}{{0,3}}([0-9])(?![0-9])"
+    rf"(?<![0-9])([1-7](?:{_SEP}*[0-9]){{4}})((?:{_SEP}*[0-9]){{7}}){_SEP}*([0-9])(?![0-9])"
 )
+# A phone's groups as people write them (`0300 12 34 567`, `+92 (300) 1234567`): brackets too.
+_PHONE_SEP = r"[\s\-‐-―−._/()]"
+_PHONE_TAIL = rf"((?:{_PHONE_SEP}{{0,3}}[0-9]){{4}})((?:{_PHONE_SEP}{{0,3}}[0-9]){{3}})(?![0-9])"
 _PHONE = re.compile(
-    rf"(?<![0-9])(\+?92|0092|0){_SEP}{{0,2}}(3[0-9]{{2}}){_SEP}{{0,2}}([0-9]{{3}}){_SEP}{{0,2}}"
-    r"([0-9])([0-9]{3})(?![0-9])"
+    rf"(?<![0-9])(\+?92|0092|0){_PHONE_SEP}{{0,3}}(3(?:{_PHONE_SEP}{{0,3}}[0-9]){{2}})"
+    + _PHONE_TAIL
 )
 # A mobile number written without its 0 or +92 (`3001234567`, `300-1234567`), as people type
 # their own.
 _BARE_MOBILE = re.compile(
-    rf"(?<![0-9+])(3[0-9]{{2}}){_SEP}{{0,2}}([0-9]{{3}}){_SEP}{{0,2}}([0-9])([0-9]{{3}})(?![0-9])"
+    rf"(?<![0-9+])(3(?:{_SEP}{{0,2}}[0-9]){{2}})((?:{_SEP}{{0,2}}[0-9]){{4}})"
+    rf"((?:{_SEP}{{0,2}}[0-9]){{3}})(?![0-9])"
 )
 _LONG_DIGITS = re.compile(r"(?<![0-9])([0-9]{2})[0-9]{6,}([0-9]{3})(?![0-9])")
 # Bot API URLs carry the bot's token (httpx logs every request URL).
@@ -35,14 +42,19 @@ _BOT_TOKEN = re.compile(r"bot[0-9]{5,}:[A-Za-z0-9_-]{20,}")
 # Any lone group of exactly six digits may be an OTP: it is never worth the risk.
 _SIX = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
 # What a line needs somewhere for any of it to be masked: six digits in a row (a code, a long
-# number, a CNIC's middle seven, a phone's last seven), three to five digits, a separator and
-# three more (a phone written in groups), a bot token, or what is read again decoded (a
-# percent-escape, as in an access line's path, or any non-ASCII character, such as Urdu
-# digits). Most lines have none (an access log line's five-digit port is not enough), and are
-# passed through after one search instead of five substitutions.
+# number), ten digits or more with separators between them (the shortest phone, a CNIC), a
+# bot token, or what is read again decoded (a percent-escape, as in an access line's path, or
+# any non-ASCII character, such as Urdu digits). Most lines have none (an access log line's
+# five-digit port is not enough), and are passed through after one search instead of five
+# substitutions.
 _MAYBE_SENSITIVE = re.compile(
-    rf"[0-9]{{6}}|[0-9]{{3,5}}{_SEP}{{1,3}}[0-9]{{3}}|bot[0-9]|%[0-9A-Fa-f]{{2}}|[^\x00-\x7f]"
+    rf"[0-9]{{6}}|[0-9](?:{_PHONE_SEP}*[0-9]){{9}}|bot[0-9]|%[0-9A-Fa-f]{{2}}|[^\x00-\x7f]"
 )
+_NOT_DIGITS = re.compile(r"[^0-9]")
+
+
+def _digits(text: str) -> str:
+    return _NOT_DIGITS.sub("", text)
 
 
 def mask_sensitive(text: str) -> str:
@@ -55,11 +67,13 @@ def mask_sensitive(text: str) -> str:
 
 def _mask_all(text: str) -> str:
     masked = _mask_ascii(text)
-    if "%" in masked or not masked.isascii():
+    if "%" in text or not text.isascii():
         # Read again decoded, as the API reads a path or a message: a CNIC percent-escaped or
         # in Urdu digits is one all the same. The line is kept as it was written unless its
-        # decoded form holds something to mask.
-        decoded = normalise_text(unquote(masked))
+        # decoded form holds something to mask. Decoded as written, not as masked: a part of
+        # the number masked as written (`100000000000%C2%A00`'s first twelve digits) would
+        # leave the rest unrecognised.
+        decoded = normalise_text(unquote(text))
         remasked = _mask_ascii(decoded)
         if remasked != decoded:
             return remasked
@@ -68,9 +82,9 @@ def _mask_all(text: str) -> str:
 
 def _mask_ascii(text: str) -> str:
     text = _BOT_TOKEN.sub("bot<token>", text)
-    text = _CNIC.sub(lambda m: f"{m.group(1)}-*******-{m.group(3)}", text)
-    text = _PHONE.sub(lambda m: f"+92{m.group(2)}****{m.group(5)}", text)
-    text = _BARE_MOBILE.sub(lambda m: f"+92{m.group(1)}****{m.group(4)}", text)
+    text = _CNIC.sub(lambda m: f"{_digits(m.group(1))}-*******-{m.group(3)}", text)
+    text = _PHONE.sub(lambda m: f"+92{_digits(m.group(2))}****{_digits(m.group(4))}", text)
+    text = _BARE_MOBILE.sub(lambda m: f"+92{_digits(m.group(1))}****{_digits(m.group(3))}", text)
     text = _LONG_DIGITS.sub(lambda m: f"{m.group(1)}******{m.group(2)}", text)
     return _SIX.sub("******", text)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from urllib.parse import quote
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.identity import Cnic
 from api.logs import _mask_all, install_masking, mask_sensitive
 from tests.conftest import rabta_serve
 
@@ -50,6 +52,20 @@ from tests.conftest import rabta_serve
         # Decoded only to be read: a line with nothing to mask is kept as written.
         ("GET /agent/grievances?q=a%20b 200", "GET /agent/grievances?q=a%20b 200"),
         ("language اردو chosen", "language اردو chosen"),
+        # Cnic.parse reads any number of separators anywhere, and /v1/eligibility answers 200
+        # to such a path: its access line holds the whole number unless it is masked too.
+        (
+            "GET /v1/eligibility/35202%20%20-%20%201234567%20%20-%20%201 200",
+            "GET /v1/eligibility/35202-*******-1 200",
+        ),
+        ("cnic 35202    1234567    1", "cnic 35202-*******-1"),
+        ("cnic 35202 123 4567 1", "cnic 35202-*******-1"),
+        ("cnic 3520 2123 4567 1", "cnic 35202-*******-1"),
+        # Phones written in other groups, or with the operator code in brackets.
+        ("from 0300 12 34 567", "from +92300****567"),
+        ("from +92 300 12 34 567", "from +92300****567"),
+        ("from +92 (300) 1234567", "from +92300****567"),
+        ("from +92.300.123.45.67", "from +92300****567"),
     ],
 )
 def test_mask_sensitive(raw, masked):
@@ -104,6 +120,28 @@ def test_the_quick_pass_masks_exactly_what_the_full_one_does(text):
     percent-escape or a non-ASCII character is passed through unread: the patterns could
     match nothing in it, as written or decoded."""
     assert mask_sensitive(text) == _mask_all(text)
+
+
+_TYPED_SEPARATORS = st.text(alphabet=" -.\u2013\u2212\u00a0", max_size=4)
+
+
+@settings(max_examples=300)
+@given(
+    st.text(alphabet="1234567", min_size=1, max_size=1),
+    st.text(alphabet="0123456789", min_size=12, max_size=12),
+    st.lists(_TYPED_SEPARATORS, min_size=12, max_size=12),
+    st.booleans(),
+)
+def test_whatever_is_read_as_a_cnic_is_masked(first, rest, gaps, escaped):
+    """A CNIC typed with separators anywhere, as many as Cnic.parse reads, in a message or
+    percent-escaped in a path: the line never holds its thirteen digits."""
+    digits = first + rest
+    typed = digits[0] + "".join(gap + digit for gap, digit in zip(gaps, digits[1:], strict=True))
+    assert Cnic.parse(typed).digits == digits
+    line = f"GET /v1/eligibility/{quote(typed)} 200" if escaped else f"cnic {typed} sent"
+    masked = mask_sensitive(line)
+    assert digits not in re.sub(r"[^0-9]", "", masked), masked
+    assert f"{digits[:5]}-*******-{digits[-1]}" in masked
 
 
 def test_every_worker_of_rabta_serve_logs_masked_json_lines(migrated, redis_url, tmp_path):
