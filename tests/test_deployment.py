@@ -146,3 +146,27 @@ def test_the_extract_readme_imports_is_mounted_in_the_api():
         "docker compose exec api rabta registry import /data/extract"
         in (ROOT / "README.md").read_text()
     )
+
+
+def _nginx_locations(nginx: str) -> dict[str, str]:
+    """Each `location` block of the load balancer's server, by what follows the word."""
+    return {
+        match.group(1).strip(): match.group(2)
+        for match in re.finditer(r"location\s+([^{]+)\{([^}]*)\}", nginx)
+    }
+
+
+def test_the_load_balancer_keeps_metrics_from_the_internet():
+    """`lb` publishes port 8000 to the world (Twilio, Telegram and partners call it); `/metrics`
+    names partners, counts traffic and queries the outbox on every scrape, and the docs say to
+    scrape each replica directly, so the load balancer does not pass it on."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    nginx = compose["configs"][compose["services"]["lb"]["configs"][0]["source"]]["content"]
+    locations = _nginx_locations(nginx)
+    # `^~`: a prefix match that wins over any regular expression, `/metrics/` and
+    # `/metrics?…` included (nginx matches the decoded, slash-merged path).
+    assert "^~ /metrics" in locations, locations
+    refused = locations["^~ /metrics"]
+    assert "proxy_pass" not in refused and re.search(r"return\s+404;|deny\s+all;", refused)
+    # Everything else still goes to the replicas.
+    assert "proxy_pass http://rabta_api;" in locations["/"]
