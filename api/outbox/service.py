@@ -25,6 +25,9 @@ Delivery guarantees
   without moving the status back (`delivered` never returns to `sent`).
 * Attempts are counted at claim time, so a message that crashes its worker every time still
   reaches `MAX_ATTEMPTS` and fails instead of looping forever.
+* A verification code is kept only as a keyed hash (SPEC §2): the outbox holds its SMS in clear
+  only until the SMS is done with (sent, or failed for good), then keeps it with the code
+  masked, as the logs do.
 """
 
 from __future__ import annotations
@@ -128,6 +131,11 @@ OUTBOX = cast(Table, OutboundMessage.__table__)
 def utcnow() -> dt.datetime:
     """Now, in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def _done_body(kind: str, body: str) -> dict[str, str]:
+    """What a finished message's row keeps of its body: a code's SMS with the code masked."""
+    return {"body": mask_sensitive(body)} if kind == "otp" else {}
 
 
 def _address(channel: str, to: str) -> str:
@@ -399,6 +407,7 @@ async def _finish_sent(
                 provider_id=provider_id,
                 sent_at=now,
                 locked_until=None,
+                **_done_body(message.kind, message.body),
             )
         )
         return bool(result.rowcount == 1)
@@ -504,6 +513,8 @@ class _Batch:
                 self.report.record(message.id, "lost")
 
     async def finish(self, message: OutboundMessage, outcome: str, **values: Any) -> None:
+        if values.get("status") != "pending":
+            values |= _done_body(message.kind, message.body)
         self._record(message, outcome, await _finish(self.db, message, self.worker_id, **values))
 
     def _record(self, message: OutboundMessage, outcome: str, committed: bool) -> None:
@@ -753,6 +764,8 @@ async def record_status(
         # be claimed and sent again once the lease or the backoff runs out.
         message.status = "sent"
         message.sent_at = message.sent_at or now
+    if message.kind == "otp":
+        message.body = mask_sensitive(message.body)
     status = status.strip().lower()
     STATUS_CALLBACKS.labels(status if status in _STATUS_RANK else "other").inc()
     rank = _STATUS_RANK.get(status)
