@@ -57,11 +57,13 @@ async def _announce(
     template: str | None = None
     now = dt.datetime.now(dt.UTC)
     if channel == "whatsapp" and contact is not None:
+        # The template goes with every WhatsApp update, not only those queued outside the
+        # window: one queued inside it may leave after it closed (a retry's backoff, a worker
+        # that was down), and the worker then sends the template instead of failing it.
+        template = runtime.settings.twilio_whatsapp_update_template
         last = utc(contact.last_inbound_at) if contact.last_inbound_at else None
-        if last is None or now - last > WHATSAPP_WINDOW:
-            template = runtime.settings.twilio_whatsapp_update_template
-            if template is None:
-                channel, to = "sms", contact.phone or ""
+        if (last is None or now - last > WHATSAPP_WINDOW) and template is None:
+            channel, to = "sms", contact.phone or ""
     # The language the person chose last (LANG, a menu, a button) on the channel they filed
     # from, which a choice on any of their channels updates; else the one they filed in (or the
     # agent chose for them).
