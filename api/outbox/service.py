@@ -483,6 +483,7 @@ class _Batch:
         stop: asyncio.Event | None,
         contacts: dict[tuple[str, str], _ContactFacts],
         quiet_grievances: set[int] | None = None,
+        code_ttl: dt.timedelta | None = None,
     ) -> None:
         self.db = db
         self.senders = senders
@@ -493,6 +494,7 @@ class _Batch:
         self.stop = stop
         self.contacts = contacts
         self.quiet_grievances = quiet_grievances or set()
+        self.code_ttl = code_ttl
         self.claimed_at = time.monotonic()
         #: channel → until when the provider asked us to hold off (HTTP 429).
         self.paused: dict[str, dt.datetime] = {}
@@ -550,6 +552,20 @@ class _Batch:
                 "failed",
                 status="failed",
                 error=f"gave up after {self.max_attempts} attempts",
+            )
+            return
+        if (
+            message.kind == "otp"
+            and self.code_ttl is not None
+            and self.now() - utc(message.created_at) > self.code_ttl
+        ):
+            # The code has expired: sent now it would open nothing, and the person would take
+            # the refusal for a typing mistake. She asks for a new one instead.
+            await self.finish(
+                message,
+                "failed",
+                status="failed",
+                error="the code expired before it could be sent",
             )
             return
         facts = self.contacts.get((message.channel, _address(message.channel, message.to)))
@@ -669,8 +685,11 @@ async def deliver_due(
     concurrency: int = 8,
     max_attempts: int = MAX_ATTEMPTS,
     stop: asyncio.Event | None = None,
+    code_ttl: dt.timedelta | None = None,
 ) -> DeliveryReport:
-    """Claim a batch and deliver it: recipients in parallel, each recipient's messages in order."""
+    """Claim a batch and deliver it: recipients in parallel, each recipient's messages in order.
+
+    A verification code's SMS older than `code_ttl` (the code's life) fails instead of going."""
     claimed = await claim_batch(
         db, worker_id=worker_id, limit=limit, lease_seconds=lease_seconds, now=now
     )
@@ -686,6 +705,7 @@ async def deliver_due(
         stop=stop,
         contacts=await _contacts(db, claimed),
         quiet_grievances=await _quiet_grievances_of(db, claimed),
+        code_ttl=code_ttl,
     )
     batch.report.claimed = len(claimed)
     queues: dict[tuple[str, str], list[OutboundMessage]] = {}

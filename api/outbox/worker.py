@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import secrets
@@ -103,6 +104,7 @@ async def run_worker(
                     limit=batch,
                     concurrency=concurrency,
                     stop=stop,
+                    code_ttl=dt.timedelta(seconds=settings.otp_ttl_seconds),
                 )
             except Exception as exc:
                 errors += 1
