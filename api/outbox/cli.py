@@ -112,6 +112,10 @@ async def _work(settings: Settings, *, once: bool, **options: Any) -> DeliveryRe
 FINAL_WINDOW = dt.timedelta(hours=24)
 LIVE = ("pending", "sending")
 DONE = ("sent", "delivered", "failed", "undelivered", "suppressed")
+#: Statuses whose last error says why the messages wait or did not arrive: a refused send
+#: (`failed`) or Twilio's delivery error (`undelivered`: 30003 unreachable handset, 30007
+#: carrier filtering, …). A `sending` message's error is an earlier try's.
+EXPLAINED = ("pending", "failed", "undelivered")
 
 
 @outbox_app.command("stats")
@@ -128,7 +132,7 @@ def stats() -> None:
             status,
             f"{count:,}",
             oldest.isoformat(timespec="seconds"),
-            escape(error or "") if status in ("pending", "failed") else "",
+            escape(error or "") if status in EXPLAINED else "",
         )
     console.print(table if rows else "The outbox is empty.")
     console.print(
