@@ -96,11 +96,18 @@ _TRACEBACK = logging.Formatter()
 #: The id of the HTTP request being answered (api/metrics.py `RequestMetrics` sets it): every
 #: line logged while answering it carries it, so one message's lines can be found together.
 REQUEST_ID: ContextVar[str | None] = ContextVar("rabta_request_id", default=None)
+#: What an operator filters a request's lines on, known once its answer starts (`RequestMetrics`
+#: sets it then, as uvicorn writes the access line): `method`, `route` (the template, never the
+#: path), `status` and `duration_ms` (until the answer's first byte).
+REQUEST_SUMMARY: ContextVar[dict[str, Any] | None] = ContextVar(
+    "rabta_request_summary", default=None
+)
 
 
 def _masking_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _base_factory(*args, **kwargs)
     record.request_id = REQUEST_ID.get()
+    record.request_summary = REQUEST_SUMMARY.get()
     try:
         message = record.getMessage()
     except Exception:  # a broken format string must not lose the record
@@ -136,6 +143,9 @@ class JsonFormatter(MaskingFormatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             payload["request_id"] = request_id
+        summary = getattr(record, "request_summary", None)
+        if summary:
+            payload.update(summary)
         if record.exc_info:
             payload["exc"] = mask_sensitive(self.formatException(record.exc_info))
         return json.dumps(payload, ensure_ascii=False)

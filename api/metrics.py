@@ -31,7 +31,7 @@ from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import RuntimeDep
-from api.logs import REQUEST_ID
+from api.logs import REQUEST_ID, REQUEST_SUMMARY
 from api.outbox.service import CHANNELS
 from api.runtime import Runtime
 
@@ -172,20 +172,33 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        route: str | None = None
         request_id = _request_id(scope)
         REQUEST_ID.set(request_id.decode())
+        REQUEST_SUMMARY.set(None)
 
         async def tracking_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, route
             if message["type"] == "http.response.start":
                 status = message["status"]
+                route = self._route_of(scope)
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+                # uvicorn writes the access line as it sends this: it carries these as fields.
+                REQUEST_SUMMARY.set(
+                    {
+                        "method": _method(scope),
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    }
+                )
             await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            route = self._route_of(scope)
+            if route is None:  # no answer started (the client went away)
+                route = self._route_of(scope)
             REQUESTS.labels(_method(scope), route, str(status)).inc()
             LATENCY.labels(route).observe(time.perf_counter() - started)
 

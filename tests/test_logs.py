@@ -168,3 +168,45 @@ def test_every_worker_of_rabta_serve_logs_masked_json_lines(migrated, redis_url,
     assert all(
         "35202-*******-1" in line["msg"] and "3520212345671" not in line["msg"] for line in access
     ), access
+
+
+async def test_an_access_line_has_the_fields_an_operator_filters_on(app, registry, caplog):
+    """`level="ERROR"` is easy; "the slow ones", "the 5xx of the USSD webhook" need the access
+    line's status, route and duration as fields of their own (the route's template: never the
+    path, which may hold a CNIC)."""
+    import asyncio
+
+    import uvicorn
+
+    from api.logs import JsonFormatter
+    from tests.faults.services import free_port
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            found = await http.get("/v1/eligibility/35202%201234567%201")
+            missing = await http.get("/nothing/3520212345671")
+    finally:
+        server.should_exit = True
+        await task
+    assert (found.status_code, missing.status_code) == (200, 404)
+    access = [
+        json.loads(JsonFormatter().format(record))
+        for record in caplog.records
+        if record.name == "uvicorn.access"
+    ]
+    assert [(line["route"], line["status"]) for line in access] == [
+        ("/v1/eligibility/{cnic}", 200),
+        ("unmatched", 404),
+    ], access
+    for line in access:
+        assert line["method"] == "GET" and line["level"] == "INFO"
+        assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 5000
+        assert line["request_id"]
+        assert "1234567" not in json.dumps(line, ensure_ascii=False)
