@@ -15,7 +15,6 @@ from api.grievances import service as grievance_service
 from api.grievances.schemas import Category, GrievanceOut
 from api.hot import Executor
 from api.identity import Cnic
-from api.metrics import GRIEVANCES
 from api.otp.service import Checked, IssueOutcome, OtpUnavailable
 from api.payments import service as payment_service
 from api.payments.schemas import PaymentSchedule
@@ -214,7 +213,6 @@ class RabtaServices:
                 sla_days=self._runtime.settings.grievance_sla_days,
                 draft_key=draft_key,
             )
-        GRIEVANCES.labels(category.value, self._channel).inc()
         return GrievanceOut.from_grievance(grievance)
 
     async def grievance_owner(self, ticket_id: str) -> str | None:

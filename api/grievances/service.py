@@ -28,6 +28,7 @@ from api.grievances.schemas import (
 )
 from api.grievances.ticket import new_ticket_id, normalise_ticket_id
 from api.identity import Cnic
+from api.metrics import GRIEVANCES
 from api.registry.models import Grievance, GrievanceEvent
 
 #: Awaited once per recorded change, inside the caller's transaction, after the change is flushed
@@ -187,6 +188,9 @@ async def file_grievance(
             return earlier  # the same draft, filed at the same moment by another message
     else:
         raise GrievanceError("no free ticket id found: the id space is nearly full")
+    # Counted here, whichever channel filed it (a message, REST, an agent), and only when filed
+    # now: a draft met again gave back its ticket above.
+    GRIEVANCES.labels(values["category"], channel).inc()
     event = _record(
         grievance,
         at=at,

@@ -380,3 +380,26 @@ async def test_a_draft_filed_for_one_cnic_gives_no_ticket_to_another(
     async with db.transaction() as session:
         with pytest.raises(service.GrievanceError, match="another CNIC"):
             await file_one(session, settings, cnic=Cnic.parse(ELIGIBLE), draft_key="f" * 32)
+
+
+async def test_every_grievance_filed_is_counted_once_whichever_channel(
+    db: Database, settings: Settings
+) -> None:
+    """`rabta_grievances_filed_total` counted only what the messaging channels filed: a
+    grievance filed over REST or by an agent for a caller was never counted, and a draft met
+    again (its ticket given back) was counted once more."""
+    from prometheus_client import REGISTRY
+
+    def filed(channel: str) -> float:
+        labels = {"category": Category.PAYMENT_NOT_RECEIVED.value, "channel": channel}
+        return REGISTRY.get_sample_value("rabta_grievances_filed_total", labels) or 0.0
+
+    before = {channel: filed(channel) for channel in ("api", "agent", "sms")}
+    async with db.transaction() as session:
+        await file_one(session, settings, channel="api")
+        await file_one(session, settings, channel="agent", filed_by="amina")
+        await file_one(session, settings, draft_key="g" * 32)
+    async with db.transaction() as session:
+        await file_one(session, settings, draft_key="g" * 32)
+    after = {channel: filed(channel) for channel in ("api", "agent", "sms")}
+    assert {k: after[k] - before[k] for k in after} == {"api": 1, "agent": 1, "sms": 1}
