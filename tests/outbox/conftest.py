@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from api.db import Database
 from api.outbox.senders import SendResult
 from api.registry.models import OutboundMessage
 
@@ -65,6 +66,14 @@ class RecordingSender:
             )
         )
         return SendResult(provider_id=f"fake-{message.id}-{secrets.token_hex(4)}")
+
+
+async def stored(db: Database, message_id: int) -> OutboundMessage:
+    """The outbox row as the database holds it now."""
+    async with db.sessions() as session:
+        message = await session.get(OutboundMessage, message_id)
+        assert message is not None
+        return message
 
 
 @pytest.fixture

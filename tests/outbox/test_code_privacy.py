@@ -10,7 +10,7 @@ import pytest
 from api.db import Database
 from api.outbox.senders import PermanentSendError
 from api.outbox.service import PRIORITY_OTP, deliver_due, enqueue, record_status
-from api.registry.models import OutboundMessage
+from tests.outbox.conftest import stored
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 PHONE = "+923001234567"
@@ -26,13 +26,6 @@ async def queue_code(db: Database, body: str = BODY) -> int:
         assert message is not None
         message.next_attempt_at = T0
         return message.id
-
-
-async def stored(db: Database, message_id: int) -> OutboundMessage:
-    async with db.sessions() as session:
-        message = await session.get(OutboundMessage, message_id)
-        assert message is not None
-        return message
 
 
 async def test_a_sent_code_is_masked_in_the_outbox(db, sender, senders):

@@ -9,7 +9,7 @@ import datetime as dt
 from api.db import Database
 from api.outbox.service import PRIORITY_OTP, deliver_due, enqueue
 from api.outbox.worker import run_worker
-from api.registry.models import OutboundMessage
+from tests.outbox.conftest import stored
 
 PHONE = "+923001234567"
 
@@ -29,13 +29,6 @@ async def queue_code(db: Database, *, age: dt.timedelta, kind: str = "otp") -> i
         message.created_at = now - age
         message.next_attempt_at = now - dt.timedelta(seconds=1)
         return message.id
-
-
-async def stored(db: Database, message_id: int) -> OutboundMessage:
-    async with db.sessions() as session:
-        message = await session.get(OutboundMessage, message_id)
-        assert message is not None
-        return message
 
 
 async def test_the_worker_does_not_send_a_code_older_than_its_life(settings, db, sender, senders):

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
 from api.agent import audit
-from api.agent.deps import AdminStaff, ConsoleDbDep
+from api.agent.deps import AdminStaff, ConsoleDbDep, Staff
 from api.agent.i18n import N_, PKT
 from api.agent.pages import COUNT_CAP, Seek, page
 from api.agent.repository import AuditFilter, count_audit, list_audit
@@ -80,6 +81,28 @@ def _export_reason(where: AuditFilter) -> str | None:
     return mask_sensitive(" ".join(f"{k}={v}" for k, v in shown.items()))[:1000] or None
 
 
+async def _audit_reading(
+    request: Request,
+    db: AsyncSession,
+    staff: Staff,
+    where: AuditFilter,
+    *,
+    action: AuditAction,
+    record_id: str,
+) -> None:
+    """The log read (a page of it for a person, or an export), in the log: by whom, filtered by
+    what."""
+    await audit.record(
+        db,
+        actor=staff.username,
+        action=action,
+        record_type=RecordType.AUDIT_LOG,
+        record_id=record_id,
+        reason=_export_reason(where),
+        client_ip=audit.client_ip(request),
+    )
+
+
 @router.get("/audit")
 async def audit_log(
     request: Request,
@@ -99,15 +122,7 @@ async def audit_log(
     if where.record_type == RecordType.PERSON and not (after or before):
         # Whom a person's record was shown to is about her too: reading it is recorded, as
         # its export is (the first page; the pages after it are the same reading).
-        await audit.record(
-            db,
-            actor=staff.username,
-            action=AuditAction.VIEW,
-            record_type=RecordType.AUDIT_LOG,
-            record_id="page",
-            reason=_export_reason(where),
-            client_ip=audit.client_ip(request),
-        )
+        await _audit_reading(request, db, staff, where, action=AuditAction.VIEW, record_id="page")
     total = await count_audit(db, where=where, cap=COUNT_CAP)
     entries = await list_audit(db, where=where, seek=Seek.of(after, before), limit=PAGE_SIZE)
     query = {
@@ -156,15 +171,7 @@ async def audit_csv(
 ) -> Response:
     """The filtered log as CSV, streamed from its own read session (CNICs masked)."""
     where = _filter(actor, action, record, since, until)
-    await audit.record(
-        db,
-        actor=staff.username,
-        action=AuditAction.EXPORT,
-        record_type=RecordType.AUDIT_LOG,
-        record_id="csv",
-        reason=_export_reason(where),
-        client_ip=audit.client_ip(request),
-    )
+    await _audit_reading(request, db, staff, where, action=AuditAction.EXPORT, record_id="csv")
 
     async def lines() -> AsyncIterator[str]:
         # The request's session is closed once the response starts: the export reads with its own.
