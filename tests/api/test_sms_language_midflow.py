@@ -210,15 +210,6 @@ async def test_a_verified_conversation_stays_verified(client, app, settings, reg
     assert await codes_sent(db) == 1
 
 
-async def test_lang_with_words_at_the_description_is_still_the_description(client, registry):
-    chat = Chat(client, NOT_ELIGIBLE_PHONE)
-    await chat.send("LANG EN")
-    await chat.send("COMPLAINT")
-    await chat.send("1")
-    confirm = await chat.send("LANG ki wajah se paise nahi mile")
-    assert '"LANG ki wajah se paise nahi mile"' in confirm, confirm
-
-
 async def test_idle_lang_is_the_confirmation_alone(client, registry):
     chat = Chat(client, NOT_ELIGIBLE_PHONE)
     assert await chat.send("LANG EN") == "Language set to English. Send HELP for the menu."
